@@ -1,0 +1,77 @@
+import { Command, Option } from 'commander';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createLogger } from '../log.js';
+import { ensureTokenFile } from '../peer/auth.js';
+import { PeerServer } from '../peer/server.js';
+import { PROTOCOL_VERSION } from '../protocol/version.js';
+import { parseListen } from './listen.js';
+
+const program = new Command('mirrorfs-peer')
+  .description(
+    'Serve a mirrorfs filer: keep a mirrored tree as ordinary files under --data and apply changes ' +
+      'from authenticated mounts and relays, durably (fsync before acknowledging).',
+  )
+  .requiredOption('--data <dir>', 'directory holding the mirrored tree (must exist)')
+  .option('--listen <host:port>', 'address to listen on', '127.0.0.1:7070')
+  .option('--name <name>', 'name of this peer in logs and status', hostname())
+  .option('--token-file <file>', 'file holding the shared secret; created (mode 0600) if missing (default: <state>/token)')
+  .option('--state <dir>', 'where the peer keeps its SQLite state (default: <data>/.mirrorfs, hidden from mounts)')
+  .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
+  .version(`mirrorfs-peer (protocol ${PROTOCOL_VERSION})`, '--version')
+  .addHelpText(
+    'after',
+    '\nExamples:\n' +
+      '  mirrorfs-peer --data /srv/mirror --listen 0.0.0.0:7070 --token-file /etc/mirrorfs/token\n' +
+      '  mirrorfs-peer --data ./east --listen 127.0.0.1:7071 --name east\n' +
+      '\nSIGTERM or SIGINT: stop accepting requests, finish those in flight (10 s at most), exit 0.',
+  );
+
+async function main(): Promise<void> {
+  program.parse();
+  const o = program.opts<{ data: string; listen: string; name: string; tokenFile?: string; state?: string; logLevel: string }>();
+  const log = createLogger(`peer:${o.name}`, o.logLevel);
+  const dataDir = resolve(o.data);
+  if (!existsSync(dataDir) || !statSync(dataDir).isDirectory()) {
+    fail(`--data ${dataDir}: not an existing directory (create it first: mkdir -p ${dataDir})`);
+  }
+  const { host, port } = parseListen(o.listen);
+  const stateDir = resolve(o.state ?? join(dataDir, '.mirrorfs'));
+  const tokenFile = resolve(o.tokenFile ?? join(stateDir, 'token'));
+  let server: PeerServer;
+  try {
+    // The state directory must exist before the token can be created inside it.
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    const { token, created } = ensureTokenFile(tokenFile);
+    if (created) process.stderr.write(`mirrorfs-peer: created a new token in ${tokenFile}; give it to the mount (--token-file)\n`);
+    server = await PeerServer.start({ dataDir, stateDir, host, port, name: o.name, token, logger: log });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE') fail(`cannot listen on ${host}:${port}: address already in use (another peer running? pick another --listen)`);
+    fail(`cannot start: ${e.message}`);
+  }
+  process.stdout.write(`mirrorfs-peer ${o.name} listening on ${host}:${server.port} data=${dataDir}\n`);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'signal received');
+    server
+      .shutdown()
+      .then(() => process.exit(0))
+      .catch((err) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+function fail(message: string): never {
+  process.stderr.write(`mirrorfs-peer: ${message}\n`);
+  process.exit(1);
+}
+
+await main();

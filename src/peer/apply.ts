@@ -1,0 +1,249 @@
+import {
+  closeSync, constants, fchmodSync, fstatSync, ftruncateSync, lchownSync, linkSync, lstatSync, lutimesSync,
+  mkdirSync, openSync, renameSync, rmdirSync, symlinkSync, unlinkSync, writeSync,
+} from 'node:fs';
+import { dirname } from 'node:path';
+import { removeAttributeSync, setAttributeSync, getAttributeSync } from 'fs-xattr';
+import { MirrorError } from '../protocol/errors.js';
+import type { Mutation } from '../protocol/ops.js';
+import { syncAll, syncData, syncDir } from './durable.js';
+import type { Tree } from './tree.js';
+
+/**
+ * Applying changing operations to the data directory, durably: each function
+ * returns only once its effect survives a power cut (data via fdatasync,
+ * attributes via fsync, names via fsync of the parent directory).
+ *
+ * `redo` is set when the peer finds an intent for this (mount, seq) without an
+ * outcome: it crashed while applying it, so the change may already be there.
+ * Namespace operations then treat "already done" states as success, which is
+ * safe because the mount orders operations on one name (nothing later on that
+ * name can have been applied before this one was acknowledged).
+ */
+
+export type MutationResult = { written?: number } | null;
+
+const WRITE_FLAGS = constants.O_WRONLY | constants.O_NOFOLLOW;
+
+type Handler<K extends Mutation['op']> = (tree: Tree, req: Extract<Mutation, { op: K }>, payload: Buffer, redo: boolean) => Promise<MutationResult>;
+
+const handlers: { [K in Mutation['op']]: Handler<K> } = {
+  async create(tree, req, _payload, redo) {
+    const abs = tree.resolve(req.path);
+    let fd: number;
+    try {
+      fd = openSync(abs, constants.O_CREAT | constants.O_WRONLY | constants.O_NOFOLLOW | (req.exclusive ? constants.O_EXCL : 0), req.mode);
+    } catch (err) {
+      if (redo && errnoOf(err) === 'EEXIST' && lstatSync(abs).isFile()) return null;
+      throw err;
+    }
+    try {
+      fchmodSync(fd, req.mode); // exact mode, whatever the umask
+      await syncAll(fd);
+    } finally {
+      closeSync(fd);
+    }
+    await syncDir(dirname(abs));
+    return null;
+  },
+
+  async write(tree, req, payload) {
+    const abs = tree.resolve(req.path);
+    const fd = openSync(abs, WRITE_FLAGS);
+    try {
+      const sizeBefore = fstatSync(fd).size;
+      let done = 0;
+      try {
+        while (done < payload.length) done += writeSync(fd, payload, done, payload.length - done, req.offset + done);
+      } catch (err) {
+        // Leave nothing half-applied where we can: a write that failed part-way
+        // (ENOSPC) and had extended the file is cut back to the size it had.
+        // Bytes overwritten inside the old size cannot be restored here.
+        if (fstatSync(fd).size > sizeBefore) ftruncateSync(fd, sizeBefore);
+        throw err;
+      }
+      await syncData(fd);
+      return { written: done };
+    } finally {
+      closeSync(fd);
+    }
+  },
+
+  async truncate(tree, req) {
+    const abs = tree.resolve(req.path);
+    const fd = openSync(abs, WRITE_FLAGS);
+    try {
+      ftruncateSync(fd, req.size);
+      await syncData(fd);
+    } finally {
+      closeSync(fd);
+    }
+    return null;
+  },
+
+  async unlink(tree, req, _payload, redo) {
+    const abs = tree.resolve(req.path);
+    try {
+      unlinkSync(abs);
+    } catch (err) {
+      if (!(redo && errnoOf(err) === 'ENOENT')) throw err;
+    }
+    await syncDir(dirname(abs));
+    return null;
+  },
+
+  async mkdir(tree, req, _payload, redo) {
+    const abs = tree.resolve(req.path);
+    try {
+      mkdirSync(abs, { mode: req.mode });
+    } catch (err) {
+      if (!(redo && errnoOf(err) === 'EEXIST' && lstatSync(abs).isDirectory())) throw err;
+    }
+    await syncDir(dirname(abs));
+    return null;
+  },
+
+  async rmdir(tree, req, _payload, redo) {
+    if (req.path === '') throw new MirrorError('MFS_ERRNO', 'cannot remove the root of the tree', { errno: 'EBUSY' });
+    const abs = tree.resolve(req.path);
+    try {
+      rmdirSync(abs);
+    } catch (err) {
+      if (!(redo && errnoOf(err) === 'ENOENT')) throw err;
+    }
+    await syncDir(dirname(abs));
+    return null;
+  },
+
+  async rename(tree, req, _payload, redo) {
+    if (req.from === '' || req.to === '') throw new MirrorError('MFS_ERRNO', 'cannot rename the root of the tree', { errno: 'EBUSY' });
+    const from = tree.resolve(req.from, 'from');
+    const to = tree.resolve(req.to, 'to');
+    try {
+      renameSync(from, to);
+    } catch (err) {
+      if (!(redo && errnoOf(err) === 'ENOENT' && exists(to))) throw err;
+    }
+    await syncDir(dirname(to));
+    if (dirname(from) !== dirname(to)) await syncDir(dirname(from));
+    return null;
+  },
+
+  async symlink(tree, req, _payload, redo) {
+    const abs = tree.resolve(req.path);
+    try {
+      // The target is data (like a file's contents): the peer stores it and never follows it.
+      symlinkSync(req.target, abs);
+    } catch (err) {
+      if (!(redo && errnoOf(err) === 'EEXIST' && lstatSync(abs).isSymbolicLink())) throw err;
+    }
+    await syncDir(dirname(abs));
+    return null;
+  },
+
+  async link(tree, req, _payload, redo) {
+    const from = tree.resolve(req.from, 'from');
+    const abs = tree.resolve(req.path);
+    try {
+      linkSync(from, abs); // link(2) does not follow a final symlink in `from`
+    } catch (err) {
+      if (!(redo && errnoOf(err) === 'EEXIST')) throw err;
+    }
+    await syncDir(dirname(abs));
+    return null;
+  },
+
+  async chmod(tree, req) {
+    const { abs } = tree.resolveNoFollow(req.path);
+    const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      fchmodSync(fd, req.mode);
+      await syncAll(fd);
+    } finally {
+      closeSync(fd);
+    }
+    return null;
+  },
+
+  async chown(tree, req) {
+    const abs = tree.resolve(req.path);
+    lchownSync(abs, req.uid, req.gid);
+    await syncInode(abs);
+    return null;
+  },
+
+  async utimens(tree, req) {
+    const abs = tree.resolve(req.path);
+    lutimesSync(abs, req.atimeMs / 1000, req.mtimeMs / 1000);
+    await syncInode(abs);
+    return null;
+  },
+
+  async setxattr(tree, req, payload) {
+    const { abs } = tree.resolveNoFollow(req.path);
+    if (req.flags !== 'any') {
+      const present = hasXattr(abs, req.name);
+      if (req.flags === 'create' && present) throw new MirrorError('MFS_ERRNO', `xattr ${req.name} exists`, { errno: 'EEXIST' });
+      if (req.flags === 'replace' && !present) throw new MirrorError('MFS_ERRNO', `xattr ${req.name} does not exist`, { errno: 'ENODATA' });
+    }
+    setAttributeSync(abs, req.name, payload);
+    await syncInode(abs);
+    return null;
+  },
+
+  async removexattr(tree, req, _payload, redo) {
+    const { abs } = tree.resolveNoFollow(req.path);
+    try {
+      removeAttributeSync(abs, req.name);
+    } catch (err) {
+      if (!(redo && errnoOf(err) === 'ENODATA')) throw err;
+    }
+    await syncInode(abs);
+    return null;
+  },
+
+  async fsync(tree, req) {
+    // Every acknowledged change is already durable; fsync only checks the path.
+    tree.resolve(req.path);
+    return null;
+  },
+};
+
+export function applyMutation(tree: Tree, req: Mutation, payload: Buffer, redo: boolean): Promise<MutationResult> {
+  const handler = handlers[req.op] as Handler<typeof req.op>;
+  return handler(tree, req as never, payload, redo);
+}
+
+/** fsync an inode; a symlink cannot be opened, so its parent directory's flush carries it (ext4 journals both). */
+async function syncInode(abs: string): Promise<void> {
+  if (lstatSync(abs).isSymbolicLink()) return syncDir(dirname(abs));
+  const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    await syncAll(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function hasXattr(abs: string, name: string): boolean {
+  try {
+    getAttributeSync(abs, name);
+    return true;
+  } catch (err) {
+    if (errnoOf(err) === 'ENODATA') return false;
+    throw err;
+  }
+}
+
+function exists(abs: string): boolean {
+  try {
+    lstatSync(abs);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function errnoOf(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException)?.code;
+}

@@ -1,0 +1,72 @@
+import { closeSync, constants, fdatasync, fsync, openSync } from 'node:fs';
+import { promisify } from 'node:util';
+
+const fsyncAsync = promisify(fsync);
+const fdatasyncAsync = promisify(fdatasync);
+
+/**
+ * Flushing to stable storage. These are the only waits on the disk in the
+ * write path, so they run on libuv's thread pool (the event loop keeps serving
+ * other streams meanwhile); everything else in apply.ts is a short syscall.
+ */
+
+/** Flush a file's data and the metadata needed to read it back (size). */
+export function syncData(fd: number): Promise<void> {
+  return fdatasyncAsync(fd);
+}
+
+/** Flush a file's data and all its metadata (mode, owner, times, xattrs). */
+export function syncAll(fd: number): Promise<void> {
+  return fsyncAsync(fd);
+}
+
+/**
+ * Flush a directory, making entries created, removed or renamed in it durable.
+ * Concurrent requests for one directory share a flush that starts after their
+ * change (group commit): a request arriving while a flush runs waits for the
+ * next one, because the running flush may have started before its change.
+ */
+const dirFlushes = new Map<string, { running: Promise<void>; next: Promise<void> | null }>();
+
+export function syncDir(dir: string): Promise<void> {
+  const entry = dirFlushes.get(dir);
+  if (!entry) {
+    const running = flushDir(dir).finally(() => advance(dir));
+    dirFlushes.set(dir, { running, next: null });
+    return running;
+  }
+  if (!entry.next) {
+    entry.next = entry.running.catch(() => undefined).then(() => flushDir(dir));
+  }
+  return entry.next;
+}
+
+function advance(dir: string): void {
+  const entry = dirFlushes.get(dir);
+  if (!entry) return;
+  if (entry.next) {
+    const running = entry.next.finally(() => advance(dir));
+    dirFlushes.set(dir, { running, next: null });
+  } else {
+    dirFlushes.delete(dir);
+  }
+}
+
+async function flushDir(dir: string): Promise<void> {
+  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await fsyncAsync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Flush a path's inode by opening it without following a final symlink. */
+export async function syncPath(abs: string, all = true): Promise<void> {
+  const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    await (all ? fsyncAsync(fd) : fdatasyncAsync(fd));
+  } finally {
+    closeSync(fd);
+  }
+}

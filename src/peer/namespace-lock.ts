@@ -1,0 +1,47 @@
+/**
+ * A readers-writer lock over the tree's namespace. Renames and rmdirs take it
+ * exclusively because they are the only operations that can change what an
+ * already-checked directory path resolves to (see tree.ts); everything else
+ * shares it. Waiters are served in arrival order, so neither side starves.
+ */
+export class NamespaceLock {
+  private shared = 0;
+  private exclusive = false;
+  private readonly queue: { exclusive: boolean; grant: () => void }[] = [];
+
+  async run<T>(exclusive: boolean, fn: () => Promise<T>): Promise<T> {
+    await this.acquire(exclusive);
+    try {
+      return await fn();
+    } finally {
+      this.release(exclusive);
+    }
+  }
+
+  private acquire(exclusive: boolean): Promise<void> {
+    if (this.queue.length === 0 && this.canGrant(exclusive)) {
+      this.take(exclusive);
+      return Promise.resolve();
+    }
+    return new Promise((grant) => this.queue.push({ exclusive, grant }));
+  }
+
+  private canGrant(exclusive: boolean): boolean {
+    return exclusive ? !this.exclusive && this.shared === 0 : !this.exclusive;
+  }
+
+  private take(exclusive: boolean): void {
+    if (exclusive) this.exclusive = true;
+    else this.shared++;
+  }
+
+  private release(exclusive: boolean): void {
+    if (exclusive) this.exclusive = false;
+    else this.shared--;
+    while (this.queue.length > 0 && this.canGrant(this.queue[0]!.exclusive)) {
+      const next = this.queue.shift()!;
+      this.take(next.exclusive);
+      next.grant();
+    }
+  }
+}

@@ -1,0 +1,99 @@
+import { closeSync, constants, lstatSync, openSync, readSync, readdirSync, readlinkSync, statfsSync, type Stats } from 'node:fs';
+import { join } from 'node:path';
+import { getAttributeSync, listAttributesSync } from 'fs-xattr';
+import { MirrorError } from '../protocol/errors.js';
+import type { ReadRequest, WireStat, WireStatfs } from '../protocol/ops.js';
+import { RESERVED_ROOT_NAMES } from '../protocol/paths.js';
+import type { Tree } from './tree.js';
+
+/**
+ * Serving reads from the data directory. None of these follow a symlink at the
+ * end of the path: a symlink is reported as itself (lstat, readlink), and data
+ * reads of one are refused.
+ */
+
+export interface ReadOutcome {
+  result?: unknown;
+  payload?: Buffer;
+}
+
+export function toWireStat(st: Stats): WireStat {
+  return {
+    type: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other',
+    mode: st.mode,
+    uid: st.uid,
+    gid: st.gid,
+    size: st.size,
+    nlink: st.nlink,
+    ino: st.ino,
+    blocks: st.blocks,
+    atimeMs: st.atimeMs,
+    mtimeMs: st.mtimeMs,
+    ctimeMs: st.ctimeMs,
+  };
+}
+
+/** Names in a directory, hiding the peer's own state at the root. */
+export function listNames(abs: string, isRoot: boolean): string[] {
+  const names = readdirSync(abs);
+  return isRoot ? names.filter((n) => !RESERVED_ROOT_NAMES.has(n)) : names;
+}
+
+/** xattr names readable on a path (none on symlinks: reading them would follow the link). */
+export function xattrNames(abs: string, st: Stats): string[] {
+  if (st.isSymbolicLink()) return [];
+  return listAttributesSync(abs);
+}
+
+export function serveRead(tree: Tree, req: ReadRequest): ReadOutcome {
+  switch (req.op) {
+    case 'getattr':
+      return { result: toWireStat(lstatSync(tree.resolve(req.path))) };
+    case 'readdir': {
+      const abs = tree.resolve(req.path);
+      if (!lstatSync(abs).isDirectory()) throw new MirrorError('MFS_ERRNO', `readdir ${JSON.stringify(req.path)}: not a directory`, { errno: 'ENOTDIR' });
+      const names = listNames(abs, req.path === '');
+      if (!req.withAttrs) return { result: { names } };
+      const entries: { name: string; stat: WireStat | null }[] = names.map((name) => {
+        try {
+          return { name, stat: toWireStat(lstatSync(join(abs, name))) };
+        } catch {
+          return { name, stat: null }; // vanished between readdir and lstat
+        }
+      });
+      return { result: { names, entries } };
+    }
+    case 'read': {
+      const abs = tree.resolve(req.path);
+      const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+      try {
+        const buf = Buffer.allocUnsafe(req.length);
+        let got = 0;
+        while (got < req.length) {
+          const n = readSync(fd, buf, got, req.length - got, req.offset + got);
+          if (n === 0) break;
+          got += n;
+        }
+        return { payload: buf.subarray(0, got) };
+      } finally {
+        closeSync(fd);
+      }
+    }
+    case 'readlink':
+      return { result: { target: readlinkSync(tree.resolve(req.path)) } };
+    case 'getxattr': {
+      const { abs, stat } = tree.resolveNoFollow(req.path);
+      if (stat.isSymbolicLink()) throw new MirrorError('MFS_ERRNO', 'no xattrs on symlinks', { errno: 'ENODATA' });
+      return { payload: getAttributeSync(abs, req.name) };
+    }
+    case 'listxattr': {
+      const abs = tree.resolve(req.path);
+      return { result: { names: xattrNames(abs, lstatSync(abs)) } };
+    }
+    case 'statfs': {
+      const s = statfsSync(tree.root);
+      const result: WireStatfs = { bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, namemax: 255 };
+      return { result };
+    }
+  }
+}

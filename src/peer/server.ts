@@ -1,0 +1,307 @@
+import { mkdirSync, realpathSync, statSync } from 'node:fs';
+import http2, { type Http2Session, type Http2Server, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { Logger } from '../log.js';
+import { MAX_FRAME_BYTES, decodeFrame, encodeError, encodeFrame } from '../protocol/codec.js';
+import { MirrorError, isDeterministic, toMirrorError, type WireError } from '../protocol/errors.js';
+import { NAMESPACE_OPS, isMutation, requestSchema, type ControlRequest, type HandshakeResult, type Mutation, type PeerStatus, type Request } from '../protocol/ops.js';
+import { PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from '../protocol/version.js';
+import { applyMutation } from './apply.js';
+import { TokenAuth } from './auth.js';
+import { walkManifest } from './manifest.js';
+import { NamespaceLock } from './namespace-lock.js';
+import { serveRead } from './reads.js';
+import { PeerState } from './state.js';
+import { Tree } from './tree.js';
+
+export interface PeerServerOptions {
+  /** Root of the mirrored tree. */
+  dataDir: string;
+  /** Where the peer keeps its SQLite state; default DATA/.mirrorfs (hidden from the protocol). */
+  stateDir?: string;
+  host: string;
+  port: number;
+  name: string;
+  token: string;
+  logger: Logger;
+  /** A request body must arrive within this long (a stalled client cannot pin memory). */
+  requestTimeoutMs?: number;
+}
+
+const FRAME_TYPE = 'application/x-mirrorfs-frame';
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * The filer: an HTTP/2 server that authenticates each request, decodes and
+ * validates it, applies it to the data directory exactly once and durably, and
+ * answers. The data path of one write: stream -> readBody -> decodeFrame ->
+ * requestSchema -> mutate (epoch check, dedupe, intent) -> applyMutation ->
+ * recordDone -> respond.
+ */
+export class PeerServer {
+  private readonly server: Http2Server;
+  private readonly sessions = new Set<Http2Session>();
+  private readonly state: PeerState;
+  private readonly tree: Tree;
+  private readonly auth: TokenAuth;
+  private readonly lock = new NamespaceLock();
+  /** (mount, seq) -> the running application, so a concurrent duplicate joins it. */
+  private readonly running = new Map<string, Promise<{ result: unknown }>>();
+  private readonly startedAt = Date.now();
+  private readonly log: Logger;
+  private inFlight = 0;
+  private applied = 0;
+  private appliedBytes = 0;
+  private shuttingDown = false;
+  port = 0;
+
+  private constructor(private readonly opts: PeerServerOptions) {
+    this.log = opts.logger;
+    const dataDir = realpathSync(opts.dataDir);
+    if (!statSync(dataDir).isDirectory()) throw new Error(`data directory ${dataDir} is not a directory`);
+    const stateDir = opts.stateDir ?? join(dataDir, '.mirrorfs');
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    this.state = new PeerState(join(stateDir, 'peer.db'));
+    this.tree = new Tree(dataDir);
+    this.auth = new TokenAuth(opts.token);
+    this.server = http2.createServer({ maxSessionMemory: 64 });
+    this.server.on('session', (session) => {
+      this.sessions.add(session);
+      session.on('close', () => this.sessions.delete(session));
+      session.on('error', (err) => this.log.debug({ err }, 'session error'));
+    });
+    this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
+  }
+
+  static async start(opts: PeerServerOptions): Promise<PeerServer> {
+    const peer = new PeerServer(opts);
+    await new Promise<void>((resolve, reject) => {
+      peer.server.once('error', reject);
+      peer.server.listen(opts.port, opts.host, () => {
+        peer.server.off('error', reject);
+        resolve();
+      });
+    });
+    peer.port = (peer.server.address() as AddressInfo).port;
+    peer.log.info({ host: opts.host, port: peer.port, dataDir: peer.tree.root, peerId: peer.state.peerId, epoch: peer.state.epoch }, 'peer listening');
+    return peer;
+  }
+
+  get peerId(): string {
+    return this.state.peerId;
+  }
+
+  /** Stop accepting work, let in-flight operations finish (bounded), close the state. */
+  async shutdown(graceMs = 10_000): Promise<void> {
+    if (this.shuttingDown) return;
+    this.shuttingDown = true;
+    this.log.info({ inFlight: this.inFlight }, 'shutting down: finishing in-flight operations');
+    this.server.close();
+    for (const s of this.sessions) s.close();
+    const deadline = Date.now() + graceMs;
+    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    if (this.inFlight > 0) this.log.warn({ inFlight: this.inFlight }, 'grace period over with operations still in flight');
+    for (const s of this.sessions) s.destroy();
+    this.state.close();
+    this.log.info('peer stopped');
+  }
+
+  private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    stream.on('error', (err) => this.log.debug({ err }, 'stream error'));
+    stream.setTimeout(this.opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, () => stream.close(http2.constants.NGHTTP2_CANCEL));
+    this.inFlight++;
+    let finished = false;
+    const done = () => {
+      if (!finished) {
+        finished = true;
+        this.inFlight--;
+      }
+    };
+    stream.once('close', done);
+    this.handle(stream, headers)
+      .catch((err) => {
+        const e = toMirrorError(err, {});
+        if (e.code === 'MFS_INTERNAL') this.log.error({ err }, 'internal error handling request');
+        respondError(stream, e);
+      })
+      .finally(done);
+  }
+
+  private async handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
+    if (this.shuttingDown) throw new MirrorError('MFS_SHUTTING_DOWN');
+    const version = headers[PROTOCOL_HEADER];
+    if (version !== String(PROTOCOL_VERSION)) {
+      throw new MirrorError('MFS_PROTOCOL_MISMATCH', `peer speaks mirrorfs protocol ${PROTOCOL_VERSION}, client sent ${version === undefined ? 'no version' : JSON.stringify(version)}; run the same mirrorfs version on both sides`);
+    }
+    if (!this.auth.check(headers.authorization)) {
+      this.log.warn({ path: headers[':path'] }, 'refused request with missing or wrong token');
+      throw new MirrorError('MFS_AUTH', 'missing or wrong token (Authorization: Bearer ...)');
+    }
+    const method = headers[':method'];
+    const route = headers[':path'];
+    if (method === 'POST' && route === ROUTES.call) return this.handleCall(stream, headers);
+    if (method === 'GET' && route === ROUTES.status) return respondJson(stream, this.status());
+    if (method === 'GET' && route === ROUTES.manifest) return this.streamManifest(stream);
+    throw new MirrorError('MFS_NOT_FOUND', `no route ${method} ${route}`);
+  }
+
+  private async handleCall(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
+    const body = await readBody(stream, headers);
+    const frame = decodeFrame(body);
+    const parsed = requestSchema.safeParse(frame.header);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new MirrorError('MFS_MALFORMED', `invalid request: ${issue ? `${issue.path.join('.') || 'op'}: ${issue.message}` : 'unknown'}`);
+    }
+    const req = parsed.data as Request;
+    if (isMutation(req)) {
+      const { result } = await this.mutate(req, frame.payload);
+      return respondFrame(stream, result);
+    }
+    if (req.op === 'handshake' || req.op === 'progress') return respondFrame(stream, { ok: true, result: this.control(req) });
+    const out = await this.lock.run(false, async () => serveRead(this.tree, req));
+    respondFrame(stream, out.result === undefined ? { ok: true } : { ok: true, result: out.result }, out.payload);
+  }
+
+  private control(req: ControlRequest): unknown {
+    if (req.op === 'progress') return this.state.progress(req.mount);
+    if (req.protocol !== PROTOCOL_VERSION) {
+      throw new MirrorError('MFS_PROTOCOL_MISMATCH', `peer speaks mirrorfs protocol ${PROTOCOL_VERSION}, mount speaks ${req.protocol}`);
+    }
+    const { epoch, owner, ownerSince } = this.state;
+    if (req.epoch < epoch) {
+      throw new MirrorError('MFS_FENCED', `epoch ${req.epoch} is older than this peer's epoch ${epoch} (owned by ${owner} since ${ownerSince})`);
+    }
+    if (req.epoch === epoch && owner !== null && owner !== req.mount) {
+      throw new MirrorError('MFS_NOT_OWNER', `peer is owned by mount ${owner} since ${ownerSince} at epoch ${epoch}`);
+    }
+    if (req.epoch !== epoch || owner !== req.mount) {
+      this.state.setOwner(req.epoch, req.mount);
+      this.log.info({ epoch: req.epoch, owner: req.mount }, 'ownership established');
+    }
+    const result: HandshakeResult = { protocol: PROTOCOL_VERSION, peer: { name: this.opts.name, id: this.state.peerId }, epoch: this.state.epoch, owner: this.state.owner };
+    return result;
+  }
+
+  /** Apply one changing operation exactly once; answers a re-send with the first outcome. */
+  private mutate(req: Mutation, payload: Buffer): Promise<{ result: unknown }> {
+    const { epoch, owner } = this.state;
+    if (req.epoch < epoch) throw new MirrorError('MFS_FENCED', `operation from epoch ${req.epoch}, peer is at epoch ${epoch} owned by ${owner}`);
+    if (req.epoch > epoch) throw new MirrorError('MFS_NO_HANDSHAKE', `operation from epoch ${req.epoch}, peer is at epoch ${epoch}: handshake first`);
+    if (req.mount !== owner) throw new MirrorError('MFS_NOT_OWNER', `operation from mount ${req.mount}, peer is owned by ${owner} at epoch ${epoch}`);
+
+    const key = `${req.mount}\0${req.seq}`;
+    const joined = this.running.get(key);
+    if (joined) return joined;
+    const prior = this.state.lookup(req.mount, req.seq);
+    if (prior?.state === 'done') return Promise.resolve({ result: JSON.parse(prior.result!) });
+    if (!prior && req.seq < this.state.forgottenBelow(req.mount)) {
+      throw new MirrorError('MFS_SEQ_FORGOTTEN', `seq ${req.seq} of mount ${req.mount} is older than the retained history`);
+    }
+    const work = this.applyOnce(req, payload, prior?.state === 'intent').finally(() => this.running.delete(key));
+    this.running.set(key, work);
+    return work;
+  }
+
+  private async applyOnce(req: Mutation, payload: Buffer, inDoubt: boolean): Promise<{ result: unknown }> {
+    const path = 'path' in req ? req.path : req.from;
+    const exclusive = req.op === 'rename' || req.op === 'rmdir';
+    return this.lock.run(exclusive, async () => {
+      const namespace = NAMESPACE_OPS.has(req.op);
+      if (namespace && !inDoubt) this.state.recordIntent(req.mount, req.seq, req.epoch, req.op, path);
+      let outcome: { ok: true; result?: unknown } | { ok: false; error: WireError };
+      try {
+        const result = await applyMutation(this.tree, req, payload, inDoubt);
+        outcome = result === null ? { ok: true } : { ok: true, result };
+        this.applied++;
+        if (req.op === 'write') this.appliedBytes += payload.length;
+      } catch (err) {
+        const e = toMirrorError(err, { op: req.op, path });
+        if (e.code === 'MFS_INTERNAL' || !isDeterministic(e.errno)) {
+          // Transient: not applied (or undone), so not remembered; a retry may succeed.
+          this.log.warn({ op: req.op, path, errno: e.errno, err: e.message }, 'operation failed (transient, not recorded)');
+          if (namespace) this.state.forget(req.mount, req.seq);
+          throw e;
+        }
+        outcome = { ok: false, error: e.toWire() };
+      }
+      this.state.recordDone(req.mount, req.seq, req.epoch, req.op, path, JSON.stringify(outcome));
+      return { result: outcome };
+    });
+  }
+
+  private status(): PeerStatus {
+    return {
+      name: this.opts.name,
+      id: this.state.peerId,
+      protocol: PROTOCOL_VERSION,
+      epoch: this.state.epoch,
+      owner: this.state.owner,
+      ownerSince: this.state.ownerSince,
+      uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
+      inFlight: this.inFlight,
+      applied: this.applied,
+      appliedBytes: this.appliedBytes,
+      dataDir: this.tree.root,
+      durability: 'fsync-before-ack',
+    };
+  }
+
+  private async streamManifest(stream: ServerHttp2Stream): Promise<void> {
+    stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson', [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) });
+    await this.lock.run(false, async () => {
+      for await (const entry of walkManifest(this.tree.root)) {
+        if (stream.destroyed) return;
+        if (!stream.write(`${JSON.stringify(entry)}\n`)) await new Promise((r) => stream.once('drain', r));
+      }
+    });
+    stream.end();
+  }
+}
+
+/** Answer with a frame whose header is an outcome ({ok, result} or {ok: false, error}). */
+function respondFrame(stream: ServerHttp2Stream, outcome: unknown, payload?: Buffer): void {
+  if (stream.destroyed) return;
+  stream.respond({ ':status': 200, 'content-type': FRAME_TYPE, [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) });
+  stream.end(encodeFrame(outcome, payload));
+}
+
+function respondJson(stream: ServerHttp2Stream, body: unknown): void {
+  stream.respond({ ':status': 200, 'content-type': 'application/json', [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) });
+  stream.end(JSON.stringify(body));
+}
+
+function respondError(stream: ServerHttp2Stream, err: MirrorError): void {
+  if (stream.destroyed || stream.closed) return;
+  if (stream.headersSent) {
+    stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  stream.respond({ ':status': err.httpStatus, 'content-type': FRAME_TYPE, [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) });
+  stream.end(encodeError(err));
+}
+
+/** Read a request body, refusing (before buffering it) anything over the frame limit. */
+function readBody(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<Buffer> {
+  const declared = Number(headers['content-length'] ?? NaN);
+  if (declared > MAX_FRAME_BYTES) {
+    return Promise.reject(new MirrorError('MFS_TOO_LARGE', `body of ${declared} bytes exceeds the limit of ${MAX_FRAME_BYTES}`));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    stream.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_FRAME_BYTES) {
+        stream.removeAllListeners('data');
+        stream.pause();
+        reject(new MirrorError('MFS_TOO_LARGE', `body exceeds the limit of ${MAX_FRAME_BYTES} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    stream.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+    stream.once('aborted', () => reject(new MirrorError('MFS_MALFORMED', 'request aborted by the client')));
+  });
+}

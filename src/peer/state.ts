@@ -1,0 +1,164 @@
+import Database from 'better-sqlite3';
+import { randomUUID } from 'node:crypto';
+import type { ProgressResult } from '../protocol/ops.js';
+
+/**
+ * The peer's own state, in SQLite beside (never inside) the mirrored tree:
+ * identity, the ownership epoch, and the outcome of every recent changing
+ * operation keyed by (mount, seq), which is what makes re-sends idempotent.
+ *
+ * Durability discipline (docs/ARCHITECTURE.md, "Durability on the peer"):
+ * the database runs in WAL mode with synchronous=NORMAL, so a commit survives
+ * kill -9 (it is in the kernel's page cache) but the newest commits may be lost
+ * on power failure. Commits that must survive power loss (namespace intents,
+ * epoch changes) switch to synchronous=FULL for that one transaction, which also
+ * flushes every earlier commit: what survives is always a prefix of history.
+ */
+
+export const SCHEMA_VERSION = 1;
+/** Outcomes kept per mount for answering re-sends; older ones are pruned. */
+export const RETAINED_OUTCOMES = 200_000;
+/** Prune at most every this many recorded outcomes (amortises the DELETE). */
+const PRUNE_EVERY = 10_000;
+
+export type OutcomeRow = { state: 'intent' | 'done'; result: string | null };
+
+export class PeerState {
+  private readonly db: Database.Database;
+  private readonly stmts;
+  private sincePrune = 0;
+  readonly peerId: string;
+  epoch: number;
+  owner: string | null;
+  ownerSince: string | null;
+
+  constructor(file: string) {
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+    this.stmts = {
+      getMeta: this.db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
+      setMeta: this.db.prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+      lookup: this.db.prepare<[string, number], OutcomeRow>('SELECT state, result FROM outcomes WHERE mount = ? AND seq = ?'),
+      intent: this.db.prepare('INSERT INTO outcomes(mount, seq, epoch, op, path, state, result, at_ms) VALUES (?, ?, ?, ?, ?, \'intent\', NULL, ?) ON CONFLICT(mount, seq) DO NOTHING'),
+      done: this.db.prepare('INSERT INTO outcomes(mount, seq, epoch, op, path, state, result, at_ms) VALUES (?, ?, ?, ?, ?, \'done\', ?, ?) ON CONFLICT(mount, seq) DO UPDATE SET state = \'done\', result = excluded.result, at_ms = excluded.at_ms'),
+      forget: this.db.prepare('DELETE FROM outcomes WHERE mount = ? AND seq = ?'),
+      maxSeq: this.db.prepare<[string], { m: number | null }>('SELECT MAX(seq) AS m FROM outcomes WHERE mount = ?'),
+      seqsAbove: this.db.prepare<[string, number], { seq: number }>('SELECT seq FROM outcomes WHERE mount = ? AND seq > ? ORDER BY seq'),
+      mounts: this.db.prepare<[], { mount: string }>('SELECT DISTINCT mount FROM outcomes'),
+      prune: this.db.prepare('DELETE FROM outcomes WHERE mount = ? AND seq < ? AND state = \'done\''),
+    };
+    let id = this.meta('peer_id');
+    if (!id) {
+      id = randomUUID();
+      this.durably(() => this.setMeta('peer_id', id!));
+    }
+    this.peerId = id;
+    this.epoch = Number(this.meta('epoch') ?? 0);
+    this.owner = this.meta('owner');
+    this.ownerSince = this.meta('owner_since');
+  }
+
+  private migrate(): void {
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS outcomes (
+        mount TEXT NOT NULL, seq INTEGER NOT NULL, epoch INTEGER NOT NULL,
+        op TEXT NOT NULL, path TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('intent', 'done')),
+        result TEXT, at_ms INTEGER NOT NULL,
+        PRIMARY KEY (mount, seq)
+      ) WITHOUT ROWID;
+    `);
+    const found = this.db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").get();
+    if (!found) {
+      this.db.prepare("INSERT INTO meta(key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION));
+    } else if (Number(found.value) !== SCHEMA_VERSION) {
+      throw new Error(`peer state schema ${found.value} is not supported by this build (expects ${SCHEMA_VERSION})`);
+    }
+  }
+
+  private meta(key: string): string | null {
+    return this.stmts.getMeta.get(key)?.value ?? null;
+  }
+
+  private setMeta(key: string, value: string): void {
+    this.stmts.setMeta.run(key, value);
+  }
+
+  /** Run fn in one transaction committed with synchronous=FULL (survives power loss). */
+  durably<T>(fn: () => T): T {
+    this.db.pragma('synchronous = FULL');
+    try {
+      return this.db.transaction(fn)();
+    } finally {
+      this.db.pragma('synchronous = NORMAL');
+    }
+  }
+
+  setOwner(epoch: number, owner: string): void {
+    const since = new Date().toISOString();
+    this.durably(() => {
+      this.setMeta('epoch', String(epoch));
+      this.setMeta('owner', owner);
+      this.setMeta('owner_since', since);
+    });
+    this.epoch = epoch;
+    this.owner = owner;
+    this.ownerSince = since;
+  }
+
+  lookup(mount: string, seq: number): OutcomeRow | undefined {
+    return this.stmts.lookup.get(mount, seq);
+  }
+
+  /** Record, durably, that a namespace operation is about to be applied. */
+  recordIntent(mount: string, seq: number, epoch: number, op: string, path: string): void {
+    this.durably(() => this.stmts.intent.run(mount, seq, epoch, op, path, Date.now()));
+  }
+
+  /** Record an operation's outcome (a JSON result or wire error). */
+  recordDone(mount: string, seq: number, epoch: number, op: string, path: string, result: string): void {
+    this.stmts.done.run(mount, seq, epoch, op, path, result, Date.now());
+    if (++this.sincePrune >= PRUNE_EVERY) this.prune();
+  }
+
+  /** Drop an intent whose operation failed transiently (it was not applied; a retry may succeed). */
+  forget(mount: string, seq: number): void {
+    this.stmts.forget.run(mount, seq);
+  }
+
+  forgottenBelow(mount: string): number {
+    return Number(this.meta(`forgotten_below:${mount}`) ?? 0);
+  }
+
+  progress(mount: string): ProgressResult {
+    const forgottenBelow = this.forgottenBelow(mount);
+    let contiguous = Math.max(0, forgottenBelow - 1);
+    for (const row of this.stmts.seqsAbove.iterate(mount, contiguous)) {
+      if (row.seq !== contiguous + 1) break;
+      contiguous = row.seq;
+    }
+    return { mount, contiguousSeq: contiguous, maxSeq: this.stmts.maxSeq.get(mount)?.m ?? 0, forgottenBelow };
+  }
+
+  prune(): void {
+    this.sincePrune = 0;
+    for (const { mount } of this.stmts.mounts.all()) {
+      const max = this.stmts.maxSeq.get(mount)?.m ?? 0;
+      const below = max - RETAINED_OUTCOMES;
+      if (below > this.forgottenBelow(mount)) {
+        this.db.transaction(() => {
+          this.stmts.prune.run(mount, below);
+          this.setMeta(`forgotten_below:${mount}`, String(below));
+        })();
+      }
+    }
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

@@ -1,0 +1,52 @@
+import { lstatSync, type Stats } from 'node:fs';
+import { join } from 'node:path';
+import { MirrorError } from '../protocol/errors.js';
+import { parseWirePath } from '../protocol/paths.js';
+
+/**
+ * Confinement: turns a wire path into an absolute path inside the data
+ * directory, after checking that no component on the way is a symlink. The
+ * kernel on the mount side resolves symlinks itself, so a legitimate request
+ * never walks through one; a request that does is trying to leave the tree.
+ *
+ * The check-then-use window is closed by the peer's namespace lock: renames and
+ * rmdirs (the only operations that can turn a checked directory into something
+ * else) run exclusively, everything else shares the lock (see server.ts).
+ */
+export class Tree {
+  constructor(readonly root: string) {}
+
+  /** Absolute path of a wire path whose ancestors are verified real directories. */
+  resolve(wirePath: unknown, what = 'path'): string {
+    const parts = parseWirePath(wirePath, what);
+    let current = this.root;
+    for (let i = 0; i < parts.length - 1; i++) {
+      current = join(current, parts[i]!);
+      const st = lstatOrThrow(current, wirePath as string);
+      if (st.isSymbolicLink()) {
+        throw new MirrorError('MFS_PATH_ESCAPE', `${what} ${JSON.stringify(wirePath)} passes through a symlink at ${JSON.stringify(parts.slice(0, i + 1).join('/'))}`);
+      }
+      if (!st.isDirectory()) throw new MirrorError('MFS_ERRNO', `${what} ${JSON.stringify(wirePath)}: a component is not a directory`, { errno: 'ENOTDIR' });
+    }
+    return parts.length === 0 ? this.root : join(current, parts[parts.length - 1]!);
+  }
+
+  /** Resolve, and refuse when the final component is a symlink (operations that would follow it). */
+  resolveNoFollow(wirePath: unknown, what = 'path'): { abs: string; stat: Stats } {
+    const abs = this.resolve(wirePath, what);
+    const stat = lstatOrThrow(abs, wirePath as string);
+    if (stat.isSymbolicLink()) {
+      throw new MirrorError('MFS_PATH_ESCAPE', `${what} ${JSON.stringify(wirePath)} is a symlink; refusing to follow it`, { errno: 'ELOOP' });
+    }
+    return { abs, stat };
+  }
+}
+
+function lstatOrThrow(abs: string, wirePath: string): Stats {
+  try {
+    return lstatSync(abs);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+    throw new MirrorError('MFS_ERRNO', `${JSON.stringify(wirePath)}: ${code}`, { errno: code, cause: err });
+  }
+}

@@ -1,0 +1,58 @@
+import { MirrorError, type WireError } from './errors.js';
+
+/**
+ * Framing of /v1/call bodies, both directions:
+ *
+ *   u32 big-endian header length | header (UTF-8 JSON) | payload (raw bytes)
+ *
+ * Data (write bytes, read results, xattr values) travels as raw payload, never
+ * inside JSON, so a 128 KiB write costs one copy and no base64.
+ */
+
+export const MAX_HEADER_BYTES = 64 * 1024;
+/** Largest payload a peer accepts: 16 MiB covers FUSE's 128 KiB writes and resync chunks. */
+export const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
+export const MAX_FRAME_BYTES = 4 + MAX_HEADER_BYTES + MAX_PAYLOAD_BYTES;
+
+export interface Frame {
+  header: unknown;
+  payload: Buffer;
+}
+
+export function encodeFrame(header: unknown, payload?: Buffer | Uint8Array): Buffer {
+  const json = Buffer.from(JSON.stringify(header));
+  if (json.length > MAX_HEADER_BYTES) throw new MirrorError('MFS_TOO_LARGE', `frame header of ${json.length} bytes exceeds ${MAX_HEADER_BYTES}`);
+  const out = Buffer.allocUnsafe(4 + json.length + (payload?.length ?? 0));
+  out.writeUInt32BE(json.length, 0);
+  json.copy(out, 4);
+  if (payload) out.set(payload, 4 + json.length);
+  return out;
+}
+
+export function decodeFrame(buf: Buffer): Frame {
+  if (buf.length < 4) throw new MirrorError('MFS_MALFORMED', `frame of ${buf.length} bytes is shorter than its length prefix`);
+  const headerLength = buf.readUInt32BE(0);
+  if (headerLength > MAX_HEADER_BYTES) throw new MirrorError('MFS_TOO_LARGE', `frame header length ${headerLength} exceeds ${MAX_HEADER_BYTES}`);
+  if (4 + headerLength > buf.length) throw new MirrorError('MFS_MALFORMED', `frame header length ${headerLength} runs past the body (${buf.length} bytes)`);
+  let header: unknown;
+  try {
+    header = JSON.parse(buf.toString('utf8', 4, 4 + headerLength));
+  } catch (err) {
+    throw new MirrorError('MFS_MALFORMED', `frame header is not JSON: ${(err as Error).message}`);
+  }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) {
+    throw new MirrorError('MFS_MALFORMED', 'frame header must be a JSON object');
+  }
+  return { header, payload: buf.subarray(4 + headerLength) };
+}
+
+/** Response header: an outcome, never both. */
+export type ResponseHeader = { ok: true; result?: unknown } | { ok: false; error: WireError };
+
+export function encodeOk(result?: unknown, payload?: Buffer): Buffer {
+  return encodeFrame(result === undefined ? { ok: true } : { ok: true, result }, payload);
+}
+
+export function encodeError(err: MirrorError): Buffer {
+  return encodeFrame({ ok: false, error: err.toWire() } satisfies ResponseHeader);
+}

@@ -1,0 +1,129 @@
+import { constants as osConstants } from 'node:os';
+
+/**
+ * One registry of the errors that cross the wire.
+ *
+ * Every failure carries an errno name (what the mount hands back to the kernel)
+ * and a stable `code` (why, for logs and callers that branch). Callers branch on
+ * `code` or `errno`, never on message text.
+ */
+
+const ERRNO = osConstants.errno as Record<string, number>;
+
+/** Protocol-level failure codes, each with the errno the mount reports and an HTTP status. */
+export const WIRE_CODES = {
+  MFS_MALFORMED: { errno: 'EINVAL', status: 400, message: 'malformed request' },
+  MFS_TOO_LARGE: { errno: 'EFBIG', status: 413, message: 'request too large' },
+  MFS_AUTH: { errno: 'EACCES', status: 401, message: 'authentication failed' },
+  MFS_PROTOCOL_MISMATCH: { errno: 'EPROTO', status: 426, message: 'protocol version mismatch' },
+  MFS_NOT_FOUND: { errno: 'EINVAL', status: 404, message: 'no such route' },
+  MFS_PATH_ESCAPE: { errno: 'EACCES', status: 200, message: 'path escapes the data directory' },
+  MFS_RESERVED_NAME: { errno: 'EPERM', status: 200, message: 'name is reserved by mirrorfs' },
+  MFS_FENCED: { errno: 'EROFS', status: 200, message: 'fenced: a newer epoch owns this peer' },
+  MFS_NOT_OWNER: { errno: 'EBUSY', status: 200, message: 'peer is owned by another mount' },
+  MFS_NO_HANDSHAKE: { errno: 'EPROTO', status: 200, message: 'epoch not established: handshake first' },
+  MFS_SEQ_FORGOTTEN: { errno: 'EIO', status: 200, message: 'sequence number older than the retained history' },
+  MFS_SHUTTING_DOWN: { errno: 'EAGAIN', status: 503, message: 'peer is shutting down' },
+  MFS_TIMEOUT: { errno: 'EIO', status: 0, message: 'peer did not answer in time' },
+  MFS_UNREACHABLE: { errno: 'EIO', status: 0, message: 'peer unreachable' },
+  MFS_BAD_RESPONSE: { errno: 'EIO', status: 0, message: 'peer sent an invalid response' },
+  MFS_INTERNAL: { errno: 'EIO', status: 500, message: 'internal error' },
+  /** A plain errno from the file system, e.g. ENOENT from lstat. */
+  MFS_ERRNO: { errno: 'EIO', status: 200, message: 'file system error' },
+} as const;
+
+export type WireCode = keyof typeof WIRE_CODES;
+
+/** The shape an error takes on the wire. */
+export interface WireError {
+  errno: string;
+  code: WireCode;
+  message: string;
+}
+
+export interface ErrorContext {
+  peer?: string;
+  path?: string;
+  op?: string;
+}
+
+/** The one error type of mirrorfs. The message starts with the code, as in hypercore. */
+export class MirrorError extends Error {
+  readonly errno: string;
+  readonly code: WireCode;
+  readonly context: ErrorContext;
+
+  constructor(code: WireCode, detail?: string, opts: { errno?: string; context?: ErrorContext; cause?: unknown } = {}) {
+    const base = WIRE_CODES[code];
+    const errno = opts.errno ?? base.errno;
+    super(`${code}${errno !== base.errno || code === 'MFS_ERRNO' ? ` ${errno}` : ''}: ${detail ?? base.message}`, { cause: opts.cause });
+    this.name = 'MirrorError';
+    this.errno = errno;
+    this.code = code;
+    this.context = opts.context ?? {};
+  }
+
+  /** HTTP status a server uses for this error (200 for operation outcomes). */
+  get httpStatus(): number {
+    return WIRE_CODES[this.code].status || 500;
+  }
+
+  toWire(): WireError {
+    return { errno: this.errno, code: this.code, message: this.message };
+  }
+
+  static fromWire(w: WireError, context?: ErrorContext): MirrorError {
+    const code: WireCode = w.code in WIRE_CODES ? w.code : 'MFS_ERRNO';
+    const err = new MirrorError(code, stripCode(w.message, code), { errno: isErrnoName(w.errno) ? w.errno : 'EIO', context });
+    return err;
+  }
+}
+
+function stripCode(message: string, code: string): string {
+  const m = /^[A-Z_]+(?: E[A-Z0-9]+)?: (.*)$/s.exec(message);
+  return m && message.startsWith(code) ? (m[1] ?? message) : message;
+}
+
+/** True for errno names this platform knows (ENOENT, EEXIST, ...). */
+export function isErrnoName(name: string): boolean {
+  return Object.prototype.hasOwnProperty.call(ERRNO, name);
+}
+
+/** Numeric errno for a name; unknown names become EIO (and the caller should log). */
+export function errnoNumber(name: string): number {
+  return ERRNO[name] ?? ERRNO.EIO ?? 5;
+}
+
+/**
+ * Errno outcomes that describe the state of the tree (deterministic: the same
+ * operation on the same tree gives the same answer). Only these are remembered
+ * as an operation's "first result"; anything else (ENOSPC, EIO, EMFILE ...) is
+ * transient and a retry must be allowed to succeed.
+ */
+const DETERMINISTIC_ERRNOS = new Set([
+  'ENOENT', 'EEXIST', 'ENOTEMPTY', 'ENOTDIR', 'EISDIR', 'EINVAL', 'EACCES', 'EPERM',
+  'ENAMETOOLONG', 'ELOOP', 'EXDEV', 'EMLINK', 'ENODATA', 'ERANGE', 'E2BIG', 'EFBIG', 'EBADF',
+]);
+
+export function isDeterministic(errno: string): boolean {
+  return DETERMINISTIC_ERRNOS.has(errno);
+}
+
+/**
+ * Translate anything thrown while applying an operation into a MirrorError.
+ * Node fs errors carry `code` = errno name; those keep their errno. Anything
+ * unknown becomes EIO with MFS_INTERNAL, so the caller logs it rather than
+ * swallowing it.
+ */
+export function toMirrorError(err: unknown, context: ErrorContext = {}): MirrorError {
+  if (err instanceof MirrorError) return err;
+  const e = err as NodeJS.ErrnoException | undefined;
+  if (e && typeof e.code === 'string' && isErrnoName(e.code)) {
+    return new MirrorError('MFS_ERRNO', `${context.op ?? 'operation'} ${context.path ?? ''}: ${e.code}`.trim(), {
+      errno: e.code,
+      context,
+      cause: err,
+    });
+  }
+  return new MirrorError('MFS_INTERNAL', `${context.op ?? 'operation'} failed: ${e?.message ?? String(err)}`, { context, cause: err });
+}

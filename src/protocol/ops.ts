@@ -1,0 +1,158 @@
+import { z } from 'zod';
+
+/**
+ * The operations of the wire protocol, as zod schemas: one definition gives both
+ * the TypeScript types and the run-time validation of untrusted input.
+ *
+ * Changing operations carry {mount, epoch, seq}: the identity of the mount that
+ * issued them, the ownership epoch it holds, and a per-mount sequence number.
+ * A peer applies each (mount, seq) once and answers a re-send with the first
+ * result (see docs/PROTOCOL.md, "Idempotency").
+ */
+
+const wirePath = z.string().max(4096);
+const mode = z.number().int().min(0).max(0o7777);
+const u32 = z.number().int().min(0).max(0xffff_ffff);
+const offset = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const xattrName = z.string().min(1).max(255);
+const timeMs = z.number().finite().min(0).max(253402300799999);
+
+export const mountId = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'mount id: 1-128 of [A-Za-z0-9_.:-]');
+
+const stamp = {
+  mount: mountId,
+  epoch: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+};
+
+/** Changing operations. `write` and `setxattr` carry their bytes as the frame payload. */
+export const mutationSchemas = {
+  create: z.object({ op: z.literal('create'), path: wirePath, mode, exclusive: z.boolean().default(true), ...stamp }),
+  write: z.object({ op: z.literal('write'), path: wirePath, offset, ...stamp }),
+  truncate: z.object({ op: z.literal('truncate'), path: wirePath, size: offset, ...stamp }),
+  unlink: z.object({ op: z.literal('unlink'), path: wirePath, ...stamp }),
+  mkdir: z.object({ op: z.literal('mkdir'), path: wirePath, mode, ...stamp }),
+  rmdir: z.object({ op: z.literal('rmdir'), path: wirePath, ...stamp }),
+  rename: z.object({ op: z.literal('rename'), from: wirePath, to: wirePath, ...stamp }),
+  symlink: z.object({ op: z.literal('symlink'), target: z.string().min(1).max(4095), path: wirePath, ...stamp }),
+  link: z.object({ op: z.literal('link'), from: wirePath, path: wirePath, ...stamp }),
+  chmod: z.object({ op: z.literal('chmod'), path: wirePath, mode, ...stamp }),
+  chown: z.object({ op: z.literal('chown'), path: wirePath, uid: z.number().int().min(-1).max(0xffff_fffe), gid: z.number().int().min(-1).max(0xffff_fffe), ...stamp }),
+  utimens: z.object({ op: z.literal('utimens'), path: wirePath, atimeMs: timeMs, mtimeMs: timeMs, ...stamp }),
+  setxattr: z.object({ op: z.literal('setxattr'), path: wirePath, name: xattrName, flags: z.enum(['any', 'create', 'replace']).default('any'), ...stamp }),
+  removexattr: z.object({ op: z.literal('removexattr'), path: wirePath, name: xattrName, ...stamp }),
+  fsync: z.object({ op: z.literal('fsync'), path: wirePath, ...stamp }),
+} as const;
+
+/** Reading operations: no stamp, never recorded. */
+export const readSchemas = {
+  getattr: z.object({ op: z.literal('getattr'), path: wirePath }),
+  readdir: z.object({ op: z.literal('readdir'), path: wirePath, withAttrs: z.boolean().default(false) }),
+  read: z.object({ op: z.literal('read'), path: wirePath, offset, length: z.number().int().min(0).max(16 * 1024 * 1024) }),
+  readlink: z.object({ op: z.literal('readlink'), path: wirePath }),
+  getxattr: z.object({ op: z.literal('getxattr'), path: wirePath, name: xattrName }),
+  listxattr: z.object({ op: z.literal('listxattr'), path: wirePath }),
+  statfs: z.object({ op: z.literal('statfs') }),
+} as const;
+
+/** Control operations. */
+export const controlSchemas = {
+  handshake: z.object({ op: z.literal('handshake'), protocol: z.number().int(), mount: mountId, epoch: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER) }),
+  /** How far a mount's operations have been applied here (for catch-up). */
+  progress: z.object({ op: z.literal('progress'), mount: mountId }),
+} as const;
+
+const allSchemas = { ...mutationSchemas, ...readSchemas, ...controlSchemas };
+export const requestSchema = z.discriminatedUnion('op', Object.values(allSchemas) as unknown as [
+  (typeof allSchemas)[keyof typeof allSchemas],
+  ...(typeof allSchemas)[keyof typeof allSchemas][],
+]);
+
+export type MutationName = keyof typeof mutationSchemas;
+export type ReadName = keyof typeof readSchemas;
+export type OpName = keyof typeof allSchemas;
+export type Mutation = { [K in MutationName]: z.infer<(typeof mutationSchemas)[K]> }[MutationName];
+export type ReadRequest = { [K in ReadName]: z.infer<(typeof readSchemas)[K]> }[ReadName];
+export type ControlRequest = { [K in keyof typeof controlSchemas]: z.infer<(typeof controlSchemas)[K]> }[keyof typeof controlSchemas];
+export type Request = Mutation | ReadRequest | ControlRequest;
+/** A mutation as the caller builds it: defaults may be omitted. */
+export type MutationInput = { [K in MutationName]: z.input<(typeof mutationSchemas)[K]> }[MutationName];
+export type RequestInput = { [K in OpName]: z.input<(typeof allSchemas)[K]> }[OpName];
+
+export function isMutation(req: { op: string }): req is Mutation {
+  return Object.prototype.hasOwnProperty.call(mutationSchemas, req.op);
+}
+
+/** Operations that change names in the tree (not just contents or attributes). */
+export const NAMESPACE_OPS: ReadonlySet<MutationName> = new Set(['create', 'unlink', 'mkdir', 'rmdir', 'rename', 'symlink', 'link']);
+
+/** File attributes as they cross the wire (a subset of struct stat). */
+export interface WireStat {
+  type: 'file' | 'dir' | 'symlink' | 'other';
+  mode: number; // full st_mode including type bits
+  uid: number;
+  gid: number;
+  size: number;
+  nlink: number;
+  ino: number;
+  blocks: number;
+  atimeMs: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+export interface WireStatfs {
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  namemax: number;
+}
+
+export interface HandshakeResult {
+  protocol: number;
+  peer: { name: string; id: string };
+  epoch: number;
+  owner: string | null;
+}
+
+export interface ProgressResult {
+  mount: string;
+  /** Every seq <= this has a recorded outcome here. */
+  contiguousSeq: number;
+  /** Highest seq with a recorded outcome. */
+  maxSeq: number;
+  /** Seqs below this were forgotten (history pruned). */
+  forgottenBelow: number;
+}
+
+export interface PeerStatus {
+  name: string;
+  id: string;
+  protocol: number;
+  epoch: number;
+  owner: string | null;
+  ownerSince: string | null;
+  uptimeS: number;
+  inFlight: number;
+  applied: number;
+  appliedBytes: number;
+  dataDir: string;
+  durability: string;
+}
+
+/** One entry of a tree manifest (GET /v1/manifest, NDJSON). */
+export interface ManifestEntry {
+  path: string;
+  type: WireStat['type'];
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  sha256?: string; // regular files
+  target?: string; // symlinks
+  xattrs?: Record<string, string>; // name -> base64 value
+}

@@ -1,0 +1,126 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { PeerClient } from '../../src/protocol/peer-client.js';
+import { tmpDir } from './tmp.js';
+
+export const PEER_BIN = resolve(import.meta.dirname, '../../dist/cli/mirrorfs-peer.js');
+export const TEST_TOKEN = 'test-token-0123456789abcdef';
+
+export interface PeerProcess {
+  name: string;
+  dataDir: string;
+  stateDir: string;
+  tokenFile: string;
+  url: string;
+  port: number;
+  proc: ChildProcess;
+  /** Everything the process wrote to stderr (logs), for diagnostics and log assertions. */
+  stderr: () => string;
+  client: (opts?: { token?: string; timeoutMs?: number }) => PeerClient;
+  /** SIGKILL and wait for exit. */
+  kill9: () => Promise<void>;
+  /** SIGTERM and wait for exit; resolves with the exit code. */
+  stop: () => Promise<number | null>;
+  /** Start again on the same data, state and port. */
+  restart: () => Promise<PeerProcess>;
+}
+
+const live = new Set<ChildProcess>();
+const clients: PeerClient[] = [];
+
+export interface SpawnPeerOptions {
+  name?: string;
+  dataDir?: string;
+  port?: number;
+  token?: string;
+  extraArgs?: string[];
+}
+
+/** Start a real mirrorfs-peer process on loopback and wait until it listens. */
+export async function spawnPeer(opts: SpawnPeerOptions = {}): Promise<PeerProcess> {
+  const name = opts.name ?? 'peer';
+  const base = opts.dataDir ? undefined : tmpDir(`mirrorfs-${name}-`);
+  const dataDir = opts.dataDir ?? join(base!, 'data');
+  mkdirSync(dataDir, { recursive: true });
+  const stateDir = join(dataDir, '.mirrorfs');
+  mkdirSync(stateDir, { recursive: true });
+  const tokenFile = join(stateDir, 'token');
+  writeFileSync(tokenFile, `${opts.token ?? TEST_TOKEN}\n`, { mode: 0o600 });
+  return start(name, dataDir, stateDir, tokenFile, opts.port ?? 0, opts.extraArgs ?? []);
+}
+
+async function start(name: string, dataDir: string, stateDir: string, tokenFile: string, port: number, extraArgs: string[]): Promise<PeerProcess> {
+  const proc = spawn(process.execPath, [PEER_BIN, '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--name', name, '--token-file', tokenFile, ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  live.add(proc);
+  proc.on('exit', () => live.delete(proc));
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const actualPort = await new Promise<number>((resolvePort, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`peer ${name} did not start within 10 s: ${err}`)), 10_000);
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on [^ ]+:(\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolvePort(Number(m[1]));
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`peer ${name} exited with ${code} before listening: ${err}`));
+    });
+  });
+  const url = `http://127.0.0.1:${actualPort}`;
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  const self: PeerProcess = {
+    name,
+    dataDir,
+    stateDir,
+    tokenFile,
+    url,
+    port: actualPort,
+    proc,
+    stderr: () => err,
+    client: (o = {}) => {
+      const c = new PeerClient(url, { name, token: o.token ?? readToken(tokenFile), timeoutMs: o.timeoutMs ?? 10_000 });
+      clients.push(c);
+      return c;
+    },
+    kill9: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      await exited;
+    },
+    stop: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      return exited;
+    },
+    restart: async () => {
+      await self.kill9();
+      return start(name, dataDir, stateDir, tokenFile, actualPort, extraArgs);
+    },
+  };
+  return self;
+}
+
+function readToken(file: string): string {
+  return readFileSync(file, 'utf8').trim();
+}
+
+/** Kill every peer process and close every client this helper made (afterEach/afterAll). */
+export async function cleanupPeers(): Promise<void> {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await Promise.all(
+    [...live].map(
+      (p) =>
+        new Promise<void>((r) => {
+          if (p.exitCode !== null || p.signalCode !== null) return r();
+          p.once('exit', () => r());
+          p.kill('SIGKILL');
+        }),
+    ),
+  );
+}

@@ -1,0 +1,78 @@
+import { createHash } from 'node:crypto';
+import { lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { getAttributeSync, listAttributesSync } from 'fs-xattr';
+
+/**
+ * Snapshot and compare directory trees: the check behind promise 2 ("exact
+ * copies"). Compares names, types, permission bits, sizes, contents (SHA-256),
+ * symlink targets and user xattrs; ignores times and inode numbers.
+ */
+
+export interface EntrySnapshot {
+  type: 'file' | 'dir' | 'symlink' | 'other';
+  mode: number;
+  size: number;
+  sha256?: string;
+  target?: string;
+  xattrs?: Record<string, string>;
+}
+
+export type TreeSnapshot = Map<string, EntrySnapshot>;
+
+/** Names skipped at a tree's root: a peer's own state directory. */
+const SKIP_AT_ROOT = new Set(['.mirrorfs']);
+
+export function snapshotTree(root: string): TreeSnapshot {
+  const out: TreeSnapshot = new Map();
+  walk(root, '', out);
+  return out;
+}
+
+function walk(root: string, rel: string, out: TreeSnapshot): void {
+  const abs = rel ? join(root, rel) : root;
+  for (const name of readdirSync(abs).sort()) {
+    if (!rel && SKIP_AT_ROOT.has(name)) continue;
+    const childRel = rel ? `${rel}/${name}` : name;
+    const childAbs = join(abs, name);
+    const st = lstatSync(childAbs);
+    const entry: EntrySnapshot = {
+      type: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other',
+      mode: st.mode & 0o7777,
+      size: st.isDirectory() ? 0 : st.size,
+    };
+    if (st.isFile()) entry.sha256 = createHash('sha256').update(readFileSync(childAbs)).digest('hex');
+    if (st.isSymbolicLink()) entry.target = readlinkSync(childAbs);
+    if (!st.isSymbolicLink()) {
+      const names = listAttributesSync(childAbs).filter((n) => n.startsWith('user.')).sort();
+      if (names.length) entry.xattrs = Object.fromEntries(names.map((n) => [n, getAttributeSync(childAbs, n).toString('base64')]));
+    }
+    out.set(childRel, entry);
+    if (st.isDirectory()) walk(root, childRel, out);
+  }
+}
+
+/** Human-readable differences between two snapshots (empty when equal). */
+export function diffTrees(a: TreeSnapshot, b: TreeSnapshot, labels: [string, string] = ['a', 'b']): string[] {
+  const diffs: string[] = [];
+  for (const [path, ea] of a) {
+    const eb = b.get(path);
+    if (!eb) {
+      diffs.push(`${path}: only in ${labels[0]}`);
+      continue;
+    }
+    const ja = JSON.stringify(ea);
+    const jb = JSON.stringify(eb);
+    if (ja !== jb) diffs.push(`${path}: ${labels[0]} ${ja} != ${labels[1]} ${jb}`);
+  }
+  for (const path of b.keys()) if (!a.has(path)) diffs.push(`${path}: only in ${labels[1]}`);
+  return diffs;
+}
+
+/** Compare several directories against the first; returns all differences. */
+export function compareDirs(dirs: { label: string; dir: string }[]): string[] {
+  const [first, ...rest] = dirs;
+  if (!first) return [];
+  const base = snapshotTree(first.dir);
+  return rest.flatMap((d) => diffTrees(base, snapshotTree(d.dir), [first.label, d.label]));
+}

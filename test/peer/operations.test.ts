@@ -1,0 +1,157 @@
+import { existsSync, lstatSync, readFileSync, readlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { getAttributeSync, listAttributesSync } from 'fs-xattr';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PeerClient } from '../../src/protocol/peer-client.js';
+import type { WireStat } from '../../src/protocol/ops.js';
+import { cleanupPeers, spawnPeer, type PeerProcess } from '../helpers/peer.js';
+import { Stamper } from '../helpers/stamp.js';
+import { cleanupTmp } from '../helpers/tmp.js';
+
+let peer: PeerProcess;
+let client: PeerClient;
+const stamp = new Stamper();
+const at = (p: string) => join(peer.dataDir, p);
+
+beforeAll(async () => {
+  peer = await spawnPeer({ name: 'east' });
+  client = peer.client();
+  const hs = await client.handshake(stamp.mount, stamp.epoch);
+  expect(hs).toMatchObject({ protocol: 1, epoch: 1, owner: stamp.mount });
+});
+
+afterAll(async () => {
+  await cleanupPeers();
+  cleanupTmp();
+});
+
+describe('every changing operation over real HTTP/2 lands in the data directory', () => {
+  it('create, write, truncate', async () => {
+    await client.call(stamp.next({ op: 'create', path: 'a.txt', mode: 0o640 }));
+    expect(lstatSync(at('a.txt')).mode & 0o7777).toBe(0o640);
+    const w = await client.call(stamp.next({ op: 'write', path: 'a.txt', offset: 0 }), Buffer.from('hello world'));
+    expect(w.result).toEqual({ written: 11 });
+    await client.call(stamp.next({ op: 'write', path: 'a.txt', offset: 6 }), Buffer.from('WORLD!'));
+    expect(readFileSync(at('a.txt'), 'utf8')).toBe('hello WORLD!');
+    await client.call(stamp.next({ op: 'truncate', path: 'a.txt', size: 5 }));
+    expect(readFileSync(at('a.txt'), 'utf8')).toBe('hello');
+    await client.call(stamp.next({ op: 'truncate', path: 'a.txt', size: 8 }));
+    expect(readFileSync(at('a.txt'))).toEqual(Buffer.from('hello\0\0\0'));
+    // a write far past EOF leaves a hole, as on ext4
+    await client.call(stamp.next({ op: 'write', path: 'a.txt', offset: 1 << 20 }), Buffer.from('x'));
+    expect(lstatSync(at('a.txt')).size).toBe((1 << 20) + 1);
+  });
+
+  it('create exclusive on an existing name fails with EEXIST; non-exclusive succeeds', async () => {
+    await expect(client.call(stamp.next({ op: 'create', path: 'a.txt', mode: 0o644 }))).rejects.toMatchObject({ errno: 'EEXIST' });
+    await client.call(stamp.next({ op: 'create', path: 'a.txt', mode: 0o600, exclusive: false }));
+    expect(lstatSync(at('a.txt')).mode & 0o7777).toBe(0o600);
+  });
+
+  it('mkdir, rmdir, and their errors', async () => {
+    await client.call(stamp.next({ op: 'mkdir', path: 'd', mode: 0o750 }));
+    expect(lstatSync(at('d')).isDirectory()).toBe(true);
+    expect(lstatSync(at('d')).mode & 0o7777).toBe(0o750);
+    await client.call(stamp.next({ op: 'mkdir', path: 'd/e', mode: 0o755 }));
+    await expect(client.call(stamp.next({ op: 'mkdir', path: 'd', mode: 0o755 }))).rejects.toMatchObject({ errno: 'EEXIST' });
+    await expect(client.call(stamp.next({ op: 'rmdir', path: 'd' }))).rejects.toMatchObject({ errno: 'ENOTEMPTY' });
+    await client.call(stamp.next({ op: 'rmdir', path: 'd/e' }));
+    expect(existsSync(at('d/e'))).toBe(false);
+    await expect(client.call(stamp.next({ op: 'mkdir', path: 'nope/x', mode: 0o755 }))).rejects.toMatchObject({ errno: 'ENOENT' });
+  });
+
+  it('rename files and directories, replacing a target', async () => {
+    await client.call(stamp.next({ op: 'create', path: 'd/r1', mode: 0o644 }));
+    await client.call(stamp.next({ op: 'write', path: 'd/r1', offset: 0 }), Buffer.from('one'));
+    await client.call(stamp.next({ op: 'create', path: 'd/r2', mode: 0o644 }));
+    await client.call(stamp.next({ op: 'rename', from: 'd/r1', to: 'd/r2' }));
+    expect(existsSync(at('d/r1'))).toBe(false);
+    expect(readFileSync(at('d/r2'), 'utf8')).toBe('one');
+    await client.call(stamp.next({ op: 'rename', from: 'd', to: 'd2' }));
+    expect(readFileSync(at('d2/r2'), 'utf8')).toBe('one');
+    await expect(client.call(stamp.next({ op: 'rename', from: 'missing', to: 'x' }))).rejects.toMatchObject({ errno: 'ENOENT' });
+  });
+
+  it('unlink', async () => {
+    await client.call(stamp.next({ op: 'unlink', path: 'd2/r2' }));
+    expect(existsSync(at('d2/r2'))).toBe(false);
+    await expect(client.call(stamp.next({ op: 'unlink', path: 'd2/r2' }))).rejects.toMatchObject({ errno: 'ENOENT' });
+    await expect(client.call(stamp.next({ op: 'unlink', path: 'd2' }))).rejects.toMatchObject({ errno: expect.stringMatching(/EISDIR|EPERM/) });
+  });
+
+  it('symlink (target stored verbatim, even pointing outside) and link', async () => {
+    await client.call(stamp.next({ op: 'symlink', target: '/etc/passwd', path: 'ln' }));
+    expect(readlinkSync(at('ln'))).toBe('/etc/passwd');
+    await client.call(stamp.next({ op: 'create', path: 'orig', mode: 0o644 }));
+    await client.call(stamp.next({ op: 'write', path: 'orig', offset: 0 }), Buffer.from('shared'));
+    await client.call(stamp.next({ op: 'link', from: 'orig', path: 'hard' }));
+    expect(lstatSync(at('hard')).ino).toBe(lstatSync(at('orig')).ino);
+    expect(lstatSync(at('orig')).nlink).toBe(2);
+  });
+
+  it('chmod, chown, utimens', async () => {
+    await client.call(stamp.next({ op: 'chmod', path: 'orig', mode: 0o4711 }));
+    expect(lstatSync(at('orig')).mode & 0o7777).toBe(0o4711);
+    await client.call(stamp.next({ op: 'chown', path: 'orig', uid: 1234, gid: 5678 }));
+    expect(lstatSync(at('orig'))).toMatchObject({ uid: 1234, gid: 5678 });
+    await client.call(stamp.next({ op: 'chown', path: 'ln', uid: 42, gid: -1 }));
+    expect(lstatSync(at('ln')).uid).toBe(42);
+    await client.call(stamp.next({ op: 'utimens', path: 'orig', atimeMs: 1_000_000_000_000, mtimeMs: 1_500_000_000_500 }));
+    const st = lstatSync(at('orig'));
+    expect(Math.round(st.mtimeMs)).toBe(1_500_000_000_500);
+    expect(Math.round(st.atimeMs)).toBe(1_000_000_000_000);
+  });
+
+  it('setxattr (any/create/replace), removexattr', async () => {
+    await client.call(stamp.next({ op: 'setxattr', path: 'orig', name: 'user.color' }), Buffer.from('blue'));
+    expect(getAttributeSync(at('orig'), 'user.color').toString()).toBe('blue');
+    await expect(client.call(stamp.next({ op: 'setxattr', path: 'orig', name: 'user.color', flags: 'create' }), Buffer.from('x'))).rejects.toMatchObject({ errno: 'EEXIST' });
+    await expect(client.call(stamp.next({ op: 'setxattr', path: 'orig', name: 'user.none', flags: 'replace' }), Buffer.from('x'))).rejects.toMatchObject({ errno: 'ENODATA' });
+    await client.call(stamp.next({ op: 'setxattr', path: 'orig', name: 'user.bin', flags: 'create' }), Buffer.from([0, 1, 2, 255]));
+    expect(getAttributeSync(at('orig'), 'user.bin')).toEqual(Buffer.from([0, 1, 2, 255]));
+    await client.call(stamp.next({ op: 'removexattr', path: 'orig', name: 'user.color' }));
+    expect(listAttributesSync(at('orig'))).not.toContain('user.color');
+    await expect(client.call(stamp.next({ op: 'removexattr', path: 'orig', name: 'user.color' }))).rejects.toMatchObject({ errno: 'ENODATA' });
+  });
+
+  it('fsync succeeds on an existing path and fails on a missing one', async () => {
+    await client.call(stamp.next({ op: 'fsync', path: 'orig' }));
+    await expect(client.call(stamp.next({ op: 'fsync', path: 'nothing/here' }))).rejects.toMatchObject({ errno: 'ENOENT' });
+  });
+});
+
+describe('every read the mount needs', () => {
+  it('getattr, readdir, read, readlink, getxattr, listxattr, statfs', async () => {
+    mkdirSync(at('r'));
+    writeFileSync(at('r/f'), 'abcdefghij');
+    const st = (await client.call<WireStat>({ op: 'getattr', path: 'r/f' })).result;
+    expect(st).toMatchObject({ type: 'file', size: 10 });
+    const root = (await client.call<{ names: string[] }>({ op: 'readdir', path: '' })).result;
+    expect(root.names).toContain('r');
+    expect(root.names).not.toContain('.mirrorfs');
+    const withAttrs = (await client.call<{ entries: { name: string; stat: WireStat }[] }>({ op: 'readdir', path: 'r', withAttrs: true })).result;
+    expect(withAttrs.entries).toEqual([{ name: 'f', stat: expect.objectContaining({ size: 10, type: 'file' }) }]);
+    const read = await client.call({ op: 'read', path: 'r/f', offset: 2, length: 100 });
+    expect(read.payload.toString()).toBe('cdefghij');
+    expect((await client.call({ op: 'readlink', path: 'ln' })).result).toEqual({ target: '/etc/passwd' });
+    expect((await client.call({ op: 'getxattr', path: 'orig', name: 'user.bin' })).payload).toEqual(Buffer.from([0, 1, 2, 255]));
+    expect((await client.call<{ names: string[] }>({ op: 'listxattr', path: 'orig' })).result.names).toContain('user.bin');
+    const fs = (await client.call<{ bsize: number; blocks: number }>({ op: 'statfs' })).result;
+    expect(fs.bsize).toBeGreaterThan(0);
+    expect(fs.blocks).toBeGreaterThan(0);
+    await expect(client.call({ op: 'getattr', path: 'r/missing' })).rejects.toMatchObject({ errno: 'ENOENT', context: { peer: 'east' } });
+    await expect(client.call({ op: 'readdir', path: 'r/f' })).rejects.toMatchObject({ errno: 'ENOTDIR' });
+  });
+
+  it('status and manifest describe the tree', async () => {
+    const status = await client.status();
+    expect(status).toMatchObject({ name: 'east', epoch: 1, owner: stamp.mount, durability: 'fsync-before-ack' });
+    expect(status.applied).toBeGreaterThan(10);
+    const manifest = await client.manifest();
+    const f = manifest.find((e) => e.path === 'r/f');
+    expect(f).toMatchObject({ type: 'file', size: 10, sha256: '72399361da6a7754fec986dca5b7cbaf1c810a28ded4abaf56b2106d06cb78b0' });
+    expect(manifest.find((e) => e.path === 'ln')).toMatchObject({ type: 'symlink', target: '/etc/passwd' });
+    expect(manifest.find((e) => e.path === 'orig')?.xattrs).toEqual({ 'user.bin': Buffer.from([0, 1, 2, 255]).toString('base64') });
+    expect(manifest.some((e) => e.path.startsWith('.mirrorfs'))).toBe(false);
+  });
+});

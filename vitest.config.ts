@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    pool: 'forks',
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Each file starts its own peers (and later mounts) on port 0, so files can
+    // run in parallel; two workers match the machine's two cores.
+    maxWorkers: 2,
+    reporters: ['default'],
+  },
+});
