@@ -1,13 +1,24 @@
 import {
   closeSync, constants, fchmodSync, fstatSync, ftruncateSync, lchownSync, linkSync, lstatSync, lutimesSync,
-  mkdirSync, openSync, renameSync, rmdirSync, symlinkSync, unlinkSync, writeSync,
+  mkdirSync, openSync, renameSync, rmdirSync, symlinkSync, unlinkSync, write,
 } from 'node:fs';
+
+function writeAsync(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => write(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))));
+}
 import { dirname } from 'node:path';
 import { removeAttributeSync, setAttributeSync, getAttributeSync } from 'fs-xattr';
 import { MirrorError } from '../protocol/errors.js';
 import type { Mutation } from '../protocol/ops.js';
 import { syncAll, syncData, syncDir } from './durable.js';
+import type { FdCache } from './fd-cache.js';
 import type { Tree } from './tree.js';
+
+/** What applying needs: the confined tree and the open-file cache. */
+export interface ApplyContext {
+  tree: Tree;
+  fds: FdCache;
+}
 
 /**
  * Applying changing operations to the data directory, durably: each function
@@ -23,12 +34,10 @@ import type { Tree } from './tree.js';
 
 export type MutationResult = { written?: number } | null;
 
-const WRITE_FLAGS = constants.O_WRONLY | constants.O_NOFOLLOW;
-
-type Handler<K extends Mutation['op']> = (tree: Tree, req: Extract<Mutation, { op: K }>, payload: Buffer, redo: boolean) => Promise<MutationResult>;
+type Handler<K extends Mutation['op']> = (ctx: ApplyContext, req: Extract<Mutation, { op: K }>, payload: Buffer, redo: boolean) => Promise<MutationResult>;
 
 const handlers: { [K in Mutation['op']]: Handler<K> } = {
-  async create(tree, req, _payload, redo) {
+  async create({ tree }, req, _payload, redo) {
     const abs = tree.resolve(req.path);
     let fd: number;
     try {
@@ -47,14 +56,14 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     return null;
   },
 
-  async write(tree, req, payload) {
-    const abs = tree.resolve(req.path);
-    const fd = openSync(abs, WRITE_FLAGS);
+  async write({ tree, fds }, req, payload) {
+    const { fd, release } = fds.acquire(req.path, () => tree.resolve(req.path));
     try {
       const sizeBefore = fstatSync(fd).size;
       let done = 0;
       try {
-        while (done < payload.length) done += writeSync(fd, payload, done, payload.length - done, req.offset + done);
+        // The fd is O_DSYNC (fd-cache.ts): each write is durable when it returns.
+        while (done < payload.length) done += await writeAsync(fd, payload, done, payload.length - done, req.offset + done);
       } catch (err) {
         // Leave nothing half-applied where we can: a write that failed part-way
         // (ENOSPC) and had extended the file is cut back to the size it had.
@@ -62,27 +71,26 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
         if (fstatSync(fd).size > sizeBefore) ftruncateSync(fd, sizeBefore);
         throw err;
       }
-      await syncData(fd);
       return { written: done };
     } finally {
-      closeSync(fd);
+      release();
     }
   },
 
-  async truncate(tree, req) {
-    const abs = tree.resolve(req.path);
-    const fd = openSync(abs, WRITE_FLAGS);
+  async truncate({ tree, fds }, req) {
+    const { fd, release } = fds.acquire(req.path, () => tree.resolve(req.path));
     try {
       ftruncateSync(fd, req.size);
       await syncData(fd);
     } finally {
-      closeSync(fd);
+      release();
     }
     return null;
   },
 
-  async unlink(tree, req, _payload, redo) {
+  async unlink({ tree, fds }, req, _payload, redo) {
     const abs = tree.resolve(req.path);
+    fds.invalidate(req.path);
     try {
       unlinkSync(abs);
     } catch (err) {
@@ -92,7 +100,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     return null;
   },
 
-  async mkdir(tree, req, _payload, redo) {
+  async mkdir({ tree }, req, _payload, redo) {
     const abs = tree.resolve(req.path);
     try {
       mkdirSync(abs, { mode: req.mode });
@@ -103,9 +111,10 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     return null;
   },
 
-  async rmdir(tree, req, _payload, redo) {
+  async rmdir({ tree, fds }, req, _payload, redo) {
     if (req.path === '') throw new MirrorError('MFS_ERRNO', 'cannot remove the root of the tree', { errno: 'EBUSY' });
     const abs = tree.resolve(req.path);
+    fds.invalidate(req.path);
     try {
       rmdirSync(abs);
     } catch (err) {
@@ -115,10 +124,12 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     return null;
   },
 
-  async rename(tree, req, _payload, redo) {
+  async rename({ tree, fds }, req, _payload, redo) {
     if (req.from === '' || req.to === '') throw new MirrorError('MFS_ERRNO', 'cannot rename the root of the tree', { errno: 'EBUSY' });
     const from = tree.resolve(req.from, 'from');
     const to = tree.resolve(req.to, 'to');
+    fds.invalidate(req.from);
+    fds.invalidate(req.to);
     try {
       renameSync(from, to);
     } catch (err) {
@@ -129,7 +140,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     return null;
   },
 
-  async symlink(tree, req, _payload, redo) {
+  async symlink({ tree }, req, _payload, redo) {
     const abs = tree.resolve(req.path);
     try {
       // The target is data (like a file's contents): the peer stores it and never follows it.
@@ -141,7 +152,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     return null;
   },
 
-  async link(tree, req, _payload, redo) {
+  async link({ tree }, req, _payload, redo) {
     const from = tree.resolve(req.from, 'from');
     const abs = tree.resolve(req.path);
     try {
@@ -153,7 +164,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     return null;
   },
 
-  async chmod(tree, req) {
+  async chmod({ tree }, req) {
     const { abs } = tree.resolveNoFollow(req.path);
     const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
@@ -165,21 +176,21 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     return null;
   },
 
-  async chown(tree, req) {
+  async chown({ tree }, req) {
     const abs = tree.resolve(req.path);
     lchownSync(abs, req.uid, req.gid);
     await syncInode(abs);
     return null;
   },
 
-  async utimens(tree, req) {
+  async utimens({ tree }, req) {
     const abs = tree.resolve(req.path);
     lutimesSync(abs, req.atimeMs / 1000, req.mtimeMs / 1000);
     await syncInode(abs);
     return null;
   },
 
-  async setxattr(tree, req, payload) {
+  async setxattr({ tree }, req, payload) {
     const { abs } = tree.resolveNoFollow(req.path);
     if (req.flags !== 'any') {
       const present = hasXattr(abs, req.name);
@@ -191,7 +202,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     return null;
   },
 
-  async removexattr(tree, req, _payload, redo) {
+  async removexattr({ tree }, req, _payload, redo) {
     const { abs } = tree.resolveNoFollow(req.path);
     try {
       removeAttributeSync(abs, req.name);
@@ -202,16 +213,16 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     return null;
   },
 
-  async fsync(tree, req) {
+  async fsync({ tree }, req) {
     // Every acknowledged change is already durable; fsync only checks the path.
     tree.resolve(req.path);
     return null;
   },
 };
 
-export function applyMutation(tree: Tree, req: Mutation, payload: Buffer, redo: boolean): Promise<MutationResult> {
+export function applyMutation(ctx: ApplyContext, req: Mutation, payload: Buffer, redo: boolean): Promise<MutationResult> {
   const handler = handlers[req.op] as Handler<typeof req.op>;
-  return handler(tree, req as never, payload, redo);
+  return handler(ctx, req as never, payload, redo);
 }
 
 /** fsync an inode; a symlink cannot be opened, so its parent directory's flush carries it (ext4 journals both). */

@@ -1,10 +1,10 @@
-import { closeSync, constants, lstatSync, openSync, readSync, readdirSync, readlinkSync, statfsSync, type Stats } from 'node:fs';
+import { lstatSync, readSync, readdirSync, readlinkSync, statfsSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { getAttributeSync, listAttributesSync } from 'fs-xattr';
 import { MirrorError } from '../protocol/errors.js';
 import type { ReadRequest, WireStat, WireStatfs } from '../protocol/ops.js';
 import { RESERVED_ROOT_NAMES } from '../protocol/paths.js';
-import type { Tree } from './tree.js';
+import type { ApplyContext } from './apply.js';
 
 /**
  * Serving reads from the data directory. None of these follow a symlink at the
@@ -45,7 +45,7 @@ export function xattrNames(abs: string, st: Stats): string[] {
   return listAttributesSync(abs);
 }
 
-export function serveRead(tree: Tree, req: ReadRequest): ReadOutcome {
+export function serveRead({ tree, fds }: ApplyContext, req: ReadRequest): ReadOutcome {
   switch (req.op) {
     case 'getattr':
       return { result: toWireStat(lstatSync(tree.resolve(req.path))) };
@@ -64,8 +64,7 @@ export function serveRead(tree: Tree, req: ReadRequest): ReadOutcome {
       return { result: { names, entries } };
     }
     case 'read': {
-      const abs = tree.resolve(req.path);
-      const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+      const { fd, release } = fds.acquire(req.path, () => tree.resolve(req.path));
       try {
         const buf = Buffer.allocUnsafe(req.length);
         let got = 0;
@@ -76,7 +75,7 @@ export function serveRead(tree: Tree, req: ReadRequest): ReadOutcome {
         }
         return { payload: buf.subarray(0, got) };
       } finally {
-        closeSync(fd);
+        release();
       }
     }
     case 'readlink':

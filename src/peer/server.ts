@@ -6,8 +6,9 @@ import type { Logger } from '../log.js';
 import { MAX_FRAME_BYTES, decodeFrame, encodeError, encodeFrame } from '../protocol/codec.js';
 import { MirrorError, isDeterministic, toMirrorError, type WireError } from '../protocol/errors.js';
 import { NAMESPACE_OPS, isMutation, requestSchema, type ControlRequest, type HandshakeResult, type Mutation, type PeerStatus, type Request } from '../protocol/ops.js';
-import { PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from '../protocol/version.js';
-import { applyMutation } from './apply.js';
+import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from '../protocol/version.js';
+import { applyMutation, type ApplyContext } from './apply.js';
+import { FdCache } from './fd-cache.js';
 import { TokenAuth } from './auth.js';
 import { walkManifest } from './manifest.js';
 import { NamespaceLock } from './namespace-lock.js';
@@ -44,6 +45,7 @@ export class PeerServer {
   private readonly sessions = new Set<Http2Session>();
   private readonly state: PeerState;
   private readonly tree: Tree;
+  private readonly ctx: ApplyContext;
   private readonly auth: TokenAuth;
   private readonly lock = new NamespaceLock();
   /** (mount, seq) -> the running application, so a concurrent duplicate joins it. */
@@ -64,10 +66,15 @@ export class PeerServer {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     this.state = new PeerState(join(stateDir, 'peer.db'));
     this.tree = new Tree(dataDir);
+    this.ctx = { tree: this.tree, fds: new FdCache() };
     this.auth = new TokenAuth(opts.token);
-    this.server = http2.createServer({ maxSessionMemory: 64 });
+    this.server = http2.createServer({
+      maxSessionMemory: 256,
+      settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, initialWindowSize: H2_STREAM_WINDOW_BYTES },
+    });
     this.server.on('session', (session) => {
       this.sessions.add(session);
+      session.setLocalWindowSize(H2_CONNECTION_WINDOW_BYTES);
       session.on('close', () => this.sessions.delete(session));
       session.on('error', (err) => this.log.debug({ err }, 'session error'));
     });
@@ -103,6 +110,7 @@ export class PeerServer {
     while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     if (this.inFlight > 0) this.log.warn({ inFlight: this.inFlight }, 'grace period over with operations still in flight');
     for (const s of this.sessions) s.destroy();
+    this.ctx.fds.closeAll();
     this.state.close();
     this.log.info('peer stopped');
   }
@@ -160,7 +168,7 @@ export class PeerServer {
       return respondFrame(stream, result);
     }
     if (req.op === 'handshake' || req.op === 'progress') return respondFrame(stream, { ok: true, result: this.control(req) });
-    const out = await this.lock.run(false, async () => serveRead(this.tree, req));
+    const out = await this.lock.run(false, async () => serveRead(this.ctx, req));
     respondFrame(stream, out.result === undefined ? { ok: true } : { ok: true, result: out.result }, out.payload);
   }
 
@@ -195,6 +203,9 @@ export class PeerServer {
     const joined = this.running.get(key);
     if (joined) return joined;
     const prior = this.state.lookup(req.mount, req.seq);
+    if (prior && (prior.op !== req.op || prior.path !== pathOf(req))) {
+      throw new MirrorError('MFS_SEQ_CONFLICT', `seq ${req.seq} of mount ${req.mount} was ${prior.op} ${JSON.stringify(prior.path)}, now ${req.op} ${JSON.stringify(pathOf(req))}`);
+    }
     if (prior?.state === 'done') return Promise.resolve({ result: JSON.parse(prior.result!) });
     if (!prior && req.seq < this.state.forgottenBelow(req.mount)) {
       throw new MirrorError('MFS_SEQ_FORGOTTEN', `seq ${req.seq} of mount ${req.mount} is older than the retained history`);
@@ -205,14 +216,14 @@ export class PeerServer {
   }
 
   private async applyOnce(req: Mutation, payload: Buffer, inDoubt: boolean): Promise<{ result: unknown }> {
-    const path = 'path' in req ? req.path : req.from;
+    const path = pathOf(req);
     const exclusive = req.op === 'rename' || req.op === 'rmdir';
     return this.lock.run(exclusive, async () => {
       const namespace = NAMESPACE_OPS.has(req.op);
       if (namespace && !inDoubt) this.state.recordIntent(req.mount, req.seq, req.epoch, req.op, path);
       let outcome: { ok: true; result?: unknown } | { ok: false; error: WireError };
       try {
-        const result = await applyMutation(this.tree, req, payload, inDoubt);
+        const result = await applyMutation(this.ctx, req, payload, inDoubt);
         outcome = result === null ? { ok: true } : { ok: true, result };
         this.applied++;
         if (req.op === 'write') this.appliedBytes += payload.length;
@@ -226,7 +237,7 @@ export class PeerServer {
         }
         outcome = { ok: false, error: e.toWire() };
       }
-      this.state.recordDone(req.mount, req.seq, req.epoch, req.op, path, JSON.stringify(outcome));
+      await this.state.recordDone(req.mount, req.seq, req.epoch, req.op, path, JSON.stringify(outcome));
       return { result: outcome };
     });
   }
@@ -258,6 +269,16 @@ export class PeerServer {
     });
     stream.end();
   }
+}
+
+/**
+ * What an operation is recorded under, for humans and for spotting a seq
+ * re-used by a different operation: its path, or both names for rename/link.
+ */
+function pathOf(req: Mutation): string {
+  if (req.op === 'rename') return `${req.from} -> ${req.to}`;
+  if (req.op === 'link') return `${req.from} -> ${req.path}`;
+  return req.path;
 }
 
 /** Answer with a frame whose header is an outcome ({ok, result} or {ok: false, error}). */

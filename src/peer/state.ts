@@ -21,12 +21,18 @@ export const RETAINED_OUTCOMES = 200_000;
 /** Prune at most every this many recorded outcomes (amortises the DELETE). */
 const PRUNE_EVERY = 10_000;
 
-export type OutcomeRow = { state: 'intent' | 'done'; result: string | null };
+export type OutcomeRow = { state: 'intent' | 'done'; result: string | null; op: string; path: string };
 
 export class PeerState {
   private readonly db: Database.Database;
   private readonly stmts;
   private sincePrune = 0;
+  /** Per mount: highest seq with a row here; a seq above it cannot have one (skips a SELECT). */
+  private readonly maxSeqs = new Map<string, number>();
+  private readonly floors = new Map<string, number>();
+  /** Outcomes waiting for the next batched commit, and the promise their callers await. */
+  private pending: unknown[][] = [];
+  private pendingCommit: Promise<void> | null = null;
   readonly peerId: string;
   epoch: number;
   owner: string | null;
@@ -41,7 +47,7 @@ export class PeerState {
     this.stmts = {
       getMeta: this.db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
       setMeta: this.db.prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
-      lookup: this.db.prepare<[string, number], OutcomeRow>('SELECT state, result FROM outcomes WHERE mount = ? AND seq = ?'),
+      lookup: this.db.prepare<[string, number], OutcomeRow>('SELECT state, result, op, path FROM outcomes WHERE mount = ? AND seq = ?'),
       intent: this.db.prepare('INSERT INTO outcomes(mount, seq, epoch, op, path, state, result, at_ms) VALUES (?, ?, ?, ?, ?, \'intent\', NULL, ?) ON CONFLICT(mount, seq) DO NOTHING'),
       done: this.db.prepare('INSERT INTO outcomes(mount, seq, epoch, op, path, state, result, at_ms) VALUES (?, ?, ?, ?, ?, \'done\', ?, ?) ON CONFLICT(mount, seq) DO UPDATE SET state = \'done\', result = excluded.result, at_ms = excluded.at_ms'),
       forget: this.db.prepare('DELETE FROM outcomes WHERE mount = ? AND seq = ?'),
@@ -111,18 +117,63 @@ export class PeerState {
   }
 
   lookup(mount: string, seq: number): OutcomeRow | undefined {
+    if (seq > this.maxSeq(mount)) return undefined;
     return this.stmts.lookup.get(mount, seq);
+  }
+
+  private maxSeq(mount: string): number {
+    let max = this.maxSeqs.get(mount);
+    if (max === undefined) {
+      max = this.stmts.maxSeq.get(mount)?.m ?? 0;
+      this.maxSeqs.set(mount, max);
+    }
+    return max;
+  }
+
+  private noteSeq(mount: string, seq: number): void {
+    if (seq > this.maxSeq(mount)) this.maxSeqs.set(mount, seq);
   }
 
   /** Record, durably, that a namespace operation is about to be applied. */
   recordIntent(mount: string, seq: number, epoch: number, op: string, path: string): void {
-    this.durably(() => this.stmts.intent.run(mount, seq, epoch, op, path, Date.now()));
+    this.noteSeq(mount, seq);
+    this.durably(() => {
+      this.flushPending(); // keep history a prefix: earlier outcomes commit first
+      this.stmts.intent.run(mount, seq, epoch, op, path, Date.now());
+    });
   }
 
-  /** Record an operation's outcome (a JSON result or wire error). */
-  recordDone(mount: string, seq: number, epoch: number, op: string, path: string, result: string): void {
-    this.stmts.done.run(mount, seq, epoch, op, path, result, Date.now());
-    if (++this.sincePrune >= PRUNE_EVERY) this.prune();
+  /**
+   * Record an operation's outcome (a JSON result or wire error). Outcomes that
+   * complete in the same turn of the event loop share one transaction (group
+   * commit); the promise resolves once this outcome is committed, and the
+   * caller acknowledges only then.
+   */
+  recordDone(mount: string, seq: number, epoch: number, op: string, path: string, result: string): Promise<void> {
+    this.noteSeq(mount, seq);
+    this.pending.push([mount, seq, epoch, op, path, result, Date.now()]);
+    if (!this.pendingCommit) {
+      this.pendingCommit = new Promise<void>((resolve, reject) => {
+        setImmediate(() => {
+          try {
+            this.db.transaction(() => this.flushPending())();
+            resolve();
+          } catch (err) {
+            reject(err);
+          }
+        });
+      });
+    }
+    return this.pendingCommit;
+  }
+
+  private flushPending(): void {
+    const rows = this.pending;
+    this.pending = [];
+    this.pendingCommit = null;
+    for (const row of rows) this.stmts.done.run(...row);
+    this.sincePrune += rows.length;
+    if (this.sincePrune >= PRUNE_EVERY) this.prune();
   }
 
   /** Drop an intent whose operation failed transiently (it was not applied; a retry may succeed). */
@@ -131,7 +182,12 @@ export class PeerState {
   }
 
   forgottenBelow(mount: string): number {
-    return Number(this.meta(`forgotten_below:${mount}`) ?? 0);
+    let floor = this.floors.get(mount);
+    if (floor === undefined) {
+      floor = Number(this.meta(`forgotten_below:${mount}`) ?? 0);
+      this.floors.set(mount, floor);
+    }
+    return floor;
   }
 
   progress(mount: string): ProgressResult {
@@ -154,11 +210,13 @@ export class PeerState {
           this.stmts.prune.run(mount, below);
           this.setMeta(`forgotten_below:${mount}`, String(below));
         })();
+        this.floors.set(mount, below);
       }
     }
   }
 
   close(): void {
+    if (this.pending.length) this.db.transaction(() => this.flushPending())();
     this.db.close();
   }
 }

@@ -22,6 +22,7 @@ export const WIRE_CODES = {
   MFS_FENCED: { errno: 'EROFS', status: 200, message: 'fenced: a newer epoch owns this peer' },
   MFS_NOT_OWNER: { errno: 'EBUSY', status: 200, message: 'peer is owned by another mount' },
   MFS_NO_HANDSHAKE: { errno: 'EPROTO', status: 200, message: 'epoch not established: handshake first' },
+  MFS_SEQ_CONFLICT: { errno: 'EIO', status: 200, message: 'sequence number already used by a different operation' },
   MFS_SEQ_FORGOTTEN: { errno: 'EIO', status: 200, message: 'sequence number older than the retained history' },
   MFS_SHUTTING_DOWN: { errno: 'EAGAIN', status: 503, message: 'peer is shutting down' },
   MFS_TIMEOUT: { errno: 'EIO', status: 0, message: 'peer did not answer in time' },

@@ -14,3 +14,13 @@ export const ROUTES = {
   status: '/v1/status',
   manifest: '/v1/manifest',
 } as const;
+
+/**
+ * HTTP/2 flow-control windows. The protocol default (64 KiB per stream and per
+ * connection) would stall 16 concurrent 128 KiB writes on window updates; both
+ * sides advertise these instead. Memory stays bounded by the frame limit times
+ * the concurrent-stream limit.
+ */
+export const H2_STREAM_WINDOW_BYTES = 8 * 1024 * 1024;
+export const H2_CONNECTION_WINDOW_BYTES = 64 * 1024 * 1024;
+export const H2_MAX_CONCURRENT_STREAMS = 256;

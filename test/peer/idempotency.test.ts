@@ -1,0 +1,89 @@
+import Database from 'better-sqlite3';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { cleanupPeers, spawnPeer } from '../helpers/peer.js';
+import { Stamper } from '../helpers/stamp.js';
+import { cleanupTmp } from '../helpers/tmp.js';
+
+afterEach(async () => {
+  await cleanupPeers();
+  cleanupTmp();
+});
+
+async function ownedPeer() {
+  const peer = await spawnPeer({ name: 'east' });
+  const stamp = new Stamper();
+  const client = peer.client();
+  await client.handshake(stamp.mount, stamp.epoch);
+  return { peer, stamp, client };
+}
+
+describe('the same operation sent twice is applied once', () => {
+  it('a re-sent rename and mkdir are answered with their first result, not re-applied', async () => {
+    const { peer, stamp, client } = await ownedPeer();
+    writeFileSync(join(peer.dataDir, 'a'), 'A');
+    const rename = stamp.next({ op: 'rename', from: 'a', to: 'b' });
+    await client.call(rename);
+    await client.call(rename); // a re-apply would fail with ENOENT
+    expect(readFileSync(join(peer.dataDir, 'b'), 'utf8')).toBe('A');
+    // the same request under a new seq is a new operation, and fails as it should
+    await expect(client.call(stamp.next({ op: 'rename', from: 'a', to: 'b' }))).rejects.toMatchObject({ errno: 'ENOENT' });
+    const mkdir = stamp.next({ op: 'mkdir', path: 'd', mode: 0o755 });
+    await client.call(mkdir);
+    await client.call(mkdir); // a re-apply would fail with EEXIST
+  });
+
+  it('a different operation under a seq already used is refused as a conflict, not answered with the other outcome', async () => {
+    const { stamp, client } = await ownedPeer();
+    const mkdir = stamp.next({ op: 'mkdir', path: 'd', mode: 0o755 });
+    await client.call(mkdir);
+    await expect(client.call({ ...mkdir, path: 'other' })).rejects.toMatchObject({ code: 'MFS_SEQ_CONFLICT', errno: 'EIO' });
+  });
+
+  it('an error outcome is remembered too: the re-send does not apply the operation late', async () => {
+    const { peer, stamp, client } = await ownedPeer();
+    const unlink = stamp.next({ op: 'unlink', path: 'later' });
+    await expect(client.call(unlink)).rejects.toMatchObject({ errno: 'ENOENT' });
+    writeFileSync(join(peer.dataDir, 'later'), 'keep me');
+    await expect(client.call(unlink)).rejects.toMatchObject({ errno: 'ENOENT' });
+    expect(existsSync(join(peer.dataDir, 'later'))).toBe(true);
+  });
+
+  it('concurrent duplicates of one operation join a single application', async () => {
+    const { peer, stamp, client } = await ownedPeer();
+    writeFileSync(join(peer.dataDir, 'x'), 'X');
+    const rename = stamp.next({ op: 'rename', from: 'x', to: 'y' });
+    const results = await Promise.allSettled(Array.from({ length: 8 }, () => client.call(rename)));
+    expect(results.map((r) => r.status)).toEqual(Array(8).fill('fulfilled'));
+    expect(readFileSync(join(peer.dataDir, 'y'), 'utf8')).toBe('X');
+  });
+
+  it('outcomes survive a restart of the peer', async () => {
+    const { peer, stamp, client } = await ownedPeer();
+    writeFileSync(join(peer.dataDir, 'a'), 'A');
+    const rename = stamp.next({ op: 'rename', from: 'a', to: 'b' });
+    await client.call(rename);
+    const again = await peer.restart();
+    await again.client().call(rename);
+    expect(readFileSync(join(again.dataDir, 'b'), 'utf8')).toBe('A');
+    const progress = await again.client().progress(stamp.mount);
+    expect(progress).toMatchObject({ contiguousSeq: 1, maxSeq: 1 });
+  });
+
+  it('an operation in doubt after a crash (intent recorded, change applied, no outcome) is completed, not failed', async () => {
+    const { peer, stamp, client } = await ownedPeer();
+    writeFileSync(join(peer.dataDir, 'src'), 'S');
+    await client.call(stamp.next({ op: 'mkdir', path: 'd', mode: 0o755 }));
+    await peer.stop();
+    // Reproduce the state a crash leaves between "rename applied" and "outcome recorded".
+    const rename = stamp.next({ op: 'rename', from: 'src', to: 'd/dst' });
+    const db = new Database(join(peer.stateDir, 'peer.db'));
+    db.prepare("INSERT INTO outcomes(mount, seq, epoch, op, path, state, result, at_ms) VALUES (?, ?, ?, 'rename', 'src -> d/dst', 'intent', NULL, 0)").run(stamp.mount, rename.seq, stamp.epoch);
+    db.close();
+    renameSync(join(peer.dataDir, 'src'), join(peer.dataDir, 'd/dst'));
+    const again = await peer.restart();
+    await again.client().call(rename); // without the intent this would be ENOENT
+    expect(readFileSync(join(again.dataDir, 'd/dst'), 'utf8')).toBe('S');
+  });
+});
