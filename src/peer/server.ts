@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import { MAX_FRAME_BYTES, decodeFrame, encodeError, encodeFrame } from '../protocol/codec.js';
 import { MirrorError, isDeterministic, toMirrorError, type WireError } from '../protocol/errors.js';
 import { NAMESPACE_OPS, isMutation, requestSchema, type ControlRequest, type HandshakeResult, type Mutation, type PeerStatus, type Request } from '../protocol/ops.js';
-import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from '../protocol/version.js';
+import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from '../protocol/version.js';
 import { applyMutation, type ApplyContext } from './apply.js';
 import { FdCache } from './fd-cache.js';
 import { TokenAuth } from './auth.js';
@@ -70,7 +70,7 @@ export class PeerServer {
     this.auth = new TokenAuth(opts.token);
     this.server = http2.createServer({
       maxSessionMemory: 256,
-      settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, initialWindowSize: H2_STREAM_WINDOW_BYTES },
+      settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, initialWindowSize: H2_STREAM_WINDOW_BYTES, maxFrameSize: H2_MAX_FRAME_BYTES },
     });
     this.server.on('session', (session) => {
       this.sessions.add(session);

@@ -2,7 +2,7 @@ import http2, { type ClientHttp2Session } from 'node:http2';
 import { decodeFrame, encodeFrame, type ResponseHeader } from './codec.js';
 import { MirrorError, type WireError } from './errors.js';
 import type { HandshakeResult, ManifestEntry, PeerStatus, ProgressResult, RequestInput } from './ops.js';
-import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from './version.js';
+import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from './version.js';
 
 export interface PeerClientOptions {
   /** Name used in logs and errors ("east"). */
@@ -100,7 +100,7 @@ export class PeerClient {
     if (current && !current.destroyed && !current.closed) return current;
     const session = http2.connect(this.url, {
       peerMaxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS,
-      settings: { initialWindowSize: H2_STREAM_WINDOW_BYTES },
+      settings: { initialWindowSize: H2_STREAM_WINDOW_BYTES, maxFrameSize: H2_MAX_FRAME_BYTES },
     });
     session.once('connect', () => session.setLocalWindowSize(H2_CONNECTION_WINDOW_BYTES));
     session.on('error', () => undefined); // surfaced per request through the stream's 'error'

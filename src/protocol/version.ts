@@ -24,3 +24,5 @@ export const ROUTES = {
 export const H2_STREAM_WINDOW_BYTES = 8 * 1024 * 1024;
 export const H2_CONNECTION_WINDOW_BYTES = 64 * 1024 * 1024;
 export const H2_MAX_CONCURRENT_STREAMS = 256;
+/** Larger DATA frames: a 128 KiB write crosses as one frame instead of eight. */
+export const H2_MAX_FRAME_BYTES = 1024 * 1024;

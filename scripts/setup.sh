@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Idempotent set-up on a fresh machine of this kind (Debian 12, Node 20, root):
+# system packages FUSE needs, npm dependencies from the lock file, and the build.
+# Safe to run again: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+# fuse-native's prebuilt addon links libfuse.so.2 (Debian: libfuse2); fusermount
+# (Debian: fuse) unmounts a dead mount without root tricks. attr gives getfattr
+# and setfattr for looking at xattrs by hand.
+missing=()
+for pkg in libfuse2 fuse attr; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    log "missing system packages: ${missing[*]}; run as root or: sudo apt-get install -y ${missing[*]}"
+    exit 1
+  fi
+  log "installing system packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+[ -e /dev/fuse ] || log "warning: /dev/fuse does not exist; mounting will fail (load the fuse module)"
+
+# Dependencies, exactly as locked. Re-run when the lock file changed since the last install.
+stamp=node_modules/.mirrorfs-lock-stamp
+if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+  log "installing npm dependencies (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json "$stamp"
+fi
+# Native addons must have built (npm 11 may warn about install scripts).
+for addon in node_modules/better-sqlite3/build/Release/better_sqlite3.node node_modules/fs-xattr/build/Release/xattr.node; do
+  [ -f "$addon" ] || { log "native addon $addon did not build; see npm's output above"; exit 1; }
+done
+
+log "building (tsc)"
+npm run --silent build
