@@ -7,14 +7,15 @@ import { MAX_FRAME_BYTES, decodeFrame, encodeError, encodeFrame } from '../proto
 import { MirrorError, isDeterministic, toMirrorError, type WireError } from '../protocol/errors.js';
 import { NAMESPACE_OPS, isMutation, requestSchema, type ControlRequest, type HandshakeResult, type Mutation, type PeerStatus, type Request } from '../protocol/ops.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from '../protocol/version.js';
-import { applyMutation, type ApplyContext } from './apply.js';
-import { FdCache } from './fd-cache.js';
+import { applyMutation, type ApplyContext } from '../store/apply.js';
+import { durableSync } from '../store/durable.js';
+import { FdCache } from '../store/fd-cache.js';
 import { TokenAuth } from './auth.js';
-import { walkManifest } from './manifest.js';
-import { NamespaceLock } from './namespace-lock.js';
-import { serveRead } from './reads.js';
+import { walkManifest } from '../store/manifest.js';
+import { NamespaceLock } from '../store/namespace-lock.js';
+import { serveRead } from '../store/reads.js';
 import { PeerState } from './state.js';
-import { Tree } from './tree.js';
+import { Tree } from '../store/tree.js';
 
 export interface PeerServerOptions {
   /** Root of the mirrored tree. */
@@ -49,7 +50,7 @@ export class PeerServer {
   private readonly auth: TokenAuth;
   private readonly lock = new NamespaceLock();
   /** (mount, seq) -> the running application, so a concurrent duplicate joins it. */
-  private readonly running = new Map<string, Promise<{ result: unknown }>>();
+  private readonly running = new Map<string, { subject: string; work: Promise<{ result: unknown }> }>();
   private readonly startedAt = Date.now();
   private readonly log: Logger;
   private inFlight = 0;
@@ -66,7 +67,7 @@ export class PeerServer {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     this.state = new PeerState(join(stateDir, 'peer.db'));
     this.tree = new Tree(dataDir);
-    this.ctx = { tree: this.tree, fds: new FdCache() };
+    this.ctx = { tree: this.tree, fds: new FdCache({ synchronousWrites: true }), sync: durableSync };
     this.auth = new TokenAuth(opts.token);
     this.server = http2.createServer({
       maxSessionMemory: 256,
@@ -147,10 +148,11 @@ export class PeerServer {
       throw new MirrorError('MFS_AUTH', 'missing or wrong token (Authorization: Bearer ...)');
     }
     const method = headers[':method'];
-    const route = headers[':path'];
+    const url = new URL(headers[':path'] ?? '/', 'http://peer');
+    const route = url.pathname;
     if (method === 'POST' && route === ROUTES.call) return this.handleCall(stream, headers);
     if (method === 'GET' && route === ROUTES.status) return respondJson(stream, this.status());
-    if (method === 'GET' && route === ROUTES.manifest) return this.streamManifest(stream);
+    if (method === 'GET' && route === ROUTES.manifest) return this.streamManifest(stream, url.searchParams.get('content') !== '0');
     throw new MirrorError('MFS_NOT_FOUND', `no route ${method} ${route}`);
   }
 
@@ -167,16 +169,22 @@ export class PeerServer {
       const { result } = await this.mutate(req, frame.payload);
       return respondFrame(stream, result);
     }
-    if (req.op === 'handshake' || req.op === 'progress') return respondFrame(stream, { ok: true, result: this.control(req) });
+    if (req.op === 'handshake' || req.op === 'progress') return respondFrame(stream, { ok: true, result: await this.control(req) });
     const out = await this.lock.run(false, async () => serveRead(this.ctx, req));
     respondFrame(stream, out.result === undefined ? { ok: true } : { ok: true, result: out.result }, out.payload);
   }
 
-  private control(req: ControlRequest): unknown {
+  private async control(req: ControlRequest): Promise<unknown> {
     if (req.op === 'progress') return this.state.progress(req.mount);
     if (req.protocol !== PROTOCOL_VERSION) {
       throw new MirrorError('MFS_PROTOCOL_MISMATCH', `peer speaks mirrorfs protocol ${PROTOCOL_VERSION}, mount speaks ${req.protocol}`);
     }
+    // Exclusively: a change of owner waits for every operation already admitted
+    // under the old epoch, so none of them lands after the new owner is told it owns the peer.
+    return this.lock.run(true, async () => this.handshake(req));
+  }
+
+  private handshake(req: Extract<ControlRequest, { op: 'handshake' }>): HandshakeResult {
     const { epoch, owner, ownerSince } = this.state;
     if (req.epoch < epoch) {
       throw new MirrorError('MFS_FENCED', `epoch ${req.epoch} is older than this peer's epoch ${epoch} (owned by ${owner} since ${ownerSince})`);
@@ -188,39 +196,44 @@ export class PeerServer {
       this.state.setOwner(req.epoch, req.mount);
       this.log.info({ epoch: req.epoch, owner: req.mount }, 'ownership established');
     }
-    const result: HandshakeResult = { protocol: PROTOCOL_VERSION, peer: { name: this.opts.name, id: this.state.peerId }, epoch: this.state.epoch, owner: this.state.owner };
-    return result;
+    return { protocol: PROTOCOL_VERSION, peer: { name: this.opts.name, id: this.state.peerId }, epoch: this.state.epoch, owner: this.state.owner };
   }
 
-  /** Apply one changing operation exactly once; answers a re-send with the first outcome. */
-  private mutate(req: Mutation, payload: Buffer): Promise<{ result: unknown }> {
+  /** Refuse an operation whose stamp is not the current owner's epoch. */
+  private checkOwnership(req: Mutation): void {
     const { epoch, owner } = this.state;
     if (req.epoch < epoch) throw new MirrorError('MFS_FENCED', `operation from epoch ${req.epoch}, peer is at epoch ${epoch} owned by ${owner}`);
     if (req.epoch > epoch) throw new MirrorError('MFS_NO_HANDSHAKE', `operation from epoch ${req.epoch}, peer is at epoch ${epoch}: handshake first`);
     if (req.mount !== owner) throw new MirrorError('MFS_NOT_OWNER', `operation from mount ${req.mount}, peer is owned by ${owner} at epoch ${epoch}`);
+  }
 
+  /** Apply one changing operation exactly once; answers a re-send with the first outcome. */
+  private mutate(req: Mutation, payload: Buffer): Promise<{ result: unknown }> {
+    this.checkOwnership(req);
     const key = `${req.mount}\0${req.seq}`;
+    const subject = subjectOf(req);
     const joined = this.running.get(key);
-    if (joined) return joined;
-    const prior = this.state.lookup(req.mount, req.seq);
-    if (prior && (prior.op !== req.op || prior.path !== pathOf(req))) {
-      throw new MirrorError('MFS_SEQ_CONFLICT', `seq ${req.seq} of mount ${req.mount} was ${prior.op} ${JSON.stringify(prior.path)}, now ${req.op} ${JSON.stringify(pathOf(req))}`);
+    if (joined) {
+      if (joined.subject !== subject) throw seqConflict(req, joined.subject, subject);
+      return joined.work;
     }
+    const prior = this.state.lookup(req.mount, req.seq);
+    if (prior && prior.subject !== subject) throw seqConflict(req, prior.subject, subject);
     if (prior?.state === 'done') return Promise.resolve({ result: JSON.parse(prior.result!) });
     if (!prior && req.seq < this.state.forgottenBelow(req.mount)) {
       throw new MirrorError('MFS_SEQ_FORGOTTEN', `seq ${req.seq} of mount ${req.mount} is older than the retained history`);
     }
-    const work = this.applyOnce(req, payload, prior?.state === 'intent').finally(() => this.running.delete(key));
-    this.running.set(key, work);
+    const work = this.applyOnce(req, payload, subject, prior?.state === 'intent').finally(() => this.running.delete(key));
+    this.running.set(key, { subject, work });
     return work;
   }
 
-  private async applyOnce(req: Mutation, payload: Buffer, inDoubt: boolean): Promise<{ result: unknown }> {
-    const path = pathOf(req);
-    const exclusive = req.op === 'rename' || req.op === 'rmdir';
-    return this.lock.run(exclusive, async () => {
-      const namespace = NAMESPACE_OPS.has(req.op);
-      if (namespace && !inDoubt) this.state.recordIntent(req.mount, req.seq, req.epoch, req.op, path);
+  private async applyOnce(req: Mutation, payload: Buffer, subject: string, inDoubt: boolean): Promise<{ result: unknown }> {
+    const path = 'path' in req ? req.path : req.from;
+    return this.lock.run(EXCLUSIVE_OPS.has(req.op), async () => {
+      this.checkOwnership(req); // again: a takeover may have completed while this waited for the lock
+      const withIntent = INTENT_OPS.has(req.op);
+      if (withIntent && !inDoubt) this.state.recordIntent(req.mount, req.seq, req.epoch, req.op, subject);
       let outcome: { ok: true; result?: unknown } | { ok: false; error: WireError };
       try {
         const result = await applyMutation(this.ctx, req, payload, inDoubt);
@@ -232,12 +245,13 @@ export class PeerServer {
         if (e.code === 'MFS_INTERNAL' || !isDeterministic(e.errno)) {
           // Transient: not applied (or undone), so not remembered; a retry may succeed.
           this.log.warn({ op: req.op, path, errno: e.errno, err: e.message }, 'operation failed (transient, not recorded)');
-          if (namespace) this.state.forget(req.mount, req.seq);
+          // An intent recorded now is dropped; one found after a crash stays (the change may be there).
+          if (withIntent && !inDoubt) this.state.forget(req.mount, req.seq);
           throw e;
         }
         outcome = { ok: false, error: e.toWire() };
       }
-      await this.state.recordDone(req.mount, req.seq, req.epoch, req.op, path, JSON.stringify(outcome));
+      await this.state.recordDone(req.mount, req.seq, req.epoch, req.op, subject, JSON.stringify(outcome));
       return { result: outcome };
     });
   }
@@ -259,10 +273,10 @@ export class PeerServer {
     };
   }
 
-  private async streamManifest(stream: ServerHttp2Stream): Promise<void> {
+  private async streamManifest(stream: ServerHttp2Stream, content: boolean): Promise<void> {
     stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson', [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) });
     await this.lock.run(false, async () => {
-      for await (const entry of walkManifest(this.tree.root)) {
+      for await (const entry of walkManifest(this.tree.root, { content })) {
         if (stream.destroyed) return;
         if (!stream.write(`${JSON.stringify(entry)}\n`)) await new Promise((r) => stream.once('drain', r));
       }
@@ -272,14 +286,34 @@ export class PeerServer {
 }
 
 /**
- * What an operation is recorded under, for humans and for spotting a seq
- * re-used by a different operation: its path, or both names for rename/link.
+ * What an operation is recorded under: its arguments without the stamp (the
+ * payload is not included). A re-send must match it, or the seq was re-used by
+ * a different operation, which is a bug in the sender.
  */
-function pathOf(req: Mutation): string {
-  if (req.op === 'rename') return `${req.from} -> ${req.to}`;
-  if (req.op === 'link') return `${req.from} -> ${req.path}`;
-  return req.path;
+function subjectOf(req: Mutation): string {
+  const { mount: _m, epoch: _e, seq: _s, ...args } = req;
+  return JSON.stringify(args);
 }
+
+function seqConflict(req: Mutation, was: string, now: string): MirrorError {
+  return new MirrorError('MFS_SEQ_CONFLICT', `seq ${req.seq} of mount ${req.mount} was ${was}, now ${now}`);
+}
+
+/**
+ * Operations recorded durably as intents before they are applied, so that a
+ * crash mid-way is recognised on re-send: names change, and xattr operations
+ * whose second application would answer differently (EEXIST, ENODATA).
+ */
+const INTENT_OPS: ReadonlySet<Mutation['op']> = new Set([...NAMESPACE_OPS, 'setxattr', 'removexattr']);
+
+/**
+ * Operations that take the namespace lock exclusively: everything that can
+ * remove a name or make a name a symlink (rename, rmdir, unlink, symlink,
+ * link), so no other operation sits between its confinement check and its
+ * syscall while a name changes under it; and the xattr changes, whose library
+ * calls follow a final symlink.
+ */
+const EXCLUSIVE_OPS: ReadonlySet<Mutation['op']> = new Set(['rename', 'rmdir', 'unlink', 'symlink', 'link', 'setxattr', 'removexattr']);
 
 /** Answer with a frame whose header is an outcome ({ok, result} or {ok: false, error}). */
 function respondFrame(stream: ServerHttp2Stream, outcome: unknown, payload?: Buffer): void {

@@ -21,7 +21,7 @@ export const RETAINED_OUTCOMES = 200_000;
 /** Prune at most every this many recorded outcomes (amortises the DELETE). */
 const PRUNE_EVERY = 10_000;
 
-export type OutcomeRow = { state: 'intent' | 'done'; result: string | null; op: string; path: string };
+export type OutcomeRow = { state: 'intent' | 'done'; result: string | null; op: string; subject: string };
 
 export class PeerState {
   private readonly db: Database.Database;
@@ -47,9 +47,9 @@ export class PeerState {
     this.stmts = {
       getMeta: this.db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
       setMeta: this.db.prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
-      lookup: this.db.prepare<[string, number], OutcomeRow>('SELECT state, result, op, path FROM outcomes WHERE mount = ? AND seq = ?'),
-      intent: this.db.prepare('INSERT INTO outcomes(mount, seq, epoch, op, path, state, result, at_ms) VALUES (?, ?, ?, ?, ?, \'intent\', NULL, ?) ON CONFLICT(mount, seq) DO NOTHING'),
-      done: this.db.prepare('INSERT INTO outcomes(mount, seq, epoch, op, path, state, result, at_ms) VALUES (?, ?, ?, ?, ?, \'done\', ?, ?) ON CONFLICT(mount, seq) DO UPDATE SET state = \'done\', result = excluded.result, at_ms = excluded.at_ms'),
+      lookup: this.db.prepare<[string, number], OutcomeRow>('SELECT state, result, op, subject FROM outcomes WHERE mount = ? AND seq = ?'),
+      intent: this.db.prepare('INSERT INTO outcomes(mount, seq, epoch, op, subject, state, result, at_ms) VALUES (?, ?, ?, ?, ?, \'intent\', NULL, ?) ON CONFLICT(mount, seq) DO NOTHING'),
+      done: this.db.prepare('INSERT INTO outcomes(mount, seq, epoch, op, subject, state, result, at_ms) VALUES (?, ?, ?, ?, ?, \'done\', ?, ?) ON CONFLICT(mount, seq) DO UPDATE SET state = \'done\', result = excluded.result, at_ms = excluded.at_ms'),
       forget: this.db.prepare('DELETE FROM outcomes WHERE mount = ? AND seq = ?'),
       maxSeq: this.db.prepare<[string], { m: number | null }>('SELECT MAX(seq) AS m FROM outcomes WHERE mount = ?'),
       seqsAbove: this.db.prepare<[string, number], { seq: number }>('SELECT seq FROM outcomes WHERE mount = ? AND seq > ? ORDER BY seq'),
@@ -72,7 +72,7 @@ export class PeerState {
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS outcomes (
         mount TEXT NOT NULL, seq INTEGER NOT NULL, epoch INTEGER NOT NULL,
-        op TEXT NOT NULL, path TEXT NOT NULL,
+        op TEXT NOT NULL, subject TEXT NOT NULL,
         state TEXT NOT NULL CHECK (state IN ('intent', 'done')),
         result TEXT, at_ms INTEGER NOT NULL,
         PRIMARY KEY (mount, seq)
@@ -135,11 +135,11 @@ export class PeerState {
   }
 
   /** Record, durably, that a namespace operation is about to be applied. */
-  recordIntent(mount: string, seq: number, epoch: number, op: string, path: string): void {
+  recordIntent(mount: string, seq: number, epoch: number, op: string, subject: string): void {
     this.noteSeq(mount, seq);
     this.durably(() => {
       this.flushPending(); // keep history a prefix: earlier outcomes commit first
-      this.stmts.intent.run(mount, seq, epoch, op, path, Date.now());
+      this.stmts.intent.run(mount, seq, epoch, op, subject, Date.now());
     });
   }
 
@@ -149,9 +149,9 @@ export class PeerState {
    * commit); the promise resolves once this outcome is committed, and the
    * caller acknowledges only then.
    */
-  recordDone(mount: string, seq: number, epoch: number, op: string, path: string, result: string): Promise<void> {
+  recordDone(mount: string, seq: number, epoch: number, op: string, subject: string, result: string): Promise<void> {
     this.noteSeq(mount, seq);
-    this.pending.push([mount, seq, epoch, op, path, result, Date.now()]);
+    this.pending.push([mount, seq, epoch, op, subject, result, Date.now()]);
     if (!this.pendingCommit) {
       this.pendingCommit = new Promise<void>((resolve, reject) => {
         setImmediate(() => {

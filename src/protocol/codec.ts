@@ -10,8 +10,8 @@ import { MirrorError, type WireError } from './errors.js';
  */
 
 export const MAX_HEADER_BYTES = 64 * 1024;
-/** Largest payload a peer accepts: 16 MiB covers FUSE's 128 KiB writes and resync chunks. */
-export const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
+/** Largest payload a peer accepts: 4 MiB covers FUSE's 128 KiB writes and resync chunks. */
+export const MAX_PAYLOAD_BYTES = 4 * 1024 * 1024;
 export const MAX_FRAME_BYTES = 4 + MAX_HEADER_BYTES + MAX_PAYLOAD_BYTES;
 
 export interface Frame {

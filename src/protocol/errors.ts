@@ -128,3 +128,10 @@ export function toMirrorError(err: unknown, context: ErrorContext = {}): MirrorE
   }
   return new MirrorError('MFS_INTERNAL', `${context.op ?? 'operation'} failed: ${e?.message ?? String(err)}`, { context, cause: err });
 }
+
+/** Codes that mean "no answer about the operation" (the peer was not reached or failed), not an outcome. */
+const TRANSPORT_CODES: ReadonlySet<WireCode> = new Set(['MFS_TIMEOUT', 'MFS_UNREACHABLE', 'MFS_BAD_RESPONSE', 'MFS_SHUTTING_DOWN', 'MFS_INTERNAL']);
+
+export function isTransportFailure(err: unknown): boolean {
+  return !(err instanceof MirrorError) || TRANSPORT_CODES.has(err.code);
+}

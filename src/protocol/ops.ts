@@ -48,7 +48,7 @@ export const mutationSchemas = {
 export const readSchemas = {
   getattr: z.object({ op: z.literal('getattr'), path: wirePath }),
   readdir: z.object({ op: z.literal('readdir'), path: wirePath, withAttrs: z.boolean().default(false) }),
-  read: z.object({ op: z.literal('read'), path: wirePath, offset, length: z.number().int().min(0).max(16 * 1024 * 1024) }),
+  read: z.object({ op: z.literal('read'), path: wirePath, offset, length: z.number().int().min(0).max(4 * 1024 * 1024) }),
   readlink: z.object({ op: z.literal('readlink'), path: wirePath }),
   getxattr: z.object({ op: z.literal('getxattr'), path: wirePath, name: xattrName }),
   listxattr: z.object({ op: z.literal('listxattr'), path: wirePath }),

@@ -58,8 +58,12 @@ export class PeerClient {
     throw new MirrorError('MFS_BAD_RESPONSE', `peer ${this.name} answered ${req.op} without an outcome`, { context: { peer: this.name, op: req.op } });
   }
 
-  handshake(mount: string, epoch: number): Promise<HandshakeResult> {
-    return this.call<HandshakeResult>({ op: 'handshake', protocol: PROTOCOL_VERSION, mount, epoch }).then((r) => r.result);
+  async handshake(mount: string, epoch: number): Promise<HandshakeResult> {
+    const { result } = await this.call<HandshakeResult>({ op: 'handshake', protocol: PROTOCOL_VERSION, mount, epoch });
+    if (result?.protocol !== PROTOCOL_VERSION) {
+      throw new MirrorError('MFS_PROTOCOL_MISMATCH', `peer ${this.name} answered the handshake with protocol ${String(result?.protocol)}, this side speaks ${PROTOCOL_VERSION}`, { context: { peer: this.name } });
+    }
+    return result;
   }
 
   progress(mount: string): Promise<ProgressResult> {
@@ -70,9 +74,13 @@ export class PeerClient {
     return JSON.parse((await this.send('GET', ROUTES.status, undefined, 'status')).toString('utf8')) as PeerStatus;
   }
 
-  /** The peer's tree manifest, in path order. Bounded by timeoutMs per request as a whole. */
-  async manifest(): Promise<ManifestEntry[]> {
-    const text = (await this.send('GET', ROUTES.manifest, undefined, 'manifest', this.timeoutMs * 30)).toString('utf8');
+  /**
+   * The peer's tree manifest, in path order; without content hashes when
+   * content is false. Allowed 30 times the call timeout: it walks the whole tree.
+   */
+  async manifest(opts: { content?: boolean } = {}): Promise<ManifestEntry[]> {
+    const route = opts.content === false ? `${ROUTES.manifest}?content=0` : ROUTES.manifest;
+    const text = (await this.send('GET', route, undefined, 'manifest', this.timeoutMs * 30)).toString('utf8');
     return text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as ManifestEntry);
   }
 

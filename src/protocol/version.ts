@@ -18,11 +18,12 @@ export const ROUTES = {
 /**
  * HTTP/2 flow-control windows. The protocol default (64 KiB per stream and per
  * connection) would stall 16 concurrent 128 KiB writes on window updates; both
- * sides advertise these instead. Memory stays bounded by the frame limit times
- * the concurrent-stream limit.
+ * sides advertise these instead. A peer buffers at most the connection window
+ * of unread request bodies per connection (64 MiB), and each body is refused
+ * past MAX_FRAME_BYTES (codec.ts).
  */
 export const H2_STREAM_WINDOW_BYTES = 8 * 1024 * 1024;
 export const H2_CONNECTION_WINDOW_BYTES = 64 * 1024 * 1024;
-export const H2_MAX_CONCURRENT_STREAMS = 256;
+export const H2_MAX_CONCURRENT_STREAMS = 64;
 /** Larger DATA frames: a 128 KiB write crosses as one frame instead of eight. */
 export const H2_MAX_FRAME_BYTES = 1024 * 1024;

@@ -79,7 +79,7 @@ describe('the same operation sent twice is applied once', () => {
     // Reproduce the state a crash leaves between "rename applied" and "outcome recorded".
     const rename = stamp.next({ op: 'rename', from: 'src', to: 'd/dst' });
     const db = new Database(join(peer.stateDir, 'peer.db'));
-    db.prepare("INSERT INTO outcomes(mount, seq, epoch, op, path, state, result, at_ms) VALUES (?, ?, ?, 'rename', 'src -> d/dst', 'intent', NULL, 0)").run(stamp.mount, rename.seq, stamp.epoch);
+    db.prepare("INSERT INTO outcomes(mount, seq, epoch, op, subject, state, result, at_ms) VALUES (?, ?, ?, 'rename', ?, 'intent', NULL, 0)").run(stamp.mount, rename.seq, stamp.epoch, JSON.stringify({ op: 'rename', from: 'src', to: 'd/dst' }));
     db.close();
     renameSync(join(peer.dataDir, 'src'), join(peer.dataDir, 'd/dst'));
     const again = await peer.restart();

@@ -58,6 +58,11 @@ describe('every changing operation over real HTTP/2 lands in the data directory'
     await client.call(stamp.next({ op: 'rmdir', path: 'd/e' }));
     expect(existsSync(at('d/e'))).toBe(false);
     await expect(client.call(stamp.next({ op: 'mkdir', path: 'nope/x', mode: 0o755 }))).rejects.toMatchObject({ errno: 'ENOENT' });
+    // exact modes whatever the peer's umask (022 here)
+    await client.call(stamp.next({ op: 'mkdir', path: 'open', mode: 0o777 }));
+    expect(lstatSync(at('open')).mode & 0o7777).toBe(0o777);
+    await client.call(stamp.next({ op: 'create', path: 'open/f', mode: 0o666 }));
+    expect(lstatSync(at('open/f')).mode & 0o7777).toBe(0o666);
   });
 
   it('rename files and directories, replacing a target', async () => {

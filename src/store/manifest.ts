@@ -9,12 +9,14 @@ import { listNames, xattrNames } from './reads.js';
  * A manifest of the tree for verification: every entry in path order with its
  * type, mode, owner, size, content hash (files), target (symlinks) and xattrs.
  * Generated lazily so a large tree streams instead of sitting in memory.
+ * Order: depth-first, names sorted by UTF-16 code unit. With content=false the
+ * hashes are left out (a cheap structural comparison).
  */
-export async function* walkManifest(root: string): AsyncGenerator<ManifestEntry> {
-  yield* walk(root, '');
+export async function* walkManifest(root: string, opts: { content?: boolean } = {}): AsyncGenerator<ManifestEntry> {
+  yield* walk(root, '', opts.content ?? true);
 }
 
-async function* walk(root: string, rel: string): AsyncGenerator<ManifestEntry> {
+async function* walk(root: string, rel: string, content: boolean): AsyncGenerator<ManifestEntry> {
   const abs = rel === '' ? root : join(root, rel);
   const names = listNames(abs, rel === '').sort();
   for (const name of names) {
@@ -34,7 +36,7 @@ async function* walk(root: string, rel: string): AsyncGenerator<ManifestEntry> {
       gid: st.gid,
       size: st.isDirectory() ? 0 : st.size,
     };
-    if (st.isFile()) entry.sha256 = await hashFile(childAbs);
+    if (content && st.isFile()) entry.sha256 = await hashFile(childAbs);
     if (st.isSymbolicLink()) entry.target = readlinkSync(childAbs);
     const xnames = xattrNames(childAbs, st).sort();
     if (xnames.length > 0) {
@@ -42,7 +44,7 @@ async function* walk(root: string, rel: string): AsyncGenerator<ManifestEntry> {
       for (const x of xnames) entry.xattrs[x] = getAttributeSync(childAbs, x).toString('base64');
     }
     yield entry;
-    if (st.isDirectory()) yield* walk(root, childRel);
+    if (st.isDirectory()) yield* walk(root, childRel, content);
   }
 }
 

@@ -1,4 +1,4 @@
-import { closeSync, constants, openSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 
 /**
  * Open file descriptors of regular files, kept between operations so a stream
@@ -11,9 +11,10 @@ import { closeSync, constants, openSync } from 'node:fs';
  * releases it, so a recycled fd number can never receive another file's data.
  */
 
-// O_DSYNC: a write(2) returns only once its data (and the size, if it grew) is
-// on stable storage. One syscall on the thread pool instead of write + fdatasync.
-const OPEN_FLAGS = constants.O_RDWR | constants.O_NOFOLLOW | constants.O_DSYNC;
+// O_DSYNC (durable stores): a write(2) returns only once its data (and the size,
+// if it grew) is on stable storage. One syscall on the thread pool instead of
+// write + fdatasync.
+const BASE_FLAGS = constants.O_RDWR | constants.O_NOFOLLOW;
 
 interface Entry {
   fd: number;
@@ -24,7 +25,14 @@ interface Entry {
 export class FdCache {
   private readonly entries = new Map<string, Entry>();
 
-  constructor(private readonly capacity = 256) {}
+  private readonly flags: number;
+
+  constructor(opts: { synchronousWrites: boolean; capacity?: number }) {
+    this.flags = BASE_FLAGS | (opts.synchronousWrites ? constants.O_DSYNC : 0);
+    this.capacity = opts.capacity ?? 256;
+  }
+
+  private readonly capacity: number;
 
   /**
    * Borrow an fd for wirePath (opening abs on a miss); call release() after.
@@ -32,12 +40,17 @@ export class FdCache {
    */
   acquire(wirePath: string, abs: () => string): { fd: number; release: () => void } {
     let entry = this.entries.get(wirePath);
+    if (entry && fstatSync(entry.fd).nlink === 0) {
+      // Unlinked behind our back (someone edited the directory by hand): reopen by name.
+      this.drop(wirePath);
+      entry = undefined;
+    }
     if (entry) {
       // refresh LRU position
       this.entries.delete(wirePath);
       this.entries.set(wirePath, entry);
     } else {
-      entry = { fd: openSync(abs(), OPEN_FLAGS), users: 0, stale: false };
+      entry = { fd: this.open(abs()), users: 0, stale: false };
       this.entries.set(wirePath, entry);
       this.evict();
     }
@@ -53,6 +66,21 @@ export class FdCache {
         if (held.stale && held.users === 0) closeSync(held.fd);
       },
     };
+  }
+
+  /**
+   * Read-write when permitted; a file the store's user may not write (a peer
+   * not running as root) is opened read-only, so reads work and writes fail
+   * with the file system's own error.
+   */
+  private open(abs: string): number {
+    try {
+      return openSync(abs, this.flags);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ETXTBSY') return openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+      throw err;
+    }
   }
 
   /** Forget wirePath and every path below it (they may name other files from now on). */

@@ -1,5 +1,5 @@
 import {
-  closeSync, constants, fchmodSync, fstatSync, ftruncateSync, lchownSync, linkSync, lstatSync, lutimesSync,
+  chmodSync, closeSync, constants, fchmodSync, fstatSync, ftruncateSync, lchownSync, linkSync, lstatSync, lutimesSync,
   mkdirSync, openSync, renameSync, rmdirSync, symlinkSync, unlinkSync, write,
 } from 'node:fs';
 
@@ -10,14 +10,15 @@ import { dirname } from 'node:path';
 import { removeAttributeSync, setAttributeSync, getAttributeSync } from 'fs-xattr';
 import { MirrorError } from '../protocol/errors.js';
 import type { Mutation } from '../protocol/ops.js';
-import { syncAll, syncData, syncDir } from './durable.js';
+import type { Syncer } from './durable.js';
 import type { FdCache } from './fd-cache.js';
 import type { Tree } from './tree.js';
 
-/** What applying needs: the confined tree and the open-file cache. */
+/** What applying needs: the confined tree, the open-file cache, and how to make changes durable. */
 export interface ApplyContext {
   tree: Tree;
   fds: FdCache;
+  sync: Syncer;
 }
 
 /**
@@ -37,33 +38,35 @@ export type MutationResult = { written?: number } | null;
 type Handler<K extends Mutation['op']> = (ctx: ApplyContext, req: Extract<Mutation, { op: K }>, payload: Buffer, redo: boolean) => Promise<MutationResult>;
 
 const handlers: { [K in Mutation['op']]: Handler<K> } = {
-  async create({ tree }, req, _payload, redo) {
+  async create({ tree, sync }, req, _payload, redo) {
     const abs = tree.resolve(req.path);
     let fd: number;
     try {
       fd = openSync(abs, constants.O_CREAT | constants.O_WRONLY | constants.O_NOFOLLOW | (req.exclusive ? constants.O_EXCL : 0), req.mode);
     } catch (err) {
-      if (redo && errnoOf(err) === 'EEXIST' && lstatSync(abs).isFile()) return null;
-      throw err;
+      // Redo after a crash: the file may be there already; finish the job (mode, flushes).
+      if (!(redo && errnoOf(err) === 'EEXIST' && lstatSync(abs).isFile())) throw err;
+      fd = openSync(abs, constants.O_WRONLY | constants.O_NOFOLLOW);
     }
     try {
       fchmodSync(fd, req.mode); // exact mode, whatever the umask
-      await syncAll(fd);
+      await sync.all(fd);
     } finally {
       closeSync(fd);
     }
-    await syncDir(dirname(abs));
+    await sync.dir(dirname(abs));
     return null;
   },
 
-  async write({ tree, fds }, req, payload) {
+  async write({ tree, fds, sync }, req, payload) {
     const { fd, release } = fds.acquire(req.path, () => tree.resolve(req.path));
     try {
       const sizeBefore = fstatSync(fd).size;
       let done = 0;
       try {
-        // The fd is O_DSYNC (fd-cache.ts): each write is durable when it returns.
+        // A durable store's fds are O_DSYNC (fd-cache.ts): each write is durable when it returns.
         while (done < payload.length) done += await writeAsync(fd, payload, done, payload.length - done, req.offset + done);
+        if (!sync.writesAreSynchronous) await sync.data(fd);
       } catch (err) {
         // Leave nothing half-applied where we can: a write that failed part-way
         // (ENOSPC) and had extended the file is cut back to the size it had.
@@ -77,18 +80,18 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     }
   },
 
-  async truncate({ tree, fds }, req) {
+  async truncate({ tree, fds, sync }, req) {
     const { fd, release } = fds.acquire(req.path, () => tree.resolve(req.path));
     try {
       ftruncateSync(fd, req.size);
-      await syncData(fd);
+      await sync.data(fd);
     } finally {
       release();
     }
     return null;
   },
 
-  async unlink({ tree, fds }, req, _payload, redo) {
+  async unlink({ tree, fds, sync }, req, _payload, redo) {
     const abs = tree.resolve(req.path);
     fds.invalidate(req.path);
     try {
@@ -96,22 +99,24 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     } catch (err) {
       if (!(redo && errnoOf(err) === 'ENOENT')) throw err;
     }
-    await syncDir(dirname(abs));
+    await sync.dir(dirname(abs));
     return null;
   },
 
-  async mkdir({ tree }, req, _payload, redo) {
+  async mkdir({ tree, sync }, req, _payload, redo) {
     const abs = tree.resolve(req.path);
     try {
       mkdirSync(abs, { mode: req.mode });
     } catch (err) {
       if (!(redo && errnoOf(err) === 'EEXIST' && lstatSync(abs).isDirectory())) throw err;
     }
-    await syncDir(dirname(abs));
+    chmodSync(abs, req.mode); // exact mode, whatever the umask (abs is a directory we just made, not a symlink)
+    await syncInode(sync, abs);
+    await sync.dir(dirname(abs));
     return null;
   },
 
-  async rmdir({ tree, fds }, req, _payload, redo) {
+  async rmdir({ tree, fds, sync }, req, _payload, redo) {
     if (req.path === '') throw new MirrorError('MFS_ERRNO', 'cannot remove the root of the tree', { errno: 'EBUSY' });
     const abs = tree.resolve(req.path);
     fds.invalidate(req.path);
@@ -120,11 +125,11 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     } catch (err) {
       if (!(redo && errnoOf(err) === 'ENOENT')) throw err;
     }
-    await syncDir(dirname(abs));
+    await sync.dir(dirname(abs));
     return null;
   },
 
-  async rename({ tree, fds }, req, _payload, redo) {
+  async rename({ tree, fds, sync }, req, _payload, redo) {
     if (req.from === '' || req.to === '') throw new MirrorError('MFS_ERRNO', 'cannot rename the root of the tree', { errno: 'EBUSY' });
     const from = tree.resolve(req.from, 'from');
     const to = tree.resolve(req.to, 'to');
@@ -135,12 +140,12 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     } catch (err) {
       if (!(redo && errnoOf(err) === 'ENOENT' && exists(to))) throw err;
     }
-    await syncDir(dirname(to));
-    if (dirname(from) !== dirname(to)) await syncDir(dirname(from));
+    await sync.dir(dirname(to));
+    if (dirname(from) !== dirname(to)) await sync.dir(dirname(from));
     return null;
   },
 
-  async symlink({ tree }, req, _payload, redo) {
+  async symlink({ tree, sync }, req, _payload, redo) {
     const abs = tree.resolve(req.path);
     try {
       // The target is data (like a file's contents): the peer stores it and never follows it.
@@ -148,11 +153,11 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     } catch (err) {
       if (!(redo && errnoOf(err) === 'EEXIST' && lstatSync(abs).isSymbolicLink())) throw err;
     }
-    await syncDir(dirname(abs));
+    await sync.dir(dirname(abs));
     return null;
   },
 
-  async link({ tree }, req, _payload, redo) {
+  async link({ tree, sync }, req, _payload, redo) {
     const from = tree.resolve(req.from, 'from');
     const abs = tree.resolve(req.path);
     try {
@@ -160,60 +165,61 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     } catch (err) {
       if (!(redo && errnoOf(err) === 'EEXIST')) throw err;
     }
-    await syncDir(dirname(abs));
+    await sync.dir(dirname(abs));
     return null;
   },
 
-  async chmod({ tree }, req) {
+  async chmod({ tree, sync }, req) {
     const { abs } = tree.resolveNoFollow(req.path);
     const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
       fchmodSync(fd, req.mode);
-      await syncAll(fd);
+      await sync.all(fd);
     } finally {
       closeSync(fd);
     }
     return null;
   },
 
-  async chown({ tree }, req) {
+  async chown({ tree, sync }, req) {
     const abs = tree.resolve(req.path);
     lchownSync(abs, req.uid, req.gid);
-    await syncInode(abs);
+    await syncInode(sync, abs);
     return null;
   },
 
-  async utimens({ tree }, req) {
+  async utimens({ tree, sync }, req) {
     const abs = tree.resolve(req.path);
     lutimesSync(abs, req.atimeMs / 1000, req.mtimeMs / 1000);
-    await syncInode(abs);
+    await syncInode(sync, abs);
     return null;
   },
 
-  async setxattr({ tree }, req, payload) {
+  async setxattr({ tree, sync }, req, payload, redo) {
     const { abs } = tree.resolveNoFollow(req.path);
-    if (req.flags !== 'any') {
+    // On redo the first attempt may have set it already: set the value whatever the flag says.
+    if (req.flags !== 'any' && !redo) {
       const present = hasXattr(abs, req.name);
       if (req.flags === 'create' && present) throw new MirrorError('MFS_ERRNO', `xattr ${req.name} exists`, { errno: 'EEXIST' });
       if (req.flags === 'replace' && !present) throw new MirrorError('MFS_ERRNO', `xattr ${req.name} does not exist`, { errno: 'ENODATA' });
     }
     setAttributeSync(abs, req.name, payload);
-    await syncInode(abs);
+    await syncInode(sync, abs);
     return null;
   },
 
-  async removexattr({ tree }, req, _payload, redo) {
+  async removexattr({ tree, sync }, req, _payload, redo) {
     const { abs } = tree.resolveNoFollow(req.path);
     try {
       removeAttributeSync(abs, req.name);
     } catch (err) {
       if (!(redo && errnoOf(err) === 'ENODATA')) throw err;
     }
-    await syncInode(abs);
+    await syncInode(sync, abs);
     return null;
   },
 
-  async fsync({ tree }, req) {
+  async fsync({ tree, sync }, req) {
     // Every acknowledged change is already durable; fsync only checks the path.
     tree.resolve(req.path);
     return null;
@@ -226,11 +232,11 @@ export function applyMutation(ctx: ApplyContext, req: Mutation, payload: Buffer,
 }
 
 /** fsync an inode; a symlink cannot be opened, so its parent directory's flush carries it (ext4 journals both). */
-async function syncInode(abs: string): Promise<void> {
-  if (lstatSync(abs).isSymbolicLink()) return syncDir(dirname(abs));
+async function syncInode(sync: Syncer, abs: string): Promise<void> {
+  if (lstatSync(abs).isSymbolicLink()) return sync.dir(dirname(abs));
   const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
-    await syncAll(fd);
+    await sync.all(fd);
   } finally {
     closeSync(fd);
   }

@@ -81,8 +81,9 @@ export function serveRead({ tree, fds }: ApplyContext, req: ReadRequest): ReadOu
     case 'readlink':
       return { result: { target: readlinkSync(tree.resolve(req.path)) } };
     case 'getxattr': {
-      const { abs, stat } = tree.resolveNoFollow(req.path);
-      if (stat.isSymbolicLink()) throw new MirrorError('MFS_ERRNO', 'no xattrs on symlinks', { errno: 'ENODATA' });
+      const abs = tree.resolve(req.path);
+      // user.* xattrs cannot exist on symlinks (Linux), and reading one would follow the link.
+      if (lstatSync(abs).isSymbolicLink()) throw new MirrorError('MFS_ERRNO', 'no xattrs on symlinks', { errno: 'ENODATA' });
       return { payload: getAttributeSync(abs, req.name) };
     }
     case 'listxattr': {

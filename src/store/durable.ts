@@ -70,3 +70,17 @@ export async function syncPath(abs: string, all = true): Promise<void> {
     closeSync(fd);
   }
 }
+
+/** How a store makes changes durable: really (a peer), or not at all (the mount's local copy, a cache). */
+export interface Syncer {
+  data(fd: number): Promise<void>;
+  all(fd: number): Promise<void>;
+  dir(dir: string): Promise<void>;
+  /** True when writes through the fd cache are opened O_DSYNC and need no flush of their own. */
+  readonly writesAreSynchronous: boolean;
+}
+
+export const durableSync: Syncer = { data: syncData, all: syncAll, dir: syncDir, writesAreSynchronous: true };
+
+const done = Promise.resolve();
+export const noSync: Syncer = { data: () => done, all: () => done, dir: () => done, writesAreSynchronous: false };

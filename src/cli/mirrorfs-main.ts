@@ -1,0 +1,149 @@
+import { Command, Option } from 'commander';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createLogger } from '../log.js';
+import { loadConfig, resolvePeers, DEFAULT_CONFIG_FILE } from '../mount/config.js';
+import { controlRequest } from '../mount/control.js';
+import type { ControllerStatus } from '../mount/controller.js';
+import { defaultStateDir } from '../mount/identity.js';
+import { forceUnmount, isMounted } from '../mount/mountpoint.js';
+import { startMount } from '../mount/mounter.js';
+import { PROTOCOL_VERSION } from '../protocol/version.js';
+import { formatStatus } from './format-status.js';
+
+const program = new Command('mirrorfs')
+  .description('Synchronous mirroring of a directory to two or more mirrorfs-peer filers, through FUSE.')
+  .version(`mirrorfs (protocol ${PROTOCOL_VERSION})`, '--version')
+  .showHelpAfterError();
+
+interface MountFlags {
+  peers: string;
+  localCopy?: string;
+  config?: string;
+  tokenFile?: string;
+  stateDir?: string;
+  peerTimeout: string;
+  foreground?: boolean;
+  logLevel: string;
+}
+
+program
+  .command('mount')
+  .description('mount MOUNTPOINT, mirroring every change to all --peers before the call returns')
+  .argument('<mountpoint>', 'an empty directory')
+  .requiredOption('--peers <list>', 'peers, comma-separated: NAME (http://NAME:7070, or its URL in the config file) or NAME=URL')
+  .option('--local-copy <dir>', 'keep a local copy here and serve reads from it (filled from a peer when empty)')
+  .option('--config <file>', `JSON config with per-peer url/token/tokenFile (default: ${DEFAULT_CONFIG_FILE} if it exists)`)
+  .option('--token-file <file>', 'file holding the token the peers expect (when the config does not name one)')
+  .option('--state-dir <dir>', 'where the mount keeps its identity and log (default: /var/lib/mirrorfs/<mountpoint>)')
+  .option('--peer-timeout <ms>', 'bound on each call to a peer; past it the call fails with EIO', '5000')
+  .option('--foreground', 'stay in the foreground (for service managers); default: run in the background')
+  .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
+  .addHelpText('after', '\nExamples:\n  mirrorfs mount /data --peers east,west --token-file /etc/mirrorfs/token\n  mirrorfs mount /data --peers east=http://10.0.0.2:7070,west=http://10.0.1.2:7070 --local-copy /var/lib/mirrorfs/data-copy')
+  .action(async (mp: string, flags: MountFlags) => {
+    const mountpoint = resolve(mp);
+    const stateDir = resolve(flags.stateDir ?? defaultStateDir(mountpoint));
+    const peerTimeoutMs = Number(flags.peerTimeout);
+    if (!Number.isInteger(peerTimeoutMs) || peerTimeoutMs < 100 || peerTimeoutMs > 600_000) fail('--peer-timeout: give milliseconds between 100 and 600000');
+    let peers;
+    try {
+      peers = resolvePeers(flags.peers, loadConfig(flags.config), flags.tokenFile);
+    } catch (err) {
+      fail((err as Error).message);
+    }
+    if (!flags.foreground) return background(mountpoint, stateDir, peerTimeoutMs);
+    const log = createLogger('mount', flags.logLevel);
+    let running;
+    try {
+      running = await startMount({ mountpoint, peers, localCopyDir: flags.localCopy ? resolve(flags.localCopy) : undefined, stateDir, peerTimeoutMs, log });
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'mount refused');
+      fail((err as Error).message);
+    }
+    process.stdout.write(`mirrorfs: mounted ${mountpoint} (peers: ${peers.map((p) => p.name).join(', ')})\n`);
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void running.stop(signal));
+    await running.stopped;
+    process.exit(0);
+  });
+
+/** Re-run this command in the foreground as a detached child, and wait until it is mounted or has failed. */
+async function background(mountpoint: string, stateDir: string, peerTimeoutMs: number): Promise<void> {
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const logFile = join(stateDir, 'mount.log');
+  const out = openSync(logFile, 'a');
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...process.argv.slice(2), '--foreground'], {
+    detached: true,
+    stdio: ['ignore', out, out],
+  });
+  closeSync(out);
+  let exited: number | null = null;
+  child.on('exit', (code) => (exited = code ?? 1));
+  const deadline = Date.now() + 30_000 + peerTimeoutMs * 3;
+  while (Date.now() < deadline) {
+    if (exited !== null) {
+      const lines = readFileSync(logFile, 'utf8').split('\n').filter((l) => l.startsWith('mirrorfs:'));
+      fail(`${lines.at(-1)?.replace(/^mirrorfs: /, '') ?? `the mount process exited with ${exited}`} (log: ${logFile})`);
+    }
+    if (isMounted(mountpoint) && (await controlRequest(mountpoint, 'GET', '/status', 1000))) {
+      child.unref();
+      process.stdout.write(`mirrorfs: mounted ${mountpoint} in the background (pid ${child.pid}, log ${logFile})\n`);
+      process.exit(0);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill('SIGTERM');
+  fail(`the mount did not come up within ${Math.round((30_000 + peerTimeoutMs * 3) / 1000)} s (log: ${logFile})`);
+}
+
+program
+  .command('unmount')
+  .alias('umount')
+  .description('drain in-flight calls and unmount; clears a dead mount left by a crash')
+  .argument('<mountpoint>')
+  .option('--timeout <s>', 'how long to wait for the mount to finish', '60')
+  .action(async (mp: string, flags: { timeout: string }) => {
+    const mountpoint = resolve(mp);
+    const answer = await controlRequest(mountpoint, 'POST', '/unmount');
+    if (answer) {
+      const deadline = Date.now() + Number(flags.timeout) * 1000;
+      while (Date.now() < deadline) {
+        if (!isMounted(mountpoint) && !(await controlRequest(mountpoint, 'GET', '/status', 500))) {
+          process.stdout.write(`mirrorfs: unmounted ${mountpoint}\n`);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      fail(`${mountpoint} did not finish unmounting within ${flags.timeout} s; see the mount's log`);
+    }
+    if (isMounted(mountpoint)) {
+      await forceUnmount(mountpoint);
+      process.stdout.write(`mirrorfs: no mirrorfs process serves ${mountpoint}; cleared the dead mount\n`);
+      return;
+    }
+    fail(`${mountpoint} is not mounted`);
+  });
+
+program
+  .command('status')
+  .description('show each peer: address, connected, latency p50/p99, operations and bytes mirrored, in flight')
+  .argument('<mountpoint>')
+  .option('--json', 'print JSON, for scripts')
+  .action(async (mp: string, flags: { json?: boolean }) => {
+    const mountpoint = resolve(mp);
+    const answer = await controlRequest(mountpoint, 'GET', '/status');
+    if (!answer) {
+      fail(isMounted(mountpoint) ? `${mountpoint} is mounted but no mirrorfs process answers (a dead mount?): mirrorfs unmount ${mountpoint}` : `${mountpoint} is not a mirrorfs mount`);
+    }
+    const status = answer.body as ControllerStatus & { mountpoint: string; pid: number };
+    process.stdout.write(flags.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
+  });
+
+function fail(message: string): never {
+  process.stderr.write(`mirrorfs: ${message}\n`);
+  process.exit(1);
+}
+
+if (!existsSync('/proc/mounts')) fail('mirrorfs runs on Linux only');
+await program.parseAsync();

@@ -1,0 +1,89 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { readTokenFile } from '../peer/auth.js';
+
+/**
+ * Which peers a mount mirrors to, and how to reach them. From `--peers`
+ * (names resolved as host names on the default port, or name=URL) and an
+ * optional JSON config file that can give each peer its URL and token.
+ */
+
+export const DEFAULT_PEER_PORT = 7070;
+export const DEFAULT_CONFIG_FILE = '/etc/mirrorfs/config.json';
+
+export interface PeerSpec {
+  name: string;
+  url: string;
+  token: string;
+}
+
+const peerEntry = z.object({
+  url: z.string().url().optional(),
+  token: z.string().min(16).optional(),
+  tokenFile: z.string().optional(),
+}).strict();
+
+const configSchema = z.object({
+  /** Per-peer settings, by name. */
+  peers: z.record(z.string(), peerEntry).default({}),
+  /** Token file used for peers that do not name their own. */
+  tokenFile: z.string().optional(),
+}).strict();
+
+export type ConfigFile = z.infer<typeof configSchema>;
+
+export function loadConfig(file: string | undefined): ConfigFile {
+  const path = file ?? DEFAULT_CONFIG_FILE;
+  if (!existsSync(path)) {
+    if (file) throw new Error(`config file ${path} does not exist`);
+    return configSchema.parse({});
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new Error(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(`config file ${path}: ${issue.path.join('.') || '(top)'}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+/**
+ * Resolve `--peers east,west` or `--peers east=http://10.0.0.2:7070,west` into
+ * peer specs. A bare name takes its URL from the config file, or else
+ * http://NAME:7070. The token comes from the peer's config entry, else the
+ * config's tokenFile, else --token-file.
+ */
+export function resolvePeers(peersArg: string, config: ConfigFile, tokenFileArg?: string): PeerSpec[] {
+  const items = peersArg.split(',').map((s) => s.trim()).filter(Boolean);
+  if (items.length === 0) throw new Error('--peers: name at least one peer (for example --peers east,west)');
+  const specs = items.map((item) => {
+    const eq = item.indexOf('=');
+    const name = eq === -1 ? item : item.slice(0, eq);
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new Error(`--peers: ${JSON.stringify(name)} is not a valid peer name`);
+    const entry = config.peers[name] ?? {};
+    const url = eq === -1 ? (entry.url ?? `http://${name}:${DEFAULT_PEER_PORT}`) : item.slice(eq + 1);
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new Error(`--peers: peer ${name}: ${JSON.stringify(url)} is not a URL (expected http://HOST:PORT)`);
+    }
+    if (parsed.protocol !== 'http:') throw new Error(`--peers: peer ${name}: only http:// (cleartext HTTP/2) is supported so far, got ${parsed.protocol}`);
+    const tokenFile = entry.tokenFile ?? config.tokenFile ?? tokenFileArg;
+    const token = entry.token ?? (tokenFile ? readTokenFile(resolve(tokenFile)) : undefined);
+    if (!token) throw new Error(`no token for peer ${name}: pass --token-file, or set peers.${name}.tokenFile in the config file`);
+    return { name, url: parsed.origin, token };
+  });
+  const names = new Set<string>();
+  for (const s of specs) {
+    if (names.has(s.name)) throw new Error(`--peers: ${s.name} is named twice`);
+    names.add(s.name);
+  }
+  return specs;
+}

@@ -1,0 +1,99 @@
+import type { Logger } from '../log.js';
+import type { ManifestEntry, Mutation } from '../protocol/ops.js';
+import { walkManifest } from '../store/manifest.js';
+import type { MutationRequest } from './controller.js';
+import type { LocalCopy } from './local-copy.js';
+import type { Member } from './member.js';
+
+/**
+ * Mount-time checks that every copy holds the same tree. The comparison is
+ * structural (names, types, modes, owners, sizes, symlink targets, xattrs),
+ * not by content hash, so it stays quick on large trees; `verify` (a later
+ * feature) compares contents. Copies that differ refuse the mount: resync is
+ * a later feature, and mirroring onto copies that differ would keep them different.
+ */
+
+/** Up to `limit` human-readable differences between two manifests. */
+export function diffManifests(a: ManifestEntry[], b: ManifestEntry[], labels: [string, string], limit = 10): string[] {
+  const diffs: string[] = [];
+  const mb = new Map(b.map((e) => [e.path, e]));
+  const ma = new Map(a.map((e) => [e.path, e]));
+  for (const ea of a) {
+    if (diffs.length >= limit) return diffs;
+    const eb = mb.get(ea.path);
+    if (!eb) diffs.push(`${ea.path}: only on ${labels[0]}`);
+    else if (key(ea) !== key(eb)) diffs.push(`${ea.path}: ${labels[0]} ${key(ea)} vs ${labels[1]} ${key(eb)}`);
+  }
+  for (const eb of b) {
+    if (diffs.length >= limit) return diffs;
+    if (!ma.has(eb.path)) diffs.push(`${eb.path}: only on ${labels[1]}`);
+  }
+  return diffs;
+}
+
+function key(e: ManifestEntry): string {
+  const size = e.type === 'dir' ? 0 : e.size;
+  return JSON.stringify([e.type, (e.mode & 0o7777).toString(8), e.uid, e.gid, size, e.target ?? null, e.xattrs ?? null, e.sha256 ?? null]);
+}
+
+/** Fetch every peer's manifest and refuse when any differs from the first. Returns the common manifest. */
+export async function checkPeersAgree(members: Member[]): Promise<ManifestEntry[]> {
+  const manifests = await Promise.all(members.map((m) => m.client.manifest({ content: false })));
+  const [first, ...rest] = manifests;
+  for (let i = 0; i < rest.length; i++) {
+    const diffs = diffManifests(first!, rest[i]!, [members[0]!.name, members[i + 1]!.name]);
+    if (diffs.length > 0) {
+      throw new Error(
+        `peers ${members[0]!.name} and ${members[i + 1]!.name} hold different trees, so mirroring onto them would keep them different:\n  ${diffs.join('\n  ')}\n` +
+          'Make their data directories equal first (for example with rsync -aHAX --delete from the good copy); automatic resync is not implemented yet.',
+      );
+    }
+  }
+  return first!;
+}
+
+/**
+ * Make the local copy match the peers: fill an empty one from a peer, accept
+ * an equal one, refuse one that differs.
+ */
+export async function prepareLocalCopy(local: LocalCopy, manifest: ManifestEntry[], source: Member, log: Logger): Promise<void> {
+  if (!local.isEmpty()) {
+    const mine: ManifestEntry[] = [];
+    for await (const e of walkManifest(local.root, { content: false })) mine.push(e);
+    const diffs = diffManifests(manifest, mine, [source.name, 'local copy']);
+    if (diffs.length > 0) {
+      throw new Error(
+        `the local copy ${local.dir} differs from the peers:\n  ${diffs.join('\n  ')}\nEmpty it (it is rebuilt from a peer at mount) or drop --local-copy.`,
+      );
+    }
+    return;
+  }
+  if (manifest.length === 0) return;
+  log.info({ entries: manifest.length, from: source.name }, 'filling the empty local copy from a peer');
+  await fillFromPeer(local, manifest, source);
+}
+
+const CHUNK_BYTES = 4 * 1024 * 1024;
+
+async function fillFromPeer(local: LocalCopy, manifest: ManifestEntry[], source: Member): Promise<void> {
+  // The local store applies protocol operations; stamps are irrelevant to it.
+  const stamp = { mount: 'local-fill', epoch: 1, seq: 1 };
+  const apply = (req: MutationRequest, payload: Buffer = Buffer.alloc(0)) => local.apply({ ...req, ...stamp } as Mutation, payload);
+  const modes: ManifestEntry[] = [];
+  for (const e of manifest) {
+    if (e.type === 'dir') await apply({ op: 'mkdir', path: e.path, mode: 0o700 });
+    else if (e.type === 'symlink') await apply({ op: 'symlink', path: e.path, target: e.target! });
+    else if (e.type === 'file') {
+      await apply({ op: 'create', path: e.path, mode: 0o600, exclusive: true });
+      for (let offset = 0; offset < e.size; offset += CHUNK_BYTES) {
+        const { payload } = await source.client.call({ op: 'read', path: e.path, offset, length: Math.min(CHUNK_BYTES, e.size - offset) });
+        await apply({ op: 'write', path: e.path, offset }, payload);
+      }
+    } else continue;
+    for (const [name, value] of Object.entries(e.xattrs ?? {})) await apply({ op: 'setxattr', path: e.path, name, flags: 'any' }, Buffer.from(value, 'base64'));
+    await apply({ op: 'chown', path: e.path, uid: e.uid, gid: e.gid });
+    modes.push(e);
+  }
+  // Modes last (deepest first), so a read-only directory does not block filling it.
+  for (const e of modes.reverse()) if (e.type !== 'symlink') await apply({ op: 'chmod', path: e.path, mode: e.mode & 0o7777 });
+}

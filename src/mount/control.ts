@@ -1,0 +1,77 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { join } from 'node:path';
+
+/**
+ * The mount's control socket: a small HTTP server on a unix socket that
+ * `mirrorfs status` and `mirrorfs unmount` talk to. Its path is derived from
+ * the mount point, so the CLI finds it from the mount point alone.
+ */
+
+export function runDir(): string {
+  return process.env.MIRRORFS_RUN_DIR ?? '/run/mirrorfs';
+}
+
+export function controlSocketPath(mountpoint: string): string {
+  return join(runDir(), `mount-${createHash('sha256').update(mountpoint).digest('hex').slice(0, 16)}.sock`);
+}
+
+export interface ControlHandlers {
+  status: () => unknown;
+  unmount: () => Promise<void>;
+}
+
+export async function startControlServer(mountpoint: string, handlers: ControlHandlers): Promise<{ close: () => Promise<void> }> {
+  mkdirSync(runDir(), { recursive: true, mode: 0o755 });
+  const path = controlSocketPath(mountpoint);
+  rmSync(path, { force: true }); // a stale socket from a process that died
+  const server = http.createServer((req, res) => {
+    const reply = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    if (req.method === 'GET' && req.url === '/status') return reply(200, handlers.status());
+    if (req.method === 'POST' && req.url === '/unmount') {
+      reply(202, { unmounting: true });
+      void handlers.unmount();
+      return;
+    }
+    reply(404, { error: `no route ${req.method} ${req.url}` });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => resolve());
+  });
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+        rmSync(path, { force: true });
+      }),
+  };
+}
+
+/** Ask a mount's control socket; undefined when no mount process answers. Bounded by timeoutMs. */
+export function controlRequest(mountpoint: string, method: 'GET' | 'POST', route: string, timeoutMs = 5000): Promise<{ status: number; body: unknown } | undefined> {
+  return new Promise((resolve) => {
+    const req = http.request({ socketPath: controlSocketPath(mountpoint), method, path: route, timeout: timeoutMs }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => {
+        try {
+          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) });
+        } catch {
+          resolve({ status: res.statusCode ?? 0, body: text });
+        }
+      });
+    });
+    req.on('timeout', () => {
+      req.destroy();
+      resolve(undefined);
+    });
+    req.on('error', () => resolve(undefined));
+    req.end();
+  });
+}

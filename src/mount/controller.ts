@@ -1,0 +1,186 @@
+import type { Logger } from '../log.js';
+import { MirrorError, isTransportFailure, toMirrorError } from '../protocol/errors.js';
+import type { Mutation, ReadRequest } from '../protocol/ops.js';
+import type { CallResult } from '../protocol/peer-client.js';
+import type { LocalCopy } from './local-copy.js';
+import type { Member, MemberStatus } from './member.js';
+import { Scheduler, claimsFor } from './scheduler.js';
+
+type Unstamped<T> = T extends unknown ? Omit<T, 'mount' | 'epoch' | 'seq'> : never;
+export type MutationRequest = Unstamped<Mutation>;
+
+export interface ControllerOptions {
+  mountId: string;
+  epoch: number;
+  /** The last seq this mount used before (from the peers' progress); new operations continue after it. */
+  lastSeq: number;
+  members: Member[];
+  local: LocalCopy | null;
+  log: Logger;
+}
+
+export interface ControllerStatus {
+  mountId: string;
+  epoch: number;
+  seq: number;
+  ackPolicy: 'all';
+  inFlight: number;
+  queued: number;
+  localCopy: { dir: string; active: boolean; reason: string | null } | null;
+  peers: MemberStatus[];
+}
+
+type Outcome = { ok: true; result: unknown } | { ok: false; error: MirrorError };
+
+/** Errnos that say "the peer ran out of something": reported as they are rather than as EIO. */
+const RESOURCE_ERRNOS = ['ENOSPC', 'EDQUOT', 'EROFS'];
+
+/**
+ * The mirror controller: the heart of the mount. A changing operation is
+ * ordered (scheduler.ts), stamped with (mount, epoch, seq), sent to every peer
+ * in parallel and applied to the local copy, and answered only when every
+ * peer has committed it (ack policy "all"). Outcomes are compared: peers that
+ * agree on an error give that errno; peers that disagree, or a peer that did
+ * not answer in time, give EIO and a log line naming each peer's outcome.
+ */
+export class MirrorController {
+  private readonly scheduler = new Scheduler();
+  private readonly log: Logger;
+  private seq: number;
+  private inFlight = 0;
+
+  constructor(private readonly opts: ControllerOptions) {
+    this.log = opts.log;
+    this.seq = opts.lastSeq;
+  }
+
+  get members(): readonly Member[] {
+    return this.opts.members;
+  }
+
+  get operationsInFlight(): number {
+    return this.inFlight;
+  }
+
+  async mutate(req: MutationRequest, payload: Buffer = EMPTY): Promise<unknown> {
+    this.inFlight++;
+    try {
+      return await this.scheduler.run(claimsFor(...namesOf(req)), () => this.fanOut(req, payload));
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  private async fanOut(req: MutationRequest, payload: Buffer): Promise<unknown> {
+    const stamped = { ...req, mount: this.opts.mountId, epoch: this.opts.epoch, seq: ++this.seq } as Mutation;
+    const local = this.opts.local?.active ? this.opts.local : null;
+    const [peerOutcomes, localOutcome] = await Promise.all([
+      Promise.all(this.opts.members.map((m) => settle(m.call(stamped, payload).then((r) => r.result)))),
+      local ? settle(local.apply(stamped, payload)) : Promise.resolve(null),
+    ]);
+    const decided = this.decide(stamped, peerOutcomes);
+    if (local && localOutcome && !sameOutcome(localOutcome, decided)) {
+      local.disable(`${stamped.op} ${describe(stamped)} (seq ${stamped.seq}): local copy ${show(localOutcome)}, peers ${show(decided)}`);
+    }
+    if (!decided.ok) throw decided.error;
+    return decided.result;
+  }
+
+  /** Ack policy "all": success only when every peer committed; otherwise the errno a user would expect. */
+  private decide(req: Mutation, outcomes: Outcome[]): Outcome {
+    const first = outcomes[0]!;
+    if (outcomes.every((o) => o.ok)) return first;
+    const errnos = outcomes.map((o) => (o.ok ? null : o.error.errno));
+    const consistent = outcomes.every((o) => !o.ok && !isTransportFailure(o.error) && o.error.errno === errnos[0]);
+    if (consistent) return first; // every peer refused it the same way (ENOENT, EEXIST ...): nothing diverged
+    const detail = this.opts.members.map((m, i) => `${m.name}: ${show(outcomes[i]!)}`).join('; ');
+    const resource = RESOURCE_ERRNOS.find((e) => errnos.includes(e));
+    const errno = resource ?? 'EIO';
+    const anyTransport = outcomes.some((o) => !o.ok && isTransportFailure(o.error));
+    this.log.error(
+      { op: req.op, path: describe(req), seq: req.seq, errno, outcomes: detail },
+      anyTransport ? 'operation failed: not every peer committed it' : 'operation failed: peers disagree on the outcome',
+    );
+    return { ok: false, error: new MirrorError('MFS_ERRNO', `${req.op} ${describe(req)}: ${detail}`, { errno, context: { op: req.op, path: describe(req) } }) };
+  }
+
+  /** A read: from the local copy when there is one, else from the healthiest, fastest peer. */
+  async read<T = unknown>(req: ReadRequest): Promise<CallResult<T>> {
+    const local = this.opts.local;
+    if (local?.active) {
+      try {
+        const out = local.read(req);
+        return { result: out.result as T, payload: out.payload ?? EMPTY };
+      } catch (err) {
+        throw toMirrorError(err, { op: req.op, path: 'path' in req ? req.path : undefined });
+      }
+    }
+    const order = [...this.opts.members].sort((a, b) => Number(b.healthy) - Number(a.healthy) || a.latencyP50 - b.latencyP50);
+    let lastError: unknown;
+    for (const member of order) {
+      try {
+        return await member.call<T>(req);
+      } catch (err) {
+        if (!isTransportFailure(err)) throw err;
+        lastError = err;
+      }
+    }
+    throw lastError ?? new MirrorError('MFS_UNREACHABLE', 'no peer to read from');
+  }
+
+  status(): ControllerStatus {
+    const local = this.opts.local;
+    return {
+      mountId: this.opts.mountId,
+      epoch: this.opts.epoch,
+      seq: this.seq,
+      ackPolicy: 'all',
+      inFlight: this.inFlight,
+      queued: this.scheduler.queued,
+      localCopy: local ? { dir: local.dir, active: local.active, reason: local.reason } : null,
+      peers: this.opts.members.map((m) => m.status()),
+    };
+  }
+
+  /** Wait (bounded) until no changing operation is in flight. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    return this.inFlight === 0;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.opts.members.map((m) => m.close()));
+    this.opts.local?.close();
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function settle(p: Promise<unknown>): Promise<Outcome> {
+  return p.then(
+    (result) => ({ ok: true as const, result }),
+    (err: unknown) => ({ ok: false as const, error: toMirrorError(err) }),
+  );
+}
+
+function sameOutcome(a: Outcome, b: Outcome): boolean {
+  if (a.ok || b.ok) return a.ok === b.ok;
+  return a.error.errno === b.error.errno;
+}
+
+function show(o: Outcome): string {
+  return o.ok ? 'ok' : `${o.error.errno} (${o.error.message})`;
+}
+
+/** The names an operation touches, for ordering. */
+function namesOf(req: MutationRequest): string[] {
+  if (req.op === 'rename') return [req.from, req.to];
+  if (req.op === 'link') return [req.from, req.path];
+  return [req.path];
+}
+
+function describe(req: MutationRequest): string {
+  if (req.op === 'rename' || req.op === 'link') return `${JSON.stringify(req.from)} -> ${JSON.stringify(req.op === 'rename' ? req.to : req.path)}`;
+  return JSON.stringify(req.path);
+}

@@ -1,0 +1,183 @@
+import type { Logger } from '../log.js';
+import { errnoNumber, toMirrorError } from '../protocol/errors.js';
+import type { WireStat, WireStatfs } from '../protocol/ops.js';
+import { fusePathToWire } from '../protocol/paths.js';
+import type { MirrorController } from './controller.js';
+
+/**
+ * FUSE operations -> mirror controller. Each operation has the same short
+ * shape: translate the path, do the work through the controller, answer the
+ * kernel; any error becomes its errno (unknown ones EIO, and are logged).
+ *
+ * Writes and other changes return only after the controller says every peer
+ * committed them; reads come from the local copy or a peer.
+ */
+
+type Cb = (code: number, ...rest: unknown[]) => void;
+
+const XATTR_CREATE = 1;
+const XATTR_REPLACE = 2;
+const PERMISSION_BITS = 0o7777;
+
+export function buildFuseOps(controller: MirrorController, log: Logger): Record<string, (...args: never[]) => void> {
+  let nextHandle = 1;
+  const handle = () => {
+    nextHandle = nextHandle >= 0x7fff_fff0 ? 1 : nextHandle + 1;
+    return nextHandle;
+  };
+
+  /**
+   * Run an operation and answer the kernel: value(s) on success, -errno on
+   * failure. read and write are answered differently by fuse-native: the
+   * byte count itself is the first argument (`countFirst`).
+   */
+  const answer = (op: string, path: string, cb: Cb, work: () => Promise<unknown[] | void>, countFirst = false) => {
+    work().then(
+      (values) => (countFirst ? cb((values as number[])[0]!) : cb(0, ...(values ?? []))),
+      (err: unknown) => {
+        const e = toMirrorError(err, { op, path });
+        if (e.code === 'MFS_INTERNAL') log.error({ op, path, err }, 'internal error in FUSE operation');
+        else log.debug({ op, path, errno: e.errno, code: e.code }, 'FUSE operation failed');
+        cb(-errnoNumber(e.errno));
+      },
+    );
+  };
+
+  const mutate = controller.mutate.bind(controller);
+  const read = controller.read.bind(controller);
+
+  return {
+    // ---- metadata -------------------------------------------------------------
+    getattr: (path: string, cb: Cb) =>
+      answer('getattr', path, cb, async () => [toFuseStat((await read<WireStat>({ op: 'getattr', path: fusePathToWire(path) })).result)]),
+
+    fgetattr: (path: string, _fd: number, cb: Cb) =>
+      answer('getattr', path, cb, async () => [toFuseStat((await read<WireStat>({ op: 'getattr', path: fusePathToWire(path) })).result)]),
+
+    access: (path: string, _mode: number, cb: Cb) =>
+      // Permission checks are the kernel's (default_permissions); access only says whether it exists.
+      answer('access', path, cb, async () => void (await read({ op: 'getattr', path: fusePathToWire(path) }))),
+
+    statfs: (path: string, cb: Cb) =>
+      answer('statfs', path, cb, async () => [toFuseStatfs((await read<WireStatfs>({ op: 'statfs' })).result)]),
+
+    readlink: (path: string, cb: Cb) =>
+      answer('readlink', path, cb, async () => [(await read<{ target: string }>({ op: 'readlink', path: fusePathToWire(path) })).result.target]),
+
+    chmod: (path: string, mode: number, cb: Cb) =>
+      answer('chmod', path, cb, async () => void (await mutate({ op: 'chmod', path: fusePathToWire(path), mode: mode & PERMISSION_BITS }))),
+
+    chown: (path: string, uid: number, gid: number, cb: Cb) =>
+      answer('chown', path, cb, async () => void (await mutate({ op: 'chown', path: fusePathToWire(path), uid: asId(uid), gid: asId(gid) }))),
+
+    utimens: (path: string, atime: number, mtime: number, cb: Cb) =>
+      answer('utimens', path, cb, async () => void (await mutate({ op: 'utimens', path: fusePathToWire(path), atimeMs: atime, mtimeMs: mtime }))),
+
+    // ---- files ----------------------------------------------------------------
+    create: (path: string, mode: number, cb: Cb) =>
+      answer('create', path, cb, async () => {
+        // The kernel checks O_EXCL itself (lookup before create); two racing
+        // creators of one name both succeed, as with open(O_CREAT) on ext4.
+        await mutate({ op: 'create', path: fusePathToWire(path), mode: mode & PERMISSION_BITS, exclusive: false });
+        return [handle()];
+      }),
+
+    open: (path: string, _flags: number, cb: Cb) => answer('open', path, cb, async () => [handle()]),
+
+    read: (path: string, _fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
+      answer('read', path, cb, async () => {
+        const { payload } = await read({ op: 'read', path: fusePathToWire(path), offset: pos, length: len });
+        payload.copy(buf, 0, 0, Math.min(len, payload.length));
+        return [Math.min(len, payload.length)];
+      }, true),
+
+    write: (path: string, _fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
+      answer('write', path, cb, async () => {
+        // buf is the kernel's request memory, valid until we answer; the frame encoder copies it.
+        await mutate({ op: 'write', path: fusePathToWire(path), offset: pos }, buf.subarray(0, len));
+        return [len];
+      }, true),
+
+    truncate: (path: string, size: number, cb: Cb) =>
+      answer('truncate', path, cb, async () => void (await mutate({ op: 'truncate', path: fusePathToWire(path), size }))),
+
+    ftruncate: (path: string, _fd: number, size: number, cb: Cb) =>
+      answer('truncate', path, cb, async () => void (await mutate({ op: 'truncate', path: fusePathToWire(path), size }))),
+
+    // Every acknowledged change is already committed on every peer: flush and
+    // fsync have nothing left to wait for.
+    flush: (_path: string, _fd: number, cb: Cb) => cb(0),
+    fsync: (_path: string, _datasync: number, _fd: number, cb: Cb) => cb(0),
+    release: (_path: string, _fd: number, cb: Cb) => cb(0),
+
+    // ---- names ----------------------------------------------------------------
+    unlink: (path: string, cb: Cb) => answer('unlink', path, cb, async () => void (await mutate({ op: 'unlink', path: fusePathToWire(path) }))),
+
+    rename: (src: string, dest: string, cb: Cb) =>
+      answer('rename', src, cb, async () => void (await mutate({ op: 'rename', from: fusePathToWire(src), to: fusePathToWire(dest) }))),
+
+    link: (src: string, dest: string, cb: Cb) =>
+      answer('link', dest, cb, async () => void (await mutate({ op: 'link', from: fusePathToWire(src), path: fusePathToWire(dest) }))),
+
+    symlink: (target: string, path: string, cb: Cb) =>
+      answer('symlink', path, cb, async () => void (await mutate({ op: 'symlink', target, path: fusePathToWire(path) }))),
+
+    // ---- directories ----------------------------------------------------------
+    mkdir: (path: string, mode: number, cb: Cb) =>
+      answer('mkdir', path, cb, async () => void (await mutate({ op: 'mkdir', path: fusePathToWire(path), mode: mode & PERMISSION_BITS }))),
+
+    rmdir: (path: string, cb: Cb) => answer('rmdir', path, cb, async () => void (await mutate({ op: 'rmdir', path: fusePathToWire(path) }))),
+
+    opendir: (path: string, _flags: number, cb: Cb) => answer('opendir', path, cb, async () => [handle()]),
+
+    readdir: (path: string, cb: Cb) =>
+      answer('readdir', path, cb, async () => {
+        const { result } = await read<{ names: string[] }>({ op: 'readdir', path: fusePathToWire(path), withAttrs: false });
+        return [['.', '..', ...result.names]];
+      }),
+
+    releasedir: (_path: string, _fd: number, cb: Cb) => cb(0),
+    fsyncdir: (_path: string, _datasync: number, _fd: number, cb: Cb) => cb(0),
+
+    // ---- extended attributes --------------------------------------------------
+    setxattr: (path: string, name: string, value: Buffer, _position: number, flags: number, cb: Cb) =>
+      answer('setxattr', path, cb, async () => {
+        const mode = flags & XATTR_CREATE ? 'create' : flags & XATTR_REPLACE ? 'replace' : 'any';
+        await mutate({ op: 'setxattr', path: fusePathToWire(path), name, flags: mode }, Buffer.from(value));
+      }),
+
+    getxattr: (path: string, name: string, _position: number, cb: Cb) =>
+      answer('getxattr', path, cb, async () => [(await read({ op: 'getxattr', path: fusePathToWire(path), name })).payload]),
+
+    listxattr: (path: string, cb: Cb) =>
+      answer('listxattr', path, cb, async () => [(await read<{ names: string[] }>({ op: 'listxattr', path: fusePathToWire(path) })).result.names]),
+
+    removexattr: (path: string, name: string, cb: Cb) =>
+      answer('removexattr', path, cb, async () => void (await mutate({ op: 'removexattr', path: fusePathToWire(path), name }))),
+  };
+}
+
+/** FUSE passes (uid_t)-1 for "leave unchanged" as 4294967295. */
+function asId(id: number): number {
+  return id === 0xffff_ffff ? -1 : id;
+}
+
+function toFuseStat(st: WireStat) {
+  return {
+    mode: st.mode,
+    uid: st.uid,
+    gid: st.gid,
+    size: st.size,
+    nlink: st.nlink,
+    ino: st.ino,
+    blocks: st.blocks,
+    blksize: 4096,
+    atime: Math.floor(st.atimeMs),
+    mtime: Math.floor(st.mtimeMs),
+    ctime: Math.floor(st.ctimeMs),
+  };
+}
+
+function toFuseStatfs(s: WireStatfs) {
+  return { bsize: s.bsize, frsize: s.frsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0, flag: 0, namemax: s.namemax };
+}

@@ -1,0 +1,108 @@
+import type { Logger } from '../log.js';
+import { isTransportFailure, type MirrorError } from '../protocol/errors.js';
+import type { CallResult } from '../protocol/peer-client.js';
+import { PeerClient } from '../protocol/peer-client.js';
+import type { RequestInput } from '../protocol/ops.js';
+import type { PeerSpec } from './config.js';
+import { LatencyWindow } from './latency.js';
+
+export interface MemberStatus {
+  name: string;
+  url: string;
+  connected: boolean;
+  lastError: string | null;
+  latencyUsP50: number | null;
+  latencyUsP99: number | null;
+  operations: number;
+  bytes: number;
+  inFlight: number;
+  failures: number;
+}
+
+/**
+ * One peer as the mount sees it: its client plus what `mirrorfs status` shows
+ * (connected, latency percentiles, operations and bytes mirrored, in flight).
+ */
+export class Member {
+  readonly client: PeerClient;
+  private readonly latency = new LatencyWindow();
+  private operations = 0;
+  private bytes = 0;
+  private inFlight = 0;
+  private failures = 0;
+  private connected = false;
+  private lastError: string | null = null;
+
+  constructor(readonly spec: PeerSpec, timeoutMs: number, private readonly log: Logger) {
+    this.client = new PeerClient(spec.url, { name: spec.name, token: spec.token, timeoutMs });
+  }
+
+  get name(): string {
+    return this.spec.name;
+  }
+
+  /** Median latency, for choosing where reads go; unmeasured peers sort last. */
+  get latencyP50(): number {
+    return this.latency.percentile(50) ?? Number.MAX_SAFE_INTEGER;
+  }
+
+  get healthy(): boolean {
+    return this.connected;
+  }
+
+  async call<T = unknown>(req: RequestInput, payload?: Buffer): Promise<CallResult<T>> {
+    const started = performance.now();
+    this.inFlight++;
+    try {
+      const result = await this.client.call<T>(req, payload);
+      this.succeeded(started, payload);
+      return result;
+    } catch (err) {
+      const e = err as MirrorError;
+      if (!isTransportFailure(e)) {
+        this.succeeded(started, undefined); // the peer answered; the operation failed on its merits
+      } else {
+        this.failures++;
+        this.connected = false;
+        this.lastError = e.message;
+        this.log.warn({ peer: this.name, op: req.op, code: e.code, errno: e.errno, err: e.message }, 'peer call failed');
+      }
+      throw err;
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  private succeeded(started: number, payload: Buffer | undefined): void {
+    this.latency.add((performance.now() - started) * 1000);
+    this.operations++;
+    if (payload) this.bytes += payload.length;
+    if (!this.connected) {
+      this.connected = true;
+      this.lastError = null;
+    }
+  }
+
+  status(): MemberStatus {
+    return {
+      name: this.name,
+      url: this.spec.url,
+      connected: this.connected,
+      lastError: this.lastError,
+      latencyUsP50: round(this.latency.percentile(50)),
+      latencyUsP99: round(this.latency.percentile(99)),
+      operations: this.operations,
+      bytes: this.bytes,
+      inFlight: this.inFlight,
+      failures: this.failures,
+    };
+  }
+
+  close(): Promise<void> {
+    return this.client.close();
+  }
+}
+
+function round(v: number | null): number | null {
+  return v === null ? null : Math.round(v);
+}

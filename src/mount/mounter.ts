@@ -1,0 +1,101 @@
+import type { Logger } from '../log.js';
+import type { PeerSpec } from './config.js';
+import { checkPeersAgree, prepareLocalCopy } from './consistency.js';
+import { MirrorController } from './controller.js';
+import { startControlServer } from './control.js';
+import { loadFuse, type FuseInstance } from './fuse-binding.js';
+import { buildFuseOps } from './fuse-ops.js';
+import { loadMountId } from './identity.js';
+import { LocalCopy } from './local-copy.js';
+import { Member } from './member.js';
+import { checkMountpoint } from './mountpoint.js';
+import { establishOwnership } from './ownership.js';
+
+export interface MountOptions {
+  mountpoint: string;
+  peers: PeerSpec[];
+  localCopyDir?: string;
+  stateDir: string;
+  /** Bound on every call to a peer. */
+  peerTimeoutMs: number;
+  log: Logger;
+}
+
+export interface RunningMount {
+  controller: MirrorController;
+  /** Drain in-flight operations (bounded), unmount, close everything. Idempotent. */
+  stop: (reason: string) => Promise<void>;
+  /** Resolves when the mount has stopped (by stop(), `mirrorfs unmount`, or a signal). */
+  stopped: Promise<void>;
+}
+
+const DRAIN_TIMEOUT_MS = 30_000;
+
+/**
+ * Bring a mount up: check FUSE and the mount point, greet and own every peer,
+ * check that the copies agree, prepare the local copy, mount, and open the
+ * control socket. Every refusal is an Error whose message says what to do.
+ */
+export async function startMount(opts: MountOptions): Promise<RunningMount> {
+  const { mountpoint, log } = opts;
+  const Fuse = loadFuse();
+  checkMountpoint(mountpoint);
+  const mountId = loadMountId(opts.stateDir);
+  const members = opts.peers.map((spec) => new Member(spec, opts.peerTimeoutMs, log));
+  let local: LocalCopy | null = null;
+  try {
+    const { epoch, lastSeq } = await establishOwnership(mountId, members, log);
+    const manifest = await checkPeersAgree(members);
+    if (opts.localCopyDir) {
+      local = new LocalCopy(opts.localCopyDir, log);
+      await prepareLocalCopy(local, manifest, members[0]!, log);
+    }
+    const controller = new MirrorController({ mountId, epoch, lastSeq, members, local, log });
+    const fuse = new Fuse(mountpoint, buildFuseOps(controller, log), {
+      // fuse-native joins options with commas, so big_writes rides on fsname:
+      // without it the kernel splits writes into 4 KiB requests (FIELD-NOTES).
+      fsname: 'mirrorfs,big_writes',
+      subtype: 'mirrorfs',
+      allowOther: true,
+      defaultPermissions: true,
+      // A last-resort bound per FUSE request, above our own peer timeouts.
+      timeout: Math.max(60_000, opts.peerTimeoutMs * 4),
+    });
+    await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(new Error(`FUSE mount of ${mountpoint} failed: ${err.message}`)) : resolve())));
+    log.info({ mountpoint, mountId, epoch, peers: members.map((m) => m.name), localCopy: opts.localCopyDir ?? null }, 'mounted');
+
+    let resolveStopped!: () => void;
+    const stopped = new Promise<void>((r) => (resolveStopped = r));
+    let stopping: Promise<void> | null = null;
+    const control = await startControlServer(mountpoint, {
+      status: () => ({ mountpoint, pid: process.pid, ...controller.status() }),
+      unmount: () => stop('mirrorfs unmount'),
+    });
+    const stop = (reason: string): Promise<void> => {
+      stopping ??= (async () => {
+        log.info({ reason, inFlight: controller.operationsInFlight }, 'unmounting: draining in-flight operations');
+        if (!(await controller.drain(DRAIN_TIMEOUT_MS))) log.warn({ inFlight: controller.operationsInFlight }, 'drain timed out; unmounting anyway');
+        await unmountFuse(fuse, log);
+        await control.close();
+        await controller.close();
+        log.info({ mountpoint }, 'unmounted');
+        resolveStopped();
+      })();
+      return stopping;
+    };
+    return { controller, stop, stopped };
+  } catch (err) {
+    await Promise.all(members.map((m) => m.close()));
+    local?.close();
+    throw err;
+  }
+}
+
+function unmountFuse(fuse: FuseInstance, log: Logger): Promise<void> {
+  return new Promise((resolve) =>
+    fuse.unmount((err) => {
+      if (err) log.error({ err: err.message }, 'FUSE unmount failed');
+      resolve();
+    }),
+  );
+}

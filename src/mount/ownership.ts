@@ -1,0 +1,69 @@
+import type { Logger } from '../log.js';
+import { MirrorError } from '../protocol/errors.js';
+import type { PeerStatus } from '../protocol/ops.js';
+import type { Member } from './member.js';
+
+export interface Ownership {
+  epoch: number;
+  /** Highest seq of this mount that any peer has a record of. */
+  lastSeq: number;
+}
+
+/**
+ * Greet every peer and take ownership of them for an epoch. Every peer must
+ * answer (ack policy "all" starts with all peers present). A peer owned by
+ * another mount at the newest epoch means another primary may be live: the
+ * mount is refused (taking over belongs to `--takeover`, a later feature).
+ */
+export async function establishOwnership(mountId: string, members: Member[], log: Logger): Promise<Ownership> {
+  const statuses = await Promise.all(
+    members.map(async (m) => {
+      try {
+        return await m.client.status();
+      } catch (err) {
+        throw new Error(describeRefusal(m, err));
+      }
+    }),
+  );
+  const newest = Math.max(0, ...statuses.map((s) => s.epoch));
+  const rival = statuses.find((s: PeerStatus) => s.epoch === newest && s.owner !== null && s.owner !== mountId);
+  if (rival) {
+    throw new Error(
+      `peer ${rival.name} is owned by mount ${rival.owner} since ${rival.ownerSince} (epoch ${rival.epoch}); another primary may be using these peers. ` +
+        'Stop it and unmount it first; taking over from a dead primary is not implemented yet.',
+    );
+  }
+  const epoch = Math.max(1, newest);
+  await Promise.all(
+    members.map(async (m) => {
+      try {
+        await m.client.handshake(mountId, epoch);
+      } catch (err) {
+        throw new Error(describeRefusal(m, err));
+      }
+    }),
+  );
+  const progress = await Promise.all(members.map((m) => m.client.progress(mountId)));
+  const lastSeq = Math.max(0, ...progress.map((p) => p.maxSeq));
+  log.info({ epoch, lastSeq, peers: members.map((m) => m.name) }, 'ownership established on every peer');
+  return { epoch, lastSeq };
+}
+
+function describeRefusal(m: Member, err: unknown): string {
+  const e = err as MirrorError;
+  const where = `peer ${m.name} (${m.spec.url})`;
+  if (e instanceof MirrorError) {
+    switch (e.code) {
+      case 'MFS_UNREACHABLE':
+      case 'MFS_TIMEOUT':
+        return `${where} is unreachable: ${e.message}. Start mirrorfs-peer there, or check the address in --peers.`;
+      case 'MFS_AUTH':
+        return `${where} refused our token: check --token-file (or the peer's tokenFile in the config file) against the peer's --token-file.`;
+      case 'MFS_PROTOCOL_MISMATCH':
+        return `${where} speaks another protocol version: ${e.message}. Run the same mirrorfs version on the mount and the peers.`;
+      default:
+        return `${where} refused the mount: ${e.message}`;
+    }
+  }
+  return `${where}: ${String(err)}`;
+}

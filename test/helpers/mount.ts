@@ -1,0 +1,106 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { PeerProcess } from './peer.js';
+import { tmpDir } from './tmp.js';
+import { waitFor } from './wait.js';
+
+export const MIRRORFS_BIN = resolve(import.meta.dirname, '../../dist/cli/mirrorfs.js');
+
+export interface MountProcess {
+  mountpoint: string;
+  stateDir: string;
+  localCopyDir?: string;
+  proc: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  /** SIGTERM the mount process and wait until it exited and the mount is gone. */
+  stop: () => Promise<void>;
+}
+
+const live = new Set<MountProcess>();
+
+export function isMounted(point: string): boolean {
+  return readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === point);
+}
+
+export interface StartMountOptions {
+  peers: PeerProcess[];
+  localCopy?: boolean;
+  mountpoint?: string;
+  stateDir?: string;
+  extraArgs?: string[];
+}
+
+/** Run `mirrorfs mount --foreground` as a child process and wait until the mount is live. */
+export async function startMount(opts: StartMountOptions): Promise<MountProcess> {
+  const base = tmpDir('mirrorfs-mount-');
+  const mountpoint = opts.mountpoint ?? join(base, 'mnt');
+  mkdirSync(mountpoint, { recursive: true });
+  const stateDir = opts.stateDir ?? join(base, 'state');
+  const localCopyDir = opts.localCopy ? join(base, 'local') : undefined;
+  const args = mountArgs(mountpoint, opts.peers, stateDir, localCopyDir, opts.extraArgs);
+  const proc = spawn(process.execPath, [MIRRORFS_BIN, ...args, '--foreground'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const handle: MountProcess = {
+    mountpoint,
+    stateDir,
+    localCopyDir,
+    proc,
+    stdout: () => out,
+    stderr: () => err,
+    stop: async () => {
+      live.delete(handle);
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 20_000);
+      await exited;
+      clearTimeout(timer);
+      if (isMounted(mountpoint)) lazyUnmount(mountpoint);
+    },
+  };
+  live.add(handle);
+  try {
+    await waitFor(() => {
+      if (proc.exitCode !== null) throw new Error(`mount exited with ${proc.exitCode}: ${err.split('\n').filter((l) => l.startsWith('mirrorfs:')).join(' ')}`);
+      return out.includes('mirrorfs: mounted') && isMounted(mountpoint);
+    }, `mount of ${mountpoint}`, 30_000);
+  } catch (e) {
+    await handle.stop();
+    throw e;
+  }
+  return handle;
+}
+
+/** The arguments of `mirrorfs mount` for these peers (for tests that run the CLI themselves). */
+export function mountArgs(mountpoint: string, peers: PeerProcess[], stateDir: string, localCopyDir?: string, extra: string[] = []): string[] {
+  return [
+    'mount', mountpoint,
+    '--peers', peers.map((p) => `${p.name}=${p.url}`).join(','),
+    '--token-file', peers[0]!.tokenFile,
+    '--state-dir', stateDir,
+    '--config', '/nonexistent-is-fine-when-not-given'.replace(/.*/, join(stateDir, '..', 'no-config.json')),
+    ...(localCopyDir ? ['--local-copy', localCopyDir] : []),
+    ...extra,
+  ].filter((a, i, all) => !(a === '--config' || all[i - 1] === '--config'));
+}
+
+export function lazyUnmount(point: string): void {
+  try {
+    execFileSync('fusermount', ['-u', '-z', point], { stdio: 'ignore' });
+  } catch {
+    try {
+      execFileSync('umount', ['-l', point], { stdio: 'ignore' });
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Stop every mount this helper started (afterEach/afterAll), even after a failure. */
+export async function cleanupMounts(): Promise<void> {
+  await Promise.all([...live].map((m) => m.stop()));
+}
