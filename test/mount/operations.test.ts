@@ -1,0 +1,152 @@
+import { appendFileSync, chmodSync, chownSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync, openSync, writeSync, closeSync, fsyncSync, statfsSync } from 'node:fs';
+import { join } from 'node:path';
+import { getAttributeSync, listAttributesSync, removeAttributeSync, setAttributeSync } from 'fs-xattr';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanupMounts, startMount, type MountProcess } from '../helpers/mount.js';
+import { cleanupPeers, spawnPeer, type PeerProcess } from '../helpers/peer.js';
+import { cleanupTmp } from '../helpers/tmp.js';
+import { compareDirs } from '../helpers/tree.js';
+
+function errnoOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code;
+  }
+  return undefined;
+}
+
+/**
+ * Every FUSE operation through a real mount served by a child process, with
+ * syscalls from this (separate) process, then a tree comparison of the mount
+ * against both peers' data directories and the local copy. Run in both read
+ * modes: from a local copy, and from the peers.
+ */
+describe.each([
+  { mode: 'reads from peers', localCopy: false },
+  { mode: 'reads from a local copy', localCopy: true },
+])('every operation through the mount ($mode)', ({ localCopy }) => {
+  let east: PeerProcess;
+  let west: PeerProcess;
+  let mount: MountProcess;
+  const m = (p: string) => join(mount.mountpoint, p);
+
+  const expectCopiesEqual = () => {
+    const dirs = [
+      { label: 'mount', dir: mount.mountpoint },
+      { label: 'east', dir: east.dataDir },
+      { label: 'west', dir: west.dataDir },
+      ...(mount.localCopyDir ? [{ label: 'local copy', dir: mount.localCopyDir }] : []),
+    ];
+    expect(compareDirs(dirs)).toEqual([]);
+  };
+
+  beforeAll(async () => {
+    [east, west] = await Promise.all([spawnPeer({ name: 'east' }), spawnPeer({ name: 'west' })]);
+    mount = await startMount({ peers: [east, west], localCopy });
+  });
+
+  afterAll(async () => {
+    await cleanupMounts();
+    await cleanupPeers();
+    cleanupTmp();
+  });
+
+  it('create, write, read back, overwrite, append, truncate', () => {
+    writeFileSync(m('a.txt'), 'hello world');
+    expect(readFileSync(m('a.txt'), 'utf8')).toBe('hello world');
+    expect(readFileSync(join(east.dataDir, 'a.txt'), 'utf8')).toBe('hello world');
+    const fd = openSync(m('a.txt'), 'r+');
+    writeSync(fd, 'HELLO', 0, 'utf8');
+    fsyncSync(fd);
+    closeSync(fd);
+    appendFileSync(m('a.txt'), '!!');
+    expect(readFileSync(m('a.txt'), 'utf8')).toBe('HELLO world!!');
+    truncateSync(m('a.txt'), 5);
+    expect(statSync(m('a.txt')).size).toBe(5);
+    truncateSync(m('a.txt'), 4096);
+    expect(readFileSync(m('a.txt')).subarray(5).every((b) => b === 0)).toBe(true);
+    expectCopiesEqual();
+  });
+
+  it('mkdir, nested trees, readdir, rmdir', () => {
+    mkdirSync(m('d1/d2/d3'), { recursive: true });
+    writeFileSync(m('d1/d2/d3/f'), 'deep');
+    expect(readdirSync(m('d1/d2')).sort()).toEqual(['d3']);
+    mkdirSync(m('gone'));
+    rmdirSync(m('gone'));
+    expect(readdirSync(mount.mountpoint)).not.toContain('gone');
+    expectCopiesEqual();
+  });
+
+  it('rename files and directories, over an existing target', () => {
+    writeFileSync(m('r1'), 'one');
+    writeFileSync(m('r2'), 'two');
+    renameSync(m('r1'), m('r2'));
+    expect(readFileSync(m('r2'), 'utf8')).toBe('one');
+    renameSync(m('d1'), m('moved'));
+    expect(readFileSync(m('moved/d2/d3/f'), 'utf8')).toBe('deep');
+    expectCopiesEqual();
+  });
+
+  it('unlink, symlink, readlink, hard link', () => {
+    unlinkSync(m('r2'));
+    symlinkSync('moved/d2/d3/f', m('ln'));
+    expect(readlinkSync(m('ln'))).toBe('moved/d2/d3/f');
+    expect(readFileSync(m('ln'), 'utf8')).toBe('deep');
+    symlinkSync('/etc/hostname', m('abs-link'));
+    expect(readlinkSync(join(west.dataDir, 'abs-link'))).toBe('/etc/hostname');
+    writeFileSync(m('orig'), 'linked');
+    linkSync(m('orig'), m('hard'));
+    expect(statSync(m('orig')).nlink).toBe(2);
+    expect(statSync(join(east.dataDir, 'hard')).ino).toBe(statSync(join(east.dataDir, 'orig')).ino);
+    expectCopiesEqual();
+  });
+
+  it('chmod, chown, utimens', () => {
+    chmodSync(m('orig'), 0o640);
+    expect(lstatSync(m('orig')).mode & 0o7777).toBe(0o640);
+    chmodSync(m('moved'), 0o711);
+    chownSync(m('orig'), 1234, 4321);
+    expect(lstatSync(m('orig'))).toMatchObject({ uid: 1234, gid: 4321 });
+    expect(lstatSync(join(west.dataDir, 'orig'))).toMatchObject({ uid: 1234, gid: 4321 });
+    utimesSync(m('orig'), 1_000_000, 2_000_000);
+    expect(Math.round(statSync(m('orig')).mtimeMs)).toBe(2_000_000_000);
+    expect(Math.round(statSync(join(east.dataDir, 'orig')).mtimeMs)).toBe(2_000_000_000);
+    expectCopiesEqual();
+  });
+
+  it('setxattr, getxattr, listxattr, removexattr', () => {
+    setAttributeSync(m('orig'), 'user.color', 'blue');
+    setAttributeSync(m('orig'), 'user.bin', Buffer.from([0, 1, 255]));
+    expect(getAttributeSync(m('orig'), 'user.color').toString()).toBe('blue');
+    expect(listAttributesSync(m('orig')).sort()).toEqual(['user.bin', 'user.color']);
+    expect(getAttributeSync(join(west.dataDir, 'orig'), 'user.bin')).toEqual(Buffer.from([0, 1, 255]));
+    removeAttributeSync(m('orig'), 'user.color');
+    expect(listAttributesSync(m('orig'))).toEqual(['user.bin']);
+    expect(errnoOf(() => getAttributeSync(m('orig'), 'user.color'))).toBe('ENODATA');
+    expectCopiesEqual();
+  });
+
+  it('errors come back with the errno ext4 would give', () => {
+    expect(() => readFileSync(m('missing'))).toThrow(/ENOENT/);
+    expect(() => mkdirSync(m('moved'))).toThrow(/EEXIST/);
+    expect(() => rmdirSync(m('moved'))).toThrow(/ENOTEMPTY/);
+    expect(() => unlinkSync(m('moved'))).toThrow(/EISDIR|EPERM/);
+    expect(() => writeFileSync(m('nodir/x'), 'x')).toThrow(/ENOENT/);
+    expect(() => renameSync(m('missing'), m('x'))).toThrow(/ENOENT/);
+    expect(() => readdirSync(m('orig'))).toThrow(/ENOTDIR/);
+    expectCopiesEqual();
+  });
+
+  it('statfs reports real figures', () => {
+    const s = statfsSync(mount.mountpoint);
+    expect(s.blocks).toBeGreaterThan(0);
+    expect(s.bsize).toBeGreaterThan(0);
+  });
+
+  it('the reserved name .mirrorfs cannot be created at the root', () => {
+    expect(() => mkdirSync(m('.mirrorfs'))).toThrow(/EPERM/);
+    expectCopiesEqual();
+  });
+});
