@@ -3,10 +3,12 @@ import { spawn } from 'node:child_process';
 /**
  * Run a small Node program in a separate process (syscalls into a mount must
  * never come from the process serving it; here they also run concurrently).
- * Resolves with stdout; rejects with stderr on a non-zero exit or after timeoutMs.
+ * The program sees its arguments as ARGS. Resolves with stdout; rejects with
+ * stderr on a non-zero exit or after timeoutMs.
  */
 export function runNode(source: string, args: string[] = [], timeoutMs = 120_000): Promise<string> {
-  return run(process.execPath, ['--input-type=module', '-e', source, '--', ...args], timeoutMs);
+  const program = `const ARGS = process.argv.slice(1);\n${source}`;
+  return run(process.execPath, ['--input-type=module', '-e', program, '--', ...args], timeoutMs);
 }
 
 export function run(cmd: string, args: string[], timeoutMs = 120_000): Promise<string> {

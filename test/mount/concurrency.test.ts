@@ -1,0 +1,102 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runNode } from '../helpers/child.js';
+import { cleanupMounts, startMount, type MountProcess } from '../helpers/mount.js';
+import { cleanupPeers, spawnPeer, type PeerProcess } from '../helpers/peer.js';
+import { cleanupTmp } from '../helpers/tmp.js';
+import { compareDirs } from '../helpers/tree.js';
+
+/**
+ * Concurrency: many processes at once on one file and one directory. Whatever
+ * order the calls land in, every peer must apply them in the same order, so
+ * the copies end byte-identical and equal to what the mount shows.
+ */
+
+let east: PeerProcess;
+let west: PeerProcess;
+let mount: MountProcess;
+const WRITERS = 8;
+
+beforeAll(async () => {
+  [east, west] = await Promise.all([spawnPeer({ name: 'east' }), spawnPeer({ name: 'west' })]);
+  mount = await startMount({ peers: [east, west], localCopy: true });
+});
+
+afterAll(async () => {
+  await cleanupMounts();
+  await cleanupPeers();
+  cleanupTmp();
+});
+
+const expectCopiesEqual = () =>
+  expect(
+    compareDirs([
+      { label: 'mount', dir: mount.mountpoint },
+      { label: 'east', dir: east.dataDir },
+      { label: 'west', dir: west.dataDir },
+      { label: 'local copy', dir: mount.localCopyDir! },
+    ]),
+  ).toEqual([]);
+
+const overlappingWriter = `
+  import { openSync, writeSync, closeSync } from 'node:fs';
+  const [file, id] = ARGS;
+  let seed = Number(id) * 7919 + 1;
+  const rand = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
+  const fd = openSync(file, 'r+');
+  for (let i = 0; i < 40; i++) {
+    const len = 1 + Math.floor(rand() * 65536);
+    const off = Math.floor(rand() * (1 << 20));
+    writeSync(fd, Buffer.alloc(len, 65 + Number(id)), 0, len, off);
+  }
+  closeSync(fd);
+`;
+
+const appender = `
+  import { appendFileSync } from 'node:fs';
+  const [file, id] = ARGS;
+  for (let i = 0; i < 100; i++) appendFileSync(file, 'writer ' + id + ' line ' + i + '\\n');
+`;
+
+const namespaceChurn = `
+  import { writeFileSync, renameSync, unlinkSync, mkdirSync, rmdirSync, existsSync } from 'node:fs';
+  import { join } from 'node:path';
+  const [dir, id] = ARGS;
+  const tolerate = (fn) => { try { fn(); } catch (e) { if (!['ENOENT', 'EEXIST', 'ENOTEMPTY'].includes(e.code)) throw e; } };
+  for (let i = 0; i < 40; i++) {
+    const f = join(dir, 'f-' + id + '-' + i);
+    writeFileSync(f, 'data ' + id + ' ' + i);
+    tolerate(() => renameSync(f, join(dir, 'shared-' + (i % 5))));   // racing renames onto shared names
+    if (i % 3 === 0) tolerate(() => unlinkSync(join(dir, 'shared-' + ((i + Number(id)) % 5))));
+    tolerate(() => mkdirSync(join(dir, 'sub-' + (i % 4))));
+    tolerate(() => writeFileSync(join(dir, 'sub-' + (i % 4), 'g-' + id), String(i)));
+    if (i % 7 === 0) tolerate(() => rmdirSync(join(dir, 'sub-' + ((i + 1) % 4))));
+  }
+`;
+
+describe('concurrent writers', () => {
+  it(`${WRITERS} processes writing overlapping regions of one file`, async () => {
+    const file = join(mount.mountpoint, 'overlap.bin');
+    await runNode(`import { writeFileSync } from 'node:fs'; writeFileSync(ARGS[0], Buffer.alloc(1 << 20));`, [file]);
+    await Promise.all(Array.from({ length: WRITERS }, (_, id) => runNode(overlappingWriter, [file, String(id)])));
+    expect(readFileSync(file).length).toBeGreaterThanOrEqual(1 << 20);
+    expectCopiesEqual();
+  });
+
+  it(`${WRITERS} processes appending to one file`, async () => {
+    const file = join(mount.mountpoint, 'log.txt');
+    await Promise.all(Array.from({ length: WRITERS }, (_, id) => runNode(appender, [file, String(id)])));
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(WRITERS * 100);
+    for (let id = 0; id < WRITERS; id++) expect(lines.filter((l) => l.startsWith(`writer ${id} `))).toHaveLength(100);
+    expectCopiesEqual();
+  });
+
+  it(`${WRITERS} processes creating, renaming, unlinking in one directory`, async () => {
+    const dir = join(mount.mountpoint, 'churn');
+    await runNode(`import { mkdirSync } from 'node:fs'; mkdirSync(ARGS[0]);`, [dir]);
+    await Promise.all(Array.from({ length: WRITERS }, (_, id) => runNode(namespaceChurn, [dir, String(id)])));
+    expectCopiesEqual();
+  });
+});

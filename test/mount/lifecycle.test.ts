@@ -1,0 +1,201 @@
+import { spawn } from 'node:child_process';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { encodeFrame } from '../../src/protocol/codec.js';
+import { run } from '../helpers/child.js';
+import { MIRRORFS_BIN, cleanupMounts, isMounted, lazyUnmount, mountArgs, startMount } from '../helpers/mount.js';
+import { cleanupPeers, spawnPeer } from '../helpers/peer.js';
+import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
+
+/** Mounting, refusing to mount, status, unmounting, and dead mounts, through the real CLI. */
+
+afterEach(async () => {
+  await cleanupMounts();
+  await cleanupPeers();
+  cleanupTmp();
+});
+
+/** Run the mirrorfs CLI; resolves with exit code and output (never throws on a non-zero exit). */
+function cli(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MIRRORFS_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`mirrorfs ${args.join(' ')} timed out`));
+    }, timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function fresh() {
+  const base = tmpDir('mirrorfs-life-');
+  const mountpoint = join(base, 'mnt');
+  mkdirSync(mountpoint);
+  return { mountpoint, stateDir: join(base, 'state') };
+}
+
+describe('mount refuses, with a message that says what to do', () => {
+  it('when a peer is unreachable', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    const { mountpoint, stateDir } = fresh();
+    const dead = { ...east, name: 'west', url: 'http://127.0.0.1:1' };
+    const r = await cli([...mountArgs(mountpoint, [east, dead], stateDir), '--foreground', '--peer-timeout', '1000']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/peer west \(http:\/\/127\.0\.0\.1:1\) is unreachable.*Start mirrorfs-peer there/);
+    expect(isMounted(mountpoint)).toBe(false);
+  });
+
+  it('when a peer speaks another protocol version', async () => {
+    // A server answering as a future peer would: it refuses our version.
+    const server = http2.createServer();
+    server.on('stream', (stream) => {
+      stream.respond({ ':status': 426, 'mirrorfs-protocol': '2' });
+      stream.end(encodeFrame({ ok: false, error: { errno: 'EPROTO', code: 'MFS_PROTOCOL_MISMATCH', message: 'MFS_PROTOCOL_MISMATCH: peer speaks mirrorfs protocol 2, client sent "1"' } }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const east = await spawnPeer({ name: 'east' });
+      const future = { ...east, name: 'west', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+      const { mountpoint, stateDir } = fresh();
+      const r = await cli([...mountArgs(mountpoint, [east, future], stateDir), '--foreground']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/peer west .* speaks another protocol version.*protocol 2.*Run the same mirrorfs version/);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('when the token is wrong', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    const west = await spawnPeer({ name: 'west', token: 'a-different-token-for-west-0000' });
+    const { mountpoint, stateDir } = fresh();
+    const r = await cli([...mountArgs(mountpoint, [east, west], stateDir), '--foreground']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/peer west .* refused our token: check --token-file/);
+  });
+
+  it('when the peers hold different trees', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    const west = await spawnPeer({ name: 'west' });
+    writeFileSync(join(east.dataDir, 'only-on-east'), 'x');
+    const { mountpoint, stateDir } = fresh();
+    const r = await cli([...mountArgs(mountpoint, [east, west], stateDir), '--foreground']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/peers east and west hold different trees[\s\S]*only-on-east: only on east[\s\S]*rsync/);
+  });
+
+  it('when the peers are owned by another live mount', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    const west = await spawnPeer({ name: 'west' });
+    await startMount({ peers: [east, west] });
+    const { mountpoint, stateDir } = fresh();
+    const r = await cli([...mountArgs(mountpoint, [east, west], stateDir), '--foreground']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/peer east is owned by mount .* since .*another primary may be using these peers/);
+  });
+
+  it('when the mount point is not empty, already mounted, or missing', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    const west = await spawnPeer({ name: 'west' });
+    const { mountpoint, stateDir } = fresh();
+    writeFileSync(join(mountpoint, 'x'), 'x');
+    let r = await cli([...mountArgs(mountpoint, [east, west], stateDir), '--foreground']);
+    expect(r.stderr).toMatch(/is not empty/);
+    r = await cli([...mountArgs(join(mountpoint, 'nope'), [east, west], stateDir), '--foreground']);
+    expect(r.stderr).toMatch(/does not exist \(create it: mkdir -p/);
+    const live = await startMount({ peers: [east, west] });
+    r = await cli([...mountArgs(live.mountpoint, [east, west], live.stateDir), '--foreground']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/is already mounted .*mirrorfs unmount/);
+  });
+});
+
+describe('running a mount', () => {
+  it('in the background: mount, write, status, unmount', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    const west = await spawnPeer({ name: 'west' });
+    const { mountpoint, stateDir } = fresh();
+    const r = await cli(mountArgs(mountpoint, [east, west], stateDir));
+    try {
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toMatch(/mounted .* in the background \(pid \d+, log /);
+      expect(isMounted(mountpoint)).toBe(true);
+      writeFileSync(join(mountpoint, 'hello'), 'world');
+      const status = await cli(['status', mountpoint]);
+      expect(status.stdout).toMatch(/east\s+http:\/\/127\.0\.0\.1:\d+\s+yes\s+\d+\s+\d+\s+\d+/);
+      expect(status.stdout).toMatch(/west\s+http:\/\/127\.0\.0\.1:\d+\s+yes/);
+      const json = JSON.parse((await cli(['status', mountpoint, '--json'])).stdout);
+      expect(json.peers.map((p: { name: string }) => p.name)).toEqual(['east', 'west']);
+      expect(json.peers[0].bytes).toBeGreaterThanOrEqual(5);
+      expect(json.peers[0].operations).toBeGreaterThan(0);
+      expect(json.peers[0].latencyUsP50).toBeGreaterThan(0);
+      const u = await cli(['unmount', mountpoint]);
+      expect(u.stdout).toMatch(/unmounted/);
+      expect(isMounted(mountpoint)).toBe(false);
+      expect(readFileSync(join(east.dataDir, 'hello'), 'utf8')).toBe('world');
+    } finally {
+      if (isMounted(mountpoint)) lazyUnmount(mountpoint);
+      const pid = /pid (\d+)/.exec(r.stdout)?.[1];
+      if (pid) try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
+    }
+  });
+
+  it('SIGTERM drains and unmounts; a remount continues as the same writer', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    const west = await spawnPeer({ name: 'west' });
+    const first = await startMount({ peers: [east, west] });
+    writeFileSync(join(first.mountpoint, 'a'), 'first session');
+    await first.stop();
+    expect(isMounted(first.mountpoint)).toBe(false);
+    expect(first.stderr()).toContain('"msg":"unmounted"');
+    const second = await startMount({ peers: [east, west], mountpoint: first.mountpoint, stateDir: first.stateDir });
+    writeFileSync(join(second.mountpoint, 'b'), 'second session');
+    expect(readFileSync(join(second.mountpoint, 'a'), 'utf8')).toBe('first session');
+    expect(readFileSync(join(west.dataDir, 'b'), 'utf8')).toBe('second session');
+  });
+
+  it('a dead mount left by a crash is reported, and cleared by mirrorfs unmount', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    const west = await spawnPeer({ name: 'west' });
+    const m = await startMount({ peers: [east, west] });
+    m.proc.kill('SIGKILL');
+    await waitFor(() => m.proc.exitCode !== null || m.proc.signalCode !== null, 'mount process to die');
+    expect(isMounted(m.mountpoint)).toBe(true);
+    const r = await cli([...mountArgs(m.mountpoint, [east, west], m.stateDir), '--foreground']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/is a dead mount .* Clear it with: mirrorfs unmount/);
+    const st = await cli(['status', m.mountpoint]);
+    expect(st.stderr).toMatch(/no mirrorfs process answers .*mirrorfs unmount/);
+    const u = await cli(['unmount', m.mountpoint]);
+    expect(u.stdout).toMatch(/cleared the dead mount/);
+    expect(isMounted(m.mountpoint)).toBe(false);
+    // and it mounts again
+    const again = await startMount({ peers: [east, west], mountpoint: m.mountpoint, stateDir: m.stateDir });
+    expect(existsSync(again.mountpoint)).toBe(true);
+  });
+
+  it('a peer error maps to the same errno, and peers that disagree give EIO with both outcomes logged', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    const west = await spawnPeer({ name: 'west' });
+    const m = await startMount({ peers: [east, west], localCopy: true });
+    // Plant a difference behind the mount's back: "clash" exists on east only.
+    mkdirSync(join(east.dataDir, 'clash'));
+    const err = await run('mkdir', [join(m.mountpoint, 'clash')]).then(() => null, (e: Error) => e);
+    expect(err?.message).toMatch(/Input\/output error/);
+    await waitFor(() => m.stderr().includes('peers disagree on the outcome'), 'the disagreement log line');
+    expect(m.stderr()).toMatch(/east: EEXIST.*west: ok/);
+    const enoent = await run('rmdir', [join(m.mountpoint, 'not-there')]).then(() => null, (e: Error) => e);
+    expect(enoent?.message).toMatch(/No such file or directory/);
+  });
+});
