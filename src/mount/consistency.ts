@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import type { ManifestEntry, Mutation } from '../protocol/ops.js';
+import type { ManifestEntry, Mutation, WireStat } from '../protocol/ops.js';
 import { walkManifest } from '../store/manifest.js';
 import type { MutationRequest } from './controller.js';
 import type { LocalCopy } from './local-copy.js';
@@ -57,6 +57,11 @@ export async function checkPeersAgree(members: Member[]): Promise<ManifestEntry[
  * an equal one, refuse one that differs.
  */
 export async function prepareLocalCopy(local: LocalCopy, manifest: ManifestEntry[], source: Member, log: Logger): Promise<void> {
+  // The root's own attributes are mirrored like any directory's.
+  const { result: root } = await source.client.call<WireStat>({ op: 'getattr', path: '' });
+  const stamp = { mount: 'local-fill', epoch: 1, seq: 1 };
+  await local.apply({ op: 'chmod', path: '', mode: root.mode & 0o7777, ...stamp }, Buffer.alloc(0));
+  await local.apply({ op: 'chown', path: '', uid: root.uid, gid: root.gid, ...stamp }, Buffer.alloc(0));
   if (!local.isEmpty()) {
     const mine: ManifestEntry[] = [];
     for await (const e of walkManifest(local.root, { content: false })) mine.push(e);

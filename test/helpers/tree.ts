@@ -25,6 +25,8 @@ const SKIP_AT_ROOT = new Set(['.mirrorfs']);
 
 export function snapshotTree(root: string): TreeSnapshot {
   const out: TreeSnapshot = new Map();
+  const st = lstatSync(root);
+  out.set('', { type: 'dir', mode: st.mode & 0o7777, size: 0 }); // the root's own mode is mirrored too
   walk(root, '', out);
   return out;
 }
