@@ -11,10 +11,11 @@ export function formatStatus(s: ControllerStatus & { mountpoint: string; pid: nu
   ];
   const rows = [['peer', 'address', 'connected', 'p50 µs', 'p99 µs', 'operations', 'bytes', 'in flight', 'failures']];
   for (const p of s.peers) {
-    rows.push([p.name, p.url, p.connected ? 'yes' : `no${p.lastError ? ` (${p.lastError.slice(0, 60)})` : ''}`, fmt(p.latencyUsP50), fmt(p.latencyUsP99), String(p.operations), bytes(p.bytes), String(p.inFlight), String(p.failures)]);
+    rows.push([p.name, p.url, p.outOfStep ? 'OUT OF STEP' : p.connected ? 'yes' : `no${p.lastError ? ` (${p.lastError.slice(0, 60)})` : ''}`, fmt(p.latencyUsP50), fmt(p.latencyUsP99), String(p.operations), bytes(p.bytes), String(p.inFlight), String(p.failures)]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) lines.push(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+  for (const p of s.peers) if (p.outOfStep) lines.push('', `${p.name} is out of step: it ${p.outOfStep}`);
   return `${lines.join('\n')}\n`;
 }
 

@@ -75,9 +75,13 @@ export class MirrorController {
     const stamped = { ...req, mount: this.opts.mountId, epoch: this.opts.epoch, seq: ++this.seq } as Mutation;
     const local = this.opts.local?.active ? this.opts.local : null;
     const [peerOutcomes, localOutcome] = await Promise.all([
-      Promise.all(this.opts.members.map((m) => settle(m.call(stamped, payload).then((r) => r.result)))),
+      Promise.all(this.opts.members.map((m) => settle(m.mutate(stamped, payload)))),
       local ? settle(local.apply(stamped, payload)) : Promise.resolve(null),
     ]);
+    this.opts.members.forEach((m, i) => {
+      const o = peerOutcomes[i]!;
+      if (!o.ok && isTransportFailure(o.error) && o.error.code !== 'MFS_OUT_OF_STEP') m.markOutOfStep(stamped.seq, o.error.message);
+    });
     const decided = this.decide(stamped, peerOutcomes);
     if (local && localOutcome && !sameOutcome(localOutcome, decided)) {
       local.disable(`${stamped.op} ${describe(stamped)} (seq ${stamped.seq}): local copy ${show(localOutcome)}, peers ${show(decided)}`);

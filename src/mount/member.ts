@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import { isTransportFailure, type MirrorError } from '../protocol/errors.js';
+import { MirrorError, isTransportFailure } from '../protocol/errors.js';
 import type { CallResult } from '../protocol/peer-client.js';
 import { PeerClient } from '../protocol/peer-client.js';
 import type { RequestInput } from '../protocol/ops.js';
@@ -10,6 +10,8 @@ export interface MemberStatus {
   name: string;
   url: string;
   connected: boolean;
+  /** Null while the peer has every change; else why it stopped receiving changes. */
+  outOfStep: string | null;
   lastError: string | null;
   latencyUsP50: number | null;
   latencyUsP99: number | null;
@@ -32,6 +34,7 @@ export class Member {
   private failures = 0;
   private connected = false;
   private lastError: string | null = null;
+  private outOfStepReason: string | null = null;
 
   constructor(readonly spec: PeerSpec, timeoutMs: number, private readonly log: Logger) {
     this.client = new PeerClient(spec.url, { name: spec.name, token: spec.token, timeoutMs });
@@ -47,7 +50,31 @@ export class Member {
   }
 
   get healthy(): boolean {
-    return this.connected;
+    return this.connected && this.outOfStepReason === null;
+  }
+
+  get inStep(): boolean {
+    return this.outOfStepReason === null;
+  }
+
+  /**
+   * The peer did not answer a change (timeout, lost connection): it may still
+   * apply it later, after changes sent since. So no further change goes to it,
+   * which would break the per-name order every peer must share, until it has
+   * been caught up (today: a remount; automatic catch-up is a later feature).
+   */
+  markOutOfStep(seq: number, reason: string): void {
+    if (this.outOfStepReason) return;
+    this.outOfStepReason = `did not answer seq ${seq} (${reason}); it receives no further changes until caught up (remount)`;
+    this.log.error({ peer: this.name, seq, reason }, 'peer is out of step: it missed a change; no further changes go to it');
+  }
+
+  /** Send a change, unless the peer is out of step (then fail at once, as a transport failure). */
+  mutate(req: RequestInput, payload: Buffer): Promise<unknown> {
+    if (this.outOfStepReason) {
+      return Promise.reject(new MirrorError('MFS_OUT_OF_STEP', `peer ${this.name} ${this.outOfStepReason}`, { context: { peer: this.name, op: req.op } }));
+    }
+    return this.call(req, payload).then((r) => r.result);
   }
 
   async call<T = unknown>(req: RequestInput, payload?: Buffer): Promise<CallResult<T>> {
@@ -88,6 +115,7 @@ export class Member {
       name: this.name,
       url: this.spec.url,
       connected: this.connected,
+      outOfStep: this.outOfStepReason,
       lastError: this.lastError,
       latencyUsP50: round(this.latency.percentile(50)),
       latencyUsP99: round(this.latency.percentile(99)),

@@ -30,6 +30,8 @@ export interface RunningMount {
 }
 
 const DRAIN_TIMEOUT_MS = 30_000;
+/** Seconds the kernel may cache names, attributes and negative lookups. */
+const KERNEL_CACHE_S = 10;
 
 /**
  * Bring a mount up: check FUSE and the mount point, greet and own every peer,
@@ -52,9 +54,15 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     }
     const controller = new MirrorController({ mountId, epoch, lastSeq, members, local, log });
     const fuse = new Fuse(mountpoint, buildFuseOps(controller, log), {
-      // fuse-native joins options with commas, so big_writes rides on fsname:
-      // without it the kernel splits writes into 4 KiB requests (FIELD-NOTES).
-      fsname: 'mirrorfs,big_writes',
+      // fuse-native joins options with commas, so options it does not know ride
+      // on fsname: big_writes (else the kernel splits writes into 4 KiB requests,
+      // FIELD-NOTES) and negative_timeout (cache "no such name" answers).
+      fsname: `mirrorfs,big_writes,negative_timeout=${KERNEL_CACHE_S}`,
+      // The mount is the only writer of the tree, and every change goes through
+      // this kernel, which updates its own caches: names and attributes can be
+      // cached well beyond libfuse's 1 s default.
+      entryTimeout: KERNEL_CACHE_S,
+      attrTimeout: KERNEL_CACHE_S,
       subtype: 'mirrorfs',
       allowOther: true,
       defaultPermissions: true,

@@ -232,7 +232,7 @@ export class PeerServer {
     const path = 'path' in req ? req.path : req.from;
     return this.lock.run(EXCLUSIVE_OPS.has(req.op), async () => {
       this.checkOwnership(req); // again: a takeover may have completed while this waited for the lock
-      const withIntent = INTENT_OPS.has(req.op);
+      const withIntent = needsIntent(req);
       if (withIntent && !inDoubt) this.state.recordIntent(req.mount, req.seq, req.epoch, req.op, subject);
       let outcome: { ok: true; result?: unknown } | { ok: false; error: WireError };
       try {
@@ -301,10 +301,16 @@ function seqConflict(req: Mutation, was: string, now: string): MirrorError {
 
 /**
  * Operations recorded durably as intents before they are applied, so that a
- * crash mid-way is recognised on re-send: names change, and xattr operations
- * whose second application would answer differently (EEXIST, ENODATA).
+ * crash mid-way is recognised on re-send: those whose second application would
+ * answer differently (EEXIST, ENOENT, ENODATA). A non-exclusive create is
+ * idempotent (it opens what is there), so it needs none.
  */
 const INTENT_OPS: ReadonlySet<Mutation['op']> = new Set([...NAMESPACE_OPS, 'setxattr', 'removexattr']);
+
+function needsIntent(req: Mutation): boolean {
+  if (req.op === 'create') return req.exclusive;
+  return INTENT_OPS.has(req.op);
+}
 
 /**
  * Operations that take the namespace lock exclusively: everything that can

@@ -134,7 +134,7 @@ export class PeerState {
     if (seq > this.maxSeq(mount)) this.maxSeqs.set(mount, seq);
   }
 
-  /** Record, durably, that a namespace operation is about to be applied. */
+  /** Record, durably (synchronous=FULL), that an operation in INTENT_OPS is about to be applied. */
   recordIntent(mount: string, seq: number, epoch: number, op: string, subject: string): void {
     this.noteSeq(mount, seq);
     this.durably(() => {

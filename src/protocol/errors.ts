@@ -28,6 +28,7 @@ export const WIRE_CODES = {
   MFS_TIMEOUT: { errno: 'EIO', status: 0, message: 'peer did not answer in time' },
   MFS_UNREACHABLE: { errno: 'EIO', status: 0, message: 'peer unreachable' },
   MFS_BAD_RESPONSE: { errno: 'EIO', status: 0, message: 'peer sent an invalid response' },
+  MFS_OUT_OF_STEP: { errno: 'EIO', status: 0, message: 'peer missed an earlier change and needs catching up' },
   MFS_INTERNAL: { errno: 'EIO', status: 500, message: 'internal error' },
   /** A plain errno from the file system, e.g. ENOENT from lstat. */
   MFS_ERRNO: { errno: 'EIO', status: 200, message: 'file system error' },
@@ -130,7 +131,7 @@ export function toMirrorError(err: unknown, context: ErrorContext = {}): MirrorE
 }
 
 /** Codes that mean "no answer about the operation" (the peer was not reached or failed), not an outcome. */
-const TRANSPORT_CODES: ReadonlySet<WireCode> = new Set(['MFS_TIMEOUT', 'MFS_UNREACHABLE', 'MFS_BAD_RESPONSE', 'MFS_SHUTTING_DOWN', 'MFS_INTERNAL']);
+const TRANSPORT_CODES: ReadonlySet<WireCode> = new Set(['MFS_TIMEOUT', 'MFS_UNREACHABLE', 'MFS_BAD_RESPONSE', 'MFS_SHUTTING_DOWN', 'MFS_INTERNAL', 'MFS_OUT_OF_STEP']);
 
 export function isTransportFailure(err: unknown): boolean {
   return !(err instanceof MirrorError) || TRANSPORT_CODES.has(err.code);

@@ -18,9 +18,9 @@ export const ROUTES = {
 /**
  * HTTP/2 flow-control windows. The protocol default (64 KiB per stream and per
  * connection) would stall 16 concurrent 128 KiB writes on window updates; both
- * sides advertise these instead. A peer buffers at most the connection window
- * of unread request bodies per connection (64 MiB), and each body is refused
- * past MAX_FRAME_BYTES (codec.ts).
+ * sides advertise these instead. Memory per connection: each request body is
+ * refused past MAX_FRAME_BYTES (codec.ts) and at most H2_MAX_CONCURRENT_STREAMS
+ * are open, so about 64 x 4 MiB = 256 MiB in the worst case.
  */
 export const H2_STREAM_WINDOW_BYTES = 8 * 1024 * 1024;
 export const H2_CONNECTION_WINDOW_BYTES = 64 * 1024 * 1024;

@@ -50,16 +50,17 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     }
     try {
       fchmodSync(fd, req.mode); // exact mode, whatever the umask
-      await sync.all(fd);
     } finally {
       closeSync(fd);
     }
+    // One flush: on a journaling file system (ext4, xfs) the parent directory's
+    // fsync commits the new inode, its mode and the entry together.
     await sync.dir(dirname(abs));
     return null;
   },
 
   async write({ tree, fds, sync }, req, payload) {
-    const { fd, release } = fds.acquire(req.path, () => tree.resolve(req.path));
+    const { fd, release } = fds.acquire(req.path, () => tree.resolve(req.path), { write: true });
     try {
       const sizeBefore = fstatSync(fd).size;
       let done = 0;
@@ -81,7 +82,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
   },
 
   async truncate({ tree, fds, sync }, req) {
-    const { fd, release } = fds.acquire(req.path, () => tree.resolve(req.path));
+    const { fd, release } = fds.acquire(req.path, () => tree.resolve(req.path), { write: true });
     try {
       ftruncateSync(fd, req.size);
       await sync.data(fd);
@@ -111,8 +112,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       if (!(redo && errnoOf(err) === 'EEXIST' && lstatSync(abs).isDirectory())) throw err;
     }
     chmodSync(abs, req.mode); // exact mode, whatever the umask (abs is a directory we just made, not a symlink)
-    await syncInode(sync, abs);
-    await sync.dir(dirname(abs));
+    await sync.dir(dirname(abs)); // commits the new directory with its entry (journaling file system)
     return null;
   },
 
@@ -169,8 +169,9 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     return null;
   },
 
-  async chmod({ tree, sync }, req) {
+  async chmod({ tree, fds, sync }, req) {
     const { abs } = tree.resolveNoFollow(req.path);
+    fds.invalidate(req.path); // a cached read-only fd must not outlive a mode that allows writing
     const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
       fchmodSync(fd, req.mode);

@@ -5,8 +5,9 @@ import { closeSync, constants, fstatSync, openSync } from 'node:fs';
  * of writes to one file costs no open/close per write (and no path walk).
  *
  * Entries are keyed by wire path. Whatever can change what a path names
- * (unlink, rename, rmdir, a non-exclusive create over a name) invalidates that
- * path and everything under it, before the change is applied. An entry in use
+ * (unlink, rename, rmdir) invalidates that path and everything under it,
+ * before the change is applied; so does chmod (a read-only entry may become
+ * writable). An entry in use
  * (a write or fsync on the thread pool) is closed only when its last user
  * releases it, so a recycled fd number can never receive another file's data.
  */
@@ -20,6 +21,7 @@ interface Entry {
   fd: number;
   users: number;
   stale: boolean;
+  readOnly: boolean;
 }
 
 export class FdCache {
@@ -38,10 +40,11 @@ export class FdCache {
    * Borrow an fd for wirePath (opening abs on a miss); call release() after.
    * `open` is only called on a miss, so the caller's confinement checks run then.
    */
-  acquire(wirePath: string, abs: () => string): { fd: number; release: () => void } {
+  acquire(wirePath: string, abs: () => string, opts: { write?: boolean } = {}): { fd: number; release: () => void } {
     let entry = this.entries.get(wirePath);
-    if (entry && fstatSync(entry.fd).nlink === 0) {
-      // Unlinked behind our back (someone edited the directory by hand): reopen by name.
+    if (entry && (fstatSync(entry.fd).nlink === 0 || (opts.write && entry.readOnly))) {
+      // Unlinked behind our back (someone edited the directory by hand), or
+      // read-only while a write needs it: reopen by name.
       this.drop(wirePath);
       entry = undefined;
     }
@@ -50,7 +53,8 @@ export class FdCache {
       this.entries.delete(wirePath);
       this.entries.set(wirePath, entry);
     } else {
-      entry = { fd: this.open(abs()), users: 0, stale: false };
+      const opened = opts.write ? { fd: openSync(abs(), this.flags), readOnly: false } : this.open(abs());
+      entry = { ...opened, users: 0, stale: false };
       this.entries.set(wirePath, entry);
       this.evict();
     }
@@ -73,12 +77,14 @@ export class FdCache {
    * not running as root) is opened read-only, so reads work and writes fail
    * with the file system's own error.
    */
-  private open(abs: string): number {
+  private open(abs: string): { fd: number; readOnly: boolean } {
     try {
-      return openSync(abs, this.flags);
+      return { fd: openSync(abs, this.flags), readOnly: false };
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ETXTBSY') return openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+      if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ETXTBSY') {
+        return { fd: openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW), readOnly: true };
+      }
       throw err;
     }
   }

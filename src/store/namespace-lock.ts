@@ -1,8 +1,9 @@
 /**
- * A readers-writer lock over the tree's namespace. Renames and rmdirs take it
- * exclusively because they are the only operations that can change what an
- * already-checked directory path resolves to (see tree.ts); everything else
- * shares it. Waiters are served in arrival order, so neither side starves.
+ * A readers-writer lock over the tree's namespace. Operations that can remove
+ * a name or make a name a symlink take it exclusively (the peer's
+ * EXCLUSIVE_OPS: rename, rmdir, unlink, symlink, link, and the xattr changes),
+ * so nothing else sits between its confinement check and its syscall while a
+ * name changes (see tree.ts); everything else shares it. Waiters are served in arrival order, so neither side starves.
  */
 export class NamespaceLock {
   private shared = 0;

@@ -9,9 +9,9 @@ import { parseWirePath } from '../protocol/paths.js';
  * kernel on the mount side resolves symlinks itself, so a legitimate request
  * never walks through one; a request that does is trying to leave the tree.
  *
- * The check-then-use window is closed by the peer's namespace lock: renames and
- * rmdirs (the only operations that can turn a checked directory into something
- * else) run exclusively, everything else shares the lock (see server.ts).
+ * The check-then-use window is closed by the peer's namespace lock: every
+ * operation that can remove a name or turn a name into a symlink runs
+ * exclusively, everything else shares the lock (see server.ts, EXCLUSIVE_OPS).
  */
 export class Tree {
   constructor(readonly root: string) {}

@@ -199,3 +199,28 @@ describe('running a mount', () => {
     expect(enoent?.message).toMatch(/No such file or directory/);
   });
 });
+
+describe('a peer that stops answering', () => {
+  it('makes a change fail with EIO within the peer timeout, then is kept out of step (no hang, no reordering)', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    const west = await spawnPeer({ name: 'west' });
+    const m = await startMount({ peers: [east, west], localCopy: true, extraArgs: ['--peer-timeout', '1000'] });
+    writeFileSync(join(m.mountpoint, 'before'), 'ok');
+    west.proc.kill('SIGSTOP');
+    try {
+      const started = Date.now();
+      const err = await run('sh', ['-c', `echo x > ${join(m.mountpoint, 'during')}`], 30_000).then(() => null, (e: Error) => e);
+      expect(err?.message).toMatch(/Input\/output error/);
+      expect(Date.now() - started).toBeLessThan(20_000); // bounded: well under the test's own limits
+      expect(m.stderr()).toMatch(/"peer":"west".*peer is out of step/);
+      // the next change fails at once for west instead of overtaking the one it may still apply
+      const again = await run('mkdir', [join(m.mountpoint, 'later')], 30_000).then(() => null, (e: Error) => e);
+      expect(again?.message).toMatch(/Input\/output error/);
+      const status = await cli(['status', m.mountpoint]);
+      expect(status.stdout).toMatch(/west\s+http\S+\s+OUT OF STEP/);
+      expect(status.stdout).toMatch(/west is out of step: it did not answer seq \d+/);
+    } finally {
+      west.proc.kill('SIGCONT');
+    }
+  });
+});
