@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# bench-fs.sh [OUT_DIR] — the file system benchmark of issue 3 (not a test):
+# ../shared/bench/fsbench.sh (fio and small-file loops) run in one sitting on
+#   local           a plain directory on the root disk
+#   mirrorfs        a mirrorfs mount on two loopback peers, durable (no local copy)
+#   mirrorfs-local  the same with --local-copy
+#   gluster-nowb    GlusterFS replica 2 on loopback, write-behind and flush-behind off
+# then medians and ratios to gluster-nowb (../shared/bench/summarize.mjs), and the
+# peak resident memory (VmHWM) of the mount and peer processes.
+#
+# Needs root. Knobs: BENCH_ROUNDS (1), BENCH_TARGETS (all four), BENCH_BASE
+# (/srv/mirrorfs-bench), SHARED_BENCH (../shared/bench), and fsbench.sh's FSB_* knobs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+OUT=$(realpath -m "${1:-bench-results/fs-$(date -u +%Y%m%dT%H%M%S)}")
+ROUNDS=${BENCH_ROUNDS:-1}
+TARGETS=${BENCH_TARGETS:-local mirrorfs mirrorfs-local gluster-nowb}
+BASE=${BENCH_BASE:-/srv/mirrorfs-bench}
+SHARED=$(realpath "${SHARED_BENCH:-$REPO/../shared/bench}")
+GB_MNT=${GB_MNT:-/mnt/gv}
+export GB_MNT
+
+log() { echo "bench-fs: $*" >&2; }
+[ "$(id -u)" = 0 ] || { log "must run as root"; exit 1; }
+[ -x "$SHARED/fsbench.sh" ] || [ -f "$SHARED/fsbench.sh" ] || { log "no fsbench.sh in $SHARED (set SHARED_BENCH)"; exit 1; }
+command -v fio >/dev/null || { log "installing fio"; apt-get install -y -q fio >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q fio >/dev/null; }; }
+bash scripts/setup.sh
+
+mkdir -p "$OUT" "$BASE"
+RAW="$OUT/raw.tsv"
+: >"$RAW"
+TOKEN="$BASE/token"
+[ -f "$TOKEN" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TOKEN"
+PEER_PIDS=()
+MOUNT_PID=
+MEM="$OUT/memory.tsv"
+: >"$MEM"
+
+has() { case " $TARGETS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+hwm() { awk '/VmHWM/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+start_peers() {
+  rm -rf "$BASE/east" "$BASE/west" && mkdir -p "$BASE/east" "$BASE/west"
+  node dist/cli/mirrorfs-peer.js --data "$BASE/east" --listen 127.0.0.1:27071 --name east --token-file "$TOKEN" --log-level warn >>"$OUT/peers.log" 2>&1 &
+  PEER_PIDS=($!)
+  node dist/cli/mirrorfs-peer.js --data "$BASE/west" --listen 127.0.0.1:27072 --name west --token-file "$TOKEN" --log-level warn >>"$OUT/peers.log" 2>&1 &
+  PEER_PIDS+=($!)
+  for port in 27071 27072; do for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done; done
+}
+
+start_mount() { # $1 = extra args
+  mkdir -p "$BASE/mnt"
+  rm -rf "$BASE/state" "$BASE/local"
+  # shellcheck disable=SC2086
+  node dist/cli/mirrorfs.js mount "$BASE/mnt" --peers east=http://127.0.0.1:27071,west=http://127.0.0.1:27072 \
+    --token-file "$TOKEN" --state-dir "$BASE/state" --log-level warn --foreground $1 >>"$OUT/mount.log" 2>&1 &
+  MOUNT_PID=$!
+  for _ in $(seq 1 200); do awk -v m="$BASE/mnt" '$2==m{f=1} END{exit !f}' /proc/mounts && return 0; sleep 0.1; done
+  log "mount did not come up; see $OUT/mount.log"; exit 1
+}
+
+stop_all() { # $1 = label for the memory record
+  if [ -n "$MOUNT_PID" ]; then
+    printf '%s\tmount\t%s\n' "$1" "$(hwm "$MOUNT_PID")" >>"$MEM"
+    kill "$MOUNT_PID" 2>/dev/null || true
+    wait "$MOUNT_PID" 2>/dev/null || true
+    MOUNT_PID=
+  fi
+  awk -v m="$BASE/mnt" '$2==m{f=1} END{exit !f}' /proc/mounts && fusermount -u -z "$BASE/mnt" || true
+  for pid in "${PEER_PIDS[@]}"; do
+    printf '%s\tpeer\t%s\n' "$1" "$(hwm "$pid")" >>"$MEM"
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  PEER_PIDS=()
+}
+
+GLUSTER_UP=0
+cleanup() {
+  stop_all cleanup >/dev/null 2>&1 || true
+  [ "$GLUSTER_UP" = 1 ] && "$SHARED/gluster-down.sh" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "kernel: $(uname -r); cpus: $(nproc); mem: $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+  echo "fio: $(fio --version); node: $(node --version); mirrorfs: $(git -C "$REPO" rev-parse --short HEAD)"
+  echo "rounds: $ROUNDS; targets: $TARGETS"
+} >"$OUT/env.txt"
+
+run_suite() { # $1 = dir, $2 = label, $3 = round
+  log "round $3/$ROUNDS: $2"
+  bash "$SHARED/fsbench.sh" "$1" "$2" 2>>"$OUT/fsbench.log" | awk -v r="$3" -F'\t' '!/^#/ && NF==4 {print r "\t" $0}' >>"$RAW"
+}
+
+for r in $(seq 1 "$ROUNDS"); do
+  for t in $TARGETS; do
+    case "$t" in
+      local) rm -rf "$BASE/localdir" && mkdir -p "$BASE/localdir" && run_suite "$BASE/localdir" local "$r" ;;
+      mirrorfs) start_peers; start_mount ""; run_suite "$BASE/mnt" mirrorfs "$r"; stop_all mirrorfs ;;
+      mirrorfs-local) start_peers; start_mount "--local-copy $BASE/local"; run_suite "$BASE/mnt" mirrorfs-local "$r"; stop_all mirrorfs-local ;;
+      gluster-nowb) GLUSTER_UP=1; GB_WRITE_BEHIND=off bash "$SHARED/gluster-up.sh" >/dev/null; run_suite "$GB_MNT" gluster-nowb "$r" ;;
+      *) log "unknown target $t"; exit 2 ;;
+    esac
+  done
+done
+
+baseline=gluster-nowb
+has gluster-nowb || baseline=local
+{
+  node "$SHARED/summarize.mjs" "$RAW" "$baseline"
+  echo
+  echo "peak resident memory (VmHWM, MiB), max over rounds:"
+  echo
+  echo "| target | mount | peer (max of two) |"
+  echo "|---|---|---|"
+  node -e '
+    const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").filter(Boolean).map((l) => l.split("\t"));
+    const peak = {};
+    for (const [label, kind, kib] of rows) {
+      if (label === "cleanup") continue;
+      peak[label] ??= { mount: 0, peer: 0 };
+      peak[label][kind] = Math.max(peak[label][kind], Number(kib));
+    }
+    for (const [label, p] of Object.entries(peak)) console.log(`| ${label} | ${Math.round(p.mount / 1024)} | ${Math.round(p.peer / 1024)} |`);
+  ' "$MEM"
+} | tee "$OUT/summary.md"
