@@ -4,6 +4,7 @@ import type { Mutation, ReadRequest } from '../protocol/ops.js';
 import type { CallResult } from '../protocol/peer-client.js';
 import type { LocalCopy } from './local-copy.js';
 import type { Member, MemberStatus } from './member.js';
+import { AbsentXattrs } from './absent-xattrs.js';
 import { Scheduler, claimsFor } from './scheduler.js';
 
 type Unstamped<T> = T extends unknown ? Omit<T, 'mount' | 'epoch' | 'seq'> : never;
@@ -45,6 +46,7 @@ const RESOURCE_ERRNOS = ['ENOSPC', 'EDQUOT', 'EROFS'];
  */
 export class MirrorController {
   private readonly scheduler = new Scheduler();
+  private readonly absentXattrs = new AbsentXattrs();
   private readonly log: Logger;
   private seq: number;
   private inFlight = 0;
@@ -63,6 +65,7 @@ export class MirrorController {
   }
 
   async mutate(req: MutationRequest, payload: Buffer = EMPTY): Promise<unknown> {
+    this.forgetCachedAnswers(req);
     this.inFlight++;
     try {
       return await this.scheduler.run(claimsFor(...namesOf(req)), () => this.fanOut(req, payload));
@@ -108,8 +111,27 @@ export class MirrorController {
     return { ok: false, error: new MirrorError('MFS_ERRNO', `${req.op} ${describe(req)}: ${detail}`, { errno, context: { op: req.op, path: describe(req) } }) };
   }
 
+  /** Drop cached answers that this change may make wrong (before it is sent, so no read can re-cache the old state after it). */
+  private forgetCachedAnswers(req: MutationRequest): void {
+    if (req.op === 'setxattr' || req.op === 'removexattr') this.absentXattrs.clear();
+    else if (NAME_CHANGING_OPS.has(req.op)) for (const name of namesOf(req)) this.absentXattrs.forget(name);
+  }
+
   /** A read: from the local copy when there is one, else from the healthiest, fastest peer. */
   async read<T = unknown>(req: ReadRequest): Promise<CallResult<T>> {
+    if (req.op === 'getxattr' && this.absentXattrs.isAbsent(req.path, req.name)) {
+      throw new MirrorError('MFS_ERRNO', `getxattr ${req.name}: no such attribute`, { errno: 'ENODATA' });
+    }
+    const generation = this.absentXattrs.generation;
+    try {
+      return await this.readThrough<T>(req);
+    } catch (err) {
+      if (req.op === 'getxattr' && err instanceof MirrorError && err.errno === 'ENODATA') this.absentXattrs.noteAbsent(req.path, req.name, generation);
+      throw err;
+    }
+  }
+
+  private async readThrough<T>(req: ReadRequest): Promise<CallResult<T>> {
     const local = this.opts.local;
     if (local?.active) {
       try {
@@ -160,6 +182,9 @@ export class MirrorController {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** Operations that change what a name refers to. */
+const NAME_CHANGING_OPS: ReadonlySet<MutationRequest['op']> = new Set(['create', 'unlink', 'rename', 'rmdir', 'mkdir', 'symlink', 'link']);
 
 function settle(p: Promise<unknown>): Promise<Outcome> {
   return p.then(

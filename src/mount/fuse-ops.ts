@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import { errnoNumber, toMirrorError } from '../protocol/errors.js';
+import { MirrorError, errnoNumber, toMirrorError } from '../protocol/errors.js';
 import type { WireStat, WireStatfs } from '../protocol/ops.js';
 import { fusePathToWire } from '../protocol/paths.js';
 import type { MirrorController } from './controller.js';
@@ -18,6 +18,8 @@ type Cb = (code: number, ...rest: unknown[]) => void;
 const XATTR_CREATE = 1;
 const XATTR_REPLACE = 2;
 const PERMISSION_BITS = 0o7777;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
 
 export function buildFuseOps(controller: MirrorController, log: Logger): Record<string, (...args: never[]) => void> {
   let nextHandle = 1;
@@ -83,6 +85,14 @@ export function buildFuseOps(controller: MirrorController, log: Logger): Record<
       }),
 
     open: (path: string, _flags: number, cb: Cb) => answer('open', path, cb, async () => [handle()]),
+
+    // Regular files only: FIFOs, sockets and device nodes cannot be mirrored
+    // as plain files on a filer, so they are refused clearly (EOPNOTSUPP).
+    mknod: (path: string, mode: number, _dev: number, cb: Cb) =>
+      answer('mknod', path, cb, async () => {
+        if ((mode & S_IFMT) !== S_IFREG) throw new MirrorError('MFS_ERRNO', `mknod ${path}: only regular files can be mirrored`, { errno: 'EOPNOTSUPP' });
+        await mutate({ op: 'create', path: fusePathToWire(path), mode: mode & PERMISSION_BITS, exclusive: true });
+      }),
 
     read: (path: string, _fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
       answer('read', path, cb, async () => {

@@ -3,7 +3,7 @@ import { createReadStream, constants, lstatSync, openSync, readlinkSync } from '
 import { join } from 'node:path';
 import { getAttributeSync } from 'fs-xattr';
 import type { ManifestEntry } from '../protocol/ops.js';
-import { listNames, xattrNames } from './reads.js';
+import { entryType, listNames, xattrNames } from './reads.js';
 
 /**
  * A manifest of the tree for verification: every entry in path order with its
@@ -30,7 +30,7 @@ async function* walk(root: string, rel: string, content: boolean): AsyncGenerato
     }
     const entry: ManifestEntry = {
       path: childRel,
-      type: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other',
+      type: entryType(st),
       mode: st.mode,
       uid: st.uid,
       gid: st.gid,

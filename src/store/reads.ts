@@ -17,9 +17,13 @@ export interface ReadOutcome {
   payload?: Buffer;
 }
 
+export function entryType(st: Stats): WireStat['type'] {
+  return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
+}
+
 export function toWireStat(st: Stats): WireStat {
   return {
-    type: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other',
+    type: entryType(st),
     mode: st.mode,
     uid: st.uid,
     gid: st.gid,

@@ -121,6 +121,40 @@ describe('mount refuses, with a message that says what to do', () => {
   });
 });
 
+describe('configuration and help', () => {
+  it('peers, URLs and tokens can come from a config file', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    const west = await spawnPeer({ name: 'west', token: 'west-has-its-own-token-000000' });
+    const { mountpoint, stateDir } = fresh();
+    const config = join(stateDir, '..', 'config.json');
+    writeFileSync(config, JSON.stringify({ tokenFile: east.tokenFile, peers: { east: { url: east.url }, west: { url: west.url, tokenFile: west.tokenFile } } }));
+    const r = await cli(['mount', mountpoint, '--peers', 'east,west', '--config', config, '--state-dir', stateDir]);
+    try {
+      expect(r.stdout).toMatch(/mounted/);
+      writeFileSync(join(mountpoint, 'via-config'), 'yes');
+      expect(readFileSync(join(west.dataDir, 'via-config'), 'utf8')).toBe('yes');
+    } finally {
+      await cli(['unmount', mountpoint]);
+      if (isMounted(mountpoint)) lazyUnmount(mountpoint);
+    }
+    const bad = join(stateDir, '..', 'bad.json');
+    writeFileSync(bad, JSON.stringify({ peers: { east: { url: 'not a url' } } }));
+    const refused = await cli(['mount', mountpoint, '--peers', 'east', '--config', bad, '--state-dir', stateDir]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/config file .*bad\.json: peers\.east\.url/);
+  });
+
+  it('every command has --help', async () => {
+    for (const args of [['--help'], ['mount', '--help'], ['status', '--help'], ['unmount', '--help']]) {
+      const r = await cli(args);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stdout).toMatch(/Usage: mirrorfs/);
+    }
+    const peer = await run(process.execPath, [MIRRORFS_BIN.replace('mirrorfs.js', 'mirrorfs-peer.js'), '--help']);
+    expect(peer).toMatch(/Usage: mirrorfs-peer[\s\S]*--data <dir>[\s\S]*--token-file/);
+  });
+});
+
 describe('running a mount', () => {
   it('in the background: mount, write, status, unmount', async () => {
     const east = await spawnPeer({ name: 'east' });

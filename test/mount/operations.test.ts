@@ -1,7 +1,8 @@
-import { appendFileSync, chmodSync, chownSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync, openSync, writeSync, closeSync, fsyncSync, statfsSync } from 'node:fs';
+import { accessSync, constants, ftruncateSync, appendFileSync, chmodSync, chownSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync, openSync, writeSync, closeSync, fsyncSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { getAttributeSync, listAttributesSync, removeAttributeSync, setAttributeSync } from 'fs-xattr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../helpers/child.js';
 import { cleanupMounts, startMount, type MountProcess } from '../helpers/mount.js';
 import { cleanupPeers, spawnPeer, type PeerProcess } from '../helpers/peer.js';
 import { cleanupTmp } from '../helpers/tmp.js';
@@ -125,6 +126,11 @@ describe.each([
     removeAttributeSync(m('orig'), 'user.color');
     expect(listAttributesSync(m('orig'))).toEqual(['user.bin']);
     expect(errnoOf(() => getAttributeSync(m('orig'), 'user.color'))).toBe('ENODATA');
+    // an absence learned through one name is forgotten when the attribute appears through another (hard link)
+    expect(errnoOf(() => getAttributeSync(m('hard'), 'user.late'))).toBe('ENODATA');
+    setAttributeSync(m('orig'), 'user.late', 'here');
+    expect(getAttributeSync(m('hard'), 'user.late').toString()).toBe('here');
+    removeAttributeSync(m('hard'), 'user.late');
     expectCopiesEqual();
   });
 
@@ -136,6 +142,27 @@ describe.each([
     expect(() => writeFileSync(m('nodir/x'), 'x')).toThrow(/ENOENT/);
     expect(() => renameSync(m('missing'), m('x'))).toThrow(/ENOENT/);
     expect(() => readdirSync(m('orig'))).toThrow(/ENOTDIR/);
+    expectCopiesEqual();
+  });
+
+  it('ftruncate, access, fsync of a directory', () => {
+    writeFileSync(m('ft'), 'abcdef');
+    const fd = openSync(m('ft'), 'r+');
+    ftruncateSync(fd, 2);
+    closeSync(fd);
+    expect(readFileSync(join(east.dataDir, 'ft'), 'utf8')).toBe('ab');
+    accessSync(m('ft'), constants.R_OK | constants.W_OK);
+    expect(errnoOf(() => accessSync(m('nothing')))).toBe('ENOENT');
+    const dfd = openSync(m('moved'), 'r');
+    fsyncSync(dfd);
+    closeSync(dfd);
+    expectCopiesEqual();
+  });
+
+  it('special files (FIFOs, devices) are refused clearly', async () => {
+    const fifo = await run('mkfifo', [m('fifo')]).then(() => null, (e: Error) => e);
+    expect(fifo?.message).toMatch(/Operation not supported/);
+    expect(readdirSync(mount.mountpoint)).not.toContain('fifo');
     expectCopiesEqual();
   });
 
