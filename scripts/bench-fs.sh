@@ -109,6 +109,7 @@ done
 
 baseline=gluster-nowb
 has gluster-nowb || baseline=local
+has "$baseline" || baseline=${TARGETS%% *}
 {
   node "$SHARED/summarize.mjs" "$RAW" "$baseline"
   echo

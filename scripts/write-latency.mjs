@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+// Where the time of one 4 KiB write goes (not a test): the same loop of
+// sequential 4 KiB pwrite() calls, from a separate process, on
+//   (1) a plain directory, (2) a mirrorfs mount with one peer, (3) with two peers,
+// plus the peers' own view (latency of the write RPC, from `mirrorfs status`).
+//   node scripts/write-latency.mjs [--writes N]
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({ options: { writes: { type: 'string', default: '3000' } } });
+const N = Number(values.writes);
+const root = resolve(import.meta.dirname, '..');
+const base = mkdtempSync(join(tmpdir(), 'mirrorfs-latency-'));
+const token = join(base, 'token');
+writeFileSync(token, 'latency-token-0123456789abcdef');
+const children = [];
+
+const loop = `
+  const fs = require('node:fs');
+  const fd = fs.openSync(process.argv[1], 'w');
+  const buf = Buffer.alloc(4096, 7);
+  const lat = [];
+  for (let i = 0; i < ${N}; i++) { const t = process.hrtime.bigint(); fs.writeSync(fd, buf, 0, 4096, i * 4096); lat.push(Number(process.hrtime.bigint() - t) / 1000); }
+  fs.closeSync(fd);
+  lat.sort((a, b) => a - b);
+  console.log(JSON.stringify({ p50: lat[lat.length >> 1], p99: lat[Math.floor(lat.length * 0.99)] }));
+`;
+const measure = (file) => JSON.parse(execFileSync(process.execPath, ['-e', loop, file], { encoding: 'utf8' }));
+
+async function startPeer(name, port) {
+  const data = join(base, name);
+  mkdirSync(data);
+  const p = spawn(process.execPath, [join(root, 'dist/cli/mirrorfs-peer.js'), '--data', data, '--listen', `127.0.0.1:${port}`, '--name', name, '--token-file', token, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(p);
+  await new Promise((r) => p.stdout.once('data', r));
+  return `${name}=http://127.0.0.1:${port}`;
+}
+
+function mount(peers, label) {
+  const mnt = join(base, `mnt-${label}`);
+  mkdirSync(mnt);
+  execFileSync(process.execPath, [join(root, 'dist/cli/mirrorfs.js'), 'mount', mnt, '--peers', peers.join(','), '--token-file', token, '--state-dir', join(base, `state-${label}`), '--log-level', 'warn']);
+  return mnt;
+}
+
+const rows = [];
+try {
+  mkdirSync(join(base, 'plain'));
+  rows.push(['plain directory (page cache)', measure(join(base, 'plain/f'))]);
+  const east = await startPeer('east', 37071);
+  const m1 = mount([east], 'one');
+  rows.push(['mirrorfs, 1 peer', measure(join(m1, 'f'))]);
+  const status1 = JSON.parse(execFileSync(process.execPath, [join(root, 'dist/cli/mirrorfs.js'), 'status', m1, '--json'], { encoding: 'utf8' }));
+  execFileSync(process.execPath, [join(root, 'dist/cli/mirrorfs.js'), 'unmount', m1]);
+  const west = await startPeer('west', 37072);
+  const south = await startPeer('south', 37073);
+  const m2 = mount([west, south], 'two');
+  rows.push(['mirrorfs, 2 peers (same disk)', measure(join(m2, 'f'))]);
+  const status2 = JSON.parse(execFileSync(process.execPath, [join(root, 'dist/cli/mirrorfs.js'), 'status', m2, '--json'], { encoding: 'utf8' }));
+  execFileSync(process.execPath, [join(root, 'dist/cli/mirrorfs.js'), 'unmount', m2]);
+  console.log(`\nsequential 4 KiB pwrite(), ${N} writes, from a separate process\n`);
+  console.log('| target | p50 µs | p99 µs |');
+  console.log('| --- | ---: | ---: |');
+  for (const [label, r] of rows) console.log(`| ${label} | ${r.p50.toFixed(0)} | ${r.p99.toFixed(0)} |`);
+  console.log('\nthe mount\'s view of each peer call (all calls, from mirrorfs status):\n');
+  for (const p of [...status1.peers, ...status2.peers]) console.log(`- ${p.name}: p50 ${p.latencyUsP50} µs, p99 ${p.latencyUsP99} µs over ${p.operations} calls`);
+} finally {
+  for (const c of children) c.kill('SIGTERM');
+  await Promise.all(children.map((c) => new Promise((r) => c.once('exit', r))));
+  rmSync(base, { recursive: true, force: true });
+}
