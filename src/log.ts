@@ -10,6 +10,17 @@ export function createLogger(name: string, level = process.env.MIRRORFS_LOG_LEVE
   return pino({ name, level, base: { name, pid: process.pid } }, pino.destination({ fd: 2, sync: false }));
 }
 
+/** Write out buffered log lines (before process.exit, which would drop them); bounded to 2 s. */
+export function flushLogger(log: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 2000);
+    log.flush(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 /** A logger that drops everything, for library use and unit tests. */
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });

@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createLogger } from '../log.js';
+import { createLogger, flushLogger } from '../log.js';
 import { loadConfig, resolvePeers, DEFAULT_CONFIG_FILE } from '../mount/config.js';
 import { controlRequest } from '../mount/control.js';
 import type { ControllerStatus } from '../mount/controller.js';
@@ -59,11 +59,13 @@ program
       running = await startMount({ mountpoint, peers, localCopyDir: flags.localCopy ? resolve(flags.localCopy) : undefined, stateDir, peerTimeoutMs, log });
     } catch (err) {
       log.error({ err: (err as Error).message }, 'mount refused');
+      await flushLogger(log);
       fail((err as Error).message);
     }
     process.stdout.write(`mirrorfs: mounted ${mountpoint} (peers: ${peers.map((p) => p.name).join(', ')})\n`);
     for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void running.stop(signal));
     await running.stopped;
+    await flushLogger(log);
     process.exit(0);
   });
 

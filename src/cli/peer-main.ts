@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createLogger } from '../log.js';
+import { createLogger, flushLogger } from '../log.js';
 import { ensureTokenFile } from '../peer/auth.js';
 import { PeerServer } from '../peer/server.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
@@ -59,6 +59,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'signal received');
     server
       .shutdown()
+      .then(() => flushLogger(log))
       .then(() => process.exit(0))
       .catch((err) => {
         log.error({ err }, 'shutdown failed');

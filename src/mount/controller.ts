@@ -5,6 +5,7 @@ import type { CallResult } from '../protocol/peer-client.js';
 import type { LocalCopy } from './local-copy.js';
 import type { Member, MemberStatus } from './member.js';
 import { AbsentXattrs } from './absent-xattrs.js';
+import { ReadAhead } from './read-ahead.js';
 import { Scheduler, claimsFor } from './scheduler.js';
 
 type Unstamped<T> = T extends unknown ? Omit<T, 'mount' | 'epoch' | 'seq'> : never;
@@ -47,6 +48,7 @@ const RESOURCE_ERRNOS = ['ENOSPC', 'EDQUOT', 'EROFS'];
 export class MirrorController {
   private readonly scheduler = new Scheduler();
   private readonly absentXattrs = new AbsentXattrs();
+  private readonly readAhead = new ReadAhead((path, offset, length) => this.readFromPeers({ op: 'read', path, offset, length }).then((r) => r.payload));
   private readonly log: Logger;
   private seq: number;
   private inFlight = 0;
@@ -65,7 +67,6 @@ export class MirrorController {
   }
 
   async mutate(req: MutationRequest, payload: Buffer = EMPTY): Promise<unknown> {
-    this.forgetCachedAnswers(req);
     this.inFlight++;
     try {
       return await this.scheduler.run(claimsFor(...namesOf(req)), () => this.fanOut(req, payload));
@@ -75,6 +76,17 @@ export class MirrorController {
   }
 
   private async fanOut(req: MutationRequest, payload: Buffer): Promise<unknown> {
+    // Before sending and again after the outcome: a read that ran meanwhile may
+    // have fetched the state before the change, and must not be kept.
+    this.forgetCachedAnswers(req);
+    try {
+      return await this.sendEverywhere(req, payload);
+    } finally {
+      this.forgetCachedAnswers(req);
+    }
+  }
+
+  private async sendEverywhere(req: MutationRequest, payload: Buffer): Promise<unknown> {
     const stamped = { ...req, mount: this.opts.mountId, epoch: this.opts.epoch, seq: ++this.seq } as Mutation;
     const local = this.opts.local?.active ? this.opts.local : null;
     const [peerOutcomes, localOutcome] = await Promise.all([
@@ -111,8 +123,9 @@ export class MirrorController {
     return { ok: false, error: new MirrorError('MFS_ERRNO', `${req.op} ${describe(req)}: ${detail}`, { errno, context: { op: req.op, path: describe(req) } }) };
   }
 
-  /** Drop cached answers that this change may make wrong (before it is sent, so no read can re-cache the old state after it). */
+  /** Drop cached answers that this change may make wrong. */
   private forgetCachedAnswers(req: MutationRequest): void {
+    this.readAhead.invalidate();
     if (req.op === 'setxattr' || req.op === 'removexattr') this.absentXattrs.clear();
     else if (NAME_CHANGING_OPS.has(req.op)) for (const name of namesOf(req)) this.absentXattrs.forget(name);
   }
@@ -141,6 +154,15 @@ export class MirrorController {
         throw toMirrorError(err, { op: req.op, path: 'path' in req ? req.path : undefined });
       }
     }
+    if (req.op === 'read') {
+      // A block cached before this read was issued may be stale only if a
+      // change began since; ReadAhead drops those (see read-ahead.ts).
+      return { result: undefined as T, payload: await this.readAhead.read(req.path, req.offset, req.length) };
+    }
+    return this.readFromPeers<T>(req);
+  }
+
+  private async readFromPeers<T>(req: ReadRequest): Promise<CallResult<T>> {
     const order = [...this.opts.members].sort((a, b) => Number(b.healthy) - Number(a.healthy) || a.latencyP50 - b.latencyP50);
     let lastError: unknown;
     for (const member of order) {

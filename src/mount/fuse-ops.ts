@@ -142,8 +142,12 @@ export function buildFuseOps(controller: MirrorController, log: Logger): Record<
 
     readdir: (path: string, cb: Cb) =>
       answer('readdir', path, cb, async () => {
-        const { result } = await read<{ names: string[] }>({ op: 'readdir', path: fusePathToWire(path), withAttrs: false });
-        return [['.', '..', ...result.names]];
+        // With attributes, so the kernel learns each entry's type (d_type) and
+        // tools like find need no lookup per entry to tell files from directories.
+        const { result } = await read<{ entries: { name: string; stat: WireStat | null }[] }>({ op: 'readdir', path: fusePathToWire(path), withAttrs: true });
+        const present = result.entries.filter((e) => e.stat !== null);
+        const dot = { mode: 0o40000 }; // readdir only uses an entry's type bits
+        return [['.', '..', ...present.map((e) => e.name)], [dot, dot, ...present.map((e) => toFuseStat(e.stat!))]];
       }),
 
     releasedir: (_path: string, _fd: number, cb: Cb) => cb(0),

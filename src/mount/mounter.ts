@@ -31,7 +31,7 @@ export interface RunningMount {
 
 const DRAIN_TIMEOUT_MS = 30_000;
 /** Seconds the kernel may cache names, attributes and negative lookups. */
-const KERNEL_CACHE_S = 10;
+const KERNEL_CACHE_S = 60;
 
 /**
  * Bring a mount up: check FUSE and the mount point, greet and own every peer,

@@ -246,7 +246,8 @@ describe('a peer that stops answering', () => {
       const err = await run('sh', ['-c', `echo x > ${join(m.mountpoint, 'during')}`], 30_000).then(() => null, (e: Error) => e);
       expect(err?.message).toMatch(/Input\/output error/);
       expect(Date.now() - started).toBeLessThan(20_000); // bounded: well under the test's own limits
-      expect(m.stderr()).toMatch(/"peer":"west".*peer is out of step/);
+      // logs are written asynchronously: wait (bounded) for the line
+      await waitFor(() => /"peer":"west".*peer is out of step/.test(m.stderr()), 'the out-of-step log line');
       // the next change fails at once for west instead of overtaking the one it may still apply
       const again = await run('mkdir', [join(m.mountpoint, 'later')], 30_000).then(() => null, (e: Error) => e);
       expect(again?.message).toMatch(/Input\/output error/);

@@ -1,0 +1,75 @@
+/**
+ * Read-ahead for reads served by a peer (no local copy). A FUSE read is at
+ * most 128 KiB, and each would be a round trip; instead the mount fetches
+ * aligned 1 MiB blocks and, when a file is read sequentially, the next block
+ * before it is asked for.
+ *
+ * The mount is the only writer, so a block stays valid until the mount itself
+ * changes something. Any change clears every block (through a hard link a
+ * write may concern other names), and a block fetched while a change began is
+ * not kept (a generation counter, as in absent-xattrs.ts). Bounded: at most
+ * MAX_BLOCKS blocks (64 MiB), least recently used first out.
+ */
+
+export const BLOCK_BYTES = 1024 * 1024;
+const MAX_BLOCKS = 64;
+
+type Fetch = (path: string, offset: number, length: number) => Promise<Buffer>;
+
+export class ReadAhead {
+  private readonly blocks = new Map<string, Promise<Buffer>>();
+  /** Where the last read of each path ended, to recognise sequential reading. */
+  private readonly lastEnd = new Map<string, number>();
+  private generation = 0;
+
+  constructor(private readonly fetch: Fetch) {}
+
+  async read(path: string, offset: number, length: number): Promise<Buffer> {
+    const sequential = this.lastEnd.get(path) === offset;
+    this.lastEnd.set(path, offset + length);
+    if (this.lastEnd.size > 4096) this.lastEnd.delete(this.lastEnd.keys().next().value!);
+    const first = Math.floor(offset / BLOCK_BYTES);
+    const last = Math.floor((offset + Math.max(length, 1) - 1) / BLOCK_BYTES);
+    // Small reads at random places fetch just what they ask for (a block would
+    // multiply the bytes moved), unless the block is here already.
+    if (!sequential && first === last && !this.blocks.has(`${first}\0${path}`)) return this.fetch(path, offset, length);
+    const parts: Buffer[] = [];
+    for (let b = first; b <= last; b++) {
+      const block = await this.block(path, b);
+      const start = b === first ? offset - b * BLOCK_BYTES : 0;
+      const end = Math.min(block.length, offset + length - b * BLOCK_BYTES);
+      if (start >= block.length) break;
+      parts.push(block.subarray(start, end));
+      if (block.length < BLOCK_BYTES) break; // end of file
+    }
+    if (sequential) void this.block(path, last + 1).catch(() => undefined); // warm the next block
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  /** Forget everything: called before any change is sent. */
+  invalidate(): void {
+    this.generation++;
+    this.blocks.clear();
+  }
+
+  private block(path: string, index: number): Promise<Buffer> {
+    const key = `${index}\0${path}`;
+    const cached = this.blocks.get(key);
+    if (cached) {
+      this.blocks.delete(key);
+      this.blocks.set(key, cached);
+      return cached;
+    }
+    const generation = this.generation;
+    const pending = this.fetch(path, index * BLOCK_BYTES, BLOCK_BYTES);
+    this.blocks.set(key, pending);
+    if (this.blocks.size > MAX_BLOCKS) this.blocks.delete(this.blocks.keys().next().value!);
+    pending.then(
+      () => {
+        if (generation !== this.generation) this.blocks.delete(key);
+      },
+      () => this.blocks.delete(key),
+    );
+    return pending;
+  }
+}
