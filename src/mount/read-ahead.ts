@@ -8,11 +8,11 @@
  * changes something. Any change clears every block (through a hard link a
  * write may concern other names), and a block fetched while a change began is
  * not kept (a generation counter, as in absent-xattrs.ts). Bounded: at most
- * MAX_BLOCKS blocks (64 MiB), least recently used first out.
+ * MAX_BLOCKS blocks (16 MiB), least recently used first out.
  */
 
 export const BLOCK_BYTES = 1024 * 1024;
-const MAX_BLOCKS = 64;
+const MAX_BLOCKS = 16;
 
 type Fetch = (path: string, offset: number, length: number) => Promise<Buffer>;
 
