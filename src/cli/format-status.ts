@@ -15,7 +15,7 @@ export function formatStatus(s: ControllerStatus & { mountpoint: string; pid: nu
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) lines.push(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
-  for (const p of s.peers) if (p.outOfStep) lines.push('', `${p.name} is out of step: it ${p.outOfStep}`);
+  for (const p of s.peers) if (p.outOfStep) lines.push('', `${p.name} is out of step ${p.outOfStep}`);
   return `${lines.join('\n')}\n`;
 }
 

@@ -1,13 +1,13 @@
 import { Command, Option } from 'commander';
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createLogger, flushLogger } from '../log.js';
 import { loadConfig, resolvePeers, DEFAULT_CONFIG_FILE } from '../mount/config.js';
-import { controlRequest } from '../mount/control.js';
+import { controlRequest, controlSocketPath } from '../mount/control.js';
 import type { ControllerStatus } from '../mount/controller.js';
 import { defaultStateDir } from '../mount/identity.js';
-import { forceUnmount, isMounted } from '../mount/mountpoint.js';
+import { forceUnmount, isDeadMount, isMounted } from '../mount/mountpoint.js';
 import { startMount } from '../mount/mounter.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { formatStatus } from './format-status.js';
@@ -63,10 +63,10 @@ program
       fail((err as Error).message);
     }
     process.stdout.write(`mirrorfs: mounted ${mountpoint} (peers: ${peers.map((p) => p.name).join(', ')})\n`);
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void running.stop(signal));
-    await running.stopped;
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => void running.stop(signal));
+    const cleanly = await running.stopped;
     await flushLogger(log);
-    process.exit(0);
+    process.exit(cleanly ? 0 : 1);
   });
 
 /** Re-run this command in the foreground as a detached child, and wait until it is mounted or has failed. */
@@ -82,8 +82,17 @@ async function background(mountpoint: string, stateDir: string, peerTimeoutMs: n
   closeSync(out);
   let exited: number | null = null;
   child.on('exit', (code) => (exited = code ?? 1));
-  const deadline = Date.now() + 30_000 + peerTimeoutMs * 3;
+  // Bounded by progress, not by a fixed time: filling a large local copy may
+  // take long, but the child logs as it goes; silence this long means stuck.
+  const quietLimitMs = 30_000 + peerTimeoutMs * 3;
+  let lastSize = -1;
+  let deadline = Date.now() + quietLimitMs;
   while (Date.now() < deadline) {
+    const size = statSync(logFile).size;
+    if (size !== lastSize) {
+      lastSize = size;
+      deadline = Date.now() + quietLimitMs;
+    }
     if (exited !== null) {
       const lines = readFileSync(logFile, 'utf8').split('\n').filter((l) => l.startsWith('mirrorfs:'));
       fail(`${lines.at(-1)?.replace(/^mirrorfs: /, '') ?? `the mount process exited with ${exited}`} (log: ${logFile})`);
@@ -96,7 +105,7 @@ async function background(mountpoint: string, stateDir: string, peerTimeoutMs: n
     await new Promise((r) => setTimeout(r, 50));
   }
   child.kill('SIGTERM');
-  fail(`the mount did not come up within ${Math.round((30_000 + peerTimeoutMs * 3) / 1000)} s (log: ${logFile})`);
+  fail(`the mount made no progress for ${Math.round(quietLimitMs / 1000)} s; stopped it (log: ${logFile})`);
 }
 
 program
@@ -120,6 +129,11 @@ program
       fail(`${mountpoint} did not finish unmounting within ${flags.timeout} s; see the mount's log`);
     }
     if (isMounted(mountpoint)) {
+      // Clear it only when it is really dead: a live mount whose control socket
+      // did not answer (busy, or another MIRRORFS_RUN_DIR) must not be torn away.
+      if (!isDeadMount(mountpoint)) {
+        fail(`${mountpoint} is mounted and alive, but its mirrorfs process did not answer on ${controlSocketPath(mountpoint)}; retry, or stop that process (SIGTERM)`);
+      }
       await forceUnmount(mountpoint);
       process.stdout.write(`mirrorfs: no mirrorfs process serves ${mountpoint}; cleared the dead mount\n`);
       return;

@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import { MirrorError, isTransportFailure, toMirrorError } from '../protocol/errors.js';
-import type { Mutation, ReadRequest } from '../protocol/ops.js';
+import type { Mutation, ReadRequest, WireStatfs } from '../protocol/ops.js';
 import type { CallResult } from '../protocol/peer-client.js';
 import type { LocalCopy } from './local-copy.js';
 import type { Member, MemberStatus } from './member.js';
@@ -52,6 +52,8 @@ export class MirrorController {
   private readonly log: Logger;
   private seq: number;
   private inFlight = 0;
+  private stoppingReason: string | null = null;
+  private fencedReason: string | null = null;
 
   constructor(private readonly opts: ControllerOptions) {
     this.log = opts.log;
@@ -86,23 +88,61 @@ export class MirrorController {
     }
   }
 
+  /**
+   * Refuse a change before sending it anywhere when it could not be committed
+   * everywhere: the mount is unmounting, a newer epoch fenced it, or a peer is
+   * out of step (ack policy all: committing on the others would leave a change
+   * the application was told failed).
+   */
+  private admit(req: MutationRequest): void {
+    const context = { op: req.op, path: describe(req) };
+    if (this.stoppingReason) throw new MirrorError('MFS_ERRNO', `${req.op} refused: ${this.stoppingReason}`, { errno: 'EROFS', context });
+    if (this.fencedReason) throw new MirrorError('MFS_FENCED', `${req.op} refused: ${this.fencedReason}`, { context });
+    const behind = this.opts.members.find((m) => !m.inStep);
+    if (behind) throw new MirrorError('MFS_OUT_OF_STEP', `${req.op} refused: peer ${behind.name} is out of step; no change is sent anywhere until it is caught up (remount)`, { context });
+  }
+
   private async sendEverywhere(req: MutationRequest, payload: Buffer): Promise<unknown> {
+    this.admit(req);
     const stamped = { ...req, mount: this.opts.mountId, epoch: this.opts.epoch, seq: ++this.seq } as Mutation;
     const local = this.opts.local?.active ? this.opts.local : null;
     const [peerOutcomes, localOutcome] = await Promise.all([
       Promise.all(this.opts.members.map((m) => settle(m.mutate(stamped, payload)))),
       local ? settle(local.apply(stamped, payload)) : Promise.resolve(null),
     ]);
-    this.opts.members.forEach((m, i) => {
-      const o = peerOutcomes[i]!;
-      if (!o.ok && isTransportFailure(o.error) && o.error.code !== 'MFS_OUT_OF_STEP') m.markOutOfStep(stamped.seq, o.error.message);
-    });
+    this.noteDivergence(stamped, peerOutcomes);
     const decided = this.decide(stamped, peerOutcomes);
     if (local && localOutcome && !sameOutcome(localOutcome, decided)) {
       local.disable(`${stamped.op} ${describe(stamped)} (seq ${stamped.seq}): local copy ${show(localOutcome)}, peers ${show(decided)}`);
     }
     if (!decided.ok) throw decided.error;
     return decided.result;
+  }
+
+  /**
+   * After a change: a peer that did not answer may still apply it later, and a
+   * peer that refused what another committed now holds a different tree. Either
+   * is out of step from here on. A fenced answer fences the whole mount.
+   */
+  private noteDivergence(req: Mutation, outcomes: Outcome[]): void {
+    const anyCommitted = outcomes.some((o) => o.ok);
+    this.opts.members.forEach((m, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) return;
+      if (o.error.code === 'MFS_FENCED' || o.error.code === 'MFS_NOT_OWNER') {
+        this.fencedReason ??= `peer ${m.name}: ${o.error.message}`;
+        this.log.error({ peer: m.name, seq: req.seq, err: o.error.message }, 'fenced: another mount owns the peers now; every further change fails with EROFS');
+      } else if (isTransportFailure(o.error)) {
+        if (o.error.code !== 'MFS_OUT_OF_STEP') m.markOutOfStep(req.seq, o.error.message);
+      } else if (anyCommitted) {
+        m.markOutOfStep(req.seq, `refused with ${o.error.errno} a change other peers committed`);
+      }
+    });
+  }
+
+  /** Stop admitting changes (unmount in progress); in-flight ones finish. */
+  stopAdmitting(reason: string): void {
+    this.stoppingReason ??= reason;
   }
 
   /** Ack policy "all": success only when every peer committed; otherwise the errno a user would expect. */
@@ -163,7 +203,9 @@ export class MirrorController {
   }
 
   private async readFromPeers<T>(req: ReadRequest): Promise<CallResult<T>> {
-    const order = [...this.opts.members].sort((a, b) => Number(b.healthy) - Number(a.healthy) || a.latencyP50 - b.latencyP50);
+    // A peer out of step may lack changes: never read from it.
+    const order = this.opts.members.filter((m) => m.inStep).sort((a, b) => Number(b.healthy) - Number(a.healthy) || a.latencyP50 - b.latencyP50);
+    if (order.length === 0) throw new MirrorError('MFS_OUT_OF_STEP', 'no peer is in step to read from');
     let lastError: unknown;
     for (const member of order) {
       try {
@@ -174,6 +216,15 @@ export class MirrorController {
       }
     }
     throw lastError ?? new MirrorError('MFS_UNREACHABLE', 'no peer to read from');
+  }
+
+  /** Space as the peers see it (where ENOSPC is decided): the tightest in-step peer's figures. */
+  async statfs(): Promise<WireStatfs> {
+    const inStep = this.opts.members.filter((m) => m.inStep);
+    const answers = await Promise.allSettled(inStep.map((m) => m.call<WireStatfs>({ op: 'statfs' })));
+    const figures = answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value.result] : []));
+    if (figures.length === 0) throw new MirrorError('MFS_UNREACHABLE', 'no peer answered statfs');
+    return figures.reduce((min, f) => (f.bavail * f.bsize < min.bavail * min.bsize ? f : min));
   }
 
   status(): ControllerStatus {

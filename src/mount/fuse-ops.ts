@@ -51,36 +51,36 @@ export function buildFuseOps(controller: MirrorController, log: Logger): Record<
   return {
     // ---- metadata -------------------------------------------------------------
     getattr: (path: string, cb: Cb) =>
-      answer('getattr', path, cb, async () => [toFuseStat((await read<WireStat>({ op: 'getattr', path: fusePathToWire(path) })).result)]),
+      answer('getattr', path, cb, async () => [toFuseStat((await read<WireStat>({ op: 'getattr', path: wire(path) })).result)]),
 
     fgetattr: (path: string, _fd: number, cb: Cb) =>
-      answer('getattr', path, cb, async () => [toFuseStat((await read<WireStat>({ op: 'getattr', path: fusePathToWire(path) })).result)]),
+      answer('getattr', path, cb, async () => [toFuseStat((await read<WireStat>({ op: 'getattr', path: wire(path) })).result)]),
 
     access: (path: string, _mode: number, cb: Cb) =>
       // Permission checks are the kernel's (default_permissions); access only says whether it exists.
-      answer('access', path, cb, async () => void (await read({ op: 'getattr', path: fusePathToWire(path) }))),
+      answer('access', path, cb, async () => void (await read({ op: 'getattr', path: wire(path) }))),
 
     statfs: (path: string, cb: Cb) =>
-      answer('statfs', path, cb, async () => [toFuseStatfs((await read<WireStatfs>({ op: 'statfs' })).result)]),
+      answer('statfs', path, cb, async () => [toFuseStatfs(await controller.statfs())]),
 
     readlink: (path: string, cb: Cb) =>
-      answer('readlink', path, cb, async () => [(await read<{ target: string }>({ op: 'readlink', path: fusePathToWire(path) })).result.target]),
+      answer('readlink', path, cb, async () => [(await read<{ target: string }>({ op: 'readlink', path: wire(path) })).result.target]),
 
     chmod: (path: string, mode: number, cb: Cb) =>
-      answer('chmod', path, cb, async () => void (await mutate({ op: 'chmod', path: fusePathToWire(path), mode: mode & PERMISSION_BITS }))),
+      answer('chmod', path, cb, async () => void (await mutate({ op: 'chmod', path: wire(path), mode: mode & PERMISSION_BITS }))),
 
     chown: (path: string, uid: number, gid: number, cb: Cb) =>
-      answer('chown', path, cb, async () => void (await mutate({ op: 'chown', path: fusePathToWire(path), uid: asId(uid), gid: asId(gid) }))),
+      answer('chown', path, cb, async () => void (await mutate({ op: 'chown', path: wire(path), uid: asId(uid), gid: asId(gid) }))),
 
     utimens: (path: string, atime: number, mtime: number, cb: Cb) =>
-      answer('utimens', path, cb, async () => void (await mutate({ op: 'utimens', path: fusePathToWire(path), atimeMs: atime, mtimeMs: mtime }))),
+      answer('utimens', path, cb, async () => void (await mutate({ op: 'utimens', path: wire(path), atimeMs: atime, mtimeMs: mtime }))),
 
     // ---- files ----------------------------------------------------------------
     create: (path: string, mode: number, cb: Cb) =>
       answer('create', path, cb, async () => {
         // The kernel checks O_EXCL itself (lookup before create); two racing
         // creators of one name both succeed, as with open(O_CREAT) on ext4.
-        await mutate({ op: 'create', path: fusePathToWire(path), mode: mode & PERMISSION_BITS, exclusive: false });
+        await mutate({ op: 'create', path: wire(path), mode: mode & PERMISSION_BITS, exclusive: false });
         return [handle()];
       }),
 
@@ -91,12 +91,12 @@ export function buildFuseOps(controller: MirrorController, log: Logger): Record<
     mknod: (path: string, mode: number, _dev: number, cb: Cb) =>
       answer('mknod', path, cb, async () => {
         if ((mode & S_IFMT) !== S_IFREG) throw new MirrorError('MFS_ERRNO', `mknod ${path}: only regular files can be mirrored`, { errno: 'EOPNOTSUPP' });
-        await mutate({ op: 'create', path: fusePathToWire(path), mode: mode & PERMISSION_BITS, exclusive: true });
+        await mutate({ op: 'create', path: wire(path), mode: mode & PERMISSION_BITS, exclusive: true });
       }),
 
     read: (path: string, _fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
       answer('read', path, cb, async () => {
-        const { payload } = await read({ op: 'read', path: fusePathToWire(path), offset: pos, length: len });
+        const { payload } = await read({ op: 'read', path: wire(path), offset: pos, length: len });
         payload.copy(buf, 0, 0, Math.min(len, payload.length));
         return [Math.min(len, payload.length)];
       }, true),
@@ -104,15 +104,15 @@ export function buildFuseOps(controller: MirrorController, log: Logger): Record<
     write: (path: string, _fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
       answer('write', path, cb, async () => {
         // buf is the kernel's request memory, valid until we answer; the frame encoder copies it.
-        await mutate({ op: 'write', path: fusePathToWire(path), offset: pos }, buf.subarray(0, len));
+        await mutate({ op: 'write', path: wire(path), offset: pos }, buf.subarray(0, len));
         return [len];
       }, true),
 
     truncate: (path: string, size: number, cb: Cb) =>
-      answer('truncate', path, cb, async () => void (await mutate({ op: 'truncate', path: fusePathToWire(path), size }))),
+      answer('truncate', path, cb, async () => void (await mutate({ op: 'truncate', path: wire(path), size }))),
 
     ftruncate: (path: string, _fd: number, size: number, cb: Cb) =>
-      answer('truncate', path, cb, async () => void (await mutate({ op: 'truncate', path: fusePathToWire(path), size }))),
+      answer('truncate', path, cb, async () => void (await mutate({ op: 'truncate', path: wire(path), size }))),
 
     // Every acknowledged change is already committed on every peer: flush and
     // fsync have nothing left to wait for.
@@ -121,22 +121,25 @@ export function buildFuseOps(controller: MirrorController, log: Logger): Record<
     release: (_path: string, _fd: number, cb: Cb) => cb(0),
 
     // ---- names ----------------------------------------------------------------
-    unlink: (path: string, cb: Cb) => answer('unlink', path, cb, async () => void (await mutate({ op: 'unlink', path: fusePathToWire(path) }))),
+    unlink: (path: string, cb: Cb) => answer('unlink', path, cb, async () => void (await mutate({ op: 'unlink', path: wire(path) }))),
 
     rename: (src: string, dest: string, cb: Cb) =>
-      answer('rename', src, cb, async () => void (await mutate({ op: 'rename', from: fusePathToWire(src), to: fusePathToWire(dest) }))),
+      answer('rename', src, cb, async () => void (await mutate({ op: 'rename', from: wire(src), to: wire(dest) }))),
 
     link: (src: string, dest: string, cb: Cb) =>
-      answer('link', dest, cb, async () => void (await mutate({ op: 'link', from: fusePathToWire(src), path: fusePathToWire(dest) }))),
+      answer('link', dest, cb, async () => void (await mutate({ op: 'link', from: wire(src), path: wire(dest) }))),
 
     symlink: (target: string, path: string, cb: Cb) =>
-      answer('symlink', path, cb, async () => void (await mutate({ op: 'symlink', target, path: fusePathToWire(path) }))),
+      answer('symlink', path, cb, async () => {
+        checkText(target, 'symlink target');
+        await mutate({ op: 'symlink', target, path: wire(path) });
+      }),
 
     // ---- directories ----------------------------------------------------------
     mkdir: (path: string, mode: number, cb: Cb) =>
-      answer('mkdir', path, cb, async () => void (await mutate({ op: 'mkdir', path: fusePathToWire(path), mode: mode & PERMISSION_BITS }))),
+      answer('mkdir', path, cb, async () => void (await mutate({ op: 'mkdir', path: wire(path), mode: mode & PERMISSION_BITS }))),
 
-    rmdir: (path: string, cb: Cb) => answer('rmdir', path, cb, async () => void (await mutate({ op: 'rmdir', path: fusePathToWire(path) }))),
+    rmdir: (path: string, cb: Cb) => answer('rmdir', path, cb, async () => void (await mutate({ op: 'rmdir', path: wire(path) }))),
 
     opendir: (path: string, _flags: number, cb: Cb) => answer('opendir', path, cb, async () => [handle()]),
 
@@ -144,7 +147,7 @@ export function buildFuseOps(controller: MirrorController, log: Logger): Record<
       answer('readdir', path, cb, async () => {
         // With attributes, so the kernel learns each entry's type (d_type) and
         // tools like find need no lookup per entry to tell files from directories.
-        const { result } = await read<{ entries: { name: string; stat: WireStat | null }[] }>({ op: 'readdir', path: fusePathToWire(path), withAttrs: true });
+        const { result } = await read<{ entries: { name: string; stat: WireStat | null }[] }>({ op: 'readdir', path: wire(path), withAttrs: true });
         const present = result.entries.filter((e) => e.stat !== null);
         const dot = { mode: 0o40000 }; // readdir only uses an entry's type bits
         return [['.', '..', ...present.map((e) => e.name)], [dot, dot, ...present.map((e) => toFuseStat(e.stat!))]];
@@ -156,19 +159,36 @@ export function buildFuseOps(controller: MirrorController, log: Logger): Record<
     // ---- extended attributes --------------------------------------------------
     setxattr: (path: string, name: string, value: Buffer, _position: number, flags: number, cb: Cb) =>
       answer('setxattr', path, cb, async () => {
+        checkText(name, 'xattr name');
         const mode = flags & XATTR_CREATE ? 'create' : flags & XATTR_REPLACE ? 'replace' : 'any';
-        await mutate({ op: 'setxattr', path: fusePathToWire(path), name, flags: mode }, Buffer.from(value));
+        await mutate({ op: 'setxattr', path: wire(path), name, flags: mode }, Buffer.from(value));
       }),
 
     getxattr: (path: string, name: string, _position: number, cb: Cb) =>
-      answer('getxattr', path, cb, async () => [(await read({ op: 'getxattr', path: fusePathToWire(path), name })).payload]),
+      answer('getxattr', path, cb, async () => [(await read({ op: 'getxattr', path: wire(path), name })).payload]),
 
     listxattr: (path: string, cb: Cb) =>
-      answer('listxattr', path, cb, async () => [(await read<{ names: string[] }>({ op: 'listxattr', path: fusePathToWire(path) })).result.names]),
+      answer('listxattr', path, cb, async () => [(await read<{ names: string[] }>({ op: 'listxattr', path: wire(path) })).result.names]),
 
     removexattr: (path: string, name: string, cb: Cb) =>
-      answer('removexattr', path, cb, async () => void (await mutate({ op: 'removexattr', path: fusePathToWire(path), name }))),
+      answer('removexattr', path, cb, async () => void (await mutate({ op: 'removexattr', path: wire(path), name }))),
   };
+}
+
+/**
+ * A FUSE path as a wire path. fuse-native decodes names as UTF-8 and turns
+ * invalid bytes into U+FFFD, so two different names could become one: refuse
+ * such names (EILSEQ) rather than silently merging files.
+ */
+function wire(fusePath: string): string {
+  checkText(fusePath, 'name');
+  return fusePathToWire(fusePath);
+}
+
+function checkText(text: string, what: string): void {
+  if (text.includes('\uFFFD')) {
+    throw new MirrorError('MFS_ERRNO', `${what} ${JSON.stringify(text)} is not valid UTF-8 (or contains U+FFFD); mirrorfs carries names as UTF-8`, { errno: 'EILSEQ' });
+  }
 }
 
 /** FUSE passes (uid_t)-1 for "leave unchanged" as 4294967295. */

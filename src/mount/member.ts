@@ -65,7 +65,7 @@ export class Member {
    */
   markOutOfStep(seq: number, reason: string): void {
     if (this.outOfStepReason) return;
-    this.outOfStepReason = `did not answer seq ${seq} (${reason}); it receives no further changes until caught up (remount)`;
+    this.outOfStepReason = `since seq ${seq}: ${reason}; no change goes anywhere until it is caught up (remount)`;
     this.log.error({ peer: this.name, seq, reason }, 'peer is out of step: it missed a change; no further changes go to it');
   }
 

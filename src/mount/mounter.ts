@@ -25,8 +25,8 @@ export interface RunningMount {
   controller: MirrorController;
   /** Drain in-flight operations (bounded), unmount, close everything. Idempotent. */
   stop: (reason: string) => Promise<void>;
-  /** Resolves when the mount has stopped (by stop(), `mirrorfs unmount`, or a signal). */
-  stopped: Promise<void>;
+  /** Resolves when the mount has stopped (by stop(), `mirrorfs unmount`, or a signal): true if the FUSE unmount succeeded. */
+  stopped: Promise<boolean>;
 }
 
 const DRAIN_TIMEOUT_MS = 30_000;
@@ -69,25 +69,33 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
       // A last-resort bound per FUSE request, above our own peer timeouts.
       timeout: Math.max(60_000, opts.peerTimeoutMs * 4),
     });
-    await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(new Error(`FUSE mount of ${mountpoint} failed: ${err.message}`)) : resolve())));
-    log.info({ mountpoint, mountId, epoch, peers: members.map((m) => m.name), localCopy: opts.localCopyDir ?? null }, 'mounted');
-
-    let resolveStopped!: () => void;
-    const stopped = new Promise<void>((r) => (resolveStopped = r));
+    let resolveStopped!: (cleanly: boolean) => void;
+    const stopped = new Promise<boolean>((r) => (resolveStopped = r));
     let stopping: Promise<void> | null = null;
+    // The control socket opens before the mount, so a failure here leaves no mount behind.
     const control = await startControlServer(mountpoint, {
       status: () => ({ mountpoint, pid: process.pid, ...controller.status() }),
       unmount: () => stop('mirrorfs unmount'),
     });
+    try {
+      await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(new Error(`FUSE mount of ${mountpoint} failed: ${err.message}`)) : resolve())));
+    } catch (err) {
+      await control.close();
+      throw err;
+    }
+    log.info({ mountpoint, mountId, epoch, peers: members.map((m) => m.name), localCopy: opts.localCopyDir ?? null }, 'mounted');
+
     const stop = (reason: string): Promise<void> => {
       stopping ??= (async () => {
+        // New changes are refused (EROFS) from here on, so the drain can finish under load.
+        controller.stopAdmitting(`${mountpoint} is being unmounted (${reason})`);
         log.info({ reason, inFlight: controller.operationsInFlight }, 'unmounting: draining in-flight operations');
         if (!(await controller.drain(DRAIN_TIMEOUT_MS))) log.warn({ inFlight: controller.operationsInFlight }, 'drain timed out; unmounting anyway');
-        await unmountFuse(fuse, log);
+        const unmounted = await unmountFuse(fuse, log);
         await control.close();
         await controller.close();
-        log.info({ mountpoint }, 'unmounted');
-        resolveStopped();
+        if (unmounted) log.info({ mountpoint }, 'unmounted');
+        resolveStopped(unmounted);
       })();
       return stopping;
     };
@@ -99,11 +107,11 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
   }
 }
 
-function unmountFuse(fuse: FuseInstance, log: Logger): Promise<void> {
+function unmountFuse(fuse: FuseInstance, log: Logger): Promise<boolean> {
   return new Promise((resolve) =>
     fuse.unmount((err) => {
       if (err) log.error({ err: err.message }, 'FUSE unmount failed');
-      resolve();
+      resolve(!err);
     }),
   );
 }

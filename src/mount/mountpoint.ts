@@ -46,6 +46,16 @@ export function checkMountpoint(point: string): void {
   if (readdirSync(point).length > 0) throw new Error(`mount point ${point} is not empty; mount on an empty directory (files under it would be hidden)`);
 }
 
+/** True when the mount point answers "Transport endpoint is not connected": its FUSE process is gone. */
+export function isDeadMount(point: string): boolean {
+  try {
+    statSync(point);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOTCONN';
+  }
+}
+
 /** Lazy unmount of a (possibly dead) FUSE mount. */
 export async function forceUnmount(point: string): Promise<void> {
   try {

@@ -5,9 +5,10 @@
  * before it is asked for.
  *
  * The mount is the only writer, so a block stays valid until the mount itself
- * changes something. Any change clears every block (through a hard link a
- * write may concern other names), and a block fetched while a change began is
- * not kept (a generation counter, as in absent-xattrs.ts). Bounded: at most
+ * changes something. Any change clears every block, fetches still running
+ * included (through a hard link a write may concern other names); the
+ * controller clears before sending a change and again after its outcome, so a
+ * block fetched meanwhile is not kept either. Bounded: at most
  * MAX_BLOCKS blocks (16 MiB), least recently used first out.
  */
 
@@ -20,7 +21,6 @@ export class ReadAhead {
   private readonly blocks = new Map<string, Promise<Buffer>>();
   /** Where the last read of each path ended, to recognise sequential reading. */
   private readonly lastEnd = new Map<string, number>();
-  private generation = 0;
 
   constructor(private readonly fetch: Fetch) {}
 
@@ -48,7 +48,6 @@ export class ReadAhead {
 
   /** Forget everything: called before any change is sent. */
   invalidate(): void {
-    this.generation++;
     this.blocks.clear();
   }
 
@@ -60,16 +59,12 @@ export class ReadAhead {
       this.blocks.set(key, cached);
       return cached;
     }
-    const generation = this.generation;
     const pending = this.fetch(path, index * BLOCK_BYTES, BLOCK_BYTES);
     this.blocks.set(key, pending);
     if (this.blocks.size > MAX_BLOCKS) this.blocks.delete(this.blocks.keys().next().value!);
-    pending.then(
-      () => {
-        if (generation !== this.generation) this.blocks.delete(key);
-      },
-      () => this.blocks.delete(key),
-    );
+    pending.catch(() => {
+      if (this.blocks.get(key) === pending) this.blocks.delete(key); // a failed fetch is not an answer
+    });
     return pending;
   }
 }

@@ -166,6 +166,12 @@ describe.each([
     expectCopiesEqual();
   });
 
+  it('names that are not valid UTF-8 are refused (EILSEQ), never merged into one file', async () => {
+    const err = await run('sh', ['-c', `touch "${mount.mountpoint}/$(printf 'caf\\351')"`]).then(() => null, (e: Error) => e);
+    expect(err?.message).toMatch(/Invalid or incomplete multibyte or wide character/);
+    expectCopiesEqual();
+  });
+
   it('statfs reports real figures', () => {
     const s = statfsSync(mount.mountpoint);
     expect(s.blocks).toBeGreaterThan(0);

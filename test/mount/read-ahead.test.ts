@@ -14,6 +14,27 @@ function fileOf(size: number) {
 }
 
 describe('read-ahead', () => {
+  it('does not keep a block whose fetch was still running when a change began', async () => {
+    const f = fileOf(2 * BLOCK_BYTES);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let calls = 0;
+    const ra = new ReadAhead(async (_path, offset, length) => {
+      calls++;
+      const answer = Buffer.from(f.data.subarray(offset, offset + length)); // what the peer held when asked
+      if (calls === 2) await held; // the block fetch is slow
+      return answer;
+    });
+    await ra.read('f', 0, 4096); // first read: fetched directly
+    const inFlight = ra.read('f', 4096, 4096); // sequential: fetches block 0 (held)
+    ra.invalidate(); // a change begins while block 0 is on its way...
+    f.data.fill(9, 0, 16); // ...and the peers now hold new bytes
+    release();
+    await inFlight;
+    const after = await ra.read('f', 0, 16);
+    expect([...after]).toEqual(Array(16).fill(9));
+  });
+
   it('serves sequential reads from 1 MiB blocks and fetches the next block ahead', async () => {
     const f = fileOf(3 * BLOCK_BYTES + 100);
     const ra = new ReadAhead(f.fetch);
