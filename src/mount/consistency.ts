@@ -36,9 +36,14 @@ function key(e: ManifestEntry): string {
   return JSON.stringify([e.type, (e.mode & 0o7777).toString(8), e.uid, e.gid, size, e.target ?? null, e.xattrs ?? null, e.sha256 ?? null]);
 }
 
-/** Fetch every peer's manifest and refuse when any differs from the first. Returns the common manifest. */
-export async function checkPeersAgree(members: Member[]): Promise<ManifestEntry[]> {
-  const manifests = await Promise.all(members.map((m) => m.client.manifest({ content: false })));
+/**
+ * Fetch every peer's manifest and refuse when any differs from the first.
+ * With content, file hashes are compared too (used when the peers' progress
+ * differs: one missed changes, and only equal contents prove it was repaired).
+ * Returns the common manifest.
+ */
+export async function checkPeersAgree(members: Member[], opts: { content: boolean }): Promise<ManifestEntry[]> {
+  const manifests = await Promise.all(members.map((m) => m.client.manifest({ content: opts.content })));
   const [first, ...rest] = manifests;
   for (let i = 0; i < rest.length; i++) {
     const diffs = diffManifests(first!, rest[i]!, [members[0]!.name, members[i + 1]!.name]);
@@ -56,16 +61,20 @@ export async function checkPeersAgree(members: Member[]): Promise<ManifestEntry[
  * Make the local copy match the peers: fill an empty one from a peer, accept
  * an equal one, refuse one that differs.
  */
-export async function prepareLocalCopy(local: LocalCopy, manifest: ManifestEntry[], source: Member, log: Logger): Promise<void> {
+export async function prepareLocalCopy(local: LocalCopy, manifest: ManifestEntry[], source: Member, log: Logger, opts: { trusted: boolean }): Promise<void> {
   // The root's own attributes are mirrored like any directory's.
   const { result: root } = await source.client.call<WireStat>({ op: 'getattr', path: '' });
   const stamp = { mount: 'local-fill', epoch: 1, seq: 1 };
   await local.apply({ op: 'chmod', path: '', mode: root.mode & 0o7777, ...stamp }, Buffer.alloc(0));
   await local.apply({ op: 'chown', path: '', uid: root.uid, gid: root.gid, ...stamp }, Buffer.alloc(0));
   if (!local.isEmpty()) {
+    // A copy left by a clean unmount is compared by structure; any other (a crash,
+    // a copy switched off for disagreeing) by content too, since it is never flushed.
+    const content = !opts.trusted;
+    const theirs = content ? await source.client.manifest({ content: true }) : manifest;
     const mine: ManifestEntry[] = [];
-    for await (const e of walkManifest(local.root, { content: false })) mine.push(e);
-    const diffs = diffManifests(manifest, mine, [source.name, 'local copy']);
+    for await (const e of walkManifest(local.root, { content })) mine.push(e);
+    const diffs = diffManifests(theirs, mine, [source.name, 'local copy']);
     if (diffs.length > 0) {
       throw new Error(
         `the local copy ${local.dir} differs from the peers:\n  ${diffs.join('\n  ')}\nEmpty it (it is rebuilt from a peer at mount) or drop --local-copy.`,
@@ -85,7 +94,17 @@ async function fillFromPeer(local: LocalCopy, manifest: ManifestEntry[], source:
   const stamp = { mount: 'local-fill', epoch: 1, seq: 1 };
   const apply = (req: MutationRequest, payload: Buffer = Buffer.alloc(0)) => local.apply({ ...req, ...stamp } as Mutation, payload);
   const modes: ManifestEntry[] = [];
+  const firstNameOfInode = new Map<number, string>();
   for (const e of manifest) {
+    if (e.type === 'file' && e.inode !== undefined) {
+      // A further name of a file already copied: link it, as on the peers.
+      const first = firstNameOfInode.get(e.inode);
+      if (first !== undefined) {
+        await apply({ op: 'link', from: first, path: e.path });
+        continue;
+      }
+      firstNameOfInode.set(e.inode, e.path);
+    }
     if (e.type === 'dir') await apply({ op: 'mkdir', path: e.path, mode: 0o700 });
     else if (e.type === 'symlink') await apply({ op: 'symlink', path: e.path, target: e.target! });
     else if (e.type === 'file') {

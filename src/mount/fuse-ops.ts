@@ -73,7 +73,7 @@ export function buildFuseOps(controller: MirrorController, log: Logger): Record<
       answer('chown', path, cb, async () => void (await mutate({ op: 'chown', path: wire(path), uid: asId(uid), gid: asId(gid) }))),
 
     utimens: (path: string, atime: number, mtime: number, cb: Cb) =>
-      answer('utimens', path, cb, async () => void (await mutate({ op: 'utimens', path: wire(path), atimeMs: atime, mtimeMs: mtime }))),
+      answer('utimens', path, cb, async () => void (await mutate({ op: 'utimens', path: wire(path), atimeMs: fromFuseTime(atime), mtimeMs: fromFuseTime(mtime) }))),
 
     // ---- files ----------------------------------------------------------------
     create: (path: string, mode: number, cb: Cb) =>
@@ -189,6 +189,18 @@ function checkText(text: string, what: string): void {
   if (text.includes('\uFFFD')) {
     throw new MirrorError('MFS_ERRNO', `${what} ${JSON.stringify(text)} is not valid UTF-8 (or contains U+FFFD); mirrorfs carries names as UTF-8`, { errno: 'EILSEQ' });
   }
+}
+
+/**
+ * Times from our patched fuse-native (scripts/patch-fuse-native.mjs): milliseconds,
+ * or a sentinel for UTIME_NOW / UTIME_OMIT (null: leave that time as it is).
+ */
+const UTIME_NOW_MS = 2 ** 52 - 1;
+const UTIME_OMIT_MS = 2 ** 52 - 2;
+function fromFuseTime(ms: number): number | null {
+  if (ms === UTIME_OMIT_MS) return null;
+  if (ms === UTIME_NOW_MS) return Date.now();
+  return ms;
 }
 
 /** FUSE passes (uid_t)-1 for "leave unchanged" as 4294967295. */

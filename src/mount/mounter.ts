@@ -1,3 +1,5 @@
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import type { PeerSpec } from './config.js';
 import { checkPeersAgree, prepareLocalCopy } from './consistency.js';
@@ -46,12 +48,16 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
   const members = opts.peers.map((spec) => new Member(spec, opts.peerTimeoutMs, log));
   let local: LocalCopy | null = null;
   try {
-    const { epoch, lastSeq } = await establishOwnership(mountId, members, log);
-    const manifest = await checkPeersAgree(members);
+    const { epoch, lastSeq, progressAgrees } = await establishOwnership(mountId, members, log);
+    if (!progressAgrees) log.warn('the peers applied different amounts of this mount\'s history: comparing their contents');
+    const manifest = await checkPeersAgree(members, { content: !progressAgrees });
+    const cleanMarker = join(opts.stateDir, 'local-copy.clean');
     if (opts.localCopyDir) {
       local = new LocalCopy(opts.localCopyDir, log);
-      await prepareLocalCopy(local, manifest, members[0]!, log);
+      await prepareLocalCopy(local, manifest, members[0]!, log, { trusted: existsSync(cleanMarker) });
     }
+    // Written again only by a clean unmount with the local copy still in step.
+    rmSync(cleanMarker, { force: true });
     const controller = new MirrorController({ mountId, epoch, lastSeq, members, local, log });
     const fuse = new Fuse(mountpoint, buildFuseOps(controller, log), {
       // fuse-native joins options with commas, so options it does not know ride
@@ -93,6 +99,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
         if (!(await controller.drain(DRAIN_TIMEOUT_MS))) log.warn({ inFlight: controller.operationsInFlight }, 'drain timed out; unmounting anyway');
         const unmounted = await unmountFuse(fuse, log);
         await control.close();
+        if (unmounted && local?.active) writeFileSync(cleanMarker, `${new Date().toISOString()}\n`);
         await controller.close();
         if (unmounted) log.info({ mountpoint }, 'unmounted');
         resolveStopped(unmounted);

@@ -7,6 +7,8 @@ export interface Ownership {
   epoch: number;
   /** Highest seq of this mount that any peer has a record of. */
   lastSeq: number;
+  /** False when the peers have applied different amounts of this mount's history (one missed changes). */
+  progressAgrees: boolean;
 }
 
 /**
@@ -45,8 +47,9 @@ export async function establishOwnership(mountId: string, members: Member[], log
   );
   const progress = await Promise.all(members.map((m) => m.client.progress(mountId)));
   const lastSeq = Math.max(0, ...progress.map((p) => p.maxSeq));
-  log.info({ epoch, lastSeq, peers: members.map((m) => m.name) }, 'ownership established on every peer');
-  return { epoch, lastSeq };
+  const progressAgrees = progress.every((p) => p.maxSeq === progress[0]!.maxSeq && p.contiguousSeq === progress[0]!.contiguousSeq);
+  log.info({ epoch, lastSeq, progressAgrees, peers: members.map((m) => m.name) }, 'ownership established on every peer');
+  return { epoch, lastSeq, progressAgrees };
 }
 
 function describeRefusal(m: Member, err: unknown): string {

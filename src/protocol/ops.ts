@@ -38,7 +38,8 @@ export const mutationSchemas = {
   link: z.object({ op: z.literal('link'), from: wirePath, path: wirePath, ...stamp }),
   chmod: z.object({ op: z.literal('chmod'), path: wirePath, mode, ...stamp }),
   chown: z.object({ op: z.literal('chown'), path: wirePath, uid: z.number().int().min(-1).max(0xffff_fffe), gid: z.number().int().min(-1).max(0xffff_fffe), ...stamp }),
-  utimens: z.object({ op: z.literal('utimens'), path: wirePath, atimeMs: timeMs, mtimeMs: timeMs, ...stamp }),
+  /** A null time is left as it is (UTIME_OMIT). */
+  utimens: z.object({ op: z.literal('utimens'), path: wirePath, atimeMs: timeMs.nullable(), mtimeMs: timeMs.nullable(), ...stamp }),
   setxattr: z.object({ op: z.literal('setxattr'), path: wirePath, name: xattrName, flags: z.enum(['any', 'create', 'replace']).default('any'), ...stamp }),
   removexattr: z.object({ op: z.literal('removexattr'), path: wirePath, name: xattrName, ...stamp }),
   fsync: z.object({ op: z.literal('fsync'), path: wirePath, ...stamp }),
@@ -154,5 +155,7 @@ export interface ManifestEntry {
   size: number;
   sha256?: string; // regular files
   target?: string; // symlinks
+  /** Regular files with more than one name: the inode number, so names of one file can be grouped (not comparable across peers). */
+  inode?: number;
   xattrs?: Record<string, string>; // name -> base64 value
 }

@@ -191,7 +191,8 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
 
   async utimens({ tree, sync }, req) {
     const abs = tree.resolve(req.path);
-    lutimesSync(abs, req.atimeMs / 1000, req.mtimeMs / 1000);
+    const current = req.atimeMs === null || req.mtimeMs === null ? lstatSync(abs) : null;
+    lutimesSync(abs, (req.atimeMs ?? current!.atimeMs) / 1000, (req.mtimeMs ?? current!.mtimeMs) / 1000);
     await syncInode(sync, abs);
     return null;
   },

@@ -37,6 +37,7 @@ async function* walk(root: string, rel: string, content: boolean): AsyncGenerato
       size: st.isDirectory() ? 0 : st.size,
     };
     if (content && st.isFile()) entry.sha256 = await hashFile(childAbs);
+    if (st.isFile() && st.nlink > 1) entry.inode = st.ino;
     if (st.isSymbolicLink()) entry.target = readlinkSync(childAbs);
     const xnames = xattrNames(childAbs, st).sort();
     if (xnames.length > 0) {

@@ -64,10 +64,16 @@ export async function startMount(opts: StartMountOptions): Promise<MountProcess>
   };
   live.add(handle);
   try {
-    await waitFor(() => {
-      if (proc.exitCode !== null) throw new Error(`mount exited with ${proc.exitCode}: ${err.split('\n').filter((l) => l.startsWith('mirrorfs:')).join(' ')}`);
-      return out.includes('mirrorfs: mounted') && isMounted(mountpoint);
+    const state = await waitFor(() => {
+      if (proc.exitCode !== null) return 'exited';
+      return out.includes('mirrorfs: mounted') && isMounted(mountpoint) ? 'mounted' : null;
     }, `mount of ${mountpoint}`, 30_000);
+    if (state === 'exited') {
+      await exited; // all of stderr is in
+      // the CLI's own message (it may span lines) follows the JSON log lines
+      const message = err.slice(Math.max(0, err.lastIndexOf('mirrorfs: ')));
+      throw new Error(`mount exited with ${proc.exitCode}: ${message}`);
+    }
   } catch (e) {
     await handle.stop();
     throw e;

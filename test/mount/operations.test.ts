@@ -114,6 +114,22 @@ describe.each([
     utimesSync(m('orig'), 1_000_000, 2_000_000);
     expect(Math.round(statSync(m('orig')).mtimeMs)).toBe(2_000_000_000);
     expect(Math.round(statSync(join(east.dataDir, 'orig')).mtimeMs)).toBe(2_000_000_000);
+    expect(Math.round(statSync(join(east.dataDir, 'orig')).atimeMs)).toBe(1_000_000_000);
+    expectCopiesEqual();
+  });
+
+  it('touch -m and touch -a change one time and leave the other', async () => {
+    writeFileSync(m('times'), 'x');
+    utimesSync(m('times'), 1_000_000, 1_000_000);
+    await run('touch', ['-m', '-d', '@2000000', m('times')]);
+    let st = statSync(join(west.dataDir, 'times'));
+    expect([Math.round(st.atimeMs), Math.round(st.mtimeMs)]).toEqual([1_000_000_000, 2_000_000_000]);
+    await run('touch', ['-a', '-d', '@3000000', m('times')]);
+    st = statSync(join(west.dataDir, 'times'));
+    expect([Math.round(st.atimeMs), Math.round(st.mtimeMs)]).toEqual([3_000_000_000, 2_000_000_000]);
+    const before = Date.now() - 60_000;
+    await run('touch', ['-m', m('times')]); // UTIME_NOW
+    expect(statSync(join(east.dataDir, 'times')).mtimeMs).toBeGreaterThan(before);
     expectCopiesEqual();
   });
 

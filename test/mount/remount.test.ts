@@ -1,0 +1,72 @@
+import { copyFileSync, existsSync, lstatSync, readFileSync, writeFileSync, linkSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { run } from '../helpers/child.js';
+import { cleanupMounts, isMounted, lazyUnmount, startMount } from '../helpers/mount.js';
+import { cleanupPeers, spawnPeer } from '../helpers/peer.js';
+import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
+import { compareDirs } from '../helpers/tree.js';
+import { waitFor } from '../helpers/wait.js';
+
+/** Remounting over copies that may have drifted: a crash, a peer that missed a change, a fresh local copy. */
+
+afterEach(async () => {
+  await cleanupMounts();
+  await cleanupPeers();
+  cleanupTmp();
+});
+
+describe('remount', () => {
+  it('refuses peers that missed a change until their contents are equal again', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    let west = await spawnPeer({ name: 'west' });
+    const first = await startMount({ peers: [east, west], extraArgs: ['--peer-timeout', '1000'] });
+    writeFileSync(join(first.mountpoint, 'a'), 'both have this');
+    west.proc.kill('SIGSTOP');
+    const err = await run('sh', ['-c', `printf 'only east' > ${join(first.mountpoint, 'b')}`], 30_000).then(() => null, (e: Error) => e);
+    expect(err?.message).toMatch(/Input\/output error/);
+    await first.stop();
+    west = await west.restart(); // killed while stopped: the change it never read is gone
+    const refused = await startMount({ peers: [east, west], mountpoint: first.mountpoint, stateDir: first.stateDir }).then(() => null, (e: Error) => e);
+    expect(refused?.message).toMatch(/peers east and west hold different trees[\s\S]*b: only on east/);
+    // the operator repairs west by hand; equal contents are accepted even though the histories differ
+    copyFileSync(join(east.dataDir, 'b'), join(west.dataDir, 'b'));
+    const again = await startMount({ peers: [east, west], mountpoint: first.mountpoint, stateDir: first.stateDir });
+    // the create reached east before west stopped answering; the write never happened (the call had failed)
+    expect(readFileSync(join(again.mountpoint, 'b'), 'utf8')).toBe('');
+    writeFileSync(join(again.mountpoint, 'c'), 'after repair');
+    expect(compareDirs([{ label: 'mount', dir: again.mountpoint }, { label: 'east', dir: east.dataDir }, { label: 'west', dir: west.dataDir }])).toEqual([]);
+  });
+
+  it('a fresh local copy is filled with hard links kept as links', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    const west = await spawnPeer({ name: 'west' });
+    for (const p of [east, west]) {
+      writeFileSync(join(p.dataDir, 'orig'), 'v1');
+      linkSync(join(p.dataDir, 'orig'), join(p.dataDir, 'hard'));
+    }
+    const m = await startMount({ peers: [east, west], localCopy: true });
+    const local = m.localCopyDir!;
+    expect(lstatSync(join(local, 'hard')).ino).toBe(lstatSync(join(local, 'orig')).ino);
+    writeFileSync(join(m.mountpoint, 'orig'), 'v2');
+    expect(readFileSync(join(m.mountpoint, 'hard'), 'utf8')).toBe('v2');
+    expect(compareDirs([{ label: 'mount', dir: m.mountpoint }, { label: 'local', dir: local }, { label: 'east', dir: east.dataDir }])).toEqual([]);
+  });
+
+  it('a local copy left by a crash is checked by content, and refused when it differs', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    const west = await spawnPeer({ name: 'west' });
+    const base = tmpDir('mirrorfs-remount-');
+    const first = await startMount({ peers: [east, west], localCopy: true, stateDir: join(base, 'state') });
+    writeFileSync(join(first.mountpoint, 'f'), 'AAAA');
+    first.proc.kill('SIGKILL');
+    await waitFor(() => first.proc.exitCode !== null || first.proc.signalCode !== null, 'mount process to die');
+    lazyUnmount(first.mountpoint);
+    expect(isMounted(first.mountpoint)).toBe(false);
+    // same size, different bytes: only a content comparison notices
+    writeFileSync(join(first.localCopyDir!, 'f'), 'BBBB');
+    const refused = await startMount({ peers: [east, west], mountpoint: first.mountpoint, stateDir: join(base, 'state'), extraArgs: ['--local-copy', first.localCopyDir!] }).then(() => null, (e: Error) => e);
+    expect(refused?.message).toMatch(/local copy .* differs from the peers/);
+    expect(existsSync(join(base, 'state', 'local-copy.clean'))).toBe(false);
+  });
+});
