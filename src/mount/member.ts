@@ -69,6 +69,12 @@ export class Member {
     this.log.error({ peer: this.name, seq, reason }, 'peer is out of step: it missed a change; no further changes go to it');
   }
 
+  /** The peer answered outside call() (the handshake at mount time). */
+  markConnected(): void {
+    this.connected = true;
+    this.lastError = null;
+  }
+
   /** Send a change, unless the peer is out of step (then fail at once, as a transport failure). */
   mutate(req: RequestInput, payload: Buffer): Promise<unknown> {
     if (this.outOfStepReason) {

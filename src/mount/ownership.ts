@@ -40,6 +40,7 @@ export async function establishOwnership(mountId: string, members: Member[], log
     members.map(async (m) => {
       try {
         await m.client.handshake(mountId, epoch);
+        m.markConnected();
       } catch (err) {
         throw new Error(describeRefusal(m, err));
       }

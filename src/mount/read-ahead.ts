@@ -16,6 +16,8 @@ export const BLOCK_BYTES = 1024 * 1024;
 const MAX_BLOCKS = 16;
 
 type Fetch = (path: string, offset: number, length: number) => Promise<Buffer>;
+/** Blocks fetched ahead of a sequential reader. */
+const AHEAD = 3;
 
 export class ReadAhead {
   private readonly blocks = new Map<string, Promise<Buffer>>();
@@ -42,7 +44,7 @@ export class ReadAhead {
       parts.push(block.subarray(start, end));
       if (block.length < BLOCK_BYTES) break; // end of file
     }
-    if (sequential) void this.block(path, last + 1).catch(() => undefined); // warm the next block
+    if (sequential) for (let b = last + 1; b <= last + AHEAD; b++) void this.block(path, b).catch(() => undefined); // warm the next blocks
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
 
