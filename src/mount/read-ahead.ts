@@ -44,8 +44,18 @@ export class ReadAhead {
       parts.push(block.subarray(start, end));
       if (block.length < BLOCK_BYTES) break; // end of file
     }
-    if (sequential) for (let b = last + 1; b <= last + AHEAD; b++) void this.block(path, b).catch(() => undefined); // warm the next blocks
+    if (sequential && parts.length > 0) this.warm(path, last + 1, AHEAD);
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  /** Fetch up to `count` blocks ahead, one after the other, stopping at the end of the file. */
+  private warm(path: string, index: number, count: number): void {
+    this.block(path, index).then(
+      (block) => {
+        if (block.length === BLOCK_BYTES && count > 1) this.warm(path, index + 1, count - 1);
+      },
+      () => undefined,
+    );
   }
 
   /** Forget everything: called before any change is sent. */
