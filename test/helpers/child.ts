@@ -11,21 +11,28 @@ export function runNode(source: string, args: string[] = [], timeoutMs = 120_000
   return run(process.execPath, ['--input-type=module', '-e', program, '--', ...args], timeoutMs);
 }
 
-export function run(cmd: string, args: string[], timeoutMs = 120_000): Promise<string> {
+/** Run a command; resolves with stdout, rejects with its output on a non-zero exit. */
+export async function run(cmd: string, args: string[], timeoutMs = 120_000): Promise<string> {
+  const r = await runCollect(cmd, args, timeoutMs);
+  if (r.code === 0) return r.stdout;
+  throw new Error(`${cmd} exited ${r.code}: ${r.stderr || r.stdout}`);
+}
+
+/** Run a command; resolves with its exit code and output whatever the code. Rejects only after timeoutMs (and kills it). */
+export function runCollect(cmd: string, args: string[], timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`${cmd} ${args.join(' ').slice(0, 80)} timed out after ${timeoutMs} ms`));
     }, timeoutMs);
     child.on('exit', (code) => {
       clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(`${cmd} exited ${code}: ${err || out}`));
+      resolve({ code, stdout, stderr });
     });
   });
 }
