@@ -12,7 +12,6 @@ import { z } from 'zod';
 
 const wirePath = z.string().max(4096);
 const mode = z.number().int().min(0).max(0o7777);
-const u32 = z.number().int().min(0).max(0xffff_ffff);
 const offset = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const xattrName = z.string().min(1).max(255);
 const timeMs = z.number().finite().min(0).max(253402300799999);

@@ -221,7 +221,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     return null;
   },
 
-  async fsync({ tree, sync }, req) {
+  async fsync({ tree }, req) {
     // Every acknowledged change is already durable; fsync only checks the path.
     tree.resolve(req.path);
     return null;
