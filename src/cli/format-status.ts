@@ -1,22 +1,34 @@
 import type { ControllerStatus } from '../mount/controller.js';
+import type { MemberStatus } from '../mount/member.js';
+import type { VerifyReport } from '../mount/verify.js';
 
 /** `mirrorfs status` as a table for people (`--json` gives the raw object). */
 export function formatStatus(s: ControllerStatus & { mountpoint: string; pid: number }): string {
   const lines = [
     `mount      ${s.mountpoint} (pid ${s.pid})`,
     `identity   ${s.mountId}, epoch ${s.epoch}, last seq ${s.seq}`,
-    `ack policy ${s.ackPolicy}; in flight ${s.inFlight}, waiting for order ${s.queued}`,
+    `ack policy ${s.ackPolicy} (${s.requiredAcks} of ${s.peers.length} peers must commit); in flight ${s.inFlight}, waiting for order ${s.queued}`,
+    ...(s.fenced ? [`FENCED     ${s.fenced}`] : []),
     `local copy ${s.localCopy ? `${s.localCopy.dir} (${s.localCopy.active ? 'serving reads' : `DISABLED: ${s.localCopy.reason}`})` : 'none (reads from the fastest peer)'}`,
     '',
   ];
-  const rows = [['peer', 'address', 'connected', 'p50 µs', 'p99 µs', 'operations', 'bytes', 'in flight', 'failures']];
+  const rows = [['peer', 'address', 'state', 'connected', 'p50 µs', 'p99 µs', 'operations', 'bytes', 'in flight', 'failures']];
   for (const p of s.peers) {
-    rows.push([p.name, p.url, p.outOfStep ? 'OUT OF STEP' : p.connected ? 'yes' : `no${p.lastError ? ` (${p.lastError.slice(0, 60)})` : ''}`, fmt(p.latencyUsP50), fmt(p.latencyUsP99), String(p.operations), bytes(p.bytes), String(p.inFlight), String(p.failures)]);
+    rows.push([p.name, p.url, describeState(p), p.connected ? 'yes' : 'no', fmt(p.latencyUsP50), fmt(p.latencyUsP99), String(p.operations), bytes(p.bytes), String(p.inFlight), String(p.failures)]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) lines.push(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
-  for (const p of s.peers) if (p.outOfStep) lines.push('', `${p.name} is out of step ${p.outOfStep}`);
+  for (const p of s.peers) if (p.behind) lines.push('', `${p.name}: ${p.behind.reason}`);
   return `${lines.join('\n')}\n`;
+}
+
+/** in sync / catching up (behind, rate, ETA) / down since. */
+function describeState(p: MemberStatus): string {
+  if (!p.behind) return 'in sync';
+  const lag = `${p.behind.ops} ops, ${bytes(p.behind.bytes)} behind`;
+  if (p.state === 'down') return `down since ${p.behind.since} (${lag})`;
+  const rate = p.behind.opsPerS !== null ? `, ${p.behind.opsPerS} ops/s, ${bytes(p.behind.bytesPerS ?? 0)}/s, ETA ${p.behind.etaS ?? '?'} s` : '';
+  return `catching up (${lag}${rate})`;
 }
 
 function fmt(v: number | null): string {
@@ -32,4 +44,19 @@ function bytes(n: number): string {
     i++;
   }
   return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+/** `mirrorfs verify` for people. */
+export function formatVerify(r: VerifyReport): string {
+  const lines = [`compared ${r.copies.join(', ')}: ${r.entries} entries in ${r.seconds.toFixed(1)} s`];
+  for (const s of r.skipped) lines.push(`skipped ${s}`);
+  for (const d of r.differences) {
+    lines.push(`${d.path === '' ? '(root)' : d.path}:`);
+    for (const [copy, what] of Object.entries(d.copies)) lines.push(`  ${copy}: ${what}`);
+    if (d.repairedFrom) lines.push(`  repaired from ${d.repairedFrom}`);
+    if (d.unresolved) lines.push(`  NOT repaired: ${d.unresolved}`);
+  }
+  const remaining = r.differences.filter((d) => !d.repairedFrom).length;
+  lines.push(r.differences.length === 0 ? 'the copies are equal' : `${r.differences.length} difference(s), ${r.repaired} repaired, ${remaining} remaining`);
+  return `${lines.join('\n')}\n`;
 }

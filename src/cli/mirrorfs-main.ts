@@ -5,12 +5,13 @@ import { join, resolve } from 'node:path';
 import { createLogger, flushLogger } from '../log.js';
 import { loadConfig, resolvePeers, DEFAULT_CONFIG_FILE } from '../mount/config.js';
 import { controlRequest, controlSocketPath } from '../mount/control.js';
-import type { ControllerStatus } from '../mount/controller.js';
+import type { AckPolicy, ControllerStatus } from '../mount/controller.js';
+import type { VerifyReport } from '../mount/verify.js';
 import { defaultStateDir } from '../mount/identity.js';
 import { forceUnmount, isDeadMount, isMounted } from '../mount/mountpoint.js';
 import { startMount } from '../mount/mounter.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
-import { formatStatus } from './format-status.js';
+import { formatStatus, formatVerify } from './format-status.js';
 
 const program = new Command('mirrorfs')
   .description('Synchronous mirroring of a directory to two or more mirrorfs-peer filers, through FUSE.')
@@ -24,6 +25,8 @@ interface MountFlags {
   tokenFile?: string;
   stateDir?: string;
   peerTimeout: string;
+  ack: string;
+  resyncFrom?: string;
   foreground?: boolean;
   logLevel: string;
 }
@@ -37,7 +40,9 @@ program
   .option('--config <file>', `JSON config with per-peer url/token/tokenFile (default: ${DEFAULT_CONFIG_FILE} if it exists)`)
   .option('--token-file <file>', 'file holding the token the peers expect (when the config does not name one)')
   .option('--state-dir <dir>', 'where the mount keeps its identity and log (default: /var/lib/mirrorfs/<mountpoint>)')
-  .option('--peer-timeout <ms>', 'bound on each call to a peer; past it the call fails with EIO', '5000')
+  .option('--peer-timeout <ms>', 'bound on each call to a peer; a peer that has not committed a change by then lacks it (journaled, caught up later)', '5000')
+  .option('--ack <policy>', 'peers that must commit a change before the call returns: all, quorum (a majority) or a number; peers that miss changes are caught up from the journal', 'all')
+  .option('--resync-from <peer>', 'before mounting, rebuild every other peer from this one (full copy, verified by content hash); for copies that cannot be reconciled automatically')
   .option('--foreground', 'stay in the foreground (for service managers); default: run in the background')
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
   .addHelpText('after', '\nExamples:\n  mirrorfs mount /data --peers east,west --token-file /etc/mirrorfs/token\n  mirrorfs mount /data --peers east=http://10.0.0.2:7070,west=http://10.0.1.2:7070 --local-copy /var/lib/mirrorfs/data-copy')
@@ -52,11 +57,13 @@ program
     } catch (err) {
       fail((err as Error).message);
     }
+    const ackPolicy = parseAckPolicy(flags.ack, peers.length);
+    if (flags.resyncFrom !== undefined && !peers.some((p) => p.name === flags.resyncFrom)) fail(`--resync-from ${flags.resyncFrom}: not one of --peers (${peers.map((p) => p.name).join(', ')})`);
     if (!flags.foreground) return background(mountpoint, stateDir, peerTimeoutMs);
     const log = createLogger('mount', flags.logLevel);
     let running;
     try {
-      running = await startMount({ mountpoint, peers, localCopyDir: flags.localCopy ? resolve(flags.localCopy) : undefined, stateDir, peerTimeoutMs, log });
+      running = await startMount({ mountpoint, peers, localCopyDir: flags.localCopy ? resolve(flags.localCopy) : undefined, stateDir, peerTimeoutMs, ackPolicy, resyncFrom: flags.resyncFrom, log });
     } catch (err) {
       log.error({ err: (err as Error).message }, 'mount refused');
       await flushLogger(log);
@@ -156,9 +163,38 @@ program
     process.stdout.write(flags.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
   });
 
-function fail(message: string): never {
+program
+  .command('verify')
+  .description('compare every peer and the local copy by content hash and metadata while the mount stays in use; --repair makes them equal')
+  .argument('<mountpoint>')
+  .option('--repair', 'make every differing copy equal to the source (the majority, or --source)')
+  .option('--source <copy>', 'with --repair: the copy to keep (a peer name, or "local" for the local copy)')
+  .option('--json', 'print the report as JSON, for scripts')
+  .option('--timeout <s>', 'how long to wait for the comparison', '3600')
+  .addHelpText('after', '\nExit status: 0 when the copies are equal (or were all repaired), 1 when differences remain, 2 when verify could not run.')
+  .action(async (mp: string, flags: { repair?: boolean; source?: string; json?: boolean; timeout: string }) => {
+    const mountpoint = resolve(mp);
+    const answer = await controlRequest(mountpoint, 'POST', '/verify', Number(flags.timeout) * 1000, { repair: flags.repair === true, source: flags.source });
+    if (!answer) fail(`${mountpoint}: no mirrorfs process answered (not mounted, or the comparison took longer than --timeout)`);
+    if (answer.status !== 200) fail(`verify could not run: ${(answer.body as { error?: string }).error ?? JSON.stringify(answer.body)}`, 2);
+    const report = answer.body as VerifyReport;
+    process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatVerify(report));
+    const remaining = report.differences.filter((d) => !d.repairedFrom).length;
+    process.exit(remaining === 0 ? 0 : 1);
+  });
+
+/** --ack: all, quorum, or a number of peers (1..peers). */
+function parseAckPolicy(value: string, peers: number): AckPolicy {
+  if (value === 'all') return { kind: 'all' };
+  if (value === 'quorum') return { kind: 'quorum' };
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > peers) fail(`--ack: give all, quorum, or a number of peers from 1 to ${peers} (got ${JSON.stringify(value)})`);
+  return { kind: 'count', n };
+}
+
+function fail(message: string, code = 1): never {
   process.stderr.write(`mirrorfs: ${message}\n`);
-  process.exit(1);
+  process.exit(code);
 }
 
 if (!existsSync('/proc/mounts')) fail('mirrorfs runs on Linux only');

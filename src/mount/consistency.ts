@@ -8,9 +8,10 @@ import type { Member } from './member.js';
 /**
  * Mount-time checks that every copy holds the same tree. The comparison is
  * structural (names, types, modes, owners, sizes, symlink targets, xattrs),
- * not by content hash, so it stays quick on large trees; `verify` (a later
- * feature) compares contents. Copies that differ refuse the mount: resync is
- * a later feature, and mirroring onto copies that differ would keep them different.
+ * not by content hash, so it stays quick on large trees; `mirrorfs verify`
+ * compares contents. It runs after recovery (recovery.ts), so copies that
+ * still differ cannot be reconciled automatically: the mount is refused and
+ * the message names `--resync-from`.
  */
 
 /** Up to `limit` human-readable differences between two manifests. */
@@ -29,6 +30,11 @@ export function diffManifests(a: ManifestEntry[], b: ManifestEntry[], labels: [s
     if (!ma.has(eb.path)) diffs.push(`${eb.path}: only on ${labels[1]}`);
   }
   return diffs;
+}
+
+/** What two copies of an entry must agree on (times and inode numbers excluded). */
+export function entryKey(e: ManifestEntry): string {
+  return key(e);
 }
 
 function key(e: ManifestEntry): string {
@@ -50,7 +56,8 @@ export async function checkPeersAgree(members: Member[], opts: { content: boolea
     if (diffs.length > 0) {
       throw new Error(
         `peers ${members[0]!.name} and ${members[i + 1]!.name} hold different trees, so mirroring onto them would keep them different:\n  ${diffs.join('\n  ')}\n` +
-          'Make their data directories equal first (for example with rsync -aHAX --delete from the good copy); automatic resync is not implemented yet.',
+          'They cannot be reconciled automatically (each holds what the other lacks, and no journal orders it). Choose the copy to keep and mount again with ' +
+          `--resync-from NAME (for example --resync-from ${members[0]!.name}): every other peer is rebuilt from it, verified by content hash.`,
       );
     }
   }

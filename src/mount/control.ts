@@ -20,7 +20,11 @@ export function controlSocketPath(mountpoint: string): string {
 export interface ControlHandlers {
   status: () => unknown;
   unmount: () => Promise<void>;
+  /** Compare (and with repair, fix) the copies; answers when done. */
+  verify: (opts: { repair: boolean; source?: string }) => Promise<unknown>;
 }
+
+const MAX_CONTROL_BODY = 64 * 1024;
 
 export async function startControlServer(mountpoint: string, handlers: ControlHandlers): Promise<{ close: () => Promise<void> }> {
   mkdirSync(runDir(), { recursive: true, mode: 0o755 });
@@ -32,6 +36,27 @@ export async function startControlServer(mountpoint: string, handlers: ControlHa
       res.end(JSON.stringify(body));
     };
     if (req.method === 'GET' && req.url === '/status') return reply(200, handlers.status());
+    if (req.method === 'POST' && req.url === '/verify') {
+      let body = '';
+      req.on('data', (d: Buffer) => {
+        body += d.toString();
+        if (body.length > MAX_CONTROL_BODY) req.destroy();
+      });
+      req.on('end', () => {
+        let opts: { repair?: unknown; source?: unknown };
+        try {
+          opts = body ? (JSON.parse(body) as typeof opts) : {};
+        } catch {
+          return reply(400, { error: 'body is not JSON' });
+        }
+        const source = typeof opts.source === 'string' ? opts.source : undefined;
+        handlers.verify({ repair: opts.repair === true, source }).then(
+          (report) => reply(200, report),
+          (err: Error) => reply(409, { error: err.message }),
+        );
+      });
+      return;
+    }
     if (req.method === 'POST' && req.url === '/unmount') {
       reply(202, { unmounting: true });
       void handlers.unmount();
@@ -54,7 +79,7 @@ export async function startControlServer(mountpoint: string, handlers: ControlHa
 }
 
 /** Ask a mount's control socket; undefined when no mount process answers. Bounded by timeoutMs. */
-export function controlRequest(mountpoint: string, method: 'GET' | 'POST', route: string, timeoutMs = 5000): Promise<{ status: number; body: unknown } | undefined> {
+export function controlRequest(mountpoint: string, method: 'GET' | 'POST', route: string, timeoutMs = 5000, body?: unknown): Promise<{ status: number; body: unknown } | undefined> {
   return new Promise((resolve) => {
     const req = http.request({ socketPath: controlSocketPath(mountpoint), method, path: route, timeout: timeoutMs }, (res) => {
       let text = '';
@@ -72,6 +97,6 @@ export function controlRequest(mountpoint: string, method: 'GET' | 'POST', route
       resolve(undefined);
     });
     req.on('error', () => resolve(undefined));
-    req.end();
+    req.end(body === undefined ? undefined : JSON.stringify(body));
   });
 }

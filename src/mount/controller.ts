@@ -1,23 +1,41 @@
 import type { Logger } from '../log.js';
-import { MirrorError, isTransportFailure, toMirrorError } from '../protocol/errors.js';
+import { MirrorError, isDeterministic, isTransportFailure, toMirrorError } from '../protocol/errors.js';
 import type { Mutation, ReadRequest, WireStatfs } from '../protocol/ops.js';
 import type { CallResult } from '../protocol/peer-client.js';
 import type { LocalCopy } from './local-copy.js';
 import type { Member, MemberStatus } from './member.js';
 import { AbsentXattrs } from './absent-xattrs.js';
+import { CatchUp, namesOf } from './catch-up.js';
+import type { Journal, LackKind } from './journal.js';
 import { ReadAhead } from './read-ahead.js';
 import { Scheduler, claimsFor } from './scheduler.js';
 
 type Unstamped<T> = T extends unknown ? Omit<T, 'mount' | 'epoch' | 'seq'> : never;
 export type MutationRequest = Unstamped<Mutation>;
 
+/** How many peers must commit a change before the call succeeds. */
+export type AckPolicy = { kind: 'all' } | { kind: 'quorum' } | { kind: 'count'; n: number };
+
+export function describeAckPolicy(p: AckPolicy): string {
+  return p.kind === 'count' ? String(p.n) : p.kind;
+}
+
+/** Peers that must commit, out of `members`. */
+export function requiredAcks(p: AckPolicy, members: number): number {
+  if (p.kind === 'all') return members;
+  if (p.kind === 'quorum') return Math.floor(members / 2) + 1;
+  return Math.min(p.n, members);
+}
+
 export interface ControllerOptions {
   mountId: string;
   epoch: number;
-  /** The last seq this mount used before (from the peers' progress); new operations continue after it. */
+  /** The last seq this mount used before (from the peers' progress and the journal); new operations continue after it. */
   lastSeq: number;
   members: Member[];
   local: LocalCopy | null;
+  journal: Journal;
+  ackPolicy: AckPolicy;
   log: Logger;
 }
 
@@ -25,31 +43,48 @@ export interface ControllerStatus {
   mountId: string;
   epoch: number;
   seq: number;
-  ackPolicy: 'all';
+  ackPolicy: string;
+  requiredAcks: number;
   inFlight: number;
   queued: number;
+  fenced: string | null;
   localCopy: { dir: string; active: boolean; reason: string | null } | null;
   peers: MemberStatus[];
 }
 
 type Outcome = { ok: true; result: unknown } | { ok: false; error: MirrorError };
+/** A peer that was behind: the change went to the journal for it instead. */
+const SKIPPED: Outcome = { ok: false, error: new MirrorError('MFS_OUT_OF_STEP', 'peer is behind: change journaled for catch-up') };
 
 /** Errnos that say "the peer ran out of something": reported as they are rather than as EIO. */
 const RESOURCE_ERRNOS = ['ENOSPC', 'EDQUOT', 'EROFS'];
 
+/** What became of one change on one peer. */
+interface Verdict {
+  decided: Outcome;
+  /** 'ok' or the errno the committing peers agreed on; null when no peer committed it. */
+  authoritative: string | null;
+  lacking: Array<{ member: Member; kind: LackKind; reason: string; errno: string | null }>;
+}
+
 /**
  * The mirror controller: the heart of the mount. A changing operation is
- * ordered (scheduler.ts), stamped with (mount, epoch, seq), sent to every peer
- * in parallel and applied to the local copy, and answered only when every
- * peer has committed it (ack policy "all"). Outcomes are compared: peers that
- * agree on an error give that errno; peers that disagree, or a peer that did
- * not answer in time, give EIO and a log line naming each peer's outcome.
+ * ordered (scheduler.ts), stamped with (mount, epoch, seq), sent to every
+ * in-sync peer in parallel and applied to the local copy, and answered when
+ * the ack policy is met (all by default; quorum or N). A peer that lacks a
+ * change (did not answer in time, ran out of space, answered differently, or
+ * was behind already) gets it through the journal and catch-up, and the
+ * journal commit happens before the application is answered. An operation
+ * that reached some peers but failed is rolled forward the same way: the
+ * copies converge on one history.
  */
 export class MirrorController {
   private readonly scheduler = new Scheduler();
   private readonly absentXattrs = new AbsentXattrs();
   private readonly readAhead = new ReadAhead((path, offset, length) => this.readFromPeers({ op: 'read', path, offset, length }).then((r) => r.payload));
   private readonly log: Logger;
+  private readonly catchUp: CatchUp;
+  private readonly required: number;
   private seq: number;
   private inFlight = 0;
   private stoppingReason: string | null = null;
@@ -58,14 +93,42 @@ export class MirrorController {
   constructor(private readonly opts: ControllerOptions) {
     this.log = opts.log;
     this.seq = opts.lastSeq;
+    this.required = requiredAcks(opts.ackPolicy, opts.members.length);
+    this.catchUp = new CatchUp({
+      mountId: opts.mountId,
+      epoch: opts.epoch,
+      journal: opts.journal,
+      log: opts.log,
+      withClaims: (names, fn) => this.withClaims(names, fn),
+      repairSource: (exclude) => this.fastestInSync(exclude),
+      onFenced: (m, err) => this.fence(m, err),
+    });
   }
 
   get members(): readonly Member[] {
     return this.opts.members;
   }
 
+  get identity(): { mountId: string; epoch: number } {
+    return { mountId: this.opts.mountId, epoch: this.opts.epoch };
+  }
+
+  get localCopy(): LocalCopy | null {
+    return this.opts.local;
+  }
+
   get operationsInFlight(): number {
     return this.inFlight;
+  }
+
+  /** Start catch-up for every peer that is behind (at mount: those recovery could not bring up to date). */
+  startCatchUp(): void {
+    for (const m of this.opts.members) if (!m.inStep) this.catchUp.ensure(m);
+  }
+
+  /** Run fn holding the ordering claims on these names: no change to them runs meanwhile. */
+  withClaims<T>(names: string[], fn: () => Promise<T>): Promise<T> {
+    return this.scheduler.run(claimsFor(...names), fn);
   }
 
   async mutate(req: MutationRequest, payload: Buffer = EMPTY): Promise<unknown> {
@@ -89,78 +152,139 @@ export class MirrorController {
   }
 
   /**
-   * Refuse a change before sending it anywhere when it could not be committed
-   * everywhere: the mount is unmounting, a newer epoch fenced it, or a peer is
-   * out of step (ack policy all: committing on the others would leave a change
-   * the application was told failed).
+   * Refuse a change before sending it anywhere when it cannot meet the ack
+   * policy: the mount is unmounting, a newer epoch fenced it, or fewer peers
+   * are in sync than must commit (with ack all: any peer behind). Nothing is
+   * sent, so the application is never told "failed" about a change that lands.
    */
   private admit(req: MutationRequest): void {
     const context = { op: req.op, path: describe(req) };
     if (this.stoppingReason) throw new MirrorError('MFS_ERRNO', `${req.op} refused: ${this.stoppingReason}`, { errno: 'EROFS', context });
     if (this.fencedReason) throw new MirrorError('MFS_FENCED', `${req.op} refused: ${this.fencedReason}`, { context });
-    const behind = this.opts.members.find((m) => !m.inStep);
-    if (behind) throw new MirrorError('MFS_OUT_OF_STEP', `${req.op} refused: peer ${behind.name} is out of step; no change is sent anywhere until it is caught up (remount)`, { context });
+    const inSync = this.opts.members.filter((m) => m.inStep).length;
+    if (inSync >= this.required) return;
+    const behind = this.opts.members.filter((m) => !m.inStep);
+    // A peer out of space makes the call fail as out of space, which is what the application can act on.
+    const errno = behind.map((m) => m.behindErrno).find((e) => e !== null && RESOURCE_ERRNOS.includes(e)) ?? 'EIO';
+    throw new MirrorError(
+      'MFS_OUT_OF_STEP',
+      `${req.op} refused: ${inSync} of ${this.opts.members.length} peers in sync, ack policy ${describeAckPolicy(this.opts.ackPolicy)} needs ${this.required} (${behind.map((m) => `${m.name}: ${m.behindReason}`).join('; ')}); catch-up runs in the background`,
+      { errno, context },
+    );
   }
 
   private async sendEverywhere(req: MutationRequest, payload: Buffer): Promise<unknown> {
     this.admit(req);
     const stamped = { ...req, mount: this.opts.mountId, epoch: this.opts.epoch, seq: ++this.seq } as Mutation;
     const local = this.opts.local?.active ? this.opts.local : null;
-    const [peerOutcomes, localOutcome] = await Promise.all([
-      Promise.all(this.opts.members.map((m) => settle(m.mutate(stamped, payload)))),
-      local ? settle(local.apply(stamped, payload)) : Promise.resolve(null),
-    ]);
-    this.noteDivergence(stamped, peerOutcomes);
-    const decided = this.decide(stamped, peerOutcomes);
-    if (local && localOutcome && !sameOutcome(localOutcome, decided)) {
-      local.disable(`${stamped.op} ${describe(stamped)} (seq ${stamped.seq}): local copy ${show(localOutcome)}, peers ${show(decided)}`);
+    const members = this.opts.members;
+    const sent = members.map((m) => m.inStep);
+    members.forEach((m, i) => {
+      if (!sent[i]) m.skippedInFlight++;
+    });
+    try {
+      const [peerOutcomes, localOutcome] = await Promise.all([
+        Promise.all(members.map((m, i) => (sent[i] ? settle(m.mutate(stamped, payload)) : Promise.resolve(SKIPPED)))),
+        local ? settle(local.apply(stamped, payload)) : Promise.resolve(null),
+      ]);
+      const verdict = this.judge(stamped, peerOutcomes);
+      if (verdict.lacking.length > 0) await this.journal(stamped, req, payload, verdict);
+      if (local && localOutcome && !sameOutcome(localOutcome, verdict)) {
+        local.disable(`${stamped.op} ${describe(stamped)} (seq ${stamped.seq}): local copy ${show(localOutcome)}, peers ${verdict.authoritative ?? 'none committed'}`);
+      }
+      if (!verdict.decided.ok) throw verdict.decided.error;
+      return verdict.decided.result;
+    } finally {
+      members.forEach((m, i) => {
+        if (sent[i]) return;
+        m.skippedInFlight--;
+        this.catchUp.nudge(m);
+      });
     }
-    if (!decided.ok) throw decided.error;
-    return decided.result;
   }
 
   /**
-   * After a change: a peer that did not answer may still apply it later, and a
-   * peer that refused what another committed now holds a different tree. Either
-   * is out of step from here on. A fenced answer fences the whole mount.
+   * Compare the peers' outcomes. A peer committed a change when it answered
+   * with a recorded outcome (success, or a deterministic errno such as ENOENT).
+   * The change counts as done when enough peers committed the same outcome
+   * and none committed another; every peer that did not commit it, or
+   * committed something else, lacks it and gets it through the journal.
    */
-  private noteDivergence(req: Mutation, outcomes: Outcome[]): void {
-    const anyCommitted = outcomes.some((o) => o.ok);
-    this.opts.members.forEach((m, i) => {
-      const o = outcomes[i]!;
-      if (o.ok) return;
+  private judge(req: Mutation, outcomes: Outcome[]): Verdict {
+    const members = this.opts.members;
+    const key = (o: Outcome): string | null => (o.ok ? 'ok' : isCommittedError(o.error) ? o.error.errno : null);
+    const keys = outcomes.map(key);
+    const committed = keys.filter((k): k is string => k !== null);
+    // Success wins: a change applied somewhere is rolled forward everywhere.
+    const authoritative = committed.includes('ok') ? 'ok' : (committed[0] ?? null);
+    const inDoubt = outcomes.some((o, i) => !o.ok && keys[i] === null && o !== SKIPPED && isTransportFailure(o.error) && o.error.code !== 'MFS_OUT_OF_STEP');
+    const lacking: Verdict['lacking'] = [];
+    outcomes.forEach((o, i) => {
+      const m = members[i]!;
+      if (o.ok || keys[i] === authoritative) return;
       if (o.error.code === 'MFS_FENCED' || o.error.code === 'MFS_NOT_OWNER') {
-        this.fencedReason ??= `peer ${m.name}: ${o.error.message}`;
-        this.log.error({ peer: m.name, seq: req.seq, err: o.error.message }, 'fenced: another mount owns the peers now; every further change fails with EROFS');
-      } else if (isTransportFailure(o.error)) {
-        if (o.error.code !== 'MFS_OUT_OF_STEP') m.markOutOfStep(req.seq, o.error.message);
-      } else if (anyCommitted) {
-        m.markOutOfStep(req.seq, `refused with ${o.error.errno} a change other peers committed`);
+        this.fence(m, o.error);
+        return;
       }
+      if (keys[i] !== null) lacking.push({ member: m, kind: 'repair', reason: `answered ${keys[i]} where others committed ${authoritative}`, errno: null });
+      else lacking.push({ member: m, kind: 'resend', reason: o.error.message, errno: o.error.errno });
     });
+    // Nothing committed anywhere and nothing in doubt (every peer asked refused it
+    // for want of space, say): nothing changed, so there is nothing to roll forward.
+    if (authoritative === null && !inDoubt) return { decided: this.failure(req, outcomes, 'not applied anywhere'), authoritative, lacking: [] };
+    const agreeing = committed.filter((k) => k === authoritative).length;
+    const disagree = committed.some((k) => k !== authoritative);
+    let decided: Outcome;
+    if (!disagree && authoritative !== null && agreeing >= this.required) {
+      decided = outcomes[keys.indexOf(authoritative)]!;
+    } else {
+      decided = this.failure(req, outcomes, disagree ? 'peers disagree on the outcome' : `${agreeing} of ${members.length} peers committed it, ${this.required} needed`);
+    }
+    return { decided, authoritative, lacking };
+  }
+
+  private failure(req: Mutation, outcomes: Outcome[], why: string): Outcome {
+    const errnos = outcomes.map((o) => (o.ok ? null : o.error.errno));
+    const detail = this.opts.members.map((m, i) => `${m.name}: ${show(outcomes[i]!)}`).join('; ');
+    const errno = RESOURCE_ERRNOS.find((e) => errnos.includes(e)) ?? 'EIO';
+    this.log.error({ op: req.op, path: describe(req), seq: req.seq, errno, outcomes: detail }, `operation failed: ${why}`);
+    return { ok: false, error: new MirrorError('MFS_ERRNO', `${req.op} ${describe(req)}: ${why} (${detail})`, { errno, context: { op: req.op, path: describe(req) } }) };
+  }
+
+  /**
+   * Journal a change some peers lack, durably, before the application hears
+   * about it; mark those peers behind and start catching them up. If the
+   * journal cannot be written, nothing can promise the change reaches every
+   * peer: the mount stops taking changes (loudly).
+   */
+  private async journal(stamped: Mutation, req: MutationRequest, payload: Buffer, verdict: Verdict): Promise<void> {
+    for (const l of verdict.lacking) {
+      l.member.markBehind(stamped.seq, l.reason, l.errno);
+      l.member.unjournaled++;
+    }
+    try {
+      await this.opts.journal.record(stamped.seq, req, payload, verdict.authoritative, verdict.lacking.map((l) => ({ peer: l.member.name, kind: l.kind })));
+    } catch (err) {
+      this.fencedReason ??= `the journal could not be written (${(err as Error).message}); changes some peers lack could be lost, so no change is taken`;
+      this.log.fatal({ err, seq: stamped.seq }, 'journal write failed: refusing every further change');
+      verdict.decided = { ok: false, error: new MirrorError('MFS_ERRNO', `${stamped.op}: journal write failed: ${(err as Error).message}`, { errno: 'EIO' }) };
+    } finally {
+      for (const l of verdict.lacking) {
+        l.member.unjournaled--;
+        this.catchUp.ensure(l.member);
+      }
+    }
+  }
+
+  private fence(m: Member, err: MirrorError): void {
+    if (this.fencedReason) return;
+    this.fencedReason = `peer ${m.name}: ${err.message}`;
+    this.log.error({ peer: m.name, err: err.message }, 'fenced: another mount owns the peers now; every further change fails with EROFS');
   }
 
   /** Stop admitting changes (unmount in progress); in-flight ones finish. */
   stopAdmitting(reason: string): void {
     this.stoppingReason ??= reason;
-  }
-
-  /** Ack policy "all": success only when every peer committed; otherwise the errno a user would expect. */
-  private decide(req: Mutation, outcomes: Outcome[]): Outcome {
-    const first = outcomes[0]!;
-    if (outcomes.every((o) => o.ok)) return first;
-    const errnos = outcomes.map((o) => (o.ok ? null : o.error.errno));
-    const consistent = outcomes.every((o) => !o.ok && !isTransportFailure(o.error) && o.error.errno === errnos[0]);
-    if (consistent) return first; // every peer refused it the same way (ENOENT, EEXIST ...): nothing diverged
-    const detail = this.opts.members.map((m, i) => `${m.name}: ${show(outcomes[i]!)}`).join('; ');
-    const resource = RESOURCE_ERRNOS.find((e) => errnos.includes(e));
-    const errno = resource ?? 'EIO';
-    const anyTransport = outcomes.some((o) => !o.ok && isTransportFailure(o.error));
-    this.log.error(
-      { op: req.op, path: describe(req), seq: req.seq, errno, outcomes: detail },
-      anyTransport ? 'operation failed: not every peer committed it' : 'operation failed: peers disagree on the outcome',
-    );
-    return { ok: false, error: new MirrorError('MFS_ERRNO', `${req.op} ${describe(req)}: ${detail}`, { errno, context: { op: req.op, path: describe(req) } }) };
   }
 
   /** Drop cached answers that this change may make wrong. */
@@ -208,9 +332,9 @@ export class MirrorController {
    * slower here: every process shares the same two cores.)
    */
   private async readFromPeers<T>(req: ReadRequest): Promise<CallResult<T>> {
-    // A peer out of step may lack changes: never read from it.
-    const order = this.opts.members.filter((m) => m.inStep).sort((a, b) => Number(b.healthy) - Number(a.healthy) || a.latencyP50 - b.latencyP50);
-    if (order.length === 0) throw new MirrorError('MFS_OUT_OF_STEP', 'no peer is in step to read from');
+    // A peer that is behind may lack changes: never read from it.
+    const order = this.inSyncByPreference();
+    if (order.length === 0) throw new MirrorError('MFS_OUT_OF_STEP', 'no peer is in sync to read from');
     let lastError: unknown;
     for (const member of order) {
       try {
@@ -221,6 +345,14 @@ export class MirrorController {
       }
     }
     throw lastError ?? new MirrorError('MFS_UNREACHABLE', 'no peer to read from');
+  }
+
+  private inSyncByPreference(exclude?: Member): Member[] {
+    return this.opts.members.filter((m) => m.inStep && m !== exclude).sort((a, b) => Number(b.healthy) - Number(a.healthy) || a.latencyP50 - b.latencyP50);
+  }
+
+  fastestInSync(exclude?: Member): Member | null {
+    return this.inSyncByPreference(exclude)[0] ?? null;
   }
 
   /** Space as the peers see it (where ENOSPC is decided): the tightest in-step peer's figures. */
@@ -238,11 +370,13 @@ export class MirrorController {
       mountId: this.opts.mountId,
       epoch: this.opts.epoch,
       seq: this.seq,
-      ackPolicy: 'all',
+      ackPolicy: describeAckPolicy(this.opts.ackPolicy),
+      requiredAcks: this.required,
       inFlight: this.inFlight,
       queued: this.scheduler.queued,
+      fenced: this.fencedReason,
       localCopy: local ? { dir: local.dir, active: local.active, reason: local.reason } : null,
-      peers: this.opts.members.map((m) => m.status()),
+      peers: this.opts.members.map((m) => m.status(m.inStep ? undefined : this.opts.journal.countFor(m.name))),
     };
   }
 
@@ -253,7 +387,18 @@ export class MirrorController {
     return this.inFlight === 0;
   }
 
+  /** True when every peer has every change (a clean unmount may then settle the peers' histories). */
+  get allInSync(): boolean {
+    return this.opts.members.every((m) => m.inStep) && this.opts.journal.peersLacking().length === 0;
+  }
+
+  /** The last seq handed out. */
+  get lastSeq(): number {
+    return this.seq;
+  }
+
   async close(): Promise<void> {
+    await this.catchUp.stop();
     await Promise.all(this.opts.members.map((m) => m.close()));
     this.opts.local?.close();
   }
@@ -271,20 +416,19 @@ function settle(p: Promise<unknown>): Promise<Outcome> {
   );
 }
 
-function sameOutcome(a: Outcome, b: Outcome): boolean {
-  if (a.ok || b.ok) return a.ok === b.ok;
-  return a.error.errno === b.error.errno;
+/** Does the local copy's outcome match what the peers committed? */
+function sameOutcome(local: Outcome, verdict: Verdict): boolean {
+  if (verdict.authoritative === null) return !local.ok && !verdict.decided.ok && local.error.errno === verdict.decided.error.errno;
+  return (local.ok ? 'ok' : local.error.errno) === verdict.authoritative;
+}
+
+/** An error answer the peer recorded as the operation's outcome (it will answer a re-send the same way). */
+function isCommittedError(e: MirrorError): boolean {
+  return e.code === 'MFS_ERRNO' && isDeterministic(e.errno);
 }
 
 function show(o: Outcome): string {
   return o.ok ? 'ok' : `${o.error.errno} (${o.error.message})`;
-}
-
-/** The names an operation touches, for ordering. */
-function namesOf(req: MutationRequest): string[] {
-  if (req.op === 'rename') return [req.from, req.to];
-  if (req.op === 'link') return [req.from, req.path];
-  return [req.path];
 }
 
 function describe(req: MutationRequest): string {

@@ -23,6 +23,11 @@ export class LocalCopy {
     this.ctx = { tree: new Tree(realpathSync(dir)), fds: new FdCache({ synchronousWrites: false }), sync: noSync };
   }
 
+  /** For repair actions (copies.ts). */
+  get context(): ApplyContext {
+    return this.ctx;
+  }
+
   get root(): string {
     return this.ctx.tree.root;
   }

@@ -6,12 +6,29 @@ import type { RequestInput } from '../protocol/ops.js';
 import type { PeerSpec } from './config.js';
 import { LatencyWindow } from './latency.js';
 
+/**
+ * in-sync: receives every change as it happens. catching-up: lacks changes,
+ * answers, and is being brought them. down: lacks changes and does not answer
+ * (or cannot take them: out of space), so catch-up waits and retries.
+ */
+export type SyncState = 'in-sync' | 'catching-up' | 'down';
+
 export interface MemberStatus {
   name: string;
   url: string;
   connected: boolean;
-  /** Null while the peer has every change; else why it stopped receiving changes. */
-  outOfStep: string | null;
+  state: SyncState;
+  /** While not in sync: since when (ISO time), why, and how much it lacks. */
+  behind: {
+    since: string;
+    reason: string;
+    ops: number;
+    bytes: number;
+    /** Catch-up rate over the last few seconds, and the time left at that rate (null when unknown). */
+    opsPerS: number | null;
+    bytesPerS: number | null;
+    etaS: number | null;
+  } | null;
   lastError: string | null;
   latencyUsP50: number | null;
   latencyUsP99: number | null;
@@ -34,7 +51,12 @@ export class Member {
   private failures = 0;
   private connected = false;
   private lastError: string | null = null;
-  private outOfStepReason: string | null = null;
+  private lag: { since: number; reason: string; errno: string | null; catchingUp: boolean } | null = null;
+  private readonly caughtUp: Array<{ at: number; ops: number; bytes: number }> = [];
+  /** Changes in flight that were not sent here because the peer is behind (they will be journaled for it). */
+  skippedInFlight = 0;
+  /** Changes this peer lacks that are not yet committed to the journal. */
+  unjournaled = 0;
 
   constructor(readonly spec: PeerSpec, timeoutMs: number, private readonly log: Logger) {
     this.client = new PeerClient(spec.url, { name: spec.name, token: spec.token, timeoutMs });
@@ -50,23 +72,57 @@ export class Member {
   }
 
   get healthy(): boolean {
-    return this.connected && this.outOfStepReason === null;
+    return this.connected && this.lag === null;
   }
 
+  /** True while the peer has every change and receives new ones directly. */
   get inStep(): boolean {
-    return this.outOfStepReason === null;
+    return this.lag === null;
+  }
+
+  /** Why the peer is behind (null when in sync), and the errno behind it when it is a resource (ENOSPC). */
+  get behindReason(): string | null {
+    return this.lag?.reason ?? null;
+  }
+
+  get behindErrno(): string | null {
+    return this.lag?.errno ?? null;
   }
 
   /**
-   * The peer did not answer a change (timeout, lost connection): it may still
-   * apply it later, after changes sent since. So no further change goes to it,
-   * which would break the per-name order every peer must share, until it has
-   * been caught up (today: a remount; automatic catch-up is a later feature).
+   * The peer lacks a change (it did not answer, or could not apply it). From
+   * now on changes go to the journal for it instead of to it, so that it
+   * receives them in order when catch-up brings them (catch-up.ts).
    */
-  markOutOfStep(seq: number, reason: string): void {
-    if (this.outOfStepReason) return;
-    this.outOfStepReason = `since seq ${seq}: ${reason}; no change goes anywhere until it is caught up (remount)`;
-    this.log.error({ peer: this.name, seq, reason }, 'peer is out of step: it missed a change; no further changes go to it');
+  markBehind(seq: number, reason: string, errno: string | null = null): void {
+    if (this.lag) {
+      if (errno) this.lag.errno = errno;
+      return;
+    }
+    this.lag = { since: Date.now(), reason: `since seq ${seq}: ${reason}`, errno, catchingUp: false };
+    this.caughtUp.length = 0;
+    this.log.error({ peer: this.name, seq, reason }, 'peer is behind: it lacks a change; changes are journaled for it and caught up when it answers');
+  }
+
+  /** Catch-up is bringing changes (true) or waiting for the peer (false). */
+  noteCatchingUp(active: boolean, reason?: string, errno?: string | null): void {
+    if (!this.lag) return;
+    this.lag.catchingUp = active;
+    if (reason) this.lag.reason = reason;
+    if (errno !== undefined) this.lag.errno = errno;
+  }
+
+  noteCaughtUp(ops: number, bytes: number): void {
+    const now = Date.now();
+    this.caughtUp.push({ at: now, ops, bytes });
+    while (this.caughtUp.length > 0 && this.caughtUp[0]!.at < now - 5000) this.caughtUp.shift();
+  }
+
+  /** The peer has everything again; changes go to it directly from now on. */
+  markInSync(): void {
+    if (!this.lag) return;
+    this.log.info({ peer: this.name, behindForMs: Date.now() - this.lag.since }, 'peer is in sync again');
+    this.lag = null;
   }
 
   /** The peer answered outside call() (the handshake at mount time). */
@@ -75,11 +131,8 @@ export class Member {
     this.lastError = null;
   }
 
-  /** Send a change, unless the peer is out of step (then fail at once, as a transport failure). */
+  /** Send a change. */
   mutate(req: RequestInput, payload: Buffer): Promise<unknown> {
-    if (this.outOfStepReason) {
-      return Promise.reject(new MirrorError('MFS_OUT_OF_STEP', `peer ${this.name} ${this.outOfStepReason}`, { context: { peer: this.name, op: req.op } }));
-    }
     return this.call(req, payload).then((r) => r.result);
   }
 
@@ -116,12 +169,25 @@ export class Member {
     }
   }
 
-  status(): MemberStatus {
+  /** Status; `lacking` is what the journal holds for this peer. */
+  status(lacking: { ops: number; bytes: number } = { ops: 0, bytes: 0 }): MemberStatus {
+    let behind: MemberStatus['behind'] = null;
+    if (this.lag) {
+      const window = this.caughtUp;
+      const spanS = window.length > 1 ? (window[window.length - 1]!.at - window[0]!.at) / 1000 : 0;
+      const ops = window.slice(1).reduce((n, w) => n + w.ops, 0);
+      const bytes = window.slice(1).reduce((n, w) => n + w.bytes, 0);
+      const opsPerS = spanS > 0 ? Math.round(ops / spanS) : null;
+      const bytesPerS = spanS > 0 ? Math.round(bytes / spanS) : null;
+      const etaS = opsPerS ? Math.ceil(lacking.ops / opsPerS) : null;
+      behind = { since: new Date(this.lag.since).toISOString(), reason: this.lag.reason, ...lacking, opsPerS, bytesPerS, etaS };
+    }
     return {
       name: this.name,
       url: this.spec.url,
       connected: this.connected,
-      outOfStep: this.outOfStepReason,
+      state: this.lag === null ? 'in-sync' : this.lag.catchingUp ? 'catching-up' : 'down',
+      behind,
       lastError: this.lastError,
       latencyUsP50: round(this.latency.percentile(50)),
       latencyUsP99: round(this.latency.percentile(99)),

@@ -3,7 +3,11 @@ import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import type { PeerSpec } from './config.js';
 import { checkPeersAgree, prepareLocalCopy } from './consistency.js';
-import { MirrorController } from './controller.js';
+import { MirrorController, requiredAcks, type AckPolicy } from './controller.js';
+import { Journal } from './journal.js';
+import { progressReporter } from './progress.js';
+import { recover } from './recovery.js';
+import { verifyCopies } from './verify.js';
 import { startControlServer } from './control.js';
 import { loadFuse, type FuseInstance } from './fuse-binding.js';
 import { buildFuseOps } from './fuse-ops.js';
@@ -20,6 +24,9 @@ export interface MountOptions {
   stateDir: string;
   /** Bound on every call to a peer. */
   peerTimeoutMs: number;
+  ackPolicy: AckPolicy;
+  /** Rebuild every other peer from this one before mounting. */
+  resyncFrom?: string;
   log: Logger;
 }
 
@@ -32,8 +39,15 @@ export interface RunningMount {
 }
 
 const DRAIN_TIMEOUT_MS = 30_000;
-/** Seconds the kernel may cache names, attributes and negative lookups. */
+/** Seconds the kernel may cache names and attributes. */
 const KERNEL_CACHE_S = 60;
+/**
+ * Seconds the kernel may cache "no such name". Short: a change whose call
+ * failed can still be rolled forward (it reached a peer), and libfuse 2's
+ * high-level API cannot invalidate the kernel's entry, so the name would stay
+ * invisible to lookups (while readdir lists it) for this long.
+ */
+const NEGATIVE_CACHE_S = 1;
 
 /**
  * Bring a mount up: check FUSE and the mount point, greet and own every peer,
@@ -46,11 +60,17 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
   checkMountpoint(mountpoint);
   const mountId = loadMountId(opts.stateDir);
   const members = opts.peers.map((spec) => new Member(spec, opts.peerTimeoutMs, log));
+  if (requiredAcks(opts.ackPolicy, members.length) < 1) throw new Error('the ack policy must require at least one peer');
   let local: LocalCopy | null = null;
+  const journal = new Journal(opts.stateDir);
   try {
-    const { epoch, lastSeq, progressAgrees } = await establishOwnership(mountId, members, log);
-    if (!progressAgrees) log.warn('the peers applied different amounts of this mount\'s history: comparing their contents');
+    const { epoch, peerIds, progress, lastSeq: peersLastSeq, progressAgrees } = await establishOwnership(mountId, members, log);
+    if (!progressAgrees) log.warn('the peers applied different amounts of this mount\'s history: reconciling, then comparing their contents');
+    await recover({ mountId, epoch, members, peerIds, progress, journal, log, resyncFrom: opts.resyncFrom, reporter: progressReporter(log) });
+    const lastSeq = Math.max(peersLastSeq, journal.maxSeq());
     const manifest = await checkPeersAgree(members, { content: !progressAgrees });
+    // Every peer now holds the whole history: say so, so later mounts compare from here.
+    if (lastSeq > 0) await Promise.all(members.map((m) => m.client.settle(mountId, epoch, lastSeq)));
     const cleanMarker = join(opts.stateDir, 'local-copy.clean');
     if (opts.localCopyDir) {
       local = new LocalCopy(opts.localCopyDir, log);
@@ -58,12 +78,12 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     }
     // Written again only by a clean unmount with the local copy still in step.
     rmSync(cleanMarker, { force: true });
-    const controller = new MirrorController({ mountId, epoch, lastSeq, members, local, log });
+    const controller = new MirrorController({ mountId, epoch, lastSeq, members, local, journal, ackPolicy: opts.ackPolicy, log });
     const fuse = new Fuse(mountpoint, buildFuseOps(controller, log), {
       // fuse-native joins options with commas, so options it does not know ride
       // on fsname: big_writes (else the kernel splits writes into 4 KiB requests,
       // FIELD-NOTES) and negative_timeout (cache "no such name" answers).
-      fsname: `mirrorfs,big_writes,negative_timeout=${KERNEL_CACHE_S}`,
+      fsname: `mirrorfs,big_writes,negative_timeout=${NEGATIVE_CACHE_S}`,
       // The mount is the only writer of the tree, and every change goes through
       // this kernel, which updates its own caches: names and attributes can be
       // cached well beyond libfuse's 1 s default.
@@ -82,6 +102,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     const control = await startControlServer(mountpoint, {
       status: () => ({ mountpoint, pid: process.pid, ...controller.status() }),
       unmount: () => stop('mirrorfs unmount'),
+      verify: (v) => verifyCopies(controller, v),
     });
     try {
       await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(new Error(`FUSE mount of ${mountpoint} failed: ${err.message}`)) : resolve())));
@@ -89,7 +110,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
       await control.close();
       throw err;
     }
-    log.info({ mountpoint, mountId, epoch, peers: members.map((m) => m.name), localCopy: opts.localCopyDir ?? null }, 'mounted');
+    log.info({ mountpoint, mountId, epoch, ackPolicy: opts.ackPolicy, peers: members.map((m) => m.name), localCopy: opts.localCopyDir ?? null }, 'mounted');
 
     const stop = (reason: string): Promise<void> => {
       stopping ??= (async () => {
@@ -100,7 +121,11 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
         const unmounted = await unmountFuse(fuse, log);
         await control.close();
         if (unmounted && local?.active) writeFileSync(cleanMarker, `${new Date().toISOString()}\n`);
+        if (controller.allInSync && controller.lastSeq > 0) {
+          await Promise.all(members.map((m) => m.client.settle(mountId, epoch, controller.lastSeq))).catch((err: Error) => log.warn({ err: err.message }, 'could not settle the peers\' histories (the next mount compares them)'));
+        }
         await controller.close();
+        journal.close();
         if (unmounted) log.info({ mountpoint }, 'unmounted');
         resolveStopped(unmounted);
       })();
@@ -110,6 +135,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
   } catch (err) {
     await Promise.all(members.map((m) => m.close()));
     local?.close();
+    journal.close();
     throw err;
   }
 }

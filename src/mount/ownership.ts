@@ -1,10 +1,14 @@
 import type { Logger } from '../log.js';
 import { MirrorError } from '../protocol/errors.js';
-import type { PeerStatus } from '../protocol/ops.js';
+import type { PeerStatus, ProgressResult } from '../protocol/ops.js';
 import type { Member } from './member.js';
 
 export interface Ownership {
   epoch: number;
+  /** Each peer's identity (a new one means its data was replaced), in member order. */
+  peerIds: string[];
+  /** Each peer's progress through this mount's history, in member order. */
+  progress: ProgressResult[];
   /** Highest seq of this mount that any peer has a record of. */
   lastSeq: number;
   /** False when the peers have applied different amounts of this mount's history (one missed changes). */
@@ -36,11 +40,12 @@ export async function establishOwnership(mountId: string, members: Member[], log
     );
   }
   const epoch = Math.max(1, newest);
-  await Promise.all(
+  const peerIds = await Promise.all(
     members.map(async (m) => {
       try {
-        await m.client.handshake(mountId, epoch);
+        const hello = await m.client.handshake(mountId, epoch);
         m.markConnected();
+        return hello.peer.id;
       } catch (err) {
         throw new Error(describeRefusal(m, err));
       }
@@ -50,7 +55,7 @@ export async function establishOwnership(mountId: string, members: Member[], log
   const lastSeq = Math.max(0, ...progress.map((p) => p.maxSeq));
   const progressAgrees = progress.every((p) => p.maxSeq === progress[0]!.maxSeq && p.contiguousSeq === progress[0]!.contiguousSeq);
   log.info({ epoch, lastSeq, progressAgrees, peers: members.map((m) => m.name) }, 'ownership established on every peer');
-  return { epoch, lastSeq, progressAgrees };
+  return { epoch, peerIds, progress, lastSeq, progressAgrees };
 }
 
 function describeRefusal(m: Member, err: unknown): string {

@@ -8,6 +8,7 @@ import { MirrorError, isDeterministic, toMirrorError, type WireError } from '../
 import { NAMESPACE_OPS, isMutation, requestSchema, type ControlRequest, type HandshakeResult, type Mutation, type PeerStatus, type Request } from '../protocol/ops.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from '../protocol/version.js';
 import { applyMutation, type ApplyContext } from '../store/apply.js';
+import { applyRepair } from '../store/repair.js';
 import { durableSync } from '../store/durable.js';
 import { FdCache } from '../store/fd-cache.js';
 import { TokenAuth } from './auth.js';
@@ -152,7 +153,11 @@ export class PeerServer {
     const route = url.pathname;
     if (method === 'POST' && route === ROUTES.call) return this.handleCall(stream, headers);
     if (method === 'GET' && route === ROUTES.status) return respondJson(stream, this.status());
-    if (method === 'GET' && route === ROUTES.manifest) return this.streamManifest(stream, url.searchParams.get('content') !== '0');
+    if (method === 'GET' && route === ROUTES.manifest) {
+      const path = url.searchParams.get('path') ?? '';
+      if (path !== '') this.tree.resolve(path); // confinement: refuses .., symlinked ancestors, reserved names
+      return this.streamManifest(stream, url.searchParams.get('content') !== '0', path);
+    }
     throw new MirrorError('MFS_NOT_FOUND', `no route ${method} ${route}`);
   }
 
@@ -169,13 +174,27 @@ export class PeerServer {
       const { result } = await this.mutate(req, frame.payload);
       return respondFrame(stream, result);
     }
-    if (req.op === 'handshake' || req.op === 'progress') return respondFrame(stream, { ok: true, result: await this.control(req) });
+    if (req.op === 'repair') {
+      const result = await this.repair(req, frame.payload);
+      return respondFrame(stream, result === null ? { ok: true } : { ok: true, result });
+    }
+    if (req.op === 'handshake' || req.op === 'progress' || req.op === 'history' || req.op === 'adopt' || req.op === 'settle') {
+      return respondFrame(stream, { ok: true, result: await this.control(req) });
+    }
     const out = await this.lock.run(false, async () => serveRead(this.ctx, req));
     respondFrame(stream, out.result === undefined ? { ok: true } : { ok: true, result: out.result }, out.payload);
   }
 
   private async control(req: ControlRequest): Promise<unknown> {
     if (req.op === 'progress') return this.state.progress(req.mount);
+    if (req.op === 'history') return this.state.history(req.mount, req.after, req.limit);
+    if (req.op === 'adopt') return this.adopt(req);
+    if (req.op === 'settle') {
+      this.checkOwnership(req);
+      this.state.settle(req.mount, req.seq);
+      return { settledThrough: this.state.settledThrough(req.mount) };
+    }
+    if (req.op === 'repair') throw new MirrorError('MFS_INTERNAL', 'repair is not a control request');
     if (req.protocol !== PROTOCOL_VERSION) {
       throw new MirrorError('MFS_PROTOCOL_MISMATCH', `peer speaks mirrorfs protocol ${PROTOCOL_VERSION}, mount speaks ${req.protocol}`);
     }
@@ -200,7 +219,7 @@ export class PeerServer {
   }
 
   /** Refuse an operation whose stamp is not the current owner's epoch. */
-  private checkOwnership(req: Mutation): void {
+  private checkOwnership(req: { mount: string; epoch: number }): void {
     const { epoch, owner } = this.state;
     if (req.epoch < epoch) throw new MirrorError('MFS_FENCED', `operation from epoch ${req.epoch}, peer is at epoch ${epoch} owned by ${owner}`);
     if (req.epoch > epoch) throw new MirrorError('MFS_NO_HANDSHAKE', `operation from epoch ${req.epoch}, peer is at epoch ${epoch}: handshake first`);
@@ -256,6 +275,41 @@ export class PeerServer {
     });
   }
 
+  /**
+   * A repair action from the owner: applied exclusively (it may remove a
+   * subtree or replace a name) and durably, but not recorded: repairs set state.
+   */
+  private repair(req: Extract<ControlRequest, { op: 'repair' }>, payload: Buffer): Promise<unknown> {
+    const action = req.action;
+    const path = 'path' in action ? action.path : action.from;
+    this.checkOwnership({ mount: req.mount, epoch: req.epoch });
+    return this.lock.run(true, async () => {
+      this.checkOwnership({ mount: req.mount, epoch: req.epoch });
+      try {
+        const result = await applyRepair(this.ctx, action, payload);
+        this.log.info({ action: action.op, path }, 'repair applied');
+        return result;
+      } catch (err) {
+        throw toMirrorError(err, { op: `repair ${action.op}`, path });
+      }
+    });
+  }
+
+  /** Record an outcome brought here by repair, unless this peer already has one for that seq. */
+  private async adopt(req: Extract<ControlRequest, { op: 'adopt' }>): Promise<{ adopted: boolean }> {
+    this.checkOwnership(req);
+    const prior = this.state.lookup(req.mount, req.seq);
+    if (prior?.state === 'done') return { adopted: false };
+    let op: string;
+    try {
+      op = String((JSON.parse(req.subject) as { op?: unknown }).op ?? 'unknown');
+    } catch {
+      throw new MirrorError('MFS_MALFORMED', 'adopt: subject is not JSON');
+    }
+    await this.state.recordDone(req.mount, req.seq, req.epoch, op, req.subject, req.result);
+    return { adopted: true };
+  }
+
   private status(): PeerStatus {
     return {
       name: this.opts.name,
@@ -273,10 +327,10 @@ export class PeerServer {
     };
   }
 
-  private async streamManifest(stream: ServerHttp2Stream, content: boolean): Promise<void> {
+  private async streamManifest(stream: ServerHttp2Stream, content: boolean, path: string): Promise<void> {
     stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson', [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) });
     await this.lock.run(false, async () => {
-      for await (const entry of walkManifest(this.tree.root, { content })) {
+      for await (const entry of walkManifest(this.tree.root, { content, path })) {
         if (stream.destroyed) return;
         if (!stream.write(`${JSON.stringify(entry)}\n`)) await new Promise((r) => stream.once('drain', r));
       }

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
-import type { ProgressResult } from '../protocol/ops.js';
+import type { HistoryEntry, ProgressResult } from '../protocol/ops.js';
 
 /**
  * The peer's own state, in SQLite beside (never inside) the mirrored tree:
@@ -53,6 +53,7 @@ export class PeerState {
       forget: this.db.prepare('DELETE FROM outcomes WHERE mount = ? AND seq = ?'),
       maxSeq: this.db.prepare<[string], { m: number | null }>('SELECT MAX(seq) AS m FROM outcomes WHERE mount = ?'),
       seqsAbove: this.db.prepare<[string, number], { seq: number }>('SELECT seq FROM outcomes WHERE mount = ? AND seq > ? ORDER BY seq'),
+      history: this.db.prepare<[string, number, number], HistoryEntry>('SELECT seq, op, subject, state, result FROM outcomes WHERE mount = ? AND seq > ? ORDER BY seq LIMIT ?'),
       mounts: this.db.prepare<[], { mount: string }>('SELECT DISTINCT mount FROM outcomes'),
       prune: this.db.prepare('DELETE FROM outcomes WHERE mount = ? AND seq < ? AND state = \'done\''),
     };
@@ -190,14 +191,31 @@ export class PeerState {
     return floor;
   }
 
+  settledThrough(mount: string): number {
+    return Number(this.meta(`settled_through:${mount}`) ?? 0);
+  }
+
+  /** The mount says every copy holds its history through seq (kept across power loss). */
+  settle(mount: string, seq: number): void {
+    if (seq <= this.settledThrough(mount)) return;
+    this.durably(() => this.setMeta(`settled_through:${mount}`, String(seq)));
+  }
+
   progress(mount: string): ProgressResult {
     const forgottenBelow = this.forgottenBelow(mount);
-    let contiguous = Math.max(0, forgottenBelow - 1);
+    const settledThrough = this.settledThrough(mount);
+    let contiguous = Math.max(0, forgottenBelow - 1, settledThrough);
     for (const row of this.stmts.seqsAbove.iterate(mount, contiguous)) {
       if (row.seq !== contiguous + 1) break;
       contiguous = row.seq;
     }
-    return { mount, contiguousSeq: contiguous, maxSeq: this.stmts.maxSeq.get(mount)?.m ?? 0, forgottenBelow };
+    const maxSeq = Math.max(this.stmts.maxSeq.get(mount)?.m ?? 0, settledThrough);
+    return { mount, contiguousSeq: contiguous, maxSeq, forgottenBelow, settledThrough };
+  }
+
+  /** Recorded operations of a mount after a seq, in seq order. */
+  history(mount: string, after: number, limit: number): HistoryEntry[] {
+    return this.stmts.history.all(mount, after, limit);
   }
 
   prune(): void {

@@ -55,11 +55,55 @@ export const readSchemas = {
   statfs: z.object({ op: z.literal('statfs') }),
 } as const;
 
+/**
+ * Repair actions (verify --repair, resync, in-doubt reconciliation): a changing
+ * operation without a stamp, or `remove-tree`. They set state rather than
+ * change it relative to what is there, so they are applied but not recorded;
+ * re-sending one is harmless.
+ */
+const unstamped = { mount: true, epoch: true, seq: true } as const;
+export const repairActionSchema = z.discriminatedUnion('op', [
+  mutationSchemas.create.omit(unstamped),
+  mutationSchemas.write.omit(unstamped),
+  mutationSchemas.truncate.omit(unstamped),
+  mutationSchemas.unlink.omit(unstamped),
+  mutationSchemas.mkdir.omit(unstamped),
+  mutationSchemas.rmdir.omit(unstamped),
+  mutationSchemas.rename.omit(unstamped),
+  mutationSchemas.symlink.omit(unstamped),
+  mutationSchemas.link.omit(unstamped),
+  mutationSchemas.chmod.omit(unstamped),
+  mutationSchemas.chown.omit(unstamped),
+  mutationSchemas.utimens.omit(unstamped),
+  mutationSchemas.setxattr.omit(unstamped),
+  mutationSchemas.removexattr.omit(unstamped),
+  /** Remove whatever is at path, recursively (nothing there is success; the root keeps itself and the peer's state). */
+  z.object({ op: z.literal('remove-tree'), path: wirePath }),
+]);
+export type RepairAction = z.infer<typeof repairActionSchema>;
+export type RepairActionInput = z.input<typeof repairActionSchema>;
+
 /** Control operations. */
 export const controlSchemas = {
   handshake: z.object({ op: z.literal('handshake'), protocol: z.number().int(), mount: mountId, epoch: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER) }),
   /** How far a mount's operations have been applied here (for catch-up). */
   progress: z.object({ op: z.literal('progress'), mount: mountId }),
+  /** The recorded operations of a mount after a seq, in seq order (what reconciliation compares). */
+  history: z.object({ op: z.literal('history'), mount: mountId, after: z.number().int().min(0), limit: z.number().int().min(1).max(10_000).default(10_000) }),
+  /** Apply one repair action; only the owner at the current epoch may. */
+  repair: z.object({ op: z.literal('repair'), mount: mountId, epoch: stamp.epoch, action: repairActionSchema }),
+  /**
+   * Record an operation's outcome without applying it: the change was brought
+   * here by repair (copied from a peer that applied it), so this peer's history
+   * counts it as applied from now on.
+   */
+  adopt: z.object({ op: z.literal('adopt'), ...stamp, subject: z.string().max(65_536), result: z.string().max(65_536) }),
+  /**
+   * Every copy holds everything of this mount up to seq (the mount reconciled
+   * them): progress counts from there, so a seq that failed everywhere and was
+   * never recorded does not hold contiguousSeq back for ever.
+   */
+  settle: z.object({ op: z.literal('settle'), ...stamp }),
 } as const;
 
 const allSchemas = { ...mutationSchemas, ...readSchemas, ...controlSchemas };
@@ -127,6 +171,19 @@ export interface ProgressResult {
   maxSeq: number;
   /** Seqs below this were forgotten (history pruned). */
   forgottenBelow: number;
+  /** The mount declared every copy complete up to here (control op settle). */
+  settledThrough: number;
+}
+
+/** One recorded operation (control op `history`). */
+export interface HistoryEntry {
+  seq: number;
+  op: string;
+  /** The operation's arguments without stamp or payload (JSON). */
+  subject: string;
+  state: 'intent' | 'done';
+  /** The outcome (JSON), null for an intent. */
+  result: string | null;
 }
 
 export interface PeerStatus {
@@ -156,5 +213,7 @@ export interface ManifestEntry {
   target?: string; // symlinks
   /** Regular files with more than one name: the inode number, so names of one file can be grouped (not comparable across peers). */
   inode?: number;
+  /** Modification time (ms, truncated): copied by repair, not compared (reading through the mount can differ by the kernel's rounding). */
+  mtimeMs?: number;
   xattrs?: Record<string, string>; // name -> base64 value
 }

@@ -1,7 +1,7 @@
 import http2, { type ClientHttp2Session } from 'node:http2';
 import { decodeFrame, encodeFrame, type ResponseHeader } from './codec.js';
 import { MirrorError, type WireError } from './errors.js';
-import type { HandshakeResult, ManifestEntry, PeerStatus, ProgressResult, RequestInput } from './ops.js';
+import type { HandshakeResult, HistoryEntry, RepairActionInput, ManifestEntry, PeerStatus, ProgressResult, RequestInput } from './ops.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from './version.js';
 
 export interface PeerClientOptions {
@@ -70,6 +70,25 @@ export class PeerClient {
     return this.call<ProgressResult>({ op: 'progress', mount }).then((r) => r.result);
   }
 
+  /** Declare every copy complete through seq (after reconciliation). */
+  async settle(mount: string, epoch: number, seq: number): Promise<void> {
+    await this.call({ op: 'settle', mount, epoch, seq });
+  }
+
+  /** Apply a repair action (docs/PROTOCOL.md, "Repair"). */
+  async repair(mount: string, epoch: number, action: RepairActionInput, payload?: Buffer): Promise<unknown> {
+    return (await this.call({ op: 'repair', mount, epoch, action }, payload)).result;
+  }
+
+  /** Record an outcome for a change brought here by repair. */
+  async adopt(mount: string, epoch: number, seq: number, subject: string, result: string): Promise<void> {
+    await this.call({ op: 'adopt', mount, epoch, seq, subject, result });
+  }
+
+  history(mount: string, after: number): Promise<HistoryEntry[]> {
+    return this.call<HistoryEntry[]>({ op: 'history', mount, after }).then((r) => r.result);
+  }
+
   async status(): Promise<PeerStatus> {
     return JSON.parse((await this.send('GET', ROUTES.status, undefined, 'status')).toString('utf8')) as PeerStatus;
   }
@@ -78,8 +97,11 @@ export class PeerClient {
    * The peer's tree manifest, in path order; without content hashes when
    * content is false. Allowed 30 times the call timeout: it walks the whole tree.
    */
-  async manifest(opts: { content?: boolean } = {}): Promise<ManifestEntry[]> {
-    const route = opts.content === false ? `${ROUTES.manifest}?content=0` : ROUTES.manifest;
+  async manifest(opts: { content?: boolean; path?: string } = {}): Promise<ManifestEntry[]> {
+    const query = new URLSearchParams();
+    if (opts.content === false) query.set('content', '0');
+    if (opts.path) query.set('path', opts.path);
+    const route = query.size > 0 ? `${ROUTES.manifest}?${query.toString()}` : ROUTES.manifest;
     const text = (await this.send('GET', route, undefined, 'manifest', this.timeoutMs * 30)).toString('utf8');
     return text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as ManifestEntry);
   }

@@ -12,8 +12,18 @@ import { entryType, listNames, xattrNames } from './reads.js';
  * Order: depth-first, names sorted by UTF-16 code unit. With content=false the
  * hashes are left out (a cheap structural comparison).
  */
-export async function* walkManifest(root: string, opts: { content?: boolean } = {}): AsyncGenerator<ManifestEntry> {
-  yield* walk(root, '', opts.content ?? true);
+export async function* walkManifest(root: string, opts: { content?: boolean; path?: string } = {}): AsyncGenerator<ManifestEntry> {
+  const content = opts.content ?? true;
+  const path = opts.path ?? '';
+  if (path === '') {
+    yield* walk(root, '', content);
+    return;
+  }
+  // One entry and, for a directory, everything under it. Nothing there: nothing yielded.
+  const entry = await describeEntry(root, path, content);
+  if (!entry) return;
+  yield entry;
+  if (entry.type === 'dir') yield* walk(root, path, content);
 }
 
 async function* walk(root: string, rel: string, content: boolean): AsyncGenerator<ManifestEntry> {
@@ -21,32 +31,39 @@ async function* walk(root: string, rel: string, content: boolean): AsyncGenerato
   const names = listNames(abs, rel === '').sort();
   for (const name of names) {
     const childRel = rel === '' ? name : `${rel}/${name}`;
-    const childAbs = join(abs, name);
-    let st;
-    try {
-      st = lstatSync(childAbs);
-    } catch {
-      continue; // removed while walking
-    }
-    const entry: ManifestEntry = {
-      path: childRel,
-      type: entryType(st),
-      mode: st.mode,
-      uid: st.uid,
-      gid: st.gid,
-      size: st.isDirectory() ? 0 : st.size,
-    };
-    if (content && st.isFile()) entry.sha256 = await hashFile(childAbs);
-    if (st.isFile() && st.nlink > 1) entry.inode = st.ino;
-    if (st.isSymbolicLink()) entry.target = readlinkSync(childAbs);
-    const xnames = xattrNames(childAbs, st).sort();
-    if (xnames.length > 0) {
-      entry.xattrs = {};
-      for (const x of xnames) entry.xattrs[x] = getAttributeSync(childAbs, x).toString('base64');
-    }
+    const entry = await describeEntry(root, childRel, content);
+    if (!entry) continue; // removed while walking
     yield entry;
-    if (st.isDirectory()) yield* walk(root, childRel, content);
+    if (entry.type === 'dir') yield* walk(root, childRel, content);
   }
+}
+
+async function describeEntry(root: string, rel: string, content: boolean): Promise<ManifestEntry | null> {
+  const abs = join(root, rel);
+  let st;
+  try {
+    st = lstatSync(abs);
+  } catch {
+    return null;
+  }
+  const entry: ManifestEntry = {
+    path: rel,
+    type: entryType(st),
+    mode: st.mode,
+    uid: st.uid,
+    gid: st.gid,
+    size: st.isDirectory() ? 0 : st.size,
+    mtimeMs: Math.trunc(st.mtimeMs),
+  };
+  if (content && st.isFile()) entry.sha256 = await hashFile(abs);
+  if (st.isFile() && st.nlink > 1) entry.inode = st.ino;
+  if (st.isSymbolicLink()) entry.target = readlinkSync(abs);
+  const xnames = xattrNames(abs, st).sort();
+  if (xnames.length > 0) {
+    entry.xattrs = {};
+    for (const x of xnames) entry.xattrs[x] = getAttributeSync(abs, x).toString('base64');
+  }
+  return entry;
 }
 
 function hashFile(abs: string): Promise<string> {

@@ -1,6 +1,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { runCollect } from './child.js';
 import type { PeerProcess } from './peer.js';
 import { tmpDir } from './tmp.js';
 import { waitFor } from './wait.js';
@@ -109,4 +110,27 @@ export function lazyUnmount(point: string): void {
 /** Stop every mount this helper started (afterEach/afterAll), even after a failure. */
 export async function cleanupMounts(): Promise<void> {
   await Promise.all([...live].map((m) => m.stop()));
+}
+
+/** Run the mirrorfs CLI; resolves with exit code and output. */
+export function mirrorfsCli(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return runCollect(process.execPath, [MIRRORFS_BIN, ...args], timeoutMs);
+}
+
+export interface PeerState {
+  name: string;
+  state: 'in-sync' | 'catching-up' | 'down';
+  behind: { ops: number; bytes: number; reason: string } | null;
+}
+
+/** `mirrorfs status --json` of a mount. */
+export async function mountStatus(mountpoint: string): Promise<{ seq: number; fenced: string | null; peers: PeerState[] }> {
+  const r = await mirrorfsCli(['status', mountpoint, '--json']);
+  if (r.code !== 0) throw new Error(`mirrorfs status failed: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+/** Wait (bounded) until every peer of a mount is in sync. */
+export async function waitAllInSync(mountpoint: string, timeoutMs = 60_000): Promise<void> {
+  await waitFor(async () => (await mountStatus(mountpoint)).peers.every((p) => p.state === 'in-sync'), `every peer of ${mountpoint} in sync`, timeoutMs, 100);
 }

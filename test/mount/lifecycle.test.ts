@@ -1,11 +1,12 @@
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { mkdirSync, writeFileSync, readFileSync, existsSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeFrame } from '../../src/protocol/codec.js';
 import { run, runCollect } from '../helpers/child.js';
-import { MIRRORFS_BIN, cleanupMounts, isMounted, lazyUnmount, mountArgs, startMount } from '../helpers/mount.js';
+import { MIRRORFS_BIN, cleanupMounts, isMounted, lazyUnmount, mountArgs, startMount, waitAllInSync } from '../helpers/mount.js';
+import { compareDirs } from '../helpers/tree.js';
 import { cleanupPeers, spawnPeer } from '../helpers/peer.js';
 import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -77,7 +78,7 @@ describe('mount refuses, with a message that says what to do', () => {
     const { mountpoint, stateDir } = fresh();
     const r = await cli([...mountArgs(mountpoint, [east, west], stateDir), '--foreground']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/peers east and west hold different trees[\s\S]*only-on-east: only on east[\s\S]*rsync/);
+    expect(r.stderr).toMatch(/peers east and west hold different trees[\s\S]*only-on-east: only on east[\s\S]*cannot be reconciled automatically[\s\S]*--resync-from NAME/);
   });
 
   it('when the peers are owned by another live mount', async () => {
@@ -154,8 +155,8 @@ describe('running a mount', () => {
       expect(isMounted(mountpoint)).toBe(true);
       writeFileSync(join(mountpoint, 'hello'), 'world');
       const status = await cli(['status', mountpoint]);
-      expect(status.stdout).toMatch(/east\s+http:\/\/127\.0\.0\.1:\d+\s+yes\s+\d+\s+\d+\s+\d+/);
-      expect(status.stdout).toMatch(/west\s+http:\/\/127\.0\.0\.1:\d+\s+yes/);
+      expect(status.stdout).toMatch(/east\s+http:\/\/127\.0\.0\.1:\d+\s+in sync\s+yes\s+\d+\s+\d+\s+\d+/);
+      expect(status.stdout).toMatch(/west\s+http:\/\/127\.0\.0\.1:\d+\s+in sync\s+yes/);
       const json = JSON.parse((await cli(['status', mountpoint, '--json'])).stdout);
       expect(json.peers.map((p: { name: string }) => p.name)).toEqual(['east', 'west']);
       expect(json.peers[0].bytes).toBeGreaterThanOrEqual(5);
@@ -206,28 +207,30 @@ describe('running a mount', () => {
     expect(existsSync(again.mountpoint)).toBe(true);
   });
 
-  it('a peer error maps to the same errno, and peers that disagree give EIO with both outcomes logged', async () => {
+  it('a peer error maps to the same errno; peers that disagree give EIO, logged, and the odd one is repaired', async () => {
     const east = await spawnPeer({ name: 'east' });
     const west = await spawnPeer({ name: 'west' });
     const m = await startMount({ peers: [east, west], localCopy: true });
     const enoent = await run('rmdir', [join(m.mountpoint, 'not-there')]).then(() => null, (e: Error) => e);
     expect(enoent?.message).toMatch(/No such file or directory/);
-    // Plant a difference behind the mount's back: "clash" exists on east only.
-    mkdirSync(join(east.dataDir, 'clash'));
+    // Plant a difference behind the mount's back: "clash" exists on east only, as a file.
+    writeFileSync(join(east.dataDir, 'clash'), 'planted');
     const err = await run('mkdir', [join(m.mountpoint, 'clash')]).then(() => null, (e: Error) => e);
     expect(err?.message).toMatch(/Input\/output error/);
     await waitFor(() => m.stderr().includes('peers disagree on the outcome'), 'the disagreement log line');
     expect(m.stderr()).toMatch(/east: EEXIST.*west: ok/);
-    // east now holds a different tree: it is out of step, and no further change goes anywhere
-    const next = await run('mkdir', [join(m.mountpoint, 'next')]).then(() => null, (e: Error) => e);
-    expect(next?.message).toMatch(/Input\/output error/);
-    expect(existsSync(join(west.dataDir, 'next'))).toBe(false);
-    expect((await cli(['status', m.mountpoint])).stdout).toMatch(/east is out of step since seq \d+: refused with EEXIST a change other peers committed/);
+    // west committed the mkdir, so it is rolled forward: east's "clash" is repaired from west
+    await waitAllInSync(m.mountpoint);
+    expect(lstatSync(join(east.dataDir, 'clash')).isDirectory()).toBe(true);
+    await run('mkdir', [join(m.mountpoint, 'next')]);
+    // the kernel remembers the failed name as absent for the negative-lookup cache time (1 s)
+    await waitFor(() => existsSync(join(m.mountpoint, 'clash')), 'the rolled-forward name to be visible through the mount');
+    expect(compareDirs([{ label: 'mount', dir: m.mountpoint }, { label: 'local', dir: m.localCopyDir! }, { label: 'east', dir: east.dataDir }, { label: 'west', dir: west.dataDir }])).toEqual([]);
   });
 });
 
 describe('a peer that stops answering', () => {
-  it('makes a change fail with EIO within the peer timeout, then is kept out of step (no hang, no reordering)', async () => {
+  it('makes a change fail with EIO within the peer timeout, refuses the next, and catches the peer up after SIGCONT', async () => {
     const east = await spawnPeer({ name: 'east' });
     const west = await spawnPeer({ name: 'west' });
     const m = await startMount({ peers: [east, west], localCopy: true, extraArgs: ['--peer-timeout', '1000'] });
@@ -238,17 +241,22 @@ describe('a peer that stops answering', () => {
       const err = await run('sh', ['-c', `echo x > ${join(m.mountpoint, 'during')}`], 30_000).then(() => null, (e: Error) => e);
       expect(err?.message).toMatch(/Input\/output error/);
       // logs are written asynchronously: wait (bounded) for the line
-      await waitFor(() => /"peer":"west".*peer is out of step/.test(m.stderr()), 'the out-of-step log line');
-      // the next change is refused before it is sent anywhere: not to west (it could
-      // overtake the one west may still apply) and not to east (the application is told it failed)
+      await waitFor(() => /"peer":"west".*peer is behind/.test(m.stderr()), 'the peer-is-behind log line');
+      // ack all: the next change is refused before it is sent anywhere
       const again = await run('mkdir', [join(m.mountpoint, 'later')], 30_000).then(() => null, (e: Error) => e);
       expect(again?.message).toMatch(/Input\/output error/);
       expect(existsSync(join(east.dataDir, 'later'))).toBe(false);
       const status = await cli(['status', m.mountpoint]);
-      expect(status.stdout).toMatch(/west\s+http\S+\s+OUT OF STEP/);
-      expect(status.stdout).toMatch(/west is out of step since seq \d+: MFS_TIMEOUT: peer west did not answer/);
+      expect(status.stdout).toMatch(/west\s+http\S+\s+(down since \S+|catching up) \(1 ops, 0 B behind/);
+      expect(status.stdout).toMatch(/west: since seq \d+: MFS_TIMEOUT: peer west did not answer/);
     } finally {
       west.proc.kill('SIGCONT');
     }
+    // the change east committed (the create) is rolled forward to west; then changes flow again
+    await waitAllInSync(m.mountpoint);
+    expect(existsSync(join(west.dataDir, 'during'))).toBe(true);
+    await run('mkdir', [join(m.mountpoint, 'later')]);
+    await waitFor(() => existsSync(join(m.mountpoint, 'during')), 'the rolled-forward name to be visible through the mount');
+    expect(compareDirs([{ label: 'mount', dir: m.mountpoint }, { label: 'local', dir: m.localCopyDir! }, { label: 'east', dir: east.dataDir }, { label: 'west', dir: west.dataDir }])).toEqual([]);
   });
 });

@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, lstatSync, readFileSync, writeFileSync, linkSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, writeFileSync, linkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { run } from '../helpers/child.js';
@@ -17,7 +17,7 @@ afterEach(async () => {
 });
 
 describe('remount', () => {
-  it('refuses peers that missed a change until their contents are equal again', async () => {
+  it('a peer that missed a change while the mount was up gets it from the journal at the next mount', async () => {
     const east = await spawnPeer({ name: 'east' });
     let west = await spawnPeer({ name: 'west' });
     const first = await startMount({ peers: [east, west], extraArgs: ['--peer-timeout', '1000'] });
@@ -27,15 +27,28 @@ describe('remount', () => {
     expect(err?.message).toMatch(/Input\/output error/);
     await first.stop();
     west = await west.restart(); // killed while stopped: the change it never read is gone
-    const refused = await startMount({ peers: [east, west], mountpoint: first.mountpoint, stateDir: first.stateDir }).then(() => null, (e: Error) => e);
-    expect(refused?.message).toMatch(/peers east and west hold different trees[\s\S]*b: only on east/);
-    // the operator repairs west by hand; equal contents are accepted even though the histories differ
-    copyFileSync(join(east.dataDir, 'b'), join(west.dataDir, 'b'));
+    expect(existsSync(join(west.dataDir, 'b'))).toBe(false);
     const again = await startMount({ peers: [east, west], mountpoint: first.mountpoint, stateDir: first.stateDir });
-    // the create reached east before west stopped answering; the write never happened (the call had failed)
-    expect(readFileSync(join(again.mountpoint, 'b'), 'utf8')).toBe('');
-    writeFileSync(join(again.mountpoint, 'c'), 'after repair');
+    expect(again.stderr()).toMatch(/"peer":"west".*catching up from the journal/);
+    // the create reached east before west stopped answering and is rolled forward; the write never happened (the call had failed)
+    expect(readFileSync(join(west.dataDir, 'b'), 'utf8')).toBe('');
+    writeFileSync(join(again.mountpoint, 'c'), 'after catch-up');
     expect(compareDirs([{ label: 'mount', dir: again.mountpoint }, { label: 'east', dir: east.dataDir }, { label: 'west', dir: west.dataDir }])).toEqual([]);
+  });
+
+  it('copies that cannot be reconciled are refused, and --resync-from rebuilds the others from the chosen one', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    const west = await spawnPeer({ name: 'west' });
+    writeFileSync(join(east.dataDir, 'only-east'), 'e');
+    writeFileSync(join(west.dataDir, 'only-west'), 'w');
+    const base = tmpDir('mirrorfs-remount-');
+    const refused = await startMount({ peers: [east, west], stateDir: join(base, 'state') }).then(() => null, (e: Error) => e);
+    expect(refused?.message).toMatch(/hold different trees[\s\S]*only-east: only on east[\s\S]*--resync-from/);
+    const m = await startMount({ peers: [east, west], stateDir: join(base, 'state'), extraArgs: ['--resync-from', 'west'] });
+    expect(m.stderr()).toContain('full resync finished and verified by content hash');
+    expect(existsSync(join(east.dataDir, 'only-east'))).toBe(false);
+    expect(readFileSync(join(east.dataDir, 'only-west'), 'utf8')).toBe('w');
+    expect(compareDirs([{ label: 'mount', dir: m.mountpoint }, { label: 'east', dir: east.dataDir }, { label: 'west', dir: west.dataDir }])).toEqual([]);
   });
 
   it('a fresh local copy is filled with hard links kept as links', async () => {

@@ -1,0 +1,205 @@
+import type { Logger } from '../log.js';
+import { MirrorError, isDeterministic, isTransportFailure, toMirrorError } from '../protocol/errors.js';
+import type { Mutation } from '../protocol/ops.js';
+import { peerCopy } from './copies.js';
+import type { MutationRequest } from './controller.js';
+import type { Journal, JournalEntry } from './journal.js';
+import type { Member } from './member.js';
+import { makeEqual } from './repair.js';
+import { Scheduler, claimsFor } from './scheduler.js';
+
+export interface CatchUpDeps {
+  mountId: string;
+  epoch: number;
+  journal: Journal;
+  log: Logger;
+  /** Run fn holding the mount's ordering claims on these names (live changes to them wait). */
+  withClaims: <T>(names: string[], fn: () => Promise<T>) => Promise<T>;
+  /** An in-sync peer other than `exclude` to copy from for repairs, or null. */
+  repairSource: (exclude: Member) => Member | null;
+  /** A peer said another mount owns it now. */
+  onFenced: (member: Member, err: MirrorError) => void;
+}
+
+export interface DrainProgress {
+  ops: number;
+  bytes: number;
+}
+
+/** Journaled changes sent at once during catch-up (conflicting ones still go one after another, in seq order). */
+const WINDOW = 16;
+const BATCH = 256;
+const MIN_BACKOFF_MS = 200;
+const MAX_BACKOFF_MS = 2000;
+
+/**
+ * Catch-up (docs/ARCHITECTURE.md, "Catch-up and roll-forward"): for each peer
+ * that is behind, a loop that waits for it to answer, then sends it every
+ * journaled change it lacks in seq order (the same operation with the same
+ * seq, so the peer applies each exactly once), while new changes keep being
+ * journaled for it. When nothing is left and no change that skipped it is
+ * still in flight, it is in sync again and receives changes directly.
+ *
+ * Order: a change is sent only after every earlier journaled change that
+ * touches one of its names was committed by the peer (a Scheduler over the
+ * same claims the mount uses), so the peer applies conflicting changes in the
+ * order every other copy did; the others commute.
+ */
+export class CatchUp {
+  private readonly loops = new Map<Member, Promise<void>>();
+  private readonly wakers = new Map<Member, () => void>();
+  private stopped = false;
+
+  constructor(private readonly deps: CatchUpDeps) {}
+
+  /** Make sure a loop is bringing this peer what it lacks. */
+  ensure(member: Member): void {
+    if (this.stopped || this.loops.has(member)) {
+      this.wakers.get(member)?.();
+      return;
+    }
+    const loop = this.loop(member).finally(() => this.loops.delete(member));
+    this.loops.set(member, loop);
+  }
+
+  /** Something changed for this peer (a new journal entry, a change in flight finished). */
+  nudge(member: Member): void {
+    this.wakers.get(member)?.();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const wake of this.wakers.values()) wake();
+    await Promise.all(this.loops.values());
+  }
+
+  private async loop(m: Member): Promise<void> {
+    let backoff = MIN_BACKOFF_MS;
+    let probed = false;
+    while (!this.stopped && !m.inStep) {
+      try {
+        if (!probed) {
+          await m.client.handshake(this.deps.mountId, this.deps.epoch);
+          m.markConnected();
+          probed = true;
+        }
+        m.noteCatchingUp(true);
+        await this.drain(m);
+        backoff = MIN_BACKOFF_MS;
+        if (this.deps.journal.countFor(m.name).ops === 0 && m.skippedInFlight === 0 && m.unjournaled === 0) {
+          // Synchronously after the check: the next change admitted goes to the peer directly.
+          m.markInSync();
+          return;
+        }
+        // Changes that skipped the peer are still in flight: wait for them to be journaled.
+        await this.pause(m, 50);
+      } catch (err) {
+        const e = toMirrorError(err);
+        if (e.code === 'MFS_FENCED' || e.code === 'MFS_NOT_OWNER') {
+          this.deps.onFenced(m, e);
+          return;
+        }
+        probed = probed && !isTransportFailure(e);
+        m.noteCatchingUp(false, `catch-up waits: ${e.message}`, isTransportFailure(e) ? null : e.errno);
+        this.deps.log.debug({ peer: m.name, err: e.message, retryInMs: backoff }, 'catch-up paused');
+        await this.pause(m, backoff);
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+      }
+    }
+  }
+
+  /** Wait up to ms, or until nudged or stopped. */
+  private pause(m: Member, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakers.set(m, () => {
+        this.wakers.delete(m);
+        done();
+      });
+    });
+  }
+
+  /**
+   * Send a peer every journaled change it lacks, in seq order (a window of
+   * them at once, conflicting ones in order). Throws on the first failure;
+   * what was delivered stays delivered. Used by the loop and at mount time.
+   */
+  async drain(m: Member, onProgress?: (p: DrainProgress) => void): Promise<DrainProgress> {
+    const order = new Scheduler();
+    const running = new Set<Promise<void>>();
+    const done: DrainProgress = { ops: 0, bytes: 0 };
+    let failure: unknown = null;
+    let after = 0;
+    while (failure === null && !this.stopped) {
+      const batch = this.deps.journal.lackingFor(m.name, after, BATCH);
+      if (batch.length === 0) break;
+      for (const entry of batch) {
+        after = entry.seq;
+        while (running.size >= WINDOW) await Promise.race(running);
+        if (failure !== null || this.stopped) break;
+        const p: Promise<void> = order
+          .run(claimsFor(...namesOf(entry.request)), async () => {
+            if (failure !== null) return; // an earlier change failed: nothing after it on these names may go
+            await this.deliver(m, entry);
+            this.deps.journal.delivered(m.name, entry.seq);
+            done.ops++;
+            done.bytes += entry.payload.length;
+            m.noteCaughtUp(1, entry.payload.length);
+            onProgress?.(done);
+          })
+          .catch((err: unknown) => {
+            failure ??= err;
+          })
+          .finally(() => running.delete(p));
+        running.add(p);
+      }
+    }
+    await Promise.all(running);
+    if (failure !== null) throw failure;
+    return done;
+  }
+
+  private async deliver(m: Member, entry: JournalEntry): Promise<void> {
+    if (entry.kind === 'resend') {
+      const outcome = await this.resend(m, entry);
+      if (entry.outcome === null || outcome === entry.outcome) return;
+      // The peer answered differently from the peers that committed it: its tree differs there.
+      this.deps.log.warn({ peer: m.name, seq: entry.seq, op: entry.request.op, got: outcome, expected: entry.outcome }, 'catch-up: peer answered differently; repairing the names from an in-sync peer');
+      this.deps.journal.markRepair(m.name, entry.seq);
+    }
+    await this.repair(m, entry);
+  }
+
+  /** Send the change again with its seq; returns 'ok' or the errno the peer recorded. */
+  private async resend(m: Member, entry: JournalEntry): Promise<string> {
+    const stamped = { ...entry.request, mount: this.deps.mountId, epoch: this.deps.epoch, seq: entry.seq } as Mutation;
+    try {
+      await m.mutate(stamped, entry.payload);
+      return 'ok';
+    } catch (err) {
+      const e = toMirrorError(err);
+      if (isTransportFailure(e) || !isDeterministic(e.errno) || e.code !== 'MFS_ERRNO') throw e;
+      return e.errno;
+    }
+  }
+
+  private async repair(m: Member, entry: JournalEntry): Promise<void> {
+    const source = this.deps.repairSource(m);
+    if (!source) throw new MirrorError('MFS_UNREACHABLE', `no in-sync peer to repair ${m.name} from`, { context: { peer: m.name } });
+    const names = namesOf(entry.request);
+    await this.deps.withClaims(names, async () => {
+      for (const name of names) await makeEqual(peerCopy(source, this.deps.mountId, this.deps.epoch), peerCopy(m, this.deps.mountId, this.deps.epoch), name);
+    });
+  }
+}
+
+/** The names an operation touches, for ordering. */
+export function namesOf(req: MutationRequest): string[] {
+  if (req.op === 'rename') return [req.from, req.to];
+  if (req.op === 'link') return [req.from, req.path];
+  return [req.path];
+}

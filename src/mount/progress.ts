@@ -1,0 +1,47 @@
+import cliProgress from 'cli-progress';
+import type { Logger } from '../log.js';
+
+/**
+ * Progress of a long job at mount time (catch-up, resync): a bar on a
+ * terminal (cli-progress), otherwise a log line every few seconds.
+ */
+export interface ProgressReporter {
+  start(label: string, total: number, unit: string): void;
+  update(done: number): void;
+  stop(): void;
+}
+
+const LOG_EVERY_MS = 3000;
+
+export function progressReporter(log: Logger, stream: NodeJS.WriteStream = process.stderr): ProgressReporter {
+  if (stream.isTTY) {
+    let bar: cliProgress.SingleBar | null = null;
+    return {
+      start(label, total, unit) {
+        bar = new cliProgress.SingleBar(
+          { format: `${label} [{bar}] {percentage}% | {value}/{total} ${unit} | ETA {eta_formatted}`, stream, hideCursor: true, clearOnComplete: false },
+          cliProgress.Presets.shades_classic,
+        );
+        bar.start(total, 0);
+      },
+      update: (done) => bar?.update(done),
+      stop: () => bar?.stop(),
+    };
+  }
+  let job = { label: '', total: 0, unit: '', startedAt: 0, lastLog: 0, done: 0 };
+  return {
+    start(label, total, unit) {
+      job = { label, total, unit, startedAt: Date.now(), lastLog: Date.now(), done: 0 };
+      log.info({ job: label, total, unit }, 'started');
+    },
+    update(done) {
+      job.done = done;
+      if (Date.now() - job.lastLog < LOG_EVERY_MS) return;
+      job.lastLog = Date.now();
+      log.info({ job: job.label, done, total: job.total, unit: job.unit }, 'progress');
+    },
+    stop() {
+      log.info({ job: job.label, done: job.done, total: job.total, unit: job.unit, seconds: (Date.now() - job.startedAt) / 1000 }, 'finished');
+    },
+  };
+}

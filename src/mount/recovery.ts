@@ -1,0 +1,218 @@
+import type { Logger } from '../log.js';
+import { isDeterministic, isTransportFailure, toMirrorError } from '../protocol/errors.js';
+import type { HistoryEntry, Mutation, ProgressResult } from '../protocol/ops.js';
+import { CatchUp, namesOf } from './catch-up.js';
+import { diffManifests } from './consistency.js';
+import { peerCopy } from './copies.js';
+import type { MutationRequest } from './controller.js';
+import type { Journal } from './journal.js';
+import type { Member } from './member.js';
+import type { ProgressReporter } from './progress.js';
+import { makeEqual } from './repair.js';
+
+/**
+ * Mount-time recovery (docs/ARCHITECTURE.md, "Recovery at mount"): before
+ * the mount takes a change, bring every peer to one history.
+ *
+ * 1. Peers whose data was replaced (a new peer id where the journal knew
+ *    another) or that come back empty with no history of this mount, and with
+ *    --resync-from every peer but the named one, are rebuilt by a full resync.
+ * 2. The others get what the journal says they lack, in seq order.
+ * 3. Changes in doubt (the primary stopped mid-call, so some peers applied a
+ *    seq and others did not) are rolled forward: operations without a payload
+ *    are re-sent with their seq (taken from a peer's history); writes and
+ *    xattr values are copied from a peer that has them, and the seq adopted.
+ * 4. Full resyncs run, each verified by content hash afterwards.
+ */
+
+export interface RecoveryOptions {
+  mountId: string;
+  epoch: number;
+  members: Member[];
+  peerIds: string[];
+  progress: ProgressResult[];
+  journal: Journal;
+  log: Logger;
+  /** Rebuild every other peer from this one. */
+  resyncFrom?: string;
+  reporter: ProgressReporter;
+}
+
+const PAYLOAD_OPS: ReadonlySet<string> = new Set(['write', 'setxattr']);
+const HISTORY_PAGE = 10_000;
+
+export async function recover(opts: RecoveryOptions): Promise<void> {
+  const { members, journal, log } = opts;
+  const resync = await choosePeersToResync(opts);
+  const healthy = members.filter((m) => !resync.includes(m));
+  if (healthy.length === 0) throw new Error('no peer is left to resync from');
+
+  // 2. What the journal holds for the healthy peers.
+  const catchUp = new CatchUp({
+    mountId: opts.mountId,
+    epoch: opts.epoch,
+    journal,
+    log,
+    withClaims: (_names, fn) => fn(), // nothing else runs before the mount is up
+    repairSource: (exclude) => healthy.find((m) => m !== exclude && journal.countFor(m.name).ops === 0) ?? null,
+    onFenced: (m, err) => {
+      throw new Error(`peer ${m.name} fenced this mount during recovery: ${err.message}`);
+    },
+  });
+  for (const m of healthy) {
+    const { ops, bytes } = journal.countFor(m.name);
+    if (ops === 0) continue;
+    log.info({ peer: m.name, ops, bytes }, 'catching up from the journal');
+    opts.reporter.start(`catch-up ${m.name}`, ops, 'changes');
+    try {
+      await catchUp.drain(m, (p) => opts.reporter.update(p.ops));
+    } catch (err) {
+      throw new Error(`catching up peer ${m.name} from the journal failed: ${toMirrorError(err).message}. Check the peer and mount again.`);
+    } finally {
+      opts.reporter.stop();
+    }
+  }
+
+  // 3. Changes in doubt among the healthy peers.
+  const fixed = await rollForwardInDoubt(opts, healthy);
+  if (fixed > 0) log.warn({ changes: fixed }, 'rolled forward changes that reached only some peers');
+
+  // 4. Full resyncs.
+  const source = pickSource(opts, healthy);
+  for (const target of resync) await fullResync(opts, source, target);
+  members.forEach((m, i) => journal.setPeerId(m.name, opts.peerIds[i]!));
+}
+
+async function choosePeersToResync(opts: RecoveryOptions): Promise<Member[]> {
+  const { members, journal, log } = opts;
+  if (opts.resyncFrom !== undefined) {
+    if (!members.some((m) => m.name === opts.resyncFrom)) throw new Error(`--resync-from ${opts.resyncFrom}: no such peer among --peers`);
+    return members.filter((m) => m.name !== opts.resyncFrom);
+  }
+  const out: Member[] = [];
+  const anyHistory = opts.progress.some((p) => p.maxSeq > 0);
+  for (const [i, m] of members.entries()) {
+    const known = journal.peerId(m.name);
+    if (known !== null && known !== opts.peerIds[i]) {
+      log.warn({ peer: m.name, was: known, now: opts.peerIds[i] }, 'peer has a new identity (its data was replaced): full resync');
+      out.push(m);
+    } else if (anyHistory && opts.progress[i]!.maxSeq === 0 && (await m.client.manifest({ content: false })).length === 0) {
+      log.warn({ peer: m.name }, 'peer is empty and has no history of this mount: full resync');
+      out.push(m);
+    }
+  }
+  if (out.length === members.length) throw new Error('every peer needs a full resync, so there is nothing to resync from; mount with --resync-from NAME to choose the copy to keep');
+  return out;
+}
+
+function pickSource(opts: RecoveryOptions, healthy: Member[]): Member {
+  if (opts.resyncFrom) return healthy.find((m) => m.name === opts.resyncFrom)!;
+  // The one that applied the most of this mount's history.
+  const idx = (m: Member) => opts.members.indexOf(m);
+  return [...healthy].sort((a, b) => opts.progress[idx(b)]!.maxSeq - opts.progress[idx(a)]!.maxSeq)[0]!;
+}
+
+async function fullResync(opts: RecoveryOptions, source: Member, target: Member): Promise<void> {
+  const { log, reporter } = opts;
+  const from = peerCopy(source, opts.mountId, opts.epoch);
+  const to = peerCopy(target, opts.mountId, opts.epoch);
+  const started = Date.now();
+  log.warn({ from: source.name, to: target.name }, 'full resync: making the peer equal to another');
+  let startedBar = false;
+  const result = await makeEqual(from, to, '', {
+    onProgress: (p) => {
+      if (!startedBar) {
+        reporter.start(`resync ${source.name} -> ${target.name}`, p.totalBytes, 'bytes');
+        startedBar = true;
+      }
+      reporter.update(p.bytesCopied);
+    },
+  }).finally(() => startedBar && reporter.stop());
+  // Verified: the target's content hashes must now equal the source's.
+  const [a, b] = await Promise.all([source.client.manifest({ content: true }), target.client.manifest({ content: true })]);
+  const diffs = diffManifests(a, b, [source.name, target.name]);
+  if (diffs.length > 0) throw new Error(`full resync of ${target.name} from ${source.name} did not verify:\n  ${diffs.join('\n  ')}`);
+  opts.journal.forgetPeer(target.name);
+  const seconds = (Date.now() - started) / 1000;
+  log.warn(
+    { from: source.name, to: target.name, files: result.filesCopied, bytes: result.bytesCopied, removed: result.removed, seconds, mbPerS: round(result.bytesCopied / 1e6 / seconds), filesPerS: round(result.filesCopied / seconds) },
+    'full resync finished and verified by content hash',
+  );
+}
+
+/**
+ * Roll forward seqs that some healthy peers applied (or began: an intent) and
+ * others did not. Such seqs were in flight together when the primary stopped,
+ * so they touch different names and can be completed in any order.
+ */
+async function rollForwardInDoubt(opts: RecoveryOptions, healthy: Member[]): Promise<number> {
+  const progress = await Promise.all(healthy.map((m) => m.client.progress(opts.mountId)));
+  const from = Math.min(...progress.map((p) => p.contiguousSeq));
+  if (progress.every((p) => p.contiguousSeq === p.maxSeq && p.maxSeq === progress[0]!.maxSeq)) return 0;
+  const histories = await Promise.all(healthy.map((m) => fetchHistory(m, opts.mountId, from)));
+  const seqs = [...new Set(histories.flatMap((h) => [...h.keys()]))].sort((a, b) => a - b);
+  let fixed = 0;
+  for (const seq of seqs) {
+    const entries = histories.map((h) => h.get(seq));
+    const done = healthy.filter((_, i) => entries[i]?.state === 'done');
+    const behind = healthy.filter((_, i) => entries[i]?.state !== 'done');
+    if (behind.length === 0) continue;
+    // The reference record: a finished one if any peer finished it, else an intent.
+    const ref = entries.find((e) => e?.state === 'done') ?? entries.find((e) => e !== undefined);
+    if (!ref) continue;
+    const subject = JSON.parse(ref.subject) as MutationRequest;
+    for (const target of behind) {
+      await completeOn(opts, target, seq, subject, ref, done[0] ?? null);
+      fixed++;
+    }
+  }
+  return fixed;
+}
+
+async function completeOn(opts: RecoveryOptions, target: Member, seq: number, subject: MutationRequest, ref: HistoryEntry, source: Member | null): Promise<void> {
+  const { log } = opts;
+  const expected = ref.state === 'done' && ref.result ? outcomeKey(ref.result) : null;
+  if (!PAYLOAD_OPS.has(subject.op)) {
+    // The whole operation is in the history: send it again with its seq.
+    const got = await resendOnce(target, { ...subject, mount: opts.mountId, epoch: opts.epoch, seq } as Mutation);
+    log.info({ peer: target.name, seq, op: subject.op, outcome: got }, 'rolled forward a change in doubt');
+    if (expected === null || got === expected || !source) return;
+    log.warn({ peer: target.name, seq, got, expected }, 'change in doubt answered differently: repairing from a peer that has it');
+  } else if (!source) {
+    throw new Error(`seq ${seq} (${subject.op} ${JSON.stringify((subject as { path: string }).path)}) was begun on some peers and finished on none, and its data is not in any history; mount with --resync-from NAME to choose the copy to keep`);
+  }
+  for (const name of namesOf(subject)) await makeEqual(peerCopy(source!, opts.mountId, opts.epoch), peerCopy(target, opts.mountId, opts.epoch), name);
+  await target.client.adopt(opts.mountId, opts.epoch, seq, ref.subject, ref.result ?? JSON.stringify({ ok: true }));
+  log.info({ peer: target.name, seq, op: subject.op, from: source!.name }, 'rolled forward a change in doubt by copying it');
+}
+
+async function resendOnce(m: Member, req: Mutation): Promise<string> {
+  try {
+    await m.mutate(req, Buffer.alloc(0));
+    return 'ok';
+  } catch (err) {
+    const e = toMirrorError(err);
+    if (isTransportFailure(e) || !isDeterministic(e.errno)) throw new Error(`peer ${m.name} failed re-applying seq ${req.seq}: ${e.message}`);
+    return e.errno;
+  }
+}
+
+function outcomeKey(result: string): string {
+  const o = JSON.parse(result) as { ok: boolean; error?: { errno?: string } };
+  return o.ok ? 'ok' : (o.error?.errno ?? 'EIO');
+}
+
+async function fetchHistory(m: Member, mountId: string, after: number): Promise<Map<number, HistoryEntry>> {
+  const out = new Map<number, HistoryEntry>();
+  let from = after;
+  for (;;) {
+    const page = await m.client.history(mountId, from);
+    for (const e of page) out.set(e.seq, e);
+    if (page.length < HISTORY_PAGE) return out;
+    from = page[page.length - 1]!.seq;
+  }
+}
+
+function round(n: number): number {
+  return Math.round(n * 10) / 10;
+}

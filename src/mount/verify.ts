@@ -1,0 +1,134 @@
+import type { ManifestEntry } from '../protocol/ops.js';
+import { entryKey } from './consistency.js';
+import { localCopyHandle, peerCopy, type CopyHandle } from './copies.js';
+import type { MirrorController } from './controller.js';
+import { makeEqual } from './repair.js';
+
+export interface VerifyOptions {
+  repair: boolean;
+  /** With repair: the copy every other is made equal to (a peer name, or "local"). Default: the majority. */
+  source?: string;
+}
+
+export interface VerifyDifference {
+  path: string;
+  /** Per copy: what it holds there ("absent", or type/mode/owner/size/hash). */
+  copies: Record<string, string>;
+  repairedFrom?: string;
+  /** Why a difference was left as it is. */
+  unresolved?: string;
+}
+
+export interface VerifyReport {
+  copies: string[];
+  skipped: string[];
+  entries: number;
+  differences: VerifyDifference[];
+  repaired: number;
+  unresolved: number;
+  seconds: number;
+}
+
+/**
+ * `mirrorfs verify`: compare every in-sync peer and the local copy by content
+ * hash and metadata while the mount stays usable. Manifests are taken without
+ * stopping changes, so each candidate difference is checked again while
+ * holding the mount's ordering claim on its path (changes to it wait), and
+ * only a difference that is still there is reported and, with repair, fixed
+ * by making every other copy equal to the source (--source, else the
+ * majority; a tie is left unresolved and says so).
+ */
+export async function verifyCopies(controller: MirrorController, opts: VerifyOptions): Promise<VerifyReport> {
+  const started = Date.now();
+  const { mountId, epoch } = controller.identity;
+  const handles: CopyHandle[] = controller.members.filter((m) => m.inStep).map((m) => peerCopy(m, mountId, epoch));
+  const skipped = controller.members.filter((m) => !m.inStep).map((m) => `${m.name} (not in sync: ${m.behindReason})`);
+  const local = controller.localCopy;
+  if (local?.active) handles.push(localCopyHandle(local));
+  else if (local) skipped.push(`local copy (disabled: ${local.reason})`);
+  if (opts.source !== undefined && !handles.some((h) => h.name === sourceName(opts.source!))) {
+    throw new Error(`--source ${opts.source}: not one of the copies being verified (${handles.map((h) => h.name).join(', ')})`);
+  }
+  const report: VerifyReport = { copies: handles.map((h) => h.name), skipped, entries: 0, differences: [], repaired: 0, unresolved: 0, seconds: 0 };
+  if (handles.length < 2) throw new Error(`fewer than two copies to compare (${[...report.copies, ...skipped].join('; ')})`);
+
+  const manifests = await Promise.all(handles.map((h) => h.manifest('', true)));
+  report.entries = Math.max(...manifests.map((m) => m.length));
+  const candidates = candidatePaths(manifests);
+  if (await rootDiffers(handles)) candidates.unshift('');
+  const done: string[] = [];
+  for (const path of candidates) {
+    if (done.some((d) => d === '' || path.startsWith(`${d}/`))) continue; // inside a subtree already handled
+    const diff = await controller.withClaims([path], () => checkAndRepair(handles, path, opts));
+    if (!diff) continue;
+    report.differences.push(diff);
+    if (diff.repairedFrom) {
+      report.repaired++;
+      done.push(path);
+    }
+    if (diff.unresolved) report.unresolved++;
+  }
+  report.seconds = (Date.now() - started) / 1000;
+  return report;
+}
+
+function sourceName(source: string): string {
+  return source === 'local' ? 'local copy' : source;
+}
+
+/** Paths where the manifests disagree (an entry missing from one, or different). */
+function candidatePaths(manifests: ManifestEntry[][]): string[] {
+  const byPath = manifests.map((m) => new Map(m.map((e) => [e.path, entryKey(e)])));
+  const all = new Set(manifests.flatMap((m) => m.map((e) => e.path)));
+  return [...all].filter((p) => new Set(byPath.map((m) => m.get(p) ?? 'absent')).size > 1).sort();
+}
+
+async function rootDiffers(handles: CopyHandle[]): Promise<boolean> {
+  const roots = await Promise.all(handles.map((h) => h.stat('')));
+  return new Set(roots.map((r) => `${r.mode & 0o7777}:${r.uid}:${r.gid}`)).size > 1;
+}
+
+/** Under the path's claim: is the difference still there? Then describe it and, if asked, repair it. */
+async function checkAndRepair(handles: CopyHandle[], path: string, opts: VerifyOptions): Promise<VerifyDifference | null> {
+  const subtrees = await Promise.all(
+    handles.map(async (h) => {
+      const entries = await h.manifest(path, true);
+      const root = path === '' ? await h.stat('') : null;
+      return { entries, signature: JSON.stringify([root ? `${root.mode & 0o7777}:${root.uid}:${root.gid}` : null, ...entries.map(entryKey), ...entries.map((e) => e.path)]) };
+    }),
+  );
+  if (new Set(subtrees.map((s) => s.signature)).size === 1) return null; // it was a change in flight
+  const diff: VerifyDifference = { path, copies: {} };
+  handles.forEach((h, i) => {
+    const top = subtrees[i]!.entries.find((e) => e.path === path);
+    diff.copies[h.name] = path === '' ? 'tree root' : top ? describeEntry(top) : 'absent';
+  });
+  if (!opts.repair) return diff;
+  let source: CopyHandle | undefined;
+  if (opts.source !== undefined) {
+    source = handles.find((h) => h.name === sourceName(opts.source!));
+  } else {
+    const votes = new Map<string, number>();
+    for (const s of subtrees) votes.set(s.signature, (votes.get(s.signature) ?? 0) + 1);
+    const ranked = [...votes].sort((a, b) => b[1] - a[1]);
+    if (ranked.length > 1 && ranked[0]![1] === ranked[1]![1]) {
+      diff.unresolved = `the copies are split evenly; run verify --repair --source NAME to choose the copy to keep`;
+      return diff;
+    }
+    source = handles[subtrees.findIndex((s) => s.signature === ranked[0]![0])];
+  }
+  for (const [i, h] of handles.entries()) {
+    if (h === source || subtrees[i]!.signature === subtrees[handles.indexOf(source!)]!.signature) continue;
+    await makeEqual(source!, h, path);
+  }
+  diff.repairedFrom = source!.name;
+  return diff;
+}
+
+function describeEntry(e: ManifestEntry): string {
+  const parts = [e.type, (e.mode & 0o7777).toString(8), `${e.uid}:${e.gid}`];
+  if (e.type === 'file') parts.push(`${e.size} B`, `sha256 ${e.sha256?.slice(0, 12)}`);
+  if (e.type === 'symlink') parts.push(`-> ${e.target}`);
+  if (e.xattrs) parts.push(`xattrs ${Object.keys(e.xattrs).join(',')}`);
+  return parts.join(' ');
+}
