@@ -221,7 +221,7 @@ export class MirrorController {
     const lacking: Verdict['lacking'] = [];
     outcomes.forEach((o, i) => {
       const m = members[i]!;
-      if (o.ok || keys[i] === authoritative) return;
+      if (o.ok || (keys[i] !== null && keys[i] === authoritative)) return;
       if (o.error.code === 'MFS_FENCED' || o.error.code === 'MFS_NOT_OWNER') {
         this.fence(m, o.error);
         return;
@@ -418,7 +418,11 @@ function settle(p: Promise<unknown>): Promise<Outcome> {
 
 /** Does the local copy's outcome match what the peers committed? */
 function sameOutcome(local: Outcome, verdict: Verdict): boolean {
-  if (verdict.authoritative === null) return !local.ok && !verdict.decided.ok && local.error.errno === verdict.decided.error.errno;
+  if (verdict.authoritative === null) {
+    // In doubt everywhere and journaled: it will be rolled forward, as the local copy already has it.
+    if (verdict.lacking.length > 0) return local.ok;
+    return !local.ok && !verdict.decided.ok && local.error.errno === verdict.decided.error.errno;
+  }
   return (local.ok ? 'ok' : local.error.errno) === verdict.authoritative;
 }
 
