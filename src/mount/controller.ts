@@ -36,6 +36,8 @@ export interface ControllerOptions {
   local: LocalCopy | null;
   journal: Journal;
   ackPolicy: AckPolicy;
+  /** The bound on each peer call (the straggler window never exceeds it). */
+  peerTimeoutMs: number;
   log: Logger;
 }
 
@@ -55,6 +57,21 @@ export interface ControllerStatus {
 type Outcome = { ok: true; result: unknown } | { ok: false; error: MirrorError };
 /** A peer that was behind: the change went to the journal for it instead. */
 const SKIPPED: Outcome = { ok: false, error: new MirrorError('MFS_OUT_OF_STEP', 'peer is behind: change journaled for catch-up') };
+
+/** A peer that had not answered when enough others had committed (ack quorum or N). */
+const STRAGGLER: Outcome = { ok: false, error: new MirrorError('MFS_TIMEOUT', 'no answer within the straggler window after enough peers committed') };
+const STRAGGLER_MIN_MS = 50;
+
+/** The size of the largest group of peers that committed the same outcome. */
+function mostAgreeing(results: Array<Outcome | undefined>): number {
+  const counts = new Map<string, number>();
+  for (const r of results) {
+    if (!r) continue;
+    const k = r.ok ? 'ok' : isCommittedError(r.error) ? r.error.errno : null;
+    if (k !== null) counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  return Math.max(0, ...counts.values());
+}
 
 /** Errnos that say "the peer ran out of something": reported as they are rather than as EIO. */
 const RESOURCE_ERRNOS = ['ENOSPC', 'EDQUOT', 'EROFS'];
@@ -85,6 +102,7 @@ export class MirrorController {
   private readonly log: Logger;
   private readonly catchUp: CatchUp;
   private readonly required: number;
+  private readonly peerTimeoutMs: number;
   private seq: number;
   private inFlight = 0;
   private stoppingReason: string | null = null;
@@ -94,6 +112,7 @@ export class MirrorController {
     this.log = opts.log;
     this.seq = opts.lastSeq;
     this.required = requiredAcks(opts.ackPolicy, opts.members.length);
+    this.peerTimeoutMs = opts.peerTimeoutMs;
     this.catchUp = new CatchUp({
       mountId: opts.mountId,
       epoch: opts.epoch,
@@ -183,8 +202,9 @@ export class MirrorController {
       if (!sent[i]) m.skippedInFlight++;
     });
     try {
+      const pending = members.map((m, i) => (sent[i] ? settle(m.mutate(stamped, payload)) : Promise.resolve(SKIPPED)));
       const [peerOutcomes, localOutcome] = await Promise.all([
-        Promise.all(members.map((m, i) => (sent[i] ? settle(m.mutate(stamped, payload)) : Promise.resolve(SKIPPED)))),
+        this.required < members.length ? this.enoughOutcomes(pending) : Promise.all(pending),
         local ? settle(local.apply(stamped, payload)) : Promise.resolve(null),
       ]);
       const verdict = this.judge(stamped, peerOutcomes);
@@ -201,6 +221,40 @@ export class MirrorController {
         this.catchUp.nudge(m);
       });
     }
+  }
+
+  /**
+   * With ack quorum or N: every outcome, or, once enough peers committed the
+   * same outcome, those that arrive within a short straggler window. A peer
+   * that has not answered by then counts as lacking the change (it is
+   * journaled for it and it is caught up), so a stopped or slow peer costs the
+   * application one short wait rather than the peer timeout on every call.
+   */
+  private enoughOutcomes(pending: Promise<Outcome>[]): Promise<Outcome[]> {
+    return new Promise((resolve) => {
+      const results: Array<Outcome | undefined> = pending.map(() => undefined);
+      let timer: NodeJS.Timeout | null = null;
+      let finished = false;
+      const finish = () => {
+        if (finished) return;
+        finished = true;
+        if (timer) clearTimeout(timer);
+        resolve(results.map((r) => r ?? STRAGGLER));
+      };
+      pending.forEach((p, i) =>
+        void p.then((o) => {
+          results[i] = o;
+          if (results.every((r) => r !== undefined)) return finish();
+          if (!timer && !finished && mostAgreeing(results) >= this.required) timer = setTimeout(finish, this.stragglerWindowMs());
+        }),
+      );
+    });
+  }
+
+  /** How long to wait for the remaining peers once enough committed: a few times the slowest peer's p99, bounded. */
+  private stragglerWindowMs(): number {
+    const p99s = this.opts.members.filter((m) => m.inStep).map((m) => m.latencyP99Ms);
+    return Math.min(this.peerTimeoutMs, Math.max(STRAGGLER_MIN_MS, 3 * Math.max(0, ...p99s)));
   }
 
   /**

@@ -71,6 +71,11 @@ export class Member {
     return this.latency.percentile(50) ?? Number.MAX_SAFE_INTEGER;
   }
 
+  /** p99 latency in ms (0 when unmeasured). */
+  get latencyP99Ms(): number {
+    return (this.latency.percentile(99) ?? 0) / 1000;
+  }
+
   get healthy(): boolean {
     return this.connected && this.lag === null;
   }

@@ -78,7 +78,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     }
     // Written again only by a clean unmount with the local copy still in step.
     rmSync(cleanMarker, { force: true });
-    const controller = new MirrorController({ mountId, epoch, lastSeq, members, local, journal, ackPolicy: opts.ackPolicy, log });
+    const controller = new MirrorController({ mountId, epoch, lastSeq, members, local, journal, ackPolicy: opts.ackPolicy, peerTimeoutMs: opts.peerTimeoutMs, log });
     const fuse = new Fuse(mountpoint, buildFuseOps(controller, log), {
       // fuse-native joins options with commas, so options it does not know ride
       // on fsname: big_writes (else the kernel splits writes into 4 KiB requests,
