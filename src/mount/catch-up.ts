@@ -19,6 +19,10 @@ export interface CatchUpDeps {
   repairSource: (exclude: Member) => Member | null;
   /** A peer said another mount owns it now. */
   onFenced: (member: Member, err: MirrorError) => void;
+  /** Stop new changes from starting until the returned function is called (the last step of joining). */
+  holdAdmission: () => () => void;
+  /** Bound on waiting for changes in flight to finish. */
+  quietTimeoutMs: number;
 }
 
 export interface DrainProgress {
@@ -30,7 +34,7 @@ export interface DrainProgress {
 const WINDOW = 16;
 const BATCH = 256;
 const MIN_BACKOFF_MS = 200;
-const MAX_BACKOFF_MS = 2000;
+const MAX_BACKOFF_MS = 1000;
 
 /**
  * Catch-up (docs/ARCHITECTURE.md, "Catch-up and roll-forward"): for each peer
@@ -86,13 +90,25 @@ export class CatchUp {
         m.noteCatchingUp(true);
         await this.drain(m);
         backoff = MIN_BACKOFF_MS;
-        if (this.deps.journal.countFor(m.name).ops === 0 && m.skippedInFlight === 0 && m.unjournaled === 0) {
+        if (this.complete(m)) {
           // Synchronously after the check: the next change admitted goes to the peer directly.
           m.markInSync();
           return;
         }
-        // Changes that skipped the peer are still in flight: wait for them to be journaled.
-        await this.pause(m, 50);
+        // Joining: under a steady stream of changes there is always one in flight that
+        // skipped the peer. So new changes wait at the gate (briefly: only those already
+        // in flight finish), the last ones are journaled and sent, and the peer joins.
+        const release = this.deps.holdAdmission();
+        try {
+          await this.waitQuiet(m);
+          await this.drain(m);
+          if (this.complete(m)) {
+            m.markInSync();
+            return;
+          }
+        } finally {
+          release();
+        }
       } catch (err) {
         const e = toMirrorError(err);
         if (e.code === 'MFS_FENCED' || e.code === 'MFS_NOT_OWNER') {
@@ -106,6 +122,17 @@ export class CatchUp {
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
       }
     }
+  }
+
+  /** Nothing left for the peer: journal empty, no change that skipped it still in flight. */
+  private complete(m: Member): boolean {
+    return this.deps.journal.countFor(m.name).ops === 0 && m.skippedInFlight === 0 && m.unjournaled === 0;
+  }
+
+  /** Wait (bounded) until no change that skipped the peer is in flight. */
+  private async waitQuiet(m: Member): Promise<void> {
+    const deadline = Date.now() + this.deps.quietTimeoutMs;
+    while ((m.skippedInFlight > 0 || m.unjournaled > 0) && Date.now() < deadline && !this.stopped) await this.pause(m, 20);
   }
 
   /** Wait up to ms, or until nudged or stopped. */

@@ -107,6 +107,7 @@ export class MirrorController {
   private inFlight = 0;
   private stoppingReason: string | null = null;
   private fencedReason: string | null = null;
+  private gate: { promise: Promise<void>; open: () => void; holders: number } | null = null;
 
   constructor(private readonly opts: ControllerOptions) {
     this.log = opts.log;
@@ -121,6 +122,8 @@ export class MirrorController {
       withClaims: (names, fn) => this.withClaims(names, fn),
       repairSource: (exclude) => this.fastestInSync(exclude),
       onFenced: (m, err) => this.fence(m, err),
+      holdAdmission: () => this.holdAdmission(),
+      quietTimeoutMs: 2 * opts.peerTimeoutMs,
     });
   }
 
@@ -150,9 +153,34 @@ export class MirrorController {
     return this.scheduler.run(claimsFor(...names), fn);
   }
 
+  /**
+   * Close the gate: changes not yet started wait (before taking any ordering
+   * claim, so whoever holds the gate can still take claims) until every
+   * holder has released it.
+   */
+  private holdAdmission(): () => void {
+    if (!this.gate) {
+      let open!: () => void;
+      const promise = new Promise<void>((r) => (open = r));
+      this.gate = { promise, open, holders: 0 };
+    }
+    const gate = this.gate;
+    gate.holders++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--gate.holders === 0) {
+        this.gate = null;
+        gate.open();
+      }
+    };
+  }
+
   async mutate(req: MutationRequest, payload: Buffer = EMPTY): Promise<unknown> {
     this.inFlight++;
     try {
+      while (this.gate) await this.gate.promise;
       return await this.scheduler.run(claimsFor(...namesOf(req)), () => this.fanOut(req, payload));
     } finally {
       this.inFlight--;

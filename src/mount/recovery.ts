@@ -58,6 +58,8 @@ export async function recover(opts: RecoveryOptions): Promise<void> {
     onFenced: (m, err) => {
       throw new Error(`peer ${m.name} fenced this mount during recovery: ${err.message}`);
     },
+    holdAdmission: () => () => undefined, // no change is admitted before the mount is up
+    quietTimeoutMs: 0,
   });
   for (const m of healthy) {
     const { ops, bytes } = journal.countFor(m.name);
@@ -120,6 +122,7 @@ async function fullResync(opts: RecoveryOptions, source: Member, target: Member)
   log.warn({ from: source.name, to: target.name }, 'full resync: making the peer equal to another');
   let startedBar = false;
   const result = await makeEqual(from, to, '', {
+    flushAtEnd: true,
     onProgress: (p) => {
       if (!startedBar) {
         reporter.start(`resync ${source.name} -> ${target.name}`, p.totalBytes, 'bytes');

@@ -281,9 +281,12 @@ export class PeerServer {
    */
   private repair(req: Extract<ControlRequest, { op: 'repair' }>, payload: Buffer): Promise<unknown> {
     const action = req.action;
-    const path = 'path' in action ? action.path : action.from;
+    const path = 'path' in action ? action.path : 'from' in action ? action.from : '';
     this.checkOwnership({ mount: req.mount, epoch: req.epoch });
-    return this.lock.run(true, async () => {
+    // The same rule as for operations: exclusive for what can remove a name or
+    // make a symlink; put-file never removes (it refuses a name of another type).
+    const exclusive = action.op === 'remove-tree' || EXCLUSIVE_OPS.has(action.op as Mutation['op']);
+    return this.lock.run(exclusive, async () => {
       this.checkOwnership({ mount: req.mount, epoch: req.epoch });
       try {
         const result = await applyRepair(this.ctx, action, payload);

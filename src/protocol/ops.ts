@@ -79,6 +79,32 @@ export const repairActionSchema = z.discriminatedUnion('op', [
   mutationSchemas.removexattr.omit(unstamped),
   /** Remove whatever is at path, recursively (nothing there is success; the root keeps itself and the peer's state). */
   z.object({ op: z.literal('remove-tree'), path: wirePath }),
+  /**
+   * A whole regular file in one request (the payload is its content): created
+   * or replaced in place with this mode, owner and mtime, flushed. How resync
+   * copies small files in one round trip.
+   */
+  z.object({
+    op: z.literal('put-file'),
+    path: wirePath,
+    mode,
+    uid: z.number().int().min(0).max(0xffff_fffe),
+    gid: z.number().int().min(0).max(0xffff_fffe),
+    mtimeMs: timeMs,
+    /** false: leave flushing to a later `flush` (a full resync flushes once at the end). */
+    flush: z.boolean().default(true),
+  }),
+  /** Flush everything written to the peer's file system (after repairs sent with flush: false). */
+  z.object({ op: z.literal('flush') }),
+  /** A directory with this mode and owner (created if missing; its entries are left alone), flushed. */
+  z.object({
+    op: z.literal('put-dir'),
+    path: wirePath,
+    mode,
+    uid: z.number().int().min(0).max(0xffff_fffe),
+    gid: z.number().int().min(0).max(0xffff_fffe),
+    flush: z.boolean().default(true),
+  }),
 ]);
 export type RepairAction = z.infer<typeof repairActionSchema>;
 export type RepairActionInput = z.input<typeof repairActionSchema>;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, constants, lstatSync, openSync, readlinkSync } from 'node:fs';
+import { closeSync, createReadStream, constants, lstatSync, openSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { getAttributeSync } from 'fs-xattr';
 import type { ManifestEntry } from '../protocol/ops.js';
@@ -55,7 +55,7 @@ async function describeEntry(root: string, rel: string, content: boolean): Promi
     size: st.isDirectory() ? 0 : st.size,
     mtimeMs: Math.trunc(st.mtimeMs),
   };
-  if (content && st.isFile()) entry.sha256 = await hashFile(abs);
+  if (content && st.isFile()) entry.sha256 = await hashFile(abs, st.size);
   if (st.isFile() && st.nlink > 1) entry.inode = st.ino;
   if (st.isSymbolicLink()) entry.target = readlinkSync(abs);
   const xnames = xattrNames(abs, st).sort();
@@ -66,10 +66,21 @@ async function describeEntry(root: string, rel: string, content: boolean): Promi
   return entry;
 }
 
-function hashFile(abs: string): Promise<string> {
+/** Files up to this size are hashed with one synchronous read (a stream per small file costs more than the read). */
+const SMALL_FILE_BYTES = 256 * 1024;
+
+function hashFile(abs: string, size: number): Promise<string> {
+  const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+  if (size <= SMALL_FILE_BYTES) {
+    try {
+      return Promise.resolve(createHash('sha256').update(readFileSync(fd)).digest('hex'));
+    } finally {
+      closeSync(fd);
+    }
+  }
   return new Promise((resolve, reject) => {
     const hash = createHash('sha256');
-    createReadStream('', { fd: openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW), highWaterMark: 1024 * 1024 })
+    createReadStream('', { fd, highWaterMark: 1024 * 1024 })
       .on('data', (chunk) => hash.update(chunk))
       .on('error', reject)
       .on('end', () => resolve(hash.digest('hex')));

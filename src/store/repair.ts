@@ -1,5 +1,8 @@
-import { lstatSync, rmSync, unlinkSync } from 'node:fs';
+import { chmodSync, constants, lchownSync, lstatSync, mkdirSync, rmSync, unlinkSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { MirrorError } from '../protocol/errors.js';
 import type { Mutation, RepairAction } from '../protocol/ops.js';
 import { applyMutation, type ApplyContext, type MutationResult } from './apply.js';
 import { listNames } from './reads.js';
@@ -16,9 +19,77 @@ export async function applyRepair(ctx: ApplyContext, action: RepairAction, paylo
     await removeTree(ctx, action.path);
     return null;
   }
+  if (action.op === 'put-file') {
+    await putFile(ctx, action, payload);
+    return null;
+  }
+  if (action.op === 'put-dir') {
+    await putDir(ctx, action);
+    return null;
+  }
+  if (action.op === 'flush') {
+    await flushFileSystem(ctx);
+    return null;
+  }
   // The handlers do not look at the stamp; a fixed one satisfies the type.
   return applyMutation(ctx, { ...action, mount: 'repair', epoch: 1, seq: 1 } as Mutation, payload, false);
 }
+
+async function putFile({ tree, fds, sync }: ApplyContext, action: Extract<RepairAction, { op: 'put-file' }>, payload: Buffer): Promise<void> {
+  const abs = tree.resolve(action.path);
+  fds.invalidate(action.path);
+  let existing;
+  try {
+    existing = lstatSync(abs);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  // Removing is remove-tree's job (it runs exclusively); a put never removes a name.
+  if (existing && !existing.isFile()) throw new MirrorError('MFS_ERRNO', `put-file ${JSON.stringify(action.path)}: a ${existing.isDirectory() ? 'directory' : 'non-regular file'} is there; remove it first`, { errno: 'EEXIST' });
+  // Asynchronous (libuv's thread pool): creating a file costs ~0.5 ms on this
+  // kind of disk, and a resync sends many at once; the event loop keeps serving.
+  const file = await open(abs, constants.O_CREAT | constants.O_TRUNC | constants.O_WRONLY | constants.O_NOFOLLOW, 0o600);
+  try {
+    if (payload.length > 0) await file.write(payload, 0, payload.length, 0);
+    await file.chown(action.uid, action.gid);
+    await file.chmod(action.mode); // after chown, which may clear set-id bits
+    const mtime = action.mtimeMs / 1000;
+    await file.utimes(mtime, mtime);
+    if (action.flush) await file.sync();
+  } finally {
+    await file.close();
+  }
+  if (action.flush) await sync.dir(dirname(abs));
+}
+
+async function putDir({ tree, sync }: ApplyContext, action: Extract<RepairAction, { op: 'put-dir' }>): Promise<void> {
+  const abs = tree.resolve(action.path);
+  try {
+    mkdirSync(abs, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    if (!lstatSync(abs).isDirectory()) throw new MirrorError('MFS_ERRNO', `put-dir ${JSON.stringify(action.path)}: something else is there; remove it first`, { errno: 'EEXIST' });
+  }
+  lchownSync(abs, action.uid, action.gid);
+  chmodSync(abs, action.mode); // abs is a directory (checked above), not a symlink
+  if (!action.flush) return;
+  await sync.dir(abs); // its own mode and owner
+  if (action.path !== '') await sync.dir(dirname(abs));
+}
+
+/**
+ * syncfs(2) of the data directory's file system, through coreutils `sync -f`
+ * (Node has no binding for syncfs): one flush for a whole resync instead of
+ * two per file. Bounded; a failure is an error the resync reports.
+ */
+async function flushFileSystem({ tree, sync }: ApplyContext): Promise<void> {
+  if (!sync.writesAreSynchronous) return; // a store that is never flushed (the local copy)
+  await new Promise<void>((resolve, reject) =>
+    execFile('sync', ['-f', tree.root], { timeout: FLUSH_TIMEOUT_MS }, (err) => (err ? reject(new MirrorError('MFS_ERRNO', `flush of ${tree.root} failed: ${err.message}`, { errno: 'EIO' })) : resolve())),
+  );
+}
+
+const FLUSH_TIMEOUT_MS = 10 * 60_000;
 
 async function removeTree({ tree, fds, sync }: ApplyContext, path: string): Promise<void> {
   const abs = tree.resolve(path);

@@ -1,0 +1,186 @@
+#!/usr/bin/env node
+// Catch-up and full-resync rates (not a test). Two loopback peers, a mount
+// with --ack 1 so writes go on while west is down. For each data set
+// (large files, small files):
+//   1. west is killed; the data set is written through the mount (journaled for west);
+//   2. west restarts: catch-up time and rate; meanwhile a probe process measures
+//      the latency of 4 KiB writes through the mount (and before, with all in sync);
+//   3. the mount is unmounted, west's data directory replaced by an empty one, and
+//      the mount started again: full resync time and rate (from the mount's log);
+//   4. a plain copy of east's data directory (cp -a, then sync) for comparison.
+//   node scripts/bench-recovery.mjs [--large-mib 1024] [--large-files 8] [--small-files 20000]
+import { execFileSync, spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: { 'large-mib': { type: 'string', default: '1024' }, 'large-files': { type: 'string', default: '8' }, 'small-files': { type: 'string', default: '20000' } },
+});
+const LARGE_MIB = Number(values['large-mib']);
+const LARGE_FILES = Number(values['large-files']);
+const SMALL_FILES = Number(values['small-files']);
+const root = resolve(import.meta.dirname, '..');
+const CLI = join(root, 'dist/cli/mirrorfs.js');
+const PEER = join(root, 'dist/cli/mirrorfs-peer.js');
+const base = mkdtempSync(join(tmpdir(), 'mirrorfs-recovery-'));
+const token = join(base, 'token');
+writeFileSync(token, 'recovery-bench-token-0123456789');
+const children = new Set();
+const mib = (b) => b / 1024 / 1024;
+
+function startPeer(name, dataDir, port = 0) {
+  mkdirSync(dataDir, { recursive: true });
+  const p = spawn(process.execPath, [PEER, '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--name', name, '--token-file', token, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.add(p);
+  p.on('exit', () => children.delete(p));
+  return new Promise((resolvePeer, reject) => {
+    let out = '';
+    p.stdout.on('data', (d) => {
+      out += d;
+      const m = /listening on [^ ]+:(\d+)/.exec(out);
+      if (m) resolvePeer({ name, dataDir, port: Number(m[1]), proc: p, url: `http://127.0.0.1:${m[1]}` });
+    });
+    p.once('exit', (code) => reject(new Error(`peer ${name} exited ${code}`)));
+  });
+}
+
+async function kill9(peer) {
+  peer.proc.kill('SIGKILL');
+  await new Promise((r) => (peer.proc.exitCode !== null || peer.proc.signalCode !== null ? r() : peer.proc.once('exit', r)));
+}
+
+function mountArgs(mnt, peers, state) {
+  return ['mount', mnt, '--peers', peers.map((p) => `${p.name}=${p.url}`).join(','), '--token-file', token, '--state-dir', state, '--ack', '1', '--peer-timeout', '2000'];
+}
+
+function status(mnt) {
+  return JSON.parse(execFileSync(process.execPath, [CLI, 'status', mnt, '--json'], { encoding: 'utf8' }));
+}
+
+async function waitInSync(mnt, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (status(mnt).peers.every((p) => p.state === 'in-sync')) return;
+    if (Date.now() > deadline) throw new Error('catch-up did not finish in time');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** A separate process writing 4 KiB at a time through the mount until told to stop; prints p50/p99 µs. */
+function startProbe(file) {
+  const stop = `${file}.stop-${Date.now()}`;
+  const program = `
+    const fs = require('node:fs');
+    const [file, stop] = process.argv.slice(1);
+    const fd = fs.openSync(file, 'w');
+    const buf = Buffer.alloc(4096, 1);
+    const lat = [];
+    let i = 0;
+    while (!fs.existsSync(stop)) { const t = process.hrtime.bigint(); fs.writeSync(fd, buf, 0, 4096, (i++ % 256) * 4096); lat.push(Number(process.hrtime.bigint() - t) / 1000); }
+    lat.sort((a, b) => a - b);
+    console.log(JSON.stringify({ n: lat.length, p50: lat[lat.length >> 1] ?? 0, p99: lat[Math.floor(lat.length * 0.99)] ?? 0 }));`;
+  const p = spawn(process.execPath, ['-e', program, file, stop], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  p.stdout.on('data', (d) => (out += d));
+  const done = new Promise((r) => p.once('exit', r));
+  return async () => {
+    writeFileSync(stop, '');
+    await done;
+    rmSync(stop, { force: true });
+    return JSON.parse(out);
+  };
+}
+
+function writeLarge(dir) {
+  const each = Math.round((LARGE_MIB * 1024 * 1024) / LARGE_FILES);
+  execFileSync(process.execPath, ['-e', `
+    const fs = require('node:fs'); const [dir, n, each] = process.argv.slice(1);
+    const chunk = Buffer.alloc(1024 * 1024); for (let i = 0; i < chunk.length; i++) chunk[i] = (i * 31) & 255;
+    for (let f = 0; f < Number(n); f++) { const fd = fs.openSync(dir + '/large-' + f, 'w'); for (let off = 0; off < Number(each); off += chunk.length) fs.writeSync(fd, chunk, 0, Math.min(chunk.length, Number(each) - off)); fs.closeSync(fd); }`, dir, String(LARGE_FILES), String(each)]);
+  return { bytes: each * LARGE_FILES, files: LARGE_FILES };
+}
+
+function writeSmall(dir) {
+  execFileSync(process.execPath, ['-e', `
+    const fs = require('node:fs'); const [dir, n] = process.argv.slice(1);
+    for (let i = 0; i < Number(n); i++) { const d = dir + '/d' + (i % 200); if (i < 200) fs.mkdirSync(d); fs.writeFileSync(d + '/f' + i, 'small file ' + i + '\\n'.repeat(64)); }`, dir, String(SMALL_FILES)]);
+  return { bytes: SMALL_FILES * (('small file ' + 0).length + 64), files: SMALL_FILES };
+}
+
+async function round(label, write) {
+  const dir = join(base, label);
+  let east = await startPeer('east', join(dir, 'east'));
+  let west = await startPeer('west', join(dir, 'west'));
+  const mnt = join(dir, 'mnt');
+  const state = join(dir, 'state');
+  mkdirSync(mnt);
+  execFileSync(process.execPath, [CLI, ...mountArgs(mnt, [east, west], state)]);
+  const row = { label };
+  try {
+    let probe = startProbe(join(mnt, 'probe'));
+    await new Promise((r) => setTimeout(r, 3000));
+    row.latencyInSync = await probe();
+    await kill9(west);
+    const t0 = Date.now();
+    const size = write(mnt);
+    row.writeSeconds = (Date.now() - t0) / 1000;
+    row.journal = status(mnt).peers.find((p) => p.name === 'west').behind;
+    probe = startProbe(join(mnt, 'probe'));
+    west = await startPeer('west', west.dataDir, west.port);
+    const t1 = Date.now();
+    await waitInSync(mnt, 30 * 60_000);
+    row.catchUpSeconds = (Date.now() - t1) / 1000;
+    row.latencyDuringCatchUp = await probe();
+    row.catchUpMBps = mib(size.bytes) / row.catchUpSeconds;
+    row.catchUpOpsPerS = row.journal.ops / row.catchUpSeconds;
+    row.catchUpFilesPerS = size.files / row.catchUpSeconds;
+    execFileSync(process.execPath, [CLI, 'unmount', mnt]);
+    // full resync: west's data replaced by an empty directory
+    await kill9(west);
+    rmSync(west.dataDir, { recursive: true, force: true });
+    west = await startPeer('west', west.dataDir, west.port);
+    const t2 = Date.now();
+    execFileSync(process.execPath, [CLI, ...mountArgs(mnt, [east, west], state)]);
+    row.resyncWallSeconds = (Date.now() - t2) / 1000;
+    const line = readFileSync(join(state, 'mount.log'), 'utf8').split('\n').filter((l) => l.includes('full resync finished')).pop();
+    const r = JSON.parse(line);
+    row.resync = { seconds: r.seconds, mbPerS: mib(r.bytes) / r.seconds, filesPerS: r.files / r.seconds };
+    execFileSync(process.execPath, [CLI, 'unmount', mnt]);
+    // a plain copy of the same tree, flushed
+    const copy = join(dir, 'plain-copy');
+    execFileSync('sync');
+    const t3 = Date.now();
+    cpSync(east.dataDir, copy, { recursive: true, filter: (src) => !src.endsWith('/.mirrorfs') });
+    execFileSync('sync');
+    row.plainCopySeconds = (Date.now() - t3) / 1000;
+    row.plainCopy = { mbPerS: mib(size.bytes) / row.plainCopySeconds, filesPerS: size.files / row.plainCopySeconds };
+    row.size = size;
+  } finally {
+    if (existsSync(mnt)) try { execFileSync(process.execPath, [CLI, 'unmount', mnt], { stdio: 'ignore' }); } catch { /* not mounted */ }
+    await kill9(east);
+    await kill9(west);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return row;
+}
+
+const rows = [];
+try {
+  rows.push(await round(`large (${LARGE_FILES} files, ${LARGE_MIB} MiB)`, writeLarge));
+  rows.push(await round(`small (${SMALL_FILES} files)`, writeSmall));
+} finally {
+  for (const c of children) c.kill('SIGKILL');
+  rmSync(base, { recursive: true, force: true });
+}
+const f1 = (n) => n.toFixed(1);
+console.log('\n| data set | journaled for west | catch-up | catch-up rate | full resync | resync rate | plain copy (cp -a + sync) |');
+console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+for (const r of rows) {
+  console.log(`| ${r.label} | ${r.journal.ops} ops, ${f1(mib(r.journal.bytes))} MiB | ${f1(r.catchUpSeconds)} s | ${f1(r.catchUpMBps)} MiB/s, ${Math.round(r.catchUpFilesPerS)} files/s | ${f1(r.resync.seconds)} s | ${f1(r.resync.mbPerS)} MiB/s, ${Math.round(r.resync.filesPerS)} files/s | ${f1(r.plainCopy.mbPerS)} MiB/s, ${Math.round(r.plainCopy.filesPerS)} files/s |`);
+}
+console.log('\nwrite latency of 4 KiB writes through the mount (separate process):\n');
+console.log('| data set | all in sync p50 / p99 µs | during catch-up p50 / p99 µs |');
+console.log('| --- | ---: | ---: |');
+for (const r of rows) console.log(`| ${r.label} | ${Math.round(r.latencyInSync.p50)} / ${Math.round(r.latencyInSync.p99)} | ${Math.round(r.latencyDuringCatchUp.p50)} / ${Math.round(r.latencyDuringCatchUp.p99)} |`);
