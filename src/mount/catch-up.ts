@@ -83,8 +83,16 @@ export class CatchUp {
     while (!this.stopped && !m.inStep) {
       try {
         if (!probed) {
-          await m.client.handshake(this.deps.mountId, this.deps.epoch);
+          const hello = await m.client.handshake(this.deps.mountId, this.deps.epoch);
           m.markConnected();
+          const known = this.deps.journal.peerId(m.name);
+          if (known !== null && hello.peer.id !== known) {
+            // Its data was replaced: journaled changes would land on a tree that lacks
+            // everything before them. Only a full resync (at the next mount) rebuilds it.
+            m.noteCatchingUp(false, `its data was replaced (peer id ${hello.peer.id}, was ${known}); unmount and mount again to rebuild it with a full resync`);
+            this.deps.log.error({ peer: m.name, was: known, now: hello.peer.id }, 'peer came back with a new identity (data replaced): not catching it up; remount to resync it');
+            return;
+          }
           probed = true;
         }
         m.noteCatchingUp(true);

@@ -130,6 +130,9 @@ export class PeerClient {
     if (current && !current.destroyed && !current.closed) return current;
     const session = http2.connect(this.url, {
       peerMaxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS,
+      // nghttp2 counts request bodies in flight against this (default 10 MB): a resync
+      // sends several 4 MiB chunks at once, and beyond it streams fail with ENHANCE_YOUR_CALM.
+      maxSessionMemory: 256,
       settings: { initialWindowSize: H2_STREAM_WINDOW_BYTES, maxFrameSize: H2_MAX_FRAME_BYTES },
     });
     session.once('connect', () => session.setLocalWindowSize(H2_CONNECTION_WINDOW_BYTES));

@@ -217,23 +217,31 @@ describe('a rolling disaster', () => {
 });
 
 describe('a peer whose data directory was replaced by an empty one', () => {
-  it('is rebuilt by a full resync at the next mount, verified by content hash', async () => {
+  it('is not caught up onto an empty tree while mounted; the next mount rebuilds it with a verified full resync', async () => {
     const east = await spawnPeer({ name: 'east' });
     let west = await spawnPeer({ name: 'west' });
-    const first = await startMount({ peers: [east, west] });
+    const first = await startMount({ peers: [east, west], extraArgs: ['--peer-timeout', '1000'] });
     mkdirSync(join(first.mountpoint, 'dir/sub'), { recursive: true });
     for (let i = 0; i < 50; i++) writeFileSync(join(first.mountpoint, 'dir/sub', `f${i}`), `file ${i}\n`.repeat(i * 100));
-    writeFileSync(join(first.mountpoint, 'big'), Buffer.alloc(9 * 1024 * 1024, 3));
+    // several large files: the resync sends their 4 MiB chunks at once
+    for (let i = 0; i < 3; i++) writeFileSync(join(first.mountpoint, `big${i}`), Buffer.alloc(9 * 1024 * 1024, 3 + i));
     symlinkSync('dir/sub/f1', join(first.mountpoint, 'link'));
-    setAttributeSync(join(first.mountpoint, 'big'), 'user.note', 'kept');
+    setAttributeSync(join(first.mountpoint, 'big0'), 'user.note', 'kept');
     await run('chmod', ['0750', join(first.mountpoint, 'dir')]);
-    await first.stop();
     await west.kill9();
+    const failed = await run('touch', [join(first.mountpoint, 'while-west-is-away')]).then(() => null, (e: Error) => e);
+    expect(failed?.message).toMatch(/Input\/output error/);
     const token = readFileSync(west.tokenFile); // the test keeps its token file beside the peer's state
     rmSync(west.dataDir, { recursive: true, force: true });
     mkdirSync(west.stateDir, { recursive: true });
     writeFileSync(west.tokenFile, token, { mode: 0o600 });
     west = await west.restart();
+    // catch-up notices the new identity and refuses to replay changes onto an empty tree
+    await waitFor(() => first.stderr().includes('peer came back with a new identity'), 'the replaced peer to be noticed');
+    const st = await mountStatus(first.mountpoint);
+    expect(st.peers.find((p) => p.name === 'west')!.behind!.reason).toMatch(/data was replaced .* unmount and mount again/);
+    expect(existsSync(join(west.dataDir, 'while-west-is-away'))).toBe(false);
+    await first.stop();
     const again = await startMount({ peers: [east, west], mountpoint: first.mountpoint, stateDir: first.stateDir });
     expect(again.stderr()).toMatch(/peer has a new identity \(its data was replaced\): full resync/);
     expect(again.stderr()).toContain('full resync finished and verified by content hash');
