@@ -10,6 +10,7 @@ import type { VerifyReport } from '../mount/verify.js';
 import { defaultStateDir } from '../mount/identity.js';
 import { forceUnmount, isDeadMount, isMounted } from '../mount/mountpoint.js';
 import { startMount } from '../mount/mounter.js';
+import { progressReporter } from '../mount/progress.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { formatStatus, formatVerify } from './format-status.js';
 
@@ -94,17 +95,20 @@ async function background(mountpoint: string, stateDir: string, peerTimeoutMs: n
   const quietLimitMs = 30_000 + peerTimeoutMs * 3;
   let lastSize = -1;
   let deadline = Date.now() + quietLimitMs;
+  const progress = process.stderr.isTTY ? new LogProgress(logFile) : null;
   while (Date.now() < deadline) {
     const size = statSync(logFile).size;
     if (size !== lastSize) {
       lastSize = size;
       deadline = Date.now() + quietLimitMs;
+      progress?.poll();
     }
     if (exited !== null) {
       const lines = readFileSync(logFile, 'utf8').split('\n').filter((l) => l.startsWith('mirrorfs:'));
       fail(`${lines.at(-1)?.replace(/^mirrorfs: /, '') ?? `the mount process exited with ${exited}`} (log: ${logFile})`);
     }
     if (isMounted(mountpoint) && (await controlRequest(mountpoint, 'GET', '/status', 1000))) {
+      progress?.stop();
       child.unref();
       process.stdout.write(`mirrorfs: mounted ${mountpoint} in the background (pid ${child.pid}, log ${logFile})\n`);
       process.exit(0);
@@ -113,6 +117,48 @@ async function background(mountpoint: string, stateDir: string, peerTimeoutMs: n
   }
   child.kill('SIGTERM');
   fail(`the mount made no progress for ${Math.round(quietLimitMs / 1000)} s; stopped it (log: ${logFile})`);
+}
+
+/**
+ * In background mode the mount's log goes to a file; on a terminal, the
+ * waiting parent turns its catch-up and resync progress lines into a bar.
+ */
+class LogProgress {
+  private offset = 0;
+  private readonly bar = progressReporter(createLogger('mount', 'silent'));
+  private active = false;
+
+  constructor(private readonly file: string) {
+    this.offset = statSync(file).size;
+  }
+
+  poll(): void {
+    const text = readFileSync(this.file, 'utf8').slice(this.offset);
+    const end = text.lastIndexOf('\n');
+    if (end < 0) return;
+    this.offset += Buffer.byteLength(text.slice(0, end + 1));
+    for (const line of text.slice(0, end).split('\n')) {
+      let rec: { msg?: string; job?: string; total?: number; unit?: string; done?: number };
+      try {
+        rec = JSON.parse(line) as typeof rec;
+      } catch {
+        continue;
+      }
+      if (!rec.job) continue;
+      if (rec.msg === 'started') {
+        this.bar.start(rec.job, rec.total ?? 0, rec.unit ?? '');
+        this.active = true;
+      } else if (rec.msg === 'progress' && this.active) this.bar.update(rec.done ?? 0);
+      else if (rec.msg === 'finished' && this.active) this.stop(rec.done);
+    }
+  }
+
+  stop(done?: number): void {
+    if (!this.active) return;
+    if (done !== undefined) this.bar.update(done);
+    this.bar.stop();
+    this.active = false;
+  }
 }
 
 program

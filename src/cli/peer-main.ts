@@ -38,6 +38,10 @@ async function main(): Promise<void> {
   }
   const { host, port } = parseListen(o.listen);
   const stateDir = resolve(o.state ?? join(dataDir, '.mirrorfs'));
+  // Inside the tree, only the reserved name is hidden from mounts (and spared by repairs).
+  if (stateDir !== join(dataDir, '.mirrorfs') && (stateDir === dataDir || stateDir.startsWith(`${dataDir}/`))) {
+    fail(`--state ${stateDir}: inside --data the state must be ${join(dataDir, '.mirrorfs')} (any other place there is part of the mirrored tree); or put it outside ${dataDir}`);
+  }
   const tokenFile = resolve(o.tokenFile ?? join(stateDir, 'token'));
   let server: PeerServer;
   try {

@@ -52,12 +52,15 @@ const MAX_BACKOFF_MS = 1000;
 export class CatchUp {
   private readonly loops = new Map<Member, Promise<void>>();
   private readonly wakers = new Map<Member, () => void>();
+  /** Per peer: names it holds differently, and the journaled changes deferred until they are copied. */
+  private readonly deferred = new Map<Member, { names: Set<string>; seqs: Set<number> }>();
   private stopped = false;
 
   constructor(private readonly deps: CatchUpDeps) {}
 
   /** Make sure a loop is bringing this peer what it lacks. */
   ensure(member: Member): void {
+    if (member.isLost) return; // it lacks something the journal does not hold
     if (this.stopped || this.loops.has(member)) {
       this.wakers.get(member)?.();
       return;
@@ -105,11 +108,18 @@ export class CatchUp {
         }
         // Joining: under a steady stream of changes there is always one in flight that
         // skipped the peer. So new changes wait at the gate (briefly: only those already
-        // in flight finish), the last ones are journaled and sent, and the peer joins.
+        // in flight finish), the last ones are journaled and sent, names the peer holds
+        // differently are copied whole from an in-sync peer (whose state is final while
+        // the gate is closed), and the peer joins.
         const release = this.deps.holdAdmission();
         try {
           await this.waitQuiet(m);
           await this.drain(m);
+          if (this.hasDeferred(m)) {
+            const source = this.deps.repairSource(m);
+            if (!source) throw new MirrorError('MFS_UNREACHABLE', `no in-sync peer to repair ${m.name} from`, { context: { peer: m.name } });
+            await this.repairDeferred(m, source, true);
+          }
           if (this.complete(m)) {
             m.markInSync();
             return;
@@ -162,11 +172,21 @@ export class CatchUp {
    * Send a peer every journaled change it lacks, in seq order (a window of
    * them at once, conflicting ones in order). Throws on the first failure;
    * what was delivered stays delivered. Used by the loop and at mount time.
+   *
+   * A change the peer answered differently from the peers that committed it
+   * (or journaled as a repair) means the peer holds those names differently.
+   * Replaying later changes onto them would build on the wrong state, and
+   * copying them now would copy a state that already includes later changes,
+   * which would then be replayed again. So such names, and every later change
+   * that touches them (or a name above or below them), are deferred: not
+   * sent, kept in the journal as repairs, and the names copied whole once, at
+   * the end (repairDeferred), from a peer that has everything.
    */
   async drain(m: Member, onProgress?: (p: DrainProgress) => void): Promise<DrainProgress> {
     const order = new Scheduler();
     const running = new Set<Promise<void>>();
     const done: DrainProgress = { ops: 0, bytes: 0 };
+    const dirty = this.deferredOf(m);
     let failure: unknown = null;
     let after = 0;
     while (failure === null && !this.stopped) {
@@ -178,8 +198,13 @@ export class CatchUp {
         if (failure !== null || this.stopped) break;
         const p: Promise<void> = order
           .run(claimsFor(...namesOf(entry.request)), async () => {
-            if (failure !== null) return; // an earlier change failed: nothing after it on these names may go
-            await this.deliver(m, entry);
+            if (failure !== null || dirty.seqs.has(entry.seq)) return; // failed before, or deferred already
+            if (entry.kind === 'repair' || touchesAny(entry.request, dirty.names)) return this.defer(m, entry);
+            const outcome = await this.resend(m, entry);
+            if (entry.outcome !== null && outcome !== entry.outcome) {
+              this.deps.log.warn({ peer: m.name, seq: entry.seq, op: entry.request.op, got: outcome, expected: entry.outcome }, 'catch-up: peer answered differently; its names will be copied from an in-sync peer');
+              return this.defer(m, entry);
+            }
             this.deps.journal.delivered(m.name, entry.seq);
             done.ops++;
             done.bytes += entry.payload.length;
@@ -198,15 +223,44 @@ export class CatchUp {
     return done;
   }
 
-  private async deliver(m: Member, entry: JournalEntry): Promise<void> {
-    if (entry.kind === 'resend') {
-      const outcome = await this.resend(m, entry);
-      if (entry.outcome === null || outcome === entry.outcome) return;
-      // The peer answered differently from the peers that committed it: its tree differs there.
-      this.deps.log.warn({ peer: m.name, seq: entry.seq, op: entry.request.op, got: outcome, expected: entry.outcome }, 'catch-up: peer answered differently; repairing the names from an in-sync peer');
-      this.deps.journal.markRepair(m.name, entry.seq);
+  private deferredOf(m: Member): { names: Set<string>; seqs: Set<number> } {
+    let d = this.deferred.get(m);
+    if (!d) {
+      d = { names: new Set(), seqs: new Set() };
+      this.deferred.set(m, d);
     }
-    await this.repair(m, entry);
+    return d;
+  }
+
+  private defer(m: Member, entry: JournalEntry): void {
+    const d = this.deferredOf(m);
+    for (const name of namesOf(entry.request)) d.names.add(name);
+    d.seqs.add(entry.seq);
+    if (entry.kind !== 'repair') this.deps.journal.markRepair(m.name, entry.seq); // survives a crash of the mount
+  }
+
+  /** Names waiting to be copied whole to this peer. */
+  hasDeferred(m: Member): boolean {
+    return (this.deferred.get(m)?.seqs.size ?? 0) > 0;
+  }
+
+  /**
+   * Copy the deferred names whole from `source` (which must hold every change),
+   * then count the deferred changes as delivered. Callers make sure no change
+   * runs meanwhile (the gate, or before the mount is up); `withClaims` also
+   * holds the names' claims.
+   */
+  async repairDeferred(m: Member, source: Member, underClaims: boolean): Promise<void> {
+    const d = this.deferred.get(m);
+    if (!d || d.seqs.size === 0) return;
+    const names = topmost([...d.names]);
+    this.deps.log.warn({ peer: m.name, from: source.name, names: names.slice(0, 20), changes: d.seqs.size }, 'catch-up: copying names the peer holds differently');
+    const copy = async () => {
+      for (const name of names) await makeEqual(peerCopy(source, this.deps.mountId, this.deps.epoch), peerCopy(m, this.deps.mountId, this.deps.epoch), name);
+    };
+    await (underClaims ? this.deps.withClaims(names, copy) : copy());
+    for (const seq of d.seqs) this.deps.journal.delivered(m.name, seq);
+    this.deferred.delete(m);
   }
 
   /** Send the change again with its seq; returns 'ok' or the errno the peer recorded. */
@@ -221,15 +275,23 @@ export class CatchUp {
       return e.errno;
     }
   }
+}
 
-  private async repair(m: Member, entry: JournalEntry): Promise<void> {
-    const source = this.deps.repairSource(m);
-    if (!source) throw new MirrorError('MFS_UNREACHABLE', `no in-sync peer to repair ${m.name} from`, { context: { peer: m.name } });
-    const names = namesOf(entry.request);
-    await this.deps.withClaims(names, async () => {
-      for (const name of names) await makeEqual(peerCopy(source, this.deps.mountId, this.deps.epoch), peerCopy(m, this.deps.mountId, this.deps.epoch), name);
-    });
-  }
+/** Does an operation touch one of these names, or a name above or below one? */
+function touchesAny(req: MutationRequest, names: Set<string>): boolean {
+  if (names.size === 0) return false;
+  for (const n of namesOf(req)) for (const d of names) if (related(n, d)) return true;
+  return false;
+}
+
+function related(a: string, b: string): boolean {
+  return a === b || a === '' || b === '' || a.startsWith(`${b}/`) || b.startsWith(`${a}/`);
+}
+
+/** The names not below another name of the list (copying a directory copies what is below it). */
+function topmost(names: string[]): string[] {
+  const sorted = [...new Set(names)].sort();
+  return sorted.filter((n) => !sorted.some((o) => o !== n && (o === '' || n.startsWith(`${o}/`))));
 }
 
 /** The names an operation touches, for ordering. */

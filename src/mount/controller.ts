@@ -344,16 +344,20 @@ export class MirrorController {
       l.member.markBehind(stamped.seq, l.reason, l.errno);
       l.member.unjournaled++;
     }
+    let recorded = false;
     try {
       await this.opts.journal.record(stamped.seq, req, payload, verdict.authoritative, verdict.lacking.map((l) => ({ peer: l.member.name, kind: l.kind })));
+      recorded = true;
     } catch (err) {
       this.fencedReason ??= `the journal could not be written (${(err as Error).message}); changes some peers lack could be lost, so no change is taken`;
       this.log.fatal({ err, seq: stamped.seq }, 'journal write failed: refusing every further change');
       verdict.decided = { ok: false, error: new MirrorError('MFS_ERRNO', `${stamped.op}: journal write failed: ${(err as Error).message}`, { errno: 'EIO' }) };
+      // Nothing can bring those peers this change: they stay behind until a remount reconciles the copies.
+      for (const l of verdict.lacking) l.member.markLost(stamped.seq, `journal write failed: ${(err as Error).message}`);
     } finally {
       for (const l of verdict.lacking) {
         l.member.unjournaled--;
-        this.catchUp.ensure(l.member);
+        if (recorded) this.catchUp.ensure(l.member);
       }
     }
   }
@@ -471,7 +475,7 @@ export class MirrorController {
 
   /** True when every peer has every change (a clean unmount may then settle the peers' histories). */
   get allInSync(): boolean {
-    return this.opts.members.every((m) => m.inStep) && this.opts.journal.peersLacking().length === 0;
+    return this.fencedReason === null && this.opts.members.every((m) => m.inStep) && this.opts.journal.peersLacking().length === 0;
   }
 
   /** The last seq handed out. */

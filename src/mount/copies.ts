@@ -11,6 +11,8 @@ import type { Member } from './member.js';
  */
 export interface CopyHandle {
   name: string;
+  /** False once the copy may lack changes (a peer fell behind): it is then neither a source nor compared. */
+  usable(): boolean;
   /** Manifest of `path` and everything under it ('' = the whole tree, root excluded). */
   manifest(path: string, content: boolean): Promise<ManifestEntry[]>;
   stat(path: string): Promise<WireStat>;
@@ -21,6 +23,7 @@ export interface CopyHandle {
 export function peerCopy(member: Member, mountId: string, epoch: number): CopyHandle {
   return {
     name: member.name,
+    usable: () => member.inStep,
     manifest: (path, content) => member.client.manifest({ path, content }),
     stat: async (path) => (await member.client.call<WireStat>({ op: 'getattr', path })).result,
     read: async (path, offset, length) => (await member.client.call({ op: 'read', path, offset, length })).payload,
@@ -33,6 +36,7 @@ export function peerCopy(member: Member, mountId: string, epoch: number): CopyHa
 export function localCopyHandle(local: LocalCopy): CopyHandle {
   return {
     name: 'local copy',
+    usable: () => local.active,
     manifest: async (path, content) => {
       const out: ManifestEntry[] = [];
       for await (const e of walkManifest(local.root, { path, content })) out.push(e);

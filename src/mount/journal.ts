@@ -37,13 +37,17 @@ export class Journal {
   private readonly db: Database.Database;
   private readonly stmts;
   private pending: Array<() => void> = [];
+  private deliveries: Array<[string, number]> = [];
   private pendingCommit: Promise<void> | null = null;
 
   constructor(stateDir: string) {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     this.db = new Database(join(stateDir, 'journal.db'));
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
+    // Recording a change commits with FULL (below); everything else (deliveries) with
+    // NORMAL: a delivery lost in a crash only means the change is sent again, and the
+    // peer answers a re-send from its record.
+    this.db.pragma('synchronous = NORMAL');
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS ops (seq INTEGER PRIMARY KEY, request TEXT NOT NULL, payload BLOB NOT NULL, bytes INTEGER NOT NULL, outcome TEXT);
       CREATE TABLE IF NOT EXISTS lacking (peer TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('resend', 'repair')), PRIMARY KEY (peer, seq)) WITHOUT ROWID;
@@ -83,7 +87,7 @@ export class Journal {
           this.pending = [];
           this.pendingCommit = null;
           try {
-            this.db.transaction(() => work.forEach((w) => w()))();
+            this.durably(() => work.forEach((w) => w()));
             resolve();
           } catch (err) {
             reject(err);
@@ -96,6 +100,7 @@ export class Journal {
 
   /** Up to `limit` changes a peer lacks after `afterSeq`, in seq order. */
   lackingFor(peer: string, afterSeq = 0, limit = 256): JournalEntry[] {
+    this.commitDeliveries();
     return this.stmts.lackingFor.all(peer, afterSeq, limit).map((r) => ({
       seq: r.seq,
       request: JSON.parse(r.request) as MutationRequest,
@@ -107,16 +112,40 @@ export class Journal {
 
   /** How much a peer lacks: changes and payload bytes. */
   countFor(peer: string): { ops: number; bytes: number } {
+    this.commitDeliveries();
     const r = this.stmts.countFor.get(peer);
     return { ops: r?.ops ?? 0, bytes: r?.bytes ?? 0 };
   }
 
-  /** The peer has the change now; the change leaves the journal once no peer lacks it. */
+  /**
+   * The peer has the change now; the change leaves the journal once no peer
+   * lacks it. Deliveries in the same turn of the event loop share one commit.
+   */
   delivered(peer: string, seq: number): void {
+    this.deliveries.push([peer, seq]);
+    if (this.deliveries.length === 1) setImmediate(() => this.commitDeliveries());
+  }
+
+  private commitDeliveries(): void {
+    const batch = this.deliveries;
+    this.deliveries = [];
+    if (batch.length === 0 || !this.db.open) return;
     this.db.transaction(() => {
-      this.stmts.deleteLack.run(peer, seq);
-      this.stmts.deleteOpIfDone.run(seq, seq);
+      for (const [peer, seq] of batch) {
+        this.stmts.deleteLack.run(peer, seq);
+        this.stmts.deleteOpIfDone.run(seq, seq);
+      }
     })();
+  }
+
+  /** Run fn in one transaction committed with synchronous=FULL (it survives power loss). */
+  private durably(fn: () => void): void {
+    this.db.pragma('synchronous = FULL');
+    try {
+      this.db.transaction(fn)();
+    } finally {
+      this.db.pragma('synchronous = NORMAL');
+    }
   }
 
   /** Change the way a peer must be brought a change (a resend it answered differently becomes a repair). */
@@ -126,11 +155,13 @@ export class Journal {
 
   /** The highest seq the journal holds (0 when empty). */
   maxSeq(): number {
+    this.commitDeliveries();
     return this.stmts.maxSeq.get()?.m ?? 0;
   }
 
   /** Names of peers that lack something. */
   peersLacking(): string[] {
+    this.commitDeliveries();
     return this.stmts.peersLacking.all().map((r) => r.peer);
   }
 
@@ -145,6 +176,7 @@ export class Journal {
 
   /** Forget everything a peer lacked (it was rebuilt by a full resync). */
   forgetPeer(peer: string): void {
+    this.commitDeliveries();
     this.db.transaction(() => {
       const seqs = this.db.prepare<[string], { seq: number }>('SELECT seq FROM lacking WHERE peer = ?').all(peer);
       for (const { seq } of seqs) {
@@ -158,8 +190,9 @@ export class Journal {
     if (this.pending.length > 0) {
       const work = this.pending;
       this.pending = [];
-      this.db.transaction(() => work.forEach((w) => w()))();
+      this.durably(() => work.forEach((w) => w()));
     }
+    this.commitDeliveries();
     this.db.close();
   }
 }

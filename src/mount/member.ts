@@ -53,6 +53,7 @@ export class Member {
   private lastError: string | null = null;
   private lag: { since: number; reason: string; errno: string | null; catchingUp: boolean } | null = null;
   private readonly caughtUp: Array<{ at: number; ops: number; bytes: number }> = [];
+  private lost = false;
   /** Changes in flight that were not sent here because the peer is behind (they will be journaled for it). */
   skippedInFlight = 0;
   /** Changes this peer lacks that are not yet committed to the journal. */
@@ -107,6 +108,21 @@ export class Member {
     this.lag = { since: Date.now(), reason: `since seq ${seq}: ${reason}`, errno, catchingUp: false };
     this.caughtUp.length = 0;
     this.log.error({ peer: this.name, seq, reason }, 'peer is behind: it lacks a change; changes are journaled for it and caught up when it answers');
+  }
+
+  /**
+   * The peer lacks a change that could not be journaled (the journal write
+   * failed): nothing can bring it, so it stays behind until a remount
+   * compares the copies.
+   */
+  markLost(seq: number, reason: string): void {
+    this.markBehind(seq, reason);
+    this.lost = true;
+    if (this.lag) this.lag.reason = `since seq ${seq}: ${reason}; it lacks a change that is not in the journal: unmount and mount again to reconcile`;
+  }
+
+  get isLost(): boolean {
+    return this.lost;
   }
 
   /** Catch-up is bringing changes (true) or waiting for the peer (false). */

@@ -117,11 +117,13 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
         // New changes are refused (EROFS) from here on, so the drain can finish under load.
         controller.stopAdmitting(`${mountpoint} is being unmounted (${reason})`);
         log.info({ reason, inFlight: controller.operationsInFlight }, 'unmounting: draining in-flight operations');
-        if (!(await controller.drain(DRAIN_TIMEOUT_MS))) log.warn({ inFlight: controller.operationsInFlight }, 'drain timed out; unmounting anyway');
+        const drained = await controller.drain(DRAIN_TIMEOUT_MS);
+        if (!drained) log.warn({ inFlight: controller.operationsInFlight }, 'drain timed out; unmounting anyway');
         const unmounted = await unmountFuse(fuse, log);
         await control.close();
         if (unmounted && local?.active) writeFileSync(cleanMarker, `${new Date().toISOString()}\n`);
-        if (controller.allInSync && controller.lastSeq > 0) {
+        // Settled only when nothing is in flight and every peer has every change.
+        if (drained && controller.allInSync && controller.lastSeq > 0) {
           await Promise.all(members.map((m) => m.client.settle(mountId, epoch, controller.lastSeq))).catch((err: Error) => log.warn({ err: err.message }, 'could not settle the peers\' histories (the next mount compares them)'));
         }
         await controller.close();

@@ -39,7 +39,11 @@ export async function establishOwnership(mountId: string, members: Member[], log
         'Stop it and unmount it first; taking over from a dead primary is not implemented yet.',
     );
   }
-  const epoch = Math.max(1, newest);
+  // A new epoch at every mount, even by the same writer: anything a previous
+  // process of this mount still has on the wire (a request delayed in a socket
+  // buffer, a stalled relay) is then refused as fenced instead of landing after
+  // recovery and re-using a seq.
+  const epoch = newest + 1;
   const peerIds = await Promise.all(
     members.map(async (m) => {
       try {

@@ -11,7 +11,7 @@ export interface ProgressReporter {
   stop(): void;
 }
 
-const LOG_EVERY_MS = 3000;
+const LOG_EVERY_MS = 1000;
 
 export function progressReporter(log: Logger, stream: NodeJS.WriteStream = process.stderr): ProgressReporter {
   if (stream.isTTY) {

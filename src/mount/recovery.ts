@@ -54,7 +54,7 @@ export async function recover(opts: RecoveryOptions): Promise<void> {
     journal,
     log,
     withClaims: (_names, fn) => fn(), // nothing else runs before the mount is up
-    repairSource: (exclude) => healthy.find((m) => m !== exclude && journal.countFor(m.name).ops === 0) ?? null,
+    repairSource: () => null, // repairs wait until every resend is delivered (below)
     onFenced: (m, err) => {
       throw new Error(`peer ${m.name} fenced this mount during recovery: ${err.message}`);
     },
@@ -73,6 +73,13 @@ export async function recover(opts: RecoveryOptions): Promise<void> {
     } finally {
       opts.reporter.stop();
     }
+  }
+  // Names some peer holds differently: copied whole from a peer that now has everything.
+  for (const m of healthy) {
+    if (!catchUp.hasDeferred(m)) continue;
+    const source = healthy.find((o) => o !== m && !catchUp.hasDeferred(o) && journal.countFor(o.name).ops === 0);
+    if (!source) throw new Error(`peer ${m.name} holds some names differently and no other peer has every change to copy them from; mount with --resync-from NAME to choose the copy to keep`);
+    await catchUp.repairDeferred(m, source, false);
   }
 
   // 3. Changes in doubt among the healthy peers.
@@ -131,6 +138,7 @@ async function fullResync(opts: RecoveryOptions, source: Member, target: Member)
       reporter.update(p.bytesCopied);
     },
   }).finally(() => startedBar && reporter.stop());
+  const copySeconds = (Date.now() - started) / 1000;
   // Verified: the target's content hashes must now equal the source's.
   const [a, b] = await Promise.all([source.client.manifest({ content: true }), target.client.manifest({ content: true })]);
   const diffs = diffManifests(a, b, [source.name, target.name]);
@@ -138,7 +146,10 @@ async function fullResync(opts: RecoveryOptions, source: Member, target: Member)
   opts.journal.forgetPeer(target.name);
   const seconds = (Date.now() - started) / 1000;
   log.warn(
-    { from: source.name, to: target.name, files: result.filesCopied, bytes: result.bytesCopied, removed: result.removed, seconds, mbPerS: round(result.bytesCopied / 1e6 / seconds), filesPerS: round(result.filesCopied / seconds) },
+    {
+      from: source.name, to: target.name, files: result.filesCopied, bytes: result.bytesCopied, removed: result.removed, seconds, copySeconds, verifySeconds: round(seconds - copySeconds),
+      mbPerS: round(result.bytesCopied / 1e6 / seconds), filesPerS: round(result.filesCopied / seconds),
+    },
     'full resync finished and verified by content hash',
   );
 }

@@ -44,6 +44,7 @@ export async function makeEqual(source: CopyHandle, target: CopyHandle, path: st
   const [src, dst] = await Promise.all([source.manifest(path, true), target.manifest(path, true)]);
   const progress: RepairProgress = { entries: 0, filesCopied: 0, bytesCopied: 0, removed: 0, totalEntries: src.length, totalBytes: src.reduce((n, e) => n + (e.type === 'file' ? e.size : 0), 0) };
   const report = () => opts.onProgress?.(progress);
+  if (path !== '' && src.length > 0) await ensureParents(source, target, path);
   const srcByPath = new Map(src.map((e) => [e.path, e]));
   const dstByPath = new Map(dst.map((e) => [e.path, e]));
 
@@ -68,6 +69,8 @@ export async function makeEqual(source: CopyHandle, target: CopyHandle, path: st
   const flush = opts.flushAtEnd !== true;
   const dirReady = new Map<string, Promise<void>>();
   const firstNameOfInode = new Map<number, string>();
+  /** Target names removed and created again in this pass (their old inode is gone). */
+  const recreated = new Set<string>();
   const laterNames: Array<{ entry: ManifestEntry; first: string }> = [];
   const modes: ManifestEntry[] = [];
   const done = () => {
@@ -104,7 +107,7 @@ export async function makeEqual(source: CopyHandle, target: CopyHandle, path: st
           if (!d) await target.apply({ op: 'symlink', path: s.path, target: s.target! });
           await setAttributes(target, s, d); // a symlink's mode is not settable on Linux
         } else {
-          await copyFile(source, target, s, d, modes, progress, flush);
+          await copyFile(source, target, s, d, modes, progress, flush, recreated);
         }
         done();
       } finally {
@@ -115,8 +118,9 @@ export async function makeEqual(source: CopyHandle, target: CopyHandle, path: st
   await pool.drain();
   for (const { entry, first } of laterNames) {
     const d = dstByPath.get(entry.path);
-    // Compared by content only: inode numbers are not comparable across copies.
-    if (d && d.sha256 === entry.sha256 && d.inode !== undefined) continue;
+    // Already a further name of the same target file? (Inode numbers are only comparable within one copy.)
+    const firstOnTarget = dstByPath.get(first);
+    if (d && d.inode !== undefined && !recreated.has(first) && firstOnTarget?.inode === d.inode) continue;
     if (d) await target.apply({ op: 'remove-tree', path: entry.path });
     await target.apply({ op: 'link', from: first, path: entry.path });
     progress.entries++;
@@ -137,8 +141,35 @@ export async function makeEqual(source: CopyHandle, target: CopyHandle, path: st
   return progress;
 }
 
+/**
+ * The directories above `path` on the target, as on the source: a repair of
+ * one name may find its directory missing on the target (it was created by a
+ * change the target never got, or renamed). Created owner-writable; a mode
+ * that is not is left to a later repair of that directory itself.
+ */
+async function ensureParents(source: CopyHandle, target: CopyHandle, path: string): Promise<void> {
+  const parts = path.split('/');
+  for (let i = 1; i < parts.length; i++) {
+    const dir = parts.slice(0, i).join('/');
+    const there = await target.stat(dir).catch(() => null);
+    if (there?.type === 'dir') continue;
+    const want = await source.stat(dir);
+    if (there) await target.apply({ op: 'remove-tree', path: dir });
+    const mode = want.mode & 0o7777;
+    await target.apply({ op: 'put-dir', path: dir, mode: (mode & 0o700) === 0o700 ? mode : 0o700, uid: want.uid, gid: want.gid });
+  }
+}
+
 /** A file: whole in one put-file when small, else in chunks; then owner, xattrs, mode, mtime. */
-async function copyFile(source: CopyHandle, target: CopyHandle, s: ManifestEntry, d: ManifestEntry | undefined, modes: ManifestEntry[], progress: RepairProgress, flush: boolean): Promise<void> {
+async function copyFile(source: CopyHandle, target: CopyHandle, s: ManifestEntry, dst: ManifestEntry | undefined, modes: ManifestEntry[], progress: RepairProgress, flush: boolean, recreated: Set<string>): Promise<void> {
+  let d = dst;
+  // A target name that shares its inode with another name must not be written in
+  // place (the other name would change too), nor kept linked where the source is not.
+  if (d && d.inode !== undefined && (s.inode === undefined || d.size !== s.size || d.sha256 !== s.sha256)) {
+    await target.apply({ op: 'remove-tree', path: s.path });
+    recreated.add(s.path);
+    d = undefined;
+  }
   const copied = !d || d.size !== s.size || d.sha256 !== s.sha256;
   if (copied && s.size <= WHOLE_FILE_BYTES) {
     // One round trip: content, mode, owner and mtime together.
@@ -146,10 +177,10 @@ async function copyFile(source: CopyHandle, target: CopyHandle, s: ManifestEntry
     await target.apply({ op: 'put-file', path: s.path, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, mtimeMs: s.mtimeMs ?? Date.now(), flush }, content);
     await setAttributes(target, s, { ...s, xattrs: d?.xattrs ?? {} });
   } else {
-    if (copied) await copyContent(source, target, s);
+    if (copied) await copyContent(source, target, s, flush);
     await setAttributes(target, s, copied ? undefined : d);
-    if (copied || (d.mode & 0o7777) !== (s.mode & 0o7777)) modes.push(s);
-    if (copied || d.mtimeMs !== s.mtimeMs) await target.apply({ op: 'utimens', path: s.path, atimeMs: null, mtimeMs: s.mtimeMs ?? Date.now() });
+    if (copied || !d || (d.mode & 0o7777) !== (s.mode & 0o7777)) modes.push(s);
+    if (copied || !d || d.mtimeMs !== s.mtimeMs) await target.apply({ op: 'utimens', path: s.path, atimeMs: null, mtimeMs: s.mtimeMs ?? Date.now() });
   }
   if (copied) {
     progress.filesCopied++;
@@ -157,14 +188,14 @@ async function copyFile(source: CopyHandle, target: CopyHandle, s: ManifestEntry
   }
 }
 
-async function copyContent(source: CopyHandle, target: CopyHandle, s: ManifestEntry): Promise<void> {
+async function copyContent(source: CopyHandle, target: CopyHandle, s: ManifestEntry, flush: boolean): Promise<void> {
   // Writable by its owner while it is filled (create sets the mode of an existing file too); the real mode comes last.
   await target.apply({ op: 'create', path: s.path, mode: 0o600, exclusive: false });
   await target.apply({ op: 'truncate', path: s.path, size: 0 });
   for (let offset = 0; offset < s.size; offset += CHUNK_BYTES) {
     const chunk = await source.read(s.path, offset, Math.min(CHUNK_BYTES, s.size - offset));
     if (chunk.length === 0) break; // the source shrank: the verification afterwards reports it
-    await target.apply({ op: 'write', path: s.path, offset }, chunk);
+    await target.apply({ op: 'put-range', path: s.path, offset, flush }, chunk);
   }
 }
 

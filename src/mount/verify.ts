@@ -89,7 +89,11 @@ async function rootDiffers(handles: CopyHandle[]): Promise<boolean> {
 }
 
 /** Under the path's claim: is the difference still there? Then describe it and, if asked, repair it. */
-async function checkAndRepair(handles: CopyHandle[], path: string, opts: VerifyOptions): Promise<VerifyDifference | null> {
+async function checkAndRepair(all: CopyHandle[], path: string, opts: VerifyOptions): Promise<VerifyDifference | null> {
+  // A copy that fell behind since the start is left to catch-up (copying to it now
+  // would race the changes journaled for it).
+  const handles = all.filter((h) => h.usable());
+  if (handles.length < 2) return null;
   const subtrees = await Promise.all(
     handles.map(async (h) => {
       const entries = await h.manifest(path, true);
@@ -107,6 +111,10 @@ async function checkAndRepair(handles: CopyHandle[], path: string, opts: VerifyO
   let source: CopyHandle | undefined;
   if (opts.source !== undefined) {
     source = handles.find((h) => h.name === sourceName(opts.source!));
+    if (!source) {
+      diff.unresolved = `--source ${opts.source} is not in sync any more`;
+      return diff;
+    }
   } else {
     const votes = new Map<string, number>();
     for (const s of subtrees) votes.set(s.signature, (votes.get(s.signature) ?? 0) + 1);

@@ -155,8 +155,7 @@ export class PeerServer {
     if (method === 'GET' && route === ROUTES.status) return respondJson(stream, this.status());
     if (method === 'GET' && route === ROUTES.manifest) {
       const path = url.searchParams.get('path') ?? '';
-      if (path !== '') this.tree.resolve(path); // confinement: refuses .., symlinked ancestors, reserved names
-      return this.streamManifest(stream, url.searchParams.get('content') !== '0', path);
+      return this.streamManifest(stream, url.searchParams.get('content') !== '0', this.manifestRoot(path));
     }
     throw new MirrorError('MFS_NOT_FOUND', `no route ${method} ${route}`);
   }
@@ -330,8 +329,25 @@ export class PeerServer {
     };
   }
 
-  private async streamManifest(stream: ServerHttp2Stream, content: boolean, path: string): Promise<void> {
+  /**
+   * The subtree a manifest lists: '' for the whole tree, the path when it is
+   * confined, null (an empty manifest) when a directory above it does not
+   * exist. Escapes (.., symlinked ancestors, reserved names) are refused.
+   */
+  private manifestRoot(path: string): string | null {
+    if (path === '') return '';
+    try {
+      this.tree.resolve(path);
+      return path;
+    } catch (err) {
+      if (err instanceof MirrorError && err.code === 'MFS_ERRNO' && (err.errno === 'ENOENT' || err.errno === 'ENOTDIR')) return null;
+      throw err;
+    }
+  }
+
+  private async streamManifest(stream: ServerHttp2Stream, content: boolean, path: string | null): Promise<void> {
     stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson', [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) });
+    if (path === null) return void stream.end();
     await this.lock.run(false, async () => {
       for await (const entry of walkManifest(this.tree.root, { content, path })) {
         if (stream.destroyed) return;

@@ -94,6 +94,8 @@ export const repairActionSchema = z.discriminatedUnion('op', [
     /** false: leave flushing to a later `flush` (a full resync flushes once at the end). */
     flush: z.boolean().default(true),
   }),
+  /** Bytes of an existing regular file at an offset (the payload); flushed unless flush is false. */
+  z.object({ op: z.literal('put-range'), path: wirePath, offset, flush: z.boolean().default(true) }),
   /** Flush everything written to the peer's file system (after repairs sent with flush: false). */
   z.object({ op: z.literal('flush') }),
   /** A directory with this mode and owner (created if missing; its entries are left alone), flushed. */

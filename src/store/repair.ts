@@ -27,6 +27,10 @@ export async function applyRepair(ctx: ApplyContext, action: RepairAction, paylo
     await putDir(ctx, action);
     return null;
   }
+  if (action.op === 'put-range') {
+    await putRange(ctx, action, payload);
+    return null;
+  }
   if (action.op === 'flush') {
     await flushFileSystem(ctx);
     return null;
@@ -62,6 +66,19 @@ async function putFile({ tree, fds, sync }: ApplyContext, action: Extract<Repair
   if (action.flush) await sync.dir(dirname(abs));
 }
 
+async function putRange({ tree, fds }: ApplyContext, action: Extract<RepairAction, { op: 'put-range' }>, payload: Buffer): Promise<void> {
+  const abs = tree.resolve(action.path);
+  fds.invalidate(action.path); // no cached descriptor may keep older bytes in view
+  const file = await open(abs, constants.O_WRONLY | constants.O_NOFOLLOW);
+  try {
+    let done = 0;
+    while (done < payload.length) done += (await file.write(payload, done, payload.length - done, action.offset + done)).bytesWritten;
+    if (action.flush) await file.datasync();
+  } finally {
+    await file.close();
+  }
+}
+
 async function putDir({ tree, sync }: ApplyContext, action: Extract<RepairAction, { op: 'put-dir' }>): Promise<void> {
   const abs = tree.resolve(action.path);
   try {
@@ -92,7 +109,14 @@ async function flushFileSystem({ tree, sync }: ApplyContext): Promise<void> {
 const FLUSH_TIMEOUT_MS = 10 * 60_000;
 
 async function removeTree({ tree, fds, sync }: ApplyContext, path: string): Promise<void> {
-  const abs = tree.resolve(path);
+  let abs: string;
+  try {
+    abs = tree.resolve(path);
+  } catch (err) {
+    // No directory above it: nothing to remove.
+    if (err instanceof MirrorError && err.code === 'MFS_ERRNO' && (err.errno === 'ENOENT' || err.errno === 'ENOTDIR')) return;
+    throw err;
+  }
   // Open descriptors may point into the subtree; none may survive its removal.
   fds.invalidate(path);
   if (path === '') {

@@ -191,6 +191,28 @@ describe('changes in doubt after the primary died mid-call', () => {
   });
 });
 
+describe('a peer that answers a journaled change differently', () => {
+  it('gets the names copied whole once, after the changes that touch them, not replayed on top', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    let west = await spawnPeer({ name: 'west' });
+    const m = await startMount({ peers: [east, west], extraArgs: ['--ack', '1', '--peer-timeout', '1000'] });
+    writeFileSync(join(m.mountpoint, 'a'), 'old');
+    await west.kill9();
+    // journaled for west: overwrite a, rename a -> b, a new a
+    writeFileSync(join(m.mountpoint, 'a'), 'old2');
+    await run('mv', [join(m.mountpoint, 'a'), join(m.mountpoint, 'b')]);
+    writeFileSync(join(m.mountpoint, 'a'), 'new');
+    // behind west's back, its a disappears: the first journaled write will fail there (ENOENT)
+    rmSync(join(west.dataDir, 'a'));
+    west = await west.restart();
+    await waitAllInSync(m.mountpoint);
+    expect(m.stderr()).toContain('catch-up: copying names the peer holds differently');
+    expect(readFileSync(join(west.dataDir, 'b'), 'utf8')).toBe('old2');
+    expect(readFileSync(join(west.dataDir, 'a'), 'utf8')).toBe('new');
+    await expectConverged(m, [east, west]);
+  });
+});
+
 describe('a rolling disaster', () => {
   it('east dies, writes go on; west dies; east returns and is caught up from the journal; west returns; nothing acknowledged is lost', async () => {
     let east = await spawnPeer({ name: 'east' });

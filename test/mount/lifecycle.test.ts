@@ -133,11 +133,17 @@ describe('configuration and help', () => {
   });
 
   it('every command has --help', async () => {
-    for (const args of [['--help'], ['mount', '--help'], ['status', '--help'], ['unmount', '--help']]) {
+    for (const args of [['--help'], ['mount', '--help'], ['status', '--help'], ['unmount', '--help'], ['verify', '--help']]) {
       const r = await cli(args);
       expect(r.code, args.join(' ')).toBe(0);
       expect(r.stdout).toMatch(/Usage: mirrorfs/);
     }
+    expect((await cli(['mount', '--help'])).stdout).toMatch(/--ack <policy>[\s\S]*all, quorum[\s\S]*--resync-from <peer>/);
+    const tokenFile = join(tmpDir('mirrorfs-help-'), 'token');
+    writeFileSync(tokenFile, 'some-token-0123456789abcdef');
+    const badAck = await cli(['mount', '/nonexistent', '--peers', 'a=http://127.0.0.1:1,b=http://127.0.0.1:2', '--token-file', tokenFile, '--ack', '3']);
+    expect(badAck.code).toBe(1);
+    expect(badAck.stderr).toMatch(/--ack: give all, quorum, or a number of peers from 1 to 2/);
     const peer = await run(process.execPath, [MIRRORFS_BIN.replace('mirrorfs.js', 'mirrorfs-peer.js'), '--help']);
     expect(peer).toMatch(/Usage: mirrorfs-peer[\s\S]*--data <dir>[\s\S]*--token-file/);
   });
