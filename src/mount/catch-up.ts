@@ -6,7 +6,7 @@ import type { MutationRequest } from './controller.js';
 import type { Journal, JournalEntry } from './journal.js';
 import type { Member } from './member.js';
 import { makeEqual } from './repair.js';
-import { Scheduler, claimsFor } from './scheduler.js';
+import { Scheduler, claimsFor, type Claim } from './scheduler.js';
 
 export interface CatchUpDeps {
   mountId: string;
@@ -197,7 +197,7 @@ export class CatchUp {
         while (running.size >= WINDOW) await Promise.race(running);
         if (failure !== null || this.stopped) break;
         const p: Promise<void> = order
-          .run(claimsFor(...namesOf(entry.request)), async () => {
+          .run(catchUpClaims(entry), async () => {
             if (failure !== null || dirty.seqs.has(entry.seq)) return; // failed before, or deferred already
             if (entry.kind === 'repair' || touchesAny(entry.request, dirty.names)) return this.defer(m, entry);
             const outcome = await this.resend(m, entry);
@@ -275,6 +275,27 @@ export class CatchUp {
       return e.errno;
     }
   }
+}
+
+/** Writes are ordered per block of this size during catch-up. */
+const WRITE_BLOCK_BYTES = 128 * 1024;
+
+/**
+ * Ordering claims for a journaled change during catch-up: the mount's claims,
+ * except that a write holds its file shared and only the blocks it covers
+ * exclusively. Writes to different parts of one file commute (same bytes at
+ * the same offsets, the same final size), so a file written sequentially is
+ * caught up with many writes in flight instead of one; anything else on the
+ * file (truncate, rename, unlink) holds it exclusively and still waits.
+ */
+function catchUpClaims(entry: JournalEntry): Claim[] {
+  const req = entry.request;
+  if (req.op !== 'write' || entry.payload.length === 0) return claimsFor(...namesOf(req));
+  const claims = claimsFor(req.path).map((c) => (c.path === req.path ? { path: c.path, exclusive: false } : c));
+  const first = Math.floor(req.offset / WRITE_BLOCK_BYTES);
+  const last = Math.floor((req.offset + entry.payload.length - 1) / WRITE_BLOCK_BYTES);
+  for (let b = first; b <= last; b++) claims.push({ path: `${req.path}\u0000${b}`, exclusive: true }); // NUL never occurs in a path
+  return claims;
 }
 
 /** Does an operation touch one of these names, or a name above or below one? */
