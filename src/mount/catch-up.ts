@@ -288,7 +288,7 @@ const WRITE_BLOCK_BYTES = 128 * 1024;
  * caught up with many writes in flight instead of one; anything else on the
  * file (truncate, rename, unlink) holds it exclusively and still waits.
  */
-function catchUpClaims(entry: JournalEntry): Claim[] {
+export function catchUpClaims(entry: JournalEntry): Claim[] {
   const req = entry.request;
   if (req.op !== 'write' || entry.payload.length === 0) return claimsFor(...namesOf(req));
   const claims = claimsFor(req.path).map((c) => (c.path === req.path ? { path: c.path, exclusive: false } : c));

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { catchUpClaims } from '../../src/mount/catch-up.js';
 import { Scheduler, claimsFor } from '../../src/mount/scheduler.js';
 
 /** Unit tests of the ordering rules (the kernel already serialises most calls on one inode; these cover the rest). */
@@ -89,5 +90,42 @@ describe('scheduler', () => {
     await expect(s.run(claimsFor('f'), async () => { throw new Error('boom'); })).rejects.toThrow('boom');
     await s.run(claimsFor('f'), async () => undefined);
     expect(s.queued).toBe(0);
+  });
+});
+
+describe('catch-up ordering of writes', () => {
+  const write = (offset: number, length: number, seq = 1) => ({ seq, request: { op: 'write' as const, path: 'd/f', offset }, payload: Buffer.alloc(length), kind: 'resend' as const, outcome: 'ok' });
+  const conflict = (a: ReturnType<typeof catchUpClaims>, b: ReturnType<typeof catchUpClaims>) => a.some((x) => b.some((y) => x.path === y.path && (x.exclusive || y.exclusive)));
+
+  it('lets writes to different blocks of one file run together, and orders overlapping ones', () => {
+    const K = 128 * 1024;
+    expect(conflict(catchUpClaims(write(0, K)), catchUpClaims(write(K, K)))).toBe(false);
+    expect(conflict(catchUpClaims(write(0, K)), catchUpClaims(write(K - 1, 2)))).toBe(true);
+    expect(conflict(catchUpClaims(write(5 * K + 10, 100)), catchUpClaims(write(5 * K + 4000, 10)))).toBe(true);
+  });
+
+  it('orders a write against anything else on its file or above it', () => {
+    const truncate = { seq: 2, request: { op: 'truncate' as const, path: 'd/f', size: 0 }, payload: Buffer.alloc(0), kind: 'resend' as const, outcome: 'ok' };
+    const renameDir = { seq: 3, request: { op: 'rename' as const, from: 'd', to: 'e' }, payload: Buffer.alloc(0), kind: 'resend' as const, outcome: 'ok' };
+    expect(conflict(catchUpClaims(write(0, 10)), catchUpClaims(truncate))).toBe(true);
+    expect(conflict(catchUpClaims(write(0, 10)), catchUpClaims(renameDir))).toBe(true);
+  });
+
+  it('runs non-overlapping writes of one file concurrently in the scheduler, in order otherwise', async () => {
+    const s = new Scheduler();
+    const first = gate();
+    const events: string[] = [];
+    const a = s.run(catchUpClaims(write(0, 10)), async () => {
+      events.push('a start');
+      await first.opened;
+      events.push('a end');
+    });
+    const b = s.run(catchUpClaims(write(1024 * 1024, 10)), async () => void events.push('b')); // another block: does not wait for a
+    const c = s.run(catchUpClaims(write(5, 10)), async () => void events.push('c')); // same block as a: waits
+    await b;
+    expect(events).toEqual(['a start', 'b']);
+    first.open();
+    await Promise.all([a, c]);
+    expect(events).toEqual(['a start', 'b', 'a end', 'c']);
   });
 });
