@@ -1,10 +1,11 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import net from 'node:net';
 import { mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync, existsSync, openSync, writeSync, closeSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { setAttributeSync } from 'fs-xattr';
 import { afterEach, describe, expect, it } from 'vitest';
 import { run } from '../helpers/child.js';
-import { cleanupMounts, isMounted, lazyUnmount, mirrorfsCli, mountStatus, startMount, waitAllInSync, type MountProcess } from '../helpers/mount.js';
+import { MIRRORFS_BIN, cleanupMounts, isMounted, lazyUnmount, mirrorfsCli, mountArgs, mountStatus, startMount, waitAllInSync, type MountProcess } from '../helpers/mount.js';
 import { cleanupPeers, spawnPeer, type PeerProcess } from '../helpers/peer.js';
 import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
 import { compareDirs } from '../helpers/tree.js';
@@ -114,6 +115,67 @@ describe('a peer killed in the middle of a stream of writes', () => {
     expect(log.errors).toEqual([]);
     expectAckedEverywhere(log, [m.mountpoint, east.dataDir, west.dataDir, north.dataDir]);
     await expectConverged(m, [east, west, north]);
+  });
+});
+
+/**
+ * A TCP proxy in front of a peer whose link can go silent: while stalled it
+ * neither forwards nor closes anything (as when packets are dropped and TCP
+ * keeps retransmitting); resumed, everything queued flows on late.
+ */
+async function stallableLink(target: PeerProcess): Promise<{ url: string; stall: () => void; resume: () => void; close: () => void }> {
+  const sockets = new Set<net.Socket>();
+  let stalled = false;
+  const server = net.createServer((client) => {
+    const upstream = net.connect(target.port, '127.0.0.1');
+    for (const sock of [client, upstream]) {
+      sockets.add(sock);
+      sock.on('error', () => undefined);
+      sock.on('close', () => sockets.delete(sock));
+      if (stalled) sock.pause();
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    stall: () => {
+      stalled = true;
+      for (const sock of sockets) sock.pause();
+    },
+    resume: () => {
+      stalled = false;
+      for (const sock of sockets) sock.resume();
+    },
+    close: () => {
+      server.close();
+      for (const sock of sockets) sock.destroy();
+    },
+  };
+}
+
+describe('a peer whose link goes silent', () => {
+  it('ack all: the call fails with EIO within the timeout (no wait without bound); when the link returns the peer catches up', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    const west = await spawnPeer({ name: 'west' });
+    const link = await stallableLink(west);
+    try {
+      const m = await startMount({ peers: [east, { ...west, url: link.url }], extraArgs: ['--peer-timeout', '1000'] });
+      // every syscall from another process: the proxy runs in this one and must keep forwarding
+      await run('sh', ['-c', `echo both > ${join(m.mountpoint, 'before')}`]);
+      link.stall();
+      const err = await run('sh', ['-c', `echo x > ${join(m.mountpoint, 'during')}`], 30_000).then(() => null, (e: Error) => e);
+      expect(err?.message).toMatch(/Input\/output error/);
+      expect(m.stderr()).toMatch(/"peer":"west".*did not answer/);
+      link.resume();
+      await waitAllInSync(m.mountpoint);
+      await run('mkdir', [join(m.mountpoint, 'after')]);
+      await waitFor(async () => (await run('ls', [m.mountpoint])).includes('during'), 'the rolled-forward name through the mount');
+      expect(compareDirs([{ label: 'east', dir: east.dataDir }, { label: 'west', dir: west.dataDir }])).toEqual([]);
+    } finally {
+      link.close();
+    }
   });
 });
 
@@ -269,6 +331,37 @@ describe('a peer whose data directory was replaced by an empty one', () => {
     expect(again.stderr()).toContain('full resync finished and verified by content hash');
     writeFileSync(join(again.mountpoint, 'after'), 'resynced');
     await expectConverged(again, [east, west]);
+  });
+});
+
+describe('progress on a terminal', () => {
+  it('a full resync at mount shows a progress bar when the mount runs on a terminal', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    let west = await spawnPeer({ name: 'west' });
+    const first = await startMount({ peers: [east, west] });
+    for (let i = 0; i < 4; i++) writeFileSync(join(first.mountpoint, `f${i}`), Buffer.alloc(2 * 1024 * 1024, i));
+    await first.stop();
+    await west.kill9();
+    const token = readFileSync(west.tokenFile);
+    rmSync(west.dataDir, { recursive: true, force: true });
+    mkdirSync(west.stateDir, { recursive: true });
+    writeFileSync(west.tokenFile, token, { mode: 0o600 });
+    west = await west.restart();
+    // script(1) gives the mount a pseudo-terminal, as when an operator runs it by hand
+    const command = [process.execPath, MIRRORFS_BIN, ...mountArgs(first.mountpoint, [east, west], first.stateDir), '--foreground'].join(' ');
+    const tty = spawn('script', ['-qfec', command, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    tty.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<void>((r) => tty.once('exit', () => r()));
+    try {
+      await waitFor(() => isMounted(first.mountpoint), 'the mount on a terminal', 30_000);
+      expect(out).toMatch(/resync east -> west \[[^\]]*\] 100% \| \d+\/\d+ bytes/);
+    } finally {
+      await mirrorfsCli(['unmount', first.mountpoint]);
+      const timer = setTimeout(() => tty.kill('SIGKILL'), 20_000);
+      await exited;
+      clearTimeout(timer);
+    }
   });
 });
 
