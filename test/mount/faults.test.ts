@@ -46,6 +46,15 @@ async function expectConverged(m: MountProcess, peers: PeerProcess[]): Promise<v
   }
 }
 
+/** A new disk: the peer (already killed) comes back with an empty data directory and a new identity. */
+async function replaceDataDir(peer: PeerProcess): Promise<PeerProcess> {
+  const token = readFileSync(peer.tokenFile); // the test keeps its token file beside the peer's state
+  rmSync(peer.dataDir, { recursive: true, force: true });
+  mkdirSync(peer.stateDir, { recursive: true });
+  writeFileSync(peer.tokenFile, token, { mode: 0o600 });
+  return peer.restart();
+}
+
 /** Every write the writer was told succeeded is in every copy, whole. */
 function expectAckedEverywhere(log: WriterLog, dirs: string[]): void {
   expect(log.acked.length).toBeGreaterThan(0);
@@ -315,11 +324,7 @@ describe('a peer whose data directory was replaced by an empty one', () => {
     await west.kill9();
     const failed = await run('touch', [join(first.mountpoint, 'while-west-is-away')]).then(() => null, (e: Error) => e);
     expect(failed?.message).toMatch(/Input\/output error/);
-    const token = readFileSync(west.tokenFile); // the test keeps its token file beside the peer's state
-    rmSync(west.dataDir, { recursive: true, force: true });
-    mkdirSync(west.stateDir, { recursive: true });
-    writeFileSync(west.tokenFile, token, { mode: 0o600 });
-    west = await west.restart();
+    west = await replaceDataDir(west);
     // catch-up notices the new identity and refuses to replay changes onto an empty tree
     await waitFor(() => first.stderr().includes('peer came back with a new identity'), 'the replaced peer to be noticed');
     const st = await mountStatus(first.mountpoint);
@@ -342,11 +347,7 @@ describe('progress on a terminal', () => {
     for (let i = 0; i < 4; i++) writeFileSync(join(first.mountpoint, `f${i}`), Buffer.alloc(2 * 1024 * 1024, i));
     await first.stop();
     await west.kill9();
-    const token = readFileSync(west.tokenFile);
-    rmSync(west.dataDir, { recursive: true, force: true });
-    mkdirSync(west.stateDir, { recursive: true });
-    writeFileSync(west.tokenFile, token, { mode: 0o600 });
-    west = await west.restart();
+    west = await replaceDataDir(west);
     // script(1) gives the mount a pseudo-terminal, as when an operator runs it by hand
     const command = [process.execPath, MIRRORFS_BIN, ...mountArgs(first.mountpoint, [east, west], first.stateDir), '--foreground'].join(' ');
     const tty = spawn('script', ['-qfec', command, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
