@@ -5,7 +5,7 @@ import { peerCopy } from './copies.js';
 import type { MutationRequest } from './controller.js';
 import type { Journal, JournalEntry } from './journal.js';
 import type { Member } from './member.js';
-import { makeEqual } from './repair.js';
+import { makeEqual } from '../store/copy-tree.js';
 import { Scheduler, claimsFor, type Claim } from './scheduler.js';
 
 export interface CatchUpDeps {

@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import { isDeterministic, isTransportFailure, toMirrorError } from '../protocol/errors.js';
-import type { HistoryEntry, Mutation, ProgressResult } from '../protocol/ops.js';
+import type { HistoryEntry, Mutation, ProgressResult, PullProgress } from '../protocol/ops.js';
 import { CatchUp, namesOf } from './catch-up.js';
 import { diffManifests } from './consistency.js';
 import { peerCopy } from './copies.js';
@@ -8,7 +8,7 @@ import type { MutationRequest } from './controller.js';
 import type { Journal } from './journal.js';
 import type { Member } from './member.js';
 import type { ProgressReporter } from './progress.js';
-import { makeEqual } from './repair.js';
+import { makeEqual } from '../store/copy-tree.js';
 
 /**
  * Mount-time recovery (docs/ARCHITECTURE.md, "Recovery at mount"): before
@@ -121,23 +121,64 @@ function pickSource(opts: RecoveryOptions, healthy: Member[]): Member {
   return [...healthy].sort((a, b) => opts.progress[idx(b)]!.maxSeq - opts.progress[idx(a)]!.maxSeq)[0]!;
 }
 
+/** No progress for this long ends a pull (the peer doing it, or its source, is stuck). */
+const PULL_STALL_MS = 5 * 60_000;
+/** The longest a full resync may take, whatever its progress. */
+const PULL_LIMIT_MS = 24 * 3600_000;
+const PULL_POLL_MS = 500;
+
+/**
+ * Ask the target to pull the source's tree (one copy of the data, peer to
+ * peer), drawing its progress from the target's status; give up, loudly,
+ * when it makes no progress for PULL_STALL_MS.
+ */
+async function pullWithProgress(opts: RecoveryOptions, source: Member, target: Member): Promise<PullProgress> {
+  const { reporter } = opts;
+  let barStarted = false;
+  let lastProgress = Date.now();
+  let lastDone = -1;
+  let stalled: (err: Error) => void = () => undefined;
+  const stall = new Promise<never>((_, reject) => (stalled = reject));
+  const poll = setInterval(() => {
+    void target.client.status().then(
+      (st) => {
+        const p = st.pull;
+        if (!p) return;
+        if (!barStarted && p.totalEntries > 0) {
+          reporter.start(`resync ${source.name} -> ${target.name}`, p.totalBytes, 'bytes');
+          barStarted = true;
+        }
+        if (barStarted) reporter.update(p.bytesCopied);
+        const done = p.entries + p.bytesCopied + p.removed;
+        if (done !== lastDone) {
+          lastDone = done;
+          lastProgress = Date.now();
+        }
+      },
+      () => undefined,
+    );
+    if (Date.now() - lastProgress > PULL_STALL_MS) stalled(new Error(`full resync of ${target.name} made no progress for ${PULL_STALL_MS / 1000} s`));
+  }, PULL_POLL_MS);
+  try {
+    const done = await Promise.race([target.client.pull(opts.mountId, opts.epoch, { url: source.spec.url, token: source.spec.token }, PULL_LIMIT_MS), stall]);
+    if (!barStarted) {
+      // Finished before the first look at its progress: show where it ended.
+      reporter.start(`resync ${source.name} -> ${target.name}`, done.totalBytes, 'bytes');
+      barStarted = true;
+    }
+    reporter.update(done.bytesCopied);
+    return done;
+  } finally {
+    clearInterval(poll);
+    if (barStarted) reporter.stop();
+  }
+}
+
 async function fullResync(opts: RecoveryOptions, source: Member, target: Member): Promise<void> {
   const { log, reporter } = opts;
-  const from = peerCopy(source, opts.mountId, opts.epoch);
-  const to = peerCopy(target, opts.mountId, opts.epoch);
   const started = Date.now();
-  log.warn({ from: source.name, to: target.name }, 'full resync: making the peer equal to another');
-  let startedBar = false;
-  const result = await makeEqual(from, to, '', {
-    flushAtEnd: true,
-    onProgress: (p) => {
-      if (!startedBar) {
-        reporter.start(`resync ${source.name} -> ${target.name}`, p.totalBytes, 'bytes');
-        startedBar = true;
-      }
-      reporter.update(p.bytesCopied);
-    },
-  }).finally(() => startedBar && reporter.stop());
+  log.warn({ from: source.name, to: target.name }, 'full resync: the peer copies the other peer\'s tree directly');
+  const result = await pullWithProgress(opts, source, target);
   const copySeconds = (Date.now() - started) / 1000;
   // Verified: the target's content hashes must now equal the source's.
   const [a, b] = await Promise.all([source.client.manifest({ content: true }), target.client.manifest({ content: true })]);

@@ -1,8 +1,9 @@
 import type { ManifestEntry } from '../protocol/ops.js';
 import { entryKey } from './consistency.js';
-import { localCopyHandle, peerCopy, type CopyHandle } from './copies.js';
+import { localCopyHandle, peerCopy } from './copies.js';
+import type { CopyHandle } from '../store/copy-tree.js';
 import type { MirrorController } from './controller.js';
-import { makeEqual } from './repair.js';
+import { makeEqual } from '../store/copy-tree.js';
 
 export interface VerifyOptions {
   repair: boolean;

@@ -5,10 +5,12 @@ import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import { MAX_FRAME_BYTES, decodeFrame, encodeError, encodeFrame } from '../protocol/codec.js';
 import { MirrorError, isDeterministic, toMirrorError, type WireError } from '../protocol/errors.js';
-import { NAMESPACE_OPS, isMutation, requestSchema, type ControlRequest, type HandshakeResult, type Mutation, type PeerStatus, type Request } from '../protocol/ops.js';
+import { NAMESPACE_OPS, isMutation, requestSchema, type ControlRequest, type HandshakeResult, type Mutation, type PeerStatus, type PullProgress, type RepairAction, type Request } from '../protocol/ops.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from '../protocol/version.js';
 import { applyMutation, type ApplyContext } from '../store/apply.js';
+import { clientCopy, makeEqual, storeCopy } from '../store/copy-tree.js';
 import { applyRepair } from '../store/repair.js';
+import { PeerClient } from '../protocol/peer-client.js';
 import { durableSync } from '../store/durable.js';
 import { FdCache } from '../store/fd-cache.js';
 import { TokenAuth } from './auth.js';
@@ -33,6 +35,8 @@ export interface PeerServerOptions {
 }
 
 const FRAME_TYPE = 'application/x-mirrorfs-frame';
+/** Bound on each call a pulling peer makes to its source. */
+const PULL_CALL_TIMEOUT_MS = 60_000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 /**
@@ -55,6 +59,7 @@ export class PeerServer {
   private readonly startedAt = Date.now();
   private readonly log: Logger;
   private inFlight = 0;
+  private pulling: PullProgress | null = null;
   private applied = 0;
   private appliedBytes = 0;
   private shuttingDown = false;
@@ -173,6 +178,10 @@ export class PeerServer {
       const { result } = await this.mutate(req, frame.payload);
       return respondFrame(stream, result);
     }
+    if (req.op === 'pull') {
+      stream.setTimeout(0); // the answer comes when the copy is done; the caller bounds the wait
+      return respondFrame(stream, { ok: true, result: await this.pull(req) });
+    }
     if (req.op === 'repair') {
       const result = await this.repair(req, frame.payload);
       return respondFrame(stream, result === null ? { ok: true } : { ok: true, result });
@@ -193,7 +202,7 @@ export class PeerServer {
       this.state.settle(req.mount, req.seq);
       return { settledThrough: this.state.settledThrough(req.mount) };
     }
-    if (req.op === 'repair') throw new MirrorError('MFS_INTERNAL', 'repair is not a control request');
+    if (req.op === 'repair' || req.op === 'pull') throw new MirrorError('MFS_INTERNAL', `${req.op} is not a control request`);
     if (req.protocol !== PROTOCOL_VERSION) {
       throw new MirrorError('MFS_PROTOCOL_MISMATCH', `peer speaks mirrorfs protocol ${PROTOCOL_VERSION}, mount speaks ${req.protocol}`);
     }
@@ -279,7 +288,12 @@ export class PeerServer {
    * subtree or replace a name) and durably, but not recorded: repairs set state.
    */
   private repair(req: Extract<ControlRequest, { op: 'repair' }>, payload: Buffer): Promise<unknown> {
-    const action = req.action;
+    return this.applyRepairAs(req, req.action, payload);
+  }
+
+  /** A repair action on behalf of an owner (a repair request, or a pull it started). */
+  private applyRepairAs(owner: { mount: string; epoch: number }, action: RepairAction, payload: Buffer): Promise<unknown> {
+    const req = owner;
     const path = 'path' in action ? action.path : 'from' in action ? action.from : '';
     this.checkOwnership({ mount: req.mount, epoch: req.epoch });
     // The same rule as for operations: exclusive for what can remove a name or
@@ -295,6 +309,31 @@ export class PeerServer {
         throw toMirrorError(err, { op: `repair ${action.op}`, path });
       }
     });
+  }
+
+  /**
+   * Copy another peer's tree here directly (a full resync without the mount in
+   * the data path): reads go to the source with its token, changes are repair
+   * actions applied here as the owner, one flush at the end. One at a time.
+   */
+  private async pull(req: Extract<ControlRequest, { op: 'pull' }>): Promise<PullProgress> {
+    this.checkOwnership(req);
+    if (this.pulling) throw new MirrorError('MFS_ERRNO', `a pull from ${this.pulling.from} is already running`, { errno: 'EBUSY' });
+    const from = req.from.url;
+    this.pulling = { from, entries: 0, totalEntries: 0, filesCopied: 0, bytesCopied: 0, totalBytes: 0, removed: 0 };
+    const client = new PeerClient(from, { name: `source ${from}`, token: req.from.token, timeoutMs: PULL_CALL_TIMEOUT_MS });
+    this.log.warn({ from, path: req.path }, 'pull: making this tree equal to another peer\'s');
+    try {
+      const here = storeCopy(this.opts.name, this.ctx, { apply: (action, payload) => this.applyRepairAs(req, action, payload) });
+      const done = await makeEqual(clientCopy(client), here, req.path, { flushAtEnd: true, onProgress: (p) => (this.pulling = { from, ...p }) });
+      this.log.warn({ from, files: done.filesCopied, bytes: done.bytesCopied, removed: done.removed }, 'pull finished');
+      return { from, ...done };
+    } catch (err) {
+      throw toMirrorError(err, { op: 'pull', path: req.path });
+    } finally {
+      this.pulling = null;
+      await client.close();
+    }
   }
 
   /** Record an outcome brought here by repair, unless this peer already has one for that seq. */
@@ -326,6 +365,7 @@ export class PeerServer {
       appliedBytes: this.appliedBytes,
       dataDir: this.tree.root,
       durability: 'fsync-before-ack',
+      pull: this.pulling,
     };
   }
 

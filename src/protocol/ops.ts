@@ -132,6 +132,18 @@ export const controlSchemas = {
    * never recorded does not hold contiguousSeq back for ever.
    */
   settle: z.object({ op: z.literal('settle'), ...stamp }),
+  /**
+   * Make this peer's tree (or `path` in it) equal to another peer's, copying
+   * directly from it (a full resync without the mount in the data path).
+   * Answers when done, with the counts; progress shows in /v1/status.
+   */
+  pull: z.object({
+    op: z.literal('pull'),
+    mount: mountId,
+    epoch: stamp.epoch,
+    from: z.object({ url: z.string().regex(/^https?:\/\/[^\s]{1,2000}$/, 'from.url: an http(s) URL'), token: z.string().min(1).max(1024) }),
+    path: wirePath.default(''),
+  }),
 } as const;
 
 const allSchemas = { ...mutationSchemas, ...readSchemas, ...controlSchemas };
@@ -214,6 +226,17 @@ export interface HistoryEntry {
   result: string | null;
 }
 
+/** A pull in progress (PeerStatus.pull). */
+export interface PullProgress {
+  from: string;
+  entries: number;
+  totalEntries: number;
+  filesCopied: number;
+  bytesCopied: number;
+  totalBytes: number;
+  removed: number;
+}
+
 export interface PeerStatus {
   name: string;
   id: string;
@@ -227,6 +250,8 @@ export interface PeerStatus {
   appliedBytes: number;
   dataDir: string;
   durability: string;
+  /** A pull (full resync from another peer) running now, or null. */
+  pull: PullProgress | null;
 }
 
 /** One entry of a tree manifest (GET /v1/manifest, NDJSON). */

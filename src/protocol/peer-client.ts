@@ -1,7 +1,7 @@
 import http2, { type ClientHttp2Session } from 'node:http2';
 import { decodeFrame, encodeFrame, type ResponseHeader } from './codec.js';
 import { MirrorError, type WireError } from './errors.js';
-import type { HandshakeResult, HistoryEntry, RepairActionInput, ManifestEntry, PeerStatus, ProgressResult, RequestInput } from './ops.js';
+import type { HandshakeResult, HistoryEntry, PullProgress, RepairActionInput, ManifestEntry, PeerStatus, ProgressResult, RequestInput } from './ops.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from './version.js';
 
 export interface PeerClientOptions {
@@ -42,8 +42,8 @@ export class PeerClient {
   }
 
   /** Send one operation; resolves with its result and payload, throws MirrorError on an error outcome. */
-  async call<T = unknown>(req: RequestInput, payload?: Buffer): Promise<CallResult<T>> {
-    const body = await this.send('POST', ROUTES.call, encodeFrame(req, payload), req.op);
+  async call<T = unknown>(req: RequestInput, payload?: Buffer, timeoutMs = this.timeoutMs): Promise<CallResult<T>> {
+    const body = await this.send('POST', ROUTES.call, encodeFrame(req, payload), req.op, timeoutMs);
     let frame;
     try {
       frame = decodeFrame(body);
@@ -83,6 +83,11 @@ export class PeerClient {
   /** Record an outcome for a change brought here by repair. */
   async adopt(mount: string, epoch: number, seq: number, subject: string, result: string): Promise<void> {
     await this.call({ op: 'adopt', mount, epoch, seq, subject, result });
+  }
+
+  /** Have this peer copy `path` (default: the whole tree) from another peer; answers when done. */
+  async pull(mount: string, epoch: number, from: { url: string; token: string }, timeoutMs: number): Promise<PullProgress> {
+    return (await this.call<PullProgress>({ op: 'pull', mount, epoch, from, path: '' }, undefined, timeoutMs)).result;
   }
 
   history(mount: string, after: number): Promise<HistoryEntry[]> {
@@ -207,5 +212,6 @@ export class PeerClient {
 }
 
 function pathOf(req: RequestInput): string | undefined {
-  return 'path' in req ? req.path : 'from' in req ? req.from : undefined;
+  if ('path' in req) return req.path;
+  return 'from' in req && typeof req.from === 'string' ? req.from : undefined;
 }

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFrame, encodeFrame } from '../../src/protocol/codec.js';
@@ -94,5 +94,31 @@ describe('epochs: one writer', () => {
     owner = again.client();
     expect((await owner.status()).epoch).toBe(2);
     await expect(owner.call(stamp.next({ op: 'mkdir', path: 'late-a', mode: 0o755 }))).rejects.toMatchObject({ code: 'MFS_FENCED' });
+  });
+});
+
+describe('repair, adopt, settle and pull', () => {
+  it('are refused unless they come from the owner at its epoch, and change nothing then', async () => {
+    const p = await spawnPeer({ name: 'south' });
+    const src = await spawnPeer({ name: 'north' });
+    const c = p.client();
+    await c.handshake('owner-mount', 3);
+    const from = { url: src.url, token: TEST_TOKEN };
+    for (const [mount, epoch, code] of [['other-mount', 3, 'MFS_NOT_OWNER'], ['owner-mount', 2, 'MFS_FENCED']] as const) {
+      await expect(c.repair(mount, epoch, { op: 'mkdir', path: 'r', mode: 0o755 })).rejects.toMatchObject({ code });
+      await expect(c.adopt(mount, epoch, 1, '{"op":"mkdir"}', '{"ok":true}')).rejects.toMatchObject({ code });
+      await expect(c.settle(mount, epoch, 5)).rejects.toMatchObject({ code });
+      await expect(c.pull(mount, epoch, from, 10_000)).rejects.toMatchObject({ code });
+    }
+    expect(existsSync(join(p.dataDir, 'r'))).toBe(false);
+    expect((await c.progress('owner-mount')).settledThrough).toBe(0);
+    // the owner may: a pull makes this tree equal to the source's
+    const s = src.client();
+    await s.handshake('source-mount', 1);
+    await s.repair('source-mount', 1, { op: 'put-file', path: 'copied', mode: 0o640, uid: 0, gid: 0, mtimeMs: 1_000_000 }, Buffer.from('from north'));
+    const done = await c.pull('owner-mount', 3, from, 10_000);
+    expect(done).toMatchObject({ filesCopied: 1, bytesCopied: 10 });
+    expect(readFileSync(join(p.dataDir, 'copied'), 'utf8')).toBe('from north');
+    expect((await c.status()).pull).toBeNull();
   });
 });

@@ -1,5 +1,59 @@
-import type { ManifestEntry } from '../protocol/ops.js';
-import type { CopyHandle } from './copies.js';
+import { repairActionSchema, type ManifestEntry, type RepairAction, type RepairActionInput, type WireStat } from '../protocol/ops.js';
+import type { PeerClient } from '../protocol/peer-client.js';
+import type { ApplyContext } from './apply.js';
+import { walkManifest } from './manifest.js';
+import { serveRead } from './reads.js';
+import { applyRepair } from './repair.js';
+
+/**
+ * One copy of the tree as repair sees it (a peer over HTTP/2, the mount's
+ * local copy, or a peer's own store): what verify compares and what resync
+ * copies from and to.
+ */
+export interface CopyHandle {
+  name: string;
+  /** False once the copy may lack changes (a peer fell behind): it is then neither a source nor compared. */
+  usable(): boolean;
+  /** Manifest of `path` and everything under it ('' = the whole tree, root excluded). */
+  manifest(path: string, content: boolean): Promise<ManifestEntry[]>;
+  stat(path: string): Promise<WireStat>;
+  read(path: string, offset: number, length: number): Promise<Buffer>;
+  apply(action: RepairActionInput, payload?: Buffer): Promise<void>;
+}
+
+/** A directory this process applies to itself (the mount's local copy, a peer's own store). */
+export function storeCopy(name: string, ctx: ApplyContext, opts: { usable?: () => boolean; apply?: (action: RepairAction, payload: Buffer) => Promise<unknown> } = {}): CopyHandle {
+  const apply = opts.apply ?? ((action: RepairAction, payload: Buffer) => applyRepair(ctx, action, payload));
+  return {
+    name,
+    usable: opts.usable ?? (() => true),
+    manifest: async (path, content) => {
+      const out: ManifestEntry[] = [];
+      for await (const e of walkManifest(ctx.tree.root, { path, content })) out.push(e);
+      return out;
+    },
+    stat: async (path) => serveRead(ctx, { op: 'getattr', path }).result as WireStat,
+    read: async (path, offset, length) => serveRead(ctx, { op: 'read', path, offset, length }).payload ?? Buffer.alloc(0),
+    apply: async (action, payload) => {
+      await apply(repairActionSchema.parse(action), payload ?? Buffer.alloc(0));
+    },
+  };
+}
+
+/** A peer reached with a client; changes go through repair requests (owner, epoch), or are refused when none are given. */
+export function clientCopy(client: PeerClient, owner?: { mount: string; epoch: number }, usable: () => boolean = () => true): CopyHandle {
+  return {
+    name: client.name,
+    usable,
+    manifest: (path, content) => client.manifest({ path, content }),
+    stat: async (path) => (await client.call<WireStat>({ op: 'getattr', path })).result,
+    read: async (path, offset, length) => (await client.call({ op: 'read', path, offset, length })).payload,
+    apply: async (action, payload) => {
+      if (!owner) throw new Error(`copy ${client.name} is read-only here`);
+      await client.repair(owner.mount, owner.epoch, action, payload);
+    },
+  };
+}
 
 /**
  * Make one copy of a subtree equal to another (verify --repair, full resync,
