@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createLogger, flushLogger } from '../log.js';
@@ -38,15 +38,18 @@ async function main(): Promise<void> {
   }
   const { host, port } = parseListen(o.listen);
   const stateDir = resolve(o.state ?? join(dataDir, '.mirrorfs'));
-  // Inside the tree, only the reserved name is hidden from mounts (and spared by repairs).
-  if (stateDir !== join(dataDir, '.mirrorfs') && (stateDir === dataDir || stateDir.startsWith(`${dataDir}/`))) {
-    fail(`--state ${stateDir}: inside --data the state must be ${join(dataDir, '.mirrorfs')} (any other place there is part of the mirrored tree); or put it outside ${dataDir}`);
-  }
   const tokenFile = resolve(o.tokenFile ?? join(stateDir, 'token'));
   let server: PeerServer;
   try {
     // The state directory must exist before the token can be created inside it.
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    // Inside the tree, only the reserved name is hidden from mounts (and spared by repairs).
+    // Compared by real paths: --data or --state may go through a symlink.
+    const realData = realpathSync(dataDir);
+    const realState = realpathSync(stateDir);
+    if (realState !== join(realData, '.mirrorfs') && (realState === realData || realState.startsWith(`${realData}/`))) {
+      fail(`--state ${stateDir}: inside --data the state must be ${join(dataDir, '.mirrorfs')} (any other place there is part of the mirrored tree); or put it outside ${dataDir}`);
+    }
     const { token, created } = ensureTokenFile(tokenFile);
     if (created) process.stderr.write(`mirrorfs-peer: created a new token in ${tokenFile}; give it to the mount (--token-file)\n`);
     server = await PeerServer.start({ dataDir, stateDir, host, port, name: o.name, token, logger: log });

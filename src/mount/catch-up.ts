@@ -21,6 +21,8 @@ export interface CatchUpDeps {
   onFenced: (member: Member, err: MirrorError) => void;
   /** Stop new changes from starting until the returned function is called (the last step of joining). */
   holdAdmission: () => () => void;
+  /** Changes admitted past the gate that have not finished (queued for their claims, or running). */
+  changesPastGate: () => number;
   /** Bound on waiting for changes in flight to finish. */
   quietTimeoutMs: number;
 }
@@ -113,7 +115,9 @@ export class CatchUp {
         // the gate is closed), and the peer joins.
         const release = this.deps.holdAdmission();
         try {
-          await this.waitQuiet(m);
+          // Every change admitted before the gate closed must have finished (and been
+          // journaled for the peer if it skipped it); otherwise try again later.
+          if (!(await this.waitQuiet(m))) continue;
           await this.drain(m);
           if (this.hasDeferred(m)) {
             const source = this.deps.repairSource(m);
@@ -147,10 +151,12 @@ export class CatchUp {
     return this.deps.journal.countFor(m.name).ops === 0 && m.skippedInFlight === 0 && m.unjournaled === 0;
   }
 
-  /** Wait (bounded) until no change that skipped the peer is in flight. */
-  private async waitQuiet(m: Member): Promise<void> {
+  /** Wait (bounded) until no admitted change is unfinished; true when so. */
+  private async waitQuiet(m: Member): Promise<boolean> {
     const deadline = Date.now() + this.deps.quietTimeoutMs;
-    while ((m.skippedInFlight > 0 || m.unjournaled > 0) && Date.now() < deadline && !this.stopped) await this.pause(m, 20);
+    const busy = () => this.deps.changesPastGate() > 0 || m.skippedInFlight > 0 || m.unjournaled > 0;
+    while (busy() && Date.now() < deadline && !this.stopped) await this.pause(m, 20);
+    return !busy();
   }
 
   /** Wait up to ms, or until nudged or stopped. */

@@ -38,6 +38,8 @@ export interface ControllerOptions {
   ackPolicy: AckPolicy;
   /** The bound on each peer call (the straggler window never exceeds it). */
   peerTimeoutMs: number;
+  /** A change that has not started (sent) within this long after it arrived fails with EIO instead. */
+  startLimitMs: number;
   log: Logger;
 }
 
@@ -57,6 +59,17 @@ export interface ControllerStatus {
 type Outcome = { ok: true; result: unknown } | { ok: false; error: MirrorError };
 /** A peer that was behind: the change went to the journal for it instead. */
 const SKIPPED: Outcome = { ok: false, error: new MirrorError('MFS_OUT_OF_STEP', 'peer is behind: change journaled for catch-up') };
+
+/** Resolves true when p settles before the deadline, false otherwise. */
+function waitUntil(p: Promise<void>, deadline: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
+    void p.then(() => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
 
 /** A peer that had not answered when enough others had committed (ack quorum or N). */
 const STRAGGLER: Outcome = { ok: false, error: new MirrorError('MFS_TIMEOUT', 'no answer within the straggler window after enough peers committed') };
@@ -108,12 +121,15 @@ export class MirrorController {
   private stoppingReason: string | null = null;
   private fencedReason: string | null = null;
   private gate: { promise: Promise<void>; open: () => void; holders: number } | null = null;
+  private pastGate = 0;
+  private readonly startLimitMs: number;
 
   constructor(private readonly opts: ControllerOptions) {
     this.log = opts.log;
     this.seq = opts.lastSeq;
     this.required = requiredAcks(opts.ackPolicy, opts.members.length);
     this.peerTimeoutMs = opts.peerTimeoutMs;
+    this.startLimitMs = opts.startLimitMs;
     this.catchUp = new CatchUp({
       mountId: opts.mountId,
       epoch: opts.epoch,
@@ -123,6 +139,7 @@ export class MirrorController {
       repairSource: (exclude) => this.fastestInSync(exclude),
       onFenced: (m, err) => this.fence(m, err),
       holdAdmission: () => this.holdAdmission(),
+      changesPastGate: () => this.pastGate,
       quietTimeoutMs: 2 * opts.peerTimeoutMs,
     });
   }
@@ -178,13 +195,38 @@ export class MirrorController {
   }
 
   async mutate(req: MutationRequest, payload: Buffer = EMPTY): Promise<unknown> {
+    // A change must start within this bound or not at all: the kernel's request
+    // (fuse-native's timeout) must never be answered "failed" for a change that
+    // is applied afterwards.
+    const deadline = Date.now() + this.startLimitMs;
     this.inFlight++;
     try {
-      while (this.gate) await this.gate.promise;
-      return await this.scheduler.run(claimsFor(...namesOf(req)), () => this.fanOut(req, payload));
+      while (this.gate) {
+        if (!(await waitUntil(this.gate.promise, deadline))) throw this.tooLate(req, 'waited for a peer to join');
+      }
+      this.pastGate++;
+      try {
+        return await this.scheduler.run(claimsFor(...namesOf(req)), () => {
+          if (Date.now() > deadline) throw this.tooLate(req, 'waited for an earlier change to the same names');
+          return this.fanOut(req, payload);
+        });
+      } finally {
+        this.pastGate--;
+        if (this.pastGate === 0) for (const m of this.opts.members) this.catchUp.nudge(m);
+      }
     } finally {
       this.inFlight--;
     }
+  }
+
+  private tooLate(req: MutationRequest, why: string): MirrorError {
+    this.log.error({ op: req.op, path: describe(req), limitMs: this.startLimitMs }, `change refused before it started: it ${why} too long`);
+    return new MirrorError('MFS_ERRNO', `${req.op} ${describe(req)}: not started within ${this.startLimitMs} ms (it ${why}); nothing was changed`, { errno: 'EIO' });
+  }
+
+  /** Changes that passed the admission gate and have not finished (queued for claims, or running). */
+  get changesPastGate(): number {
+    return this.pastGate;
   }
 
   private async fanOut(req: MutationRequest, payload: Buffer): Promise<unknown> {

@@ -103,8 +103,9 @@ export function buildFuseOps(controller: MirrorController, log: Logger): Record<
 
     write: (path: string, _fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
       answer('write', path, cb, async () => {
-        // buf is the kernel's request memory, valid until we answer; the frame encoder copies it.
-        await mutate({ op: 'write', path: wire(path), offset: pos }, buf.subarray(0, len));
+        // buf is the kernel's request memory, valid only until we answer (or fuse-native
+        // times the request out): copied at once, since the change may be journaled or sent later.
+        await mutate({ op: 'write', path: wire(path), offset: pos }, Buffer.from(buf.subarray(0, len)));
         return [len];
       }, true),
 

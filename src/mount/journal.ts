@@ -40,6 +40,9 @@ export class Journal {
   private deliveries: Array<[string, number]> = [];
   private pendingCommit: Promise<void> | null = null;
 
+  /** Told about a failure that is not fatal (a delivery that could not be recorded). */
+  onError: ((err: Error) => void) | null = null;
+
   constructor(stateDir: string) {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     this.db = new Database(join(stateDir, 'journal.db'));
@@ -130,12 +133,19 @@ export class Journal {
     const batch = this.deliveries;
     this.deliveries = [];
     if (batch.length === 0 || !this.db.open) return;
-    this.db.transaction(() => {
-      for (const [peer, seq] of batch) {
-        this.stmts.deleteLack.run(peer, seq);
-        this.stmts.deleteOpIfDone.run(seq, seq);
-      }
-    })();
+    try {
+      this.db.transaction(() => {
+        for (const [peer, seq] of batch) {
+          this.stmts.deleteLack.run(peer, seq);
+          this.stmts.deleteOpIfDone.run(seq, seq);
+        }
+      })();
+    } catch (err) {
+      // Not fatal: the rows stay, so the changes count as lacking and are sent again
+      // (the peer answers a re-send from its record). Retried with the next batch.
+      this.deliveries.unshift(...batch);
+      this.onError?.(err as Error);
+    }
   }
 
   /** Run fn in one transaction committed with synchronous=FULL (it survives power loss). */

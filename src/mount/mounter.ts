@@ -63,6 +63,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
   if (requiredAcks(opts.ackPolicy, members.length) < 1) throw new Error('the ack policy must require at least one peer');
   let local: LocalCopy | null = null;
   const journal = new Journal(opts.stateDir);
+  journal.onError = (err) => log.error({ err: err.message }, 'journal: could not record deliveries; they will be sent again');
   try {
     const { epoch, peerIds, progress, lastSeq: peersLastSeq, progressAgrees } = await establishOwnership(mountId, members, log);
     if (!progressAgrees) log.warn('the peers applied different amounts of this mount\'s history: reconciling, then comparing their contents');
@@ -78,7 +79,9 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     }
     // Written again only by a clean unmount with the local copy still in step.
     rmSync(cleanMarker, { force: true });
-    const controller = new MirrorController({ mountId, epoch, lastSeq, members, local, journal, ackPolicy: opts.ackPolicy, peerTimeoutMs: opts.peerTimeoutMs, log });
+    const fuseTimeoutMs = Math.max(60_000, opts.peerTimeoutMs * 4);
+    // Half of fuse-native's bound to start, at most a peer timeout to finish: the kernel's request is always answered by us.
+    const controller = new MirrorController({ mountId, epoch, lastSeq, members, local, journal, ackPolicy: opts.ackPolicy, peerTimeoutMs: opts.peerTimeoutMs, startLimitMs: fuseTimeoutMs / 2, log });
     const fuse = new Fuse(mountpoint, buildFuseOps(controller, log), {
       // fuse-native joins options with commas, so options it does not know ride
       // on fsname: big_writes (else the kernel splits writes into 4 KiB requests,
@@ -92,8 +95,8 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
       subtype: 'mirrorfs',
       allowOther: true,
       defaultPermissions: true,
-      // A last-resort bound per FUSE request, above our own peer timeouts.
-      timeout: Math.max(60_000, opts.peerTimeoutMs * 4),
+      // A last-resort bound per FUSE request, above our own bounds (start + peer timeout + journal).
+      timeout: fuseTimeoutMs,
     });
     let resolveStopped!: (cleanly: boolean) => void;
     const stopped = new Promise<boolean>((r) => (resolveStopped = r));

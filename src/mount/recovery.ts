@@ -59,6 +59,7 @@ export async function recover(opts: RecoveryOptions): Promise<void> {
       throw new Error(`peer ${m.name} fenced this mount during recovery: ${err.message}`);
     },
     holdAdmission: () => () => undefined, // no change is admitted before the mount is up
+    changesPastGate: () => 0,
     quietTimeoutMs: 0,
   });
   for (const m of healthy) {
@@ -122,7 +123,7 @@ function pickSource(opts: RecoveryOptions, healthy: Member[]): Member {
 }
 
 /** No progress for this long ends a pull (the peer doing it, or its source, is stuck). */
-const PULL_STALL_MS = 5 * 60_000;
+const PULL_STALL_MS = 15 * 60_000;
 /** The longest a full resync may take, whatever its progress. */
 const PULL_LIMIT_MS = 24 * 3600_000;
 const PULL_POLL_MS = 500;

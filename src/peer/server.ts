@@ -180,7 +180,7 @@ export class PeerServer {
     }
     if (req.op === 'pull') {
       stream.setTimeout(0); // the answer comes when the copy is done; the caller bounds the wait
-      return respondFrame(stream, { ok: true, result: await this.pull(req) });
+      return respondFrame(stream, { ok: true, result: await this.pull(req, stream) });
     }
     if (req.op === 'repair') {
       const result = await this.repair(req, frame.payload);
@@ -316,7 +316,7 @@ export class PeerServer {
    * the data path): reads go to the source with its token, changes are repair
    * actions applied here as the owner, one flush at the end. One at a time.
    */
-  private async pull(req: Extract<ControlRequest, { op: 'pull' }>): Promise<PullProgress> {
+  private async pull(req: Extract<ControlRequest, { op: 'pull' }>, stream: ServerHttp2Stream): Promise<PullProgress> {
     this.checkOwnership(req);
     if (this.pulling) throw new MirrorError('MFS_ERRNO', `a pull from ${this.pulling.from} is already running`, { errno: 'EBUSY' });
     const from = req.from.url;
@@ -324,7 +324,15 @@ export class PeerServer {
     const client = new PeerClient(from, { name: `source ${from}`, token: req.from.token, timeoutMs: PULL_CALL_TIMEOUT_MS });
     this.log.warn({ from, path: req.path }, 'pull: making this tree equal to another peer\'s');
     try {
-      const here = storeCopy(this.opts.name, this.ctx, { apply: (action, payload) => this.applyRepairAs(req, action, payload) });
+      // The caller gave up (its bound, or it died): stop at the next action, so a later pull is not refused as busy.
+      let cancelled = false;
+      stream.once('close', () => (cancelled = true));
+      const here = storeCopy(this.opts.name, this.ctx, {
+        apply: (action, payload) => {
+          if (cancelled) throw new MirrorError('MFS_ERRNO', `pull from ${from} cancelled: the caller went away`, { errno: 'ECANCELED' });
+          return this.applyRepairAs(req, action, payload);
+        },
+      });
       const done = await makeEqual(clientCopy(client), here, req.path, { flushAtEnd: true, onProgress: (p) => (this.pulling = { from, ...p }) });
       this.log.warn({ from, files: done.filesCopied, bytes: done.bytesCopied, removed: done.removed }, 'pull finished');
       return { from, ...done };

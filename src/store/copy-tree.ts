@@ -131,43 +131,48 @@ export async function makeEqual(source: CopyHandle, target: CopyHandle, path: st
     progress.entries++;
     report();
   };
-  for (const s of src) {
-    const d = dstByPath.get(s.path);
-    if (s.type === 'file' && s.inode !== undefined) {
-      const first = firstNameOfInode.get(s.inode);
-      if (first !== undefined) {
-        laterNames.push({ entry: s, first });
-        continue;
-      }
-      firstNameOfInode.set(s.inode, s.path);
-    }
-    if (s.type !== 'dir' && s.type !== 'symlink' && s.type !== 'file') continue; // special files are never created through the mount
-    const parentReady = dirReady.get(parentOf(s.path)) ?? Promise.resolve();
-    let finished!: () => void;
-    if (s.type === 'dir') dirReady.set(s.path, new Promise<void>((r) => (finished = r)));
-    await pool.run(async () => {
-      try {
-        await parentReady;
-        if (s.type === 'dir') {
-          const mode = s.mode & 0o7777;
-          // A directory its owner cannot write or enter gets its real mode last, once it is filled.
-          const settable = (mode & 0o700) === 0o700;
-          if (!d || d.uid !== s.uid || d.gid !== s.gid || (settable && (d.mode & 0o7777) !== mode)) {
-            await target.apply({ op: 'put-dir', path: s.path, mode: settable ? mode : 0o700, uid: s.uid, gid: s.gid, flush });
-          }
-          await setAttributes(target, s, d ? { ...d, uid: s.uid, gid: s.gid } : { ...s, xattrs: {} });
-          if (!settable && (!d || (d.mode & 0o7777) !== mode)) modes.push(s);
-        } else if (s.type === 'symlink') {
-          if (!d) await target.apply({ op: 'symlink', path: s.path, target: s.target! });
-          await setAttributes(target, s, d); // a symlink's mode is not settable on Linux
-        } else {
-          await copyFile(source, target, s, d, modes, progress, flush, recreated);
+  try {
+    for (const s of src) {
+      const d = dstByPath.get(s.path);
+      if (s.type === 'file' && s.inode !== undefined) {
+        const first = firstNameOfInode.get(s.inode);
+        if (first !== undefined) {
+          laterNames.push({ entry: s, first });
+          continue;
         }
-        done();
-      } finally {
-        finished?.();
+        firstNameOfInode.set(s.inode, s.path);
       }
-    });
+      if (s.type !== 'dir' && s.type !== 'symlink' && s.type !== 'file') continue; // special files are never created through the mount
+      const parentReady = dirReady.get(parentOf(s.path)) ?? Promise.resolve();
+      let finished!: () => void;
+      if (s.type === 'dir') dirReady.set(s.path, new Promise<void>((r) => (finished = r)));
+      await pool.run(async () => {
+        try {
+          await parentReady;
+          if (s.type === 'dir') {
+            const mode = s.mode & 0o7777;
+            // A directory its owner cannot write or enter gets its real mode last, once it is filled.
+            const settable = (mode & 0o700) === 0o700;
+            if (!d || d.uid !== s.uid || d.gid !== s.gid || (settable && (d.mode & 0o7777) !== mode)) {
+              await target.apply({ op: 'put-dir', path: s.path, mode: settable ? mode : 0o700, uid: s.uid, gid: s.gid, flush });
+            }
+            await setAttributes(target, s, d ? { ...d, uid: s.uid, gid: s.gid } : { ...s, xattrs: {} });
+            if (!settable && (!d || (d.mode & 0o7777) !== mode)) modes.push(s);
+          } else if (s.type === 'symlink') {
+            if (!d) await target.apply({ op: 'symlink', path: s.path, target: s.target! });
+            await setAttributes(target, s, d); // a symlink's mode is not settable on Linux
+          } else {
+            await copyFile(source, target, s, d, modes, progress, flush, recreated, opts.onProgress);
+          }
+          done();
+        } finally {
+          finished?.();
+        }
+      });
+    }
+  } catch (err) {
+    await pool.settle(); // nothing may still be writing when the caller hears of the failure
+    throw err;
   }
   await pool.drain();
   for (const { entry, first } of laterNames) {
@@ -215,11 +220,12 @@ async function ensureParents(source: CopyHandle, target: CopyHandle, path: strin
 }
 
 /** A file: whole in one put-file when small, else in chunks; then owner, xattrs, mode, mtime. */
-async function copyFile(source: CopyHandle, target: CopyHandle, s: ManifestEntry, dst: ManifestEntry | undefined, modes: ManifestEntry[], progress: RepairProgress, flush: boolean, recreated: Set<string>): Promise<void> {
+async function copyFile(source: CopyHandle, target: CopyHandle, s: ManifestEntry, dst: ManifestEntry | undefined, modes: ManifestEntry[], progress: RepairProgress, flush: boolean, recreated: Set<string>, onProgress?: (p: RepairProgress) => void): Promise<void> {
   let d = dst;
   // A target name that shares its inode with another name must not be written in
   // place (the other name would change too), nor kept linked where the source is not.
-  if (d && d.inode !== undefined && (s.inode === undefined || d.size !== s.size || d.sha256 !== s.sha256)) {
+  // (When both are linked, the content is written in place: every name of the inode takes it, as on the source.)
+  if (d && d.inode !== undefined && s.inode === undefined) {
     await target.apply({ op: 'remove-tree', path: s.path });
     recreated.add(s.path);
     d = undefined;
@@ -231,18 +237,24 @@ async function copyFile(source: CopyHandle, target: CopyHandle, s: ManifestEntry
     await target.apply({ op: 'put-file', path: s.path, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, mtimeMs: s.mtimeMs ?? Date.now(), flush }, content);
     await setAttributes(target, s, { ...s, xattrs: d?.xattrs ?? {} });
   } else {
-    if (copied) await copyContent(source, target, s, flush);
+    if (copied) {
+      await copyContent(source, target, s, flush, (bytes) => {
+        // Progress as it goes: a large file must not look like a stall.
+        progress.bytesCopied += bytes;
+        onProgress?.(progress);
+      });
+    }
     await setAttributes(target, s, copied ? undefined : d);
     if (copied || !d || (d.mode & 0o7777) !== (s.mode & 0o7777)) modes.push(s);
     if (copied || !d || d.mtimeMs !== s.mtimeMs) await target.apply({ op: 'utimens', path: s.path, atimeMs: null, mtimeMs: s.mtimeMs ?? Date.now() });
   }
   if (copied) {
     progress.filesCopied++;
-    progress.bytesCopied += s.size;
+    if (s.size <= WHOLE_FILE_BYTES) progress.bytesCopied += s.size; // larger files counted chunk by chunk
   }
 }
 
-async function copyContent(source: CopyHandle, target: CopyHandle, s: ManifestEntry, flush: boolean): Promise<void> {
+async function copyContent(source: CopyHandle, target: CopyHandle, s: ManifestEntry, flush: boolean, onChunk: (bytes: number) => void): Promise<void> {
   // Writable by its owner while it is filled (create sets the mode of an existing file too); the real mode comes last.
   await target.apply({ op: 'create', path: s.path, mode: 0o600, exclusive: false });
   await target.apply({ op: 'truncate', path: s.path, size: 0 });
@@ -250,6 +262,7 @@ async function copyContent(source: CopyHandle, target: CopyHandle, s: ManifestEn
     const chunk = await source.read(s.path, offset, Math.min(CHUNK_BYTES, s.size - offset));
     if (chunk.length === 0) break; // the source shrank: the verification afterwards reports it
     await target.apply({ op: 'put-range', path: s.path, offset, flush }, chunk);
+    onChunk(chunk.length);
   }
 }
 
@@ -299,5 +312,10 @@ class Pool {
   async drain(): Promise<void> {
     await Promise.all(this.running);
     if (this.failure) throw this.failure;
+  }
+
+  /** Wait for every running task, whatever its outcome. */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.running);
   }
 }

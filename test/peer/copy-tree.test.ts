@@ -1,0 +1,76 @@
+import { chmodSync, linkSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { noSync } from '../../src/store/durable.js';
+import { FdCache } from '../../src/store/fd-cache.js';
+import { makeEqual, storeCopy } from '../../src/store/copy-tree.js';
+import { Tree } from '../../src/store/tree.js';
+import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
+import { compareDirs } from '../helpers/tree.js';
+
+/** makeEqual on real directories (the algorithm behind resync, repair and verify --repair). */
+
+afterEach(() => cleanupTmp());
+
+function copyOf(dir: string, name: string) {
+  return storeCopy(name, { tree: new Tree(dir), fds: new FdCache({ synchronousWrites: false }), sync: noSync });
+}
+
+function dirs() {
+  const base = tmpDir('mirrorfs-copytree-');
+  const src = join(base, 'src');
+  const dst = join(base, 'dst');
+  mkdirSync(src);
+  mkdirSync(dst);
+  return { src, dst };
+}
+
+describe('makeEqual', () => {
+  it('repairing one name of a hard-linked file keeps the names linked, with the source content', async () => {
+    const { src, dst } = dirs();
+    writeFileSync(join(src, 'a'), 'new content');
+    linkSync(join(src, 'a'), join(src, 'b'));
+    writeFileSync(join(dst, 'a'), 'old');
+    linkSync(join(dst, 'a'), join(dst, 'b'));
+    await makeEqual(copyOf(src, 'src'), copyOf(dst, 'dst'), 'a');
+    expect(readFileSync(join(dst, 'b'), 'utf8')).toBe('new content');
+    expect(lstatSync(join(dst, 'a')).ino).toBe(lstatSync(join(dst, 'b')).ino);
+  });
+
+  it('a target name linked where the source is not is separated before it is written', async () => {
+    const { src, dst } = dirs();
+    writeFileSync(join(src, 'a'), 'A');
+    writeFileSync(join(src, 'b'), 'B');
+    writeFileSync(join(dst, 'a'), 'B');
+    linkSync(join(dst, 'a'), join(dst, 'b'));
+    await makeEqual(copyOf(src, 'src'), copyOf(dst, 'dst'), '');
+    expect(readFileSync(join(dst, 'a'), 'utf8')).toBe('A');
+    expect(readFileSync(join(dst, 'b'), 'utf8')).toBe('B');
+    expect(compareDirs([{ label: 'src', dir: src }, { label: 'dst', dir: dst }])).toEqual([]);
+  });
+
+  it('a name whose directory is missing on the target gets the directory first', async () => {
+    const { src, dst } = dirs();
+    mkdirSync(join(src, 'd/e'), { recursive: true });
+    writeFileSync(join(src, 'd/e/f'), 'deep');
+    await makeEqual(copyOf(src, 'src'), copyOf(dst, 'dst'), 'd/e/f');
+    expect(readFileSync(join(dst, 'd/e/f'), 'utf8')).toBe('deep');
+    // and a name the source lacks, under a directory the target lacks, is simply absent
+    await makeEqual(copyOf(src, 'src'), copyOf(dst, 'dst'), 'x/y');
+  });
+
+  it('a whole tree: files, directories, symlinks, modes and removals', async () => {
+    const { src, dst } = dirs();
+    mkdirSync(join(src, 'ro/inner'), { recursive: true });
+    writeFileSync(join(src, 'ro/inner/f'), 'x'.repeat(3 * 1024 * 1024)); // larger than one put-file
+    writeFileSync(join(src, 'small'), 'small');
+    symlinkSync('small', join(src, 'link'));
+    chmodSync(join(src, 'ro'), 0o555);
+    mkdirSync(join(dst, 'only-in-dst/deep'), { recursive: true });
+    writeFileSync(join(dst, 'small'), 'other');
+    await makeEqual(copyOf(src, 'src'), copyOf(dst, 'dst'), '');
+    expect(compareDirs([{ label: 'src', dir: src }, { label: 'dst', dir: dst }])).toEqual([]);
+    chmodSync(join(src, 'ro'), 0o755);
+    chmodSync(join(dst, 'ro'), 0o755);
+  });
+});
