@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on one machine: two loopback peers ("east", "west"), a mount that
-# mirrors to both, a few changes through it, status, and a clean unmount.
+# mirrors to both, a few changes through it, status, an outage of west (writes go
+# on with --ack 1, west is caught up when it returns), verify, and a clean unmount.
 #   bash scripts/demo.sh            (as root; sets everything up first)
 # Leaves nothing running; the demo's directories are under $DEMO_DIR (default: a temp dir).
 set -euo pipefail
@@ -68,6 +69,26 @@ getfattr -d "$DEMO_DIR/west/project/blob.bin"
 
 say "mirrorfs status"
 $MIRRORFS status "$M"
+
+say "an outage: remount with --ack 1, kill west, keep writing"
+$MIRRORFS unmount "$M"
+$MIRRORFS mount "$M" --peers east=http://127.0.0.1:17071,west=http://127.0.0.1:17072 \
+  --token-file "$TOKEN" --state-dir "$DEMO_DIR/state" --local-copy "$DEMO_DIR/local" --ack 1 --peer-timeout 1000
+kill -9 "${pids[1]}"; wait "${pids[1]}" 2>/dev/null || true
+for i in $(seq 1 50); do echo "written while west is down ($i)" > "$M/project/outage-$i.txt"; done
+$MIRRORFS status "$M" | grep -E '^(peer|east|west)'
+
+say "west comes back and is caught up from the primary's journal"
+$PEER --data "$DEMO_DIR/west" --listen 127.0.0.1:17072 --name west --token-file "$TOKEN" --log-level warn &
+pids+=($!)
+for _ in $(seq 1 300); do
+  $MIRRORFS status "$M" --json | grep -q '"state": "catching-up"\|"state": "down"' || break
+  sleep 0.1
+done
+$MIRRORFS status "$M" | grep -E '^(peer|east|west)'
+
+say "mirrorfs verify (content hashes of both peers and the local copy)"
+$MIRRORFS verify "$M"
 
 say "mirrorfs unmount"
 $MIRRORFS unmount "$M"
