@@ -270,16 +270,23 @@ export class CatchUp {
   }
 
   /** Send the change again with its seq; returns 'ok' or the errno the peer recorded. */
-  private async resend(m: Member, entry: JournalEntry): Promise<string> {
-    const stamped = { ...entry.request, mount: this.deps.mountId, epoch: this.deps.epoch, seq: entry.seq } as Mutation;
-    try {
-      await m.mutate(stamped, entry.payload);
-      return 'ok';
-    } catch (err) {
-      const e = toMirrorError(err);
-      if (isTransportFailure(e) || !isDeterministic(e.errno) || e.code !== 'MFS_ERRNO') throw e;
-      return e.errno;
-    }
+  private resend(m: Member, entry: JournalEntry): Promise<string> {
+    return resendWithSeq(m, { ...entry.request, mount: this.deps.mountId, epoch: this.deps.epoch, seq: entry.seq } as Mutation, entry.payload);
+  }
+}
+
+/**
+ * Send a change again with its seq: 'ok', or the errno the peer recorded as
+ * its outcome. A transport failure or a transient errno is thrown (try later).
+ */
+export async function resendWithSeq(m: Member, stamped: Mutation, payload: Buffer): Promise<string> {
+  try {
+    await m.mutate(stamped, payload);
+    return 'ok';
+  } catch (err) {
+    const e = toMirrorError(err);
+    if (isTransportFailure(e) || !isDeterministic(e.errno) || e.code !== 'MFS_ERRNO') throw e;
+    return e.errno;
   }
 }
 

@@ -1,7 +1,8 @@
 import type { Logger } from '../log.js';
-import type { ManifestEntry, Mutation, WireStat } from '../protocol/ops.js';
+import type { ManifestEntry, WireStat } from '../protocol/ops.js';
+import { clientCopy, makeEqual } from '../store/copy-tree.js';
 import { walkManifest } from '../store/manifest.js';
-import type { MutationRequest } from './controller.js';
+import { localCopyHandle } from './copies.js';
 import type { LocalCopy } from './local-copy.js';
 import type { Member } from './member.js';
 
@@ -91,40 +92,5 @@ export async function prepareLocalCopy(local: LocalCopy, manifest: ManifestEntry
   }
   if (manifest.length === 0) return;
   log.info({ entries: manifest.length, from: source.name }, 'filling the empty local copy from a peer');
-  await fillFromPeer(local, manifest, source);
-}
-
-const CHUNK_BYTES = 4 * 1024 * 1024;
-
-async function fillFromPeer(local: LocalCopy, manifest: ManifestEntry[], source: Member): Promise<void> {
-  // The local store applies protocol operations; stamps are irrelevant to it.
-  const stamp = { mount: 'local-fill', epoch: 1, seq: 1 };
-  const apply = (req: MutationRequest, payload: Buffer = Buffer.alloc(0)) => local.apply({ ...req, ...stamp } as Mutation, payload);
-  const modes: ManifestEntry[] = [];
-  const firstNameOfInode = new Map<number, string>();
-  for (const e of manifest) {
-    if (e.type === 'file' && e.inode !== undefined) {
-      // A further name of a file already copied: link it, as on the peers.
-      const first = firstNameOfInode.get(e.inode);
-      if (first !== undefined) {
-        await apply({ op: 'link', from: first, path: e.path });
-        continue;
-      }
-      firstNameOfInode.set(e.inode, e.path);
-    }
-    if (e.type === 'dir') await apply({ op: 'mkdir', path: e.path, mode: 0o700 });
-    else if (e.type === 'symlink') await apply({ op: 'symlink', path: e.path, target: e.target! });
-    else if (e.type === 'file') {
-      await apply({ op: 'create', path: e.path, mode: 0o600, exclusive: true });
-      for (let offset = 0; offset < e.size; offset += CHUNK_BYTES) {
-        const { payload } = await source.client.call({ op: 'read', path: e.path, offset, length: Math.min(CHUNK_BYTES, e.size - offset) });
-        await apply({ op: 'write', path: e.path, offset }, payload);
-      }
-    } else continue;
-    for (const [name, value] of Object.entries(e.xattrs ?? {})) await apply({ op: 'setxattr', path: e.path, name, flags: 'any' }, Buffer.from(value, 'base64'));
-    await apply({ op: 'chown', path: e.path, uid: e.uid, gid: e.gid });
-    modes.push(e);
-  }
-  // Modes last (deepest first), so a read-only directory does not block filling it.
-  for (const e of modes.reverse()) if (e.type !== 'symlink') await apply({ op: 'chmod', path: e.path, mode: e.mode & 0o7777 });
+  await makeEqual(clientCopy(source.client), localCopyHandle(local), '');
 }

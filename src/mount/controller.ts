@@ -212,7 +212,8 @@ export class MirrorController {
         });
       } finally {
         this.pastGate--;
-        if (this.pastGate === 0) for (const m of this.opts.members) this.catchUp.nudge(m);
+        // A catch-up holding the gate waits for the last admitted change to finish.
+        if (this.pastGate === 0 && this.gate) for (const m of this.opts.members) this.catchUp.nudge(m);
       }
     } finally {
       this.inFlight--;

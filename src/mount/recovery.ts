@@ -1,7 +1,7 @@
 import type { Logger } from '../log.js';
-import { isDeterministic, isTransportFailure, toMirrorError } from '../protocol/errors.js';
+import { toMirrorError } from '../protocol/errors.js';
 import type { HistoryEntry, Mutation, ProgressResult, PullProgress } from '../protocol/ops.js';
-import { CatchUp, namesOf } from './catch-up.js';
+import { CatchUp, namesOf, resendWithSeq } from './catch-up.js';
 import { diffManifests } from './consistency.js';
 import { peerCopy } from './copies.js';
 import type { MutationRequest } from './controller.js';
@@ -176,7 +176,7 @@ async function pullWithProgress(opts: RecoveryOptions, source: Member, target: M
 }
 
 async function fullResync(opts: RecoveryOptions, source: Member, target: Member): Promise<void> {
-  const { log, reporter } = opts;
+  const { log } = opts;
   const started = Date.now();
   log.warn({ from: source.name, to: target.name }, 'full resync: the peer copies the other peer\'s tree directly');
   const result = await pullWithProgress(opts, source, target);
@@ -230,7 +230,10 @@ async function completeOn(opts: RecoveryOptions, target: Member, seq: number, su
   const expected = ref.state === 'done' && ref.result ? outcomeKey(ref.result) : null;
   if (!PAYLOAD_OPS.has(subject.op)) {
     // The whole operation is in the history: send it again with its seq.
-    const got = await resendOnce(target, { ...subject, mount: opts.mountId, epoch: opts.epoch, seq } as Mutation);
+    const stamped = { ...subject, mount: opts.mountId, epoch: opts.epoch, seq } as Mutation;
+    const got = await resendWithSeq(target, stamped, Buffer.alloc(0)).catch((err: Error) => {
+      throw new Error(`peer ${target.name} failed re-applying seq ${seq}: ${err.message}`);
+    });
     log.info({ peer: target.name, seq, op: subject.op, outcome: got }, 'rolled forward a change in doubt');
     if (expected === null || got === expected || !source) return;
     log.warn({ peer: target.name, seq, got, expected }, 'change in doubt answered differently: repairing from a peer that has it');
@@ -240,17 +243,6 @@ async function completeOn(opts: RecoveryOptions, target: Member, seq: number, su
   for (const name of namesOf(subject)) await makeEqual(peerCopy(source!, opts.mountId, opts.epoch), peerCopy(target, opts.mountId, opts.epoch), name);
   await target.client.adopt(opts.mountId, opts.epoch, seq, ref.subject, ref.result ?? JSON.stringify({ ok: true }));
   log.info({ peer: target.name, seq, op: subject.op, from: source!.name }, 'rolled forward a change in doubt by copying it');
-}
-
-async function resendOnce(m: Member, req: Mutation): Promise<string> {
-  try {
-    await m.mutate(req, Buffer.alloc(0));
-    return 'ok';
-  } catch (err) {
-    const e = toMirrorError(err);
-    if (isTransportFailure(e) || !isDeterministic(e.errno)) throw new Error(`peer ${m.name} failed re-applying seq ${req.seq}: ${e.message}`);
-    return e.errno;
-  }
 }
 
 function outcomeKey(result: string): string {

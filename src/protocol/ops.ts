@@ -62,6 +62,8 @@ export const readSchemas = {
  * re-sending one is harmless.
  */
 const unstamped = { mount: true, epoch: true, seq: true } as const;
+/** Mode and numeric owner of an entry a repair creates. */
+const ownedMode = { mode, uid: z.number().int().min(0).max(0xffff_fffe), gid: z.number().int().min(0).max(0xffff_fffe) };
 export const repairActionSchema = z.discriminatedUnion('op', [
   mutationSchemas.create.omit(unstamped),
   mutationSchemas.write.omit(unstamped),
@@ -87,9 +89,7 @@ export const repairActionSchema = z.discriminatedUnion('op', [
   z.object({
     op: z.literal('put-file'),
     path: wirePath,
-    mode,
-    uid: z.number().int().min(0).max(0xffff_fffe),
-    gid: z.number().int().min(0).max(0xffff_fffe),
+    ...ownedMode,
     mtimeMs: timeMs,
     /** false: leave flushing to a later `flush` (a full resync flushes once at the end). */
     flush: z.boolean().default(true),
@@ -102,9 +102,7 @@ export const repairActionSchema = z.discriminatedUnion('op', [
   z.object({
     op: z.literal('put-dir'),
     path: wirePath,
-    mode,
-    uid: z.number().int().min(0).max(0xffff_fffe),
-    gid: z.number().int().min(0).max(0xffff_fffe),
+    ...ownedMode,
     flush: z.boolean().default(true),
   }),
 ]);

@@ -95,7 +95,9 @@ const WHOLE_FILE_BYTES = 1024 * 1024;
 const DEFAULT_PARALLEL = 8;
 
 export async function makeEqual(source: CopyHandle, target: CopyHandle, path: string, opts: RepairOptions = {}): Promise<RepairProgress> {
-  const [src, dst] = await Promise.all([source.manifest(path, true), target.manifest(path, true)]);
+  const dst = await target.manifest(path, true);
+  // Content hashes of the source only matter where the target has something to compare.
+  const src = await source.manifest(path, dst.length > 0);
   const progress: RepairProgress = { entries: 0, filesCopied: 0, bytesCopied: 0, removed: 0, totalEntries: src.length, totalBytes: src.reduce((n, e) => n + (e.type === 'file' ? e.size : 0), 0) };
   const report = () => opts.onProgress?.(progress);
   if (path !== '' && src.length > 0) await ensureParents(source, target, path);
