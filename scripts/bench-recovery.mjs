@@ -7,10 +7,13 @@
 //      the latency of 4 KiB writes through the mount (and before, with all in sync);
 //   3. the mount is unmounted, west's data directory replaced by an empty one, and
 //      the mount started again: full resync time and rate (from the mount's log);
-//   4. a plain copy of east's data directory (cp -a, then sync) for comparison.
+//   4. plain copies of east's data directory for comparison: fs.cpSync then sync (in the
+//      kernel: copy_file_range), and tar through a loopback TCP socket then sync (a copy
+//      that crosses a network, as a resync between two machines must).
 //   node scripts/bench-recovery.mjs [--large-mib 1024] [--large-files 8] [--small-files 20000]
 import { execFileSync, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -156,6 +159,9 @@ async function round(label, write) {
     execFileSync('sync');
     row.plainCopySeconds = (Date.now() - t3) / 1000;
     row.plainCopy = { mbPerS: mib(size.bytes) / row.plainCopySeconds, filesPerS: size.files / row.plainCopySeconds };
+    // a plain copy over the network: tar through a loopback TCP socket, flushed (what any copy between two machines pays)
+    const netSeconds = await tarOverTcp(east.dataDir, join(dir, 'tar-copy'));
+    row.tarCopy = { mbPerS: mib(size.bytes) / netSeconds, filesPerS: size.files / netSeconds };
     row.size = size;
   } finally {
     if (existsSync(mnt)) try { execFileSync(process.execPath, [CLI, 'unmount', mnt], { stdio: 'ignore' }); } catch { /* not mounted */ }
@@ -164,6 +170,31 @@ async function round(label, write) {
     rmSync(dir, { recursive: true, force: true });
   }
   return row;
+}
+
+/** tar -c | loopback TCP socket | tar -x, then sync; seconds. */
+async function tarOverTcp(src, dst) {
+  mkdirSync(dst);
+  execFileSync('sync');
+  const started = Date.now();
+  await new Promise((resolveCopy, reject) => {
+    const server = net.createServer((socket) => {
+      const unpack = spawn('tar', ['-C', dst, '-xf', '-'], { stdio: ['pipe', 'ignore', 'inherit'] });
+      socket.pipe(unpack.stdin);
+      unpack.on('exit', (code) => {
+        server.close();
+        if (code === 0) resolveCopy();
+        else reject(new Error(`tar -x exited ${code}`));
+      });
+    });
+    server.listen(0, '127.0.0.1', () => {
+      const socket = net.connect(server.address().port, '127.0.0.1');
+      const pack = spawn('tar', ['-C', src, '--exclude', './.mirrorfs', '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      pack.stdout.pipe(socket);
+    });
+  });
+  execFileSync('sync');
+  return (Date.now() - started) / 1000;
 }
 
 const rows = [];
@@ -176,10 +207,10 @@ try {
 }
 const f1 = (n) => n.toFixed(1);
 console.log('\ncatch-up: from the restart of west (detection <= 1 s included) to every peer in sync; resync: copy, then both manifests hashed and compared (verify)\n');
-console.log('| data set | journaled for west | catch-up | catch-up rate | full resync copy + verify | resync copy rate | plain copy (cp -a + sync) |');
-console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+console.log('| data set | journaled for west | catch-up | catch-up rate | full resync copy + verify | resync copy rate | plain copy (fs.cpSync + sync) | plain copy over TCP (tar to tar through a socket, + sync) |');
+console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const r of rows) {
-  console.log(`| ${r.label} | ${r.journal.ops} ops, ${f1(mib(r.journal.bytes))} MiB | ${f1(r.catchUpSeconds)} s | ${f1(r.catchUpMBps)} MiB/s, ${Math.round(r.catchUpFilesPerS)} files/s | ${f1(r.resync.copySeconds)} + ${f1(r.resync.verifySeconds)} s | ${f1(r.resync.mbPerS)} MiB/s, ${Math.round(r.resync.filesPerS)} files/s | ${f1(r.plainCopy.mbPerS)} MiB/s, ${Math.round(r.plainCopy.filesPerS)} files/s |`);
+  console.log(`| ${r.label} | ${r.journal.ops} ops, ${f1(mib(r.journal.bytes))} MiB | ${f1(r.catchUpSeconds)} s | ${f1(r.catchUpMBps)} MiB/s, ${Math.round(r.catchUpFilesPerS)} files/s | ${f1(r.resync.copySeconds)} + ${f1(r.resync.verifySeconds)} s | ${f1(r.resync.mbPerS)} MiB/s, ${Math.round(r.resync.filesPerS)} files/s | ${f1(r.plainCopy.mbPerS)} MiB/s, ${Math.round(r.plainCopy.filesPerS)} files/s | ${f1(r.tarCopy.mbPerS)} MiB/s, ${Math.round(r.tarCopy.filesPerS)} files/s |`);
 }
 console.log('\nwrite latency of 4 KiB writes through the mount (separate process):\n');
 console.log('| data set | all in sync p50 / p99 µs | during catch-up p50 / p99 µs |');

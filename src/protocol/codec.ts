@@ -20,13 +20,28 @@ export interface Frame {
 }
 
 export function encodeFrame(header: unknown, payload?: Buffer | Uint8Array): Buffer {
+  return Buffer.concat(encodeFrameParts(header, payload));
+}
+
+/**
+ * A frame as its parts, to be written one after the other: the payload is
+ * sent from where it lies, not copied into one buffer first (a 4 MiB resync
+ * chunk would otherwise be copied once more on each side).
+ */
+export function encodeFrameParts(header: unknown, payload?: Buffer | Uint8Array): Buffer[] {
   const json = Buffer.from(JSON.stringify(header));
   if (json.length > MAX_HEADER_BYTES) throw new MirrorError('MFS_TOO_LARGE', `frame header of ${json.length} bytes exceeds ${MAX_HEADER_BYTES}`);
-  const out = Buffer.allocUnsafe(4 + json.length + (payload?.length ?? 0));
-  out.writeUInt32BE(json.length, 0);
-  json.copy(out, 4);
-  if (payload) out.set(payload, 4 + json.length);
-  return out;
+  const head = Buffer.allocUnsafe(4 + json.length);
+  head.writeUInt32BE(json.length, 0);
+  json.copy(head, 4);
+  if (!payload || payload.length === 0) return [head];
+  return [head, Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.length)];
+}
+
+/** Write a frame's parts to a stream and end it. */
+export function writeParts(stream: { write(b: Buffer): boolean; end(b?: Buffer): unknown }, parts: Buffer[]): void {
+  for (let i = 0; i < parts.length - 1; i++) stream.write(parts[i]!);
+  stream.end(parts[parts.length - 1]);
 }
 
 export function decodeFrame(buf: Buffer): Frame {

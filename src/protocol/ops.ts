@@ -44,11 +44,16 @@ export const mutationSchemas = {
   fsync: z.object({ op: z.literal('fsync'), path: wirePath, ...stamp }),
 } as const;
 
+/** Files one read-many request may name. */
+export const READ_MANY_MAX_FILES = 256;
+
 /** Reading operations: no stamp, never recorded. */
 export const readSchemas = {
   getattr: z.object({ op: z.literal('getattr'), path: wirePath }),
   readdir: z.object({ op: z.literal('readdir'), path: wirePath, withAttrs: z.boolean().default(false) }),
   read: z.object({ op: z.literal('read'), path: wirePath, offset, length: z.number().int().min(0).max(4 * 1024 * 1024) }),
+  /** Whole small files at once (a resync's many small files in one round trip); their contents together within the payload limit. */
+  'read-many': z.object({ op: z.literal('read-many'), paths: z.array(wirePath).min(1).max(READ_MANY_MAX_FILES) }),
   readlink: z.object({ op: z.literal('readlink'), path: wirePath }),
   getxattr: z.object({ op: z.literal('getxattr'), path: wirePath, name: xattrName }),
   listxattr: z.object({ op: z.literal('listxattr'), path: wirePath }),

@@ -1,5 +1,5 @@
 import http2, { type ClientHttp2Session } from 'node:http2';
-import { decodeFrame, encodeFrame, type ResponseHeader } from './codec.js';
+import { decodeFrame, encodeFrameParts, writeParts, type ResponseHeader } from './codec.js';
 import { MirrorError, type WireError } from './errors.js';
 import type { HandshakeResult, HistoryEntry, PullProgress, RepairActionInput, ManifestEntry, PeerStatus, ProgressResult, RequestInput } from './ops.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from './version.js';
@@ -43,7 +43,7 @@ export class PeerClient {
 
   /** Send one operation; resolves with its result and payload, throws MirrorError on an error outcome. */
   async call<T = unknown>(req: RequestInput, payload?: Buffer, timeoutMs = this.timeoutMs): Promise<CallResult<T>> {
-    const body = await this.send('POST', ROUTES.call, encodeFrame(req, payload), req.op, timeoutMs);
+    const body = await this.send('POST', ROUTES.call, encodeFrameParts(req, payload), req.op, timeoutMs);
     let frame;
     try {
       frame = decodeFrame(body);
@@ -153,7 +153,7 @@ export class PeerClient {
     return session;
   }
 
-  private send(method: 'GET' | 'POST', path: string, body: Buffer | undefined, what: string, timeoutMs = this.timeoutMs): Promise<Buffer> {
+  private send(method: 'GET' | 'POST', path: string, body: Buffer[] | undefined, what: string, timeoutMs = this.timeoutMs): Promise<Buffer> {
     const context = { peer: this.name, op: what };
     return new Promise<Buffer>((resolve, reject) => {
       let settled = false;
@@ -193,7 +193,7 @@ export class PeerClient {
         if (status === 200) return resolve(buf);
         reject(this.refusal(buf, status, what));
       });
-      if (body !== undefined) stream.end(body);
+      if (body !== undefined) writeParts(stream, body);
     });
   }
 

@@ -18,6 +18,8 @@ export interface CopyHandle {
   manifest(path: string, content: boolean): Promise<ManifestEntry[]>;
   stat(path: string): Promise<WireStat>;
   read(path: string, offset: number, length: number): Promise<Buffer>;
+  /** Several whole small files in one round trip (contents in the order asked). */
+  readMany(paths: string[]): Promise<Buffer[]>;
   apply(action: RepairActionInput, payload?: Buffer): Promise<void>;
 }
 
@@ -34,6 +36,10 @@ export function storeCopy(name: string, ctx: ApplyContext, opts: { usable?: () =
     },
     stat: async (path) => serveRead(ctx, { op: 'getattr', path }).result as WireStat,
     read: async (path, offset, length) => serveRead(ctx, { op: 'read', path, offset, length }).payload ?? Buffer.alloc(0),
+    readMany: async (paths) => {
+      const { result, payload } = serveRead(ctx, { op: 'read-many', paths });
+      return splitContents(payload ?? Buffer.alloc(0), (result as { sizes: number[] }).sizes);
+    },
     apply: async (action, payload) => {
       await apply(repairActionSchema.parse(action), payload ?? Buffer.alloc(0));
     },
@@ -48,6 +54,10 @@ export function clientCopy(client: PeerClient, owner?: { mount: string; epoch: n
     manifest: (path, content) => client.manifest({ path, content }),
     stat: async (path) => (await client.call<WireStat>({ op: 'getattr', path })).result,
     read: async (path, offset, length) => (await client.call({ op: 'read', path, offset, length })).payload,
+    readMany: async (paths) => {
+      const { result, payload } = await client.call<{ sizes: number[] }>({ op: 'read-many', paths });
+      return splitContents(payload, result.sizes);
+    },
     apply: async (action, payload) => {
       if (!owner) throw new Error(`copy ${client.name} is read-only here`);
       await client.repair(owner.mount, owner.epoch, action, payload);
@@ -92,6 +102,13 @@ export interface RepairOptions {
 const CHUNK_BYTES = 4 * 1024 * 1024;
 /** Files up to this size travel in one put-file request (under the 4 MiB frame payload limit). */
 const WHOLE_FILE_BYTES = 1024 * 1024;
+/**
+ * Files up to this size are read from the source in batches (read-many): a
+ * round trip per small file, not the disk, bounded a resync of many of them.
+ */
+const BATCH_FILE_BYTES = 64 * 1024;
+const BATCH_MAX_FILES = 128;
+const BATCH_MAX_BYTES = 1024 * 1024;
 const DEFAULT_PARALLEL = 8;
 
 export async function makeEqual(source: CopyHandle, target: CopyHandle, path: string, opts: RepairOptions = {}): Promise<RepairProgress> {
@@ -133,6 +150,26 @@ export async function makeEqual(source: CopyHandle, target: CopyHandle, path: st
     progress.entries++;
     report();
   };
+  // Small files to create or rewrite whole, read from the source together.
+  let batch: Array<{ s: ManifestEntry; d: ManifestEntry | undefined }> = [];
+  let batchBytes = 0;
+  const submitBatch = async () => {
+    if (batch.length === 0) return;
+    const files = batch;
+    const parentsReady = Promise.all([...new Set(files.map(({ s }) => parentOf(s.path)))].map((dir) => dirReady.get(dir)));
+    batch = [];
+    batchBytes = 0;
+    await pool.run(async () => {
+      await parentsReady;
+      const contents = await source.readMany(files.map(({ s }) => s.path));
+      for (const [i, { s, d }] of files.entries()) {
+        await putWholeFile(target, s, d, contents[i]!, flush);
+        progress.filesCopied++;
+        progress.bytesCopied += contents[i]!.length;
+        done();
+      }
+    });
+  };
   try {
     for (const s of src) {
       const d = dstByPath.get(s.path);
@@ -145,6 +182,12 @@ export async function makeEqual(source: CopyHandle, target: CopyHandle, path: st
         firstNameOfInode.set(s.inode, s.path);
       }
       if (s.type !== 'dir' && s.type !== 'symlink' && s.type !== 'file') continue; // special files are never created through the mount
+      if (s.type === 'file' && s.size <= BATCH_FILE_BYTES && isPlainCopy(s, d)) {
+        batch.push({ s, d });
+        batchBytes += s.size;
+        if (batch.length >= BATCH_MAX_FILES || batchBytes >= BATCH_MAX_BYTES) await submitBatch();
+        continue;
+      }
       const parentReady = dirReady.get(parentOf(s.path)) ?? Promise.resolve();
       let finished!: () => void;
       if (s.type === 'dir') dirReady.set(s.path, new Promise<void>((r) => (finished = r)));
@@ -172,6 +215,7 @@ export async function makeEqual(source: CopyHandle, target: CopyHandle, path: st
         }
       });
     }
+    await submitBatch();
   } catch (err) {
     await pool.settle(); // nothing may still be writing when the caller hears of the failure
     throw err;
@@ -234,10 +278,8 @@ async function copyFile(source: CopyHandle, target: CopyHandle, s: ManifestEntry
   }
   const copied = !d || d.size !== s.size || d.sha256 !== s.sha256;
   if (copied && s.size <= WHOLE_FILE_BYTES) {
-    // One round trip: content, mode, owner and mtime together.
     const content = s.size === 0 ? Buffer.alloc(0) : await source.read(s.path, 0, s.size);
-    await target.apply({ op: 'put-file', path: s.path, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, mtimeMs: s.mtimeMs ?? Date.now(), flush }, content);
-    await setAttributes(target, s, { ...s, xattrs: d?.xattrs ?? {} });
+    await putWholeFile(target, s, d, content, flush);
   } else {
     if (copied) {
       await copyContent(source, target, s, flush, (bytes) => {
@@ -256,13 +298,49 @@ async function copyFile(source: CopyHandle, target: CopyHandle, s: ManifestEntry
   }
 }
 
+/**
+ * True when a file is copied whole by put-file alone: its content differs (or
+ * the target lacks it), and the target's name is not a further name of a
+ * hard-linked file the source does not link (copyFile unlinks that first).
+ */
+function isPlainCopy(s: ManifestEntry, d: ManifestEntry | undefined): boolean {
+  if (!d) return true;
+  if (d.inode !== undefined && s.inode === undefined) return false;
+  return d.size !== s.size || d.sha256 !== s.sha256;
+}
+
+/** One round trip: content, mode, owner and mtime together; then xattrs. */
+async function putWholeFile(target: CopyHandle, s: ManifestEntry, d: ManifestEntry | undefined, content: Buffer, flush: boolean): Promise<void> {
+  await target.apply({ op: 'put-file', path: s.path, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, mtimeMs: s.mtimeMs ?? Date.now(), flush }, content);
+  await setAttributes(target, s, { ...s, xattrs: d?.xattrs ?? {} });
+}
+
+function splitContents(payload: Buffer, sizes: number[]): Buffer[] {
+  const out: Buffer[] = [];
+  let at = 0;
+  for (const size of sizes) {
+    out.push(payload.subarray(at, at + size));
+    at += size;
+  }
+  if (at !== payload.length) throw new Error(`read-many: ${payload.length} bytes of content for sizes totalling ${at}`);
+  return out;
+}
+
 async function copyContent(source: CopyHandle, target: CopyHandle, s: ManifestEntry, flush: boolean, onChunk: (bytes: number) => void): Promise<void> {
   // Writable by its owner while it is filled (create sets the mode of an existing file too); the real mode comes last.
   await target.apply({ op: 'create', path: s.path, mode: 0o600, exclusive: false });
   await target.apply({ op: 'truncate', path: s.path, size: 0 });
+  // The next chunk is read while this one is written: the two sides overlap.
+  const readAt = (offset: number) => {
+    const p = source.read(s.path, offset, Math.min(CHUNK_BYTES, s.size - offset));
+    p.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+    return p;
+  };
+  let next = readAt(0);
   for (let offset = 0; offset < s.size; offset += CHUNK_BYTES) {
-    const chunk = await source.read(s.path, offset, Math.min(CHUNK_BYTES, s.size - offset));
+    const chunk = await next;
     if (chunk.length === 0) break; // the source shrank: the verification afterwards reports it
+    if (offset + CHUNK_BYTES < s.size) next = readAt(offset + CHUNK_BYTES);
     await target.apply({ op: 'put-range', path: s.path, offset, flush }, chunk);
     onChunk(chunk.length);
   }

@@ -1,6 +1,7 @@
-import { lstatSync, readSync, readdirSync, readlinkSync, statfsSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, statfsSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { getAttributeSync, listAttributesSync } from 'fs-xattr';
+import { MAX_PAYLOAD_BYTES } from '../protocol/codec.js';
 import { MirrorError } from '../protocol/errors.js';
 import type { ReadRequest, WireStat, WireStatfs } from '../protocol/ops.js';
 import { RESERVED_ROOT_NAMES } from '../protocol/paths.js';
@@ -82,6 +83,8 @@ export function serveRead({ tree, fds }: ApplyContext, req: ReadRequest): ReadOu
         release();
       }
     }
+    case 'read-many':
+      return readMany(tree, req.paths);
     case 'readlink':
       return { result: { target: readlinkSync(tree.resolve(req.path)) } };
     case 'getxattr': {
@@ -100,4 +103,43 @@ export function serveRead({ tree, fds }: ApplyContext, req: ReadRequest): ReadOu
       return { result };
     }
   }
+}
+
+/**
+ * Whole regular files, their contents one after another in the payload and
+ * their sizes in the result. Refused as a whole (E2BIG) when they do not fit
+ * in one payload, and with the errno of the first name that cannot be read.
+ */
+function readMany(tree: ApplyContext['tree'], paths: string[]): ReadOutcome {
+  const parts: Buffer[] = [];
+  const sizes: number[] = [];
+  let total = 0;
+  for (const path of paths) {
+    let fd: number;
+    try {
+      fd = openSync(tree.resolve(path), constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (err) {
+      if (err instanceof MirrorError) throw err;
+      const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+      throw new MirrorError('MFS_ERRNO', `read-many ${JSON.stringify(path)}: ${code}`, { errno: code, cause: err });
+    }
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile()) throw new MirrorError('MFS_ERRNO', `read-many ${JSON.stringify(path)}: not a regular file`, { errno: 'EINVAL' });
+      if (total + st.size > MAX_PAYLOAD_BYTES) throw new MirrorError('MFS_ERRNO', `read-many: the files total more than ${MAX_PAYLOAD_BYTES} bytes; read fewer at once`, { errno: 'E2BIG' });
+      const buf = Buffer.allocUnsafe(st.size);
+      let got = 0;
+      while (got < st.size) {
+        const n = readSync(fd, buf, got, st.size - got, got);
+        if (n === 0) break; // shrank meanwhile: what is there
+        got += n;
+      }
+      parts.push(buf.subarray(0, got));
+      sizes.push(got);
+      total += got;
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return { result: { sizes }, payload: Buffer.concat(parts, total) };
 }

@@ -78,6 +78,7 @@ const mutationsFor = (p: string): MutationInput[] => [
 const readsFor = (p: string): RequestInput[] => [
   { op: 'getattr', path: p }, { op: 'readdir', path: p }, { op: 'read', path: p, offset: 0, length: 100 },
   { op: 'readlink', path: p }, { op: 'getxattr', path: p, name: 'user.x' }, { op: 'listxattr', path: p },
+  { op: 'read-many', paths: ['inside/ok', p] },
 ];
 
 describe('requests that try to leave the data directory', () => {
@@ -110,6 +111,7 @@ describe('requests that try to leave the data directory', () => {
     await expect(client.call(outfile.next({ op: 'setxattr', path: 'outfile', name: 'user.x' }), Buffer.from('v'))).rejects.toMatchObject({ errno: 'ELOOP' });
     await expect(client.call(outfile.next({ op: 'create', path: 'outfile', mode: 0o644, exclusive: false }))).rejects.toMatchObject({ errno: 'ELOOP' });
     await expect(client.call({ op: 'read', path: 'outfile', offset: 0, length: 10 })).rejects.toMatchObject({ errno: 'ELOOP' });
+    await expect(client.call({ op: 'read-many', paths: ['outfile'] })).rejects.toMatchObject({ errno: 'ELOOP' });
     await expect(client.call({ op: 'readdir', path: 'outdir' })).rejects.toMatchObject({ errno: 'ENOTDIR' });
     // chown, utimens and getattr act on the link itself
     await client.call(outfile.next({ op: 'chown', path: 'outfile', uid: 7, gid: 7 }));

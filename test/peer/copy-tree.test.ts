@@ -1,5 +1,6 @@
 import { chmodSync, linkSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setAttributeSync } from 'fs-xattr';
 import { afterEach, describe, expect, it } from 'vitest';
 import { noSync } from '../../src/store/durable.js';
 import { FdCache } from '../../src/store/fd-cache.js';
@@ -72,5 +73,28 @@ describe('makeEqual', () => {
     expect(compareDirs([{ label: 'src', dir: src }, { label: 'dst', dir: dst }])).toEqual([]);
     chmodSync(join(src, 'ro'), 0o755);
     chmodSync(join(dst, 'ro'), 0o755);
+  });
+
+  it('many small files (read from the source in batches): new, changed, unchanged, read-only, with xattrs, hard-linked', async () => {
+    const { src, dst } = dirs();
+    for (let d = 0; d < 3; d++) {
+      mkdirSync(join(src, `d${d}`));
+      mkdirSync(join(dst, `d${d}`));
+      for (let f = 0; f < 150; f++) {
+        const name = join(`d${d}`, `f${f}`);
+        writeFileSync(join(src, name), `content of ${name}\n`.repeat(f));
+        if (f % 3 === 0) writeFileSync(join(dst, name), `content of ${name}\n`.repeat(f)); // unchanged
+        if (f % 3 === 1) writeFileSync(join(dst, name), 'stale'); // changed
+        if (f % 10 === 0) setAttributeSync(join(src, name), 'user.tag', Buffer.from(`tag ${f}`));
+        if (f % 7 === 0) chmodSync(join(src, name), 0o444);
+      }
+    }
+    writeFileSync(join(src, 'mid'), Buffer.alloc(200 * 1024, 9)); // whole, but not batched
+    linkSync(join(src, 'd0/f5'), join(src, 'd2/linked'));
+    const progress = await makeEqual(copyOf(src, 'src'), copyOf(dst, 'dst'), '');
+    expect(compareDirs([{ label: 'src', dir: src }, { label: 'dst', dir: dst }])).toEqual([]);
+    expect(lstatSync(join(dst, 'd2/linked')).ino).toBe(lstatSync(join(dst, 'd0/f5')).ino);
+    // 450 small files of which 150 were already equal, and mid
+    expect(progress.filesCopied).toBe(300 + 1);
   });
 });

@@ -148,6 +148,22 @@ describe('every read the mount needs', () => {
     await expect(client.call({ op: 'readdir', path: 'r/f' })).rejects.toMatchObject({ errno: 'ENOTDIR' });
   });
 
+  it('read-many: whole files in one answer, in the order asked; refused as a whole for a missing name, a directory, or too many bytes', async () => {
+    mkdirSync(at('many'));
+    writeFileSync(at('many/a'), 'first');
+    writeFileSync(at('many/empty'), '');
+    writeFileSync(at('many/b'), Buffer.from([0, 1, 2, 255]));
+    const got = await client.call<{ sizes: number[] }>({ op: 'read-many', paths: ['many/b', 'many/empty', 'many/a'] });
+    expect(got.result.sizes).toEqual([4, 0, 5]);
+    expect(got.payload).toEqual(Buffer.concat([Buffer.from([0, 1, 2, 255]), Buffer.from('first')]));
+    await expect(client.call({ op: 'read-many', paths: ['many/a', 'many/missing'] })).rejects.toMatchObject({ errno: 'ENOENT', message: expect.stringContaining('many/missing') });
+    await expect(client.call({ op: 'read-many', paths: ['many'] })).rejects.toMatchObject({ errno: 'EINVAL' });
+    writeFileSync(at('many/big1'), Buffer.alloc(3 * 1024 * 1024, 1));
+    writeFileSync(at('many/big2'), Buffer.alloc(2 * 1024 * 1024, 2));
+    await expect(client.call({ op: 'read-many', paths: ['many/big1', 'many/big2'] })).rejects.toMatchObject({ errno: 'E2BIG' });
+    await expect(client.call({ op: 'read-many', paths: [] })).rejects.toMatchObject({ errno: 'EINVAL' });
+  });
+
   it('status and manifest describe the tree', async () => {
     const status = await client.status();
     expect(status).toMatchObject({ name: 'east', epoch: 1, owner: stamp.mount, durability: 'fsync-before-ack' });
