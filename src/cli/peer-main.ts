@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, realpathSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createLogger, flushLogger } from '../log.js';
-import { ensureTokenFile } from '../peer/auth.js';
+import { ensureTokenFile, readTokenFile } from '../peer/auth.js';
 import { PeerServer } from '../peer/server.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { parseListen } from './listen.js';
@@ -13,7 +13,9 @@ const program = new Command('mirrorfs-peer')
     'Serve a mirrorfs filer: keep a mirrored tree as ordinary files under --data and apply changes ' +
       'from authenticated mounts and relays, durably (fsync before acknowledging).',
   )
-  .requiredOption('--data <dir>', 'directory holding the mirrored tree (must exist)')
+  .option('--data <dir>', 'directory holding the mirrored tree (must exist); without it, with --forward-to, a pure relay')
+  .option('--forward-to <url>', 'be a relay: queue every change durably, acknowledge at once, and send it on to this next hop (http://HOST:PORT)')
+  .option('--forward-token-file <file>', 'token of the next hop (default: this peer\'s own token)')
   .option('--listen <host:port>', 'address to listen on', '127.0.0.1:7070')
   .option('--name <name>', 'name of this peer in logs and status', hostname())
   .option('--token-file <file>', 'file holding the shared secret; created (mode 0600) if missing (default: <state>/token)')
@@ -25,19 +27,24 @@ const program = new Command('mirrorfs-peer')
     '\nExamples:\n' +
       '  mirrorfs-peer --data /srv/mirror --listen 0.0.0.0:7070 --token-file /etc/mirrorfs/token\n' +
       '  mirrorfs-peer --data ./east --listen 127.0.0.1:7071 --name east\n' +
+      '  mirrorfs-peer --state /var/lib/mirrorfs/relay1 --forward-to http://relay2:7070 --listen 0.0.0.0:7070   # a pure relay\n' +
+      '  mirrorfs-peer --data /srv/mirror --forward-to http://far:7070                                          # a relay that keeps a copy too\n' +
       '\nSIGTERM or SIGINT: stop accepting requests, finish those in flight (10 s at most), exit 0.',
   );
 
 async function main(): Promise<void> {
   program.parse();
-  const o = program.opts<{ data: string; listen: string; name: string; tokenFile?: string; state?: string; logLevel: string }>();
+  const o = program.opts<{ data?: string; forwardTo?: string; forwardTokenFile?: string; listen: string; name: string; tokenFile?: string; state?: string; logLevel: string }>();
   const log = createLogger(`peer:${o.name}`, o.logLevel);
-  const dataDir = resolve(o.data);
-  if (!existsSync(dataDir) || !statSync(dataDir).isDirectory()) {
+  if (o.data === undefined && o.forwardTo === undefined) fail('--data is required (or --forward-to and --state for a pure relay)');
+  if (o.data === undefined && o.state === undefined) fail('a pure relay (--forward-to without --data) needs --state <dir> for its queue');
+  if (o.forwardTo !== undefined && !/^https?:\/\/[^/]+$/.test(o.forwardTo)) fail(`--forward-to ${o.forwardTo}: expected http://HOST:PORT`);
+  const dataDir = o.data === undefined ? undefined : resolve(o.data);
+  if (dataDir !== undefined && (!existsSync(dataDir) || !statSync(dataDir).isDirectory())) {
     fail(`--data ${dataDir}: not an existing directory (create it first: mkdir -p ${dataDir})`);
   }
   const { host, port } = parseListen(o.listen);
-  const stateDir = resolve(o.state ?? join(dataDir, '.mirrorfs'));
+  const stateDir = resolve(o.state ?? join(dataDir!, '.mirrorfs'));
   const tokenFile = resolve(o.tokenFile ?? join(stateDir, 'token'));
   let server: PeerServer;
   try {
@@ -45,20 +52,23 @@ async function main(): Promise<void> {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     // Inside the tree, only the reserved name is hidden from mounts (and spared by repairs).
     // Compared by real paths: --data or --state may go through a symlink.
-    const realData = realpathSync(dataDir);
-    const realState = realpathSync(stateDir);
-    if (realState !== join(realData, '.mirrorfs') && (realState === realData || realState.startsWith(`${realData}/`))) {
-      fail(`--state ${stateDir}: inside --data the state must be ${join(dataDir, '.mirrorfs')} (any other place there is part of the mirrored tree); or put it outside ${dataDir}`);
+    if (dataDir !== undefined) {
+      const realData = realpathSync(dataDir);
+      const realState = realpathSync(stateDir);
+      if (realState !== join(realData, '.mirrorfs') && (realState === realData || realState.startsWith(`${realData}/`))) {
+        fail(`--state ${stateDir}: inside --data the state must be ${join(dataDir, '.mirrorfs')} (any other place there is part of the mirrored tree); or put it outside ${dataDir}`);
+      }
     }
     const { token, created } = ensureTokenFile(tokenFile);
     if (created) process.stderr.write(`mirrorfs-peer: created a new token in ${tokenFile}; give it to the mount (--token-file)\n`);
-    server = await PeerServer.start({ dataDir, stateDir, host, port, name: o.name, token, logger: log });
+    const forwardTo = o.forwardTo === undefined ? undefined : { url: o.forwardTo, token: o.forwardTokenFile === undefined ? token : readTokenFile(resolve(o.forwardTokenFile)) };
+    server = await PeerServer.start({ dataDir, stateDir, host, port, name: o.name, token, logger: log, forwardTo });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') fail(`cannot listen on ${host}:${port}: address already in use (another peer running? pick another --listen)`);
     fail(`cannot start: ${e.message}`);
   }
-  process.stdout.write(`mirrorfs-peer ${o.name} listening on ${host}:${server.port} data=${dataDir}\n`);
+  process.stdout.write(`mirrorfs-peer ${o.name} listening on ${host}:${server.port} data=${dataDir ?? '(none: pure relay)'}${o.forwardTo ? ` forward-to=${o.forwardTo}` : ''}\n`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

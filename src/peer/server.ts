@@ -18,13 +18,16 @@ import { walkManifest } from '../store/manifest.js';
 import { NamespaceLock } from '../store/namespace-lock.js';
 import { serveRead } from '../store/reads.js';
 import { PeerState } from './state.js';
+import { Forwarder } from '../relay/forwarder.js';
 import { Tree } from '../store/tree.js';
 
 export interface PeerServerOptions {
-  /** Root of the mirrored tree. */
-  dataDir: string;
-  /** Where the peer keeps its SQLite state; default DATA/.mirrorfs (hidden from the protocol). */
+  /** Root of the mirrored tree; absent for a pure relay (which keeps no copy). */
+  dataDir?: string;
+  /** Where the peer keeps its SQLite state; default DATA/.mirrorfs (hidden from the protocol); required without dataDir. */
   stateDir?: string;
+  /** Make this peer a relay: every accepted change is queued durably and sent on to this next hop. */
+  forwardTo?: { url: string; token: string; timeoutMs?: number };
   host: string;
   port: number;
   name: string;
@@ -50,8 +53,10 @@ export class PeerServer {
   private readonly server: Http2Server;
   private readonly sessions = new Set<Http2Session>();
   private readonly state: PeerState;
-  private readonly tree: Tree;
-  private readonly ctx: ApplyContext;
+  /** Null for a pure relay: it keeps no copy, and answers reads from its next hop. */
+  private readonly tree: Tree | null;
+  private readonly ctx: ApplyContext | null;
+  private readonly forwarder: Forwarder | null;
   private readonly auth: TokenAuth;
   private readonly lock = new NamespaceLock();
   /** (mount, seq) -> the running application, so a concurrent duplicate joins it. */
@@ -67,13 +72,17 @@ export class PeerServer {
 
   private constructor(private readonly opts: PeerServerOptions) {
     this.log = opts.logger;
-    const dataDir = realpathSync(opts.dataDir);
-    if (!statSync(dataDir).isDirectory()) throw new Error(`data directory ${dataDir} is not a directory`);
-    const stateDir = opts.stateDir ?? join(dataDir, '.mirrorfs');
+    const dataDir = opts.dataDir === undefined ? null : realpathSync(opts.dataDir);
+    if (dataDir !== null && !statSync(dataDir).isDirectory()) throw new Error(`data directory ${dataDir} is not a directory`);
+    if (dataDir === null && (!opts.stateDir || !opts.forwardTo)) throw new Error('a peer without a data directory is a pure relay: it needs a state directory and a next hop');
+    const stateDir = opts.stateDir ?? join(dataDir!, '.mirrorfs');
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     this.state = new PeerState(join(stateDir, 'peer.db'));
-    this.tree = new Tree(dataDir);
-    this.ctx = { tree: this.tree, fds: new FdCache({ synchronousWrites: true }), sync: durableSync };
+    this.tree = dataDir === null ? null : new Tree(dataDir);
+    this.ctx = this.tree && { tree: this.tree, fds: new FdCache({ synchronousWrites: true }), sync: durableSync };
+    this.forwarder = opts.forwardTo
+      ? new Forwarder(this.state, new PeerClient(opts.forwardTo.url, { name: `next hop ${opts.forwardTo.url}`, token: opts.forwardTo.token, timeoutMs: opts.forwardTo.timeoutMs ?? NEXT_HOP_TIMEOUT_MS }), this.log)
+      : null;
     this.auth = new TokenAuth(opts.token);
     this.server = http2.createServer({
       maxSessionMemory: 256,
@@ -98,7 +107,8 @@ export class PeerServer {
       });
     });
     peer.port = (peer.server.address() as AddressInfo).port;
-    peer.log.info({ host: opts.host, port: peer.port, dataDir: peer.tree.root, peerId: peer.state.peerId, epoch: peer.state.epoch }, 'peer listening');
+    peer.forwarder?.start();
+    peer.log.info({ host: opts.host, port: peer.port, dataDir: peer.tree?.root ?? null, forwardTo: peer.forwarder?.to ?? null, peerId: peer.state.peerId, epoch: peer.state.epoch }, 'peer listening');
     return peer;
   }
 
@@ -117,7 +127,8 @@ export class PeerServer {
     while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     if (this.inFlight > 0) this.log.warn({ inFlight: this.inFlight }, 'grace period over with operations still in flight');
     for (const s of this.sessions) s.destroy();
-    this.ctx.fds.closeAll();
+    await this.forwarder?.stop();
+    this.ctx?.fds.closeAll();
     this.state.close();
     this.log.info('peer stopped');
   }
@@ -157,9 +168,10 @@ export class PeerServer {
     const url = new URL(headers[':path'] ?? '/', 'http://peer');
     const route = url.pathname;
     if (method === 'POST' && route === ROUTES.call) return this.handleCall(stream, headers);
-    if (method === 'GET' && route === ROUTES.status) return respondJson(stream, this.status());
+    if (method === 'GET' && route === ROUTES.status) return respondJson(stream, await this.statusWithHops());
     if (method === 'GET' && route === ROUTES.manifest) {
       const path = url.searchParams.get('path') ?? '';
+      if (!this.ctx) return this.manifestViaNextHop(stream, url.searchParams.get('content') !== '0', path);
       return this.streamManifest(stream, url.searchParams.get('content') !== '0', this.manifestRoot(path));
     }
     throw new MirrorError('MFS_NOT_FOUND', `no route ${method} ${route}`);
@@ -178,6 +190,13 @@ export class PeerServer {
       const { result } = await this.mutate(req, frame.payload);
       return respondFrame(stream, result);
     }
+    if (!this.ctx && !LOCAL_CONTROL_OPS.has(req.op)) {
+      // A pure relay keeps no copy: reads, repairs and pulls are the next hop's, once it has everything queued here.
+      if (req.op === 'pull') stream.setTimeout(0);
+      const out = await this.viaNextHop(req, frame.payload);
+      if (req.op === 'adopt') await this.adopt(req); // and recorded here, so this hop's history has no hole
+      return respondFrame(stream, out.result === undefined ? { ok: true } : { ok: true, result: out.result }, out.payload);
+    }
     if (req.op === 'pull') {
       stream.setTimeout(0); // the answer comes when the copy is done; the caller bounds the wait
       return respondFrame(stream, { ok: true, result: await this.pull(req, stream) });
@@ -189,7 +208,8 @@ export class PeerServer {
     if (req.op === 'handshake' || req.op === 'progress' || req.op === 'history' || req.op === 'adopt' || req.op === 'settle') {
       return respondFrame(stream, { ok: true, result: await this.control(req) });
     }
-    const out = await this.lock.run(false, async () => serveRead(this.ctx, req));
+    const ctx = this.ctx!;
+    const out = await this.lock.run(false, async () => serveRead(ctx, req));
     respondFrame(stream, out.result === undefined ? { ok: true } : { ok: true, result: out.result }, out.payload);
   }
 
@@ -206,6 +226,7 @@ export class PeerServer {
     if (req.protocol !== PROTOCOL_VERSION) {
       throw new MirrorError('MFS_PROTOCOL_MISMATCH', `peer speaks mirrorfs protocol ${PROTOCOL_VERSION}, mount speaks ${req.protocol}`);
     }
+    if (this.forwarder) await this.handshakeNextHop(req);
     // Exclusively: a change of owner waits for every operation already admitted
     // under the old epoch, so none of them lands after the new owner is told it owns the peer.
     return this.lock.run(true, async () => this.handshake(req));
@@ -224,6 +245,32 @@ export class PeerServer {
       this.log.info({ epoch: req.epoch, owner: req.mount }, 'ownership established');
     }
     return { protocol: PROTOCOL_VERSION, peer: { name: this.opts.name, id: this.state.peerId }, epoch: this.state.epoch, owner: this.state.owner };
+  }
+
+  /**
+   * A relay passes a handshake on, so ownership (and fencing) holds end to end:
+   * a refusal downstream is the relay's refusal. An unreachable next hop does
+   * not stop the mount: changes queue here until the link returns.
+   */
+  private async handshakeNextHop(req: Extract<ControlRequest, { op: 'handshake' }>): Promise<void> {
+    try {
+      await this.forwarder!.handshake(req.mount, req.epoch);
+    } catch (err) {
+      const e = toMirrorError(err, { op: 'handshake' });
+      if (e.code === 'MFS_UNREACHABLE' || e.code === 'MFS_TIMEOUT' || e.code === 'MFS_SHUTTING_DOWN') {
+        this.log.warn({ to: this.forwarder!.to, err: e.message }, 'handshake: next hop unreachable; changes will queue here until it returns');
+        return;
+      }
+      throw new MirrorError(e.code, `next hop ${this.forwarder!.to} refused: ${e.message}`, { errno: e.errno });
+    }
+  }
+
+  /** A request a pure relay cannot answer itself: sent to the next hop once everything queued here has reached it. */
+  private async viaNextHop(req: Request, payload: Buffer): Promise<{ result?: unknown; payload?: Buffer }> {
+    const forwarder = this.forwarder!;
+    await forwarder.waitDrained(NEXT_HOP_TIMEOUT_MS);
+    const out = await forwarder.call(req, payload, req.op === 'pull' ? PULL_CALL_TIMEOUT_MS * 60 : undefined);
+    return { result: out.result, payload: out.payload.length > 0 ? out.payload : undefined };
   }
 
   /** Refuse an operation whose stamp is not the current owner's epoch. */
@@ -259,11 +306,22 @@ export class PeerServer {
     const path = 'path' in req ? req.path : req.from;
     return this.lock.run(EXCLUSIVE_OPS.has(req.op), async () => {
       this.checkOwnership(req); // again: a takeover may have completed while this waited for the lock
+      const ctx = this.ctx;
+      // Queued for the next hop in the same commit as its outcome: both or neither survive a crash.
+      const forward = this.forwarder ? { request: JSON.stringify(req), payload } : undefined;
+      if (!ctx) {
+        // A pure relay: accepted means durably queued; the far end's answer is checked when it comes (Forwarder).
+        const outcome = { ok: true, result: req.op === 'write' ? { written: payload.length } : undefined };
+        await this.state.recordDone(req.mount, req.seq, req.epoch, req.op, subject, JSON.stringify(outcome), forward);
+        this.applied++;
+        this.forwarder!.kick();
+        return { result: outcome };
+      }
       const withIntent = needsIntent(req);
       if (withIntent && !inDoubt) this.state.recordIntent(req.mount, req.seq, req.epoch, req.op, subject);
       let outcome: { ok: true; result?: unknown } | { ok: false; error: WireError };
       try {
-        const result = await applyMutation(this.ctx, req, payload, inDoubt);
+        const result = await applyMutation(ctx, req, payload, inDoubt);
         outcome = result === null ? { ok: true } : { ok: true, result };
         this.applied++;
         if (req.op === 'write') this.appliedBytes += payload.length;
@@ -278,7 +336,8 @@ export class PeerServer {
         }
         outcome = { ok: false, error: e.toWire() };
       }
-      await this.state.recordDone(req.mount, req.seq, req.epoch, req.op, subject, JSON.stringify(outcome));
+      await this.state.recordDone(req.mount, req.seq, req.epoch, req.op, subject, JSON.stringify(outcome), forward);
+      this.forwarder?.kick();
       return { result: outcome };
     });
   }
@@ -302,7 +361,7 @@ export class PeerServer {
     return this.lock.run(exclusive, async () => {
       this.checkOwnership({ mount: req.mount, epoch: req.epoch });
       try {
-        const result = await applyRepair(this.ctx, action, payload);
+        const result = await applyRepair(this.requireCopy(), action, payload);
         this.log.info({ action: action.op, path }, 'repair applied');
         return result;
       } catch (err) {
@@ -327,7 +386,7 @@ export class PeerServer {
       // The caller gave up (its bound, or it died): stop at the next action, so a later pull is not refused as busy.
       let cancelled = false;
       stream.once('close', () => (cancelled = true));
-      const here = storeCopy(this.opts.name, this.ctx, {
+      const here = storeCopy(this.opts.name, this.requireCopy(), {
         apply: (action, payload) => {
           if (cancelled) throw new MirrorError('MFS_ERRNO', `pull from ${from} cancelled: the caller went away`, { errno: 'ECANCELED' });
           return this.applyRepairAs(req, action, payload);
@@ -371,10 +430,25 @@ export class PeerServer {
       inFlight: this.inFlight,
       applied: this.applied,
       appliedBytes: this.appliedBytes,
-      dataDir: this.tree.root,
+      dataDir: this.tree?.root ?? null,
       durability: 'fsync-before-ack',
       pull: this.pulling,
+      relay: this.forwarder ? { ...this.forwarder.status(), next: null } : null,
     };
+  }
+
+  /** Status, and for a relay the status of each hop after it (bounded: an unreachable hop is reported, not waited for). */
+  private async statusWithHops(): Promise<PeerStatus> {
+    const status = this.status();
+    if (this.forwarder && status.relay) {
+      status.relay.next = await this.forwarder.nextStatus().catch((err: unknown) => ({ error: (err as Error).message }));
+    }
+    return status;
+  }
+
+  private requireCopy(): ApplyContext {
+    if (!this.ctx) throw new MirrorError('MFS_ERRNO', 'this peer is a pure relay and keeps no copy', { errno: 'EOPNOTSUPP' });
+    return this.ctx;
   }
 
   /**
@@ -385,7 +459,7 @@ export class PeerServer {
   private manifestRoot(path: string): string | null {
     if (path === '') return '';
     try {
-      this.tree.resolve(path);
+      this.requireCopy().tree.resolve(path);
       return path;
     } catch (err) {
       if (err instanceof MirrorError && err.code === 'MFS_ERRNO' && (err.errno === 'ENOENT' || err.errno === 'ENOTDIR')) return null;
@@ -393,11 +467,23 @@ export class PeerServer {
     }
   }
 
+  /** A pure relay's manifest is its next hop's, once everything queued here has reached it. */
+  private async manifestViaNextHop(stream: ServerHttp2Stream, content: boolean, path: string): Promise<void> {
+    await this.forwarder!.waitDrained(NEXT_HOP_TIMEOUT_MS);
+    const entries = await this.forwarder!.manifest({ content, path });
+    stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson', [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) });
+    for (const entry of entries) {
+      if (stream.destroyed) return;
+      if (!stream.write(`${JSON.stringify(entry)}\n`)) await new Promise((r) => stream.once('drain', r));
+    }
+    stream.end();
+  }
+
   private async streamManifest(stream: ServerHttp2Stream, content: boolean, path: string | null): Promise<void> {
     stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson', [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) });
     if (path === null) return void stream.end();
     await this.lock.run(false, async () => {
-      for await (const entry of walkManifest(this.tree.root, { content, path })) {
+      for await (const entry of walkManifest(this.requireCopy().tree.root, { content, path })) {
         if (stream.destroyed) return;
         if (!stream.write(`${JSON.stringify(entry)}\n`)) await new Promise((r) => stream.once('drain', r));
       }
@@ -405,6 +491,12 @@ export class PeerServer {
     stream.end();
   }
 }
+
+/** Control operations a pure relay answers from its own state (everything else goes to its next hop). */
+const LOCAL_CONTROL_OPS: ReadonlySet<string> = new Set(['handshake', 'progress', 'history', 'settle']);
+
+/** Bound on what a relay waits for its next hop (its queue to drain, a proxied request). */
+const NEXT_HOP_TIMEOUT_MS = 10_000;
 
 /**
  * What an operation is recorded under: its arguments without the stamp (the

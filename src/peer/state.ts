@@ -22,6 +22,8 @@ export const RETAINED_OUTCOMES = 200_000;
 const PRUNE_EVERY = 10_000;
 
 export type OutcomeRow = { state: 'intent' | 'done'; result: string | null; op: string; subject: string };
+/** A change a relay holds for its next hop until that hop acknowledges it. */
+export type QueuedRow = { qid: number; mount: string; seq: number; request: string; payload: Buffer; outcome: string; atMs: number };
 
 export class PeerState {
   private readonly db: Database.Database;
@@ -31,7 +33,7 @@ export class PeerState {
   private readonly maxSeqs = new Map<string, number>();
   private readonly floors = new Map<string, number>();
   /** Outcomes waiting for the next batched commit, and the promise their callers await. */
-  private pending: unknown[][] = [];
+  private pending: Array<{ row: unknown[]; forward?: unknown[] }> = [];
   private pendingCommit: Promise<void> | null = null;
   readonly peerId: string;
   epoch: number;
@@ -56,6 +58,10 @@ export class PeerState {
       history: this.db.prepare<[string, number, number], HistoryEntry>('SELECT seq, op, subject, state, result FROM outcomes WHERE mount = ? AND seq > ? ORDER BY seq LIMIT ?'),
       mounts: this.db.prepare<[], { mount: string }>('SELECT DISTINCT mount FROM outcomes'),
       prune: this.db.prepare('DELETE FROM outcomes WHERE mount = ? AND seq < ? AND state = \'done\''),
+      enqueue: this.db.prepare('INSERT INTO forward(mount, seq, request, payload, outcome, at_ms) VALUES (?, ?, ?, ?, ?, ?)'),
+      queued: this.db.prepare<[number, number], QueuedRow>('SELECT qid, mount, seq, request, payload, outcome, at_ms AS atMs FROM forward WHERE qid > ? ORDER BY qid LIMIT ?'),
+      dequeue: this.db.prepare('DELETE FROM forward WHERE qid = ?'),
+      queueStats: this.db.prepare<[], { n: number; oldest: number | null; bytes: number | null }>('SELECT COUNT(*) AS n, MIN(at_ms) AS oldest, SUM(LENGTH(payload)) AS bytes FROM forward'),
     };
     let id = this.meta('peer_id');
     if (!id) {
@@ -71,6 +77,11 @@ export class PeerState {
   private migrate(): void {
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS forward (
+        qid INTEGER PRIMARY KEY AUTOINCREMENT,
+        mount TEXT NOT NULL, seq INTEGER NOT NULL,
+        request TEXT NOT NULL, payload BLOB NOT NULL, outcome TEXT NOT NULL, at_ms INTEGER NOT NULL
+      );
       CREATE TABLE IF NOT EXISTS outcomes (
         mount TEXT NOT NULL, seq INTEGER NOT NULL, epoch INTEGER NOT NULL,
         op TEXT NOT NULL, subject TEXT NOT NULL,
@@ -150,14 +161,17 @@ export class PeerState {
    * commit); the promise resolves once this outcome is committed, and the
    * caller acknowledges only then.
    */
-  recordDone(mount: string, seq: number, epoch: number, op: string, subject: string, result: string): Promise<void> {
+  recordDone(mount: string, seq: number, epoch: number, op: string, subject: string, result: string, forward?: { request: string; payload: Buffer }): Promise<void> {
     this.noteSeq(mount, seq);
-    this.pending.push([mount, seq, epoch, op, subject, result, Date.now()]);
+    const at = Date.now();
+    this.pending.push({ row: [mount, seq, epoch, op, subject, result, at], forward: forward && [mount, seq, forward.request, forward.payload, result, at] });
     if (!this.pendingCommit) {
       this.pendingCommit = new Promise<void>((resolve, reject) => {
         setImmediate(() => {
           try {
-            this.db.transaction(() => this.flushPending())();
+            // A relay's queue holds changes no one else has yet: it survives power loss (FULL).
+            if (this.pending.some((p) => p.forward)) this.durably(() => this.flushPending());
+            else this.db.transaction(() => this.flushPending())();
             resolve();
           } catch (err) {
             reject(err);
@@ -172,9 +186,29 @@ export class PeerState {
     const rows = this.pending;
     this.pending = [];
     this.pendingCommit = null;
-    for (const row of rows) this.stmts.done.run(...row);
+    for (const { row, forward } of rows) {
+      this.stmts.done.run(...row);
+      if (forward) this.stmts.enqueue.run(...forward);
+    }
     this.sincePrune += rows.length;
     if (this.sincePrune >= PRUNE_EVERY) this.prune();
+  }
+
+  /** Queued changes after a qid, oldest first. */
+  queued(afterQid: number, limit: number): QueuedRow[] {
+    return this.stmts.queued.all(afterQid, limit);
+  }
+
+  /** The next hop acknowledged these (NORMAL: a lost delete only causes a re-send, which the far end answers from its record). */
+  dequeue(qids: number[]): void {
+    this.db.transaction(() => {
+      for (const q of qids) this.stmts.dequeue.run(q);
+    })();
+  }
+
+  queueStats(): { depth: number; bytes: number; oldestAtMs: number | null } {
+    const r = this.stmts.queueStats.get()!;
+    return { depth: r.n, bytes: r.bytes ?? 0, oldestAtMs: r.oldest };
   }
 
   /** Drop an intent whose operation failed transiently (it was not applied; a retry may succeed). */
@@ -234,7 +268,7 @@ export class PeerState {
   }
 
   close(): void {
-    if (this.pending.length) this.db.transaction(() => this.flushPending())();
+    if (this.pending.length) this.durably(() => this.flushPending());
     this.db.close();
   }
 }

@@ -251,10 +251,24 @@ export interface PeerStatus {
   inFlight: number;
   applied: number;
   appliedBytes: number;
-  dataDir: string;
+  /** Null for a pure relay. */
+  dataDir: string | null;
   durability: string;
   /** A pull (full resync from another peer) running now, or null. */
   pull: PullProgress | null;
+  /** For a relay: its queue for the next hop, and the next hop's own status (or why it could not be had). */
+  relay: RelayStatus | null;
+}
+
+export interface RelayStatus {
+  to: string;
+  connected: boolean;
+  queue: { depth: number; bytes: number; oldestAgeMs: number | null };
+  forwarded: number;
+  forwardedBytes: number;
+  diverged: number;
+  lastError: string | null;
+  next: PeerStatus | { error: string } | null;
 }
 
 /** One entry of a tree manifest (GET /v1/manifest, NDJSON). */

@@ -35,6 +35,8 @@ export interface SpawnPeerOptions {
   port?: number;
   token?: string;
   extraArgs?: string[];
+  /** A pure relay: no --data (its state goes in <dataDir>/.mirrorfs, passed as --state); give --forward-to in extraArgs. */
+  pure?: boolean;
 }
 
 /** Start a real mirrorfs-peer process on loopback and wait until it listens. */
@@ -47,11 +49,12 @@ export async function spawnPeer(opts: SpawnPeerOptions = {}): Promise<PeerProces
   mkdirSync(stateDir, { recursive: true });
   const tokenFile = join(stateDir, 'token');
   writeFileSync(tokenFile, `${opts.token ?? TEST_TOKEN}\n`, { mode: 0o600 });
-  return start(name, dataDir, stateDir, tokenFile, opts.port ?? 0, opts.extraArgs ?? []);
+  return start(name, dataDir, stateDir, tokenFile, opts.port ?? 0, opts.extraArgs ?? [], opts.pure ?? false);
 }
 
-async function start(name: string, dataDir: string, stateDir: string, tokenFile: string, port: number, extraArgs: string[]): Promise<PeerProcess> {
-  const proc = spawn(process.execPath, [PEER_BIN, '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--name', name, '--token-file', tokenFile, ...extraArgs], {
+async function start(name: string, dataDir: string, stateDir: string, tokenFile: string, port: number, extraArgs: string[], pure: boolean): Promise<PeerProcess> {
+  const where = pure ? ['--state', stateDir] : ['--data', dataDir];
+  const proc = spawn(process.execPath, [PEER_BIN, ...where, '--listen', `127.0.0.1:${port}`, '--name', name, '--token-file', tokenFile, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(proc);
@@ -100,7 +103,7 @@ async function start(name: string, dataDir: string, stateDir: string, tokenFile:
     },
     restart: async () => {
       await self.kill9();
-      return start(name, dataDir, stateDir, tokenFile, actualPort, extraArgs);
+      return start(name, dataDir, stateDir, tokenFile, actualPort, extraArgs, pure);
     },
   };
   return self;

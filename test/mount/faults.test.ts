@@ -10,7 +10,8 @@ import { cleanupPeers, spawnPeer, type PeerProcess } from '../helpers/peer.js';
 import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
 import { compareDirs } from '../helpers/tree.js';
 import { waitFor } from '../helpers/wait.js';
-import { cleanupWriters, startWriter, type WriterLog } from '../helpers/writer.js';
+import { cleanupWriters, startWriter } from '../helpers/writer.js';
+import { expectAckedEverywhere, expectConverged } from '../helpers/converge.js';
 
 /**
  * Failures the promise must survive (issue 4): peers killed, stopped, out of
@@ -29,23 +30,6 @@ afterEach(async () => {
   cleanupTmp();
 });
 
-/**
- * Wait (bounded) until every copy compares equal. A call that failed but was
- * rolled forward leaves the kernel's cached view of that name as it was before
- * the call (libfuse 2's high-level API cannot invalidate it; docs/OPERATIONS.md),
- * so the kernel's dentry and inode caches are dropped first.
- */
-async function expectConverged(m: MountProcess, peers: PeerProcess[]): Promise<void> {
-  writeFileSync('/proc/sys/vm/drop_caches', '2');
-  const dirs = [{ label: 'mount', dir: m.mountpoint }, ...(m.localCopyDir ? [{ label: 'local copy', dir: m.localCopyDir }] : []), ...peers.map((p) => ({ label: p.name, dir: p.dataDir }))];
-  let last: string[] = [];
-  try {
-    await waitFor(() => (last = compareDirs(dirs)).length === 0, 'every copy to compare equal', 15_000, 100);
-  } catch {
-    expect(last).toEqual([]);
-  }
-}
-
 /** A new disk: the peer (already killed) comes back with an empty data directory and a new identity. */
 async function replaceDataDir(peer: PeerProcess): Promise<PeerProcess> {
   const token = readFileSync(peer.tokenFile); // the test keeps its token file beside the peer's state
@@ -53,15 +37,6 @@ async function replaceDataDir(peer: PeerProcess): Promise<PeerProcess> {
   mkdirSync(peer.stateDir, { recursive: true });
   writeFileSync(peer.tokenFile, token, { mode: 0o600 });
   return peer.restart();
-}
-
-/** Every write the writer was told succeeded is in every copy, whole. */
-function expectAckedEverywhere(log: WriterLog, dirs: string[]): void {
-  expect(log.acked.length).toBeGreaterThan(0);
-  for (const name of log.acked) {
-    const want = `content of ${name}\n`.repeat(64);
-    for (const dir of dirs) expect(readFileSync(join(dir, name), 'utf8'), `${name} in ${dir}`).toBe(want);
-  }
 }
 
 describe('a peer killed in the middle of a stream of writes', () => {
