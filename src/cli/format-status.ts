@@ -1,13 +1,14 @@
-import type { ControllerStatus } from '../mount/controller.js';
+import type { ControllerStatus, RouteHop } from '../mount/controller.js';
 import type { MemberStatus } from '../mount/member.js';
 import type { VerifyReport } from '../mount/verify.js';
 
 /** `mirrorfs status` as a table for people (`--json` gives the raw object). */
-export function formatStatus(s: ControllerStatus & { mountpoint: string; pid: number }): string {
+export function formatStatus(s: ControllerStatus & { mountpoint: string; pid: number; routes?: Record<string, RouteHop[] | { error: string }> }): string {
   const lines = [
     `mount      ${s.mountpoint} (pid ${s.pid})`,
     `identity   ${s.mountId}, epoch ${s.epoch}, last seq ${s.seq}`,
     `ack policy ${s.ackPolicy} (${s.requiredAcks} of ${s.peers.length} peers must commit); in flight ${s.inFlight}, waiting for order ${s.queued}`,
+    `ack mode   ${s.ackMode}${s.endToEnd ? ` (${s.endToEnd.executing} changes executing, ${s.endToEnd.committed} committed end to end)` : ''}`,
     ...(s.fenced ? [`FENCED     ${s.fenced}`] : []),
     `local copy ${s.localCopy ? `${s.localCopy.dir} (${s.localCopy.active ? 'serving reads' : `DISABLED: ${s.localCopy.reason}`})` : 'none (reads from the fastest peer)'}`,
     '',
@@ -19,6 +20,10 @@ export function formatStatus(s: ControllerStatus & { mountpoint: string; pid: nu
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) lines.push(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
   for (const p of s.peers) if (p.behind) lines.push('', `${p.name}: ${p.behind.reason}`);
+  for (const [name, hops] of Object.entries(s.routes ?? {})) {
+    if ('error' in hops) lines.push('', `${name} route: status unavailable (${hops.error})`);
+    else if (hops.some((h) => h.relay)) lines.push('', `${name} route: ${hops.map(describeHop).join(' -> ')}`);
+  }
   return `${lines.join('\n')}\n`;
 }
 
@@ -29,6 +34,15 @@ function describeState(p: MemberStatus): string {
   if (p.state === 'down') return `down since ${p.behind.since} (${lag})`;
   const rate = p.behind.opsPerS !== null ? `, ${p.behind.opsPerS} ops/s, ${bytes(p.behind.bytesPerS ?? 0)}/s, ETA ${p.behind.etaS ?? '?'} s` : '';
   return `catching up (${lag}${rate})`;
+}
+
+/** A relay with its queue for the next hop, or the mirror at the end. */
+function describeHop(h: RouteHop): string {
+  if (!h.relay) return h.lastError ? `${h.name} (${h.lastError})` : h.name;
+  const age = h.oldestAgeMs === null ? '' : `, oldest ${h.oldestAgeMs} ms`;
+  const trouble = h.lastError ? `, ${h.connected ? '' : 'next hop down: '}${h.lastError}` : '';
+  const diverged = h.diverged > 0 ? `, ${h.diverged} DIVERGED` : '';
+  return `${h.name} [queue ${h.queueDepth}${age}${trouble}${diverged}]`;
 }
 
 function fmt(v: number | null): string {

@@ -27,6 +27,8 @@ interface MountFlags {
   stateDir?: string;
   peerTimeout: string;
   ack: string;
+  ackMode: string;
+  fsyncTimeout: string;
   resyncFrom?: string;
   foreground?: boolean;
   logLevel: string;
@@ -43,6 +45,12 @@ program
   .option('--state-dir <dir>', 'where the mount keeps its identity and log (default: /var/lib/mirrorfs/<mountpoint>)')
   .option('--peer-timeout <ms>', 'bound on each call to a peer; a peer that has not committed a change by then lacks it (journaled, caught up later)', '5000')
   .option('--ack <policy>', 'peers that must commit a change before the call returns: all, quorum (a majority) or a number; peers that miss changes are caught up from the journal', 'all')
+  .addOption(
+    new Option('--ack-mode <mode>', 'first-hop: a call returns once the first hop of each route (a peer or the first relay of a cascade) holds the change durably; end-to-end: the same, and each change is tracked until the far mirrors commit it (xattr user.mirrorfs.state, counts in status) and fsync waits for it')
+      .choices(['first-hop', 'end-to-end'])
+      .default('first-hop'),
+  )
+  .option('--fsync-timeout <ms>', 'ack mode end-to-end: bound on an fsync waiting for the far mirrors (then EIO)', '30000')
   .option('--resync-from <peer>', 'before mounting, rebuild every other peer from this one (full copy, verified by content hash); for copies that cannot be reconciled automatically')
   .option('--foreground', 'stay in the foreground (for service managers); default: run in the background')
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
@@ -59,12 +67,14 @@ program
       fail((err as Error).message);
     }
     const ackPolicy = parseAckPolicy(flags.ack, peers.length);
+    const fsyncTimeoutMs = Number(flags.fsyncTimeout);
+    if (!Number.isInteger(fsyncTimeoutMs) || fsyncTimeoutMs < 100 || fsyncTimeoutMs > 600_000) fail('--fsync-timeout: give milliseconds between 100 and 600000');
     if (flags.resyncFrom !== undefined && !peers.some((p) => p.name === flags.resyncFrom)) fail(`--resync-from ${flags.resyncFrom}: not one of --peers (${peers.map((p) => p.name).join(', ')})`);
     if (!flags.foreground) return background(mountpoint, stateDir, peerTimeoutMs);
     const log = createLogger('mount', flags.logLevel);
     let running;
     try {
-      running = await startMount({ mountpoint, peers, localCopyDir: flags.localCopy ? resolve(flags.localCopy) : undefined, stateDir, peerTimeoutMs, ackPolicy, resyncFrom: flags.resyncFrom, log });
+      running = await startMount({ mountpoint, peers, localCopyDir: flags.localCopy ? resolve(flags.localCopy) : undefined, stateDir, peerTimeoutMs, ackPolicy, ackMode: flags.ackMode as 'first-hop' | 'end-to-end', fsyncTimeoutMs, resyncFrom: flags.resyncFrom, log });
     } catch (err) {
       log.error({ err: (err as Error).message }, 'mount refused');
       await flushLogger(log);

@@ -18,7 +18,7 @@ export function controlSocketPath(mountpoint: string): string {
 }
 
 export interface ControlHandlers {
-  status: () => unknown;
+  status: () => unknown | Promise<unknown>;
   unmount: () => Promise<void>;
   /** Compare (and with repair, fix) the copies; answers when done. */
   verify: (opts: { repair: boolean; source?: string }) => Promise<unknown>;
@@ -35,7 +35,12 @@ export async function startControlServer(mountpoint: string, handlers: ControlHa
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
-    if (req.method === 'GET' && req.url === '/status') return reply(200, handlers.status());
+    if (req.method === 'GET' && req.url === '/status') {
+      return void Promise.resolve(handlers.status()).then(
+        (body) => reply(200, body),
+        (err: Error) => reply(500, { error: err.message }),
+      );
+    }
     if (req.method === 'POST' && req.url === '/verify') {
       let body = '';
       req.on('data', (d: Buffer) => {

@@ -1,6 +1,7 @@
 import type { Logger } from '../log.js';
 import { MirrorError, isDeterministic, isTransportFailure, toMirrorError } from '../protocol/errors.js';
-import type { Mutation, ReadRequest, WireStatfs } from '../protocol/ops.js';
+import type { Mutation, PeerStatus, ReadRequest, RelayStatus, WireStatfs } from '../protocol/ops.js';
+import type { CommitTracker } from './commit-tracker.js';
 import type { CallResult } from '../protocol/peer-client.js';
 import type { LocalCopy } from './local-copy.js';
 import type { Member, MemberStatus } from './member.js';
@@ -40,6 +41,8 @@ export interface ControllerOptions {
   peerTimeoutMs: number;
   /** A change that has not started (sent) within this long after it arrived fails with EIO instead. */
   startLimitMs: number;
+  /** Ack mode end-to-end: tracks what the far mirrors have committed (null in first-hop mode). */
+  commits?: CommitTracker | null;
   log: Logger;
 }
 
@@ -53,10 +56,54 @@ export interface ControllerStatus {
   queued: number;
   fenced: string | null;
   localCopy: { dir: string; active: boolean; reason: string | null } | null;
+  /** first-hop, or end-to-end with the changes still executing and those committed so far. */
+  ackMode: 'first-hop' | 'end-to-end';
+  endToEnd: { executing: number; committed: number; fsyncWaiting: number } | null;
   peers: MemberStatus[];
 }
 
 type Outcome = { ok: true; result: unknown } | { ok: false; error: MirrorError };
+
+/** One hop of a route: a relay (with its queue for the next hop) or the mirror at the end. */
+export interface RouteHop {
+  name: string;
+  relay: boolean;
+  queueDepth: number;
+  oldestAgeMs: number | null;
+  connected: boolean | null;
+  lastError: string | null;
+  diverged: number;
+}
+
+const ROUTE_STATUS_TIMEOUT_MS = 3000;
+
+function hopsOf(status: PeerStatus): RouteHop[] {
+  const hops: RouteHop[] = [];
+  let s: PeerStatus | { error: string } | null = status;
+  while (s && 'name' in s) {
+    const r: RelayStatus | null = s.relay ?? null;
+    hops.push({ name: s.name, relay: r !== null, queueDepth: r?.queue.depth ?? 0, oldestAgeMs: r?.queue.oldestAgeMs ?? null, connected: r?.connected ?? null, lastError: r?.lastError ?? null, diverged: r?.diverged ?? 0 });
+    s = r?.next ?? null;
+  }
+  if (s && 'error' in s) hops.push({ name: '(unreachable)', relay: false, queueDepth: 0, oldestAgeMs: null, connected: false, lastError: s.error, diverged: 0 });
+  return hops;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e as Error);
+      },
+    );
+  });
+}
 /** A peer that was behind: the change went to the journal for it instead. */
 const SKIPPED: Outcome = { ok: false, error: new MirrorError('MFS_OUT_OF_STEP', 'peer is behind: change journaled for catch-up') };
 
@@ -280,6 +327,10 @@ export class MirrorController {
       ]);
       const verdict = this.judge(stamped, peerOutcomes);
       if (verdict.lacking.length > 0) await this.journal(stamped, req, payload, verdict);
+      if (this.opts.commits && verdict.authoritative !== null) {
+        const routes = members.filter((m, i) => sent[i] && !verdict.lacking.some((l) => l.member === m));
+        this.opts.commits.noteAcked(stamped.seq, namesOf(req), routes);
+      }
       if (local && localOutcome && !sameOutcome(localOutcome, verdict)) {
         local.disable(`${stamped.op} ${describe(stamped)} (seq ${stamped.seq}): local copy ${show(localOutcome)}, peers ${verdict.authoritative ?? 'none committed'}`);
       }
@@ -505,6 +556,8 @@ export class MirrorController {
       queued: this.scheduler.queued,
       fenced: this.fencedReason,
       localCopy: local ? { dir: local.dir, active: local.active, reason: local.reason } : null,
+      ackMode: this.opts.commits ? 'end-to-end' : 'first-hop',
+      endToEnd: this.opts.commits ? { executing: this.opts.commits.executingCount, committed: this.opts.commits.committedCount, fsyncWaiting: this.opts.commits.fsyncWaiting } : null,
       peers: this.opts.members.map((m) => m.status(m.inStep ? undefined : this.opts.journal.countFor(m.name))),
     };
   }
@@ -526,7 +579,32 @@ export class MirrorController {
     return this.seq;
   }
 
+  /**
+   * Each route's hops as its first hop reports them (a relay lists the hops
+   * after it): queue depth and age of the oldest unacknowledged change per
+   * relay. Bounded; a route that does not answer says why.
+   */
+  async routes(): Promise<Record<string, RouteHop[] | { error: string }>> {
+    const out: Record<string, RouteHop[] | { error: string }> = {};
+    await Promise.all(
+      this.opts.members.map(async (m) => {
+        try {
+          out[m.name] = hopsOf(await withTimeout(m.client.status(), ROUTE_STATUS_TIMEOUT_MS, `status of ${m.name}`));
+        } catch (err) {
+          out[m.name] = { error: (err as Error).message };
+        }
+      }),
+    );
+    return out;
+  }
+
+  /** The end-to-end tracker (ack mode end-to-end), or null. */
+  get commits(): CommitTracker | null {
+    return this.opts.commits ?? null;
+  }
+
   async close(): Promise<void> {
+    await this.opts.commits?.stop();
     await this.catchUp.stop();
     await Promise.all(this.opts.members.map((m) => m.close()));
     this.opts.local?.close();

@@ -21,7 +21,10 @@ const PERMISSION_BITS = 0o7777;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 
-export function buildFuseOps(controller: MirrorController, log: Logger): Record<string, (...args: never[]) => void> {
+/** The virtual xattr that tells an application whether a file's changes reached the far mirrors (ack mode end-to-end). */
+export const STATE_XATTR = 'user.mirrorfs.state';
+
+export function buildFuseOps(controller: MirrorController, log: Logger, opts: { fsyncTimeoutMs: number } = { fsyncTimeoutMs: 30_000 }): Record<string, (...args: never[]) => void> {
   let nextHandle = 1;
   const handle = () => {
     nextHandle = nextHandle >= 0x7fff_fff0 ? 1 : nextHandle + 1;
@@ -115,10 +118,19 @@ export function buildFuseOps(controller: MirrorController, log: Logger): Record<
     ftruncate: (path: string, _fd: number, size: number, cb: Cb) =>
       answer('truncate', path, cb, async () => void (await mutate({ op: 'truncate', path: wire(path), size }))),
 
-    // Every acknowledged change is already committed on every peer: flush and
-    // fsync have nothing left to wait for.
+    // Every acknowledged change is already durable at each route's first hop:
+    // flush has nothing left to wait for, and neither has fsync in first-hop
+    // mode. In end-to-end mode fsync is the application's barrier: it returns
+    // once this file's changes are committed at every far mirror (or EIO after
+    // the fsync timeout).
     flush: (_path: string, _fd: number, cb: Cb) => cb(0),
-    fsync: (_path: string, _datasync: number, _fd: number, cb: Cb) => cb(0),
+    fsync: (path: string, _datasync: number, _fd: number, cb: Cb) => {
+      const commits = controller.commits;
+      if (!commits) return cb(0);
+      answer('fsync', path, cb, async () => {
+        await commits.waitCommitted(wire(path), opts.fsyncTimeoutMs);
+      });
+    },
     release: (_path: string, _fd: number, cb: Cb) => cb(0),
 
     // ---- names ----------------------------------------------------------------
@@ -161,18 +173,29 @@ export function buildFuseOps(controller: MirrorController, log: Logger): Record<
     setxattr: (path: string, name: string, value: Buffer, _position: number, flags: number, cb: Cb) =>
       answer('setxattr', path, cb, async () => {
         checkText(name, 'xattr name');
+        if (name === STATE_XATTR) throw new MirrorError('MFS_ERRNO', `${STATE_XATTR} is kept by mirrorfs and cannot be set`, { errno: 'EPERM' });
         const mode = flags & XATTR_CREATE ? 'create' : flags & XATTR_REPLACE ? 'replace' : 'any';
         await mutate({ op: 'setxattr', path: wire(path), name, flags: mode }, Buffer.from(value));
       }),
 
     getxattr: (path: string, name: string, _position: number, cb: Cb) =>
-      answer('getxattr', path, cb, async () => [(await read({ op: 'getxattr', path: wire(path), name })).payload]),
+      answer('getxattr', path, cb, async () => {
+        const commits = controller.commits;
+        if (name === STATE_XATTR && commits) {
+          await read({ op: 'getattr', path: wire(path) }); // ENOENT for a name that is not there
+          return [Buffer.from(commits.stateOf(wire(path)))];
+        }
+        return [(await read({ op: 'getxattr', path: wire(path), name })).payload];
+      }),
 
     listxattr: (path: string, cb: Cb) =>
       answer('listxattr', path, cb, async () => [(await read<{ names: string[] }>({ op: 'listxattr', path: wire(path) })).result.names]),
 
     removexattr: (path: string, name: string, cb: Cb) =>
-      answer('removexattr', path, cb, async () => void (await mutate({ op: 'removexattr', path: wire(path), name }))),
+      answer('removexattr', path, cb, async () => {
+        if (name === STATE_XATTR) throw new MirrorError('MFS_ERRNO', `${STATE_XATTR} is kept by mirrorfs and cannot be removed`, { errno: 'EPERM' });
+        await mutate({ op: 'removexattr', path: wire(path), name });
+      }),
   };
 }
 

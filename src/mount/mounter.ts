@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import type { PeerSpec } from './config.js';
 import { checkPeersAgree, prepareLocalCopy } from './consistency.js';
+import { CommitTracker } from './commit-tracker.js';
 import { MirrorController, requiredAcks, type AckPolicy } from './controller.js';
 import { Journal } from './journal.js';
 import { progressReporter } from './progress.js';
@@ -25,6 +26,10 @@ export interface MountOptions {
   /** Bound on every call to a peer. */
   peerTimeoutMs: number;
   ackPolicy: AckPolicy;
+  /** first-hop (default): a call returns once each route's first hop holds the change durably. end-to-end: also track the far mirrors' commits; fsync waits for them. */
+  ackMode?: 'first-hop' | 'end-to-end';
+  /** Bound on an fsync waiting for end-to-end commitment. */
+  fsyncTimeoutMs?: number;
   /** Rebuild every other peer from this one before mounting. */
   resyncFrom?: string;
   log: Logger;
@@ -39,6 +44,8 @@ export interface RunningMount {
 }
 
 const DRAIN_TIMEOUT_MS = 30_000;
+/** Default bound on an fsync waiting for end-to-end commitment (ack mode end-to-end). */
+export const DEFAULT_FSYNC_TIMEOUT_MS = 30_000;
 /** Seconds the kernel may cache names and attributes. */
 const KERNEL_CACHE_S = 60;
 /**
@@ -81,8 +88,12 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     rmSync(cleanMarker, { force: true });
     const fuseTimeoutMs = Math.max(60_000, opts.peerTimeoutMs * 4);
     // Half of fuse-native's bound to start, at most a peer timeout to finish: the kernel's request is always answered by us.
-    const controller = new MirrorController({ mountId, epoch, lastSeq, members, local, journal, ackPolicy: opts.ackPolicy, peerTimeoutMs: opts.peerTimeoutMs, startLimitMs: fuseTimeoutMs / 2, log });
-    const fuse = new Fuse(mountpoint, buildFuseOps(controller, log), {
+    const commits = opts.ackMode === 'end-to-end' ? new CommitTracker(mountId, members, log) : null;
+    commits?.start();
+    const controller = new MirrorController({ mountId, epoch, lastSeq, members, local, journal, ackPolicy: opts.ackPolicy, peerTimeoutMs: opts.peerTimeoutMs, startLimitMs: fuseTimeoutMs / 2, commits, log });
+    // An fsync waiting for the far ends must be answered before fuse-native's own bound.
+    const fsyncTimeoutMs = Math.min(opts.fsyncTimeoutMs ?? DEFAULT_FSYNC_TIMEOUT_MS, fuseTimeoutMs - 5000);
+    const fuse = new Fuse(mountpoint, buildFuseOps(controller, log, { fsyncTimeoutMs }), {
       // fuse-native joins options with commas, so options it does not know ride
       // on fsname: big_writes (else the kernel splits writes into 4 KiB requests,
       // FIELD-NOTES) and negative_timeout (cache "no such name" answers).
@@ -103,7 +114,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     let stopping: Promise<void> | null = null;
     // The control socket opens before the mount, so a failure here leaves no mount behind.
     const control = await startControlServer(mountpoint, {
-      status: () => ({ mountpoint, pid: process.pid, ...controller.status() }),
+      status: async () => ({ mountpoint, pid: process.pid, ...controller.status(), routes: await controller.routes() }),
       unmount: () => stop('mirrorfs unmount'),
       verify: (v) => verifyCopies(controller, v),
     });
@@ -113,7 +124,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
       await control.close();
       throw err;
     }
-    log.info({ mountpoint, mountId, epoch, ackPolicy: opts.ackPolicy, peers: members.map((m) => m.name), localCopy: opts.localCopyDir ?? null }, 'mounted');
+    log.info({ mountpoint, mountId, epoch, ackPolicy: opts.ackPolicy, ackMode: opts.ackMode ?? 'first-hop', peers: members.map((m) => m.name), localCopy: opts.localCopyDir ?? null }, 'mounted');
 
     const stop = (reason: string): Promise<void> => {
       stopping ??= (async () => {

@@ -205,7 +205,7 @@ export class PeerServer {
       const result = await this.repair(req, frame.payload);
       return respondFrame(stream, result === null ? { ok: true } : { ok: true, result });
     }
-    if (req.op === 'handshake' || req.op === 'progress' || req.op === 'history' || req.op === 'adopt' || req.op === 'settle') {
+    if (req.op === 'handshake' || req.op === 'progress' || req.op === 'history' || req.op === 'adopt' || req.op === 'settle' || req.op === 'committed') {
       return respondFrame(stream, { ok: true, result: await this.control(req) });
     }
     const ctx = this.ctx!;
@@ -215,6 +215,11 @@ export class PeerServer {
 
   private async control(req: ControlRequest): Promise<unknown> {
     if (req.op === 'progress') return this.state.progress(req.mount);
+    if (req.op === 'committed') {
+      // A mirror commits before it answers: whatever it acknowledged is committed. A relay asks down the chain.
+      if (!this.forwarder) return { holdsFrom: null };
+      return { holdsFrom: await this.forwarder.committed(req.mount, req.seq, req.known, Date.now() + req.waitMs) };
+    }
     if (req.op === 'history') return this.state.history(req.mount, req.after, req.limit);
     if (req.op === 'adopt') return this.adopt(req);
     if (req.op === 'settle') {
@@ -493,7 +498,7 @@ export class PeerServer {
 }
 
 /** Control operations a pure relay answers from its own state (everything else goes to its next hop). */
-const LOCAL_CONTROL_OPS: ReadonlySet<string> = new Set(['handshake', 'progress', 'history', 'settle']);
+const LOCAL_CONTROL_OPS: ReadonlySet<string> = new Set(['handshake', 'progress', 'history', 'settle', 'committed']);
 
 /** Bound on what a relay waits for its next hop (its queue to drain, a proxied request). */
 const NEXT_HOP_TIMEOUT_MS = 10_000;

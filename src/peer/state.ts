@@ -61,6 +61,7 @@ export class PeerState {
       enqueue: this.db.prepare('INSERT INTO forward(mount, seq, request, payload, outcome, at_ms) VALUES (?, ?, ?, ?, ?, ?)'),
       queued: this.db.prepare<[number, number], QueuedRow>('SELECT qid, mount, seq, request, payload, outcome, at_ms AS atMs FROM forward WHERE qid > ? ORDER BY qid LIMIT ?'),
       dequeue: this.db.prepare('DELETE FROM forward WHERE qid = ?'),
+      queueMin: this.db.prepare<[string], { m: number | null }>('SELECT MIN(seq) AS m FROM forward WHERE mount = ?'),
       queueStats: this.db.prepare<[], { n: number; oldest: number | null; bytes: number | null }>('SELECT COUNT(*) AS n, MIN(at_ms) AS oldest, SUM(LENGTH(payload)) AS bytes FROM forward'),
     };
     let id = this.meta('peer_id');
@@ -82,6 +83,7 @@ export class PeerState {
         mount TEXT NOT NULL, seq INTEGER NOT NULL,
         request TEXT NOT NULL, payload BLOB NOT NULL, outcome TEXT NOT NULL, at_ms INTEGER NOT NULL
       );
+      CREATE INDEX IF NOT EXISTS forward_by_seq ON forward(mount, seq);
       CREATE TABLE IF NOT EXISTS outcomes (
         mount TEXT NOT NULL, seq INTEGER NOT NULL, epoch INTEGER NOT NULL,
         op TEXT NOT NULL, subject TEXT NOT NULL,
@@ -204,6 +206,11 @@ export class PeerState {
     this.db.transaction(() => {
       for (const q of qids) this.stmts.dequeue.run(q);
     })();
+  }
+
+  /** The lowest seq of a mount still queued for the next hop, or null. */
+  queueMin(mount: string): number | null {
+    return this.stmts.queueMin.get(mount)?.m ?? null;
   }
 
   queueStats(): { depth: number; bytes: number; oldestAtMs: number | null } {

@@ -119,6 +119,13 @@ export const controlSchemas = {
   handshake: z.object({ op: z.literal('handshake'), protocol: z.number().int(), mount: mountId, epoch: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER) }),
   /** How far a mount's operations have been applied here (for catch-up). */
   progress: z.object({ op: z.literal('progress'), mount: mountId }),
+  /**
+   * End-to-end commitment (ack mode end-to-end): the lowest seq of this mount
+   * that this hop, or a hop after it, holds but has not had committed by the
+   * far mirror (holdsFrom; null when none). Answered once holdsFrom is null or
+   * above `known`, or `seq` is below it, or after waitMs (a long poll).
+   */
+  committed: z.object({ op: z.literal('committed'), mount: mountId, seq: z.number().int().min(0), known: z.number().int().min(0), waitMs: z.number().int().min(0).max(10_000) }),
   /** The recorded operations of a mount after a seq, in seq order (what reconciliation compares). */
   history: z.object({ op: z.literal('history'), mount: mountId, after: z.number().int().min(0), limit: z.number().int().min(1).max(10_000).default(10_000) }),
   /** Apply one repair action; only the owner at the current epoch may. */

@@ -70,6 +70,11 @@ export class PeerClient {
     return this.call<ProgressResult>({ op: 'progress', mount }).then((r) => r.result);
   }
 
+  /** End-to-end commitment of a mount's changes at this hop and after it (a long poll; docs/PROTOCOL.md). */
+  async committed(mount: string, seq: number, known: number, waitMs: number): Promise<{ holdsFrom: number | null }> {
+    return (await this.call<{ holdsFrom: number | null }>({ op: 'committed', mount, seq, known, waitMs }, undefined, waitMs + this.timeoutMs)).result;
+  }
+
   /** Declare every copy complete through seq (after reconciliation). */
   async settle(mount: string, epoch: number, seq: number): Promise<void> {
     await this.call({ op: 'settle', mount, epoch, seq });

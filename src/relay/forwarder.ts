@@ -43,6 +43,7 @@ export class Forwarder {
   private dequeued: number[] = [];
   private dequeueScheduled = false;
   private drainedWaiters: Array<() => void> = [];
+  private dequeueWaiters: Array<() => void> = [];
   private connected = false;
   private forwarded = 0;
   private forwardedBytes = 0;
@@ -93,6 +94,33 @@ export class Forwarder {
       };
       this.drainedWaiters.push(done);
     });
+  }
+
+  /**
+   * End-to-end commitment through this relay: the lowest seq of the mount
+   * queued here or held by a hop after it. Waits (until the deadline) while
+   * nothing can have changed for the asker: the queue here still holds a seq
+   * at or below what it knows, or (asked on) the next hop has no news.
+   */
+  async committed(mount: string, seq: number, known: number, deadline: number): Promise<number | null> {
+    for (;;) {
+      const own = this.state.queueMin(mount);
+      const remaining = deadline - Date.now();
+      if (own !== null && own <= known && own <= seq) {
+        if (remaining <= 0) return own;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, remaining);
+          this.dequeueWaiters.push(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+        continue;
+      }
+      const next = await this.next.committed(mount, seq, known, Math.max(0, Math.min(10_000, remaining)));
+      const nowOwn = this.state.queueMin(mount);
+      return minOrNull(nowOwn, next.holdsFrom);
+    }
   }
 
   /** Tell the next hop who owns the chain now (the relay's own handshake passes it on). */
@@ -212,12 +240,21 @@ export class Forwarder {
       this.dequeued = [];
       this.state.dequeue(qids);
     }
+    const progress = this.dequeueWaiters;
+    this.dequeueWaiters = [];
+    for (const w of progress) w();
     if (this.drainedWaiters.length > 0 && this.state.queueStats().depth === 0) {
       const waiters = this.drainedWaiters;
       this.drainedWaiters = [];
       for (const w of waiters) w();
     }
   }
+}
+
+function minOrNull(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return Math.min(a, b);
 }
 
 /** 'ok' or the errno of a recorded outcome ({ok, result} or {ok: false, error}). */
