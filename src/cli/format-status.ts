@@ -15,7 +15,7 @@ export function formatStatus(s: ControllerStatus & { mountpoint: string; pid: nu
   ];
   const rows = [['peer', 'address', 'state', 'connected', 'p50 µs', 'p99 µs', 'operations', 'bytes', 'in flight', 'failures']];
   for (const p of s.peers) {
-    rows.push([p.name, p.url, describeState(p), p.connected ? 'yes' : 'no', fmt(p.latencyUsP50), fmt(p.latencyUsP99), String(p.operations), bytes(p.bytes), String(p.inFlight), String(p.failures)]);
+    rows.push([p.name, p.url.includes('|') ? `${p.route} (1 of ${p.url.split('|').length} routes)` : p.url, describeState(p), p.connected ? 'yes' : 'no', fmt(p.latencyUsP50), fmt(p.latencyUsP99), String(p.operations), bytes(p.bytes), String(p.inFlight), String(p.failures)]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) lines.push(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());

@@ -14,7 +14,7 @@ const program = new Command('mirrorfs-peer')
       'from authenticated mounts and relays, durably (fsync before acknowledging).',
   )
   .option('--data <dir>', 'directory holding the mirrored tree (must exist); without it, with --forward-to, a pure relay')
-  .option('--forward-to <url>', 'be a relay: queue every change durably, acknowledge at once, and send it on to this next hop (http://HOST:PORT)')
+  .option('--forward-to <url>', 'be a relay: queue every change durably, acknowledge at once, and send it on to this next hop (http://HOST:PORT; several routes to it joined by |)')
   .option('--forward-token-file <file>', 'token of the next hop (default: this peer\'s own token)')
   .option('--listen <host:port>', 'address to listen on', '127.0.0.1:7070')
   .option('--name <name>', 'name of this peer in logs and status', hostname())
@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   const log = createLogger(`peer:${o.name}`, o.logLevel);
   if (o.data === undefined && o.forwardTo === undefined) fail('--data is required (or --forward-to and --state for a pure relay)');
   if (o.data === undefined && o.state === undefined) fail('a pure relay (--forward-to without --data) needs --state <dir> for its queue');
-  if (o.forwardTo !== undefined && !/^https?:\/\/[^/]+$/.test(o.forwardTo)) fail(`--forward-to ${o.forwardTo}: expected http://HOST:PORT`);
+  if (o.forwardTo !== undefined && !o.forwardTo.split('|').every((u) => /^http:\/\/[^/|]+$/.test(u))) fail(`--forward-to ${o.forwardTo}: expected http://HOST:PORT, or several routes to the same next hop joined by |`);
   const dataDir = o.data === undefined ? undefined : resolve(o.data);
   if (dataDir !== undefined && (!existsSync(dataDir) || !statSync(dataDir).isDirectory())) {
     fail(`--data ${dataDir}: not an existing directory (create it first: mkdir -p ${dataDir})`);

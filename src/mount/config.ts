@@ -14,12 +14,15 @@ export const DEFAULT_CONFIG_FILE = '/etc/mirrorfs/config.json';
 
 export interface PeerSpec {
   name: string;
+  /** One URL, or several routes to the same peer separated by '|' (tried in order, switched on failure). */
   url: string;
   token: string;
 }
 
 const peerEntry = z.object({
   url: z.string().url().optional(),
+  /** Diverse routes to the same peer (para. 15): used in order, switched when one fails. */
+  routes: z.array(z.string().url()).min(1).optional(),
   token: z.string().min(16).optional(),
   tokenFile: z.string().optional(),
 }).strict();
@@ -67,18 +70,21 @@ export function resolvePeers(peersArg: string, config: ConfigFile, tokenFileArg?
     const name = eq === -1 ? item : item.slice(0, eq);
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new Error(`--peers: ${JSON.stringify(name)} is not a valid peer name`);
     const entry = config.peers[name] ?? {};
-    const url = eq === -1 ? (entry.url ?? `http://${name}:${DEFAULT_PEER_PORT}`) : item.slice(eq + 1);
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      throw new Error(`--peers: peer ${name}: ${JSON.stringify(url)} is not a URL (expected http://HOST:PORT)`);
-    }
-    if (parsed.protocol !== 'http:') throw new Error(`--peers: peer ${name}: only http:// (cleartext HTTP/2) is supported so far, got ${parsed.protocol}`);
+    const url = eq === -1 ? (entry.routes?.join('|') ?? entry.url ?? `http://${name}:${DEFAULT_PEER_PORT}`) : item.slice(eq + 1);
+    const routes = url.split('|').map((u) => {
+      let parsed: URL;
+      try {
+        parsed = new URL(u);
+      } catch {
+        throw new Error(`--peers: peer ${name}: ${JSON.stringify(u)} is not a URL (expected http://HOST:PORT, or several joined by |)`);
+      }
+      if (parsed.protocol !== 'http:') throw new Error(`--peers: peer ${name}: only http:// (cleartext HTTP/2) is supported so far, got ${parsed.protocol}`);
+      return parsed.origin;
+    });
     const tokenFile = entry.tokenFile ?? config.tokenFile ?? tokenFileArg;
     const token = entry.token ?? (tokenFile ? readTokenFile(resolve(tokenFile)) : undefined);
     if (!token) throw new Error(`no token for peer ${name}: pass --token-file, or set peers.${name}.tokenFile in the config file`);
-    return { name, url: parsed.origin, token };
+    return { name, url: routes.join('|'), token };
   });
   const names = new Set<string>();
   for (const s of specs) {

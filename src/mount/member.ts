@@ -16,6 +16,8 @@ export type SyncState = 'in-sync' | 'catching-up' | 'down';
 export interface MemberStatus {
   name: string;
   url: string;
+  /** The route in use (one of url's, when it lists several). */
+  route: string;
   connected: boolean;
   state: SyncState;
   /** While not in sync: since when (ISO time), why, and how much it lacks. */
@@ -60,7 +62,12 @@ export class Member {
   unjournaled = 0;
 
   constructor(readonly spec: PeerSpec, timeoutMs: number, private readonly log: Logger) {
-    this.client = new PeerClient(spec.url, { name: spec.name, token: spec.token, timeoutMs });
+    this.client = new PeerClient(spec.url, {
+      name: spec.name,
+      token: spec.token,
+      timeoutMs,
+      onFailover: (from, to, reason) => log.warn({ peer: spec.name, from, to, reason }, 'route failed; using the next route to this peer'),
+    });
   }
 
   get name(): string {
@@ -206,6 +213,7 @@ export class Member {
     return {
       name: this.name,
       url: this.spec.url,
+      route: this.client.currentRoute,
       connected: this.connected,
       state: this.lag === null ? 'in-sync' : this.lag.catchingUp ? 'catching-up' : 'down',
       behind,

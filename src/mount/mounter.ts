@@ -17,6 +17,7 @@ import { LocalCopy } from './local-copy.js';
 import { Member } from './member.js';
 import { checkMountpoint } from './mountpoint.js';
 import { establishOwnership } from './ownership.js';
+import { checkRoutes } from './routes.js';
 
 export interface MountOptions {
   mountpoint: string;
@@ -72,6 +73,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
   const journal = new Journal(opts.stateDir);
   journal.onError = (err) => log.error({ err: err.message }, 'journal: could not record deliveries; they will be sent again');
   try {
+    await checkRoutes(members, log);
     const { epoch, peerIds, progress, lastSeq: peersLastSeq, progressAgrees } = await establishOwnership(mountId, members, log);
     if (!progressAgrees) log.warn('the peers applied different amounts of this mount\'s history: reconciling, then comparing their contents');
     await recover({ mountId, epoch, members, peerIds, progress, journal, log, resyncFrom: opts.resyncFrom, reporter: progressReporter(log) });

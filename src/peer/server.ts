@@ -81,7 +81,12 @@ export class PeerServer {
     this.tree = dataDir === null ? null : new Tree(dataDir);
     this.ctx = this.tree && { tree: this.tree, fds: new FdCache({ synchronousWrites: true }), sync: durableSync };
     this.forwarder = opts.forwardTo
-      ? new Forwarder(this.state, new PeerClient(opts.forwardTo.url, { name: `next hop ${opts.forwardTo.url}`, token: opts.forwardTo.token, timeoutMs: opts.forwardTo.timeoutMs ?? NEXT_HOP_TIMEOUT_MS }), this.log)
+      ? new Forwarder(this.state, new PeerClient(opts.forwardTo.url, {
+          name: `next hop ${opts.forwardTo.url}`,
+          token: opts.forwardTo.token,
+          timeoutMs: opts.forwardTo.timeoutMs ?? NEXT_HOP_TIMEOUT_MS,
+          onFailover: (from, to, reason) => this.log.warn({ from, to, reason }, 'route to the next hop failed; using the next route'),
+        }), this.log)
       : null;
     this.auth = new TokenAuth(opts.token);
     this.server = http2.createServer({

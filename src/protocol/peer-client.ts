@@ -10,6 +10,8 @@ export interface PeerClientOptions {
   token: string;
   /** Bound on one request, connect to last byte. */
   timeoutMs?: number;
+  /** Told when a route failed and the next one is used from now on. */
+  onFailover?: (from: string, to: string, reason: string) => void;
 }
 
 export interface CallResult<T = unknown> {
@@ -30,13 +32,19 @@ const DEFAULT_TIMEOUT_MS = 10_000;
  */
 export class PeerClient {
   readonly name: string;
+  /** Diverse routes to the same peer (url split at '|'); `route` is the one in use. */
+  readonly routes: string[];
+  private route = 0;
   private readonly headers: Record<string, string>;
   private readonly timeoutMs: number;
   private session: ClientHttp2Session | null = null;
   private closed = false;
+  private readonly onFailover?: (from: string, to: string, reason: string) => void;
 
   constructor(readonly url: string, opts: PeerClientOptions) {
     this.name = opts.name ?? url;
+    this.routes = url.split('|');
+    this.onFailover = opts.onFailover;
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.headers = { authorization: `Bearer ${opts.token}`, [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) };
   }
@@ -138,7 +146,7 @@ export class PeerClient {
     if (this.closed) throw new MirrorError('MFS_UNREACHABLE', `client for peer ${this.name} is closed`, { context: { peer: this.name } });
     const current = this.session;
     if (current && !current.destroyed && !current.closed) return current;
-    const session = http2.connect(this.url, {
+    const session = http2.connect(this.currentRoute, {
       peerMaxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS,
       // nghttp2 counts request bodies in flight against this (default 10 MB): a resync
       // sends several 4 MiB chunks at once, and beyond it streams fail with ENHANCE_YOUR_CALM.
@@ -158,7 +166,46 @@ export class PeerClient {
     return session;
   }
 
-  private send(method: 'GET' | 'POST', path: string, body: Buffer[] | undefined, what: string, timeoutMs = this.timeoutMs): Promise<Buffer> {
+  /** The route in use now. */
+  get currentRoute(): string {
+    return this.routes[this.route]!;
+  }
+
+  /**
+   * Send on the route in use; on a transport failure (reset, refused, no answer)
+   * switch to the next route and send the same request again. A change keeps
+   * its stamp, so a peer that did get it the first time answers the re-send
+   * from its record: nothing is applied twice. With several routes each
+   * attempt gets an equal share of the bound, so the whole call stays bounded.
+   */
+  private async send(method: 'GET' | 'POST', path: string, body: Buffer[] | undefined, what: string, timeoutMs = this.timeoutMs): Promise<Buffer> {
+    if (this.routes.length === 1) return this.sendOnce(method, path, body, what, timeoutMs);
+    const perAttempt = Math.max(100, Math.floor(timeoutMs / this.routes.length));
+    let last: unknown;
+    for (let attempt = 0; attempt < this.routes.length; attempt++) {
+      const route = this.route;
+      try {
+        return await this.sendOnce(method, path, body, what, perAttempt);
+      } catch (err) {
+        if (!(err instanceof MirrorError) || (err.code !== 'MFS_UNREACHABLE' && err.code !== 'MFS_TIMEOUT') || this.closed) throw err;
+        last = err;
+        this.switchFrom(route, err.message);
+      }
+    }
+    throw last;
+  }
+
+  /** Leave a failed route for the next one (once, however many requests saw it fail). */
+  private switchFrom(route: number, reason: string): void {
+    if (this.route !== route) return;
+    this.route = (route + 1) % this.routes.length;
+    const old = this.session;
+    this.session = null;
+    old?.destroy();
+    this.onFailover?.(this.routes[route]!, this.currentRoute, reason);
+  }
+
+  private sendOnce(method: 'GET' | 'POST', path: string, body: Buffer[] | undefined, what: string, timeoutMs: number): Promise<Buffer> {
     const context = { peer: this.name, op: what };
     return new Promise<Buffer>((resolve, reject) => {
       let settled = false;

@@ -119,6 +119,7 @@ export function mirrorfsCli(args: string[], timeoutMs = 60_000): Promise<{ code:
 
 export interface PeerState {
   name: string;
+  route: string;
   state: 'in-sync' | 'catching-up' | 'down';
   behind: { ops: number; bytes: number; reason: string } | null;
 }
