@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeFrame } from '../../src/protocol/codec.js';
 import { run, runCollect } from '../helpers/child.js';
-import { MIRRORFS_BIN, cleanupMounts, isMounted, lazyUnmount, mountArgs, startMount, waitAllInSync } from '../helpers/mount.js';
+import { MIRRORFS_BIN, cleanupMounts, isMounted, lazyUnmount, mountArgs, mountStatus, startMount, waitAllInSync } from '../helpers/mount.js';
 import { compareDirs } from '../helpers/tree.js';
 import { cleanupPeers, spawnPeer } from '../helpers/peer.js';
 import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
@@ -108,18 +108,21 @@ describe('mount refuses, with a message that says what to do', () => {
 });
 
 describe('configuration and help', () => {
-  it('peers, URLs and tokens can come from a config file', async () => {
+  it('peers, URLs, routes and tokens can come from a config file', async () => {
     const east = await spawnPeer({ name: 'east' });
     const west = await spawnPeer({ name: 'west', token: 'west-has-its-own-token-000000' });
     const { mountpoint, stateDir } = fresh();
     const config = join(stateDir, '..', 'config.json');
-    writeFileSync(config, JSON.stringify({ tokenFile: east.tokenFile, peers: { east: { url: east.url }, west: { url: west.url, tokenFile: west.tokenFile } } }));
+    writeFileSync(config, JSON.stringify({ tokenFile: east.tokenFile, peers: { east: { routes: ['http://127.0.0.1:1', east.url] }, west: { url: west.url, tokenFile: west.tokenFile } } }));
     const r = await cli(['mount', mountpoint, '--peers', 'east,west', '--config', config, '--state-dir', stateDir]);
     const pid = /pid (\d+)/.exec(r.stdout)?.[1];
     try {
       expect(r.stdout).toMatch(/mounted/);
       writeFileSync(join(mountpoint, 'via-config'), 'yes');
       expect(readFileSync(join(west.dataDir, 'via-config'), 'utf8')).toBe('yes');
+      expect(readFileSync(join(east.dataDir, 'via-config'), 'utf8')).toBe('yes');
+      // east's first route refuses connections: the second one is in use
+      expect((await mountStatus(mountpoint)).peers.find((p) => p.name === 'east')?.route).toBe(east.url);
     } finally {
       await cli(['unmount', mountpoint]);
       if (isMounted(mountpoint)) lazyUnmount(mountpoint);
