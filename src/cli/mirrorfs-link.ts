@@ -6,10 +6,11 @@ import { parseListen } from './listen.js';
 
 /** Measured here (scripts/bench-link.mjs): added one-way delay against the asked one. */
 const ACCURACY =
-  'Accuracy (node scripts/bench-link.mjs on this 2-vCPU machine, 4 KiB echo over loopback, 400 rounds):\n' +
-  '  one-way delay added = the asked delay + about 100-200 us at the median (the proxy\'s own cost:\n' +
-  '  it is there at 0 too), p99 up to +1.4 ms. Asked 600 us: 714 us p50; 5 ms: 5.19 ms; 20 ms: 20.35 ms.\n' +
-  '  Below about 1 ms the proxy\'s cost is a large share: scale distances up (--scale 10: 1 mile = 50 us).';
+  'Accuracy (node scripts/bench-link.mjs on this 2-vCPU machine, 4 KiB echo over loopback, 400 rounds, two runs):\n' +
+  '  one-way delay added = the asked delay + about 110-290 us at the median (the proxy\'s own cost:\n' +
+  '  about 150 us even at 0), p99 up to +1.5 ms. Asked 600 us: 714-723 us p50; 5 ms: 5.14-5.19 ms;\n' +
+  '  20 ms: 20.29-20.35 ms. Below about 1 ms that cost is a large share: scale distances up\n' +
+  '  (--scale 10: 1 mile = 50 us).';
 
 const program = new Command('mirrorfs-link')
   .description('Emulate a wide-area link between two mirrorfs hops: a TCP proxy that adds a one-way delay and can be cut or made to drop on command.')

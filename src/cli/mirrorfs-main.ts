@@ -13,6 +13,10 @@ import { startMount } from '../mount/mounter.js';
 import { progressReporter } from '../mount/progress.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { formatStatus, formatVerify } from './format-status.js';
+import { TOPOLOGY_NAMES, fitAll, latencyForSeparation, loadMeasurements, parseDistance, parseDuration, separationForBudget } from './plan.js';
+
+/** The distance measurements shipped with mirrorfs (scripts/bench-distance.mjs writes them). */
+const DEFAULT_MEASUREMENTS = resolve(import.meta.dirname, '../../docs/distance.json');
 
 const program = new Command('mirrorfs')
   .description('Synchronous mirroring of a directory to two or more mirrorfs-peer filers, through FUSE.')
@@ -237,6 +241,46 @@ program
     process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatVerify(report));
     const remaining = report.differences.filter((d) => !d.repairedFrom).length;
     process.exit(remaining === 0 ? 0 : 1);
+  });
+
+program
+  .command('plan')
+  .description('how far apart can the copies be for a write-latency budget, in each topology (or the latency for a separation); from measurements of scripts/bench-distance.mjs')
+  .option('--budget <time>', 'write latency budget (p50), e.g. 5ms or 800us')
+  .option('--separation <distance>', 'separation of the copies, e.g. 120mi or 200km: the expected write latency instead')
+  .option('--measurements <file>', 'results of node scripts/bench-distance.mjs', DEFAULT_MEASUREMENTS)
+  .option('--json', 'print JSON, for scripts')
+  .addHelpText('after', '\nExamples:\n  mirrorfs plan --budget 10ms\n  mirrorfs plan --separation 600mi\n\nThe answers come from straight-line fits of p50 write latency against separation, measured on the\nmachine named in the measurements file; answers outside the measured range are marked extrapolated.')
+  .action((flags: { budget?: string; separation?: string; measurements: string; json?: boolean }) => {
+    if ((flags.budget === undefined) === (flags.separation === undefined)) fail('give one of --budget or --separation');
+    let measurements;
+    try {
+      measurements = loadMeasurements(resolve(flags.measurements));
+    } catch (err) {
+      fail((err as Error).message);
+    }
+    const fits = fitAll(measurements);
+    const where = `measured ${measurements.measured.slice(0, 10)} on ${measurements.machine}, distance emulated at scale ${measurements.scale}`;
+    try {
+      if (flags.budget !== undefined) {
+        const budgetUs = parseDuration(flags.budget);
+        const answers = separationForBudget(fits, budgetUs);
+        if (flags.json) return void process.stdout.write(`${JSON.stringify({ budgetUs, answers, fits }, null, 2)}\n`);
+        process.stdout.write(`write latency budget ${flags.budget} (p50); ${where}\n\n`);
+        for (const a of answers) {
+          const what = a.maxMiles === null ? 'not met at any separation' : a.maxMiles === 'unbounded' ? 'met at every measured separation (latency does not grow with it)' : `copies up to ${Math.round(a.maxMiles)} miles (${Math.round(a.maxMiles * 1.609344)} km) apart`;
+          process.stdout.write(`  ${(TOPOLOGY_NAMES[a.topology] ?? a.topology).padEnd(48)} ${what}${a.extrapolated ? ' (extrapolated)' : ''}\n`);
+        }
+        return;
+      }
+      const miles = parseDistance(flags.separation!);
+      const answers = latencyForSeparation(fits, miles);
+      if (flags.json) return void process.stdout.write(`${JSON.stringify({ miles, answers, fits }, null, 2)}\n`);
+      process.stdout.write(`copies ${Math.round(miles)} miles apart; ${where}\n\n`);
+      for (const a of answers) process.stdout.write(`  ${(TOPOLOGY_NAMES[a.topology] ?? a.topology).padEnd(48)} write p50 about ${(a.p50Us / 1000).toFixed(2)} ms${a.extrapolated ? ' (extrapolated)' : ''}\n`);
+    } catch (err) {
+      fail((err as Error).message);
+    }
   });
 
 /** --ack: all, quorum, or a number of peers (1..peers). */

@@ -7,8 +7,8 @@ import net, { type AddressInfo, type Socket } from 'node:net';
  * vanish, connections stay open, so only timeouts notice) on command.
  *
  * Delay: chunks wait in a FIFO per direction (the delay is constant, so FIFO
- * order is release order). A timer wakes about a millisecond early and the
- * rest is waited out with setImmediate, because Node's timers have millisecond
+ * order is release order). A timer wakes a little early and the rest is
+ * waited out with setImmediate, because Node's timers have millisecond
  * granularity and the patent's distances are tens to hundreds of microseconds.
  */
 
@@ -62,11 +62,14 @@ class DelayedPipe {
   private arm(): void {
     if (this.timer || this.spinning || this.head >= this.queue.length) return;
     const waitUs = Number(this.queue[this.head]!.at - process.hrtime.bigint()) / 1000;
-    if (waitUs > 2000) {
+    // A timer fires 1 ms or more after it is set, a few hundred µs late at
+    // worst: sleep on one while more than ~1.3 ms remain, spin (setImmediate,
+    // which still serves I/O) only for the rest, so idle links cost little CPU.
+    if (waitUs > 1300) {
       this.timer = setTimeout(() => {
         this.timer = null;
         this.arm();
-      }, Math.floor(waitUs / 1000) - 1);
+      }, Math.max(1, Math.floor((waitUs - 300) / 1000)));
       return;
     }
     this.spinning = true;

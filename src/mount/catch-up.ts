@@ -2,11 +2,12 @@ import type { Logger } from '../log.js';
 import { MirrorError, isDeterministic, isTransportFailure, toMirrorError } from '../protocol/errors.js';
 import type { Mutation } from '../protocol/ops.js';
 import { peerCopy } from './copies.js';
-import type { MutationRequest } from './controller.js';
+import type { MutationRequest } from '../ordering/claims.js';
 import type { Journal, JournalEntry } from './journal.js';
 import type { Member } from './member.js';
 import { makeEqual } from '../store/copy-tree.js';
-import { Scheduler, claimsFor, type Claim } from './scheduler.js';
+import { namesOf, resendClaims } from '../ordering/claims.js';
+import { Scheduler } from '../ordering/scheduler.js';
 
 export interface CatchUpDeps {
   mountId: string;
@@ -203,7 +204,7 @@ export class CatchUp {
         while (running.size >= WINDOW) await Promise.race(running);
         if (failure !== null || this.stopped) break;
         const p: Promise<void> = order
-          .run(catchUpClaims(entry), async () => {
+          .run(resendClaims(entry.request, entry.payload.length), async () => {
             if (failure !== null || dirty.seqs.has(entry.seq)) return; // failed before, or deferred already
             if (entry.kind === 'repair' || touchesAny(entry.request, dirty.names)) return this.defer(m, entry);
             const outcome = await this.resend(m, entry);
@@ -290,27 +291,6 @@ export async function resendWithSeq(m: Member, stamped: Mutation, payload: Buffe
   }
 }
 
-/** Writes are ordered per block of this size during catch-up. */
-const WRITE_BLOCK_BYTES = 128 * 1024;
-
-/**
- * Ordering claims for a journaled change during catch-up: the mount's claims,
- * except that a write holds its file shared and only the blocks it covers
- * exclusively. Writes to different parts of one file commute (same bytes at
- * the same offsets, the same final size), so a file written sequentially is
- * caught up with many writes in flight instead of one; anything else on the
- * file (truncate, rename, unlink) holds it exclusively and still waits.
- */
-export function catchUpClaims(entry: JournalEntry): Claim[] {
-  const req = entry.request;
-  if (req.op !== 'write' || entry.payload.length === 0) return claimsFor(...namesOf(req));
-  const claims = claimsFor(req.path).map((c) => (c.path === req.path ? { path: c.path, exclusive: false } : c));
-  const first = Math.floor(req.offset / WRITE_BLOCK_BYTES);
-  const last = Math.floor((req.offset + entry.payload.length - 1) / WRITE_BLOCK_BYTES);
-  for (let b = first; b <= last; b++) claims.push({ path: `${req.path}\u0000${b}`, exclusive: true }); // NUL never occurs in a path
-  return claims;
-}
-
 /** Does an operation touch one of these names, or a name above or below one? */
 function touchesAny(req: MutationRequest, names: Set<string>): boolean {
   if (names.size === 0) return false;
@@ -326,11 +306,4 @@ function related(a: string, b: string): boolean {
 function topmost(names: string[]): string[] {
   const sorted = [...new Set(names)].sort();
   return sorted.filter((n) => !sorted.some((o) => o !== n && (o === '' || n.startsWith(`${o}/`))));
-}
-
-/** The names an operation touches, for ordering. */
-export function namesOf(req: MutationRequest): string[] {
-  if (req.op === 'rename') return [req.from, req.to];
-  if (req.op === 'link') return [req.from, req.path];
-  return [req.path];
 }

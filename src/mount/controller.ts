@@ -6,13 +6,13 @@ import type { CallResult } from '../protocol/peer-client.js';
 import type { LocalCopy } from './local-copy.js';
 import type { Member, MemberStatus } from './member.js';
 import { AbsentXattrs } from './absent-xattrs.js';
-import { CatchUp, namesOf } from './catch-up.js';
+import { CatchUp } from './catch-up.js';
 import type { Journal, LackKind } from './journal.js';
 import { ReadAhead } from './read-ahead.js';
-import { Scheduler, claimsFor } from './scheduler.js';
+import { namesOf, type MutationRequest } from '../ordering/claims.js';
+import { Scheduler, claimsFor } from '../ordering/scheduler.js';
 
-type Unstamped<T> = T extends unknown ? Omit<T, 'mount' | 'epoch' | 'seq'> : never;
-export type MutationRequest = Unstamped<Mutation>;
+export type { MutationRequest };
 
 /** How many peers must commit a change before the call succeeds. */
 export type AckPolicy = { kind: 'all' } | { kind: 'quorum' } | { kind: 'count'; n: number };

@@ -1,7 +1,8 @@
 import type { Logger } from '../log.js';
 import { toMirrorError } from '../protocol/errors.js';
 import type { HistoryEntry, Mutation, ProgressResult, PullProgress } from '../protocol/ops.js';
-import { CatchUp, namesOf, resendWithSeq } from './catch-up.js';
+import { CatchUp, resendWithSeq } from './catch-up.js';
+import { namesOf } from '../ordering/claims.js';
 import { diffManifests } from './consistency.js';
 import { peerCopy } from './copies.js';
 import type { MutationRequest } from './controller.js';

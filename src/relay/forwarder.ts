@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
-import { catchUpClaims } from '../mount/catch-up.js';
-import { Scheduler } from '../mount/scheduler.js';
+import { resendClaims } from '../ordering/claims.js';
+import { Scheduler } from '../ordering/scheduler.js';
 import { MirrorError, isDeterministic } from '../protocol/errors.js';
 import type { ManifestEntry, Mutation, PeerStatus, RelayStatus, Request } from '../protocol/ops.js';
 import type { CallResult, PeerClient } from '../protocol/peer-client.js';
@@ -176,7 +176,7 @@ export class Forwarder {
         this.loadedThrough = row.qid;
         const request = JSON.parse(row.request) as Mutation;
         const p: Promise<void> = this.order
-          .run(catchUpClaims({ seq: row.seq, request, payload: row.payload, kind: 'resend', outcome: null }), () => this.deliver(row, request))
+          .run(resendClaims(request, row.payload.length), () => this.deliver(row, request))
           .catch((err: unknown) => this.log.error({ err, seq: row.seq }, 'forwarding failed unexpectedly'))
           .finally(() => this.running.delete(p));
         this.running.add(p);

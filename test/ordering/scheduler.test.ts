@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { catchUpClaims } from '../../src/mount/catch-up.js';
-import { Scheduler, claimsFor } from '../../src/mount/scheduler.js';
+import { resendClaims } from '../../src/ordering/claims.js';
+import { Scheduler, claimsFor } from '../../src/ordering/scheduler.js';
 
 /** Unit tests of the ordering rules (the kernel already serialises most calls on one inode; these cover the rest). */
 
@@ -93,9 +93,10 @@ describe('scheduler', () => {
   });
 });
 
-describe('catch-up ordering of writes', () => {
-  const write = (offset: number, length: number, seq = 1) => ({ seq, request: { op: 'write' as const, path: 'd/f', offset }, payload: Buffer.alloc(length), kind: 'resend' as const, outcome: 'ok' });
-  const conflict = (a: ReturnType<typeof catchUpClaims>, b: ReturnType<typeof catchUpClaims>) => a.some((x) => b.some((y) => x.path === y.path && (x.exclusive || y.exclusive)));
+describe('ordering of re-sent writes (catch-up, relay forwarding)', () => {
+  const write = (offset: number, length: number) => ({ request: { op: 'write' as const, path: 'd/f', offset }, payload: Buffer.alloc(length) });
+  const catchUpClaims = (e: { request: Parameters<typeof resendClaims>[0]; payload: Buffer }) => resendClaims(e.request, e.payload.length);
+  const conflict = (a: ReturnType<typeof resendClaims>, b: ReturnType<typeof resendClaims>) => a.some((x) => b.some((y) => x.path === y.path && (x.exclusive || y.exclusive)));
 
   it('lets writes to different blocks of one file run together, and orders overlapping ones', () => {
     const K = 128 * 1024;
@@ -105,8 +106,8 @@ describe('catch-up ordering of writes', () => {
   });
 
   it('orders a write against anything else on its file or above it', () => {
-    const truncate = { seq: 2, request: { op: 'truncate' as const, path: 'd/f', size: 0 }, payload: Buffer.alloc(0), kind: 'resend' as const, outcome: 'ok' };
-    const renameDir = { seq: 3, request: { op: 'rename' as const, from: 'd', to: 'e' }, payload: Buffer.alloc(0), kind: 'resend' as const, outcome: 'ok' };
+    const truncate = { request: { op: 'truncate' as const, path: 'd/f', size: 0 }, payload: Buffer.alloc(0) };
+    const renameDir = { request: { op: 'rename' as const, from: 'd', to: 'e' }, payload: Buffer.alloc(0) };
     expect(conflict(catchUpClaims(write(0, 10)), catchUpClaims(truncate))).toBe(true);
     expect(conflict(catchUpClaims(write(0, 10)), catchUpClaims(renameDir))).toBe(true);
   });
