@@ -205,7 +205,7 @@ export class Forwarder {
         const e = err instanceof MirrorError ? err : new MirrorError('MFS_INTERNAL', String(err));
         if (e.code === 'MFS_NO_HANDSHAKE') this.handshaken.clear();
         if (e.code === 'MFS_UNREACHABLE' || e.code === 'MFS_TIMEOUT') this.connected = false;
-        const message = `${e.code}: ${e.message}`;
+        const message = e.message; // starts with the code
         if (message !== this.lastError) this.log.warn({ to: this.next.url, seq: row.seq, op: request.op, err: message }, 'forwarding: next hop did not take the change; retrying');
         this.lastError = message;
         await new Promise((r) => setTimeout(r, backoff));
