@@ -264,7 +264,9 @@ export class PeerServer {
    */
   private async handshakeNextHop(req: Extract<ControlRequest, { op: 'handshake' }>): Promise<void> {
     try {
-      await this.forwarder!.handshake(req.mount, req.epoch);
+      // Not waited for: the mount's own handshake is bounded by its peer timeout.
+      const told = await this.forwarder!.handshakeWhenOlderDrained(req.mount, req.epoch, 0);
+      if (!told) this.log.warn({ to: this.forwarder!.to, epoch: req.epoch }, 'handshake: changes of an older epoch are still queued; the next hop is told the new epoch after they reach it');
     } catch (err) {
       const e = toMirrorError(err, { op: 'handshake' });
       if (e.code === 'MFS_UNREACHABLE' || e.code === 'MFS_TIMEOUT' || e.code === 'MFS_SHUTTING_DOWN') {

@@ -23,7 +23,7 @@ const PRUNE_EVERY = 10_000;
 
 export type OutcomeRow = { state: 'intent' | 'done'; result: string | null; op: string; subject: string };
 /** A change a relay holds for its next hop until that hop acknowledges it. */
-export type QueuedRow = { qid: number; mount: string; seq: number; request: string; payload: Buffer; outcome: string; atMs: number };
+export type QueuedRow = { qid: number; mount: string; seq: number; epoch: number; request: string; payload: Buffer; outcome: string; atMs: number };
 
 export class PeerState {
   private readonly db: Database.Database;
@@ -58,8 +58,9 @@ export class PeerState {
       history: this.db.prepare<[string, number, number], HistoryEntry>('SELECT seq, op, subject, state, result FROM outcomes WHERE mount = ? AND seq > ? ORDER BY seq LIMIT ?'),
       mounts: this.db.prepare<[], { mount: string }>('SELECT DISTINCT mount FROM outcomes'),
       prune: this.db.prepare('DELETE FROM outcomes WHERE mount = ? AND seq < ? AND state = \'done\''),
-      enqueue: this.db.prepare('INSERT INTO forward(mount, seq, request, payload, outcome, at_ms) VALUES (?, ?, ?, ?, ?, ?)'),
-      queued: this.db.prepare<[number, number], QueuedRow>('SELECT qid, mount, seq, request, payload, outcome, at_ms AS atMs FROM forward WHERE qid > ? ORDER BY qid LIMIT ?'),
+      enqueue: this.db.prepare('INSERT INTO forward(mount, seq, epoch, request, payload, outcome, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      queued: this.db.prepare<[number, number], QueuedRow>('SELECT qid, mount, seq, epoch, request, payload, outcome, at_ms AS atMs FROM forward WHERE qid > ? ORDER BY qid LIMIT ?'),
+      queueOlderThan: this.db.prepare<[number], { n: number }>('SELECT COUNT(*) AS n FROM forward WHERE epoch < ?'),
       dequeue: this.db.prepare('DELETE FROM forward WHERE qid = ?'),
       queueMin: this.db.prepare<[string], { m: number | null }>('SELECT MIN(seq) AS m FROM forward WHERE mount = ?'),
       queueStats: this.db.prepare<[], { n: number; oldest: number | null; bytes: number | null }>('SELECT COUNT(*) AS n, MIN(at_ms) AS oldest, SUM(LENGTH(payload)) AS bytes FROM forward'),
@@ -80,7 +81,7 @@ export class PeerState {
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS forward (
         qid INTEGER PRIMARY KEY AUTOINCREMENT,
-        mount TEXT NOT NULL, seq INTEGER NOT NULL,
+        mount TEXT NOT NULL, seq INTEGER NOT NULL, epoch INTEGER NOT NULL,
         request TEXT NOT NULL, payload BLOB NOT NULL, outcome TEXT NOT NULL, at_ms INTEGER NOT NULL
       );
       CREATE INDEX IF NOT EXISTS forward_by_seq ON forward(mount, seq);
@@ -166,7 +167,7 @@ export class PeerState {
   recordDone(mount: string, seq: number, epoch: number, op: string, subject: string, result: string, forward?: { request: string; payload: Buffer }): Promise<void> {
     this.noteSeq(mount, seq);
     const at = Date.now();
-    this.pending.push({ row: [mount, seq, epoch, op, subject, result, at], forward: forward && [mount, seq, forward.request, forward.payload, result, at] });
+    this.pending.push({ row: [mount, seq, epoch, op, subject, result, at], forward: forward && [mount, seq, epoch, forward.request, forward.payload, result, at] });
     if (!this.pendingCommit) {
       this.pendingCommit = new Promise<void>((resolve, reject) => {
         setImmediate(() => {
@@ -206,6 +207,11 @@ export class PeerState {
     this.db.transaction(() => {
       for (const q of qids) this.stmts.dequeue.run(q);
     })();
+  }
+
+  /** Changes still queued from an epoch before this one. */
+  queuedBefore(epoch: number): number {
+    return this.stmts.queueOlderThan.get(epoch)!.n;
   }
 
   /** The lowest seq of a mount still queued for the next hop, or null. */

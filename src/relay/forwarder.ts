@@ -36,6 +36,8 @@ export class Forwarder {
   private readonly order = new Scheduler();
   private readonly running = new Set<Promise<void>>();
   private loadedThrough = 0;
+  /** The epoch of the changes in flight: a change of a newer epoch waits until they are all delivered. */
+  private runningEpoch = 0;
   private stopped = false;
   private wake: (() => void) | null = null;
   private loop: Promise<void> | null = null;
@@ -123,7 +125,31 @@ export class Forwarder {
     }
   }
 
-  /** Tell the next hop who owns the chain now (the relay's own handshake passes it on). */
+  /**
+   * Tell the next hop who owns the chain now (the relay's own handshake passes
+   * it on) - but only once every queued change of an older epoch has reached
+   * it, since the new epoch fences the old one there. Waits for that (bounded);
+   * if they are still queued, the next hop is told later, when the first change
+   * of the new epoch goes out (after the older ones: see run). Returns whether
+   * the next hop was told now.
+   */
+  async handshakeWhenOlderDrained(mount: string, epoch: number, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.state.queuedBefore(epoch) > 0) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) return false;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, remaining);
+        this.dequeueWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    await this.handshake(mount, epoch);
+    return true;
+  }
+
   async handshake(mount: string, epoch: number): Promise<void> {
     await this.next.handshake(mount, epoch);
     this.handshaken.add(`${mount}@${epoch}`);
@@ -173,6 +199,12 @@ export class Forwarder {
         continue;
       }
       for (const row of rows) {
+        // Epochs only grow in the queue (a relay refuses an older epoch once it took a newer
+        // one). The next hop is told the newer epoch before its first change, which fences
+        // the older one there: so every change of the older epoch goes first.
+        if (row.epoch > this.runningEpoch && this.running.size > 0) await Promise.all(this.running);
+        if (this.stopped) return;
+        this.runningEpoch = row.epoch;
         this.loadedThrough = row.qid;
         const request = JSON.parse(row.request) as Mutation;
         const p: Promise<void> = this.order

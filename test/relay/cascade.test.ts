@@ -116,4 +116,31 @@ describe('a cascade mount -> relay -> relay -> relay -> mirror', () => {
     // relay2's own counter restarted with it; the far mirror's did not.
     await expectExactlyOnce(east, mirror);
   });
+
+  it('a remount while a relay still holds changes of the old epoch: they reach the mirror before the new epoch does, once', async () => {
+    // mount -> relay (keeps a copy, so the remount can compare it while the link is cut) -> link -> mirror
+    const east = await spawnPeer({ name: 'east' });
+    const mirror = await spawnPeer({ name: 'mirror' });
+    const link = await spawnLink(mirror.port, '1ms');
+    const relay = await spawnPeer({ name: 'relay', extraArgs: ['--forward-to', link.url] });
+    const west: PeerProcess = { ...relay, name: 'west' };
+    const m = await startMount({ peers: [east, west] });
+    const w = startWriter(m.mountpoint, 'old');
+    await w.waitAcked(5);
+    await link.setMode('cut');
+    await waitFor(async () => (queueDepths(await relay.client().status())[0] ?? 0) > 10, 'changes to queue at the relay', 20_000, 50);
+    const before = await w.stop();
+    await m.stop();
+    const again = await startMount({ peers: [east, west], stateDir: m.stateDir }); // a new epoch, the old one still queued
+    const w2 = startWriter(again.mountpoint, 'new');
+    await w2.waitAcked(10);
+    const after = await w2.stop();
+    await link.setMode('up');
+    await waitFor(async () => queueDepths(await relay.client().status())[0] === 0, 'the relay queue to drain', 30_000, 100);
+    expect([...before.errors, ...after.errors]).toEqual([]);
+    expectAckedEverywhere(before, [east.dataDir, relay.dataDir, mirror.dataDir]);
+    expectAckedEverywhere(after, [again.mountpoint, east.dataDir, relay.dataDir, mirror.dataDir]);
+    await expectConverged(again, [east, relay, mirror]);
+    await expectExactlyOnce(east, mirror);
+  });
 });
