@@ -34,6 +34,7 @@ interface MountFlags {
   ackMode: string;
   fsyncTimeout: string;
   resyncFrom?: string;
+  takeover?: boolean;
   foreground?: boolean;
   logLevel: string;
 }
@@ -56,6 +57,7 @@ program
   )
   .option('--fsync-timeout <ms>', 'ack mode end-to-end: bound on an fsync waiting for the far mirrors (then EIO)', '30000')
   .option('--resync-from <peer>', 'before mounting, rebuild every other peer from this one (full copy, verified by content hash); for copies that cannot be reconciled automatically')
+  .option('--takeover', 'take the peers over from the mount that owns them (on the backup site, when the primary is lost): the old primary is fenced on every peer, and what it left on only some peers is copied to the others (docs/TAKEOVER.md)')
   .option('--foreground', 'stay in the foreground (for service managers); default: run in the background')
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
   .addHelpText('after', '\nExamples:\n  mirrorfs mount /data --peers east,west --token-file /etc/mirrorfs/token\n  mirrorfs mount /data --peers east=http://10.0.0.2:7070,west=http://10.0.1.2:7070 --local-copy /var/lib/mirrorfs/data-copy')
@@ -78,7 +80,7 @@ program
     const log = createLogger('mount', flags.logLevel);
     let running;
     try {
-      running = await startMount({ mountpoint, peers, localCopyDir: flags.localCopy ? resolve(flags.localCopy) : undefined, stateDir, peerTimeoutMs, ackPolicy, ackMode: flags.ackMode as 'first-hop' | 'end-to-end', fsyncTimeoutMs, resyncFrom: flags.resyncFrom, log });
+      running = await startMount({ mountpoint, peers, localCopyDir: flags.localCopy ? resolve(flags.localCopy) : undefined, stateDir, peerTimeoutMs, ackPolicy, ackMode: flags.ackMode as 'first-hop' | 'end-to-end', fsyncTimeoutMs, resyncFrom: flags.resyncFrom, takeover: flags.takeover === true, log });
     } catch (err) {
       log.error({ err: (err as Error).message }, 'mount refused');
       await flushLogger(log);

@@ -31,6 +31,8 @@ export interface MountOptions {
   ackMode?: 'first-hop' | 'end-to-end';
   /** Bound on an fsync waiting for end-to-end commitment. */
   fsyncTimeoutMs?: number;
+  /** Take the peers over from the mount that owns them (the backup site, when the primary is lost). */
+  takeover?: boolean;
   /** Rebuild every other peer from this one before mounting. */
   resyncFrom?: string;
   log: Logger;
@@ -74,11 +76,12 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
   journal.onError = (err) => log.error({ err: err.message }, 'journal: could not record deliveries; they will be sent again');
   try {
     await checkRoutes(members, log);
-    const { epoch, peerIds, progress, lastSeq: peersLastSeq, progressAgrees } = await establishOwnership(mountId, members, log);
+    const { epoch, peerIds, progress, lastSeq: peersLastSeq, progressAgrees, previousOwner } = await establishOwnership(mountId, members, log, opts.takeover === true);
     if (!progressAgrees) log.warn('the peers applied different amounts of this mount\'s history: reconciling, then comparing their contents');
-    await recover({ mountId, epoch, members, peerIds, progress, journal, log, resyncFrom: opts.resyncFrom, reporter: progressReporter(log) });
+    await recover({ mountId, epoch, members, peerIds, progress, journal, log, resyncFrom: opts.resyncFrom, previousOwner, reporter: progressReporter(log) });
     const lastSeq = Math.max(peersLastSeq, journal.maxSeq());
-    const manifest = await checkPeersAgree(members, { content: !progressAgrees });
+    // After a takeover the copies are compared by content: the previous owner's last changes are not this mount's to vouch for.
+    const manifest = await checkPeersAgree(members, { content: !progressAgrees || previousOwner !== null });
     // Every peer now holds the whole history: say so, so later mounts compare from here.
     if (lastSeq > 0) await Promise.all(members.map((m) => m.client.settle(mountId, epoch, lastSeq)));
     const cleanMarker = join(opts.stateDir, 'local-copy.clean');

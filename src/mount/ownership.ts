@@ -13,15 +13,23 @@ export interface Ownership {
   lastSeq: number;
   /** False when the peers have applied different amounts of this mount's history (one missed changes). */
   progressAgrees: boolean;
+  /** With --takeover: the mount that owned the peers before (its changes in doubt are reconciled), or null. */
+  previousOwner: string | null;
 }
 
 /**
  * Greet every peer and take ownership of them for an epoch. Every peer must
  * answer (ack policy "all" starts with all peers present). A peer owned by
  * another mount at the newest epoch means another primary may be live: the
- * mount is refused (taking over belongs to `--takeover`, a later feature).
+ * mount is refused, unless `takeover` (the backup site taking over, docs/TAKEOVER.md).
+ *
+ * The handshakes go one peer at a time, in the order of the peers' identities,
+ * the same order for every mount: of two mounts racing for the same epoch, the
+ * one that reaches the first peer first is the only one that can own it, so
+ * the other is refused there and never touches the rest. A mount that raced
+ * with a higher epoch fences the other everywhere it arrives after it.
  */
-export async function establishOwnership(mountId: string, members: Member[], log: Logger): Promise<Ownership> {
+export async function establishOwnership(mountId: string, members: Member[], log: Logger, takeover = false): Promise<Ownership> {
   const statuses = await Promise.all(
     members.map(async (m) => {
       try {
@@ -33,33 +41,37 @@ export async function establishOwnership(mountId: string, members: Member[], log
   );
   const newest = Math.max(0, ...statuses.map((s) => s.epoch));
   const rival = statuses.find((s: PeerStatus) => s.epoch === newest && s.owner !== null && s.owner !== mountId);
-  if (rival) {
+  if (rival && !takeover) {
     throw new Error(
       `peer ${rival.name} is owned by mount ${rival.owner} since ${rival.ownerSince} (epoch ${rival.epoch}); another primary may be using these peers. ` +
-        'Stop it and unmount it first; taking over from a dead primary is not implemented yet.',
+        'Stop it and unmount it first; or, on the backup site when the primary is lost, mount with --takeover (it fences the old primary).',
     );
   }
+  if (rival) log.warn({ previousOwner: rival.owner, since: rival.ownerSince, epoch: rival.epoch }, 'taking over: the peers will refuse the previous owner from now on');
   // A new epoch at every mount, even by the same writer: anything a previous
   // process of this mount still has on the wire (a request delayed in a socket
   // buffer, a stalled relay) is then refused as fenced instead of landing after
   // recovery and re-using a seq.
   const epoch = newest + 1;
-  const peerIds = await Promise.all(
-    members.map(async (m) => {
-      try {
-        const hello = await m.client.handshake(mountId, epoch);
-        m.markConnected();
-        return hello.peer.id;
-      } catch (err) {
-        throw new Error(describeRefusal(m, err));
+  const order = members.map((m, i) => ({ m, i, id: statuses[i]!.id })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const peerIds: string[] = new Array<string>(members.length);
+  for (const { m, i } of order) {
+    try {
+      const hello = await m.client.handshake(mountId, epoch);
+      m.markConnected();
+      peerIds[i] = hello.peer.id;
+    } catch (err) {
+      if (err instanceof MirrorError && (err.code === 'MFS_NOT_OWNER' || err.code === 'MFS_FENCED')) {
+        throw new Error(`peer ${m.name} was taken by another mount at the same time (${err.message}); this mount stands down. Check which primary runs now (mirrorfs status on it) before trying again.`);
       }
-    }),
-  );
+      throw new Error(describeRefusal(m, err));
+    }
+  }
   const progress = await Promise.all(members.map((m) => m.client.progress(mountId)));
   const lastSeq = Math.max(0, ...progress.map((p) => p.maxSeq));
   const progressAgrees = progress.every((p) => p.maxSeq === progress[0]!.maxSeq && p.contiguousSeq === progress[0]!.contiguousSeq);
   log.info({ epoch, lastSeq, progressAgrees, peers: members.map((m) => m.name) }, 'ownership established on every peer');
-  return { epoch, peerIds, progress, lastSeq, progressAgrees };
+  return { epoch, peerIds, progress, lastSeq, progressAgrees, previousOwner: rival?.owner ?? null };
 }
 
 function describeRefusal(m: Member, err: unknown): string {

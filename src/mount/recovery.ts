@@ -36,6 +36,8 @@ export interface RecoveryOptions {
   log: Logger;
   /** Rebuild every other peer from this one. */
   resyncFrom?: string;
+  /** --takeover: the mount that owned the peers before; what it left in doubt is reconciled. */
+  previousOwner?: string | null;
   reporter: ProgressReporter;
 }
 
@@ -84,7 +86,11 @@ export async function recover(opts: RecoveryOptions): Promise<void> {
     await catchUp.repairDeferred(m, source, false);
   }
 
-  // 3. Changes in doubt among the healthy peers.
+  // 3. Changes in doubt among the healthy peers: the previous owner's (a takeover), then this mount's.
+  if (opts.previousOwner) {
+    const copied = await reconcilePreviousOwner(opts, healthy, opts.previousOwner);
+    log.warn({ previousOwner: opts.previousOwner, changes: copied }, 'takeover: changes of the previous owner that reached only some peers were copied to the others');
+  }
   const fixed = await rollForwardInDoubt(opts, healthy);
   if (fixed > 0) log.warn({ changes: fixed }, 'rolled forward changes that reached only some peers');
 
@@ -224,6 +230,38 @@ async function rollForwardInDoubt(opts: RecoveryOptions, healthy: Member[]): Pro
     }
   }
   return fixed;
+}
+
+/**
+ * A takeover: the previous owner (a lost primary) may have left changes on
+ * some peers and not others (calls in flight when it died; with ack quorum/N,
+ * changes it journaled for a peer that was behind). Every one that some peer
+ * finished is brought to the others by copying the names it touched from a
+ * peer that has it, in the previous owner's seq order: nothing it acknowledged
+ * is lost. (Its stamps cannot be re-sent: the peers now refuse its epoch.)
+ * Changes only begun (an intent) everywhere were never acknowledged; the
+ * content comparison after recovery reports any copy they left different.
+ */
+async function reconcilePreviousOwner(opts: RecoveryOptions, healthy: Member[], previous: string): Promise<number> {
+  const progress = await Promise.all(healthy.map((m) => m.client.progress(previous)));
+  if (progress.every((p) => p.contiguousSeq === p.maxSeq && p.maxSeq === progress[0]!.maxSeq)) return 0;
+  const from = Math.min(...progress.map((p) => p.contiguousSeq));
+  const histories = await Promise.all(healthy.map((m) => fetchHistory(m, previous, from)));
+  const seqs = [...new Set(histories.flatMap((h) => [...h.keys()]))].sort((a, b) => a - b);
+  let copied = 0;
+  for (const seq of seqs) {
+    const entries = histories.map((h) => h.get(seq));
+    const source = healthy.find((_, i) => entries[i]?.state === 'done');
+    const behind = healthy.filter((_, i) => entries[i]?.state !== 'done');
+    if (!source || behind.length === 0) continue;
+    const subject = JSON.parse(entries[healthy.indexOf(source)]!.subject) as MutationRequest;
+    for (const target of behind) {
+      for (const name of namesOf(subject)) await makeEqual(peerCopy(source, opts.mountId, opts.epoch), peerCopy(target, opts.mountId, opts.epoch), name);
+      opts.log.info({ previousOwner: previous, seq, op: subject.op, from: source.name, to: target.name }, 'takeover: copied a change of the previous owner');
+      copied++;
+    }
+  }
+  return copied;
 }
 
 async function completeOn(opts: RecoveryOptions, target: Member, seq: number, subject: MutationRequest, ref: HistoryEntry, source: Member | null): Promise<void> {

@@ -288,7 +288,7 @@ export class PeerServer {
   /** Refuse an operation whose stamp is not the current owner's epoch. */
   private checkOwnership(req: { mount: string; epoch: number }): void {
     const { epoch, owner } = this.state;
-    if (req.epoch < epoch) throw new MirrorError('MFS_FENCED', `operation from epoch ${req.epoch}, peer is at epoch ${epoch} owned by ${owner}`);
+    if (req.epoch < epoch) throw new MirrorError('MFS_FENCED', `operation from epoch ${req.epoch}, peer is at epoch ${epoch}, owned by mount ${owner} since ${this.state.ownerSince}`);
     if (req.epoch > epoch) throw new MirrorError('MFS_NO_HANDSHAKE', `operation from epoch ${req.epoch}, peer is at epoch ${epoch}: handshake first`);
     if (req.mount !== owner) throw new MirrorError('MFS_NOT_OWNER', `operation from mount ${req.mount}, peer is owned by ${owner} at epoch ${epoch}`);
   }
