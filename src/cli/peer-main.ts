@@ -16,6 +16,7 @@ const program = new Command('mirrorfs-peer')
   .option('--data <dir>', 'directory holding the mirrored tree (must exist); without it, with --forward-to, a pure relay')
   .option('--forward-to <url>', 'be a relay: queue every change durably, acknowledge at once, and send it on to this next hop (http://HOST:PORT; several routes to it joined by |)')
   .option('--forward-token-file <file>', 'token of the next hop (default: this peer\'s own token)')
+  .option('--max-queue-mib <n>', 'a relay refuses new changes (ENOSPC) while its queue for the next hop holds this much', '2048')
   .option('--listen <host:port>', 'address to listen on', '127.0.0.1:7070')
   .option('--name <name>', 'name of this peer in logs and status', hostname())
   .option('--token-file <file>', 'file holding the shared secret; created (mode 0600) if missing (default: <state>/token)')
@@ -34,7 +35,7 @@ const program = new Command('mirrorfs-peer')
 
 async function main(): Promise<void> {
   program.parse();
-  const o = program.opts<{ data?: string; forwardTo?: string; forwardTokenFile?: string; listen: string; name: string; tokenFile?: string; state?: string; logLevel: string }>();
+  const o = program.opts<{ data?: string; forwardTo?: string; forwardTokenFile?: string; maxQueueMib: string; listen: string; name: string; tokenFile?: string; state?: string; logLevel: string }>();
   const log = createLogger(`peer:${o.name}`, o.logLevel);
   if (o.data === undefined && o.forwardTo === undefined) fail('--data is required (or --forward-to and --state for a pure relay)');
   if (o.data === undefined && o.state === undefined) fail('a pure relay (--forward-to without --data) needs --state <dir> for its queue');
@@ -61,7 +62,9 @@ async function main(): Promise<void> {
     }
     const { token, created } = ensureTokenFile(tokenFile);
     if (created) process.stderr.write(`mirrorfs-peer: created a new token in ${tokenFile}; give it to the mount (--token-file)\n`);
-    const forwardTo = o.forwardTo === undefined ? undefined : { url: o.forwardTo, token: o.forwardTokenFile === undefined ? token : readTokenFile(resolve(o.forwardTokenFile)) };
+    const maxQueueMib = Number(o.maxQueueMib);
+    if (!Number.isInteger(maxQueueMib) || maxQueueMib < 1) fail(`--max-queue-mib ${o.maxQueueMib}: give a whole number of MiB, at least 1`);
+    const forwardTo = o.forwardTo === undefined ? undefined : { url: o.forwardTo, token: o.forwardTokenFile === undefined ? token : readTokenFile(resolve(o.forwardTokenFile)), maxQueueBytes: maxQueueMib * 1024 * 1024 };
     server = await PeerServer.start({ dataDir, stateDir, host, port, name: o.name, token, logger: log, forwardTo });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;

@@ -208,7 +208,7 @@ export class CatchUp {
             if (failure !== null || dirty.seqs.has(entry.seq)) return; // failed before, or deferred already
             if (entry.kind === 'repair' || touchesAny(entry.request, dirty.names)) return this.defer(m, entry);
             const outcome = await this.resend(m, entry);
-            if (entry.outcome !== null && outcome !== entry.outcome) {
+            if (entry.outcome !== null && outcome !== entry.outcome && outcome !== QUEUED_BY_RELAY) {
               this.deps.log.warn({ peer: m.name, seq: entry.seq, op: entry.request.op, got: outcome, expected: entry.outcome }, 'catch-up: peer answered differently; its names will be copied from an in-sync peer');
               return this.defer(m, entry);
             }
@@ -282,7 +282,9 @@ export class CatchUp {
  */
 export async function resendWithSeq(m: Member, stamped: Mutation, payload: Buffer): Promise<string> {
   try {
-    await m.mutate(stamped, payload);
+    const result = await m.mutate(stamped, payload);
+    // A pure relay only queued it: the far mirror's answer is checked by the relay, not here.
+    if (typeof result === 'object' && result !== null && (result as { provisional?: unknown }).provisional === true) return QUEUED_BY_RELAY;
     return 'ok';
   } catch (err) {
     const e = toMirrorError(err);
@@ -290,6 +292,9 @@ export async function resendWithSeq(m: Member, stamped: Mutation, payload: Buffe
     return e.errno;
   }
 }
+
+/** resendWithSeq's answer when a pure relay queued the change (it agrees with any outcome). */
+export const QUEUED_BY_RELAY = '(queued by a relay)';
 
 /** Does an operation touch one of these names, or a name above or below one? */
 function touchesAny(req: MutationRequest, names: Set<string>): boolean {

@@ -24,6 +24,12 @@ import type { Member } from './member.js';
 
 const POLL_WAIT_MS = 2000;
 const RETRY_MS = 500;
+/**
+ * Changes tracked at most (each costs a few hundred bytes): beyond it, while
+ * the far ends confirm nothing, new changes are refused (EAGAIN) rather than
+ * the mount's memory growing without bound.
+ */
+export const MAX_EXECUTING = 500_000;
 
 interface Executing {
   names: string[];
@@ -53,7 +59,9 @@ export class CommitTracker {
   }
 
   start(): void {
-    for (const m of this.members) this.loops.push(this.follow(m));
+    for (const m of this.members) {
+      this.loops.push(this.follow(m).catch((err: unknown) => this.log.error({ peer: m.name, err: (err as Error).message }, 'end-to-end commitment: tracking stopped by an internal error')));
+    }
   }
 
   async stop(): Promise<void> {
@@ -64,6 +72,13 @@ export class CommitTracker {
 
   get executingCount(): number {
     return this.executing.size;
+  }
+
+  /** Refuse a change up front when tracking is full (the far ends have confirmed nothing for a long while). */
+  admit(): void {
+    if (this.executing.size >= MAX_EXECUTING) {
+      throw new MirrorError('MFS_ERRNO', `end-to-end mode: ${this.executing.size} changes are waiting for the far mirrors to confirm them; new changes are refused until they do (check the routes in mirrorfs status)`, { errno: 'EAGAIN' });
+    }
   }
 
   /** A change was acknowledged by these routes (their first hops hold it durably). */
@@ -106,12 +121,17 @@ export class CommitTracker {
     while (!this.stopped) {
       // Only changes acknowledged before the question is asked can be covered by its answer:
       // one acknowledged later may not have reached the hop that answers yet.
-      const asked = [...this.executing].filter(([, e]) => e.waiting.has(m)).map(([seq]) => seq);
+      const asked: number[] = [];
+      let highest = -1;
+      for (const [seq, e] of this.executing) {
+        if (!e.waiting.has(m)) continue;
+        asked.push(seq);
+        if (seq > highest) highest = seq;
+      }
       if (asked.length === 0) {
         await new Promise<void>((resolve) => this.wake.set(m, resolve));
         continue;
       }
-      const highest = Math.max(...asked);
       const known = this.committedBelow.get(m) ?? 0;
       try {
         const { holdsFrom } = await m.client.committed(this.mountId, highest, known, POLL_WAIT_MS);

@@ -77,6 +77,13 @@ export interface RouteHop {
 
 const ROUTE_STATUS_TIMEOUT_MS = 3000;
 
+/** The outcome key of a pure relay's acknowledgement: queued, the far mirror's answer still to come. */
+const PROVISIONAL = '(queued)';
+
+function isProvisional(o: Outcome): boolean {
+  return o.ok && typeof o.result === 'object' && o.result !== null && (o.result as { provisional?: unknown }).provisional === true;
+}
+
 function hopsOf(status: PeerStatus): RouteHop[] {
   const hops: RouteHop[] = [];
   let s: PeerStatus | { error: string } | null = status;
@@ -312,6 +319,7 @@ export class MirrorController {
 
   private async sendEverywhere(req: MutationRequest, payload: Buffer): Promise<unknown> {
     this.admit(req);
+    this.opts.commits?.admit();
     const stamped = { ...req, mount: this.opts.mountId, epoch: this.opts.epoch, seq: ++this.seq } as Mutation;
     const local = this.opts.local?.active ? this.opts.local : null;
     const members = this.opts.members;
@@ -388,11 +396,14 @@ export class MirrorController {
    */
   private judge(req: Mutation, outcomes: Outcome[]): Verdict {
     const members = this.opts.members;
-    const key = (o: Outcome): string | null => (o.ok ? 'ok' : isCommittedError(o.error) ? o.error.errno : null);
+    const key = (o: Outcome): string | null => (isProvisional(o) ? PROVISIONAL : o.ok ? 'ok' : isCommittedError(o.error) ? o.error.errno : null);
     const keys = outcomes.map(key);
-    const committed = keys.filter((k): k is string => k !== null);
+    // A pure relay's "ok" only says it queued the change; the far mirror's answer comes later.
+    // It votes for nothing: it agrees with whatever the peers that applied the change answered.
+    const provisional = keys.filter((k) => k === PROVISIONAL).length;
+    const committed = keys.filter((k): k is string => k !== null && k !== PROVISIONAL);
     // Success wins: a change applied somewhere is rolled forward everywhere.
-    const authoritative = committed.includes('ok') ? 'ok' : (committed[0] ?? null);
+    const authoritative = committed.includes('ok') ? 'ok' : (committed[0] ?? (provisional > 0 ? 'ok' : null));
     const inDoubt = outcomes.some((o, i) => !o.ok && keys[i] === null && o !== SKIPPED && isTransportFailure(o.error) && o.error.code !== 'MFS_OUT_OF_STEP');
     const lacking: Verdict['lacking'] = [];
     outcomes.forEach((o, i) => {
@@ -408,11 +419,12 @@ export class MirrorController {
     // Nothing committed anywhere and nothing in doubt (every peer asked refused it
     // for want of space, say): nothing changed, so there is nothing to roll forward.
     if (authoritative === null && !inDoubt) return { decided: this.failure(req, outcomes, 'not applied anywhere'), authoritative, lacking: [] };
-    const agreeing = committed.filter((k) => k === authoritative).length;
+    const agreeing = committed.filter((k) => k === authoritative).length + provisional;
     const disagree = committed.some((k) => k !== authoritative);
     let decided: Outcome;
     if (!disagree && authoritative !== null && agreeing >= this.required) {
-      decided = outcomes[keys.indexOf(authoritative)]!;
+      const at = keys.indexOf(authoritative);
+      decided = outcomes[at >= 0 ? at : keys.indexOf(PROVISIONAL)]!;
     } else {
       decided = this.failure(req, outcomes, disagree ? 'peers disagree on the outcome' : `${agreeing} of ${members.length} peers committed it, ${this.required} needed`);
     }

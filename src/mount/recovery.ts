@@ -1,7 +1,7 @@
 import type { Logger } from '../log.js';
 import { toMirrorError } from '../protocol/errors.js';
 import type { HistoryEntry, Mutation, ProgressResult, PullProgress } from '../protocol/ops.js';
-import { CatchUp, resendWithSeq } from './catch-up.js';
+import { CatchUp, QUEUED_BY_RELAY, resendWithSeq } from './catch-up.js';
 import { namesOf } from '../ordering/claims.js';
 import { diffManifests } from './consistency.js';
 import { peerCopy } from './copies.js';
@@ -274,7 +274,7 @@ async function completeOn(opts: RecoveryOptions, target: Member, seq: number, su
       throw new Error(`peer ${target.name} failed re-applying seq ${seq}: ${err.message}`);
     });
     log.info({ peer: target.name, seq, op: subject.op, outcome: got }, 'rolled forward a change in doubt');
-    if (expected === null || got === expected || !source) return;
+    if (expected === null || got === expected || got === QUEUED_BY_RELAY || !source) return;
     log.warn({ peer: target.name, seq, got, expected }, 'change in doubt answered differently: repairing from a peer that has it');
   } else if (!source) {
     throw new Error(`seq ${seq} (${subject.op} ${JSON.stringify((subject as { path: string }).path)}) was begun on some peers and finished on none, and its data is not in any history; mount with --resync-from NAME to choose the copy to keep`);

@@ -27,7 +27,7 @@ export interface PeerServerOptions {
   /** Where the peer keeps its SQLite state; default DATA/.mirrorfs (hidden from the protocol); required without dataDir. */
   stateDir?: string;
   /** Make this peer a relay: every accepted change is queued durably and sent on to this next hop. */
-  forwardTo?: { url: string; token: string; timeoutMs?: number };
+  forwardTo?: { url: string; token: string; timeoutMs?: number; maxQueueBytes?: number };
   host: string;
   port: number;
   name: string;
@@ -86,7 +86,7 @@ export class PeerServer {
           token: opts.forwardTo.token,
           timeoutMs: opts.forwardTo.timeoutMs ?? NEXT_HOP_TIMEOUT_MS,
           onFailover: (from, to, reason) => this.log.warn({ from, to, reason }, 'route to the next hop failed; using the next route'),
-        }), this.log)
+        }), this.log, opts.forwardTo.maxQueueBytes)
       : null;
     this.auth = new TokenAuth(opts.token);
     this.server = http2.createServer({
@@ -236,10 +236,14 @@ export class PeerServer {
     if (req.protocol !== PROTOCOL_VERSION) {
       throw new MirrorError('MFS_PROTOCOL_MISMATCH', `peer speaks mirrorfs protocol ${PROTOCOL_VERSION}, mount speaks ${req.protocol}`);
     }
-    if (this.forwarder) await this.handshakeNextHop(req);
     // Exclusively: a change of owner waits for every operation already admitted
-    // under the old epoch, so none of them lands after the new owner is told it owns the peer.
-    return this.lock.run(true, async () => this.handshake(req));
+    // under the old epoch, so none of them lands after the new owner is told it
+    // owns the peer. A relay passes the handshake down inside the same lock: a
+    // change of the old epoch still being queued is then queued before it looks.
+    return this.lock.run(true, async () => {
+      if (this.forwarder) await this.handshakeNextHop(req);
+      return this.handshake(req);
+    });
   }
 
   private handshake(req: Extract<ControlRequest, { op: 'handshake' }>): HandshakeResult {
@@ -280,7 +284,9 @@ export class PeerServer {
   /** A request a pure relay cannot answer itself: sent to the next hop once everything queued here has reached it. */
   private async viaNextHop(req: Request, payload: Buffer): Promise<{ result?: unknown; payload?: Buffer }> {
     const forwarder = this.forwarder!;
-    await forwarder.waitDrained(NEXT_HOP_TIMEOUT_MS);
+    // Read-your-writes: what this relay acknowledged before the request reaches the next hop first
+    // (statfs describes space, not content: it need not wait).
+    if (req.op !== 'statfs') await forwarder.waitQueuedBeforeNow(NEXT_HOP_TIMEOUT_MS);
     const out = await forwarder.call(req, payload, req.op === 'pull' ? PULL_CALL_TIMEOUT_MS * 60 : undefined);
     return { result: out.result, payload: out.payload.length > 0 ? out.payload : undefined };
   }
@@ -321,12 +327,14 @@ export class PeerServer {
       const ctx = this.ctx;
       // Queued for the next hop in the same commit as its outcome: both or neither survive a crash.
       const forward = this.forwarder ? { request: JSON.stringify(req), payload } : undefined;
+      this.forwarder?.checkRoom(payload.length); // before anything is applied
       if (!ctx) {
         // A pure relay: accepted means durably queued; the far end's answer is checked when it comes (Forwarder).
-        const outcome = { ok: true, result: req.op === 'write' ? { written: payload.length } : undefined };
+        // `provisional` tells the mount that this "ok" does not outvote a peer that applied the change.
+        const outcome = { ok: true, result: req.op === 'write' ? { written: payload.length, provisional: true } : { provisional: true } };
         await this.state.recordDone(req.mount, req.seq, req.epoch, req.op, subject, JSON.stringify(outcome), forward);
         this.applied++;
-        this.forwarder!.kick();
+        this.forwarder!.noteQueued(payload.length);
         return { result: outcome };
       }
       const withIntent = needsIntent(req);
@@ -349,7 +357,7 @@ export class PeerServer {
         outcome = { ok: false, error: e.toWire() };
       }
       await this.state.recordDone(req.mount, req.seq, req.epoch, req.op, subject, JSON.stringify(outcome), forward);
-      this.forwarder?.kick();
+      this.forwarder?.noteQueued(payload.length);
       return { result: outcome };
     });
   }
@@ -481,7 +489,7 @@ export class PeerServer {
 
   /** A pure relay's manifest is its next hop's, once everything queued here has reached it. */
   private async manifestViaNextHop(stream: ServerHttp2Stream, content: boolean, path: string): Promise<void> {
-    await this.forwarder!.waitDrained(NEXT_HOP_TIMEOUT_MS);
+    await this.forwarder!.waitQueuedBeforeNow(NEXT_HOP_TIMEOUT_MS);
     const entries = await this.forwarder!.manifest({ content, path });
     stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson', [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) });
     for (const entry of entries) {

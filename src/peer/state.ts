@@ -60,6 +60,8 @@ export class PeerState {
       prune: this.db.prepare('DELETE FROM outcomes WHERE mount = ? AND seq < ? AND state = \'done\''),
       enqueue: this.db.prepare('INSERT INTO forward(mount, seq, epoch, request, payload, outcome, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       queued: this.db.prepare<[number, number], QueuedRow>('SELECT qid, mount, seq, epoch, request, payload, outcome, at_ms AS atMs FROM forward WHERE qid > ? ORDER BY qid LIMIT ?'),
+      queueMinQid: this.db.prepare<[], { m: number | null }>('SELECT MIN(qid) AS m FROM forward'),
+      queueMaxQid: this.db.prepare<[], { m: number | null }>('SELECT MAX(qid) AS m FROM forward'),
       queueOlderThan: this.db.prepare<[number], { n: number }>('SELECT COUNT(*) AS n FROM forward WHERE epoch < ?'),
       dequeue: this.db.prepare('DELETE FROM forward WHERE qid = ?'),
       queueMin: this.db.prepare<[string], { m: number | null }>('SELECT MIN(seq) AS m FROM forward WHERE mount = ?'),
@@ -207,6 +209,11 @@ export class PeerState {
     this.db.transaction(() => {
       for (const q of qids) this.stmts.dequeue.run(q);
     })();
+  }
+
+  /** The oldest and newest queue ids still queued (null when the queue is empty). */
+  queueBounds(): { min: number | null; max: number | null } {
+    return { min: this.stmts.queueMinQid.get()!.m, max: this.stmts.queueMaxQid.get()!.m };
   }
 
   /** Changes still queued from an epoch before this one. */

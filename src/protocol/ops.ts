@@ -274,6 +274,8 @@ export interface RelayStatus {
   forwarded: number;
   forwardedBytes: number;
   diverged: number;
+  /** Queued changes the next hop refuses for good (they stay queued and hold back what follows). */
+  refused: number;
   lastError: string | null;
   next: PeerStatus | { error: string } | null;
 }

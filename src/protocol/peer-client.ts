@@ -50,8 +50,9 @@ export class PeerClient {
   }
 
   /** Send one operation; resolves with its result and payload, throws MirrorError on an error outcome. */
-  async call<T = unknown>(req: RequestInput, payload?: Buffer, timeoutMs = this.timeoutMs): Promise<CallResult<T>> {
-    const body = await this.send('POST', ROUTES.call, encodeFrameParts(req, payload), req.op, timeoutMs);
+  /** `waitMs`: how long the peer may hold the answer on purpose (a long poll); added to every attempt's bound, never split. */
+  async call<T = unknown>(req: RequestInput, payload?: Buffer, timeoutMs = this.timeoutMs, waitMs = 0): Promise<CallResult<T>> {
+    const body = await this.send('POST', ROUTES.call, encodeFrameParts(req, payload), req.op, timeoutMs, waitMs);
     let frame;
     try {
       frame = decodeFrame(body);
@@ -66,8 +67,8 @@ export class PeerClient {
     throw new MirrorError('MFS_BAD_RESPONSE', `peer ${this.name} answered ${req.op} without an outcome`, { context: { peer: this.name, op: req.op } });
   }
 
-  async handshake(mount: string, epoch: number): Promise<HandshakeResult> {
-    const { result } = await this.call<HandshakeResult>({ op: 'handshake', protocol: PROTOCOL_VERSION, mount, epoch });
+  async handshake(mount: string, epoch: number, timeoutMs = this.timeoutMs): Promise<HandshakeResult> {
+    const { result } = await this.call<HandshakeResult>({ op: 'handshake', protocol: PROTOCOL_VERSION, mount, epoch }, undefined, timeoutMs);
     if (result?.protocol !== PROTOCOL_VERSION) {
       throw new MirrorError('MFS_PROTOCOL_MISMATCH', `peer ${this.name} answered the handshake with protocol ${String(result?.protocol)}, this side speaks ${PROTOCOL_VERSION}`, { context: { peer: this.name } });
     }
@@ -80,7 +81,7 @@ export class PeerClient {
 
   /** End-to-end commitment of a mount's changes at this hop and after it (a long poll; docs/PROTOCOL.md). */
   async committed(mount: string, seq: number, known: number, waitMs: number): Promise<{ holdsFrom: number | null }> {
-    return (await this.call<{ holdsFrom: number | null }>({ op: 'committed', mount, seq, known, waitMs }, undefined, waitMs + this.timeoutMs)).result;
+    return (await this.call<{ holdsFrom: number | null }>({ op: 'committed', mount, seq, known, waitMs }, undefined, this.timeoutMs, waitMs)).result;
   }
 
   /** Declare every copy complete through seq (after reconciliation). */
@@ -107,8 +108,8 @@ export class PeerClient {
     return this.call<HistoryEntry[]>({ op: 'history', mount, after }).then((r) => r.result);
   }
 
-  async status(): Promise<PeerStatus> {
-    return JSON.parse((await this.send('GET', ROUTES.status, undefined, 'status')).toString('utf8')) as PeerStatus;
+  async status(timeoutMs = this.timeoutMs): Promise<PeerStatus> {
+    return JSON.parse((await this.send('GET', ROUTES.status, undefined, 'status', timeoutMs)).toString('utf8')) as PeerStatus;
   }
 
   /**
@@ -178,17 +179,20 @@ export class PeerClient {
    * from its record: nothing is applied twice. With several routes each
    * attempt gets an equal share of the bound, so the whole call stays bounded.
    */
-  private async send(method: 'GET' | 'POST', path: string, body: Buffer[] | undefined, what: string, timeoutMs = this.timeoutMs): Promise<Buffer> {
-    if (this.routes.length === 1) return this.sendOnce(method, path, body, what, timeoutMs);
-    const perAttempt = Math.max(100, Math.floor(timeoutMs / this.routes.length));
+  private async send(method: 'GET' | 'POST', path: string, body: Buffer[] | undefined, what: string, timeoutMs = this.timeoutMs, waitMs = 0): Promise<Buffer> {
+    if (this.routes.length === 1) return this.sendOnce(method, path, body, what, timeoutMs + waitMs);
+    const perAttempt = Math.max(100, Math.floor(timeoutMs / this.routes.length)) + waitMs;
     let last: unknown;
     for (let attempt = 0; attempt < this.routes.length; attempt++) {
       const route = this.route;
+      const session = this.session;
       try {
         return await this.sendOnce(method, path, body, what, perAttempt);
       } catch (err) {
         if (!(err instanceof MirrorError) || (err.code !== 'MFS_UNREACHABLE' && err.code !== 'MFS_TIMEOUT') || this.closed) throw err;
         last = err;
+        // One slow answer is not a dead route: a route whose connection still answers a ping is kept.
+        if (err.code === 'MFS_TIMEOUT' && session && (await pingAnswers(session, ROUTE_PING_MS))) throw err;
         this.switchFrom(route, err.message);
       }
     }
@@ -261,6 +265,25 @@ export class PeerClient {
     if (wire && typeof wire.errno === 'string') return MirrorError.fromWire(wire, context);
     return new MirrorError('MFS_BAD_RESPONSE', `peer ${this.name} answered ${what} with HTTP ${status}`, { context });
   }
+}
+
+/** Bound on the ping that tells a slow route from a dead one. */
+const ROUTE_PING_MS = 500;
+
+function pingAnswers(session: ClientHttp2Session, ms: number): Promise<boolean> {
+  if (session.destroyed || session.closed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    try {
+      session.ping((err) => {
+        clearTimeout(timer);
+        resolve(!err);
+      });
+    } catch {
+      clearTimeout(timer);
+      resolve(false);
+    }
+  });
 }
 
 function pathOf(req: RequestInput): string | undefined {

@@ -23,6 +23,17 @@ import type { PeerState, QueuedRow } from '../peer/state.js';
  * link or a dead next hop, everything still queued is simply sent again.
  */
 
+/** Refusals that a re-send cannot change. */
+const PERMANENT: ReadonlySet<string> = new Set(['MFS_FENCED', 'MFS_NOT_OWNER', 'MFS_SEQ_CONFLICT', 'MFS_SEQ_FORGOTTEN', 'MFS_MALFORMED']);
+/** Bound on asking the next hop for its status (status pages must not hang on a dead link). */
+const NEXT_STATUS_TIMEOUT_MS = 1000;
+/** Bound on passing a handshake down: well inside the mount's own bound on its handshake. */
+const HANDSHAKE_DOWN_TIMEOUT_MS = 1500;
+
+/** Default bound on a relay's queue (payload bytes), and on its number of changes. */
+export const DEFAULT_MAX_QUEUE_BYTES = 2 * 1024 ** 3;
+const MAX_QUEUE_ROWS = 2_000_000;
+
 /** Changes in flight to the next hop at once. */
 const WINDOW = 64;
 const RETRY_MIN_MS = 100;
@@ -44,19 +55,47 @@ export class Forwarder {
   private readonly handshaken = new Set<string>();
   private dequeued: number[] = [];
   private dequeueScheduled = false;
-  private drainedWaiters: Array<() => void> = [];
   private dequeueWaiters: Array<() => void> = [];
+  /** Changes the next hop refused for good (fenced, another owner, a seq conflict): they stay queued; status counts them. */
+  private refused = new Set<number>();
   private connected = false;
   private forwarded = 0;
   private forwardedBytes = 0;
   private diverged = 0;
   private lastError: string | null = null;
 
+  /** What the queue holds, kept in memory (the admission check runs on every change). */
+  private queuedRows: number;
+  private queuedBytes: number;
+
   constructor(
     private readonly state: PeerState,
     private readonly next: PeerClient,
     private readonly log: Logger,
-  ) {}
+    private readonly maxQueueBytes = DEFAULT_MAX_QUEUE_BYTES,
+  ) {
+    const q = state.queueStats();
+    this.queuedRows = q.depth;
+    this.queuedBytes = q.bytes;
+  }
+
+  /**
+   * Refuse a change before it is accepted when the queue is full (the next hop
+   * has been away long): ENOSPC, which the mount passes on, rather than a
+   * relay disk that fills up.
+   */
+  checkRoom(payloadBytes: number): void {
+    if (this.queuedRows >= MAX_QUEUE_ROWS || this.queuedBytes + payloadBytes > this.maxQueueBytes) {
+      throw new MirrorError('MFS_ERRNO', `relay queue for ${this.next.url} is full (${this.queuedRows} changes, ${this.queuedBytes} bytes; limits ${MAX_QUEUE_ROWS} changes, ${this.maxQueueBytes} bytes): the next hop has not taken changes for a while (${this.lastError ?? 'slow'})`, { errno: 'ENOSPC' });
+    }
+  }
+
+  /** A change was queued (committed with its outcome). */
+  noteQueued(payloadBytes: number): void {
+    this.queuedRows++;
+    this.queuedBytes += payloadBytes;
+    this.kick();
+  }
 
   get to(): string {
     return this.next.url;
@@ -79,22 +118,41 @@ export class Forwarder {
     await this.loop;
     await Promise.allSettled(this.running);
     this.flushDequeued();
+    await this.next.close();
   }
 
-  /** Resolves once nothing is queued (everything was acknowledged by the next hop), or rejects after timeoutMs. */
-  waitDrained(timeoutMs: number): Promise<void> {
-    if (this.state.queueStats().depth === 0) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.drainedWaiters = this.drainedWaiters.filter((w) => w !== done);
-        const q = this.state.queueStats();
-        reject(new MirrorError('MFS_TIMEOUT', `relay: ${q.depth} changes still queued for ${this.next.url} after ${timeoutMs} ms (${this.lastError ?? 'next hop slow'})`));
-      }, timeoutMs);
-      const done = () => {
+  /**
+   * Resolves once every change queued before now has been acknowledged by the
+   * next hop (changes arriving meanwhile are not waited for: a read then sees
+   * everything acknowledged before it), or rejects after timeoutMs.
+   */
+  async waitQueuedBeforeNow(timeoutMs: number): Promise<void> {
+    const through = this.state.queueBounds().max;
+    if (through === null) return;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const oldest = this.state.queueBounds().min;
+      if (oldest === null || oldest > through) return;
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        throw new MirrorError('MFS_TIMEOUT', `relay: changes queued before this request have not reached ${this.next.url} after ${timeoutMs} ms (${this.lastError ?? 'next hop slow'})`);
+      }
+      await this.nextDequeue(remaining);
+    }
+  }
+
+  /** Wait for the next batch of acknowledgements from the next hop, at most ms. */
+  private nextDequeue(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = () => {
         clearTimeout(timer);
         resolve();
       };
-      this.drainedWaiters.push(done);
+      const timer = setTimeout(() => {
+        this.dequeueWaiters = this.dequeueWaiters.filter((w) => w !== wake);
+        resolve();
+      }, ms);
+      this.dequeueWaiters.push(wake);
     });
   }
 
@@ -110,18 +168,13 @@ export class Forwarder {
       const remaining = deadline - Date.now();
       if (own !== null && own <= known && own <= seq) {
         if (remaining <= 0) return own;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, remaining);
-          this.dequeueWaiters.push(() => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
+        await this.nextDequeue(remaining);
         continue;
       }
+      // The lowest queued here is read before asking down the chain as well as after: a change
+      // acknowledged by the next hop meanwhile has left this queue and is covered by its answer.
       const next = await this.next.committed(mount, seq, known, Math.max(0, Math.min(10_000, remaining)));
-      const nowOwn = this.state.queueMin(mount);
-      return minOrNull(nowOwn, next.holdsFrom);
+      return minOrNull(minOrNull(own, this.state.queueMin(mount)), next.holdsFrom);
     }
   }
 
@@ -138,20 +191,14 @@ export class Forwarder {
     while (this.state.queuedBefore(epoch) > 0) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) return false;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, remaining);
-        this.dequeueWaiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
+      await this.nextDequeue(remaining);
     }
-    await this.handshake(mount, epoch);
+    await this.handshake(mount, epoch, HANDSHAKE_DOWN_TIMEOUT_MS);
     return true;
   }
 
-  async handshake(mount: string, epoch: number): Promise<void> {
-    await this.next.handshake(mount, epoch);
+  async handshake(mount: string, epoch: number, timeoutMs?: number): Promise<void> {
+    await this.next.handshake(mount, epoch, timeoutMs);
     this.handshaken.add(`${mount}@${epoch}`);
     this.connected = true;
   }
@@ -165,9 +212,9 @@ export class Forwarder {
     return this.next.manifest(opts);
   }
 
-  /** The next hop's own status (and so on down the chain), bounded. */
+  /** The next hop's own status (and so on down the chain), bounded: an unreachable hop is reported, not waited for. */
   nextStatus(): Promise<PeerStatus> {
-    return this.next.status();
+    return this.next.status(NEXT_STATUS_TIMEOUT_MS);
   }
 
   status(): ForwarderStatus {
@@ -176,6 +223,7 @@ export class Forwarder {
       to: this.next.url,
       connected: this.connected,
       queue: { depth: q.depth, bytes: q.bytes, oldestAgeMs: q.oldestAtMs === null ? null : Date.now() - q.oldestAtMs },
+      refused: this.refused.size,
       forwarded: this.forwarded,
       forwardedBytes: this.forwardedBytes,
       diverged: this.diverged,
@@ -185,34 +233,52 @@ export class Forwarder {
 
   private async run(): Promise<void> {
     while (!this.stopped) {
-      if (this.running.size >= WINDOW) {
-        await Promise.race(this.running);
-        continue;
+      try {
+        await this.step();
+      } catch (err) {
+        // The queue is in SQLite: nothing is lost; try again shortly, loudly.
+        this.log.error({ err: (err as Error).message }, 'forwarding: could not read the queue; retrying');
+        await new Promise((r) => setTimeout(r, RETRY_MAX_MS));
       }
-      const rows = this.state.queued(this.loadedThrough, WINDOW - this.running.size);
-      if (rows.length === 0) {
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-          setTimeout(resolve, IDLE_POLL_MS).unref();
-        });
-        this.wake = null;
-        continue;
-      }
-      for (const row of rows) {
-        // Epochs only grow in the queue (a relay refuses an older epoch once it took a newer
-        // one). The next hop is told the newer epoch before its first change, which fences
-        // the older one there: so every change of the older epoch goes first.
-        if (row.epoch > this.runningEpoch && this.running.size > 0) await Promise.all(this.running);
-        if (this.stopped) return;
-        this.runningEpoch = row.epoch;
-        this.loadedThrough = row.qid;
-        const request = JSON.parse(row.request) as Mutation;
-        const p: Promise<void> = this.order
-          .run(resendClaims(request, row.payload.length), () => this.deliver(row, request))
-          .catch((err: unknown) => this.log.error({ err, seq: row.seq }, 'forwarding failed unexpectedly'))
-          .finally(() => this.running.delete(p));
-        this.running.add(p);
-      }
+    }
+  }
+
+  /** Load what fits in the window and start sending it (or wait for work). */
+  private async step(): Promise<void> {
+    if (this.running.size >= WINDOW) {
+      await Promise.race(this.running);
+      return;
+    }
+    const rows = this.state.queued(this.loadedThrough, WINDOW - this.running.size);
+    if (rows.length === 0) {
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        setTimeout(resolve, IDLE_POLL_MS).unref();
+      });
+      this.wake = null;
+      return;
+    }
+    for (const row of rows) {
+      // Epochs only grow in the queue (a relay refuses an older epoch once it took a newer
+      // one). The next hop is told the newer epoch before its first change, which fences
+      // the older one there: so every change of the older epoch goes first.
+      if (row.epoch > this.runningEpoch && this.running.size > 0) await Promise.all(this.running);
+      if (this.stopped) return;
+      this.runningEpoch = row.epoch;
+      this.loadedThrough = row.qid;
+      let request: Mutation;
+    try {
+      request = JSON.parse(row.request) as Mutation;
+    } catch (err) {
+      this.refused.add(row.qid);
+      this.log.error({ qid: row.qid, seq: row.seq, err: (err as Error).message }, 'forwarding: a queued change cannot be read (damaged state); it stays queued');
+      continue;
+    }
+      const p: Promise<void> = this.order
+        .run(resendClaims(request, row.payload.length), () => this.deliver(row, request))
+        .catch((err: unknown) => this.log.error({ err, seq: row.seq }, 'forwarding failed unexpectedly'))
+        .finally(() => this.running.delete(p));
+      this.running.add(p);
     }
   }
 
@@ -231,11 +297,17 @@ export class Forwarder {
           got = err.errno; // a committed error outcome
         }
         this.connected = true;
+        this.refused.delete(row.qid);
         this.acknowledged(row, request, got);
         return;
       } catch (err) {
         const e = err instanceof MirrorError ? err : new MirrorError('MFS_INTERNAL', String(err));
         if (e.code === 'MFS_NO_HANDSHAKE') this.handshaken.clear();
+        if (PERMANENT.has(e.code) && !this.refused.has(row.qid)) {
+          // It stays queued (dropping it would lose an acknowledged change) and holds back what follows it.
+          this.refused.add(row.qid);
+          this.log.error({ to: this.next.url, mount: row.mount, seq: row.seq, epoch: row.epoch, op: request.op, err: e.message }, 'forwarding: the next hop refuses this change for good; it stays queued and blocks the changes after it (the next hop was taken over or fenced apart from this relay)');
+        }
         if (e.code === 'MFS_UNREACHABLE' || e.code === 'MFS_TIMEOUT') this.connected = false;
         const message = e.message; // starts with the code
         if (message !== this.lastError) this.log.warn({ to: this.next.url, seq: row.seq, op: request.op, err: message }, 'forwarding: next hop did not take the change; retrying');
@@ -248,7 +320,10 @@ export class Forwarder {
 
   private acknowledged(row: QueuedRow, request: Mutation, got: string): void {
     const answered = outcomeKey(row.outcome);
-    if (got !== answered) {
+    if (isProvisional(row.outcome)) {
+      // A pure relay answered "queued", not an outcome: the far mirror's answer is the outcome.
+      if (got !== 'ok') this.log.warn({ to: this.next.url, mount: row.mount, seq: row.seq, op: request.op, path: 'path' in request ? request.path : request.from, nextHop: got }, 'forwarding: the next hop refused a change this relay had queued');
+    } else if (got !== answered) {
       this.diverged++;
       this.log.error(
         { to: this.next.url, mount: row.mount, seq: row.seq, op: request.op, path: 'path' in request ? request.path : request.from, answeredUpstream: answered, nextHop: got },
@@ -258,6 +333,8 @@ export class Forwarder {
     this.lastError = null;
     this.forwarded++;
     this.forwardedBytes += row.payload.length;
+    this.queuedRows--;
+    this.queuedBytes -= row.payload.length;
     this.dequeued.push(row.qid);
     if (!this.dequeueScheduled) {
       this.dequeueScheduled = true;
@@ -270,17 +347,28 @@ export class Forwarder {
     if (this.dequeued.length > 0) {
       const qids = this.dequeued;
       this.dequeued = [];
-      this.state.dequeue(qids);
+      try {
+        this.state.dequeue(qids);
+      } catch (err) {
+        // Not fatal: a change left in the queue is only sent again (the next hop answers from its record).
+        this.dequeued.push(...qids);
+        this.log.error({ err: (err as Error).message }, 'forwarding: could not record acknowledgements; retrying');
+        if (!this.dequeueScheduled) {
+          this.dequeueScheduled = true;
+          setTimeout(() => this.flushDequeued(), RETRY_MAX_MS).unref();
+        }
+        return;
+      }
     }
     const progress = this.dequeueWaiters;
     this.dequeueWaiters = [];
     for (const w of progress) w();
-    if (this.drainedWaiters.length > 0 && this.state.queueStats().depth === 0) {
-      const waiters = this.drainedWaiters;
-      this.drainedWaiters = [];
-      for (const w of waiters) w();
-    }
   }
+}
+
+function isProvisional(outcome: string): boolean {
+  const o = JSON.parse(outcome) as { result?: { provisional?: unknown } };
+  return o.result?.provisional === true;
 }
 
 function minOrNull(a: number | null, b: number | null): number | null {
