@@ -9,7 +9,9 @@ import type { AckPolicy, ControllerStatus } from '../mount/controller.js';
 import type { VerifyReport } from '../mount/verify.js';
 import { defaultStateDir } from '../mount/identity.js';
 import { forceUnmount, isDeadMount, isMounted } from '../mount/mountpoint.js';
-import { startMount } from '../mount/mounter.js';
+import { startMount, type MountOptions, type RunningMount } from '../mount/mounter.js';
+import { waitForLapsedLease } from '../mount/standby.js';
+import type { Logger } from '../log.js';
 import { progressReporter } from '../mount/progress.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { formatStatus, formatVerify } from './format-status.js';
@@ -39,58 +41,95 @@ interface MountFlags {
   logLevel: string;
 }
 
-program
-  .command('mount')
+/** The options `mount` and `standby` share (how to reach and use the peers). */
+function withMountOptions(cmd: Command): Command {
+  return cmd
+    .argument('<mountpoint>', 'an empty directory')
+    .requiredOption('--peers <list>', 'peers, comma-separated: NAME (http://NAME:7070, or its URL in the config file) or NAME=URL (NAME=URL1|URL2: several routes)')
+    .option('--local-copy <dir>', 'keep a local copy here and serve reads from it (filled from a peer when empty)')
+    .option('--config <file>', `JSON config with per-peer url/routes/token/tokenFile (default: ${DEFAULT_CONFIG_FILE} if it exists)`)
+    .option('--token-file <file>', 'file holding the token the peers expect (when the config does not name one)')
+    .option('--state-dir <dir>', 'where the mount keeps its identity and log (default: /var/lib/mirrorfs/<mountpoint>)')
+    .option('--peer-timeout <ms>', 'bound on each call to a peer; a peer that has not committed a change by then lacks it (journaled, caught up later)', '5000')
+    .option('--ack <policy>', 'peers that must commit a change before the call returns: all, quorum (a majority) or a number; peers that miss changes are caught up from the journal', 'all')
+    .addOption(
+      new Option('--ack-mode <mode>', 'first-hop: a call returns once the first hop of each route (a peer or the first relay of a cascade) holds the change durably; end-to-end: the same, and each change is tracked until the far mirrors commit it (xattr user.mirrorfs.state, counts in status) and fsync waits for it')
+        .choices(['first-hop', 'end-to-end'])
+        .default('first-hop'),
+    )
+    .option('--fsync-timeout <ms>', 'ack mode end-to-end: bound on an fsync waiting for the far mirrors (then EIO)', '30000')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'));
+}
+
+/** Validate the shared options into what startMount takes (exits with a clear message on bad input). */
+function mountSettings(mp: string, flags: MountFlags): Omit<MountOptions, 'log'> {
+  const mountpoint = resolve(mp);
+  const stateDir = resolve(flags.stateDir ?? defaultStateDir(mountpoint));
+  const peerTimeoutMs = Number(flags.peerTimeout);
+  if (!Number.isInteger(peerTimeoutMs) || peerTimeoutMs < 100 || peerTimeoutMs > 600_000) fail('--peer-timeout: give milliseconds between 100 and 600000');
+  let peers;
+  try {
+    peers = resolvePeers(flags.peers, loadConfig(flags.config), flags.tokenFile);
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  const ackPolicy = parseAckPolicy(flags.ack, peers.length);
+  const fsyncTimeoutMs = Number(flags.fsyncTimeout);
+  if (!Number.isInteger(fsyncTimeoutMs) || fsyncTimeoutMs < 100 || fsyncTimeoutMs > 600_000) fail('--fsync-timeout: give milliseconds between 100 and 600000');
+  if (flags.resyncFrom !== undefined && !peers.some((p) => p.name === flags.resyncFrom)) fail(`--resync-from ${flags.resyncFrom}: not one of --peers (${peers.map((p) => p.name).join(', ')})`);
+  return {
+    mountpoint, peers, localCopyDir: flags.localCopy ? resolve(flags.localCopy) : undefined, stateDir, peerTimeoutMs, ackPolicy,
+    ackMode: flags.ackMode as 'first-hop' | 'end-to-end', fsyncTimeoutMs, resyncFrom: flags.resyncFrom, takeover: flags.takeover === true,
+  };
+}
+
+/** Mount in this process and stay until unmounted (the foreground mount, and a standby that took over). */
+async function runMounted(settings: Omit<MountOptions, 'log'>, log: Logger, onMounted?: (running: RunningMount) => void): Promise<never> {
+  let running: RunningMount;
+  try {
+    running = await startMount({ ...settings, log });
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'mount refused');
+    await flushLogger(log);
+    fail((err as Error).message);
+  }
+  process.stdout.write(`mirrorfs: mounted ${settings.mountpoint} (peers: ${settings.peers.map((p) => p.name).join(', ')})\n`);
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => void running.stop(signal));
+  onMounted?.(running);
+  const cleanly = await running.stopped;
+  await flushLogger(log);
+  process.exit(cleanly ? 0 : 1);
+}
+
+withMountOptions(program.command('mount'))
   .description('mount MOUNTPOINT, mirroring every change to all --peers before the call returns')
-  .argument('<mountpoint>', 'an empty directory')
-  .requiredOption('--peers <list>', 'peers, comma-separated: NAME (http://NAME:7070, or its URL in the config file) or NAME=URL')
-  .option('--local-copy <dir>', 'keep a local copy here and serve reads from it (filled from a peer when empty)')
-  .option('--config <file>', `JSON config with per-peer url/token/tokenFile (default: ${DEFAULT_CONFIG_FILE} if it exists)`)
-  .option('--token-file <file>', 'file holding the token the peers expect (when the config does not name one)')
-  .option('--state-dir <dir>', 'where the mount keeps its identity and log (default: /var/lib/mirrorfs/<mountpoint>)')
-  .option('--peer-timeout <ms>', 'bound on each call to a peer; a peer that has not committed a change by then lacks it (journaled, caught up later)', '5000')
-  .option('--ack <policy>', 'peers that must commit a change before the call returns: all, quorum (a majority) or a number; peers that miss changes are caught up from the journal', 'all')
-  .addOption(
-    new Option('--ack-mode <mode>', 'first-hop: a call returns once the first hop of each route (a peer or the first relay of a cascade) holds the change durably; end-to-end: the same, and each change is tracked until the far mirrors commit it (xattr user.mirrorfs.state, counts in status) and fsync waits for it')
-      .choices(['first-hop', 'end-to-end'])
-      .default('first-hop'),
-  )
-  .option('--fsync-timeout <ms>', 'ack mode end-to-end: bound on an fsync waiting for the far mirrors (then EIO)', '30000')
   .option('--resync-from <peer>', 'before mounting, rebuild every other peer from this one (full copy, verified by content hash); for copies that cannot be reconciled automatically')
   .option('--takeover', 'take the peers over from the mount that owns them (on the backup site, when the primary is lost): the old primary is fenced on every peer, and what it left on only some peers is copied to the others (docs/TAKEOVER.md)')
   .option('--foreground', 'stay in the foreground (for service managers); default: run in the background')
-  .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
   .addHelpText('after', '\nExamples:\n  mirrorfs mount /data --peers east,west --token-file /etc/mirrorfs/token\n  mirrorfs mount /data --peers east=http://10.0.0.2:7070,west=http://10.0.1.2:7070 --local-copy /var/lib/mirrorfs/data-copy')
   .action(async (mp: string, flags: MountFlags) => {
-    const mountpoint = resolve(mp);
-    const stateDir = resolve(flags.stateDir ?? defaultStateDir(mountpoint));
-    const peerTimeoutMs = Number(flags.peerTimeout);
-    if (!Number.isInteger(peerTimeoutMs) || peerTimeoutMs < 100 || peerTimeoutMs > 600_000) fail('--peer-timeout: give milliseconds between 100 and 600000');
-    let peers;
-    try {
-      peers = resolvePeers(flags.peers, loadConfig(flags.config), flags.tokenFile);
-    } catch (err) {
-      fail((err as Error).message);
-    }
-    const ackPolicy = parseAckPolicy(flags.ack, peers.length);
-    const fsyncTimeoutMs = Number(flags.fsyncTimeout);
-    if (!Number.isInteger(fsyncTimeoutMs) || fsyncTimeoutMs < 100 || fsyncTimeoutMs > 600_000) fail('--fsync-timeout: give milliseconds between 100 and 600000');
-    if (flags.resyncFrom !== undefined && !peers.some((p) => p.name === flags.resyncFrom)) fail(`--resync-from ${flags.resyncFrom}: not one of --peers (${peers.map((p) => p.name).join(', ')})`);
-    if (!flags.foreground) return background(mountpoint, stateDir, peerTimeoutMs);
-    const log = createLogger('mount', flags.logLevel);
-    let running;
-    try {
-      running = await startMount({ mountpoint, peers, localCopyDir: flags.localCopy ? resolve(flags.localCopy) : undefined, stateDir, peerTimeoutMs, ackPolicy, ackMode: flags.ackMode as 'first-hop' | 'end-to-end', fsyncTimeoutMs, resyncFrom: flags.resyncFrom, takeover: flags.takeover === true, log });
-    } catch (err) {
-      log.error({ err: (err as Error).message }, 'mount refused');
-      await flushLogger(log);
-      fail((err as Error).message);
-    }
-    process.stdout.write(`mirrorfs: mounted ${mountpoint} (peers: ${peers.map((p) => p.name).join(', ')})\n`);
-    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => void running.stop(signal));
-    const cleanly = await running.stopped;
-    await flushLogger(log);
-    process.exit(cleanly ? 0 : 1);
+    const settings = mountSettings(mp, flags);
+    if (!flags.foreground) return background(settings.mountpoint, settings.stateDir, settings.peerTimeoutMs);
+    await runMounted(settings, createLogger('mount', flags.logLevel));
+  });
+
+withMountOptions(program.command('standby'))
+  .description('on the backup site: watch the primary\'s lease on the peers; when every peer has not heard from it for --grace, take the peers over, mount MOUNTPOINT and run --exec (stays in the foreground)')
+  .option('--grace <s>', 'seconds without a lease renewal on every peer before taking over', '10')
+  .option('--exec <command>', 'run this shell command once mounted (start the application), with MIRRORFS_MOUNTPOINT set')
+  .addHelpText('after', '\nThe primary renews its lease on every peer each second. The lease\'s age is measured by each peer\'s own clock.\nA peer that cannot be reached stops the takeover (every peer must be owned). A clean unmount of the primary\nalso lets its lease lapse: stop the standby first for planned maintenance. See docs/TAKEOVER.md.\n\nExample:\n  mirrorfs standby /data --peers east,west --token-file /etc/mirrorfs/token --grace 15 --exec "systemctl start myapp"')
+  .action(async (mp: string, flags: MountFlags & { grace: string; exec?: string }) => {
+    const settings = { ...mountSettings(mp, flags), takeover: true };
+    const graceMs = Number(flags.grace) * 1000;
+    if (!(graceMs >= 1000) || graceMs > 3_600_000) fail('--grace: give seconds between 1 and 3600');
+    const log = createLogger('standby', flags.logLevel);
+    await waitForLapsedLease(settings.peers, graceMs, log);
+    await runMounted(settings, log, () => {
+      if (flags.exec === undefined) return;
+      const child = spawn('/bin/sh', ['-c', flags.exec], { stdio: 'inherit', env: { ...process.env, MIRRORFS_MOUNTPOINT: settings.mountpoint } });
+      child.on('exit', (code, signal) => log.warn({ command: flags.exec, code, signal }, 'standby: the --exec command exited'));
+      log.warn({ command: flags.exec, pid: child.pid }, 'standby: took over; started the --exec command');
+    });
   });
 
 /** Re-run this command in the foreground as a detached child, and wait until it is mounted or has failed. */

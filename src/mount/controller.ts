@@ -468,6 +468,11 @@ export class MirrorController {
     }
   }
 
+  /** Another mount owns the peers (a lease renewal was refused as fenced). */
+  fencedBy(m: Member, err: MirrorError): void {
+    this.fence(m, err);
+  }
+
   private fence(m: Member, err: MirrorError): void {
     if (this.fencedReason) return;
     this.fencedReason = `peer ${m.name}: ${err.message}`;

@@ -18,6 +18,7 @@ import { Member } from './member.js';
 import { checkMountpoint } from './mountpoint.js';
 import { establishOwnership } from './ownership.js';
 import { checkRoutes } from './routes.js';
+import { LeaseKeeper } from './lease.js';
 
 export interface MountOptions {
   mountpoint: string;
@@ -129,12 +130,15 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
       await control.close();
       throw err;
     }
+    const lease = new LeaseKeeper(mountId, epoch, members, (m, err) => controller.fencedBy(m, err), log);
+    lease.start();
     log.info({ mountpoint, mountId, epoch, ackPolicy: opts.ackPolicy, ackMode: opts.ackMode ?? 'first-hop', peers: members.map((m) => m.name), localCopy: opts.localCopyDir ?? null }, 'mounted');
 
     const stop = (reason: string): Promise<void> => {
       stopping ??= (async () => {
         // New changes are refused (EROFS) from here on, so the drain can finish under load.
         controller.stopAdmitting(`${mountpoint} is being unmounted (${reason})`);
+        lease.stop();
         log.info({ reason, inFlight: controller.operationsInFlight }, 'unmounting: draining in-flight operations');
         const drained = await controller.drain(DRAIN_TIMEOUT_MS);
         if (!drained) log.warn({ inFlight: controller.operationsInFlight }, 'drain timed out; unmounting anyway');

@@ -65,6 +65,8 @@ export class PeerServer {
   private readonly log: Logger;
   private inFlight = 0;
   private pulling: PullProgress | null = null;
+  /** When the owner last renewed its lease (memory only: after a restart the lease counts from the start). */
+  private leaseAt: number | null = null;
   private applied = 0;
   private appliedBytes = 0;
   private shuttingDown = false;
@@ -210,7 +212,7 @@ export class PeerServer {
       const result = await this.repair(req, frame.payload);
       return respondFrame(stream, result === null ? { ok: true } : { ok: true, result });
     }
-    if (req.op === 'handshake' || req.op === 'progress' || req.op === 'history' || req.op === 'adopt' || req.op === 'settle' || req.op === 'committed') {
+    if (req.op === 'handshake' || req.op === 'progress' || req.op === 'history' || req.op === 'adopt' || req.op === 'settle' || req.op === 'committed' || req.op === 'lease') {
       return respondFrame(stream, { ok: true, result: await this.control(req) });
     }
     const ctx = this.ctx!;
@@ -220,6 +222,11 @@ export class PeerServer {
 
   private async control(req: ControlRequest): Promise<unknown> {
     if (req.op === 'progress') return this.state.progress(req.mount);
+    if (req.op === 'lease') {
+      this.checkOwnership(req);
+      this.leaseAt = Date.now();
+      return { leaseAgeMs: 0 };
+    }
     if (req.op === 'committed') {
       // A mirror commits before it answers: whatever it acknowledged is committed. A relay asks down the chain.
       if (!this.forwarder) return { holdsFrom: null };
@@ -254,6 +261,7 @@ export class PeerServer {
     if (req.epoch === epoch && owner !== null && owner !== req.mount) {
       throw new MirrorError('MFS_NOT_OWNER', `peer is owned by mount ${owner} since ${ownerSince} at epoch ${epoch}`);
     }
+    this.leaseAt = Date.now(); // a handshake is a renewal: the new owner is alive
     if (req.epoch !== epoch || owner !== req.mount) {
       this.state.setOwner(req.epoch, req.mount);
       this.log.info({ epoch: req.epoch, owner: req.mount }, 'ownership established');
@@ -454,6 +462,7 @@ export class PeerServer {
       durability: 'fsync-before-ack',
       pull: this.pulling,
       relay: this.forwarder ? { ...this.forwarder.status(), next: null } : null,
+      leaseAgeMs: Date.now() - (this.leaseAt ?? this.startedAt),
     };
   }
 
@@ -513,7 +522,7 @@ export class PeerServer {
 }
 
 /** Control operations a pure relay answers from its own state (everything else goes to its next hop). */
-const LOCAL_CONTROL_OPS: ReadonlySet<string> = new Set(['handshake', 'progress', 'history', 'settle', 'committed']);
+const LOCAL_CONTROL_OPS: ReadonlySet<string> = new Set(['handshake', 'progress', 'history', 'settle', 'committed', 'lease']);
 
 /** Bound on what a relay waits for its next hop (its queue to drain, a proxied request). */
 const NEXT_HOP_TIMEOUT_MS = 10_000;

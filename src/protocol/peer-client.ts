@@ -79,6 +79,11 @@ export class PeerClient {
     return this.call<ProgressResult>({ op: 'progress', mount }).then((r) => r.result);
   }
 
+  /** Renew the owner's lease on this peer (bounded short: a heartbeat must not queue up). */
+  async lease(mount: string, epoch: number, timeoutMs: number): Promise<void> {
+    await this.call({ op: 'lease', mount, epoch }, undefined, timeoutMs);
+  }
+
   /** End-to-end commitment of a mount's changes at this hop and after it (a long poll; docs/PROTOCOL.md). */
   async committed(mount: string, seq: number, known: number, waitMs: number): Promise<{ holdsFrom: number | null }> {
     return (await this.call<{ holdsFrom: number | null }>({ op: 'committed', mount, seq, known, waitMs }, undefined, this.timeoutMs, waitMs)).result;
