@@ -11,6 +11,7 @@ import { defaultStateDir } from '../mount/identity.js';
 import { forceUnmount, isDeadMount, isMounted } from '../mount/mountpoint.js';
 import { startMount, type MountOptions, type RunningMount } from '../mount/mounter.js';
 import { waitForLapsedLease } from '../mount/standby.js';
+import { LEASE_RENEW_MS } from '../mount/lease.js';
 import type { Logger } from '../log.js';
 import { progressReporter } from '../mount/progress.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
@@ -83,8 +84,11 @@ function mountSettings(mp: string, flags: MountFlags): Omit<MountOptions, 'log'>
   };
 }
 
-/** Mount in this process and stay until unmounted (the foreground mount, and a standby that took over). */
-async function runMounted(settings: Omit<MountOptions, 'log'>, log: Logger, onMounted?: (running: RunningMount) => void): Promise<never> {
+/**
+ * Mount in this process and stay until unmounted (the foreground mount, and a
+ * standby that took over). onMounted may return what to do before unmounting.
+ */
+async function runMounted(settings: Omit<MountOptions, 'log'>, log: Logger, onMounted?: (running: RunningMount) => () => void): Promise<never> {
   let running: RunningMount;
   try {
     running = await startMount({ ...settings, log });
@@ -94,9 +98,15 @@ async function runMounted(settings: Omit<MountOptions, 'log'>, log: Logger, onMo
     fail((err as Error).message);
   }
   process.stdout.write(`mirrorfs: mounted ${settings.mountpoint} (peers: ${settings.peers.map((p) => p.name).join(', ')})\n`);
-  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => void running.stop(signal));
-  onMounted?.(running);
+  const beforeStop = onMounted?.(running) ?? (() => undefined);
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    process.on(signal, () => {
+      beforeStop();
+      void running.stop(signal);
+    });
+  }
   const cleanly = await running.stopped;
+  beforeStop(); // unmounted another way (mirrorfs unmount): what was started must not outlive the mount
   await flushLogger(log);
   process.exit(cleanly ? 0 : 1);
 }
@@ -121,14 +131,27 @@ withMountOptions(program.command('standby'))
   .action(async (mp: string, flags: MountFlags & { grace: string; exec?: string }) => {
     const settings = { ...mountSettings(mp, flags), takeover: true };
     const graceMs = Number(flags.grace) * 1000;
-    if (!(graceMs >= 1000) || graceMs > 3_600_000) fail('--grace: give seconds between 1 and 3600');
+    // Several renewals must fit in the grace period, with room for a slow round trip.
+    const minGraceMs = 3 * LEASE_RENEW_MS + settings.peerTimeoutMs;
+    if (!(graceMs >= minGraceMs) || graceMs > 3_600_000) fail(`--grace: give seconds between ${Math.ceil(minGraceMs / 1000)} (3 lease renewals and a --peer-timeout) and 3600`);
     const log = createLogger('standby', flags.logLevel);
     await waitForLapsedLease(settings.peers, graceMs, log);
     await runMounted(settings, log, () => {
-      if (flags.exec === undefined) return;
-      const child = spawn('/bin/sh', ['-c', flags.exec], { stdio: 'inherit', env: { ...process.env, MIRRORFS_MOUNTPOINT: settings.mountpoint } });
+      if (flags.exec === undefined) return () => undefined;
+      // Its own process group, so the whole application is stopped before the mount goes away
+      // (else it would go on writing into the bare mount point directory).
+      const child = spawn('/bin/sh', ['-c', flags.exec], { stdio: 'inherit', detached: true, env: { ...process.env, MIRRORFS_MOUNTPOINT: settings.mountpoint } });
       child.on('exit', (code, signal) => log.warn({ command: flags.exec, code, signal }, 'standby: the --exec command exited'));
       log.warn({ command: flags.exec, pid: child.pid }, 'standby: took over; started the --exec command');
+      return () => {
+        if (child.exitCode === null && child.signalCode === null && child.pid) {
+          try {
+            process.kill(-child.pid, 'SIGTERM');
+          } catch {
+            /* already gone */
+          }
+        }
+      };
     });
   });
 

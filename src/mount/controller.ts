@@ -406,16 +406,24 @@ export class MirrorController {
     const authoritative = committed.includes('ok') ? 'ok' : (committed[0] ?? (provisional > 0 ? 'ok' : null));
     const inDoubt = outcomes.some((o, i) => !o.ok && keys[i] === null && o !== SKIPPED && isTransportFailure(o.error) && o.error.code !== 'MFS_OUT_OF_STEP');
     const lacking: Verdict['lacking'] = [];
+    let fencedBy: MirrorError | null = null;
     outcomes.forEach((o, i) => {
       const m = members[i]!;
       if (o.ok || (keys[i] !== null && keys[i] === authoritative)) return;
       if (o.error.code === 'MFS_FENCED' || o.error.code === 'MFS_NOT_OWNER') {
         this.fence(m, o.error);
+        fencedBy = o.error;
         return;
       }
       if (keys[i] !== null) lacking.push({ member: m, kind: 'repair', reason: `answered ${keys[i]} where others committed ${authoritative}`, errno: null });
       else lacking.push({ member: m, kind: 'resend', reason: o.error.message, errno: o.error.errno });
     });
+    // Another mount owns the peers: this one acknowledges nothing more, whatever others said
+    // (a relay's queued "ok" or a peer not yet taken over must not carry the call).
+    if (fencedBy) {
+      const e = fencedBy as MirrorError;
+      return { decided: { ok: false, error: new MirrorError('MFS_FENCED', `${req.op} ${describe(req)}: ${e.message}`, { context: { op: req.op, path: describe(req) } }) }, authoritative, lacking };
+    }
     // Nothing committed anywhere and nothing in doubt (every peer asked refused it
     // for want of space, say): nothing changed, so there is nothing to roll forward.
     if (authoritative === null && !inDoubt) return { decided: this.failure(req, outcomes, 'not applied anywhere'), authoritative, lacking: [] };

@@ -19,7 +19,7 @@ export class LeaseKeeper {
     private readonly mountId: string,
     private readonly epoch: number,
     private readonly members: readonly Member[],
-    private readonly onFenced: (m: Member, err: MirrorError) => void,
+    public onFenced: (m: Member, err: MirrorError) => void,
     private readonly log: Logger,
   ) {}
 

@@ -73,16 +73,24 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
   const members = opts.peers.map((spec) => new Member(spec, opts.peerTimeoutMs, log));
   if (requiredAcks(opts.ackPolicy, members.length) < 1) throw new Error('the ack policy must require at least one peer');
   let local: LocalCopy | null = null;
+  let lease: LeaseKeeper | null = null;
   const journal = new Journal(opts.stateDir);
   journal.onError = (err) => log.error({ err: err.message }, 'journal: could not record deliveries; they will be sent again');
   try {
     await checkRoutes(members, log);
-    const { epoch, peerIds, progress, lastSeq: peersLastSeq, progressAgrees, previousOwner } = await establishOwnership(mountId, members, log, opts.takeover === true);
+    const { epoch, peerIds, progress, lastSeq: peersLastSeq, progressAgrees, previousOwners } = await establishOwnership(mountId, members, log, opts.takeover === true);
+    // Renewed from now on, through recovery: a standby must not take over a mount that is still recovering.
+    lease = new LeaseKeeper(mountId, epoch, members, (m, err) => log.error({ peer: m.name, err: err.message }, 'fenced while mounting'), log);
+    lease.start();
     if (!progressAgrees) log.warn('the peers applied different amounts of this mount\'s history: reconciling, then comparing their contents');
-    await recover({ mountId, epoch, members, peerIds, progress, journal, log, resyncFrom: opts.resyncFrom, previousOwner, reporter: progressReporter(log) });
+    await recover({ mountId, epoch, members, peerIds, progress, journal, log, resyncFrom: opts.resyncFrom, previousOwners, reporter: progressReporter(log) });
     const lastSeq = Math.max(peersLastSeq, journal.maxSeq());
     // After a takeover the copies are compared by content: the previous owner's last changes are not this mount's to vouch for.
-    const manifest = await checkPeersAgree(members, { content: !progressAgrees || previousOwner !== null });
+    const manifest = await checkPeersAgree(members, { content: !progressAgrees || previousOwners.length > 0 });
+    if (previousOwners.length > 0) {
+      // Every copy is the same: the earlier owners' changes need no reconciling any more.
+      await Promise.all(members.map((m) => m.client.reconciled(mountId, epoch, previousOwners.map((p) => p.owner))));
+    }
     // Every peer now holds the whole history: say so, so later mounts compare from here.
     if (lastSeq > 0) await Promise.all(members.map((m) => m.client.settle(mountId, epoch, lastSeq)));
     const cleanMarker = join(opts.stateDir, 'local-copy.clean');
@@ -130,15 +138,14 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
       await control.close();
       throw err;
     }
-    const lease = new LeaseKeeper(mountId, epoch, members, (m, err) => controller.fencedBy(m, err), log);
-    lease.start();
+    lease!.onFenced = (m, err) => controller.fencedBy(m, err);
     log.info({ mountpoint, mountId, epoch, ackPolicy: opts.ackPolicy, ackMode: opts.ackMode ?? 'first-hop', peers: members.map((m) => m.name), localCopy: opts.localCopyDir ?? null }, 'mounted');
 
     const stop = (reason: string): Promise<void> => {
       stopping ??= (async () => {
         // New changes are refused (EROFS) from here on, so the drain can finish under load.
         controller.stopAdmitting(`${mountpoint} is being unmounted (${reason})`);
-        lease.stop();
+        lease?.stop();
         log.info({ reason, inFlight: controller.operationsInFlight }, 'unmounting: draining in-flight operations');
         const drained = await controller.drain(DRAIN_TIMEOUT_MS);
         if (!drained) log.warn({ inFlight: controller.operationsInFlight }, 'drain timed out; unmounting anyway');
@@ -158,6 +165,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     };
     return { controller, stop, stopped };
   } catch (err) {
+    lease?.stop(); // a refused mount must not keep the peers' lease alive
     await Promise.all(members.map((m) => m.close()));
     local?.close();
     journal.close();

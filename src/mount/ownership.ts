@@ -13,8 +13,12 @@ export interface Ownership {
   lastSeq: number;
   /** False when the peers have applied different amounts of this mount's history (one missed changes). */
   progressAgrees: boolean;
-  /** With --takeover: the mount that owned the peers before (its changes in doubt are reconciled), or null. */
-  previousOwner: string | null;
+  /**
+   * Earlier owners whose last changes no later owner has reconciled yet
+   * (every peer's list, merged, oldest epoch first; after a takeover it holds
+   * at least the owner taken over from). Recovery reconciles them all.
+   */
+  previousOwners: Array<{ owner: string; epoch: number }>;
 }
 
 /**
@@ -67,11 +71,22 @@ export async function establishOwnership(mountId: string, members: Member[], log
       throw new Error(describeRefusal(m, err));
     }
   }
+  // Read after the handshakes: taking a peer over adds its old owner to its list.
+  const lists = await Promise.all(members.map((m) => m.client.status().then((s) => s.unreconciled)));
+  const previousOwners = mergeOwners(lists.flat());
+  if (previousOwners.length > 0) log.warn({ previousOwners }, 'earlier owners\' last changes are to be reconciled');
   const progress = await Promise.all(members.map((m) => m.client.progress(mountId)));
   const lastSeq = Math.max(0, ...progress.map((p) => p.maxSeq));
   const progressAgrees = progress.every((p) => p.maxSeq === progress[0]!.maxSeq && p.contiguousSeq === progress[0]!.contiguousSeq);
   log.info({ epoch, lastSeq, progressAgrees, peers: members.map((m) => m.name) }, 'ownership established on every peer');
-  return { epoch, peerIds, progress, lastSeq, progressAgrees, previousOwner: rival?.owner ?? null };
+  return { epoch, peerIds, progress, lastSeq, progressAgrees, previousOwners };
+}
+
+/** One entry per owner (its newest epoch), oldest first. */
+function mergeOwners(entries: Array<{ owner: string; epoch: number }>): Array<{ owner: string; epoch: number }> {
+  const byOwner = new Map<string, number>();
+  for (const e of entries) byOwner.set(e.owner, Math.max(e.epoch, byOwner.get(e.owner) ?? 0));
+  return [...byOwner].map(([owner, epoch]) => ({ owner, epoch })).sort((a, b) => a.epoch - b.epoch);
 }
 
 function describeRefusal(m: Member, err: unknown): string {

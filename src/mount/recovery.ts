@@ -36,8 +36,8 @@ export interface RecoveryOptions {
   log: Logger;
   /** Rebuild every other peer from this one. */
   resyncFrom?: string;
-  /** --takeover: the mount that owned the peers before; what it left in doubt is reconciled. */
-  previousOwner?: string | null;
+  /** Earlier owners not yet reconciled (a takeover, or one that failed half way): what they left on some peers only is copied to the others. */
+  previousOwners?: Array<{ owner: string; epoch: number }>;
   reporter: ProgressReporter;
 }
 
@@ -46,6 +46,18 @@ const HISTORY_PAGE = 10_000;
 
 export async function recover(opts: RecoveryOptions): Promise<void> {
   const { members, journal, log } = opts;
+  const previous = opts.previousOwners ?? [];
+  // Another mount owned the peers since this one last did: what this mount's journal says
+  // the peers lack, and its own changes in doubt, are history that the other owner already
+  // reconciled (it copied from the peers' records) and may have changed since. Replaying
+  // them would overwrite newer acknowledged data: they are dropped, loudly. This mount's
+  // own earlier changes are reconciled like any earlier owner's, from the peers' records.
+  const superseded = previous.some((p) => p.owner !== opts.mountId);
+  if (superseded) {
+    const lacking = journal.peersLacking();
+    for (const name of lacking) journal.forgetPeer(name);
+    if (lacking.length > 0) log.warn({ peers: lacking }, 'another mount owned the peers since this one did: this mount\'s journal is out of date and was dropped (the peers\' records are reconciled instead)');
+  }
   const resync = await choosePeersToResync(opts);
   const healthy = members.filter((m) => !resync.includes(m));
   if (healthy.length === 0) throw new Error('no peer is left to resync from');
@@ -86,13 +98,15 @@ export async function recover(opts: RecoveryOptions): Promise<void> {
     await catchUp.repairDeferred(m, source, false);
   }
 
-  // 3. Changes in doubt among the healthy peers: the previous owner's (a takeover), then this mount's.
-  if (opts.previousOwner) {
-    const copied = await reconcilePreviousOwner(opts, healthy, opts.previousOwner);
-    log.warn({ previousOwner: opts.previousOwner, changes: copied }, 'takeover: changes of the previous owner that reached only some peers were copied to the others');
+  // 3. Changes in doubt among the healthy peers: earlier owners' (oldest first), then this mount's.
+  for (const { owner } of previous) {
+    const copied = await reconcilePreviousOwner(opts, healthy, owner);
+    log.warn({ previousOwner: owner, changes: copied }, 'changes of an earlier owner that reached only some peers were copied to the others');
   }
-  const fixed = await rollForwardInDoubt(opts, healthy);
-  if (fixed > 0) log.warn({ changes: fixed }, 'rolled forward changes that reached only some peers');
+  if (!superseded) {
+    const fixed = await rollForwardInDoubt(opts, healthy);
+    if (fixed > 0) log.warn({ changes: fixed }, 'rolled forward changes that reached only some peers');
+  }
 
   // 4. Full resyncs.
   const source = pickSource(opts, healthy);

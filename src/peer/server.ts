@@ -62,9 +62,12 @@ export class PeerServer {
   /** (mount, seq) -> the running application, so a concurrent duplicate joins it. */
   private readonly running = new Map<string, { subject: string; work: Promise<{ result: unknown }> }>();
   private readonly startedAt = Date.now();
+  private readonly startedMono = performance.now();
   private readonly log: Logger;
   private inFlight = 0;
   private pulling: PullProgress | null = null;
+  /** Per mount: the newest epoch the next hop refused for good (a relay then refuses it too). */
+  private readonly fencedDownstream = new Map<string, number>();
   /** When the owner last renewed its lease (memory only: after a restart the lease counts from the start). */
   private leaseAt: number | null = null;
   private applied = 0;
@@ -88,7 +91,10 @@ export class PeerServer {
           token: opts.forwardTo.token,
           timeoutMs: opts.forwardTo.timeoutMs ?? NEXT_HOP_TIMEOUT_MS,
           onFailover: (from, to, reason) => this.log.warn({ from, to, reason }, 'route to the next hop failed; using the next route'),
-        }), this.log, opts.forwardTo.maxQueueBytes)
+        }), this.log, opts.forwardTo.maxQueueBytes, (mount, epoch) => {
+          this.fencedDownstream.set(mount, Math.max(epoch, this.fencedDownstream.get(mount) ?? 0));
+          this.log.error({ mount, epoch }, 'the next hop refuses this mount\'s epoch (another mount took it over): this relay refuses that epoch too from now on');
+        })
       : null;
     this.auth = new TokenAuth(opts.token);
     this.server = http2.createServer({
@@ -212,7 +218,7 @@ export class PeerServer {
       const result = await this.repair(req, frame.payload);
       return respondFrame(stream, result === null ? { ok: true } : { ok: true, result });
     }
-    if (req.op === 'handshake' || req.op === 'progress' || req.op === 'history' || req.op === 'adopt' || req.op === 'settle' || req.op === 'committed' || req.op === 'lease') {
+    if (req.op === 'handshake' || req.op === 'progress' || req.op === 'history' || req.op === 'adopt' || req.op === 'settle' || req.op === 'committed' || req.op === 'lease' || req.op === 'reconciled') {
       return respondFrame(stream, { ok: true, result: await this.control(req) });
     }
     const ctx = this.ctx!;
@@ -222,9 +228,14 @@ export class PeerServer {
 
   private async control(req: ControlRequest): Promise<unknown> {
     if (req.op === 'progress') return this.state.progress(req.mount);
+    if (req.op === 'reconciled') {
+      this.checkOwnership(req);
+      this.state.markReconciled(req.owners);
+      return { unreconciled: this.state.unreconciled };
+    }
     if (req.op === 'lease') {
       this.checkOwnership(req);
-      this.leaseAt = Date.now();
+      this.leaseAt = performance.now();
       return { leaseAgeMs: 0 };
     }
     if (req.op === 'committed') {
@@ -261,7 +272,7 @@ export class PeerServer {
     if (req.epoch === epoch && owner !== null && owner !== req.mount) {
       throw new MirrorError('MFS_NOT_OWNER', `peer is owned by mount ${owner} since ${ownerSince} at epoch ${epoch}`);
     }
-    this.leaseAt = Date.now(); // a handshake is a renewal: the new owner is alive
+    this.leaseAt = performance.now(); // a handshake is a renewal: the new owner is alive
     if (req.epoch !== epoch || owner !== req.mount) {
       this.state.setOwner(req.epoch, req.mount);
       this.log.info({ epoch: req.epoch, owner: req.mount }, 'ownership established');
@@ -303,6 +314,7 @@ export class PeerServer {
   private checkOwnership(req: { mount: string; epoch: number }): void {
     const { epoch, owner } = this.state;
     if (req.epoch < epoch) throw new MirrorError('MFS_FENCED', `operation from epoch ${req.epoch}, peer is at epoch ${epoch}, owned by mount ${owner} since ${this.state.ownerSince}`);
+    if (req.epoch <= (this.fencedDownstream.get(req.mount) ?? -1)) throw new MirrorError('MFS_FENCED', `operation from epoch ${req.epoch}: this relay's next hop refuses that epoch (another mount took it over)`);
     if (req.epoch > epoch) throw new MirrorError('MFS_NO_HANDSHAKE', `operation from epoch ${req.epoch}, peer is at epoch ${epoch}: handshake first`);
     if (req.mount !== owner) throw new MirrorError('MFS_NOT_OWNER', `operation from mount ${req.mount}, peer is owned by ${owner} at epoch ${epoch}`);
   }
@@ -462,7 +474,9 @@ export class PeerServer {
       durability: 'fsync-before-ack',
       pull: this.pulling,
       relay: this.forwarder ? { ...this.forwarder.status(), next: null } : null,
-      leaseAgeMs: Date.now() - (this.leaseAt ?? this.startedAt),
+      unreconciled: this.state.unreconciled,
+      // Monotonic: a step of the wall clock does not make a lease look older or younger.
+      leaseAgeMs: Math.round(performance.now() - (this.leaseAt ?? this.startedMono)),
     };
   }
 
@@ -522,7 +536,7 @@ export class PeerServer {
 }
 
 /** Control operations a pure relay answers from its own state (everything else goes to its next hop). */
-const LOCAL_CONTROL_OPS: ReadonlySet<string> = new Set(['handshake', 'progress', 'history', 'settle', 'committed', 'lease']);
+const LOCAL_CONTROL_OPS: ReadonlySet<string> = new Set(['handshake', 'progress', 'history', 'settle', 'committed', 'lease', 'reconciled']);
 
 /** Bound on what a relay waits for its next hop (its queue to drain, a proxied request). */
 const NEXT_HOP_TIMEOUT_MS = 10_000;

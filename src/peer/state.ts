@@ -121,9 +121,32 @@ export class PeerState {
     }
   }
 
+  /**
+   * Earlier owners whose changes a new owner has not yet reconciled (their
+   * last changes may be on some peers only). Kept until a mount that
+   * reconciled them says so (`reconciled`), so a takeover that fails half way
+   * and is retried still reconciles the lost primary.
+   */
+  get unreconciled(): Array<{ owner: string; epoch: number }> {
+    return JSON.parse(this.meta('unreconciled') ?? '[]') as Array<{ owner: string; epoch: number }>;
+  }
+
+  /** Drop these owners from the unreconciled list (durably). */
+  markReconciled(owners: string[]): void {
+    const left = this.unreconciled.filter((u) => !owners.includes(u.owner));
+    this.durably(() => this.setMeta('unreconciled', JSON.stringify(left)));
+  }
+
   setOwner(epoch: number, owner: string): void {
     const since = new Date().toISOString();
+    const previous = this.owner;
+    const previousEpoch = this.epoch;
     this.durably(() => {
+      if (previous !== null && previous !== owner) {
+        const list = this.unreconciled.filter((u) => u.owner !== previous);
+        list.push({ owner: previous, epoch: previousEpoch });
+        this.setMeta('unreconciled', JSON.stringify(list));
+      }
       this.setMeta('epoch', String(epoch));
       this.setMeta('owner', owner);
       this.setMeta('owner_since', since);

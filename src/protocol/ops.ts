@@ -119,6 +119,8 @@ export const controlSchemas = {
   handshake: z.object({ op: z.literal('handshake'), protocol: z.number().int(), mount: mountId, epoch: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER) }),
   /** How far a mount's operations have been applied here (for catch-up). */
   progress: z.object({ op: z.literal('progress'), mount: mountId }),
+  /** The owner reconciled these earlier owners' changes on every peer: forget them (docs/TAKEOVER.md). */
+  reconciled: z.object({ op: z.literal('reconciled'), mount: mountId, epoch: stamp.epoch, owners: z.array(mountId).max(1000) }),
   /** The owner says it is alive (about every second); a standby watches the lease's age in the status (docs/TAKEOVER.md). */
   lease: z.object({ op: z.literal('lease'), mount: mountId, epoch: stamp.epoch }),
   /**
@@ -267,6 +269,8 @@ export interface PeerStatus {
   pull: PullProgress | null;
   /** For a relay: its queue for the next hop, and the next hop's own status (or why it could not be had). */
   relay: RelayStatus | null;
+  /** Earlier owners whose changes no later owner has reconciled yet (a takeover reconciles them). */
+  unreconciled: Array<{ owner: string; epoch: number }>;
   /** How long since the owner last renewed its lease (or, if it has not since this peer started, since the start), in this peer's clock. */
   leaseAgeMs: number;
 }

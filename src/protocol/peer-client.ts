@@ -79,6 +79,11 @@ export class PeerClient {
     return this.call<ProgressResult>({ op: 'progress', mount }).then((r) => r.result);
   }
 
+  /** Tell the peer these earlier owners' changes are reconciled everywhere. */
+  async reconciled(mount: string, epoch: number, owners: string[]): Promise<void> {
+    await this.call({ op: 'reconciled', mount, epoch, owners });
+  }
+
   /** Renew the owner's lease on this peer (bounded short: a heartbeat must not queue up). */
   async lease(mount: string, epoch: number, timeoutMs: number): Promise<void> {
     await this.call({ op: 'lease', mount, epoch }, undefined, timeoutMs);

@@ -73,6 +73,8 @@ export class Forwarder {
     private readonly next: PeerClient,
     private readonly log: Logger,
     private readonly maxQueueBytes = DEFAULT_MAX_QUEUE_BYTES,
+    /** The next hop refused a mount's epoch for good (it was taken over): the relay stops accepting that epoch. */
+    private readonly onFenced: (mount: string, epoch: number) => void = () => undefined,
   ) {
     const q = state.queueStats();
     this.queuedRows = q.depth;
@@ -303,6 +305,7 @@ export class Forwarder {
       } catch (err) {
         const e = err instanceof MirrorError ? err : new MirrorError('MFS_INTERNAL', String(err));
         if (e.code === 'MFS_NO_HANDSHAKE') this.handshaken.clear();
+        if ((e.code === 'MFS_FENCED' || e.code === 'MFS_NOT_OWNER') && !this.refused.has(row.qid)) this.onFenced(row.mount, row.epoch);
         if (PERMANENT.has(e.code) && !this.refused.has(row.qid)) {
           // It stays queued (dropping it would lose an acknowledged change) and holds back what follows it.
           this.refused.add(row.qid);

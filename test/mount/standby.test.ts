@@ -42,7 +42,7 @@ describe('mirrorfs standby', () => {
     const app = join(base, 'app.cjs');
     writeFileSync(app, `require('node:fs').writeFileSync(${JSON.stringify(seen)}, JSON.stringify(require('node:fs').readdirSync(process.env.MIRRORFS_MOUNTPOINT)));\n`);
     const args = mountArgs(mountpoint, [east, west], join(base, 'state')).slice(1); // without 'mount'
-    const proc = spawn(process.execPath, [MIRRORFS_BIN, 'standby', ...args, '--grace', '2', '--exec', `${process.execPath} ${app}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [MIRRORFS_BIN, 'standby', ...args, '--grace', '4', '--peer-timeout', '1000', '--exec', `${process.execPath} ${app}`], { stdio: ['ignore', 'pipe', 'pipe'] });
     standbys.push({ proc, mountpoint });
     let out = '';
     let err = '';

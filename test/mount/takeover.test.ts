@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCollect } from '../helpers/child.js';
@@ -97,5 +97,80 @@ describe('takeover by a backup site', () => {
     const winner = mounted[results.indexOf('ok')]!;
     const winnerId = readFileSync(join(winner.stateDir, 'mount-id'), 'utf8').trim();
     for (const p of [east, west]) expect((await p.client().status()).owner).toBe(winnerId);
+  });
+});
+
+/** Two peers, ordered as every mount handshakes them (by identity): the first is taken first. */
+async function peersInHandshakeOrder() {
+  const a = await spawnPeer({ name: 'east' });
+  const b = await spawnPeer({ name: 'west' });
+  const [ia, ib] = await Promise.all([a.client().status(), b.client().status()]);
+  return ia.id < ib.id ? { first: a, second: b } : { first: b, second: a };
+}
+
+/** Overwrite a file in place from another process (same size: a structural comparison cannot see it). */
+async function overwrite(path: string, content: string): Promise<void> {
+  expect(await tryWrite(path, content)).toBe('ok');
+}
+
+describe('takeover edge cases', () => {
+  it('a takeover that failed half way and is retried still reconciles the lost primary', async () => {
+    const { first, second } = await peersInHandshakeOrder();
+    const primary = await startMount({ peers: [first, second], extraArgs: ['--ack', '1'] });
+    await overwrite(join(primary.mountpoint, 'f'), 'AAAA');
+    await second.kill9(); // from here the primary's changes reach `first` only
+    await overwrite(join(primary.mountpoint, 'f'), 'BBBB'); // acknowledged
+    await killMount(primary);
+    // The backup's first step, then it dies: it has taken `first` (the first peer in handshake
+    // order) at a new epoch and nothing else. Done here with the protocol itself, so that it
+    // stops exactly there.
+    const base = tmpDir('mirrorfs-backup-');
+    mkdirSync(join(base, 'mnt'));
+    mkdirSync(join(base, 'state'));
+    writeFileSync(join(base, 'state', 'mount-id'), 'backup-t1\n');
+    const epoch = (await first.client().status()).epoch + 1;
+    await first.client().handshake('backup-t1', epoch);
+    const restarted = await second.restart();
+    // Retried from the same state: it owns `first` already, so nothing looks like a rival any more.
+    const backup = await startMount({ peers: [first, restarted], mountpoint: join(base, 'mnt'), stateDir: join(base, 'state') });
+    for (const dir of [backup.mountpoint, first.dataDir, restarted.dataDir]) expect(readFileSync(join(dir, 'f'), 'utf8'), dir).toBe('BBBB');
+    for (const p of [first, restarted]) expect((await p.client().status()).unreconciled).toEqual([]);
+  });
+
+  it('the old primary failing back from its old state drops its out-of-date journal instead of replaying it over newer data', async () => {
+    const { first, second } = await peersInHandshakeOrder();
+    const primary = await startMount({ peers: [first, second], extraArgs: ['--ack', '1'] });
+    await overwrite(join(primary.mountpoint, 'f'), 'AAAA');
+    await second.kill9();
+    await overwrite(join(primary.mountpoint, 'f'), 'BBBB'); // journaled on the primary for `second`
+    await killMount(primary);
+    const restarted = await second.restart();
+    const backup = await startMount({ peers: [first, restarted], extraArgs: ['--takeover'] });
+    await overwrite(join(backup.mountpoint, 'f'), 'NEW!');
+    await backup.stop();
+    // Failback: the old primary, with its old state directory and journal, takes the peers back.
+    const again = await startMount({ peers: [first, restarted], mountpoint: primary.mountpoint, stateDir: primary.stateDir, extraArgs: ['--takeover'] });
+    for (const dir of [again.mountpoint, first.dataDir, restarted.dataDir]) expect(readFileSync(join(dir, 'f'), 'utf8'), dir).toBe('NEW!');
+    expect(again.stderr()).toMatch(/journal is out of date and was dropped/);
+  });
+
+  it('an old primary that reaches one peer through a relay the backup does not use is still fenced (ack 1)', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    const west = await spawnPeer({ name: 'west' });
+    const relay = await spawnPeer({ name: 'relay', pure: true, extraArgs: ['--forward-to', west.url] });
+    const primary = await startMount({ peers: [east, { ...relay, name: 'west' }], extraArgs: ['--ack', '1'] });
+    expect(await tryWrite(join(primary.mountpoint, 'before'), 'x')).toBe('ok');
+    primary.proc.kill('SIGSTOP');
+    try {
+      const backup = await startMount({ peers: [east, west], extraArgs: ['--takeover'] });
+      const before = [snapshotTree(east.dataDir), snapshotTree(west.dataDir)];
+      primary.proc.kill('SIGCONT');
+      expect(await tryWrite(join(primary.mountpoint, 'late'), 'from the old primary')).toMatch(/^(EROFS|EIO)$/);
+      await waitFor(async () => (await relay.client().status()).relay!.refused > 0 || (await relay.client().status()).relay!.queue.depth === 0, 'the relay to settle the old write');
+      expect([snapshotTree(east.dataDir), snapshotTree(west.dataDir)]).toEqual(before);
+      expect(await tryWrite(join(backup.mountpoint, 'by-backup'), 'y')).toBe('ok');
+    } finally {
+      primary.proc.kill('SIGCONT');
+    }
   });
 });
