@@ -96,21 +96,6 @@ function hopsOf(status: PeerStatus): RouteHop[] {
   return hops;
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e as Error);
-      },
-    );
-  });
-}
 /** A peer that was behind: the change went to the journal for it instead. */
 const SKIPPED: Outcome = { ok: false, error: new MirrorError('MFS_OUT_OF_STEP', 'peer is behind: change journaled for catch-up') };
 
@@ -614,7 +599,7 @@ export class MirrorController {
     await Promise.all(
       this.opts.members.map(async (m) => {
         try {
-          out[m.name] = hopsOf(await withTimeout(m.client.status(), ROUTE_STATUS_TIMEOUT_MS, `status of ${m.name}`));
+          out[m.name] = hopsOf(await m.client.status(ROUTE_STATUS_TIMEOUT_MS));
         } catch (err) {
           out[m.name] = { error: (err as Error).message };
         }

@@ -223,11 +223,9 @@ async function fullResync(opts: RecoveryOptions, source: Member, target: Member)
  * so they touch different names and can be completed in any order.
  */
 async function rollForwardInDoubt(opts: RecoveryOptions, healthy: Member[]): Promise<number> {
-  const progress = await Promise.all(healthy.map((m) => m.client.progress(opts.mountId)));
-  const from = Math.min(...progress.map((p) => p.contiguousSeq));
-  if (progress.every((p) => p.contiguousSeq === p.maxSeq && p.maxSeq === progress[0]!.maxSeq)) return 0;
-  const histories = await Promise.all(healthy.map((m) => fetchHistory(m, opts.mountId, from)));
-  const seqs = [...new Set(histories.flatMap((h) => [...h.keys()]))].sort((a, b) => a - b);
+  const doubt = await historiesInDoubt(healthy, opts.mountId);
+  if (!doubt) return 0;
+  const { seqs, histories } = doubt;
   let fixed = 0;
   for (const seq of seqs) {
     const entries = histories.map((h) => h.get(seq));
@@ -257,11 +255,9 @@ async function rollForwardInDoubt(opts: RecoveryOptions, healthy: Member[]): Pro
  * content comparison after recovery reports any copy they left different.
  */
 async function reconcilePreviousOwner(opts: RecoveryOptions, healthy: Member[], previous: string): Promise<number> {
-  const progress = await Promise.all(healthy.map((m) => m.client.progress(previous)));
-  if (progress.every((p) => p.contiguousSeq === p.maxSeq && p.maxSeq === progress[0]!.maxSeq)) return 0;
-  const from = Math.min(...progress.map((p) => p.contiguousSeq));
-  const histories = await Promise.all(healthy.map((m) => fetchHistory(m, previous, from)));
-  const seqs = [...new Set(histories.flatMap((h) => [...h.keys()]))].sort((a, b) => a - b);
+  const doubt = await historiesInDoubt(healthy, previous);
+  if (!doubt) return 0;
+  const { seqs, histories } = doubt;
   let copied = 0;
   for (const seq of seqs) {
     const entries = histories.map((h) => h.get(seq));
@@ -301,6 +297,20 @@ async function completeOn(opts: RecoveryOptions, target: Member, seq: number, su
 function outcomeKey(result: string): string {
   const o = JSON.parse(result) as { ok: boolean; error?: { errno?: string } };
   return o.ok ? 'ok' : (o.error?.errno ?? 'EIO');
+}
+
+/**
+ * A mount's records on each peer from the first seq where the peers may
+ * differ, and every seq any of them recorded there, in order; null when every
+ * peer holds the same contiguous history (nothing in doubt).
+ */
+async function historiesInDoubt(healthy: Member[], mountId: string): Promise<{ seqs: number[]; histories: Array<Map<number, HistoryEntry>> } | null> {
+  const progress = await Promise.all(healthy.map((m) => m.client.progress(mountId)));
+  if (progress.every((p) => p.contiguousSeq === p.maxSeq && p.maxSeq === progress[0]!.maxSeq)) return null;
+  const from = Math.min(...progress.map((p) => p.contiguousSeq));
+  const histories = await Promise.all(healthy.map((m) => fetchHistory(m, mountId, from)));
+  const seqs = [...new Set(histories.flatMap((h) => [...h.keys()]))].sort((a, b) => a - b);
+  return { seqs, histories };
 }
 
 async function fetchHistory(m: Member, mountId: string, after: number): Promise<Map<number, HistoryEntry>> {

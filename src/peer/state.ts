@@ -60,6 +60,7 @@ export class PeerState {
       prune: this.db.prepare('DELETE FROM outcomes WHERE mount = ? AND seq < ? AND state = \'done\''),
       enqueue: this.db.prepare('INSERT INTO forward(mount, seq, epoch, request, payload, outcome, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       queued: this.db.prepare<[number, number], QueuedRow>('SELECT qid, mount, seq, epoch, request, payload, outcome, at_ms AS atMs FROM forward WHERE qid > ? ORDER BY qid LIMIT ?'),
+      queueOldest: this.db.prepare<[], { at: number }>('SELECT at_ms AS at FROM forward ORDER BY qid LIMIT 1'),
       queueMinQid: this.db.prepare<[], { m: number | null }>('SELECT MIN(qid) AS m FROM forward'),
       queueMaxQid: this.db.prepare<[], { m: number | null }>('SELECT MAX(qid) AS m FROM forward'),
       queueOlderThan: this.db.prepare<[number], { n: number }>('SELECT COUNT(*) AS n FROM forward WHERE epoch < ?'),
@@ -232,6 +233,11 @@ export class PeerState {
     this.db.transaction(() => {
       for (const q of qids) this.stmts.dequeue.run(q);
     })();
+  }
+
+  /** When the oldest change still queued was accepted (a lookup by key, cheap), or null. */
+  queueOldestAtMs(): number | null {
+    return this.stmts.queueOldest.get()?.at ?? null;
   }
 
   /** The oldest and newest queue ids still queued (null when the queue is empty). */

@@ -220,11 +220,12 @@ export class Forwarder {
   }
 
   status(): ForwarderStatus {
-    const q = this.state.queueStats();
+    // From the counters kept for admission: status is polled, and a full count would scan the queue.
+    const oldestAt = this.state.queueOldestAtMs();
     return {
       to: this.next.url,
       connected: this.connected,
-      queue: { depth: q.depth, bytes: q.bytes, oldestAgeMs: q.oldestAtMs === null ? null : Date.now() - q.oldestAtMs },
+      queue: { depth: this.queuedRows, bytes: this.queuedBytes, oldestAgeMs: oldestAt === null ? null : Date.now() - oldestAt },
       refused: this.refused.size,
       forwarded: this.forwarded,
       forwardedBytes: this.forwardedBytes,

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 
 /**
  * Run a small Node program in a separate process (syscalls into a mount must
@@ -35,4 +35,18 @@ export function runCollect(cmd: string, args: string[], timeoutMs = 120_000): Pr
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** SIGKILL every process of a set that is still running, and wait until each has exited. */
+export async function killAll(procs: Iterable<ChildProcess>): Promise<void> {
+  await Promise.all(
+    [...procs].map(
+      (p) =>
+        new Promise<void>((r) => {
+          if (p.exitCode !== null || p.signalCode !== null) return r();
+          p.once('exit', () => r());
+          p.kill('SIGKILL');
+        }),
+    ),
+  );
 }

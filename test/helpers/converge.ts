@@ -32,3 +32,10 @@ export function expectAckedEverywhere(log: WriterLog, dirs: string[]): void {
     for (const dir of dirs) expect(readFileSync(join(dir, name), 'utf8'), `${name} in ${dir}`).toBe(want);
   }
 }
+
+/** Every copy saw each change once: each other peer applied exactly as many changes as the reference one. */
+export async function expectExactlyOnce(reference: PeerProcess, ...others: PeerProcess[]): Promise<void> {
+  const want = (await reference.client().status()).applied;
+  expect(want).toBeGreaterThan(0);
+  for (const p of others) expect((await p.client().status()).applied, `changes applied by ${p.name}`).toBe(want);
+}

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import type { LinkMode, LinkStatus } from '../../src/link/emulator.js';
+import { killAll } from './child.js';
 
 export const LINK_BIN = resolve(import.meta.dirname, '../../dist/cli/mirrorfs-link.js');
 
@@ -51,14 +52,5 @@ export async function spawnLink(targetPort: number, delay = '0'): Promise<LinkPr
 }
 
 export async function cleanupLinks(): Promise<void> {
-  await Promise.all(
-    [...live].map(
-      (p) =>
-        new Promise<void>((r) => {
-          if (p.exitCode !== null || p.signalCode !== null) return r();
-          p.once('exit', () => r());
-          p.kill('SIGKILL');
-        }),
-    ),
-  );
+  await killAll(live);
 }

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PeerClient } from '../../src/protocol/peer-client.js';
+import { killAll } from './child.js';
 import { tmpDir } from './tmp.js';
 
 export const PEER_BIN = resolve(import.meta.dirname, '../../dist/cli/mirrorfs-peer.js');
@@ -116,14 +117,5 @@ function readToken(file: string): string {
 /** Kill every peer process and close every client this helper made (afterEach/afterAll). */
 export async function cleanupPeers(): Promise<void> {
   await Promise.all(clients.splice(0).map((c) => c.close()));
-  await Promise.all(
-    [...live].map(
-      (p) =>
-        new Promise<void>((r) => {
-          if (p.exitCode !== null || p.signalCode !== null) return r();
-          p.once('exit', () => r());
-          p.kill('SIGKILL');
-        }),
-    ),
-  );
+  await killAll(live);
 }

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { expectAckedEverywhere, expectConverged } from '../helpers/converge.js';
+import { expectAckedEverywhere, expectConverged, expectExactlyOnce } from '../helpers/converge.js';
 import { cleanupLinks, spawnLink, type LinkProcess } from '../helpers/link.js';
 import { cleanupMounts, mountStatus, startMount } from '../helpers/mount.js';
 import { cleanupPeers, spawnPeer, type PeerProcess } from '../helpers/peer.js';
@@ -23,12 +23,6 @@ async function twoRoutes(): Promise<{ east: PeerProcess; west: PeerProcess; a: L
   const a = await spawnLink(west.port, '1ms');
   const b = await spawnLink(west.port, '1ms');
   return { east, west, a, b, routed: { ...west, url: `${a.url}|${b.url}` } };
-}
-
-async function expectExactlyOnce(east: PeerProcess, west: PeerProcess): Promise<void> {
-  const [e, w] = await Promise.all([east.client().status(), west.client().status()]);
-  expect(e.applied).toBeGreaterThan(0);
-  expect(w.applied).toBe(e.applied);
 }
 
 describe('a peer reached over two routes', () => {
