@@ -1,9 +1,11 @@
 import { Command, Option } from 'commander';
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { createLogger, flushLogger } from '../log.js';
-import { loadConfig, resolvePeers, DEFAULT_CONFIG_FILE } from '../mount/config.js';
+import { loadConfig, resolvePeers, DEFAULT_CONFIG_FILE, DEFAULT_TLS_IDENTITY_DIR, DEFAULT_TRUST_FILE } from '../mount/config.js';
+import { TRANSPORT_HELP, describeInit, initNode, transportFromFlags } from '../security/setup.js';
 import { controlRequest, controlSocketPath } from '../mount/control.js';
 import type { AckPolicy, ControllerStatus } from '../mount/controller.js';
 import type { VerifyReport } from '../mount/verify.js';
@@ -39,6 +41,10 @@ interface MountFlags {
   resyncFrom?: string;
   takeover?: boolean;
   foreground?: boolean;
+  tlsIdentity?: string;
+  trust?: string;
+  trustCa?: string;
+  insecureCleartext?: boolean;
   logLevel: string;
 }
 
@@ -46,7 +52,7 @@ interface MountFlags {
 function withMountOptions(cmd: Command): Command {
   return cmd
     .argument('<mountpoint>', 'an empty directory')
-    .requiredOption('--peers <list>', 'peers, comma-separated: NAME (http://NAME:7070, or its URL in the config file) or NAME=URL (NAME=URL1|URL2: several routes)')
+    .requiredOption('--peers <list>', 'peers, comma-separated: NAME (https://NAME:7070, or its URL in the config file) or NAME=URL (NAME=URL1|URL2: several routes)')
     .option('--local-copy <dir>', 'keep a local copy here and serve reads from it (filled from a peer when empty)')
     .option('--config <file>', `JSON config with per-peer url/routes/token/tokenFile (default: ${DEFAULT_CONFIG_FILE} if it exists)`)
     .option('--token-file <file>', 'file holding the token the peers expect (when the config does not name one)')
@@ -59,6 +65,10 @@ function withMountOptions(cmd: Command): Command {
         .default('first-hop'),
     )
     .option('--fsync-timeout <ms>', 'ack mode end-to-end: bound on an fsync waiting for the far mirrors (then EIO)', '30000')
+    .option('--tls-identity <dir>', `${TRANSPORT_HELP.tlsIdentity} (default: tlsIdentity in the config, else ${DEFAULT_TLS_IDENTITY_DIR})`)
+    .option('--trust <file>', `${TRANSPORT_HELP.trust} (default: trust in the config, else ${DEFAULT_TRUST_FILE})`)
+    .option('--trust-ca <file>', TRANSPORT_HELP.trustCa)
+    .option('--insecure-cleartext', TRANSPORT_HELP.insecureCleartext)
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'));
 }
 
@@ -70,7 +80,14 @@ function mountSettings(mp: string, flags: MountFlags): Omit<MountOptions, 'log'>
   if (!Number.isInteger(peerTimeoutMs) || peerTimeoutMs < 100 || peerTimeoutMs > 600_000) fail('--peer-timeout: give milliseconds between 100 and 600000');
   let peers;
   try {
-    peers = resolvePeers(flags.peers, loadConfig(flags.config), flags.tokenFile);
+    const config = loadConfig(flags.config);
+    const transport = transportFromFlags({
+      insecureCleartext: flags.insecureCleartext,
+      tlsIdentity: flags.tlsIdentity ?? config.tlsIdentity ?? DEFAULT_TLS_IDENTITY_DIR,
+      trust: flags.trust ?? config.trust ?? DEFAULT_TRUST_FILE,
+      trustCa: flags.trustCa ?? config.trustCa,
+    }, 'mirrorfs init');
+    peers = resolvePeers(flags.peers, config, transport, flags.tokenFile);
   } catch (err) {
     fail((err as Error).message);
   }
@@ -111,12 +128,27 @@ async function runMounted(settings: Omit<MountOptions, 'log'>, log: Logger, onMo
   process.exit(cleanly ? 0 : 1);
 }
 
+program
+  .command('init')
+  .description('prepare this host to mount or stand by: create its TLS identity and a trust file (each kept if already there) and print the fingerprint the peers must trust')
+  .option('--tls-identity <dir>', 'where to put the identity', DEFAULT_TLS_IDENTITY_DIR)
+  .option('--trust <file>', 'where to put the trust file', DEFAULT_TRUST_FILE)
+  .option('--name <name>', 'name of this host, written in its certificate', hostname())
+  .action(async (flags: { tlsIdentity: string; trust: string; name: string }) => {
+    try {
+      mkdirSync(dirname(resolve(flags.trust)), { recursive: true });
+      process.stdout.write(describeInit(flags.name, await initNode(flags.tlsIdentity, resolve(flags.trust), flags.name), resolve(flags.trust)));
+    } catch (err) {
+      fail(`init: ${(err as Error).message}`);
+    }
+  });
+
 withMountOptions(program.command('mount'))
   .description('mount MOUNTPOINT, mirroring every change to all --peers before the call returns')
   .option('--resync-from <peer>', 'before mounting, rebuild every other peer from this one (full copy, verified by content hash); for copies that cannot be reconciled automatically')
   .option('--takeover', 'take the peers over from the mount that owns them (on the backup site, when the primary is lost): the old primary is fenced on every peer, and what it left on only some peers is copied to the others (docs/TAKEOVER.md)')
   .option('--foreground', 'stay in the foreground (for service managers); default: run in the background')
-  .addHelpText('after', '\nExamples:\n  mirrorfs mount /data --peers east,west --token-file /etc/mirrorfs/token\n  mirrorfs mount /data --peers east=http://10.0.0.2:7070,west=http://10.0.1.2:7070 --local-copy /var/lib/mirrorfs/data-copy')
+  .addHelpText('after', '\nFirst run `mirrorfs init` on this host and exchange fingerprints with the peers (docs/SECURITY.md).\n\nExamples:\n  mirrorfs mount /data --peers east,west --token-file /etc/mirrorfs/token\n  mirrorfs mount /data --peers east=https://10.0.0.2:7070,west=https://10.0.1.2:7070 --local-copy /var/lib/mirrorfs/data-copy')
   .action(async (mp: string, flags: MountFlags) => {
     const settings = mountSettings(mp, flags);
     if (!flags.foreground) return background(settings.mountpoint, settings.stateDir, settings.peerTimeoutMs);

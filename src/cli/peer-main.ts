@@ -7,6 +7,8 @@ import { ensureTokenFile, readTokenFile } from '../peer/auth.js';
 import { PeerServer } from '../peer/server.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { parseListen } from './listen.js';
+import { checkScheme, type Transport } from '../security/transport.js';
+import { TRANSPORT_HELP, describeInit, initNode, transportFromFlags } from '../security/setup.js';
 
 const program = new Command('mirrorfs-peer')
   .description(
@@ -14,32 +16,67 @@ const program = new Command('mirrorfs-peer')
       'from authenticated mounts and relays, durably (fsync before acknowledging).',
   )
   .option('--data <dir>', 'directory holding the mirrored tree (must exist); without it, with --forward-to, a pure relay')
-  .option('--forward-to <url>', 'be a relay: queue every change durably, acknowledge at once, and send it on to this next hop (http://HOST:PORT; several routes to it joined by |)')
+  .option('--forward-to <url>', 'be a relay: queue every change durably, acknowledge at once, and send it on to this next hop (https://HOST:PORT; several routes to it joined by |)')
   .option('--forward-token-file <file>', 'token of the next hop (default: this peer\'s own token)')
   .option('--max-queue-mib <n>', 'a relay refuses new changes (ENOSPC) while its queue for the next hop holds this much', '2048')
   .option('--listen <host:port>', 'address to listen on', '127.0.0.1:7070')
   .option('--name <name>', 'name of this peer in logs and status', hostname())
   .option('--token-file <file>', 'file holding the shared secret; created (mode 0600) if missing (default: <state>/token)')
   .option('--state <dir>', 'where the peer keeps its SQLite state (default: <data>/.mirrorfs, hidden from mounts)')
+  .option('--tls-identity <dir>', `${TRANSPORT_HELP.tlsIdentity} (default: <state>/tls)`)
+  .option('--trust <file>', `${TRANSPORT_HELP.trust} (default: <state>/trust)`)
+  .option('--trust-ca <file>', TRANSPORT_HELP.trustCa)
+  .option('--insecure-cleartext', TRANSPORT_HELP.insecureCleartext)
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
   .version(`mirrorfs-peer (protocol ${PROTOCOL_VERSION})`, '--version')
   .addHelpText(
     'after',
-    '\nExamples:\n' +
+    '\nFirst run `mirrorfs-peer init --data DIR` (or --state DIR): it creates the TLS identity, the token and\n' +
+      'a trust file, and prints the fingerprint that mounts and other peers must trust (docs/SECURITY.md).\n' +
+      '\nExamples:\n' +
+      '  mirrorfs-peer init --data /srv/mirror --name east\n' +
       '  mirrorfs-peer --data /srv/mirror --listen 0.0.0.0:7070 --token-file /etc/mirrorfs/token\n' +
       '  mirrorfs-peer --data ./east --listen 127.0.0.1:7071 --name east\n' +
-      '  mirrorfs-peer --state /var/lib/mirrorfs/relay1 --forward-to http://relay2:7070 --listen 0.0.0.0:7070   # a pure relay\n' +
-      '  mirrorfs-peer --data /srv/mirror --forward-to http://far:7070                                          # a relay that keeps a copy too\n' +
+      '  mirrorfs-peer --state /var/lib/mirrorfs/relay1 --forward-to https://relay2:7070 --listen 0.0.0.0:7070   # a pure relay\n' +
+      '  mirrorfs-peer --data /srv/mirror --forward-to https://far:7070                                         # a relay that keeps a copy too\n' +
       '\nSIGTERM or SIGINT: stop accepting requests, finish those in flight (10 s at most), exit 0.',
   );
 
+const init = new Command('mirrorfs-peer init')
+  .description('Prepare a peer or relay: create its TLS identity, its token and a trust file (each kept if already there), and print the fingerprint to trust.')
+  .option('--data <dir>', 'the peer\'s data directory (its state goes in <data>/.mirrorfs)')
+  .option('--state <dir>', 'the state directory (a pure relay has no --data)')
+  .option('--name <name>', 'name of this peer, written in its certificate', hostname())
+  .option('--tls-identity <dir>', 'where to put the identity (default: <state>/tls)')
+  .option('--trust <file>', 'where to put the trust file (default: <state>/trust)')
+  .option('--token-file <file>', 'where to put the token (default: <state>/token)');
+
+async function runInit(): Promise<void> {
+  init.parse(process.argv.slice(3), { from: 'user' });
+  const o = init.opts<{ data?: string; state?: string; name: string; tlsIdentity?: string; trust?: string; tokenFile?: string }>();
+  if (o.data === undefined && o.state === undefined) fail('init: give --data <dir> (a peer) or --state <dir> (a pure relay)');
+  const stateDir = resolve(o.state ?? join(o.data!, '.mirrorfs'));
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const trustFile = resolve(o.trust ?? join(stateDir, 'trust'));
+  try {
+    const r = await initNode(o.tlsIdentity ?? join(stateDir, 'tls'), trustFile, o.name);
+    const tokenFile = resolve(o.tokenFile ?? join(stateDir, 'token'));
+    const { created } = ensureTokenFile(tokenFile);
+    process.stdout.write(describeInit(o.name, r, trustFile));
+    process.stdout.write(`token: ${tokenFile}${created ? ' (created: give it to the mounts, --token-file)' : ''}\n`);
+  } catch (err) {
+    fail(`init: ${(err as Error).message}`);
+  }
+}
+
 async function main(): Promise<void> {
+  if (process.argv[2] === 'init') return runInit();
   program.parse();
-  const o = program.opts<{ data?: string; forwardTo?: string; forwardTokenFile?: string; maxQueueMib: string; listen: string; name: string; tokenFile?: string; state?: string; logLevel: string }>();
+  const o = program.opts<{ data?: string; forwardTo?: string; forwardTokenFile?: string; maxQueueMib: string; listen: string; name: string; tokenFile?: string; state?: string; tlsIdentity?: string; trust?: string; trustCa?: string; insecureCleartext?: boolean; logLevel: string }>();
   const log = createLogger(`peer:${o.name}`, o.logLevel);
   if (o.data === undefined && o.forwardTo === undefined) fail('--data is required (or --forward-to and --state for a pure relay)');
   if (o.data === undefined && o.state === undefined) fail('a pure relay (--forward-to without --data) needs --state <dir> for its queue');
-  if (o.forwardTo !== undefined && !o.forwardTo.split('|').every((u) => /^http:\/\/[^/|]+$/.test(u))) fail(`--forward-to ${o.forwardTo}: expected http://HOST:PORT, or several routes to the same next hop joined by |`);
+  if (o.forwardTo !== undefined && !o.forwardTo.split('|').every((u) => /^https?:\/\/[^/|]+$/.test(u))) fail(`--forward-to ${o.forwardTo}: expected https://HOST:PORT, or several routes to the same next hop joined by |`);
   const dataDir = o.data === undefined ? undefined : resolve(o.data);
   if (dataDir !== undefined && (!existsSync(dataDir) || !statSync(dataDir).isDirectory())) {
     fail(`--data ${dataDir}: not an existing directory (create it first: mkdir -p ${dataDir})`);
@@ -47,6 +84,14 @@ async function main(): Promise<void> {
   const { host, port } = parseListen(o.listen);
   const stateDir = resolve(o.state ?? join(dataDir!, '.mirrorfs'));
   const tokenFile = resolve(o.tokenFile ?? join(stateDir, 'token'));
+  let transport: Transport;
+  try {
+    transport = transportFromFlags({ insecureCleartext: o.insecureCleartext, tlsIdentity: o.tlsIdentity ?? join(stateDir, 'tls'), trust: o.trust ?? join(stateDir, 'trust'), trustCa: o.trustCa }, `mirrorfs-peer init ${o.data !== undefined ? `--data ${o.data}` : `--state ${stateDir}`}`);
+    for (const route of o.forwardTo?.split('|') ?? []) checkScheme(route, transport, '--forward-to');
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  if (transport.kind === 'cleartext') log.warn('--insecure-cleartext: requests are neither encrypted nor authenticated by certificate');
   let server: PeerServer;
   try {
     // The state directory must exist before the token can be created inside it.
@@ -65,13 +110,13 @@ async function main(): Promise<void> {
     const maxQueueMib = Number(o.maxQueueMib);
     if (!Number.isInteger(maxQueueMib) || maxQueueMib < 1) fail(`--max-queue-mib ${o.maxQueueMib}: give a whole number of MiB, at least 1`);
     const forwardTo = o.forwardTo === undefined ? undefined : { url: o.forwardTo, token: o.forwardTokenFile === undefined ? token : readTokenFile(resolve(o.forwardTokenFile)), maxQueueBytes: maxQueueMib * 1024 * 1024 };
-    server = await PeerServer.start({ dataDir, stateDir, host, port, name: o.name, token, logger: log, forwardTo });
+    server = await PeerServer.start({ dataDir, stateDir, host, port, name: o.name, token, transport, logger: log, forwardTo });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') fail(`cannot listen on ${host}:${port}: address already in use (another peer running? pick another --listen)`);
     fail(`cannot start: ${e.message}`);
   }
-  process.stdout.write(`mirrorfs-peer ${o.name} listening on ${host}:${server.port} data=${dataDir ?? '(none: pure relay)'}${o.forwardTo ? ` forward-to=${o.forwardTo}` : ''}\n`);
+  process.stdout.write(`mirrorfs-peer ${o.name} listening on ${host}:${server.port} ${transport.kind === 'tls' ? `tls fingerprint=${transport.identity.fingerprint}` : 'INSECURE cleartext'} data=${dataDir ?? '(none: pure relay)'}${o.forwardTo ? ` forward-to=${o.forwardTo}` : ''}\n`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

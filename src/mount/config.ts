@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { readTokenFile } from '../peer/auth.js';
+import { checkScheme, schemeOf, type Transport } from '../security/transport.js';
 
 /**
  * Which peers a mount mirrors to, and how to reach them. From `--peers`
@@ -11,12 +12,17 @@ import { readTokenFile } from '../peer/auth.js';
 
 export const DEFAULT_PEER_PORT = 7070;
 export const DEFAULT_CONFIG_FILE = '/etc/mirrorfs/config.json';
+/** Where `mirrorfs init` puts a mount's TLS identity and trust file. */
+export const DEFAULT_TLS_IDENTITY_DIR = '/etc/mirrorfs/tls';
+export const DEFAULT_TRUST_FILE = '/etc/mirrorfs/trust';
 
 export interface PeerSpec {
   name: string;
   /** One URL, or several routes to the same peer separated by '|' (tried in order, switched on failure). */
   url: string;
   token: string;
+  /** Mutual TLS or (asked for) cleartext: the same for every peer of a mount. */
+  transport: Transport;
 }
 
 const peerEntry = z.object({
@@ -32,6 +38,12 @@ const configSchema = z.object({
   peers: z.record(z.string(), peerEntry).default({}),
   /** Token file used for peers that do not name their own. */
   tokenFile: z.string().optional(),
+  /** This node's TLS identity directory (default /etc/mirrorfs/tls); --tls-identity overrides. */
+  tlsIdentity: z.string().optional(),
+  /** The trust file of fingerprints (default /etc/mirrorfs/trust); --trust overrides. */
+  trust: z.string().optional(),
+  /** A CA bundle whose certificates are trusted too; --trust-ca overrides. */
+  trustCa: z.string().optional(),
 }).strict();
 
 export type ConfigFile = z.infer<typeof configSchema>;
@@ -59,10 +71,10 @@ export function loadConfig(file: string | undefined): ConfigFile {
 /**
  * Resolve `--peers east,west` or `--peers east=http://10.0.0.2:7070,west` into
  * peer specs. A bare name takes its URL from the config file, or else
- * http://NAME:7070. The token comes from the peer's config entry, else the
- * config's tokenFile, else --token-file.
+ * https://NAME:7070 (http:// with --insecure-cleartext). The token comes from
+ * the peer's config entry, else the config's tokenFile, else --token-file.
  */
-export function resolvePeers(peersArg: string, config: ConfigFile, tokenFileArg?: string): PeerSpec[] {
+export function resolvePeers(peersArg: string, config: ConfigFile, transport: Transport, tokenFileArg?: string): PeerSpec[] {
   const items = peersArg.split(',').map((s) => s.trim()).filter(Boolean);
   if (items.length === 0) throw new Error('--peers: name at least one peer (for example --peers east,west)');
   const specs = items.map((item) => {
@@ -70,21 +82,21 @@ export function resolvePeers(peersArg: string, config: ConfigFile, tokenFileArg?
     const name = eq === -1 ? item : item.slice(0, eq);
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new Error(`--peers: ${JSON.stringify(name)} is not a valid peer name`);
     const entry = config.peers[name] ?? {};
-    const url = eq === -1 ? (entry.routes?.join('|') ?? entry.url ?? `http://${name}:${DEFAULT_PEER_PORT}`) : item.slice(eq + 1);
+    const url = eq === -1 ? (entry.routes?.join('|') ?? entry.url ?? `${schemeOf(transport)}://${name}:${DEFAULT_PEER_PORT}`) : item.slice(eq + 1);
     const routes = url.split('|').map((u) => {
       let parsed: URL;
       try {
         parsed = new URL(u);
       } catch {
-        throw new Error(`--peers: peer ${name}: ${JSON.stringify(u)} is not a URL (expected http://HOST:PORT, or several joined by |)`);
+        throw new Error(`--peers: peer ${name}: ${JSON.stringify(u)} is not a URL (expected https://HOST:PORT, or several joined by |)`);
       }
-      if (parsed.protocol !== 'http:') throw new Error(`--peers: peer ${name}: only http:// (cleartext HTTP/2) is supported so far, got ${parsed.protocol}`);
+      checkScheme(parsed.origin, transport, `--peers: peer ${name}`);
       return parsed.origin;
     });
     const tokenFile = entry.tokenFile ?? config.tokenFile ?? tokenFileArg;
     const token = entry.token ?? (tokenFile ? readTokenFile(resolve(tokenFile)) : undefined);
     if (!token) throw new Error(`no token for peer ${name}: pass --token-file, or set peers.${name}.tokenFile in the config file`);
-    return { name, url: routes.join('|'), token };
+    return { name, url: routes.join('|'), token, transport };
   });
   const names = new Set<string>();
   for (const s of specs) {

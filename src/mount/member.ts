@@ -65,6 +65,7 @@ export class Member {
     this.client = new PeerClient(spec.url, {
       name: spec.name,
       token: spec.token,
+      transport: spec.transport,
       timeoutMs,
       onFailover: (from, to, reason) => log.warn({ peer: spec.name, from, to, reason }, 'route failed; using the next route to this peer'),
     });

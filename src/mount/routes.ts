@@ -22,7 +22,7 @@ export async function checkRoutes(members: Member[], log: Logger): Promise<void>
     if (m.client.routes.length < 2) continue;
     const ids = new Map<string, string>();
     for (const route of m.client.routes) {
-      const probe = new PeerClient(route, { name: `${m.name} via ${route}`, token: m.spec.token, timeoutMs: 3000 });
+      const probe = new PeerClient(route, { name: `${m.name} via ${route}`, token: m.spec.token, transport: m.spec.transport, timeoutMs: 3000 });
       try {
         ids.set(route, (await probe.status()).id);
       } catch (err) {

@@ -17,7 +17,7 @@ const STATUS_TIMEOUT_MS = 2000;
 const REPORT_EVERY_MS = 10_000;
 
 export async function waitForLapsedLease(peers: PeerSpec[], graceMs: number, log: Logger): Promise<void> {
-  const clients = peers.map((p) => new PeerClient(p.url, { name: p.name, token: p.token, timeoutMs: STATUS_TIMEOUT_MS }));
+  const clients = peers.map((p) => new PeerClient(p.url, { name: p.name, token: p.token, transport: p.transport, timeoutMs: STATUS_TIMEOUT_MS }));
   let lastReport = 0;
   let lastState = '';
   try {

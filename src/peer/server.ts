@@ -1,5 +1,5 @@
 import { mkdirSync, realpathSync, statSync } from 'node:fs';
-import http2, { type Http2Session, type Http2Server, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import http2, { type Http2Session, type Http2SecureServer, type Http2Server, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
@@ -20,6 +20,8 @@ import { serveRead } from '../store/reads.js';
 import { PeerState } from './state.js';
 import { Forwarder } from '../relay/forwarder.js';
 import { Tree } from '../store/tree.js';
+import { checkScheme, createServer, sessionVerdict, type Transport } from '../security/transport.js';
+import type { TrustVerdict } from '../security/trust.js';
 
 export interface PeerServerOptions {
   /** Root of the mirrored tree; absent for a pure relay (which keeps no copy). */
@@ -32,6 +34,8 @@ export interface PeerServerOptions {
   port: number;
   name: string;
   token: string;
+  /** Mutual TLS (this peer's identity, whom it lets in) or, only when asked for, cleartext. */
+  transport: Transport;
   logger: Logger;
   /** A request body must arrive within this long (a stalled client cannot pin memory). */
   requestTimeoutMs?: number;
@@ -50,8 +54,10 @@ const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
  * recordDone -> respond.
  */
 export class PeerServer {
-  private readonly server: Http2Server;
+  private readonly server: Http2Server | Http2SecureServer;
   private readonly sessions = new Set<Http2Session>();
+  /** The verdict on each session's client certificate, judged once when the session opens. */
+  private readonly verdicts = new WeakMap<Http2Session, TrustVerdict>();
   private readonly state: PeerState;
   /** Null for a pure relay: it keeps no copy, and answers reads from its next hop. */
   private readonly tree: Tree | null;
@@ -85,10 +91,12 @@ export class PeerServer {
     this.state = new PeerState(join(stateDir, 'peer.db'));
     this.tree = dataDir === null ? null : new Tree(dataDir);
     this.ctx = this.tree && { tree: this.tree, fds: new FdCache({ synchronousWrites: true }), sync: durableSync };
+    if (opts.forwardTo) for (const route of opts.forwardTo.url.split('|')) checkScheme(route, opts.transport, 'next hop');
     this.forwarder = opts.forwardTo
       ? new Forwarder(this.state, new PeerClient(opts.forwardTo.url, {
           name: `next hop ${opts.forwardTo.url}`,
           token: opts.forwardTo.token,
+          transport: opts.transport,
           timeoutMs: opts.forwardTo.timeoutMs ?? NEXT_HOP_TIMEOUT_MS,
           onFailover: (from, to, reason) => this.log.warn({ from, to, reason }, 'route to the next hop failed; using the next route'),
         }), this.log, opts.forwardTo.maxQueueBytes, (mount, epoch) => {
@@ -97,17 +105,20 @@ export class PeerServer {
         })
       : null;
     this.auth = new TokenAuth(opts.token);
-    this.server = http2.createServer({
+    this.server = createServer(opts.transport, {
       maxSessionMemory: 256,
       settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, initialWindowSize: H2_STREAM_WINDOW_BYTES, maxFrameSize: H2_MAX_FRAME_BYTES },
     });
-    this.server.on('session', (session) => {
+    this.server.on('session', (session: Http2Session) => {
+      const verdict = sessionVerdict(opts.transport, session);
+      this.verdicts.set(session, verdict);
+      if (!verdict.trusted) this.log.warn({ fingerprint: verdict.fingerprint, why: verdict.why, remote: session.socket.remoteAddress }, 'refusing a client whose certificate is not trusted');
       this.sessions.add(session);
       session.setLocalWindowSize(H2_CONNECTION_WINDOW_BYTES);
       session.on('close', () => this.sessions.delete(session));
       session.on('error', (err) => this.log.debug({ err }, 'session error'));
     });
-    this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
+    this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.onStream(stream, headers));
   }
 
   static async start(opts: PeerServerOptions): Promise<PeerServer> {
@@ -169,6 +180,11 @@ export class PeerServer {
 
   private async handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
     if (this.shuttingDown) throw new MirrorError('MFS_SHUTTING_DOWN');
+    // The certificate first: an untrusted client learns nothing, not even whether its token is right.
+    const verdict = stream.session ? this.verdicts.get(stream.session) : undefined;
+    if (!verdict?.trusted) {
+      throw new MirrorError('MFS_AUTH', `this peer does not trust the client certificate ${verdict?.fingerprint ?? '(none)'} (${verdict?.why ?? 'no session'}); add its fingerprint to the peer's trust file (docs/SECURITY.md)`);
+    }
     const version = headers[PROTOCOL_HEADER];
     if (version !== String(PROTOCOL_VERSION)) {
       throw new MirrorError('MFS_PROTOCOL_MISMATCH', `peer speaks mirrorfs protocol ${PROTOCOL_VERSION}, client sent ${version === undefined ? 'no version' : JSON.stringify(version)}; run the same mirrorfs version on both sides`);
@@ -420,7 +436,13 @@ export class PeerServer {
     if (this.pulling) throw new MirrorError('MFS_ERRNO', `a pull from ${this.pulling.from} is already running`, { errno: 'EBUSY' });
     const from = req.from.url;
     this.pulling = { from, entries: 0, totalEntries: 0, filesCopied: 0, bytesCopied: 0, totalBytes: 0, removed: 0 };
-    const client = new PeerClient(from, { name: `source ${from}`, token: req.from.token, timeoutMs: PULL_CALL_TIMEOUT_MS });
+    try {
+      for (const route of from.split('|')) checkScheme(route, this.opts.transport, 'pull source');
+    } catch (err) {
+      this.pulling = null;
+      throw new MirrorError('MFS_MALFORMED', (err as Error).message);
+    }
+    const client = new PeerClient(from, { name: `source ${from}`, token: req.from.token, transport: this.opts.transport, timeoutMs: PULL_CALL_TIMEOUT_MS });
     this.log.warn({ from, path: req.path }, 'pull: making this tree equal to another peer\'s');
     try {
       // The caller gave up (its bound, or it died): stop at the next action, so a later pull is not refused as busy.

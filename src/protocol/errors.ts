@@ -15,6 +15,8 @@ export const WIRE_CODES = {
   MFS_MALFORMED: { errno: 'EINVAL', status: 400, message: 'malformed request' },
   MFS_TOO_LARGE: { errno: 'EFBIG', status: 413, message: 'request too large' },
   MFS_AUTH: { errno: 'EACCES', status: 401, message: 'authentication failed' },
+  /** Client side: the peer's TLS certificate is not one this node trusts (nothing was sent to it). */
+  MFS_UNTRUSTED: { errno: 'EACCES', status: 0, message: 'peer certificate not trusted' },
   MFS_PROTOCOL_MISMATCH: { errno: 'EPROTO', status: 426, message: 'protocol version mismatch' },
   MFS_NOT_FOUND: { errno: 'EINVAL', status: 404, message: 'no such route' },
   MFS_PATH_ESCAPE: { errno: 'EACCES', status: 200, message: 'path escapes the data directory' },

@@ -1,4 +1,5 @@
 import http2, { type ClientHttp2Session } from 'node:http2';
+import { openSession, type Transport } from '../security/transport.js';
 import { decodeFrame, encodeFrameParts, writeParts, type ResponseHeader } from './codec.js';
 import { MirrorError, type WireError } from './errors.js';
 import type { HandshakeResult, HistoryEntry, PullProgress, RepairActionInput, ManifestEntry, PeerStatus, ProgressResult, RequestInput } from './ops.js';
@@ -8,6 +9,8 @@ export interface PeerClientOptions {
   /** Name used in logs and errors ("east"). */
   name?: string;
   token: string;
+  /** Mutual TLS (identity and trust) or, only when asked for, cleartext. */
+  transport: Transport;
   /** Bound on one request, connect to last byte. */
   timeoutMs?: number;
   /** Told when a route failed and the next one is used from now on. */
@@ -22,8 +25,8 @@ export interface CallResult<T = unknown> {
 const DEFAULT_TIMEOUT_MS = 10_000;
 
 /**
- * A client for one peer over one HTTP/2 connection (cleartext h2c for now;
- * TLS arrives with transport security), built on node:http2: undici 7's HTTP/2
+ * A client for one peer over one HTTP/2 connection (mutual TLS, or cleartext
+ * when asked for: security/transport.ts), built on node:http2: undici 7's HTTP/2
  * client topped out near 2,500 requests/s with 16 in flight on this machine,
  * node:http2 near 8,700 (docs/decisions/0001-http2-client.md). Every call is bounded by timeoutMs and
  * every failure is a MirrorError naming the peer: an errno outcome from the
@@ -38,6 +41,9 @@ export class PeerClient {
   private readonly headers: Record<string, string>;
   private readonly timeoutMs: number;
   private session: ClientHttp2Session | null = null;
+  /** The connection being opened (TLS handshake and trust check), shared by the requests waiting for it. */
+  private connecting: Promise<ClientHttp2Session> | null = null;
+  private readonly transport: Transport;
   private closed = false;
   private readonly onFailover?: (from: string, to: string, reason: string) => void;
 
@@ -45,6 +51,7 @@ export class PeerClient {
     this.name = opts.name ?? url;
     this.routes = url.split('|');
     this.onFailover = opts.onFailover;
+    this.transport = opts.transport;
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.headers = { authorization: `Bearer ${opts.token}`, [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) };
   }
@@ -152,29 +159,46 @@ export class PeerClient {
     });
   }
 
-  /** The one HTTP/2 session to this peer, (re)connected on demand after it fails or closes. */
-  private connection(): ClientHttp2Session {
-    if (this.closed) throw new MirrorError('MFS_UNREACHABLE', `client for peer ${this.name} is closed`, { context: { peer: this.name } });
+  /** The one HTTP/2 session to this peer, (re)connected on demand after it fails or closes; the connect is bounded by timeoutMs. */
+  private connection(timeoutMs: number): Promise<ClientHttp2Session> {
+    if (this.closed) return Promise.reject(new MirrorError('MFS_UNREACHABLE', `client for peer ${this.name} is closed`, { context: { peer: this.name } }));
     const current = this.session;
-    if (current && !current.destroyed && !current.closed) return current;
-    const session = http2.connect(this.currentRoute, {
+    if (current && !current.destroyed && !current.closed) return Promise.resolve(current);
+    if (this.connecting) return this.connecting;
+    const route = this.route;
+    const connecting: Promise<ClientHttp2Session> = openSession(this.currentRoute, this.transport, {
       peerMaxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS,
       // nghttp2 counts request bodies in flight against this (default 10 MB): a resync
       // sends several 4 MiB chunks at once, and beyond it streams fail with ENHANCE_YOUR_CALM.
       maxSessionMemory: 256,
       settings: { initialWindowSize: H2_STREAM_WINDOW_BYTES, maxFrameSize: H2_MAX_FRAME_BYTES },
-    });
-    session.once('connect', () => session.setLocalWindowSize(H2_CONNECTION_WINDOW_BYTES));
-    session.on('error', () => undefined); // surfaced per request through the stream's 'error'
-    session.on('close', () => {
-      if (this.session === session) this.session = null;
-    });
-    session.on('goaway', () => {
-      if (this.session === session) this.session = null;
-    });
-    session.setTimeout(60_000, () => session.close()); // idle connections are not kept forever
-    this.session = session;
-    return session;
+    }, timeoutMs, this.name).then(
+      (session) => {
+        if (this.connecting === connecting) this.connecting = null;
+        if (this.closed || this.route !== route) {
+          session.destroy();
+          throw new MirrorError('MFS_UNREACHABLE', `client for peer ${this.name} closed or switched route while connecting`, { context: { peer: this.name } });
+        }
+        if (session.connecting) session.once('connect', () => session.setLocalWindowSize(H2_CONNECTION_WINDOW_BYTES));
+        else session.setLocalWindowSize(H2_CONNECTION_WINDOW_BYTES);
+        session.on('error', () => undefined); // surfaced per request through the stream's 'error'
+        session.on('close', () => {
+          if (this.session === session) this.session = null;
+        });
+        session.on('goaway', () => {
+          if (this.session === session) this.session = null;
+        });
+        session.setTimeout(60_000, () => session.close()); // idle connections are not kept forever
+        this.session = session;
+        return session;
+      },
+      (err: unknown) => {
+        if (this.connecting === connecting) this.connecting = null;
+        throw err;
+      },
+    );
+    this.connecting = connecting;
+    return connecting;
   }
 
   /** The route in use now. */
@@ -215,6 +239,7 @@ export class PeerClient {
     this.route = (route + 1) % this.routes.length;
     const old = this.session;
     this.session = null;
+    this.connecting = null;
     old?.destroy();
     this.onFailover?.(this.routes[route]!, this.currentRoute, reason);
   }
@@ -223,43 +248,42 @@ export class PeerClient {
     const context = { peer: this.name, op: what };
     return new Promise<Buffer>((resolve, reject) => {
       let settled = false;
-      const fail = (err: MirrorError) => {
+      let cancel = () => undefined as void;
+      const fail = (err: unknown) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
         reject(err);
       };
-      let session: ClientHttp2Session;
-      try {
-        session = this.connection();
-      } catch (err) {
-        return reject(err);
-      }
-      const stream = session.request({ ':method': method, ':path': path, ...this.headers }, { endStream: body === undefined });
-      // One bound on the whole exchange: connect, send, peer's work, response.
+      // One bound on the whole exchange: connect (and TLS handshake), send, peer's work, response.
       const timer = setTimeout(() => {
-        stream.close(http2.constants.NGHTTP2_CANCEL);
+        cancel();
         fail(new MirrorError('MFS_TIMEOUT', `peer ${this.name} did not answer ${what} within ${timeoutMs} ms`, { context }));
       }, timeoutMs);
-      let status = 0;
-      const chunks: Buffer[] = [];
-      stream.on('response', (h) => (status = Number(h[':status'])));
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('error', (err: Error & { code?: string }) => {
-        fail(new MirrorError('MFS_UNREACHABLE', `peer ${this.name} unreachable for ${what}: ${err.code ?? ''} ${err.message}`.replace(/\s+/g, ' '), { context, cause: err }));
-      });
-      stream.on('close', () => {
+      this.connection(timeoutMs).then((session) => {
         if (settled) return;
-        if (status === 0) {
-          return fail(new MirrorError('MFS_UNREACHABLE', `peer ${this.name} closed the stream for ${what} without answering (code ${stream.rstCode})`, { context }));
-        }
-        settled = true;
-        clearTimeout(timer);
-        const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-        if (status === 200) return resolve(buf);
-        reject(this.refusal(buf, status, what));
-      });
-      if (body !== undefined) writeParts(stream, body);
+        const stream = session.request({ ':method': method, ':path': path, ...this.headers }, { endStream: body === undefined });
+        cancel = () => stream.close(http2.constants.NGHTTP2_CANCEL);
+        let status = 0;
+        const chunks: Buffer[] = [];
+        stream.on('response', (h) => (status = Number(h[':status'])));
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('error', (err: Error & { code?: string }) => {
+          fail(new MirrorError('MFS_UNREACHABLE', `peer ${this.name} unreachable for ${what}: ${err.code ?? ''} ${err.message}`.replace(/\s+/g, ' '), { context, cause: err }));
+        });
+        stream.on('close', () => {
+          if (settled) return;
+          if (status === 0) {
+            return fail(new MirrorError('MFS_UNREACHABLE', `peer ${this.name} closed the stream for ${what} without answering (code ${stream.rstCode})`, { context }));
+          }
+          settled = true;
+          clearTimeout(timer);
+          const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+          if (status === 200) return resolve(buf);
+          reject(this.refusal(buf, status, what));
+        });
+        if (body !== undefined) writeParts(stream, body);
+      }, fail);
     });
   }
 

@@ -44,7 +44,7 @@ export async function spawnLink(targetPort: number, delay = '0'): Promise<LinkPr
   };
   return {
     port,
-    url: `http://127.0.0.1:${port}`,
+    url: `https://127.0.0.1:${port}`,
     proc,
     setMode: (mode) => call('POST', `/mode/${mode}`),
     status: () => call('GET', '/status'),

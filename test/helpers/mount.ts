@@ -5,6 +5,7 @@ import { runCollect } from './child.js';
 import type { PeerProcess } from './peer.js';
 import { tmpDir } from './tmp.js';
 import { waitFor } from './wait.js';
+import { mountTlsArgs } from './tls.js';
 
 export const MIRRORFS_BIN = resolve(import.meta.dirname, '../../dist/cli/mirrorfs.js');
 
@@ -91,6 +92,7 @@ export function mountArgs(mountpoint: string, peers: PeerProcess[], stateDir: st
     '--state-dir', stateDir,
     '--config', '/nonexistent-is-fine-when-not-given'.replace(/.*/, join(stateDir, '..', 'no-config.json')),
     ...(localCopyDir ? ['--local-copy', localCopyDir] : []),
+    ...mountTlsArgs(),
     ...extra,
   ].filter((a, i, all) => !(a === '--config' || all[i - 1] === '--config'));
 }

@@ -2,8 +2,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PeerClient } from '../../src/protocol/peer-client.js';
+import type { Transport } from '../../src/security/transport.js';
 import { killAll } from './child.js';
 import { tmpDir } from './tmp.js';
+import { peerTlsArgs, testTransport } from './tls.js';
 
 export const PEER_BIN = resolve(import.meta.dirname, '../../dist/cli/mirrorfs-peer.js');
 export const TEST_TOKEN = 'test-token-0123456789abcdef';
@@ -18,7 +20,8 @@ export interface PeerProcess {
   proc: ChildProcess;
   /** Everything the process wrote to stderr (logs), for diagnostics and log assertions. */
   stderr: () => string;
-  client: (opts?: { token?: string; timeoutMs?: number }) => PeerClient;
+  /** A client (by default with the shared test mount identity: security tests pass their own transport). */
+  client: (opts?: { token?: string; timeoutMs?: number; transport?: Transport }) => PeerClient;
   /** SIGKILL and wait for exit. */
   kill9: () => Promise<void>;
   /** SIGTERM and wait for exit; resolves with the exit code. */
@@ -55,7 +58,7 @@ export async function spawnPeer(opts: SpawnPeerOptions = {}): Promise<PeerProces
 
 async function start(name: string, dataDir: string, stateDir: string, tokenFile: string, port: number, extraArgs: string[], pure: boolean): Promise<PeerProcess> {
   const where = pure ? ['--state', stateDir] : ['--data', dataDir];
-  const proc = spawn(process.execPath, [PEER_BIN, ...where, '--listen', `127.0.0.1:${port}`, '--name', name, '--token-file', tokenFile, ...extraArgs], {
+  const proc = spawn(process.execPath, [PEER_BIN, ...where, '--listen', `127.0.0.1:${port}`, '--name', name, '--token-file', tokenFile, ...peerTlsArgs(), ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(proc);
@@ -78,7 +81,7 @@ async function start(name: string, dataDir: string, stateDir: string, tokenFile:
       reject(new Error(`peer ${name} exited with ${code} before listening: ${err}`));
     });
   });
-  const url = `http://127.0.0.1:${actualPort}`;
+  const url = `https://127.0.0.1:${actualPort}`;
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   const self: PeerProcess = {
     name,
@@ -90,7 +93,7 @@ async function start(name: string, dataDir: string, stateDir: string, tokenFile:
     proc,
     stderr: () => err,
     client: (o = {}) => {
-      const c = new PeerClient(url, { name, token: o.token ?? readToken(tokenFile), timeoutMs: o.timeoutMs ?? 10_000 });
+      const c = new PeerClient(url, { name, token: o.token ?? readToken(tokenFile), transport: o.transport ?? testTransport(), timeoutMs: o.timeoutMs ?? 10_000 });
       clients.push(c);
       return c;
     },

@@ -1,4 +1,5 @@
 import http2 from 'node:http2';
+import { testMountKeyPair } from './tls.js';
 
 export interface RawResponse {
   status: number;
@@ -9,9 +10,12 @@ export interface RawResponse {
 }
 
 /** One raw HTTP/2 request, bypassing PeerClient, for malformed-input tests. Bounded by timeoutMs. */
-export function rawRequest(url: string, opts: { method?: string; path: string; headers?: Record<string, string>; body?: Buffer; timeoutMs?: number }): Promise<RawResponse> {
+/** `clientCert`: the key pair presented over TLS (default the test mount's; null presents none). */
+export function rawRequest(url: string, opts: { method?: string; path: string; headers?: Record<string, string>; body?: Buffer; timeoutMs?: number; clientCert?: { key: string; cert: string } | null }): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const session = http2.connect(url);
+    const clientCert = opts.clientCert === undefined ? testMountKeyPair() : opts.clientCert;
+    // The server's certificate is not checked here: these requests test the server.
+    const session = http2.connect(url, { ...(clientCert ?? {}), rejectUnauthorized: false });
     const timer = setTimeout(() => {
       session.destroy();
       reject(new Error(`raw request ${opts.path} timed out`));

@@ -123,7 +123,7 @@ async function stallableLink(target: PeerProcess): Promise<{ url: string; stall:
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   return {
-    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    url: `https://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
     stall: () => {
       stalled = true;
       for (const sock of sockets) sock.pause();

@@ -10,6 +10,7 @@ import { compareDirs } from '../helpers/tree.js';
 import { cleanupPeers, spawnPeer } from '../helpers/peer.js';
 import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
+import { mountTlsArgs, testPeerKeyPair } from '../helpers/tls.js';
 
 /** Mounting, refusing to mount, status, unmounting, and dead mounts, through the real CLI. */
 
@@ -35,16 +36,16 @@ describe('mount refuses, with a message that says what to do', () => {
   it('when a peer is unreachable', async () => {
     const east = await spawnPeer({ name: 'east' });
     const { mountpoint, stateDir } = fresh();
-    const dead = { ...east, name: 'west', url: 'http://127.0.0.1:1' };
+    const dead = { ...east, name: 'west', url: 'https://127.0.0.1:1' };
     const r = await cli([...mountArgs(mountpoint, [east, dead], stateDir), '--foreground', '--peer-timeout', '1000']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/peer west \(http:\/\/127\.0\.0\.1:1\) is unreachable.*Start mirrorfs-peer there/);
+    expect(r.stderr).toMatch(/peer west \(https:\/\/127\.0\.0\.1:1\) is unreachable.*Start mirrorfs-peer there/);
     expect(isMounted(mountpoint)).toBe(false);
   });
 
   it('when a peer speaks another protocol version', async () => {
     // A server answering as a future peer would: it refuses our version.
-    const server = http2.createServer();
+    const server = http2.createSecureServer({ ...testPeerKeyPair(), allowHTTP1: false });
     server.on('stream', (stream) => {
       stream.respond({ ':status': 426, 'mirrorfs-protocol': '2' });
       stream.end(encodeFrame({ ok: false, error: { errno: 'EPROTO', code: 'MFS_PROTOCOL_MISMATCH', message: 'MFS_PROTOCOL_MISMATCH: peer speaks mirrorfs protocol 2, client sent "1"' } }));
@@ -52,7 +53,7 @@ describe('mount refuses, with a message that says what to do', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     try {
       const east = await spawnPeer({ name: 'east' });
-      const future = { ...east, name: 'west', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+      const future = { ...east, name: 'west', url: `https://127.0.0.1:${(server.address() as AddressInfo).port}` };
       const { mountpoint, stateDir } = fresh();
       const r = await cli([...mountArgs(mountpoint, [east, future], stateDir), '--foreground']);
       expect(r.code).toBe(1);
@@ -113,7 +114,7 @@ describe('configuration and help', () => {
     const west = await spawnPeer({ name: 'west', token: 'west-has-its-own-token-000000' });
     const { mountpoint, stateDir } = fresh();
     const config = join(stateDir, '..', 'config.json');
-    writeFileSync(config, JSON.stringify({ tokenFile: east.tokenFile, peers: { east: { routes: ['http://127.0.0.1:1', east.url] }, west: { url: west.url, tokenFile: west.tokenFile } } }));
+    writeFileSync(config, JSON.stringify({ tokenFile: east.tokenFile, tlsIdentity: mountTlsArgs()[1], trust: mountTlsArgs()[3], peers: { east: { routes: ['https://127.0.0.1:1', east.url] }, west: { url: west.url, tokenFile: west.tokenFile } } }));
     const r = await cli(['mount', mountpoint, '--peers', 'east,west', '--config', config, '--state-dir', stateDir]);
     const pid = /pid (\d+)/.exec(r.stdout)?.[1];
     try {
@@ -144,7 +145,7 @@ describe('configuration and help', () => {
     expect((await cli(['mount', '--help'])).stdout).toMatch(/--ack <policy>[\s\S]*all, quorum[\s\S]*--resync-from <peer>/);
     const tokenFile = join(tmpDir('mirrorfs-help-'), 'token');
     writeFileSync(tokenFile, 'some-token-0123456789abcdef');
-    const badAck = await cli(['mount', '/nonexistent', '--peers', 'a=http://127.0.0.1:1,b=http://127.0.0.1:2', '--token-file', tokenFile, '--ack', '3']);
+    const badAck = await cli(['mount', '/nonexistent', '--peers', 'a=http://127.0.0.1:1,b=http://127.0.0.1:2', '--token-file', tokenFile, '--ack', '3', '--insecure-cleartext']);
     expect(badAck.code).toBe(1);
     expect(badAck.stderr).toMatch(/--ack: give all, quorum, or a number of peers from 1 to 2/);
     const peer = await run(process.execPath, [MIRRORFS_BIN.replace('mirrorfs.js', 'mirrorfs-peer.js'), '--help']);
@@ -164,8 +165,8 @@ describe('running a mount', () => {
       expect(isMounted(mountpoint)).toBe(true);
       writeFileSync(join(mountpoint, 'hello'), 'world');
       const status = await cli(['status', mountpoint]);
-      expect(status.stdout).toMatch(/east\s+http:\/\/127\.0\.0\.1:\d+\s+in sync\s+yes\s+\d+\s+\d+\s+\d+/);
-      expect(status.stdout).toMatch(/west\s+http:\/\/127\.0\.0\.1:\d+\s+in sync\s+yes/);
+      expect(status.stdout).toMatch(/east\s+https:\/\/127\.0\.0\.1:\d+\s+in sync\s+yes\s+\d+\s+\d+\s+\d+/);
+      expect(status.stdout).toMatch(/west\s+https:\/\/127\.0\.0\.1:\d+\s+in sync\s+yes/);
       const json = JSON.parse((await cli(['status', mountpoint, '--json'])).stdout);
       expect(json.peers.map((p: { name: string }) => p.name)).toEqual(['east', 'west']);
       expect(json.peers[0].bytes).toBeGreaterThanOrEqual(5);

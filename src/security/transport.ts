@@ -1,0 +1,118 @@
+import http2, { type ClientHttp2Session, type ClientSessionOptions, type Http2SecureServer, type Http2Server, type Http2Session, type ServerOptions } from 'node:http2';
+import tls, { type TLSSocket } from 'node:tls';
+import { MirrorError } from '../protocol/errors.js';
+import type { Identity } from './identity.js';
+import type { Trust, TrustVerdict } from './trust.js';
+
+/**
+ * How a node talks HTTP/2: over mutual TLS (the default: it presents its
+ * identity and lets in, or talks to, only nodes its trust accepts), or in
+ * cleartext, only when an operator asked for it with --insecure-cleartext.
+ */
+export type Transport =
+  | { kind: 'tls'; identity: Identity; trust: Trust }
+  | { kind: 'cleartext' };
+
+export const CLEARTEXT: Transport = { kind: 'cleartext' };
+
+/** The URL scheme a transport uses. */
+export function schemeOf(t: Transport): 'https' | 'http' {
+  return t.kind === 'tls' ? 'https' : 'http';
+}
+
+/**
+ * Refuse a URL whose scheme does not match the transport, saying what to do:
+ * a cleartext URL is never used silently by a node running TLS, nor the reverse.
+ */
+export function checkScheme(url: string, t: Transport, what: string): void {
+  const scheme = url.slice(0, url.indexOf(':'));
+  if (scheme === schemeOf(t)) return;
+  if (scheme === 'http') throw new Error(`${what}: ${url} is cleartext HTTP/2; use https://, or pass --insecure-cleartext on every node (unauthenticated, unencrypted: for tests on one machine only)`);
+  if (scheme === 'https') throw new Error(`${what}: ${url} is TLS, but this node runs with --insecure-cleartext; use http:// or drop the flag`);
+  throw new Error(`${what}: ${url}: expected https://HOST:PORT`);
+}
+
+/**
+ * Open one HTTP/2 client session. Over TLS the handshake is finished and the
+ * server's certificate judged before HTTP/2 starts, so nothing (not even the
+ * token in the first request's headers) reaches a server this node does not
+ * trust. Bounded by timeoutMs.
+ */
+export async function openSession(origin: string, t: Transport, options: ClientSessionOptions, timeoutMs: number, peerName: string): Promise<ClientHttp2Session> {
+  if (t.kind === 'cleartext') return http2.connect(origin, options);
+  const url = new URL(origin);
+  const socket = tls.connect({
+    host: url.hostname,
+    port: Number(url.port || 443),
+    servername: isIpAddress(url.hostname) ? undefined : url.hostname,
+    ALPNProtocols: ['h2'],
+    key: t.identity.key,
+    cert: t.identity.cert,
+    ca: t.trust.ca,
+    minVersion: 'TLSv1.3',
+    // Pinned self-signed certificates do not chain to a CA: the chain and the name are judged below, by Trust.
+    rejectUnauthorized: false,
+  });
+  socket.setNoDelay(true);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new MirrorError('MFS_TIMEOUT', `TLS handshake with peer ${peerName} (${origin}) did not finish within ${timeoutMs} ms`, { context: { peer: peerName } })), timeoutMs);
+      socket.once('secureConnect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.once('error', (err: Error & { code?: string }) => {
+        clearTimeout(timer);
+        reject(new MirrorError('MFS_UNREACHABLE', `peer ${peerName} unreachable (${origin}): ${err.code ?? ''} ${err.message}`.replace(/\s+/g, ' '), { context: { peer: peerName }, cause: err }));
+      });
+    });
+    let verdict: TrustVerdict;
+    try {
+      verdict = t.trust.judge(socket);
+    } catch (err) {
+      throw new MirrorError('MFS_UNTRUSTED', `cannot judge peer ${peerName}'s certificate: ${(err as Error).message}`, { context: { peer: peerName } });
+    }
+    if (!verdict.trusted) {
+      throw new MirrorError('MFS_UNTRUSTED', `peer ${peerName} (${origin}) presented certificate ${verdict.fingerprint ?? '(none)'}: ${verdict.why}. If that is the peer's new key, add the fingerprint to the trust file (docs/SECURITY.md, rotation); otherwise something between here and the peer is impersonating it`, { context: { peer: peerName } });
+    }
+    if (socket.alpnProtocol !== 'h2') throw new MirrorError('MFS_BAD_RESPONSE', `peer ${peerName} (${origin}) does not speak HTTP/2 over TLS (ALPN ${String(socket.alpnProtocol)})`, { context: { peer: peerName } });
+  } catch (err) {
+    socket.destroy();
+    throw err;
+  }
+  return http2.connect(origin, { ...options, createConnection: () => socket });
+}
+
+/**
+ * The server side: an HTTP/2 server over mutual TLS (the client must present
+ * a certificate its trust accepts; judged per session, see sessionVerdict) or
+ * in cleartext.
+ */
+export function createServer(t: Transport, options: ServerOptions): Http2Server | Http2SecureServer {
+  if (t.kind === 'cleartext') return http2.createServer(options);
+  return http2.createSecureServer({
+    ...options,
+    key: t.identity.key,
+    cert: t.identity.cert,
+    ca: t.trust.ca,
+    requestCert: true,
+    // Judged per session by Trust (pins need no chain); an untrusted client gets MFS_AUTH answers, not a silent reset.
+    rejectUnauthorized: false,
+    minVersion: 'TLSv1.3',
+    allowHTTP1: false,
+  });
+}
+
+/** Judge the client of a new server session (always trusted over cleartext: there is nothing to judge). */
+export function sessionVerdict(t: Transport, session: Http2Session): TrustVerdict {
+  if (t.kind === 'cleartext') return { trusted: true, fingerprint: null, why: 'cleartext' };
+  try {
+    return t.trust.judge(session.socket as TLSSocket);
+  } catch (err) {
+    return { trusted: false, fingerprint: null, why: `trust file unreadable: ${(err as Error).message}` };
+  }
+}
+
+function isIpAddress(host: string): boolean {
+  return /^[0-9.]+$/.test(host) || host.includes(':') || host.startsWith('[');
+}

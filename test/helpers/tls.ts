@@ -1,0 +1,41 @@
+import { join } from 'node:path';
+import { loadIdentity } from '../../src/security/identity.js';
+import type { Transport } from '../../src/security/transport.js';
+import { Trust } from '../../src/security/trust.js';
+
+/** Where global-tls.ts put the shared test identities. */
+function testTlsDir(): string {
+  const dir = process.env.MIRRORFS_TEST_TLS_DIR;
+  if (!dir) throw new Error('MIRRORFS_TEST_TLS_DIR is not set: run the tests through vitest (globalSetup test/helpers/global-tls.ts)');
+  return dir;
+}
+
+/** Flags that give a peer or relay the shared test identity and trust. */
+export function peerTlsArgs(): string[] {
+  return ['--tls-identity', join(testTlsDir(), 'peer'), '--trust', join(testTlsDir(), 'trust')];
+}
+
+/** Flags that give a mount or standby the shared test identity and trust. */
+export function mountTlsArgs(): string[] {
+  return ['--tls-identity', join(testTlsDir(), 'mount'), '--trust', join(testTlsDir(), 'trust')];
+}
+
+let cached: Transport | undefined;
+
+/** The transport an in-test client uses: the mount's identity, the shared trust. */
+export function testTransport(): Transport {
+  cached ??= { kind: 'tls', identity: loadIdentity(join(testTlsDir(), 'mount'), 'globalSetup'), trust: new Trust(join(testTlsDir(), 'trust')) };
+  return cached;
+}
+
+/** The shared test peer's key and certificate, for a stand-in server the mount must trust. */
+export function testPeerKeyPair(): { key: string; cert: string } {
+  const { key, cert } = loadIdentity(join(testTlsDir(), 'peer'), 'globalSetup');
+  return { key, cert };
+}
+
+/** The shared test mount's key and certificate, for raw clients the peers must let in. */
+export function testMountKeyPair(): { key: string; cert: string } {
+  const { key, cert } = loadIdentity(join(testTlsDir(), 'mount'), 'globalSetup');
+  return { key, cert };
+}
