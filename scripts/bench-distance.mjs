@@ -25,6 +25,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { benchTransport } from './lib/bench-tls.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -46,6 +47,7 @@ const CLI = join(root, 'dist/cli/mirrorfs.js');
 const PEER = join(root, 'dist/cli/mirrorfs-peer.js');
 const LINK = join(root, 'dist/cli/mirrorfs-link.js');
 const base = mkdtempSync(join(tmpdir(), 'mirrorfs-distance-'));
+const transport = await benchTransport(base);
 const token = join(base, 'token');
 writeFileSync(token, 'distance-bench-token-0123456789');
 const children = new Set();
@@ -70,15 +72,15 @@ async function peer(name, forwardTo) {
   const dir = join(base, `${name}-${serial++}`);
   mkdirSync(dir);
   const where = forwardTo ? ['--state', dir, '--forward-to', forwardTo] : ['--data', dir];
-  const { port, proc } = await spawnReady([PEER, ...where, '--listen', '127.0.0.1:0', '--name', name, '--token-file', token, '--log-level', 'warn'], /listening on [^ ]+:(\d+)/);
-  return { url: `http://127.0.0.1:${port}`, port, proc };
+  const { port, proc } = await spawnReady([PEER, ...where, '--listen', '127.0.0.1:0', '--name', name, '--token-file', token, ...transport.peerArgs, '--log-level', 'warn'], /listening on [^ ]+:(\d+)/);
+  return { url: `${transport.scheme}://127.0.0.1:${port}`, port, proc };
 }
 
 /** A link of `miles` (scaled) in front of port. */
 async function link(port, miles) {
   const delayUs = Math.round(miles * US_PER_MILE * SCALE);
   const { port: p, proc } = await spawnReady([LINK, 'run', '--to', `127.0.0.1:${port}`, '--delay', `${delayUs}us`], / on [^ ]+:(\d+) ->/);
-  return { url: `http://127.0.0.1:${p}`, proc };
+  return { url: `${transport.scheme}://127.0.0.1:${p}`, proc };
 }
 
 function measure(file, fsync) {
@@ -102,7 +104,7 @@ function measure(file, fsync) {
 async function withMount(peers, extra, fsync) {
   const mnt = join(base, `mnt-${serial++}`);
   mkdirSync(mnt);
-  execFileSync(process.execPath, [CLI, 'mount', mnt, '--peers', peers.join(','), '--token-file', token, '--state-dir', join(base, `state-${serial++}`), '--log-level', 'warn', ...extra]);
+  execFileSync(process.execPath, [CLI, 'mount', mnt, '--peers', peers.join(','), '--token-file', token, '--state-dir', join(base, `state-${serial++}`), '--log-level', 'warn', ...transport.mountArgs, ...extra]);
   try {
     return measure(join(mnt, 'f'), fsync);
   } finally {

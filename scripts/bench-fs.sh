@@ -32,6 +32,9 @@ RAW="$OUT/raw.tsv"
 : >"$RAW"
 TOKEN="$BASE/token"
 [ -f "$TOKEN" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TOKEN"
+# Mutual TLS, as users run it (MIRRORFS_BENCH_CLEARTEXT=1: cleartext, to measure what TLS costs).
+{ read -r PEER_TLS; read -r MOUNT_TLS; } < <(node scripts/lib/bench-tls.mjs "$BASE")
+SCHEME=https; [ "${MIRRORFS_BENCH_CLEARTEXT:-}" = 1 ] && SCHEME=http
 PEER_PIDS=()
 MOUNT_PID=
 MEM="$OUT/memory.tsv"
@@ -42,9 +45,9 @@ hwm() { awk '/VmHWM/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 start_peers() {
   rm -rf "$BASE/east" "$BASE/west" && mkdir -p "$BASE/east" "$BASE/west"
-  node dist/cli/mirrorfs-peer.js --data "$BASE/east" --listen 127.0.0.1:27071 --name east --token-file "$TOKEN" --log-level warn >>"$OUT/peers.log" 2>&1 &
+  node dist/cli/mirrorfs-peer.js --data "$BASE/east" --listen 127.0.0.1:27071 --name east --token-file "$TOKEN" $PEER_TLS --log-level warn >>"$OUT/peers.log" 2>&1 &
   PEER_PIDS=($!)
-  node dist/cli/mirrorfs-peer.js --data "$BASE/west" --listen 127.0.0.1:27072 --name west --token-file "$TOKEN" --log-level warn >>"$OUT/peers.log" 2>&1 &
+  node dist/cli/mirrorfs-peer.js --data "$BASE/west" --listen 127.0.0.1:27072 --name west --token-file "$TOKEN" $PEER_TLS --log-level warn >>"$OUT/peers.log" 2>&1 &
   PEER_PIDS+=($!)
   for port in 27071 27072; do for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done; done
 }
@@ -53,8 +56,8 @@ start_mount() { # $1 = extra args
   mkdir -p "$BASE/mnt"
   rm -rf "$BASE/state" "$BASE/local"
   # shellcheck disable=SC2086
-  node dist/cli/mirrorfs.js mount "$BASE/mnt" --peers east=http://127.0.0.1:27071,west=http://127.0.0.1:27072 \
-    --token-file "$TOKEN" --state-dir "$BASE/state" --log-level warn --foreground $1 >>"$OUT/mount.log" 2>&1 &
+  node dist/cli/mirrorfs.js mount "$BASE/mnt" --peers "east=$SCHEME://127.0.0.1:27071,west=$SCHEME://127.0.0.1:27072" \
+    --token-file "$TOKEN" --state-dir "$BASE/state" --log-level warn --foreground $MOUNT_TLS $1 >>"$OUT/mount.log" 2>&1 &
   MOUNT_PID=$!
   for _ in $(seq 1 200); do awk -v m="$BASE/mnt" '$2==m{f=1} END{exit !f}' /proc/mounts && return 0; sleep 0.1; done
   log "mount did not come up; see $OUT/mount.log"; exit 1

@@ -14,16 +14,18 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PeerClient } from '../dist/protocol/peer-client.js';
+import { benchTransport } from './lib/bench-tls.mjs';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '3' }, data: { type: 'string' } } });
 const seconds = Number(values.seconds);
 const base = values.data ? resolve(values.data) : mkdtempSync(join(tmpdir(), 'mirrorfs-bench-'));
+const transport = await benchTransport(base);
 const dataDir = join(base, 'data');
 mkdirSync(join(dataDir, '.mirrorfs'), { recursive: true });
 const token = 'bench-token-0123456789abcdef';
 writeFileSync(join(dataDir, '.mirrorfs', 'token'), token);
 
-const peer = spawn(process.execPath, [resolve(import.meta.dirname, '../dist/cli/mirrorfs-peer.js'), '--data', dataDir, '--listen', '127.0.0.1:0', '--name', 'bench', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const peer = spawn(process.execPath, [resolve(import.meta.dirname, '../dist/cli/mirrorfs-peer.js'), '--data', dataDir, '--listen', '127.0.0.1:0', '--name', 'bench', ...transport.peerArgs, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
 const port = await new Promise((res, rej) => {
   let out = '';
   const t = setTimeout(() => rej(new Error('peer did not start in 10 s')), 10_000);
@@ -33,7 +35,7 @@ const port = await new Promise((res, rej) => {
     if (m) { clearTimeout(t); res(Number(m[1])); }
   });
 });
-const client = new PeerClient(`http://127.0.0.1:${port}`, { name: 'bench', token, timeoutMs: 30_000 });
+const client = new PeerClient(`${transport.scheme}://127.0.0.1:${port}`, { name: 'bench', token, transport: transport.clientTransport, timeoutMs: 30_000 });
 const mount = 'bench-mount';
 await client.handshake(mount, 1);
 let seq = 0;
@@ -113,7 +115,7 @@ try {
 }
 
 const f = (x, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
-console.log(`\nmirrorfs-peer on loopback, durable (fsync before ack), ${seconds} s per row, ${new Date().toISOString()}\n`);
+console.log(`\nmirrorfs-peer on loopback, ${transport.label}, durable (fsync before ack), ${seconds} s per row, ${new Date().toISOString()}\n`);
 console.log('| workload | ops | p50 µs | p99 µs | ops/s | MB/s |');
 console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
 for (const r of rows) console.log(`| ${r.label} | ${f(r.ops)} | ${f(r.p50_us)} | ${f(r.p99_us)} | ${f(r.ops_per_s)} | ${f(r.mb_per_s, 1)} |`);

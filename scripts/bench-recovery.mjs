@@ -28,6 +28,7 @@ const root = resolve(import.meta.dirname, '..');
 const CLI = join(root, 'dist/cli/mirrorfs.js');
 const PEER = join(root, 'dist/cli/mirrorfs-peer.js');
 const base = mkdtempSync(join(tmpdir(), 'mirrorfs-recovery-'));
+const transport = await benchTransport(base);
 const token = join(base, 'token');
 writeFileSync(token, 'recovery-bench-token-0123456789');
 const children = new Set();
@@ -35,7 +36,7 @@ const mib = (b) => b / 1024 / 1024;
 
 function startPeer(name, dataDir, port = 0) {
   mkdirSync(dataDir, { recursive: true });
-  const p = spawn(process.execPath, [PEER, '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--name', name, '--token-file', token, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const p = spawn(process.execPath, [PEER, '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--name', name, '--token-file', token, ...transport.peerArgs, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.add(p);
   p.on('exit', () => children.delete(p));
   return new Promise((resolvePeer, reject) => {
@@ -43,7 +44,7 @@ function startPeer(name, dataDir, port = 0) {
     p.stdout.on('data', (d) => {
       out += d;
       const m = /listening on [^ ]+:(\d+)/.exec(out);
-      if (m) resolvePeer({ name, dataDir, port: Number(m[1]), proc: p, url: `http://127.0.0.1:${m[1]}` });
+      if (m) resolvePeer({ name, dataDir, port: Number(m[1]), proc: p, url: `${transport.scheme}://127.0.0.1:${m[1]}` });
     });
     p.once('exit', (code) => reject(new Error(`peer ${name} exited ${code}`)));
   });
@@ -55,7 +56,7 @@ async function kill9(peer) {
 }
 
 function mountArgs(mnt, peers, state) {
-  return ['mount', mnt, '--peers', peers.map((p) => `${p.name}=${p.url}`).join(','), '--token-file', token, '--state-dir', state, '--ack', '1', '--peer-timeout', '2000'];
+  return ['mount', mnt, '--peers', peers.map((p) => `${p.name}=${p.url}`).join(','), '--token-file', token, '--state-dir', state, '--ack', '1', '--peer-timeout', '2000', ...transport.mountArgs];
 }
 
 function status(mnt) {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job on one machine: two loopback peers ("east", "west"), a mount that
+# The main job on one machine: two loopback peers ("east", "west"), set up with
+# init and mutual TLS as in production (fingerprints exchanged), a mount that
 # mirrors to both, a few changes through it, status, an outage of west (writes go
 # on with --ack 1, west is caught up when it returns), verify, and a clean unmount.
 #   bash scripts/demo.sh            (as root; sets everything up first)
@@ -25,7 +26,17 @@ trap cleanup EXIT
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "starting peers east (127.0.0.1:17071) and west (127.0.0.1:17072)"
+say "init: a TLS identity for each peer and for the mount; every trust file lists all three fingerprints"
+fingerprint() { sed -n 's/^fingerprint: //p'; }
+EAST_FP=$($PEER init --data "$DEMO_DIR/east" --name east --token-file "$TOKEN" | tee /dev/stderr | fingerprint)
+WEST_FP=$($PEER init --data "$DEMO_DIR/west" --name west --token-file "$TOKEN" | fingerprint)
+MOUNT_FP=$($MIRRORFS init --tls-identity "$DEMO_DIR/etc/tls" --trust "$DEMO_DIR/etc/trust" --name primary | fingerprint)
+for trust in "$DEMO_DIR/east/.mirrorfs/trust" "$DEMO_DIR/west/.mirrorfs/trust" "$DEMO_DIR/etc/trust"; do
+  printf '%s east\n%s west\n%s primary\n' "$EAST_FP" "$WEST_FP" "$MOUNT_FP" >> "$trust"
+done
+TLS=(--tls-identity "$DEMO_DIR/etc/tls" --trust "$DEMO_DIR/etc/trust")
+
+say "starting peers east (https://127.0.0.1:17071) and west (https://127.0.0.1:17072)"
 $PEER --data "$DEMO_DIR/east" --listen 127.0.0.1:17071 --name east --token-file "$TOKEN" --log-level warn &
 pids+=($!)
 $PEER --data "$DEMO_DIR/west" --listen 127.0.0.1:17072 --name west --token-file "$TOKEN" --log-level warn &
@@ -42,8 +53,8 @@ for port in 17071 17072; do
 done
 
 say "mirrorfs mount $DEMO_DIR/mnt --peers east,west --local-copy ..."
-$MIRRORFS mount "$DEMO_DIR/mnt" --peers east=http://127.0.0.1:17071,west=http://127.0.0.1:17072 \
-  --token-file "$TOKEN" --state-dir "$DEMO_DIR/state" --local-copy "$DEMO_DIR/local"
+$MIRRORFS mount "$DEMO_DIR/mnt" --peers east=https://127.0.0.1:17071,west=https://127.0.0.1:17072 \
+  --token-file "$TOKEN" --state-dir "$DEMO_DIR/state" --local-copy "$DEMO_DIR/local" "${TLS[@]}"
 
 say "changing files through the mount"
 M="$DEMO_DIR/mnt"
@@ -72,8 +83,8 @@ $MIRRORFS status "$M"
 
 say "an outage: remount with --ack 1, kill west, keep writing"
 $MIRRORFS unmount "$M"
-$MIRRORFS mount "$M" --peers east=http://127.0.0.1:17071,west=http://127.0.0.1:17072 \
-  --token-file "$TOKEN" --state-dir "$DEMO_DIR/state" --local-copy "$DEMO_DIR/local" --ack 1 --peer-timeout 1000
+$MIRRORFS mount "$M" --peers east=https://127.0.0.1:17071,west=https://127.0.0.1:17072 \
+  --token-file "$TOKEN" --state-dir "$DEMO_DIR/state" --local-copy "$DEMO_DIR/local" --ack 1 --peer-timeout 1000 "${TLS[@]}"
 kill -9 "${pids[1]}"; wait "${pids[1]}" 2>/dev/null || true
 for i in $(seq 1 50); do echo "written while west is down ($i)" > "$M/project/outage-$i.txt"; done
 $MIRRORFS status "$M" | grep -E '^(peer|east|west)'

@@ -9,11 +9,13 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { benchTransport } from './lib/bench-tls.mjs';
 
 const { values } = parseArgs({ options: { writes: { type: 'string', default: '3000' } } });
 const N = Number(values.writes);
 const root = resolve(import.meta.dirname, '..');
 const base = mkdtempSync(join(tmpdir(), 'mirrorfs-latency-'));
+const transport = await benchTransport(base);
 const token = join(base, 'token');
 writeFileSync(token, 'latency-token-0123456789abcdef');
 const children = [];
@@ -33,16 +35,16 @@ const measure = (file) => JSON.parse(execFileSync(process.execPath, ['-e', loop,
 async function startPeer(name, port) {
   const data = join(base, name);
   mkdirSync(data);
-  const p = spawn(process.execPath, [join(root, 'dist/cli/mirrorfs-peer.js'), '--data', data, '--listen', `127.0.0.1:${port}`, '--name', name, '--token-file', token, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const p = spawn(process.execPath, [join(root, 'dist/cli/mirrorfs-peer.js'), '--data', data, '--listen', `127.0.0.1:${port}`, '--name', name, '--token-file', token, ...transport.peerArgs, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(p);
   await new Promise((r) => p.stdout.once('data', r));
-  return `${name}=http://127.0.0.1:${port}`;
+  return `${name}=${transport.scheme}://127.0.0.1:${port}`;
 }
 
 function mount(peers, label) {
   const mnt = join(base, `mnt-${label}`);
   mkdirSync(mnt);
-  execFileSync(process.execPath, [join(root, 'dist/cli/mirrorfs.js'), 'mount', mnt, '--peers', peers.join(','), '--token-file', token, '--state-dir', join(base, `state-${label}`), '--log-level', 'warn']);
+  execFileSync(process.execPath, [join(root, 'dist/cli/mirrorfs.js'), 'mount', mnt, '--peers', peers.join(','), '--token-file', token, '--state-dir', join(base, `state-${label}`), '--log-level', 'warn', ...transport.mountArgs]);
   return mnt;
 }
 
