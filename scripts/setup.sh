@@ -39,3 +39,9 @@ done
 
 log "building (tsc)"
 npm run --silent build
+
+# mount(8) helper (mount -t fuse.mirrorfs, /etc/fstab) and the commands on the PATH.
+if [ "$(id -u)" -eq 0 ]; then
+  node dist/cli/mirrorfs.js install-helpers >/dev/null
+  log "installed /sbin/mount.fuse.mirrorfs and /usr/local/bin/mirrorfs{,-peer,-link}"
+fi

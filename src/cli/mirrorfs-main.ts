@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createLogger, flushLogger } from '../log.js';
@@ -140,6 +140,31 @@ program
       process.stdout.write(describeInit(flags.name, await initNode(flags.tlsIdentity, resolve(flags.trust), flags.name), resolve(flags.trust)));
     } catch (err) {
       fail(`init: ${(err as Error).message}`);
+    }
+  });
+
+program
+  .command('install-helpers')
+  .description('install the mount(8) helper (so `mount -t fuse.mirrorfs` and /etc/fstab lines work; umount needs none) and the mirrorfs commands on the PATH, all pointing at this installation')
+  .option('--sbin <dir>', 'where mount(8) looks for mount.fuse.mirrorfs', '/sbin')
+  .option('--bin <dir>', 'where to put mirrorfs, mirrorfs-peer and mirrorfs-link', '/usr/local/bin')
+  .action((flags: { sbin: string; bin: string }) => {
+    const dist = resolve(import.meta.dirname);
+    const wrappers: Array<[string, string]> = [
+      [join(flags.sbin, 'mount.fuse.mirrorfs'), join(dist, 'mount-helper.js')],
+      [join(flags.bin, 'mirrorfs'), join(dist, 'mirrorfs.js')],
+      [join(flags.bin, 'mirrorfs-peer'), join(dist, 'mirrorfs-peer.js')],
+      [join(flags.bin, 'mirrorfs-link'), join(dist, 'mirrorfs-link.js')],
+    ];
+    try {
+      for (const [file, target] of wrappers) {
+        mkdirSync(dirname(file), { recursive: true });
+        // A wrapper, not a symlink: it names this node binary, so it works from mount(8)'s minimal PATH.
+        writeFileSync(file, `#!/bin/sh\n# installed by mirrorfs install-helpers\nexec ${process.execPath} ${target} "$@"\n`, { mode: 0o755 });
+        process.stdout.write(`installed ${file}\n`);
+      }
+    } catch (err) {
+      fail(`install-helpers: ${(err as Error).message} (run as root)`);
     }
   });
 

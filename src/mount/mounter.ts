@@ -15,7 +15,7 @@ import { buildFuseOps } from './fuse-ops.js';
 import { loadMountId } from './identity.js';
 import { LocalCopy } from './local-copy.js';
 import { Member } from './member.js';
-import { checkMountpoint } from './mountpoint.js';
+import { checkMountpoint, isMounted } from './mountpoint.js';
 import { establishOwnership } from './ownership.js';
 import { checkRoutes } from './routes.js';
 import { LeaseKeeper } from './lease.js';
@@ -139,6 +139,15 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
       throw err;
     }
     lease!.onFenced = (m, err) => controller.fencedBy(m, err);
+    // umount(8) unmounts in the kernel without telling this process (it refuses while
+    // files are open, so no call is left half-answered): notice, and stop cleanly.
+    let unmountedOutside = false;
+    const watch = setInterval(() => {
+      if (isMounted(mountpoint)) return;
+      unmountedOutside = true;
+      void stop('unmounted by umount(8)');
+    }, UNMOUNT_WATCH_MS);
+    watch.unref();
     log.info({ mountpoint, mountId, epoch, ackPolicy: opts.ackPolicy, ackMode: opts.ackMode ?? 'first-hop', peers: members.map((m) => m.name), localCopy: opts.localCopyDir ?? null }, 'mounted');
 
     const stop = (reason: string): Promise<void> => {
@@ -146,10 +155,11 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
         // New changes are refused (EROFS) from here on, so the drain can finish under load.
         controller.stopAdmitting(`${mountpoint} is being unmounted (${reason})`);
         lease?.stop();
+        clearInterval(watch);
         log.info({ reason, inFlight: controller.operationsInFlight }, 'unmounting: draining in-flight operations');
         const drained = await controller.drain(DRAIN_TIMEOUT_MS);
         if (!drained) log.warn({ inFlight: controller.operationsInFlight }, 'drain timed out; unmounting anyway');
-        const unmounted = await unmountFuse(fuse, log);
+        const unmounted = unmountedOutside || (await unmountFuse(fuse, log));
         await control.close();
         if (unmounted && local?.active) writeFileSync(cleanMarker, `${new Date().toISOString()}\n`);
         // Settled only when nothing is in flight and every peer has every change.
@@ -172,6 +182,9 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     throw err;
   }
 }
+
+/** How often a mount checks that it is still mounted (umount(8) does not tell it). */
+const UNMOUNT_WATCH_MS = 1000;
 
 function unmountFuse(fuse: FuseInstance, log: Logger): Promise<boolean> {
   return new Promise((resolve) =>
