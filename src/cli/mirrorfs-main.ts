@@ -17,6 +17,7 @@ import { LEASE_RENEW_MS } from '../mount/lease.js';
 import type { Logger } from '../log.js';
 import { progressReporter } from '../mount/progress.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
+import { parseListen } from './listen.js';
 import { formatStatus, formatVerify } from './format-status.js';
 import { TOPOLOGY_NAMES, fitAll, latencyForSeparation, loadMeasurements, parseDistance, parseDuration, separationForBudget } from './plan.js';
 
@@ -45,6 +46,7 @@ interface MountFlags {
   trust?: string;
   trustCa?: string;
   insecureCleartext?: boolean;
+  controlListen?: string;
   logLevel: string;
 }
 
@@ -69,6 +71,7 @@ function withMountOptions(cmd: Command): Command {
     .option('--trust <file>', `${TRANSPORT_HELP.trust} (default: trust in the config, else ${DEFAULT_TRUST_FILE})`)
     .option('--trust-ca <file>', TRANSPORT_HELP.trustCa)
     .option('--insecure-cleartext', TRANSPORT_HELP.insecureCleartext)
+    .option('--control-listen <host:port>', 'serve a status page (/), /status.json and Prometheus /metrics at http://HOST:PORT (plain HTTP, read-only; off by default)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'));
 }
 
@@ -98,7 +101,16 @@ function mountSettings(mp: string, flags: MountFlags): Omit<MountOptions, 'log'>
   return {
     mountpoint, peers, localCopyDir: flags.localCopy ? resolve(flags.localCopy) : undefined, stateDir, peerTimeoutMs, ackPolicy,
     ackMode: flags.ackMode as 'first-hop' | 'end-to-end', fsyncTimeoutMs, resyncFrom: flags.resyncFrom, takeover: flags.takeover === true,
+    controlListen: flags.controlListen === undefined ? undefined : parseListenOrFail(flags.controlListen, '--control-listen'),
   };
+}
+
+function parseListenOrFail(value: string, flag: string): { host: string; port: number } {
+  try {
+    return parseListen(value, flag);
+  } catch (err) {
+    fail((err as Error).message);
+  }
 }
 
 /**

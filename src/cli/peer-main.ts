@@ -7,6 +7,7 @@ import { ensureTokenFile, readTokenFile } from '../peer/auth.js';
 import { PeerServer } from '../peer/server.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { parseListen } from './listen.js';
+import { startHttpListener } from '../metrics/http.js';
 import { checkScheme, type Transport } from '../security/transport.js';
 import { TRANSPORT_HELP, describeInit, initNode, transportFromFlags } from '../security/setup.js';
 
@@ -27,6 +28,7 @@ const program = new Command('mirrorfs-peer')
   .option('--trust <file>', `${TRANSPORT_HELP.trust} (default: <state>/trust)`)
   .option('--trust-ca <file>', TRANSPORT_HELP.trustCa)
   .option('--insecure-cleartext', TRANSPORT_HELP.insecureCleartext)
+  .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (plain HTTP, read-only; off by default)')
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
   .version(`mirrorfs-peer (protocol ${PROTOCOL_VERSION})`, '--version')
   .addHelpText(
@@ -72,7 +74,7 @@ async function runInit(): Promise<void> {
 async function main(): Promise<void> {
   if (process.argv[2] === 'init') return runInit();
   program.parse();
-  const o = program.opts<{ data?: string; forwardTo?: string; forwardTokenFile?: string; maxQueueMib: string; listen: string; name: string; tokenFile?: string; state?: string; tlsIdentity?: string; trust?: string; trustCa?: string; insecureCleartext?: boolean; logLevel: string }>();
+  const o = program.opts<{ data?: string; forwardTo?: string; forwardTokenFile?: string; maxQueueMib: string; listen: string; name: string; tokenFile?: string; state?: string; tlsIdentity?: string; trust?: string; trustCa?: string; insecureCleartext?: boolean; metricsListen?: string; logLevel: string }>();
   const log = createLogger(`peer:${o.name}`, o.logLevel);
   if (o.data === undefined && o.forwardTo === undefined) fail('--data is required (or --forward-to and --state for a pure relay)');
   if (o.data === undefined && o.state === undefined) fail('a pure relay (--forward-to without --data) needs --state <dir> for its queue');
@@ -116,6 +118,23 @@ async function main(): Promise<void> {
     if (e.code === 'EADDRINUSE') fail(`cannot listen on ${host}:${port}: address already in use (another peer running? pick another --listen)`);
     fail(`cannot start: ${e.message}`);
   }
+  let metrics: { port: number; close: () => Promise<void> } | null = null;
+  if (o.metricsListen !== undefined) {
+    let at: { host: string; port: number };
+    try {
+      at = parseListen(o.metricsListen, '--metrics-listen');
+    } catch (err) {
+      await server.shutdown(0);
+      fail((err as Error).message);
+    }
+    try {
+      metrics = await startHttpListener(at.host, at.port, server.metrics.registry, {}, log);
+    } catch (err) {
+      await server.shutdown(0);
+      fail(`--metrics-listen ${o.metricsListen}: ${(err as Error).message}`);
+    }
+    process.stdout.write(`mirrorfs-peer ${o.name} metrics on http://${at.host}:${metrics.port}/metrics\n`);
+  }
   process.stdout.write(`mirrorfs-peer ${o.name} listening on ${host}:${server.port} ${transport.kind === 'tls' ? `tls fingerprint=${transport.identity.fingerprint}` : 'INSECURE cleartext'} data=${dataDir ?? '(none: pure relay)'}${o.forwardTo ? ` forward-to=${o.forwardTo}` : ''}\n`);
   let stopping = false;
   const stop = (signal: string) => {
@@ -124,6 +143,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'signal received');
     server
       .shutdown()
+      .then(() => metrics?.close())
       .then(() => flushLogger(log))
       .then(() => process.exit(0))
       .catch((err) => {

@@ -24,7 +24,7 @@ const S_IFREG = 0o100000;
 /** The virtual xattr that tells an application whether a file's changes reached the far mirrors (ack mode end-to-end). */
 export const STATE_XATTR = 'user.mirrorfs.state';
 
-export function buildFuseOps(controller: MirrorController, log: Logger, opts: { fsyncTimeoutMs: number } = { fsyncTimeoutMs: 30_000 }): Record<string, (...args: never[]) => void> {
+export function buildFuseOps(controller: MirrorController, log: Logger, opts: { fsyncTimeoutMs: number; onError?: (op: string, errno: string) => void } = { fsyncTimeoutMs: 30_000 }): Record<string, (...args: never[]) => void> {
   let nextHandle = 1;
   const handle = () => {
     nextHandle = nextHandle >= 0x7fff_fff0 ? 1 : nextHandle + 1;
@@ -43,6 +43,7 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: { 
         const e = toMirrorError(err, { op, path });
         if (e.code === 'MFS_INTERNAL') log.error({ op, path, err }, 'internal error in FUSE operation');
         else log.debug({ op, path, errno: e.errno, code: e.code }, 'FUSE operation failed');
+        opts.onError?.(op, e.errno);
         cb(-errnoNumber(e.errno));
       },
     );

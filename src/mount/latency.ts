@@ -20,3 +20,49 @@ export class LatencyWindow {
     return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
   }
 }
+
+/** One second of a peer's change latencies, summarised for the status page's chart. */
+export interface LatencyPoint {
+  /** Start of the second (ms since the epoch). */
+  t: number;
+  p50Us: number;
+  p99Us: number;
+  count: number;
+}
+
+/**
+ * Per-second latency of a peer's changes over the last few minutes (the status
+ * page's live chart): samples of the current second are kept until it ends,
+ * then summarised into one point. Bounded: seconds points, 512 samples a second.
+ */
+export class LatencySeries {
+  private readonly points: LatencyPoint[] = [];
+  private second = 0;
+  private samples: number[] = [];
+
+  constructor(private readonly seconds = 300) {}
+
+  add(us: number, now = Date.now()): void {
+    const second = Math.floor(now / 1000) * 1000;
+    if (second !== this.second) this.close(second);
+    if (this.samples.length < 512) this.samples.push(us);
+  }
+
+  /** The points of the finished seconds, oldest first. */
+  snapshot(now = Date.now()): LatencyPoint[] {
+    const second = Math.floor(now / 1000) * 1000;
+    if (second !== this.second) this.close(second);
+    return this.points.slice();
+  }
+
+  private close(next: number): void {
+    if (this.samples.length > 0) {
+      const sorted = this.samples.sort((a, b) => a - b);
+      const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+      this.points.push({ t: this.second, p50Us: Math.round(at(0.5)), p99Us: Math.round(at(0.99)), count: sorted.length });
+      while (this.points.length > this.seconds) this.points.shift();
+    }
+    this.samples = [];
+    this.second = next;
+  }
+}

@@ -4,7 +4,7 @@ import type { CallResult } from '../protocol/peer-client.js';
 import { PeerClient } from '../protocol/peer-client.js';
 import type { RequestInput } from '../protocol/ops.js';
 import type { PeerSpec } from './config.js';
-import { LatencyWindow } from './latency.js';
+import { LatencySeries, LatencyWindow } from './latency.js';
 
 /**
  * in-sync: receives every change as it happens. catching-up: lacks changes,
@@ -47,6 +47,10 @@ export interface MemberStatus {
 export class Member {
   readonly client: PeerClient;
   private readonly latency = new LatencyWindow();
+  /** Per-second latency of changes, for the status page's chart. */
+  readonly changeLatency = new LatencySeries();
+  /** Told of every call that got an answer or failed (metrics). */
+  observer: ((peer: string, op: string, seconds: number, bytes: number, errno: string | null) => void) | null = null;
   private operations = 0;
   private bytes = 0;
   private inFlight = 0;
@@ -162,7 +166,11 @@ export class Member {
 
   /** Send a change. */
   mutate(req: RequestInput, payload: Buffer): Promise<unknown> {
-    return this.call(req, payload).then((r) => r.result);
+    const started = performance.now();
+    return this.call(req, payload).then((r) => {
+      this.changeLatency.add((performance.now() - started) * 1000);
+      return r.result;
+    });
   }
 
   async call<T = unknown>(req: RequestInput, payload?: Buffer): Promise<CallResult<T>> {
@@ -171,9 +179,11 @@ export class Member {
     try {
       const result = await this.client.call<T>(req, payload);
       this.succeeded(started, payload);
+      this.observer?.(this.name, req.op, (performance.now() - started) / 1000, payload?.length ?? 0, null);
       return result;
     } catch (err) {
       const e = err as MirrorError;
+      this.observer?.(this.name, req.op, (performance.now() - started) / 1000, 0, e.errno ?? 'EIO');
       if (!isTransportFailure(e)) {
         this.succeeded(started, undefined); // the peer answered; the operation failed on its merits
       } else {

@@ -19,6 +19,9 @@ import { checkMountpoint, isMounted } from './mountpoint.js';
 import { establishOwnership } from './ownership.js';
 import { checkRoutes } from './routes.js';
 import { LeaseKeeper } from './lease.js';
+import { MountMetrics } from '../metrics/mount-metrics.js';
+import { startHttpListener } from '../metrics/http.js';
+import { STATUS_PAGE } from './status-page.js';
 
 export interface MountOptions {
   mountpoint: string;
@@ -36,6 +39,8 @@ export interface MountOptions {
   takeover?: boolean;
   /** Rebuild every other peer from this one before mounting. */
   resyncFrom?: string;
+  /** Serve the status page, /status.json and Prometheus /metrics here (plain HTTP, read-only). */
+  controlListen?: { host: string; port: number };
   log: Logger;
 }
 
@@ -72,6 +77,25 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
   const mountId = loadMountId(opts.stateDir);
   const members = opts.peers.map((spec) => new Member(spec, opts.peerTimeoutMs, log));
   if (requiredAcks(opts.ackPolicy, members.length) < 1) throw new Error('the ack policy must require at least one peer');
+  const metrics = new MountMetrics(members);
+  let phase: 'starting' | 'mounted' | 'stopping' = 'starting';
+  let controllerRef: MirrorController | null = null;
+  // Up before recovery, so a long resync can be watched on the page and in the metrics.
+  const web = opts.controlListen
+    ? await startHttpListener(opts.controlListen.host, opts.controlListen.port, metrics.registry, {
+        '/': (_req, res) => {
+          res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+          res.end(STATUS_PAGE);
+        },
+        '/status.json': (_req, res) => {
+          const latency = Object.fromEntries(members.map((m) => [m.name, m.changeLatency.snapshot()]));
+          res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+          res.end(JSON.stringify({ mountpoint, phase, progress: metrics.progress, status: controllerRef?.status() ?? null, latency }));
+        },
+      }, log).catch((err: Error) => {
+        throw new Error(`--control-listen ${opts.controlListen!.host}:${opts.controlListen!.port}: ${err.message}`);
+      })
+    : null;
   let local: LocalCopy | null = null;
   let lease: LeaseKeeper | null = null;
   const journal = new Journal(opts.stateDir);
@@ -83,7 +107,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     lease = new LeaseKeeper(mountId, epoch, members, (m, err) => log.error({ peer: m.name, err: err.message }, 'fenced while mounting'), log);
     lease.start();
     if (!progressAgrees) log.warn('the peers applied different amounts of this mount\'s history: reconciling, then comparing their contents');
-    await recover({ mountId, epoch, members, peerIds, progress, journal, log, resyncFrom: opts.resyncFrom, previousOwners, reporter: progressReporter(log) });
+    await recover({ mountId, epoch, members, peerIds, progress, journal, log, resyncFrom: opts.resyncFrom, previousOwners, reporter: metrics.track(progressReporter(log)) });
     const lastSeq = Math.max(peersLastSeq, journal.maxSeq());
     // After a takeover the copies are compared by content: the previous owner's last changes are not this mount's to vouch for.
     const manifest = await checkPeersAgree(members, { content: !progressAgrees || previousOwners.length > 0 });
@@ -107,7 +131,9 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     const controller = new MirrorController({ mountId, epoch, lastSeq, members, local, journal, ackPolicy: opts.ackPolicy, peerTimeoutMs: opts.peerTimeoutMs, startLimitMs: fuseTimeoutMs / 2, commits, log });
     // An fsync waiting for the far ends must be answered before fuse-native's own bound.
     const fsyncTimeoutMs = Math.min(opts.fsyncTimeoutMs ?? DEFAULT_FSYNC_TIMEOUT_MS, fuseTimeoutMs - 5000);
-    const fuse = new Fuse(mountpoint, buildFuseOps(controller, log, { fsyncTimeoutMs }), {
+    controllerRef = controller;
+    metrics.attach(() => controller.status());
+    const fuse = new Fuse(mountpoint, buildFuseOps(controller, log, { fsyncTimeoutMs, onError: (op, errno) => metrics.callFailed(op, errno) }), {
       // fuse-native joins options with commas, so options it does not know ride
       // on fsname: big_writes (else the kernel splits writes into 4 KiB requests,
       // FIELD-NOTES) and negative_timeout (cache "no such name" answers).
@@ -138,6 +164,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
       await control.close();
       throw err;
     }
+    phase = 'mounted';
     lease!.onFenced = (m, err) => controller.fencedBy(m, err);
     // umount(8) unmounts in the kernel without telling this process (it refuses while
     // files are open, so no call is left half-answered): notice, and stop cleanly.
@@ -154,6 +181,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
       stopping ??= (async () => {
         // New changes are refused (EROFS) from here on, so the drain can finish under load.
         controller.stopAdmitting(`${mountpoint} is being unmounted (${reason})`);
+        phase = 'stopping';
         lease?.stop();
         clearInterval(watch);
         log.info({ reason, inFlight: controller.operationsInFlight }, 'unmounting: draining in-flight operations');
@@ -161,6 +189,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
         if (!drained) log.warn({ inFlight: controller.operationsInFlight }, 'drain timed out; unmounting anyway');
         const unmounted = unmountedOutside || (await unmountFuse(fuse, log));
         await control.close();
+        await web?.close();
         if (unmounted && local?.active) writeFileSync(cleanMarker, `${new Date().toISOString()}\n`);
         // Settled only when nothing is in flight and every peer has every change.
         if (drained && controller.allInSync && controller.lastSeq > 0) {
@@ -176,6 +205,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     return { controller, stop, stopped };
   } catch (err) {
     lease?.stop(); // a refused mount must not keep the peers' lease alive
+    await web?.close();
     await Promise.all(members.map((m) => m.close()));
     local?.close();
     journal.close();

@@ -1,4 +1,4 @@
-import { mkdirSync, realpathSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, statSync, statfsSync } from 'node:fs';
 import http2, { type Http2Session, type Http2SecureServer, type Http2Server, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import { serveRead } from '../store/reads.js';
 import { PeerState } from './state.js';
 import { Forwarder } from '../relay/forwarder.js';
 import { Tree } from '../store/tree.js';
+import { PeerMetrics } from '../metrics/peer-metrics.js';
 import { checkScheme, createServer, sessionVerdict, type Transport } from '../security/transport.js';
 import type { TrustVerdict } from '../security/trust.js';
 
@@ -76,6 +77,8 @@ export class PeerServer {
   private readonly fencedDownstream = new Map<string, number>();
   /** When the owner last renewed its lease (memory only: after a restart the lease counts from the start). */
   private leaseAt: number | null = null;
+  /** Prometheus metrics (served by --metrics-listen). */
+  readonly metrics: PeerMetrics;
   private applied = 0;
   private appliedBytes = 0;
   private shuttingDown = false;
@@ -105,6 +108,7 @@ export class PeerServer {
         })
       : null;
     this.auth = new TokenAuth(opts.token);
+    this.metrics = new PeerMetrics(() => this.status(), this.tree?.root ?? null);
     this.server = createServer(opts.transport, {
       maxSessionMemory: 256,
       settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, initialWindowSize: H2_STREAM_WINDOW_BYTES, maxFrameSize: H2_MAX_FRAME_BYTES },
@@ -173,6 +177,7 @@ export class PeerServer {
       .catch((err) => {
         const e = toMirrorError(err, {});
         if (e.code === 'MFS_INTERNAL') this.log.error({ err }, 'internal error handling request');
+        if (e.httpStatus !== 200) this.metrics.refused(e.code, e.errno);
         respondError(stream, e);
       })
       .finally(done);
@@ -215,31 +220,51 @@ export class PeerServer {
       throw new MirrorError('MFS_MALFORMED', `invalid request: ${issue ? `${issue.path.join('.') || 'op'}: ${issue.message}` : 'unknown'}`);
     }
     const req = parsed.data as Request;
+    const started = performance.now();
+    const written = req.op === 'write' ? frame.payload.length : 0;
+    try {
+      const errno = await this.dispatch(stream, req, frame.payload);
+      this.metrics.observe(req.op, (performance.now() - started) / 1000, errno === null ? written : 0, errno);
+    } catch (err) {
+      this.metrics.observe(req.op, (performance.now() - started) / 1000, 0, toMirrorError(err, {}).errno);
+      throw err;
+    }
+  }
+
+  /** Run one decoded operation and answer it; resolves with the errno of an error outcome (null: it succeeded). */
+  private async dispatch(stream: ServerHttp2Stream, req: Request, payload: Buffer): Promise<string | null> {
     if (isMutation(req)) {
-      const { result } = await this.mutate(req, frame.payload);
-      return respondFrame(stream, result);
+      const { result } = await this.mutate(req, payload);
+      respondFrame(stream, result);
+      const outcome = result as { ok?: boolean; error?: { errno?: string } };
+      return outcome.ok === false ? (outcome.error?.errno ?? 'EIO') : null;
     }
     if (!this.ctx && !LOCAL_CONTROL_OPS.has(req.op)) {
       // A pure relay keeps no copy: reads, repairs and pulls are the next hop's, once it has everything queued here.
       if (req.op === 'pull') stream.setTimeout(0);
-      const out = await this.viaNextHop(req, frame.payload);
+      const out = await this.viaNextHop(req, payload);
       if (req.op === 'adopt') await this.adopt(req); // and recorded here, so this hop's history has no hole
-      return respondFrame(stream, out.result === undefined ? { ok: true } : { ok: true, result: out.result }, out.payload);
+      respondFrame(stream, out.result === undefined ? { ok: true } : { ok: true, result: out.result }, out.payload);
+      return null;
     }
     if (req.op === 'pull') {
       stream.setTimeout(0); // the answer comes when the copy is done; the caller bounds the wait
-      return respondFrame(stream, { ok: true, result: await this.pull(req, stream) });
+      respondFrame(stream, { ok: true, result: await this.pull(req, stream) });
+      return null;
     }
     if (req.op === 'repair') {
-      const result = await this.repair(req, frame.payload);
-      return respondFrame(stream, result === null ? { ok: true } : { ok: true, result });
+      const result = await this.repair(req, payload);
+      respondFrame(stream, result === null ? { ok: true } : { ok: true, result });
+      return null;
     }
     if (req.op === 'handshake' || req.op === 'progress' || req.op === 'history' || req.op === 'adopt' || req.op === 'settle' || req.op === 'committed' || req.op === 'lease' || req.op === 'reconciled') {
-      return respondFrame(stream, { ok: true, result: await this.control(req) });
+      respondFrame(stream, { ok: true, result: await this.control(req) });
+      return null;
     }
     const ctx = this.ctx!;
     const out = await this.lock.run(false, async () => serveRead(ctx, req));
     respondFrame(stream, out.result === undefined ? { ok: true } : { ok: true, result: out.result }, out.payload);
+    return null;
   }
 
   private async control(req: ControlRequest): Promise<unknown> {
@@ -494,6 +519,8 @@ export class PeerServer {
       appliedBytes: this.appliedBytes,
       dataDir: this.tree?.root ?? null,
       durability: 'fsync-before-ack',
+      nowMs: Date.now(),
+      disk: this.tree ? diskOf(this.tree.root) : null,
       pull: this.pulling,
       relay: this.forwarder ? { ...this.forwarder.status(), next: null } : null,
       unreconciled: this.state.unreconciled,
@@ -609,6 +636,24 @@ function respondFrame(stream: ServerHttp2Stream, outcome: unknown, payload?: Buf
 function respondJson(stream: ServerHttp2Stream, body: unknown): void {
   stream.respond({ ':status': 200, 'content-type': 'application/json', [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) });
   stream.end(JSON.stringify(body));
+}
+
+/** Free space and file system type of the data directory (doctor checks both). */
+function diskOf(dir: string): PeerStatus['disk'] {
+  const fs = statfsSync(dir);
+  return { freeBytes: fs.bavail * fs.bsize, totalBytes: fs.blocks * fs.bsize, fsType: fsTypeOf(dir) };
+}
+
+/** The type of the file system holding dir: the mount table's longest mount point above it. */
+function fsTypeOf(dir: string): string {
+  let best = { point: '', type: 'unknown' };
+  for (const line of readFileSync('/proc/self/mounts', 'utf8').split('\n')) {
+    const [, point, type] = line.split(' ');
+    if (!point || !type) continue;
+    const p = point.replace(/\\040/g, ' ');
+    if ((dir === p || dir.startsWith(p === '/' ? '/' : `${p}/`)) && p.length >= best.point.length) best = { point: p, type };
+  }
+  return best.type;
 }
 
 function respondError(stream: ServerHttp2Stream, err: MirrorError): void {

@@ -267,6 +267,10 @@ export interface PeerStatus {
   durability: string;
   /** A pull (full resync from another peer) running now, or null. */
   pull: PullProgress | null;
+  /** The peer's wall clock when it answered (doctor compares it with the caller's). */
+  nowMs: number;
+  /** Free space and file system type of the data directory; null for a pure relay. */
+  disk: { freeBytes: number; totalBytes: number; fsType: string } | null;
   /** For a relay: its queue for the next hop, and the next hop's own status (or why it could not be had). */
   relay: RelayStatus | null;
   /** Earlier owners whose changes no later owner has reconciled yet (a takeover reconciles them). */

@@ -20,6 +20,8 @@ export interface PeerProcess {
   proc: ChildProcess;
   /** Everything the process wrote to stderr (logs), for diagnostics and log assertions. */
   stderr: () => string;
+  /** Everything it wrote to stdout (the listening lines). */
+  stdout: () => string;
   /** A client (by default with the shared test mount identity: security tests pass their own transport). */
   client: (opts?: { token?: string; timeoutMs?: number; transport?: Transport }) => PeerClient;
   /** SIGKILL and wait for exit. */
@@ -64,9 +66,9 @@ async function start(name: string, dataDir: string, stateDir: string, tokenFile:
   live.add(proc);
   proc.on('exit', () => live.delete(proc));
   let err = '';
+  let out = '';
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const actualPort = await new Promise<number>((resolvePort, reject) => {
-    let out = '';
     const timer = setTimeout(() => reject(new Error(`peer ${name} did not start within 10 s: ${err}`)), 10_000);
     proc.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
@@ -92,6 +94,7 @@ async function start(name: string, dataDir: string, stateDir: string, tokenFile:
     port: actualPort,
     proc,
     stderr: () => err,
+    stdout: () => out,
     client: (o = {}) => {
       const c = new PeerClient(url, { name, token: o.token ?? readToken(tokenFile), transport: o.transport ?? testTransport(), timeoutMs: o.timeoutMs ?? 10_000 });
       clients.push(c);

@@ -1,0 +1,64 @@
+import { statfsSync } from 'node:fs';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { PeerStatus } from '../protocol/ops.js';
+
+/** Latency buckets (seconds) shared by the mount's and the peer's histograms: 100 µs to 10 s. */
+export const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/**
+ * A peer's (or relay's) Prometheus metrics: requests by operation and outcome,
+ * their duration, refusals by code, and gauges read from the peer's status at
+ * each scrape (in flight, epoch, lease age, a relay's queue, a pull's progress,
+ * free space).
+ */
+export class PeerMetrics {
+  readonly registry = new Registry();
+  private readonly requests = new Counter({ name: 'mirrorfs_peer_requests_total', help: 'Operations handled, by operation and outcome (ok, or the errno)', labelNames: ['op', 'outcome'], registers: [this.registry] });
+  private readonly bytes = new Counter({ name: 'mirrorfs_peer_written_bytes_total', help: 'Bytes of write payloads handled', registers: [this.registry] });
+  private readonly duration = new Histogram({ name: 'mirrorfs_peer_request_duration_seconds', help: 'Time from request to answer, by operation', labelNames: ['op'], buckets: LATENCY_BUCKETS, registers: [this.registry] });
+  private readonly refusals = new Counter({ name: 'mirrorfs_peer_refusals_total', help: 'Requests refused before any operation (certificate, token, version, malformed...), by code and errno', labelNames: ['code', 'errno'], registers: [this.registry] });
+
+  constructor(status: () => PeerStatus, dataDir: string | null) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'mirrorfs_peer_' });
+    const gauge = (name: string, help: string, read: (s: PeerStatus) => number | null) =>
+      new Gauge({
+        name, help, registers: [this.registry],
+        collect() {
+          const v = read(status());
+          if (v !== null) this.set(v);
+        },
+      });
+    gauge('mirrorfs_peer_in_flight', 'Requests being handled now', (s) => s.inFlight);
+    gauge('mirrorfs_peer_epoch', 'Epoch of the mount that owns this peer (0: none yet)', (s) => s.epoch);
+    gauge('mirrorfs_peer_lease_age_seconds', 'Time since the owner last renewed its lease, by this peer\'s monotonic clock', (s) => s.leaseAgeMs / 1000);
+    gauge('mirrorfs_peer_applied_total', 'Changes applied since start', (s) => s.applied);
+    gauge('mirrorfs_relay_queue_depth', 'A relay: changes queued for the next hop', (s) => s.relay?.queue.depth ?? null);
+    gauge('mirrorfs_relay_queue_bytes', 'A relay: bytes queued for the next hop', (s) => s.relay?.queue.bytes ?? null);
+    gauge('mirrorfs_relay_oldest_age_seconds', 'A relay: age of the oldest change still queued (0 when empty)', (s) => (s.relay ? (s.relay.queue.oldestAgeMs ?? 0) / 1000 : null));
+    gauge('mirrorfs_relay_forwarded_total', 'A relay: changes the next hop acknowledged since start', (s) => s.relay?.forwarded ?? null);
+    gauge('mirrorfs_relay_refused_total', 'A relay: queued changes the next hop refuses for good', (s) => s.relay?.refused ?? null);
+    gauge('mirrorfs_relay_next_hop_connected', 'A relay: 1 while the next hop answers', (s) => (s.relay ? (s.relay.connected ? 1 : 0) : null));
+    gauge('mirrorfs_peer_pull_done_bytes', 'A resync pull in progress: bytes copied so far', (s) => s.pull?.bytesCopied ?? null);
+    gauge('mirrorfs_peer_pull_total_bytes', 'A resync pull in progress: bytes to copy', (s) => s.pull?.totalBytes ?? null);
+    if (dataDir !== null) {
+      new Gauge({
+        name: 'mirrorfs_peer_data_free_bytes', help: 'Free space for the mirrored tree (statfs of the data directory, as an unprivileged writer sees it)', registers: [this.registry],
+        collect() {
+          const fs = statfsSync(dataDir);
+          this.set(fs.bavail * fs.bsize);
+        },
+      });
+    }
+  }
+
+  /** One operation answered (errno null when it succeeded). */
+  observe(op: string, seconds: number, writtenBytes: number, errno: string | null): void {
+    this.requests.inc({ op, outcome: errno ?? 'ok' });
+    this.duration.observe({ op }, seconds);
+    if (writtenBytes > 0) this.bytes.inc(writtenBytes);
+  }
+
+  refused(code: string, errno: string): void {
+    this.refusals.inc({ code, errno });
+  }
+}
