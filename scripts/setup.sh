@@ -9,9 +9,10 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 
 # fuse-native's prebuilt addon links libfuse.so.2 (Debian: libfuse2); fusermount
 # (Debian: fuse) unmounts a dead mount without root tricks. attr gives getfattr
-# and setfattr for looking at xattrs by hand.
+# and setfattr for looking at xattrs by hand. For the tests only: chromium renders
+# the status page, faketime runs a peer whose clock is off (doctor's skew check).
 missing=()
-for pkg in libfuse2 fuse attr; do
+for pkg in libfuse2 fuse attr chromium faketime; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

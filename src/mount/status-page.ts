@@ -14,7 +14,7 @@ export const STATUS_PAGE = `<!doctype html>
   h1 { font-size: 20px; margin: 0 0 4px; }
   .meta { color: #555; margin-bottom: 16px; }
   table { border-collapse: collapse; background: white; margin-bottom: 16px; }
-  th, td { border: 1px solid #ddd; padding: 4px 10px; text-align: left; }
+  th, td { border: 1px solid #ddd; padding: 4px 10px; text-align: left; white-space: nowrap; }
   td.num { text-align: right; font-variant-numeric: tabular-nums; }
   .in-sync { color: #176f2c; font-weight: 600; }
   .catching-up { color: #a15c00; font-weight: 600; }
