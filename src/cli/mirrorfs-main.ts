@@ -18,6 +18,8 @@ import type { Logger } from '../log.js';
 import { progressReporter } from '../mount/progress.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { parseListen } from './listen.js';
+import { checkFuse, checkMountPoint, checkPeer, formatFindings, type Finding } from './doctor.js';
+import type { PeerSpec } from '../mount/config.js';
 import { formatStatus, formatVerify } from './format-status.js';
 import { TOPOLOGY_NAMES, fitAll, latencyForSeparation, loadMeasurements, parseDistance, parseDuration, separationForBudget } from './plan.js';
 
@@ -153,6 +155,32 @@ program
     } catch (err) {
       fail(`init: ${(err as Error).message}`);
     }
+  });
+
+withMountOptions(program.command('doctor'))
+  .description('check, without mounting, what a mount with these options needs: FUSE, the mount point, TLS identity and trust, and each peer (reachable, latency, clock skew, free space, durability); prints each problem with its fix; exit 1 when there is one')
+  .option('--json', 'print the findings as JSON, for scripts')
+  .action(async (mp: string, flags: MountFlags & { json?: boolean }) => {
+    const mountpoint = resolve(mp);
+    const findings: Finding[] = [...checkFuse(), checkMountPoint(mountpoint)];
+    let peers: PeerSpec[] = [];
+    try {
+      const config = loadConfig(flags.config);
+      const transport = transportFromFlags({
+        insecureCleartext: flags.insecureCleartext,
+        tlsIdentity: flags.tlsIdentity ?? config.tlsIdentity ?? DEFAULT_TLS_IDENTITY_DIR,
+        trust: flags.trust ?? config.trust ?? DEFAULT_TRUST_FILE,
+        trustCa: flags.trustCa ?? config.trustCa,
+      }, 'mirrorfs init');
+      findings.push({ check: 'TLS', ok: true, detail: transport.kind === 'tls' ? `identity ${transport.identity.fingerprint}, ${transport.trust.size} trusted fingerprints${transport.trust.ca ? ' and a CA' : ''}` : 'INSECURE cleartext (--insecure-cleartext)' });
+      peers = resolvePeers(flags.peers, config, transport, flags.tokenFile);
+    } catch (err) {
+      const message = (err as Error).message;
+      findings.push({ check: 'configuration', ok: false, detail: message, fix: /TLS identity/.test(message) ? 'mirrorfs init' : /trust/.test(message) ? 'list the peers\' fingerprints in the trust file (mirrorfs-peer init prints them)' : 'see the message' });
+    }
+    for (const f of await Promise.all(peers.map((p) => checkPeer(p)))) findings.push(...f);
+    process.stdout.write(flags.json ? `${JSON.stringify({ ok: findings.every((f) => f.ok), findings }, null, 2)}\n` : formatFindings(findings));
+    process.exit(findings.every((f) => f.ok) ? 0 : 1);
   });
 
 program

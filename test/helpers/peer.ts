@@ -43,6 +43,8 @@ export interface SpawnPeerOptions {
   extraArgs?: string[];
   /** A pure relay: no --data (its state goes in <dataDir>/.mirrorfs, passed as --state); give --forward-to in extraArgs. */
   pure?: boolean;
+  /** Run the peer under this command (for example ['faketime', '-f', '+300s']). */
+  wrap?: string[];
 }
 
 /** Start a real mirrorfs-peer process on loopback and wait until it listens. */
@@ -55,12 +57,13 @@ export async function spawnPeer(opts: SpawnPeerOptions = {}): Promise<PeerProces
   mkdirSync(stateDir, { recursive: true });
   const tokenFile = join(stateDir, 'token');
   writeFileSync(tokenFile, `${opts.token ?? TEST_TOKEN}\n`, { mode: 0o600 });
-  return start(name, dataDir, stateDir, tokenFile, opts.port ?? 0, opts.extraArgs ?? [], opts.pure ?? false);
+  return start(name, dataDir, stateDir, tokenFile, opts.port ?? 0, opts.extraArgs ?? [], opts.pure ?? false, opts.wrap ?? []);
 }
 
-async function start(name: string, dataDir: string, stateDir: string, tokenFile: string, port: number, extraArgs: string[], pure: boolean): Promise<PeerProcess> {
+async function start(name: string, dataDir: string, stateDir: string, tokenFile: string, port: number, extraArgs: string[], pure: boolean, wrap: string[]): Promise<PeerProcess> {
   const where = pure ? ['--state', stateDir] : ['--data', dataDir];
-  const proc = spawn(process.execPath, [PEER_BIN, ...where, '--listen', `127.0.0.1:${port}`, '--name', name, '--token-file', tokenFile, ...peerTlsArgs(), ...extraArgs], {
+  const [command, ...prefix] = [...wrap, process.execPath];
+  const proc = spawn(command!, [...prefix, PEER_BIN, ...where, '--listen', `127.0.0.1:${port}`, '--name', name, '--token-file', tokenFile, ...peerTlsArgs(), ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(proc);
@@ -110,7 +113,7 @@ async function start(name: string, dataDir: string, stateDir: string, tokenFile:
     },
     restart: async () => {
       await self.kill9();
-      return start(name, dataDir, stateDir, tokenFile, actualPort, extraArgs, pure);
+      return start(name, dataDir, stateDir, tokenFile, actualPort, extraArgs, pure, wrap);
     },
   };
   return self;
