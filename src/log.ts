@@ -1,13 +1,23 @@
 import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
 
 export type { Logger };
 
 /**
- * The one way mirrorfs logs: pino JSON (on stderr, so a command's own output on
- * stdout stays clean for scripts). Level from MIRRORFS_LOG_LEVEL, default info.
+ * The one way mirrorfs logs, on stderr (a command's own output on stdout stays
+ * clean for scripts): pino JSON by default, human-readable lines (pino-pretty)
+ * when stderr is a terminal. MIRRORFS_LOG_FORMAT=json or pretty forces one.
+ * Level from MIRRORFS_LOG_LEVEL, default info.
  */
 export function createLogger(name: string, level = process.env.MIRRORFS_LOG_LEVEL ?? 'info'): Logger {
-  return pino({ name, level, base: { name, pid: process.pid } }, pino.destination({ fd: 2, sync: false }));
+  const format = process.env.MIRRORFS_LOG_FORMAT ?? (process.stderr.isTTY ? 'pretty' : 'json');
+  if (format !== 'json' && format !== 'pretty') throw new Error(`MIRRORFS_LOG_FORMAT=${format}: give json or pretty`);
+  const options = { name, level, base: { name, pid: process.pid } };
+  if (format === 'pretty') {
+    // Synchronous: a terminal reader wants each line as it happens, and nothing lost at exit.
+    return pino(options, pretty({ destination: 2, sync: true, colorize: process.stderr.isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
+  }
+  return pino(options, pino.destination({ fd: 2, sync: false }));
 }
 
 /** Write out buffered log lines (before process.exit, which would drop them); bounded to 2 s. */

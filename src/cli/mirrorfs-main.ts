@@ -261,6 +261,8 @@ async function background(mountpoint: string, stateDir: string, peerTimeoutMs: n
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...process.argv.slice(2), '--foreground'], {
     detached: true,
     stdio: ['ignore', out, out],
+    // The log file is read back as JSON (progress, the last message): never pretty-printed.
+    env: { ...process.env, MIRRORFS_LOG_FORMAT: 'json' },
   });
   closeSync(out);
   let exited: number | null = null;

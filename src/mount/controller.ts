@@ -428,7 +428,9 @@ export class MirrorController {
     const errnos = outcomes.map((o) => (o.ok ? null : o.error.errno));
     const detail = this.opts.members.map((m, i) => `${m.name}: ${show(outcomes[i]!)}`).join('; ');
     const errno = RESOURCE_ERRNOS.find((e) => errnos.includes(e)) ?? 'EIO';
-    this.log.error({ op: req.op, path: describe(req), seq: req.seq, errno, outcomes: detail }, `operation failed: ${why}`);
+    // The peers that did not commit it, by name: each error line names peer, path and errno.
+    const peers = this.opts.members.filter((_, i) => !outcomes[i]!.ok).map((m) => m.name);
+    this.log.error({ peer: peers.join(',') || null, op: req.op, path: pathOf(req), seq: req.seq, errno, outcomes: detail }, `operation failed: ${why}`);
     return { ok: false, error: new MirrorError('MFS_ERRNO', `${req.op} ${describe(req)}: ${why} (${detail})`, { errno, context: { op: req.op, path: describe(req) } }) };
   }
 
@@ -440,7 +442,7 @@ export class MirrorController {
    */
   private async journal(stamped: Mutation, req: MutationRequest, payload: Buffer, verdict: Verdict): Promise<void> {
     for (const l of verdict.lacking) {
-      l.member.markBehind(stamped.seq, l.reason, l.errno);
+      l.member.markBehind(stamped.seq, l.reason, l.errno, pathOf(stamped));
       l.member.unjournaled++;
     }
     let recorded = false;
@@ -469,7 +471,7 @@ export class MirrorController {
   private fence(m: Member, err: MirrorError): void {
     if (this.fencedReason) return;
     this.fencedReason = `peer ${m.name}: ${err.message}`;
-    this.log.error({ peer: m.name, err: err.message }, 'fenced: another mount owns the peers now; every further change fails with EROFS');
+    this.log.error({ peer: m.name, errno: 'EROFS', err: err.message }, 'fenced: another mount owns the peers now; every further change fails with EROFS');
   }
 
   /** Stop admitting changes (unmount in progress); in-flight ones finish. */
@@ -650,6 +652,11 @@ function isCommittedError(e: MirrorError): boolean {
 
 function show(o: Outcome): string {
   return o.ok ? 'ok' : `${o.error.errno} (${o.error.message})`;
+}
+
+/** The path a change is about, as log lines carry it (unquoted; a rename's source). */
+function pathOf(req: MutationRequest): string {
+  return req.op === 'rename' || req.op === 'link' ? req.from : req.path;
 }
 
 function describe(req: MutationRequest): string {

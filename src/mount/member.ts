@@ -112,14 +112,14 @@ export class Member {
    * now on changes go to the journal for it instead of to it, so that it
    * receives them in order when catch-up brings them (catch-up.ts).
    */
-  markBehind(seq: number, reason: string, errno: string | null = null): void {
+  markBehind(seq: number, reason: string, errno: string | null = null, path: string | null = null): void {
     if (this.lag) {
       if (errno) this.lag.errno = errno;
       return;
     }
     this.lag = { since: Date.now(), reason: `since seq ${seq}: ${reason}`, errno, catchingUp: false };
     this.caughtUp.length = 0;
-    this.log.error({ peer: this.name, seq, reason }, 'peer is behind: it lacks a change; changes are journaled for it and caught up when it answers');
+    this.log.error({ peer: this.name, seq, path, errno: errno ?? 'EIO', reason }, 'peer is behind: it lacks a change; changes are journaled for it and caught up when it answers');
   }
 
   /**
@@ -190,7 +190,7 @@ export class Member {
         this.failures++;
         this.connected = false;
         this.lastError = e.message;
-        this.log.warn({ peer: this.name, op: req.op, code: e.code, errno: e.errno, err: e.message }, 'peer call failed');
+        this.log.warn({ peer: this.name, op: req.op, path: 'path' in req ? req.path : null, code: e.code, errno: e.errno, err: e.message }, 'peer call failed');
       }
       throw err;
     } finally {
