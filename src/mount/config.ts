@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import { z } from 'zod';
 import { readTokenFile } from '../peer/auth.js';
 import { checkScheme, schemeOf, type Transport } from '../security/transport.js';
@@ -54,11 +55,14 @@ export function loadConfig(file: string | undefined): ConfigFile {
     if (file) throw new Error(`config file ${path} does not exist`);
     return configSchema.parse({});
   }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (err) {
-    throw new Error(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+  // JSON with comments and trailing commas (jsonc-parser), so the file can explain itself (examples/config.jsonc).
+  const text = readFileSync(path, 'utf8');
+  const errors: ParseError[] = [];
+  const raw: unknown = parseJsonc(text, errors, { allowTrailingComma: true, disallowComments: false });
+  if (errors.length > 0) {
+    const e = errors[0]!;
+    const line = text.slice(0, e.offset).split('\n').length;
+    throw new Error(`config file ${path} is not valid JSON (comments allowed): ${printParseErrorCode(e.error)} at line ${line}`);
   }
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
