@@ -90,8 +90,9 @@ function mountSettings(mp: string, flags: MountFlags): Omit<MountOptions, 'log'>
       insecureCleartext: flags.insecureCleartext,
       tlsIdentity: flags.tlsIdentity ?? config.tlsIdentity ?? DEFAULT_TLS_IDENTITY_DIR,
       trust: flags.trust ?? config.trust ?? DEFAULT_TRUST_FILE,
+      trustGiven: (flags.trust ?? config.trust) !== undefined,
       trustCa: flags.trustCa ?? config.trustCa,
-    }, 'mirrorfs init');
+    }, initCommandFor(flags, config));
     peers = resolvePeers(flags.peers, config, transport, flags.tokenFile);
   } catch (err) {
     fail((err as Error).message);
@@ -105,6 +106,12 @@ function mountSettings(mp: string, flags: MountFlags): Omit<MountOptions, 'log'>
     ackMode: flags.ackMode as 'first-hop' | 'end-to-end', fsyncTimeoutMs, resyncFrom: flags.resyncFrom, takeover: flags.takeover === true,
     controlListen: flags.controlListen === undefined ? undefined : parseListenOrFail(flags.controlListen, '--control-listen'),
   };
+}
+
+/** The init command that creates the identity these flags point at. */
+function initCommandFor(flags: MountFlags, config: { tlsIdentity?: string }): string {
+  const dir = flags.tlsIdentity ?? config.tlsIdentity;
+  return dir === undefined ? 'mirrorfs init' : `mirrorfs init --tls-identity ${dir}`;
 }
 
 function parseListenOrFail(value: string, flag: string): { host: string; port: number } {
@@ -170,13 +177,14 @@ withMountOptions(program.command('doctor'))
         insecureCleartext: flags.insecureCleartext,
         tlsIdentity: flags.tlsIdentity ?? config.tlsIdentity ?? DEFAULT_TLS_IDENTITY_DIR,
         trust: flags.trust ?? config.trust ?? DEFAULT_TRUST_FILE,
+        trustGiven: (flags.trust ?? config.trust) !== undefined,
         trustCa: flags.trustCa ?? config.trustCa,
-      }, 'mirrorfs init');
+      }, initCommandFor(flags, config));
       findings.push({ check: 'TLS', ok: true, detail: transport.kind === 'tls' ? `identity ${transport.identity.fingerprint}, ${transport.trust.size} trusted fingerprints${transport.trust.ca ? ' and a CA' : ''}` : 'INSECURE cleartext (--insecure-cleartext)' });
       peers = resolvePeers(flags.peers, config, transport, flags.tokenFile);
     } catch (err) {
       const message = (err as Error).message;
-      findings.push({ check: 'configuration', ok: false, detail: message, fix: /TLS identity/.test(message) ? 'mirrorfs init' : /trust/.test(message) ? 'list the peers\' fingerprints in the trust file (mirrorfs-peer init prints them)' : 'see the message' });
+      findings.push({ check: 'configuration', ok: false, detail: message, fix: /TLS identity/.test(message) ? initCommandFor(flags, {}) : /trust/.test(message) ? 'list the peers\' fingerprints in the trust file (mirrorfs-peer init prints them)' : 'see the message' });
     }
     for (const f of await Promise.all(peers.map((p) => checkPeer(p)))) findings.push(...f);
     process.stdout.write(flags.json ? `${JSON.stringify({ ok: findings.every((f) => f.ok), findings }, null, 2)}\n` : formatFindings(findings));

@@ -88,7 +88,8 @@ async function main(): Promise<void> {
   const tokenFile = resolve(o.tokenFile ?? join(stateDir, 'token'));
   let transport: Transport;
   try {
-    transport = transportFromFlags({ insecureCleartext: o.insecureCleartext, tlsIdentity: o.tlsIdentity ?? join(stateDir, 'tls'), trust: o.trust ?? join(stateDir, 'trust'), trustCa: o.trustCa }, `mirrorfs-peer init ${o.data !== undefined ? `--data ${o.data}` : `--state ${stateDir}`}`);
+    const initCommand = ['mirrorfs-peer init', o.data !== undefined ? `--data ${o.data}` : '', o.state !== undefined || o.data === undefined ? `--state ${stateDir}` : '', o.tlsIdentity !== undefined ? `--tls-identity ${o.tlsIdentity}` : ''].filter(Boolean).join(' ');
+    transport = transportFromFlags({ insecureCleartext: o.insecureCleartext, tlsIdentity: o.tlsIdentity ?? join(stateDir, 'tls'), trust: o.trust ?? join(stateDir, 'trust'), trustGiven: o.trust !== undefined, trustCa: o.trustCa }, initCommand);
     for (const route of o.forwardTo?.split('|') ?? []) checkScheme(route, transport, '--forward-to');
   } catch (err) {
     fail((err as Error).message);

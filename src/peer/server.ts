@@ -21,8 +21,7 @@ import { PeerState } from './state.js';
 import { Forwarder } from '../relay/forwarder.js';
 import { Tree } from '../store/tree.js';
 import { PeerMetrics } from '../metrics/peer-metrics.js';
-import { checkScheme, createServer, sessionVerdict, type Transport } from '../security/transport.js';
-import type { TrustVerdict } from '../security/trust.js';
+import { checkScheme, createServer, sessionVerdict, type SessionVerdict, type Transport } from '../security/transport.js';
 
 export interface PeerServerOptions {
   /** Root of the mirrored tree; absent for a pure relay (which keeps no copy). */
@@ -46,6 +45,8 @@ const FRAME_TYPE = 'application/x-mirrorfs-frame';
 /** Bound on each call a pulling peer makes to its source. */
 const PULL_CALL_TIMEOUT_MS = 60_000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** A client connection with no traffic this long is closed (mounts renew a lease every second). */
+const SESSION_IDLE_MS = 5 * 60_000;
 
 /**
  * The filer: an HTTP/2 server that authenticates each request, decodes and
@@ -57,8 +58,8 @@ const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 export class PeerServer {
   private readonly server: Http2Server | Http2SecureServer;
   private readonly sessions = new Set<Http2Session>();
-  /** The verdict on each session's client certificate, judged once when the session opens. */
-  private readonly verdicts = new WeakMap<Http2Session, TrustVerdict>();
+  /** The verdict on each session's client certificate, judged when it opens and again when the trust file changes. */
+  private readonly verdicts = new WeakMap<Http2Session, SessionVerdict>();
   private readonly state: PeerState;
   /** Null for a pure relay: it keeps no copy, and answers reads from its next hop. */
   private readonly tree: Tree | null;
@@ -79,6 +80,8 @@ export class PeerServer {
   private leaseAt: number | null = null;
   /** Prometheus metrics (served by --metrics-listen). */
   readonly metrics: PeerMetrics;
+  /** Sessions refused for their certificate: closed once the refusal is answered. */
+  private readonly refusedSessions = new WeakSet<Http2Session>();
   private applied = 0;
   private appliedBytes = 0;
   private shuttingDown = false;
@@ -114,9 +117,9 @@ export class PeerServer {
       settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, initialWindowSize: H2_STREAM_WINDOW_BYTES, maxFrameSize: H2_MAX_FRAME_BYTES },
     });
     this.server.on('session', (session: Http2Session) => {
-      const verdict = sessionVerdict(opts.transport, session);
-      this.verdicts.set(session, verdict);
-      if (!verdict.trusted) this.log.warn({ fingerprint: verdict.fingerprint, why: verdict.why, remote: session.socket.remoteAddress }, 'refusing a client whose certificate is not trusted');
+      this.verdictOf(session);
+      // Idle connections are closed: an untrusted or forgotten client cannot hold one for ever.
+      session.setTimeout(SESSION_IDLE_MS, () => session.close());
       this.sessions.add(session);
       session.setLocalWindowSize(H2_CONNECTION_WINDOW_BYTES);
       session.on('close', () => this.sessions.delete(session));
@@ -179,6 +182,7 @@ export class PeerServer {
         if (e.code === 'MFS_INTERNAL') this.log.error({ err }, 'internal error handling request');
         if (e.httpStatus !== 200) this.metrics.refused(e.code, e.errno);
         respondError(stream, e);
+        if (stream.session && this.refusedSessions.has(stream.session)) stream.session.close();
       })
       .finally(done);
   }
@@ -186,9 +190,11 @@ export class PeerServer {
   private async handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
     if (this.shuttingDown) throw new MirrorError('MFS_SHUTTING_DOWN');
     // The certificate first: an untrusted client learns nothing, not even whether its token is right.
-    const verdict = stream.session ? this.verdicts.get(stream.session) : undefined;
+    const verdict = stream.session ? this.verdictOf(stream.session) : undefined;
     if (!verdict?.trusted) {
-      throw new MirrorError('MFS_AUTH', `this peer does not trust the client certificate ${verdict?.fingerprint ?? '(none)'} (${verdict?.why ?? 'no session'}); add its fingerprint to the peer's trust file (docs/SECURITY.md)`);
+      // Answered, then the connection is closed: the client reconnects (and is judged again) on its next call.
+      if (stream.session) this.refusedSessions.add(stream.session);
+      throw new MirrorError('MFS_AUTH', `this peer does not trust the client certificate ${verdict?.fingerprint ?? '(none)'}; add its fingerprint to the peer's trust file (docs/SECURITY.md)`);
     }
     const version = headers[PROTOCOL_HEADER];
     if (version !== String(PROTOCOL_VERSION)) {
@@ -209,6 +215,21 @@ export class PeerServer {
       return this.streamManifest(stream, url.searchParams.get('content') !== '0', this.manifestRoot(path));
     }
     throw new MirrorError('MFS_NOT_FOUND', `no route ${method} ${route}`);
+  }
+
+  /** The (possibly cached) verdict on a session's client; a new refusal is logged once. */
+  private verdictOf(session: Http2Session): SessionVerdict {
+    const cached = this.verdicts.get(session);
+    const verdict = sessionVerdict(this.opts.transport, session, cached);
+    if (verdict !== cached) {
+      this.verdicts.set(session, verdict);
+      if (!verdict.trusted) {
+        const fields = { fingerprint: verdict.fingerprint, why: verdict.why, remote: session.socket?.remoteAddress };
+        if (verdict.generation === -1) this.log.error(fields, 'refusing a client: the trust file cannot be read');
+        else this.log.warn(fields, 'refusing a client whose certificate is not trusted');
+      }
+    }
+    return verdict;
   }
 
   private async handleCall(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {

@@ -132,8 +132,12 @@ export function toMirrorError(err: unknown, context: ErrorContext = {}): MirrorE
   return new MirrorError('MFS_INTERNAL', `${context.op ?? 'operation'} failed: ${e?.message ?? String(err)}`, { context, cause: err });
 }
 
-/** Codes that mean "no answer about the operation" (the peer was not reached or failed), not an outcome. */
-const TRANSPORT_CODES: ReadonlySet<WireCode> = new Set(['MFS_TIMEOUT', 'MFS_UNREACHABLE', 'MFS_BAD_RESPONSE', 'MFS_SHUTTING_DOWN', 'MFS_INTERNAL', 'MFS_OUT_OF_STEP']);
+/**
+ * Codes that mean "no answer about the operation" (the peer was not reached or
+ * failed, or one side refused the other's credentials before any operation),
+ * not an outcome.
+ */
+const TRANSPORT_CODES: ReadonlySet<WireCode> = new Set(['MFS_TIMEOUT', 'MFS_UNREACHABLE', 'MFS_BAD_RESPONSE', 'MFS_SHUTTING_DOWN', 'MFS_INTERNAL', 'MFS_OUT_OF_STEP', 'MFS_AUTH', 'MFS_UNTRUSTED']);
 
 export function isTransportFailure(err: unknown): boolean {
   return !(err instanceof MirrorError) || TRANSPORT_CODES.has(err.code);

@@ -223,7 +223,8 @@ export class PeerClient {
       try {
         return await this.sendOnce(method, path, body, what, perAttempt);
       } catch (err) {
-        if (!(err instanceof MirrorError) || (err.code !== 'MFS_UNREACHABLE' && err.code !== 'MFS_TIMEOUT') || this.closed) throw err;
+        // An untrusted certificate on one route is switched away from like a dead route (nothing was sent on it), loudly.
+        if (!(err instanceof MirrorError) || (err.code !== 'MFS_UNREACHABLE' && err.code !== 'MFS_TIMEOUT' && err.code !== 'MFS_UNTRUSTED') || this.closed) throw err;
         last = err;
         // One slow answer is not a dead route: a route whose connection still answers a ping is kept.
         if (err.code === 'MFS_TIMEOUT' && session && (await pingAnswers(session, ROUTE_PING_MS))) throw err;
@@ -260,7 +261,8 @@ export class PeerClient {
         cancel();
         fail(new MirrorError('MFS_TIMEOUT', `peer ${this.name} did not answer ${what} within ${timeoutMs} ms`, { context }));
       }, timeoutMs);
-      this.connection(timeoutMs).then((session) => {
+      // The connect may be shared by calls with other bounds: it gets the client's own bound at least, each call keeps its own timer.
+      this.connection(Math.max(timeoutMs, this.timeoutMs)).then((session) => {
         if (settled) return;
         const stream = session.request({ ':method': method, ':path': path, ...this.headers }, { endStream: body === undefined });
         cancel = () => stream.close(http2.constants.NGHTTP2_CANCEL);
@@ -274,13 +276,17 @@ export class PeerClient {
         stream.on('close', () => {
           if (settled) return;
           if (status === 0) {
-            return fail(new MirrorError('MFS_UNREACHABLE', `peer ${this.name} closed the stream for ${what} without answering (code ${stream.rstCode})`, { context }));
+            const hint = this.transport.kind === 'cleartext' ? ' (if the peer runs TLS, the default, use https:// and drop --insecure-cleartext)' : '';
+            return fail(new MirrorError('MFS_UNREACHABLE', `peer ${this.name} closed the stream for ${what} without answering (code ${stream.rstCode})${hint}`, { context }));
           }
           settled = true;
           clearTimeout(timer);
           const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
           if (status === 200) return resolve(buf);
-          reject(this.refusal(buf, status, what));
+          const refusal = this.refusal(buf, status, what);
+          // A peer that refused our credentials closes the connection: the next call opens a new one (and is judged again).
+          if (refusal.code === 'MFS_AUTH' && this.session === session) this.session = null;
+          reject(refusal);
         });
         if (body !== undefined) writeParts(stream, body);
       }, fail);

@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generate } from 'selfsigned';
@@ -27,18 +27,26 @@ const VALIDITY_YEARS = 30;
 export function loadIdentity(dir: string, howToCreate: string): Identity {
   const keyFile = join(dir, KEY_FILE);
   const certFile = join(dir, CERT_FILE);
-  if (!existsSync(keyFile) || !existsSync(certFile)) {
-    throw new Error(`no TLS identity in ${dir} (${KEY_FILE} and ${CERT_FILE}): create one with \`${howToCreate}\``);
-  }
+  const hasKey = existsSync(keyFile);
+  const hasCert = existsSync(certFile);
+  if (!hasKey && !hasCert) throw new Error(`no TLS identity in ${dir} (${KEY_FILE} and ${CERT_FILE}): create one with \`${howToCreate}\``);
+  if (!hasKey || !hasCert) throw new Error(`${dir} holds ${hasKey ? KEY_FILE : CERT_FILE} but not ${hasKey ? CERT_FILE : KEY_FILE}: remove the directory and run init again, or put the missing file back`);
   const key = readFileSync(keyFile, 'utf8');
   const cert = readFileSync(certFile, 'utf8');
-  let fingerprint: string;
+  let x509: X509Certificate;
   try {
-    fingerprint = fingerprintOf(cert);
+    x509 = new X509Certificate(cert);
   } catch (err) {
     throw new Error(`${certFile} is not a PEM certificate: ${(err as Error).message}`);
   }
-  return { dir, key, cert, fingerprint };
+  let matches: boolean;
+  try {
+    matches = x509.checkPrivateKey(createPrivateKey(key));
+  } catch (err) {
+    throw new Error(`${keyFile} is not a PEM private key: ${(err as Error).message}`);
+  }
+  if (!matches) throw new Error(`${keyFile} does not belong to ${certFile} (a key and a certificate from different identities): restore the pair, or make a new identity in a new directory`);
+  return { dir, key, cert, fingerprint: x509.fingerprint256 };
 }
 
 /**
@@ -48,7 +56,7 @@ export function loadIdentity(dir: string, howToCreate: string): Identity {
  */
 export async function ensureIdentity(dir: string, commonName: string): Promise<{ identity: Identity; created: boolean }> {
   if (existsSync(join(dir, KEY_FILE)) || existsSync(join(dir, CERT_FILE))) {
-    return { identity: loadIdentity(dir, 'remove the partial identity and run init again'), created: false };
+    return { identity: loadIdentity(dir, 'init'), created: false };
   }
   const now = new Date();
   const pems = await generate([{ name: 'commonName', value: commonName.slice(0, 64) || 'mirrorfs' }], {

@@ -9,6 +9,8 @@ export interface TransportFlags {
   insecureCleartext?: boolean;
   tlsIdentity: string;
   trust: string;
+  /** The trust file was named (not a default): then it must exist even with a CA. */
+  trustGiven?: boolean;
   trustCa?: string;
 }
 
@@ -28,7 +30,7 @@ export function transportFromFlags(flags: TransportFlags, initCommand: string): 
   if (flags.insecureCleartext) return CLEARTEXT;
   const identity = loadIdentity(resolve(flags.tlsIdentity), initCommand);
   // With a CA, the trust file of pins is optional.
-  const trustFile = flags.trustCa !== undefined && !existsSync(resolve(flags.trust)) ? undefined : resolve(flags.trust);
+  const trustFile = flags.trustCa !== undefined && !flags.trustGiven && !existsSync(resolve(flags.trust)) ? undefined : resolve(flags.trust);
   const trust = new Trust(trustFile, flags.trustCa === undefined ? undefined : resolve(flags.trustCa));
   if (trust.size === 0 && trust.ca === undefined) {
     throw new Error(`trust file ${resolve(flags.trust)} lists no fingerprint, so no other node could connect: add the fingerprints that \`mirrorfs init\` and \`mirrorfs-peer init\` print on each node (docs/SECURITY.md)`);

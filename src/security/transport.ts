@@ -2,7 +2,7 @@ import http2, { type ClientHttp2Session, type ClientSessionOptions, type Http2Se
 import tls, { type TLSSocket } from 'node:tls';
 import { MirrorError } from '../protocol/errors.js';
 import type { Identity } from './identity.js';
-import type { Trust, TrustVerdict } from './trust.js';
+import { presentedFingerprint, type Trust, type TrustVerdict } from './trust.js';
 
 /**
  * How a node talks HTTP/2: over mutual TLS (the default: it presents its
@@ -41,10 +41,11 @@ export function checkScheme(url: string, t: Transport, what: string): void {
 export async function openSession(origin: string, t: Transport, options: ClientSessionOptions, timeoutMs: number, peerName: string): Promise<ClientHttp2Session> {
   if (t.kind === 'cleartext') return http2.connect(origin, options);
   const url = new URL(origin);
+  const host = url.hostname.replace(/^\[|\]$/g, ''); // an IPv6 literal comes bracketed
   const socket = tls.connect({
-    host: url.hostname,
+    host,
     port: Number(url.port || 443),
-    servername: isIpAddress(url.hostname) ? undefined : url.hostname,
+    servername: isIpAddress(host) ? undefined : host,
     ALPNProtocols: ['h2'],
     key: t.identity.key,
     cert: t.identity.cert,
@@ -63,7 +64,10 @@ export async function openSession(origin: string, t: Transport, options: ClientS
       });
       socket.once('error', (err: Error & { code?: string }) => {
         clearTimeout(timer);
-        reject(new MirrorError('MFS_UNREACHABLE', `peer ${peerName} unreachable (${origin}): ${err.code ?? ''} ${err.message}`.replace(/\s+/g, ' '), { context: { peer: peerName }, cause: err }));
+        const hint = /wrong version number|WRONG_VERSION_NUMBER/.test(`${err.code} ${err.message}`)
+          ? ' (it does not speak TLS: a peer started with --insecure-cleartext? then this node needs the flag and http:// too)'
+          : '';
+        reject(new MirrorError('MFS_UNREACHABLE', `peer ${peerName} unreachable (${origin}): ${err.code ?? ''} ${err.message}${hint}`.replace(/\s+/g, ' '), { context: { peer: peerName }, cause: err }));
       });
     });
     let verdict: TrustVerdict;
@@ -103,16 +107,29 @@ export function createServer(t: Transport, options: ServerOptions): Http2Server 
   });
 }
 
-/** Judge the client of a new server session (always trusted over cleartext: there is nothing to judge). */
-export function sessionVerdict(t: Transport, session: Http2Session): TrustVerdict {
-  if (t.kind === 'cleartext') return { trusted: true, fingerprint: null, why: 'cleartext' };
+const CLEARTEXT_VERDICT: SessionVerdict = { trusted: true, fingerprint: null, why: 'cleartext', generation: 0 };
+
+/** A verdict on a session's client, and the trust generation it was judged under. */
+export type SessionVerdict = TrustVerdict & { generation: number };
+
+/**
+ * Judge the client of a server session (always trusted over cleartext: there
+ * is nothing to judge), again whenever the trust file changed since `cached`
+ * was judged: a fingerprint removed cuts off connections already open.
+ */
+export function sessionVerdict(t: Transport, session: Http2Session, cached: SessionVerdict | undefined): SessionVerdict {
+  if (t.kind === 'cleartext') return CLEARTEXT_VERDICT;
+  const socket = session.socket as TLSSocket;
   try {
-    return t.trust.judge(session.socket as TLSSocket);
+    const generation = t.trust.currentGeneration();
+    if (cached && cached.generation === generation) return cached;
+    return { ...t.trust.judge(socket), generation: t.trust.generation };
   } catch (err) {
-    return { trusted: false, fingerprint: null, why: `trust file unreadable: ${(err as Error).message}` };
+    // Refuse (fail closed) but keep the fingerprint: the client is told its certificate, the reason stays in the peer's log.
+    return { trusted: false, fingerprint: presentedFingerprint(socket), why: `the trust file cannot be read: ${(err as Error).message}`, generation: -1 };
   }
 }
 
 function isIpAddress(host: string): boolean {
-  return /^[0-9.]+$/.test(host) || host.includes(':') || host.startsWith('[');
+  return /^[0-9.]+$/.test(host) || host.includes(':');
 }

@@ -18,10 +18,16 @@ export interface TrustVerdict {
   why: string;
 }
 
+/** How often, at most, the trust file is looked at again (a stat) while requests arrive. */
+const RECHECK_MS = 500;
+
 export class Trust {
   private pins = new Map<string, string>();
-  private loadedMtimeMs = -1;
-  private loadedSize = -1;
+  /** What the file looked like when last read: any change (contents, a copy with its mtime kept, a rename over it) changes one of these. */
+  private loadedStamp = '';
+  private checkedAt = -Infinity;
+  /** Bumped whenever the pins change, so verdicts judged under older pins are judged again. */
+  generation = 0;
   readonly ca: Buffer | undefined;
 
   constructor(readonly file: string | undefined, readonly caFile?: string) {
@@ -33,7 +39,7 @@ export class Trust {
     }
     if (file !== undefined) {
       if (!existsSync(file)) throw new Error(`trust file ${file} does not exist: list there, one per line, the fingerprints of the nodes allowed to connect (\`mirrorfs init\` and \`mirrorfs-peer init\` print them)`);
-      this.reload();
+      this.reload(true);
     }
   }
 
@@ -44,27 +50,47 @@ export class Trust {
 
   /** Judge the certificate the other side of a finished TLS handshake presented. */
   judge(socket: TLSSocket): TrustVerdict {
-    const cert = socket.getPeerCertificate();
-    const fingerprint = cert && typeof cert.fingerprint256 === 'string' && cert.fingerprint256 ? cert.fingerprint256 : null;
+    const fingerprint = presentedFingerprint(socket);
     if (fingerprint === null) return { trusted: false, fingerprint, why: 'no certificate presented' };
     // `authorized` also holds for a chain to the system's public roots when no CA is configured: count it only with our own CA.
     if (this.ca !== undefined && socket.authorized) return { trusted: true, fingerprint, why: 'issued by the trusted CA' };
-    this.reload();
+    this.reload(true);
     const label = this.pins.get(fingerprint);
     if (label !== undefined) return { trusted: true, fingerprint, why: label || 'pinned' };
     const caNote = this.ca !== undefined ? ` and not verified by the CA (${String(socket.authorizationError ?? 'no chain')})` : '';
-    return { trusted: false, fingerprint, why: `fingerprint not in ${this.file ?? 'any trust file'}${caNote}` };
+    return { trusted: false, fingerprint, why: `fingerprint not in the trust file${caNote}` };
+  }
+
+  /**
+   * The current generation, after looking at the file again if it is due (at
+   * most every RECHECK_MS): a server re-judges open connections when it moved,
+   * so removing a fingerprint cuts off a connected node too.
+   */
+  currentGeneration(): number {
+    this.reload(false);
+    return this.generation;
   }
 
   /** Read the trust file again if it changed (a bad edit throws: refuse rather than guess). */
-  private reload(): void {
+  private reload(force: boolean): void {
     if (this.file === undefined) return;
+    const now = performance.now();
+    if (!force && now - this.checkedAt < RECHECK_MS) return;
+    this.checkedAt = now;
     const st = statSync(this.file);
-    if (st.mtimeMs === this.loadedMtimeMs && st.size === this.loadedSize) return;
+    // ctime cannot be set by hand, and ino changes when a new file is renamed over the old one.
+    const stamp = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+    if (stamp === this.loadedStamp) return;
     this.pins = parseTrustFile(readFileSync(this.file, 'utf8'), this.file);
-    this.loadedMtimeMs = st.mtimeMs;
-    this.loadedSize = st.size;
+    this.loadedStamp = stamp;
+    this.generation++;
   }
+}
+
+/** The SHA-256 fingerprint of the certificate the other side presented, or null. */
+export function presentedFingerprint(socket: TLSSocket): string | null {
+  const cert = socket.getPeerCertificate();
+  return cert && typeof cert.fingerprint256 === 'string' && cert.fingerprint256 ? cert.fingerprint256 : null;
 }
 
 /** Parse a trust file: `FINGERPRINT [label]` per line, # comments and blank lines ignored. */
