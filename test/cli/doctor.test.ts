@@ -52,7 +52,10 @@ describe('mirrorfs doctor', () => {
 
   it('diagnoses a broken setup, each problem with its fix: a full mount point, a skewed clock, a peer on tmpfs short of space, a peer that is down', async () => {
     const east = await spawnPeer({ name: 'east' });
-    const skewed = await spawnPeer({ name: 'west', wrap: ['faketime', '-f', '+300s'] });
+    // libfaketime in the peer process itself (the faketime command would fork, leaving a process a kill misses).
+    const libfaketime = execFileSync('sh', ['-c', 'ls /usr/lib/*/faketime/libfaketime.so.1 | head -1']).toString().trim();
+    expect(libfaketime, 'libfaketime (Debian package faketime, installed by scripts/setup.sh)').not.toBe('');
+    const skewed = await spawnPeer({ name: 'west', env: { LD_PRELOAD: libfaketime, FAKETIME: '+300s' } });
     const ramDir = tmpDir('mirrorfs-ram-');
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', ramDir]);
     tmpfsMounts.push(ramDir);

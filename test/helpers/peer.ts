@@ -43,8 +43,8 @@ export interface SpawnPeerOptions {
   extraArgs?: string[];
   /** A pure relay: no --data (its state goes in <dataDir>/.mirrorfs, passed as --state); give --forward-to in extraArgs. */
   pure?: boolean;
-  /** Run the peer under this command (for example ['faketime', '-f', '+300s']). */
-  wrap?: string[];
+  /** More environment for the peer process (for example libfaketime's LD_PRELOAD and FAKETIME). */
+  env?: Record<string, string>;
 }
 
 /** Start a real mirrorfs-peer process on loopback and wait until it listens. */
@@ -57,14 +57,15 @@ export async function spawnPeer(opts: SpawnPeerOptions = {}): Promise<PeerProces
   mkdirSync(stateDir, { recursive: true });
   const tokenFile = join(stateDir, 'token');
   writeFileSync(tokenFile, `${opts.token ?? TEST_TOKEN}\n`, { mode: 0o600 });
-  return start(name, dataDir, stateDir, tokenFile, opts.port ?? 0, opts.extraArgs ?? [], opts.pure ?? false, opts.wrap ?? []);
+  return start(name, dataDir, stateDir, tokenFile, opts.port ?? 0, opts.extraArgs ?? [], opts.pure ?? false, opts.env ?? {});
 }
 
-async function start(name: string, dataDir: string, stateDir: string, tokenFile: string, port: number, extraArgs: string[], pure: boolean, wrap: string[]): Promise<PeerProcess> {
+async function start(name: string, dataDir: string, stateDir: string, tokenFile: string, port: number, extraArgs: string[], pure: boolean, env: Record<string, string>): Promise<PeerProcess> {
   const where = pure ? ['--state', stateDir] : ['--data', dataDir];
-  const [command, ...prefix] = [...wrap, process.execPath];
-  const proc = spawn(command!, [...prefix, PEER_BIN, ...where, '--listen', `127.0.0.1:${port}`, '--name', name, '--token-file', tokenFile, ...peerTlsArgs(), ...extraArgs], {
+  // The peer itself is the child (no wrapper process that a kill would miss).
+  const proc = spawn(process.execPath, [PEER_BIN, ...where, '--listen', `127.0.0.1:${port}`, '--name', name, '--token-file', tokenFile, ...peerTlsArgs(), ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   live.add(proc);
   proc.on('exit', () => live.delete(proc));
@@ -113,7 +114,7 @@ async function start(name: string, dataDir: string, stateDir: string, tokenFile:
     },
     restart: async () => {
       await self.kill9();
-      return start(name, dataDir, stateDir, tokenFile, actualPort, extraArgs, pure, wrap);
+      return start(name, dataDir, stateDir, tokenFile, actualPort, extraArgs, pure, env);
     },
   };
   return self;
