@@ -10,8 +10,11 @@ export type { Logger };
  * Level from MIRRORFS_LOG_LEVEL, default info.
  */
 export function createLogger(name: string, level = process.env.MIRRORFS_LOG_LEVEL ?? 'info'): Logger {
-  const format = process.env.MIRRORFS_LOG_FORMAT ?? (process.stderr.isTTY ? 'pretty' : 'json');
-  if (format !== 'json' && format !== 'pretty') throw new Error(`MIRRORFS_LOG_FORMAT=${format}: give json or pretty`);
+  let format = process.env.MIRRORFS_LOG_FORMAT ?? (process.stderr.isTTY ? 'pretty' : 'json');
+  if (format !== 'json' && format !== 'pretty') {
+    process.stderr.write(`mirrorfs: MIRRORFS_LOG_FORMAT=${format} is neither json nor pretty; logging JSON\n`);
+    format = 'json';
+  }
   const options = { name, level, base: { name, pid: process.pid } };
   if (format === 'pretty') {
     // Synchronous: a terminal reader wants each line as it happens, and nothing lost at exit.

@@ -63,7 +63,8 @@ export function checkFuse(): Finding[] {
   return out;
 }
 
-export function checkMountPoint(mountpoint: string): Finding {
+export function checkMountPoint(mountpoint: string, mountedBy: number | null = null): Finding {
+  if (mountedBy !== null) return { check: `mount point ${mountpoint}`, ok: true, detail: `mounted now by mirrorfs (pid ${mountedBy}); the checks below are of its peers` };
   try {
     checkMountpoint(mountpoint);
     return { check: `mount point ${mountpoint}`, ok: true, detail: 'an empty directory, not mounted' };
@@ -96,8 +97,8 @@ export async function checkPeer(spec: PeerSpec): Promise<Finding[]> {
         status = await client.status();
         const rtt = performance.now() - t0;
         rtts.push(rtt);
-        // The peer read its clock about half way through the round trip.
-        skewMs = status.nowMs - (sent + rtt / 2);
+        // The peer read its clock about half way through the round trip (a peer older than this field cannot say).
+        skewMs = typeof status.nowMs === 'number' ? status.nowMs - (sent + rtt / 2) : NaN;
       }
     } catch (err) {
       return [{ check: where, ok: false, detail: (err as Error).message, fix: peerFix(err) }];
@@ -106,15 +107,17 @@ export async function checkPeer(spec: PeerSpec): Promise<Finding[]> {
     const out: Finding[] = [];
     rtts.sort((a, b) => a - b);
     out.push({ check: `${where} reachable`, ok: true, detail: `answers as ${status.name} (id ${status.id}), round trip p50 ${rtts[Math.floor(rtts.length / 2)]!.toFixed(2)} ms, max ${rtts.at(-1)!.toFixed(2)} ms; epoch ${status.epoch}${status.owner ? `, owned by ${status.owner}` : ', not owned yet'}` });
-    out.push(Math.abs(skewMs) <= MAX_SKEW_MS
+    if (Number.isNaN(skewMs)) out.push({ check: `${where} clock`, ok: true, detail: 'not checked: the peer runs an older mirrorfs that does not report its clock' });
+    else out.push(Math.abs(skewMs) <= MAX_SKEW_MS
       ? { check: `${where} clock`, ok: true, detail: `skew ${formatSkew(skewMs)} against this host` }
       : { check: `${where} clock`, ok: false, detail: `its clock is ${formatSkew(skewMs)} off this host's (more than ${MAX_SKEW_MS / 1000} s): log times disagree, and certificates may look not yet valid or expired. Leases are safe either way (each peer measures them with its own monotonic clock)`, fix: 'run NTP (chrony or systemd-timesyncd) on this host and on the peer' });
+    const tooOld = status.disk === undefined;
     if (status.durability !== 'fsync-before-ack') {
       out.push({ check: `${where} durability`, ok: false, detail: `durability is ${status.durability}`, fix: 'run a mirrorfs-peer that syncs before acknowledging (same mirrorfs version)' });
     } else if (status.disk && VOLATILE_FS.has(status.disk.fsType)) {
       out.push({ check: `${where} durability`, ok: false, detail: `its data directory ${status.dataDir} is on ${status.disk.fsType}: fsync reaches memory only, and a reboot loses every copy it holds`, fix: 'put the peer\'s --data on a disk-backed file system' });
     } else {
-      out.push({ check: `${where} durability`, ok: true, detail: status.disk ? `fsync before every acknowledgement, data on ${status.disk.fsType}` : 'a pure relay: queue in SQLite, synchronous=FULL' });
+      out.push({ check: `${where} durability`, ok: true, detail: tooOld ? 'fsync before every acknowledgement (file system and free space not checked: the peer runs an older mirrorfs)' : status.disk ? `fsync before every acknowledgement, data on ${status.disk.fsType}` : 'a pure relay: queue in SQLite, synchronous=FULL' });
     }
     if (status.disk) {
       const { freeBytes, totalBytes } = status.disk;

@@ -1,8 +1,8 @@
 import { Command, Option } from 'commander';
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { createLogger, flushLogger } from '../log.js';
 import { loadConfig, resolvePeers, DEFAULT_CONFIG_FILE, DEFAULT_TLS_IDENTITY_DIR, DEFAULT_TRUST_FILE } from '../mount/config.js';
 import { TRANSPORT_HELP, describeInit, initNode, transportFromFlags } from '../security/setup.js';
@@ -18,6 +18,7 @@ import type { Logger } from '../log.js';
 import { progressReporter } from '../mount/progress.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { parseListen } from './listen.js';
+import { notifyReady } from './sd-notify.js';
 import { checkFuse, checkMountPoint, checkPeer, formatFindings, type Finding } from './doctor.js';
 import type { PeerSpec } from '../mount/config.js';
 import { formatStatus, formatVerify } from './format-status.js';
@@ -79,7 +80,8 @@ function withMountOptions(cmd: Command): Command {
 
 /** Validate the shared options into what startMount takes (exits with a clear message on bad input). */
 function mountSettings(mp: string, flags: MountFlags): Omit<MountOptions, 'log'> {
-  const mountpoint = resolve(mp);
+  // The real path: the kernel lists the mount under it (a mount point reached through a symlink).
+  const mountpoint = realPathIfExists(resolve(mp));
   const stateDir = resolve(flags.stateDir ?? defaultStateDir(mountpoint));
   const peerTimeoutMs = Number(flags.peerTimeout);
   if (!Number.isInteger(peerTimeoutMs) || peerTimeoutMs < 100 || peerTimeoutMs > 600_000) fail('--peer-timeout: give milliseconds between 100 and 600000');
@@ -106,6 +108,31 @@ function mountSettings(mp: string, flags: MountFlags): Omit<MountOptions, 'log'>
     ackMode: flags.ackMode as 'first-hop' | 'end-to-end', fsyncTimeoutMs, resyncFrom: flags.resyncFrom, takeover: flags.takeover === true,
     controlListen: flags.controlListen === undefined ? undefined : parseListenOrFail(flags.controlListen, '--control-listen'),
   };
+}
+
+/**
+ * The real path of a mount point, as the kernel lists the mount. Its parent is
+ * resolved with realpath; the last component only with readlink, which never
+ * asks the (possibly hung) FUSE mount itself.
+ */
+function realPathIfExists(path: string, depth = 0): string {
+  let parent: string;
+  try {
+    parent = realpathSync(dirname(path));
+  } catch {
+    return path; // checkMountpoint says what is wrong with it
+  }
+  const real = join(parent, basename(path));
+  try {
+    const target = readlinkSync(real);
+    return depth < 40 ? realPathIfExists(resolve(parent, target), depth + 1) : real;
+  } catch {
+    return real; // not a symlink (or missing)
+  }
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 /** The init command that creates the identity these flags point at. */
@@ -136,6 +163,7 @@ async function runMounted(settings: Omit<MountOptions, 'log'>, log: Logger, onMo
     fail((err as Error).message);
   }
   process.stdout.write(`mirrorfs: mounted ${settings.mountpoint} (peers: ${settings.peers.map((p) => p.name).join(', ')})\n`);
+  notifyReady(log); // a Type=notify service is ready only now, after recovery and the mount
   const beforeStop = onMounted?.(running) ?? (() => undefined);
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
     process.on(signal, () => {
@@ -168,8 +196,11 @@ withMountOptions(program.command('doctor'))
   .description('check, without mounting, what a mount with these options needs: FUSE, the mount point, TLS identity and trust, and each peer (reachable, latency, clock skew, free space, durability); prints each problem with its fix; exit 1 when there is one')
   .option('--json', 'print the findings as JSON, for scripts')
   .action(async (mp: string, flags: MountFlags & { json?: boolean }) => {
-    const mountpoint = resolve(mp);
-    const findings: Finding[] = [...checkFuse(), checkMountPoint(mountpoint)];
+    const mountpoint = realPathIfExists(resolve(mp));
+    // A live mirrorfs mount there is not a problem: doctor is also for a mount that seems unwell.
+    const live = await controlRequest(mountpoint, 'GET', '/status', 2000).catch(() => undefined);
+    const pid = live?.status === 200 ? ((live.body as { pid?: number }).pid ?? null) : null;
+    const findings: Finding[] = [...checkFuse(), checkMountPoint(mountpoint, pid)];
     let peers: PeerSpec[] = [];
     try {
       const config = loadConfig(flags.config);
@@ -208,7 +239,7 @@ program
       for (const [file, target] of wrappers) {
         mkdirSync(dirname(file), { recursive: true });
         // A wrapper, not a symlink: it names this node binary, so it works from mount(8)'s minimal PATH.
-        writeFileSync(file, `#!/bin/sh\n# installed by mirrorfs install-helpers\nexec ${process.execPath} ${target} "$@"\n`, { mode: 0o755 });
+        writeFileSync(file, `#!/bin/sh\n# installed by mirrorfs install-helpers\nexec ${shellQuote(process.execPath)} ${shellQuote(target)} "$@"\n`, { mode: 0o755 });
         process.stdout.write(`installed ${file}\n`);
       }
     } catch (err) {
@@ -292,7 +323,9 @@ async function background(mountpoint: string, stateDir: string, peerTimeoutMs: n
       const lines = readFileSync(logFile, 'utf8').split('\n').filter((l) => l.startsWith('mirrorfs:'));
       fail(`${lines.at(-1)?.replace(/^mirrorfs: /, '') ?? `the mount process exited with ${exited}`} (log: ${logFile})`);
     }
-    if (isMounted(mountpoint) && (await controlRequest(mountpoint, 'GET', '/status', 1000))) {
+    // Mounted by this child, not by another mount already there (mount -a run twice).
+    const answer = isMounted(mountpoint) ? await controlRequest(mountpoint, 'GET', '/status', 1000) : undefined;
+    if (answer && (answer.body as { pid?: number }).pid === child.pid) {
       progress?.stop();
       child.unref();
       process.stdout.write(`mirrorfs: mounted ${mountpoint} in the background (pid ${child.pid}, log ${logFile})\n`);
@@ -353,7 +386,7 @@ program
   .argument('<mountpoint>')
   .option('--timeout <s>', 'how long to wait for the mount to finish', '60')
   .action(async (mp: string, flags: { timeout: string }) => {
-    const mountpoint = resolve(mp);
+    const mountpoint = realPathIfExists(resolve(mp));
     const answer = await controlRequest(mountpoint, 'POST', '/unmount');
     if (answer) {
       const deadline = Date.now() + Number(flags.timeout) * 1000;
@@ -385,7 +418,7 @@ program
   .argument('<mountpoint>')
   .option('--json', 'print JSON, for scripts')
   .action(async (mp: string, flags: { json?: boolean }) => {
-    const mountpoint = resolve(mp);
+    const mountpoint = realPathIfExists(resolve(mp));
     const answer = await controlRequest(mountpoint, 'GET', '/status');
     if (!answer) {
       fail(isMounted(mountpoint) ? `${mountpoint} is mounted but no mirrorfs process answers (a dead mount?): mirrorfs unmount ${mountpoint}` : `${mountpoint} is not a mirrorfs mount`);
@@ -404,7 +437,7 @@ program
   .option('--timeout <s>', 'how long to wait for the comparison', '3600')
   .addHelpText('after', '\nExit status: 0 when the copies are equal (or were all repaired), 1 when differences remain, 2 when verify could not run.')
   .action(async (mp: string, flags: { repair?: boolean; source?: string; json?: boolean; timeout: string }) => {
-    const mountpoint = resolve(mp);
+    const mountpoint = realPathIfExists(resolve(mp));
     const answer = await controlRequest(mountpoint, 'POST', '/verify', Number(flags.timeout) * 1000, { repair: flags.repair === true, source: flags.source });
     if (!answer) fail(`${mountpoint}: no mirrorfs process answered (not mounted, or the comparison took longer than --timeout)`);
     if (answer.status !== 200) fail(`verify could not run: ${(answer.body as { error?: string }).error ?? JSON.stringify(answer.body)}`, 2);

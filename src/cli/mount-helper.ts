@@ -21,19 +21,23 @@ function main(): number {
   } catch (err) {
     return fail(`mount.fuse.mirrorfs: ${(err as Error).message}`);
   }
+  if (inv.ignored.length > 0) process.stderr.write(`mount.fuse.mirrorfs: ignoring unknown options (mount -s): ${inv.ignored.join(',')}\n`);
   if (inv.fake) return 0;
   return run(['mount', inv.mountpoint, ...inv.args]);
 }
 
+/** mount(8)'s exit status for "mount failure". */
+const MOUNT_FAILURE = 32;
+
 function run(args: string[]): number {
   const r = spawnSync(process.execPath, [CLI, ...args], { stdio: 'inherit' });
   if (r.error) return fail(`cannot run mirrorfs: ${r.error.message}`);
-  return r.status ?? 1;
+  return r.status === 0 ? 0 : MOUNT_FAILURE;
 }
 
 function fail(message: string): number {
   process.stderr.write(`${message}\n`);
-  return 1;
+  return MOUNT_FAILURE;
 }
 
 process.exitCode = main();

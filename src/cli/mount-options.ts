@@ -15,10 +15,26 @@ const VALUE_OPTIONS = [
 const FLAG_OPTIONS = ['insecure-cleartext', 'takeover'] as const;
 
 /**
- * Options that belong to mount(8), fstab or the kernel, not to mirrorfs: accepted and
- * ignored (rw is what a mirrorfs mount always is).
+ * Options that belong to mount(8), fstab or the kernel and are true of every mirrorfs
+ * mount (FUSE mounts are nosuid and nodev; every change is synchronous), or do not
+ * apply to it: accepted and ignored.
  */
-const GENERIC = new Set(['rw', 'defaults', 'auto', 'noauto', 'user', 'nouser', 'users', '_netdev', 'nofail', 'dev', 'nodev', 'suid', 'nosuid', 'exec', 'noexec', 'atime', 'noatime', 'relatime', 'strictatime', 'nodiratime', 'async', 'owner', 'group']);
+const GENERIC = new Set(['rw', 'defaults', 'auto', 'noauto', 'nouser', '_netdev', 'nofail', 'nodev', 'nosuid', 'exec', 'atime', 'noatime', 'relatime', 'strictatime', 'nodiratime', 'diratime', 'async', 'sync', 'dirsync', 'lazytime', 'nolazytime', 'silent', 'loud', 'iversion', 'noiversion', 'symfollow']);
+
+/** Options mirrorfs cannot honour: refused, each with why, rather than ignored. */
+const REFUSED: Record<string, string> = {
+  ro: 'a mirrorfs mount cannot be read-only (ro): drop the option',
+  noexec: 'noexec is not supported by the mirrorfs mount helper yet: drop it (or restrict execution another way)',
+  suid: 'FUSE mounts are always nosuid: drop suid',
+  dev: 'FUSE mounts are always nodev: drop dev',
+  nosymfollow: 'nosymfollow is not supported by the mirrorfs mount helper: drop it',
+  user: 'mirrorfs mounts need root: drop user (mount as root, or from a root service unit)',
+  users: 'mirrorfs mounts need root: drop users',
+  owner: 'mirrorfs mounts need root: drop owner',
+  group: 'mirrorfs mounts need root: drop group',
+  remount: 'a mirrorfs mount cannot be remounted with new options: unmount it and mount it again',
+  bind: 'a mirrorfs mount cannot be bind-mounted through its helper: bind-mount the mounted directory instead',
+};
 
 export interface HelperInvocation {
   spec: string;
@@ -27,43 +43,76 @@ export interface HelperInvocation {
   args: string[];
   /** mount -f: pretend (check the options, mount nothing). */
   fake: boolean;
+  /** Options ignored because mount -s (sloppy) was given. */
+  ignored: string[];
 }
 
 /** Parse a mount helper's argv (without node and script); throws a clear error on anything unknown. */
+/**
+ * The -o lists, split at commas outside double quotes (libmount quotes a value
+ * that holds a comma: local_copy="/a,b").
+ */
+function splitOptions(lists: string[]): string[] {
+  const out: string[] = [];
+  for (const list of lists) {
+    let current = '';
+    let quoted = false;
+    for (const ch of list) {
+      if (ch === '"') quoted = !quoted;
+      if (ch === ',' && !quoted) {
+        if (current) out.push(current);
+        current = '';
+      } else current += ch;
+    }
+    if (quoted) throw new Error(`unbalanced quote in -o ${list}`);
+    if (current) out.push(current);
+  }
+  return out;
+}
+
+function unquote(value: string): string {
+  return value.length >= 2 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value;
+}
+
 export function parseHelperArgs(argv: string[]): HelperInvocation {
   const positional: string[] = [];
   const options: string[] = [];
   let fake = false;
+  let sloppy = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '-o') {
       const value = argv[++i];
       if (value === undefined) throw new Error('-o needs a list of options');
-      options.push(...value.split(',').filter(Boolean));
-    } else if (a.startsWith('-o') && a.length > 2) options.push(...a.slice(2).split(',').filter(Boolean));
+      options.push(value);
+    } else if (a.startsWith('-o') && a.length > 2) options.push(a.slice(2));
     else if (a === '-f') fake = true;
-    else if (a === '-n' || a === '-s' || a === '-v') continue; // no mtab, sloppy, verbose: nothing to do for FUSE
+    else if (a === '-s') sloppy = true;
+    else if (a === '-n' || a === '-v') continue; // no mtab, verbose: nothing to do for FUSE
     else if (a.startsWith('-')) throw new Error(`unknown mount helper flag ${a}`);
     else positional.push(a);
   }
   if (positional.length !== 2) throw new Error(`expected SPEC MOUNTPOINT (for example: mount -t fuse.mirrorfs east,west /data), got ${JSON.stringify(positional)}`);
   const [spec, mountpoint] = positional as [string, string];
   const args = ['--peers', spec];
-  for (const option of options) {
+  const ignored: string[] = [];
+  for (const option of splitOptions(options)) {
     const eq = option.indexOf('=');
     const rawName = eq === -1 ? option : option.slice(0, eq);
     const name = rawName.replace(/_/g, '-');
-    if (GENERIC.has(rawName) || rawName.startsWith('x-') || rawName === 'comment') continue;
-    if (rawName === 'ro') throw new Error('a mirrorfs mount cannot be read-only (ro): drop the option');
+    if (GENERIC.has(rawName) || rawName.startsWith('x-') || rawName === 'comment' || rawName === 'context' || rawName.endsWith('context')) continue;
+    if (Object.hasOwn(REFUSED, rawName)) throw new Error(REFUSED[rawName]!);
     if ((VALUE_OPTIONS as readonly string[]).includes(name)) {
       if (eq === -1 || eq === option.length - 1) throw new Error(`option ${rawName} needs a value (${rawName}=...)`);
-      args.push(`--${name}`, option.slice(eq + 1));
+      args.push(`--${name}`, unquote(option.slice(eq + 1)));
     } else if ((FLAG_OPTIONS as readonly string[]).includes(name)) {
       if (eq !== -1) throw new Error(`option ${rawName} takes no value`);
       args.push(`--${name}`);
+    } else if (sloppy) {
+      ignored.push(option);
     } else {
-      throw new Error(`unknown option ${rawName}; mirrorfs takes ${[...VALUE_OPTIONS, ...FLAG_OPTIONS].map((o) => o.replace(/-/g, '_')).join(', ')} (see mirrorfs mount --help)`);
+      throw new Error(`unknown option ${rawName}; mirrorfs takes ${[...VALUE_OPTIONS, ...FLAG_OPTIONS].map((o) => o.replace(/-/g, '_')).join(', ')} (see mirrorfs mount --help; mount -s ignores unknown options)`);
     }
   }
-  return { spec, mountpoint, args, fake };
+  return { spec, mountpoint, args, fake, ignored };
 }

@@ -20,14 +20,15 @@ export async function startHttpListener(host: string, port: number, registry: Re
     },
   };
   const server = http.createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
-    const route = all[path];
+    // A request target is anything a client sends: it is taken apart without anything that can throw.
+    const path = (req.url ?? '/').split('?')[0]!;
+    const route = Object.hasOwn(all, path) ? all[path] : undefined;
     if (req.method !== 'GET' || !route) {
       res.writeHead(req.method === 'GET' ? 404 : 405, { 'content-type': 'text/plain' });
       res.end(`${req.method === 'GET' ? 'no such page' : 'read-only: GET only'}; try ${Object.keys(all).join(', ')}\n`);
       return;
     }
-    Promise.resolve(route(req, res)).catch((err: Error) => {
+    Promise.resolve().then(() => route(req, res)).catch((err: Error) => {
       log.warn({ err: err.message, path }, 'HTTP listener: request failed');
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
       res.end(`error: ${err.message}\n`);
@@ -43,6 +44,8 @@ export async function startHttpListener(host: string, port: number, registry: Re
       resolve();
     });
   });
+  server.on('error', (err) => log.warn({ err: err.message }, 'HTTP listener error'));
+  server.on('clientError', (_err, socket) => socket.destroy());
   const actual = (server.address() as AddressInfo).port;
   log.info({ host, port: actual, routes: Object.keys(all) }, 'HTTP listener up');
   return {

@@ -28,9 +28,9 @@ export class MountMetrics {
   private readonly operations = new Counter({ name: 'mirrorfs_peer_operations_total', help: 'Calls to each peer that got an answer or failed, by operation and outcome (ok, or the errno)', labelNames: ['peer', 'op', 'outcome'], registers: [this.registry] });
   private readonly bytes = new Counter({ name: 'mirrorfs_peer_bytes_total', help: 'Payload bytes sent to each peer, by operation', labelNames: ['peer', 'op'], registers: [this.registry] });
   private readonly latency = new Histogram({ name: 'mirrorfs_peer_latency_seconds', help: 'Time from sending a call to a peer to its answer', labelNames: ['peer'], buckets: LATENCY_BUCKETS, registers: [this.registry] });
-  private readonly callErrors = new Counter({ name: 'mirrorfs_call_errors_total', help: 'File system calls that failed, by FUSE operation and the errno the application got', labelNames: ['op', 'errno'], registers: [this.registry] });
+  private readonly callErrors = new Counter({ name: 'mirrorfs_call_errors_total', help: 'File system calls that failed, by FUSE operation and the errno the application got (normal lookups of absent names, getattr ENOENT, count too)', labelNames: ['op', 'errno'], registers: [this.registry] });
 
-  constructor(members: Member[]) {
+  constructor(members: Member[], endToEnd: boolean) {
     collectDefaultMetrics({ register: this.registry, prefix: 'mirrorfs_mount_' });
     for (const m of members) {
       m.observer = (peer, op, seconds, bytes, errno) => {
@@ -48,7 +48,7 @@ export class MountMetrics {
           for (const p of metrics.status?.().peers ?? []) this.set({ peer: p.name }, read(p));
         },
       });
-    perPeer('mirrorfs_peer_in_flight', 'Calls to the peer waiting for an answer', (p) => p.inFlight);
+    perPeer('mirrorfs_peer_calls_in_flight', 'Calls to the peer waiting for an answer', (p) => p.inFlight);
     perPeer('mirrorfs_peer_connected', '1 while the peer answers', (p) => (p.connected ? 1 : 0));
     perPeer('mirrorfs_peer_in_sync', '1 while the peer has every change; 0 while it is behind (catching up or down)', (p) => (p.state === 'in-sync' ? 1 : 0));
     perPeer('mirrorfs_peer_behind_operations', 'Changes the peer lacks (its lag)', (p) => p.behind?.ops ?? 0);
@@ -57,6 +57,7 @@ export class MountMetrics {
       new Gauge({
         name, help, registers: [this.registry],
         collect() {
+          this.reset();
           const s = metrics.status?.();
           const v = s ? read(s) : null;
           if (v !== null) this.set(v);
@@ -67,7 +68,7 @@ export class MountMetrics {
     whole('mirrorfs_last_seq', 'Sequence number of the last change', (s) => s.seq);
     whole('mirrorfs_epoch', 'This mount\'s epoch on its peers', (s) => s.epoch);
     whole('mirrorfs_fenced', '1 once another mount took the peers over', (s) => (s.fenced ? 1 : 0));
-    whole('mirrorfs_end_to_end_executing', 'Ack mode end-to-end: changes the far mirrors have not committed yet', (s) => s.endToEnd?.executing ?? null);
+    if (endToEnd) whole('mirrorfs_end_to_end_executing', 'Ack mode end-to-end: changes the far mirrors have not committed yet', (s) => s.endToEnd?.executing ?? null);
     const job = (name: string, help: string, read: (p: JobProgress) => number) =>
       new Gauge({
         name, help, labelNames: ['job', 'unit'], registers: [this.registry],

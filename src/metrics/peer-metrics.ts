@@ -1,4 +1,3 @@
-import { statfsSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PeerStatus } from '../protocol/ops.js';
 
@@ -18,36 +17,49 @@ export class PeerMetrics {
   private readonly duration = new Histogram({ name: 'mirrorfs_peer_request_duration_seconds', help: 'Time from request to answer, by operation', labelNames: ['op'], buckets: LATENCY_BUCKETS, registers: [this.registry] });
   private readonly refusals = new Counter({ name: 'mirrorfs_peer_refusals_total', help: 'Requests refused before any operation (certificate, token, version, malformed...), by code and errno', labelNames: ['code', 'errno'], registers: [this.registry] });
 
-  constructor(status: () => PeerStatus, dataDir: string | null) {
+  constructor(status: () => PeerStatus, relay: boolean, hasData: boolean) {
     collectDefaultMetrics({ register: this.registry, prefix: 'mirrorfs_peer_' });
+    // One status per scrape, however many gauges read it.
+    let cached: { at: number; status: PeerStatus } | null = null;
+    const current = () => {
+      const now = performance.now();
+      if (!cached || now - cached.at > 100) cached = { at: now, status: status() };
+      return cached.status;
+    };
+    // A gauge that does not apply now (no pull running) has no sample, rather than a misleading 0.
     const gauge = (name: string, help: string, read: (s: PeerStatus) => number | null) =>
       new Gauge({
         name, help, registers: [this.registry],
         collect() {
-          const v = read(status());
+          this.reset();
+          const v = read(current());
           if (v !== null) this.set(v);
         },
       });
-    gauge('mirrorfs_peer_in_flight', 'Requests being handled now', (s) => s.inFlight);
+    gauge('mirrorfs_peer_requests_in_flight', 'Requests being handled now', (s) => s.inFlight);
     gauge('mirrorfs_peer_epoch', 'Epoch of the mount that owns this peer (0: none yet)', (s) => s.epoch);
     gauge('mirrorfs_peer_lease_age_seconds', 'Time since the owner last renewed its lease, by this peer\'s monotonic clock', (s) => s.leaseAgeMs / 1000);
-    gauge('mirrorfs_peer_applied_total', 'Changes applied since start', (s) => s.applied);
-    gauge('mirrorfs_relay_queue_depth', 'A relay: changes queued for the next hop', (s) => s.relay?.queue.depth ?? null);
-    gauge('mirrorfs_relay_queue_bytes', 'A relay: bytes queued for the next hop', (s) => s.relay?.queue.bytes ?? null);
-    gauge('mirrorfs_relay_oldest_age_seconds', 'A relay: age of the oldest change still queued (0 when empty)', (s) => (s.relay ? (s.relay.queue.oldestAgeMs ?? 0) / 1000 : null));
-    gauge('mirrorfs_relay_forwarded_total', 'A relay: changes the next hop acknowledged since start', (s) => s.relay?.forwarded ?? null);
-    gauge('mirrorfs_relay_refused_total', 'A relay: queued changes the next hop refuses for good', (s) => s.relay?.refused ?? null);
-    gauge('mirrorfs_relay_next_hop_connected', 'A relay: 1 while the next hop answers', (s) => (s.relay ? (s.relay.connected ? 1 : 0) : null));
-    gauge('mirrorfs_peer_pull_done_bytes', 'A resync pull in progress: bytes copied so far', (s) => s.pull?.bytesCopied ?? null);
-    gauge('mirrorfs_peer_pull_total_bytes', 'A resync pull in progress: bytes to copy', (s) => s.pull?.totalBytes ?? null);
-    if (dataDir !== null) {
+    gauge('mirrorfs_peer_applied_changes', 'Changes applied since this process started', (s) => s.applied);
+    // Labelled by the source, so that no sample at all is exported while no pull runs (an unlabelled gauge would show 0).
+    const pull = (name: string, help: string, read: (p: NonNullable<PeerStatus['pull']>) => number) =>
       new Gauge({
-        name: 'mirrorfs_peer_data_free_bytes', help: 'Free space for the mirrored tree (statfs of the data directory, as an unprivileged writer sees it)', registers: [this.registry],
+        name, help, labelNames: ['from'], registers: [this.registry],
         collect() {
-          const fs = statfsSync(dataDir);
-          this.set(fs.bavail * fs.bsize);
+          this.reset();
+          const p = current().pull;
+          if (p) this.set({ from: p.from }, read(p));
         },
       });
+    pull('mirrorfs_peer_pull_done_bytes', 'A resync pull in progress: bytes copied so far (absent when none runs)', (p) => p.bytesCopied);
+    pull('mirrorfs_peer_pull_total_bytes', 'A resync pull in progress: bytes to copy (absent when none runs)', (p) => p.totalBytes);
+    if (hasData) gauge('mirrorfs_peer_data_free_bytes', 'Free space for the mirrored tree (statfs of the data directory, as an unprivileged writer sees it)', (s) => s.disk?.freeBytes ?? null);
+    if (relay) {
+      gauge('mirrorfs_relay_queue_depth', 'Changes queued for the next hop', (s) => s.relay?.queue.depth ?? null);
+      gauge('mirrorfs_relay_queue_bytes', 'Bytes queued for the next hop', (s) => s.relay?.queue.bytes ?? null);
+      gauge('mirrorfs_relay_oldest_age_seconds', 'Age of the oldest change still queued (0 when empty)', (s) => (s.relay ? (s.relay.queue.oldestAgeMs ?? 0) / 1000 : null));
+      gauge('mirrorfs_relay_forwarded_changes', 'Changes the next hop acknowledged since this process started', (s) => s.relay?.forwarded ?? null);
+      gauge('mirrorfs_relay_refused_changes', 'Queued changes the next hop refuses for good', (s) => s.relay?.refused ?? null);
+      gauge('mirrorfs_relay_next_hop_connected', '1 while the next hop answers', (s) => (s.relay ? (s.relay.connected ? 1 : 0) : null));
     }
   }
 

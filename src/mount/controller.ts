@@ -260,7 +260,8 @@ export class MirrorController {
   }
 
   private tooLate(req: MutationRequest, why: string): MirrorError {
-    this.log.error({ op: req.op, path: describe(req), limitMs: this.startLimitMs }, `change refused before it started: it ${why} too long`);
+    // No peer was asked: the line names none (peer null), as the log's rule for error lines allows.
+    this.log.error({ peer: null, op: req.op, path: pathOf(req), errno: 'EIO', limitMs: this.startLimitMs }, `change refused before it started: it ${why} too long`);
     return new MirrorError('MFS_ERRNO', `${req.op} ${describe(req)}: not started within ${this.startLimitMs} ms (it ${why}); nothing was changed`, { errno: 'EIO' });
   }
 

@@ -41,7 +41,7 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: { 
       (values) => (countFirst ? cb((values as number[])[0]!) : cb(0, ...(values ?? []))),
       (err: unknown) => {
         const e = toMirrorError(err, { op, path });
-        if (e.code === 'MFS_INTERNAL') log.error({ op, path, err }, 'internal error in FUSE operation');
+        if (e.code === 'MFS_INTERNAL') log.error({ peer: null, op, path, errno: e.errno, err }, 'internal error in FUSE operation');
         else log.debug({ op, path, errno: e.errno, code: e.code }, 'FUSE operation failed');
         opts.onError?.(op, e.errno);
         cb(-errnoNumber(e.errno));

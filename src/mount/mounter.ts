@@ -15,7 +15,8 @@ import { buildFuseOps } from './fuse-ops.js';
 import { loadMountId } from './identity.js';
 import { LocalCopy } from './local-copy.js';
 import { Member } from './member.js';
-import { checkMountpoint, isMounted } from './mountpoint.js';
+import { checkMountpoint } from './mountpoint.js';
+import { MountWatch } from './mount-watch.js';
 import { establishOwnership } from './ownership.js';
 import { checkRoutes } from './routes.js';
 import { LeaseKeeper } from './lease.js';
@@ -77,7 +78,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
   const mountId = loadMountId(opts.stateDir);
   const members = opts.peers.map((spec) => new Member(spec, opts.peerTimeoutMs, log));
   if (requiredAcks(opts.ackPolicy, members.length) < 1) throw new Error('the ack policy must require at least one peer');
-  const metrics = new MountMetrics(members);
+  const metrics = new MountMetrics(members, opts.ackMode === 'end-to-end');
   let phase: 'starting' | 'mounted' | 'stopping' = 'starting';
   let controllerRef: MirrorController | null = null;
   // Up before recovery, so a long resync can be watched on the page and in the metrics.
@@ -166,15 +167,13 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     }
     phase = 'mounted';
     lease!.onFenced = (m, err) => controller.fencedBy(m, err);
-    // umount(8) unmounts in the kernel without telling this process (it refuses while
-    // files are open, so no call is left half-answered): notice, and stop cleanly.
+    // umount(8) unmounts in the kernel without telling this process: notice, and stop cleanly.
     let unmountedOutside = false;
-    const watch = setInterval(() => {
-      if (isMounted(mountpoint)) return;
+    const watch = new MountWatch(mountpoint, (reason) => {
       unmountedOutside = true;
-      void stop('unmounted by umount(8)');
-    }, UNMOUNT_WATCH_MS);
-    watch.unref();
+      void stop(reason);
+    }, log);
+    watch.start();
     log.info({ mountpoint, mountId, epoch, ackPolicy: opts.ackPolicy, ackMode: opts.ackMode ?? 'first-hop', peers: members.map((m) => m.name), localCopy: opts.localCopyDir ?? null }, 'mounted');
 
     const stop = (reason: string): Promise<void> => {
@@ -183,7 +182,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
         controller.stopAdmitting(`${mountpoint} is being unmounted (${reason})`);
         phase = 'stopping';
         lease?.stop();
-        clearInterval(watch);
+        watch.stop();
         log.info({ reason, inFlight: controller.operationsInFlight }, 'unmounting: draining in-flight operations');
         const drained = await controller.drain(DRAIN_TIMEOUT_MS);
         if (!drained) log.warn({ inFlight: controller.operationsInFlight }, 'drain timed out; unmounting anyway');
@@ -212,9 +211,6 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     throw err;
   }
 }
-
-/** How often a mount checks that it is still mounted (umount(8) does not tell it). */
-const UNMOUNT_WATCH_MS = 1000;
 
 function unmountFuse(fuse: FuseInstance, log: Logger): Promise<boolean> {
   return new Promise((resolve) =>

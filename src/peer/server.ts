@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, realpathSync, statSync, statfsSync } from 'node:fs';
+import { mkdirSync, realpathSync, statSync, statfsSync } from 'node:fs';
 import http2, { type Http2Session, type Http2SecureServer, type Http2Server, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -111,7 +111,7 @@ export class PeerServer {
         })
       : null;
     this.auth = new TokenAuth(opts.token);
-    this.metrics = new PeerMetrics(() => this.status(), this.tree?.root ?? null);
+    this.metrics = new PeerMetrics(() => this.status(), this.forwarder !== null, this.tree !== null);
     this.server = createServer(opts.transport, {
       maxSessionMemory: 256,
       settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, initialWindowSize: H2_STREAM_WINDOW_BYTES, maxFrameSize: H2_MAX_FRAME_BYTES },
@@ -661,21 +661,20 @@ function respondJson(stream: ServerHttp2Stream, body: unknown): void {
 
 /** Free space and file system type of the data directory (doctor checks both). */
 function diskOf(dir: string): PeerStatus['disk'] {
-  const fs = statfsSync(dir);
-  return { freeBytes: fs.bavail * fs.bsize, totalBytes: fs.blocks * fs.bsize, fsType: fsTypeOf(dir) };
+  try {
+    const fs = statfsSync(dir);
+    return { freeBytes: fs.bavail * fs.bsize, totalBytes: fs.blocks * fs.bsize, fsType: FS_TYPES[fs.type] ?? `0x${fs.type.toString(16)}` };
+  } catch (err) {
+    // Status must always answer (it is how a peer is found broken): say what failed instead.
+    return { freeBytes: 0, totalBytes: 0, fsType: `unknown (${(err as NodeJS.ErrnoException).code ?? 'error'})` };
+  }
 }
 
-/** The type of the file system holding dir: the mount table's longest mount point above it. */
-function fsTypeOf(dir: string): string {
-  let best = { point: '', type: 'unknown' };
-  for (const line of readFileSync('/proc/self/mounts', 'utf8').split('\n')) {
-    const [, point, type] = line.split(' ');
-    if (!point || !type) continue;
-    const p = point.replace(/\\040/g, ' ');
-    if ((dir === p || dir.startsWith(p === '/' ? '/' : `${p}/`)) && p.length >= best.point.length) best = { point: p, type };
-  }
-  return best.type;
-}
+/** statfs magic numbers of the file systems worth naming (doctor refuses tmpfs and ramfs). */
+const FS_TYPES: Record<number, string> = {
+  0xef53: 'ext4', 0x58465342: 'xfs', 0x9123683e: 'btrfs', 0x2fc12fc1: 'zfs', 0x794c7630: 'overlay',
+  0x01021994: 'tmpfs', 0x858458f6: 'ramfs', 0x6969: 'nfs', 0xff534d42: 'cifs', 0x65735546: 'fuse', 0xf2f52010: 'f2fs',
+};
 
 function respondError(stream: ServerHttp2Stream, err: MirrorError): void {
   if (stream.destroyed || stream.closed) return;

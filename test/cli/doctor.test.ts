@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanupMounts, mirrorfsCli, mountArgs } from '../helpers/mount.js';
+import { cleanupMounts, mirrorfsCli, mountArgs, startMount } from '../helpers/mount.js';
 import { cleanupPeers, spawnPeer, type PeerProcess } from '../helpers/peer.js';
 import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
 
@@ -48,6 +48,11 @@ describe('mirrorfs doctor', () => {
     expect(r.text).toMatch(/^ok +peer west .* clock: skew [+-]\d+ ms against this host$/m);
     expect(r.text).toMatch(/^ok +peer west .* durability: fsync before every acknowledgement, data on \S+$/m);
     expect(r.text).toMatch(/no problems found\n$/);
+    // The same mount point with a live mount on it: not a problem, the peers are still checked.
+    const mount = await startMount({ peers: [east, west], mountpoint });
+    const live = await doctor(mount.mountpoint, [east, west]);
+    expect(live.code, live.text).toBe(0);
+    expect(live.text).toMatch(/^ok +mount point .*: mounted now by mirrorfs \(pid \d+\)/m);
   });
 
   it('diagnoses a broken setup, each problem with its fix: a full mount point, a skewed clock, a peer on tmpfs short of space, a peer that is down', async () => {

@@ -28,8 +28,22 @@ describe('mount helper options', () => {
       spec: 'east,west',
       mountpoint: '/data',
       fake: false,
+      ignored: [],
       args: ['--peers', 'east,west', '--local-copy', '/var/lib/copy', '--ack', 'quorum', '--ack-mode', 'end-to-end', '--insecure-cleartext'],
     });
+  });
+
+  it('takes the generic options a synchronous mount already honours, quoted values, and -s (sloppy)', () => {
+    const inv = parseHelperArgs(['e,w', '/d', '-o', 'sync,dirsync,lazytime,nosuid,nodev,local_copy="/var/lib/a,b"', '-s', '-o', 'cache_size=9']);
+    expect(inv.args).toEqual(['--peers', 'e,w', '--local-copy', '/var/lib/a,b']);
+    expect(inv.ignored).toEqual(['cache_size=9']);
+  });
+
+  it('refuses options it cannot honour rather than ignoring them', () => {
+    expect(() => parseHelperArgs(['e,w', '/d', '-o', 'noexec'])).toThrow(/noexec is not supported/);
+    expect(() => parseHelperArgs(['e,w', '/d', '-o', 'user'])).toThrow(/need root/);
+    expect(() => parseHelperArgs(['e,w', '/d', '-o', 'remount,local_copy=/x'])).toThrow(/cannot be remounted/);
+    expect(() => parseHelperArgs(['e,w', '/d', '-o', 'suid'])).toThrow(/always nosuid/);
   });
 
   it('refuses what it does not know, a missing value, ro, and a wrong shape, saying why', () => {

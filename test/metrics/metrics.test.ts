@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runNode } from '../helpers/child.js';
 import { cleanupMounts, startMount, type MountProcess } from '../helpers/mount.js';
@@ -18,6 +19,24 @@ afterEach(async () => {
 async function controlUrl(mount: MountProcess): Promise<string> {
   const port = await waitFor(() => /"port":(\d+),"routes":\["\/","\/status.json","\/metrics"\],"msg":"HTTP listener up"/.exec(mount.stderr())?.[1], 'the control listener in the mount log');
   return `http://127.0.0.1:${port}`;
+}
+
+/** Send raw bytes to a local HTTP port; resolves with what came back before it closed (bounded). */
+function rawHttp(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.end(request));
+    let reply = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(reply);
+    }, 5000);
+    socket.on('data', (d: Buffer) => (reply += d.toString()));
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(reply);
+    });
+    socket.on('error', reject);
+  });
 }
 
 async function peerWithMetrics(name: string, extra: string[] = []): Promise<{ peer: PeerProcess; metrics: string }> {
@@ -58,6 +77,17 @@ describe('metrics', () => {
     expect(valueOf(p, 'mirrorfs_peer_epoch')).toBe(1);
     expect(valueOf(p, 'mirrorfs_peer_data_free_bytes')).toBeGreaterThan(0);
     expect(valueOf(p, 'mirrorfs_peer_request_duration_seconds_count', { op: 'write' })).toBe(20);
+    // Gauges that do not apply have no sample: east is no relay, and no pull runs.
+    expect(valueOf(p, 'mirrorfs_relay_next_hop_connected')).toBeUndefined();
+    expect(valueOf(p, 'mirrorfs_peer_pull_done_bytes')).toBeUndefined();
+    expect(valueOf(m, 'mirrorfs_end_to_end_executing')).toBeUndefined();
+    // A malformed request target is answered, and the listeners (and the processes) stay up.
+    for (const target of [eastMetrics, `${url}/metrics`]) {
+      const { port } = new URL(target);
+      const reply = await rawHttp(Number(port), 'GET //[ HTTP/1.1\r\nHost: x\r\n\r\n');
+      expect(reply).toMatch(/^HTTP\/1\.1 404/);
+      expect((await scrape(target)).length).toBeGreaterThan(10);
+    }
     // west goes down: writes go on (ack 1); its lag and errors show.
     await west.kill9();
     await runNode(`import { writeFileSync } from 'node:fs'; for (let i = 0; i < 5; i++) writeFileSync(ARGS[0] + '/late' + i, 'x');`, [mount.mountpoint]);
