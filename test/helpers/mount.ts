@@ -47,7 +47,8 @@ export async function startMount(opts: StartMountOptions): Promise<MountProcess>
   let err = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  // 'close', not 'exit': by then all of stdout and stderr has been read.
+  const exited = new Promise<void>((r) => proc.once('close', () => r()));
   const handle: MountProcess = {
     mountpoint,
     stateDir,

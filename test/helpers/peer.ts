@@ -88,7 +88,8 @@ async function start(name: string, dataDir: string, stateDir: string, tokenFile:
     });
   });
   const url = `https://127.0.0.1:${actualPort}`;
-  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  // 'close', not 'exit': by then everything the process wrote to stdout and stderr has been read.
+  const exited = new Promise<number | null>((r) => proc.once('close', (code) => r(code)));
   const self: PeerProcess = {
     name,
     dataDir,

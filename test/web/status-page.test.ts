@@ -90,7 +90,8 @@ describe('status page', () => {
       await runNode(`import { writeFileSync } from 'node:fs'; for (let i = 0; i < 5; i++) writeFileSync(ARGS[0] + '/late' + i, 'x');`, [mount.mountpoint]);
       const westRow = page.locator('tr[data-peer="west"]');
       await expect.poll(async () => (await westRow.locator('[data-field="state"]').getAttribute('class')) ?? '', { timeout: 10_000 }).toBe('down');
-      expect(Number(await westRow.locator('[data-field="lag-ops"]').textContent())).toBeGreaterThanOrEqual(10);
+      // The page may have refreshed while the late writes were still going on: wait for a refresh after them.
+      await expect.poll(async () => Number(await westRow.locator('[data-field="lag-ops"]').textContent()), { timeout: 10_000 }).toBeGreaterThanOrEqual(10);
     } finally {
       await page.close();
     }
