@@ -4,7 +4,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync,
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createLogger, flushLogger } from '../log.js';
-import { loadConfig, resolvePeers, DEFAULT_CONFIG_FILE, DEFAULT_TLS_IDENTITY_DIR, DEFAULT_TRUST_FILE } from '../mount/config.js';
+import { loadConfig, resolvePeers, type ConfigFile, DEFAULT_CONFIG_FILE, DEFAULT_TLS_IDENTITY_DIR, DEFAULT_TRUST_FILE } from '../mount/config.js';
 import { TRANSPORT_HELP, describeInit, initNode, transportFromFlags } from '../security/setup.js';
 import { controlRequest, controlSocketPath } from '../mount/control.js';
 import type { AckPolicy, ControllerStatus } from '../mount/controller.js';
@@ -88,13 +88,7 @@ function mountSettings(mp: string, flags: MountFlags): Omit<MountOptions, 'log'>
   let peers;
   try {
     const config = loadConfig(flags.config);
-    const transport = transportFromFlags({
-      insecureCleartext: flags.insecureCleartext,
-      tlsIdentity: flags.tlsIdentity ?? config.tlsIdentity ?? DEFAULT_TLS_IDENTITY_DIR,
-      trust: flags.trust ?? config.trust ?? DEFAULT_TRUST_FILE,
-      trustGiven: (flags.trust ?? config.trust) !== undefined,
-      trustCa: flags.trustCa ?? config.trustCa,
-    }, initCommandFor(flags, config));
+    const transport = mountTransport(flags, config);
     peers = resolvePeers(flags.peers, config, transport, flags.tokenFile);
   } catch (err) {
     fail((err as Error).message);
@@ -133,6 +127,17 @@ function realPathIfExists(path: string, depth = 0): string {
 
 function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The transport of a mount, standby or doctor: flags first, then the config file, then the defaults. */
+function mountTransport(flags: MountFlags, config: ConfigFile) {
+  return transportFromFlags({
+    insecureCleartext: flags.insecureCleartext,
+    tlsIdentity: flags.tlsIdentity ?? config.tlsIdentity ?? DEFAULT_TLS_IDENTITY_DIR,
+    trust: flags.trust ?? config.trust ?? DEFAULT_TRUST_FILE,
+    trustGiven: (flags.trust ?? config.trust) !== undefined,
+    trustCa: flags.trustCa ?? config.trustCa,
+  }, initCommandFor(flags, config));
 }
 
 /** The init command that creates the identity these flags point at. */
@@ -204,13 +209,7 @@ withMountOptions(program.command('doctor'))
     let peers: PeerSpec[] = [];
     try {
       const config = loadConfig(flags.config);
-      const transport = transportFromFlags({
-        insecureCleartext: flags.insecureCleartext,
-        tlsIdentity: flags.tlsIdentity ?? config.tlsIdentity ?? DEFAULT_TLS_IDENTITY_DIR,
-        trust: flags.trust ?? config.trust ?? DEFAULT_TRUST_FILE,
-        trustGiven: (flags.trust ?? config.trust) !== undefined,
-        trustCa: flags.trustCa ?? config.trustCa,
-      }, initCommandFor(flags, config));
+      const transport = mountTransport(flags, config);
       findings.push({ check: 'TLS', ok: true, detail: transport.kind === 'tls' ? `identity ${transport.identity.fingerprint}, ${transport.trust.size} trusted fingerprints${transport.trust.ca ? ' and a CA' : ''}` : 'INSECURE cleartext (--insecure-cleartext)' });
       peers = resolvePeers(flags.peers, config, transport, flags.tokenFile);
     } catch (err) {
