@@ -138,3 +138,9 @@ export async function mountStatus(mountpoint: string): Promise<{ seq: number; fe
 export async function waitAllInSync(mountpoint: string, timeoutMs = 60_000): Promise<void> {
   await waitFor(async () => (await mountStatus(mountpoint)).peers.every((p) => p.state === 'in-sync'), `every peer of ${mountpoint} in sync`, timeoutMs, 100);
 }
+
+/** The address a mount's --control-listen ended up on (port 0: read from its log). */
+export async function controlUrl(mount: MountProcess): Promise<string> {
+  const port = await waitFor(() => /"port":(\d+),"routes":\["\/","\/status.json","\/metrics"\],"msg":"HTTP listener up"/.exec(mount.stderr())?.[1], 'the control listener in the mount log');
+  return `http://127.0.0.1:${port}`;
+}

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runNode } from '../helpers/child.js';
-import { cleanupMounts, startMount, type MountProcess } from '../helpers/mount.js';
+import { cleanupMounts, controlUrl, startMount } from '../helpers/mount.js';
 import { cleanupPeers, spawnPeer, type PeerProcess } from '../helpers/peer.js';
 import { scrape, sumOf, valueOf } from '../helpers/prom.js';
 import { cleanupTmp } from '../helpers/tmp.js';
@@ -15,11 +15,6 @@ afterEach(async () => {
   cleanupTmp();
 });
 
-/** The address a mount's --control-listen ended up on (port 0: from its log). */
-async function controlUrl(mount: MountProcess): Promise<string> {
-  const port = await waitFor(() => /"port":(\d+),"routes":\["\/","\/status.json","\/metrics"\],"msg":"HTTP listener up"/.exec(mount.stderr())?.[1], 'the control listener in the mount log');
-  return `http://127.0.0.1:${port}`;
-}
 
 /** Send raw bytes to a local HTTP port; resolves with what came back before it closed (bounded). */
 function rawHttp(port: number, request: string): Promise<string> {

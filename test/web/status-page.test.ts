@@ -4,7 +4,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { PNG } from 'pngjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runNode } from '../helpers/child.js';
-import { cleanupMounts, startMount, type MountProcess } from '../helpers/mount.js';
+import { cleanupMounts, controlUrl, startMount } from '../helpers/mount.js';
 import { cleanupPeers, spawnPeer } from '../helpers/peer.js';
 import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -33,10 +33,6 @@ afterEach(async () => {
   cleanupTmp();
 });
 
-async function controlUrl(mount: MountProcess): Promise<string> {
-  const port = await waitFor(() => /"port":(\d+),"routes":\["\/","\/status.json","\/metrics"\],"msg":"HTTP listener up"/.exec(mount.stderr())?.[1], 'the control listener in the mount log');
-  return `http://127.0.0.1:${port}`;
-}
 
 /** Pixels of the PNG within 40 of this colour on each channel. */
 function countColour(png: PNG, hex: string): number {
