@@ -20,18 +20,18 @@ export function createLogger(name: string, level = process.env.MIRRORFS_LOG_LEVE
     // Synchronous: a terminal reader wants each line as it happens, and nothing lost at exit.
     return pino(options, pretty({ destination: 2, sync: true, colorize: process.stderr.isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
   }
-  return pino(options, pino.destination({ fd: 2, sync: false }));
+  // Synchronous too, as Node's own process.stderr is for pipes and files: an
+  // asynchronous destination (minLength 0) queues each line to libuv's pool and
+  // its flush() does not wait for them (sonic-boom documents flush as a no-op
+  // then), so process.exit at shutdown dropped the last lines when the pool was
+  // busy. mirrorfs logs events, not every operation, so the cost is small.
+  return pino(options, pino.destination({ fd: 2, sync: true }));
 }
 
-/** Write out buffered log lines (before process.exit, which would drop them); bounded to 2 s. */
+/** Write out anything a logger still holds, before process.exit. Both destinations are synchronous, so this only flushes pino's own buffer. */
 export function flushLogger(log: Logger): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, 2000);
-    log.flush(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
+  log.flush();
+  return Promise.resolve();
 }
 
 /** A logger that drops everything, for library use and unit tests. */

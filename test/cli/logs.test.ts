@@ -20,10 +20,9 @@ describe('logs', () => {
     const east = await spawnPeer({ name: 'east' });
     await east.stop();
     const lines = east.stderr().split('\n').filter(Boolean);
-    // What this checks is the format of every line, not how many there are (a CI run once saw only the first).
-    expect(lines.length).toBeGreaterThanOrEqual(1);
     for (const line of lines) expect(() => JSON.parse(line), line).not.toThrow();
-    expect(jsonLines(east.stderr()).map((l) => l.msg)).toContain('peer listening');
+    // The lines written while stopping reach stderr before the process exits (they used to be lost under load).
+    expect(jsonLines(east.stderr()).map((l) => l.msg)).toEqual(expect.arrayContaining(['peer listening', 'signal received', 'peer stopped']));
     // Under script(1) stderr is a pseudo-terminal: pino-pretty lines, not JSON. (timeout stops the peer with SIGTERM.)
     const data = tmpDir('mirrorfs-tty-');
     const command = ['timeout', '-s', 'TERM', '2', process.execPath, PEER_BIN, '--data', data, '--listen', '127.0.0.1:0', '--token-file', `${data}/token`, ...peerTlsArgs()].join(' ');
