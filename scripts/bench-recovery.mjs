@@ -8,18 +8,21 @@
 //   3. the mount is unmounted, west's data directory replaced by an empty one, and
 //      the mount started again: full resync time and rate (from the mount's log);
 //   4. plain copies of east's data directory for comparison: fs.cpSync then sync (in the
-//      kernel: copy_file_range), and tar through a loopback TCP socket then sync (a copy
-//      that crosses a network, as a resync between two machines must).
-//   node scripts/bench-recovery.mjs [--large-mib 1024] [--large-files 8] [--small-files 20000]
+//      kernel: copy_file_range) right before and right after the resync (this virtual
+//      disk's speed drifts by 2-3x within minutes, so a copy timed apart from the resync
+//      says little), and tar through a loopback TCP socket then sync (a copy that crosses
+//      a network, as a resync between two machines must).
+//   node scripts/bench-recovery.mjs [--large-mib 1024] [--large-files 8] [--small-files 20000] [--only large|small]
 import { execFileSync, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { benchTransport } from './lib/bench-tls.mjs';
 
 const { values } = parseArgs({
-  options: { 'large-mib': { type: 'string', default: '1024' }, 'large-files': { type: 'string', default: '8' }, 'small-files': { type: 'string', default: '20000' } },
+  options: { 'large-mib': { type: 'string', default: '1024' }, 'large-files': { type: 'string', default: '8' }, 'small-files': { type: 'string', default: '20000' }, only: { type: 'string' } },
 });
 const LARGE_MIB = Number(values['large-mib']);
 const LARGE_FILES = Number(values['large-files']);
@@ -141,10 +144,14 @@ async function round(label, write) {
     row.catchUpOpsPerS = row.journal.ops / row.catchUpSeconds;
     row.catchUpFilesPerS = size.files / row.catchUpSeconds;
     execFileSync(process.execPath, [CLI, 'unmount', mnt]);
+    const plainBefore = plainCopySeconds(east.dataDir, join(dir, 'plain-copy-before'));
     // full resync: west's data replaced by an empty directory
     await kill9(west);
     rmSync(west.dataDir, { recursive: true, force: true });
     west = await startPeer('west', west.dataDir, west.port);
+    // As before each plain copy: the resync ends with a flush of west's file system, which
+    // must not be billed for writing out the removal of the old tree.
+    execFileSync('sync');
     const t2 = Date.now();
     execFileSync(process.execPath, [CLI, ...mountArgs(mnt, [east, west], state)]);
     row.resyncWallSeconds = (Date.now() - t2) / 1000;
@@ -152,14 +159,8 @@ async function round(label, write) {
     const r = JSON.parse(line);
     row.resync = { seconds: r.seconds, copySeconds: r.copySeconds, verifySeconds: r.verifySeconds, mbPerS: mib(r.bytes) / r.copySeconds, filesPerS: r.files / r.copySeconds };
     execFileSync(process.execPath, [CLI, 'unmount', mnt]);
-    // a plain copy of the same tree, flushed
-    const copy = join(dir, 'plain-copy');
-    execFileSync('sync');
-    const t3 = Date.now();
-    cpSync(east.dataDir, copy, { recursive: true, filter: (src) => !src.endsWith('/.mirrorfs') });
-    execFileSync('sync');
-    row.plainCopySeconds = (Date.now() - t3) / 1000;
-    row.plainCopy = { mbPerS: mib(size.bytes) / row.plainCopySeconds, filesPerS: size.files / row.plainCopySeconds };
+    const plainAfter = plainCopySeconds(east.dataDir, join(dir, 'plain-copy-after'));
+    row.plainCopy = [plainBefore, plainAfter].map((seconds) => ({ mbPerS: mib(size.bytes) / seconds, filesPerS: size.files / seconds }));
     // a plain copy over the network: tar through a loopback TCP socket, flushed (what any copy between two machines pays)
     const netSeconds = await tarOverTcp(east.dataDir, join(dir, 'tar-copy'));
     row.tarCopy = { mbPerS: mib(size.bytes) / netSeconds, filesPerS: size.files / netSeconds };
@@ -171,6 +172,18 @@ async function round(label, write) {
     rmSync(dir, { recursive: true, force: true });
   }
   return row;
+}
+
+/** fs.cpSync of a peer's tree (without its state), then sync; seconds. The copy is removed afterwards, flushed. */
+function plainCopySeconds(src, dst) {
+  execFileSync('sync');
+  const started = Date.now();
+  cpSync(src, dst, { recursive: true, filter: (path) => !path.endsWith('/.mirrorfs') });
+  execFileSync('sync');
+  const seconds = (Date.now() - started) / 1000;
+  rmSync(dst, { recursive: true, force: true });
+  execFileSync('sync');
+  return seconds;
 }
 
 /** tar -c | loopback TCP socket | tar -x, then sync; seconds. */
@@ -200,18 +213,18 @@ async function tarOverTcp(src, dst) {
 
 const rows = [];
 try {
-  rows.push(await round(`large (${LARGE_FILES} files, ${LARGE_MIB} MiB)`, writeLarge));
-  rows.push(await round(`small (${SMALL_FILES} files)`, writeSmall));
+  if (values.only !== 'small') rows.push(await round(`large (${LARGE_FILES} files, ${LARGE_MIB} MiB)`, writeLarge));
+  if (values.only !== 'large') rows.push(await round(`small (${SMALL_FILES} files)`, writeSmall));
 } finally {
   for (const c of children) c.kill('SIGKILL');
   rmSync(base, { recursive: true, force: true });
 }
 const f1 = (n) => n.toFixed(1);
 console.log('\ncatch-up: from the restart of west (detection <= 1 s included) to every peer in sync; resync: copy, then both manifests hashed and compared (verify)\n');
-console.log('| data set | journaled for west | catch-up | catch-up rate | full resync copy + verify | resync copy rate | plain copy (fs.cpSync + sync) | plain copy over TCP (tar to tar through a socket, + sync) |');
+console.log('| data set | journaled for west | catch-up | catch-up rate | full resync copy + verify | resync copy rate | plain copy (fs.cpSync + sync) just before / just after the resync | plain copy over TCP (tar to tar through a socket, + sync) |');
 console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const r of rows) {
-  console.log(`| ${r.label} | ${r.journal.ops} ops, ${f1(mib(r.journal.bytes))} MiB | ${f1(r.catchUpSeconds)} s | ${f1(r.catchUpMBps)} MiB/s, ${Math.round(r.catchUpFilesPerS)} files/s | ${f1(r.resync.copySeconds)} + ${f1(r.resync.verifySeconds)} s | ${f1(r.resync.mbPerS)} MiB/s, ${Math.round(r.resync.filesPerS)} files/s | ${f1(r.plainCopy.mbPerS)} MiB/s, ${Math.round(r.plainCopy.filesPerS)} files/s | ${f1(r.tarCopy.mbPerS)} MiB/s, ${Math.round(r.tarCopy.filesPerS)} files/s |`);
+  console.log(`| ${r.label} | ${r.journal.ops} ops, ${f1(mib(r.journal.bytes))} MiB | ${f1(r.catchUpSeconds)} s | ${f1(r.catchUpMBps)} MiB/s, ${Math.round(r.catchUpFilesPerS)} files/s | ${f1(r.resync.copySeconds)} + ${f1(r.resync.verifySeconds)} s | ${f1(r.resync.mbPerS)} MiB/s, ${Math.round(r.resync.filesPerS)} files/s | ${r.plainCopy.map((c) => `${f1(c.mbPerS)} MiB/s, ${Math.round(c.filesPerS)} files/s`).join(' / ')} | ${f1(r.tarCopy.mbPerS)} MiB/s, ${Math.round(r.tarCopy.filesPerS)} files/s |`);
 }
 console.log('\nwrite latency of 4 KiB writes through the mount (separate process):\n');
 console.log('| data set | all in sync p50 / p99 µs | during catch-up p50 / p99 µs |');
