@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import { MirrorError, isDeterministic, isTransportFailure, toMirrorError } from '../protocol/errors.js';
-import type { Mutation, PeerStatus, ReadRequest, RelayStatus, WireStatfs } from '../protocol/ops.js';
+import type { Mutation, PeerStatus, ReadRequest, RelayStatus, WireStat, WireStatfs } from '../protocol/ops.js';
 import type { CommitTracker } from './commit-tracker.js';
 import type { CallResult } from '../protocol/peer-client.js';
 import type { LocalCopy } from './local-copy.js';
@@ -9,6 +9,8 @@ import { AbsentXattrs } from './absent-xattrs.js';
 import { CatchUp } from './catch-up.js';
 import type { Journal, LackKind } from './journal.js';
 import { ReadAhead } from './read-ahead.js';
+import { ABSENT, NameCache } from './name-cache.js';
+import { RESERVED_ROOT_NAMES } from '../protocol/paths.js';
 import { namesOf, type MutationRequest } from '../ordering/claims.js';
 import { Scheduler, claimsFor } from '../ordering/scheduler.js';
 
@@ -150,6 +152,7 @@ interface Verdict {
 export class MirrorController {
   private readonly scheduler = new Scheduler();
   private readonly absentXattrs = new AbsentXattrs();
+  private readonly names = new NameCache();
   private readonly readAhead = new ReadAhead((path, offset, length) => this.readFromPeers({ op: 'read', path, offset, length }).then((r) => r.payload));
   private readonly log: Logger;
   private readonly catchUp: CatchUp;
@@ -206,7 +209,15 @@ export class MirrorController {
 
   /** Run fn holding the ordering claims on these names: no change to them runs meanwhile. */
   withClaims<T>(names: string[], fn: () => Promise<T>): Promise<T> {
-    return this.scheduler.run(claimsFor(...names), fn);
+    return this.scheduler.run(claimsFor(...names), async () => {
+      // A repair under these claims may change what peers hold there: nothing cached about it stays.
+      const token = this.names.begin(names, true, names);
+      try {
+        return await fn();
+      } finally {
+        this.names.end(token, { ok: false });
+      }
+    });
   }
 
   /**
@@ -274,11 +285,22 @@ export class MirrorController {
     // Before sending and again after the outcome: a read that ran meanwhile may
     // have fetched the state before the change, and must not be kept.
     this.forgetCachedAnswers(req);
+    const changesNames = NAME_CHANGING_OPS.has(req.op);
+    const token = this.names.begin(namesOf(req), changesNames, req.op === 'rename' ? [req.from, req.to] : req.op === 'rmdir' ? [req.path] : []);
+    let result: unknown;
     try {
-      return await this.sendEverywhere(req, payload);
+      result = await this.sendEverywhere(req, payload);
+    } catch (err) {
+      this.names.end(token, { ok: false });
+      throw err;
     } finally {
       this.forgetCachedAnswers(req);
     }
+    const answer = result as { created?: boolean; stats?: Record<string, WireStat> } | undefined;
+    this.names.end(token, { ok: true, ...namesMadeAndRemoved(req), stats: answer?.stats });
+    // A file the peers just made has no capabilities: the kernel's question before its first write needs no round trip.
+    if (req.op === 'create' && answer?.created) this.absentXattrs.noteAbsent(req.path, 'security.capability', this.absentXattrs.generation);
+    return result;
   }
 
   /**
@@ -516,6 +538,18 @@ export class MirrorController {
       // change began since; ReadAhead drops those (see read-ahead.ts).
       return { result: undefined as T, payload: await this.readAhead.read(req.path, req.offset, req.length) };
     }
+    // The reserved name is the peers' to refuse (EPERM), not the cache's to call absent.
+    if (req.op === 'getattr' && !RESERVED_ROOT_NAMES.has(req.path)) {
+      const known = this.names.lookup(req.path);
+      if (known === ABSENT) throw new MirrorError('MFS_ERRNO', `getattr ${JSON.stringify(req.path)}: no such file or directory`, { errno: 'ENOENT' });
+      if (known) return { result: known as T, payload: EMPTY };
+    }
+    if (req.op === 'readdir' && req.withAttrs) {
+      const generation = this.names.generation;
+      const out = await this.readFromPeers<{ entries: Array<{ name: string; stat: WireStat | null }> }>(req);
+      this.names.noteListing(req.path, out.result.entries, generation);
+      return out as CallResult<T>;
+    }
     return this.readFromPeers<T>(req);
   }
 
@@ -637,6 +671,25 @@ function settle(p: Promise<unknown>): Promise<Outcome> {
 }
 
 /** Does the local copy's outcome match what the peers committed? */
+/** The names a successful change made and removed (for the listings the mount keeps). */
+function namesMadeAndRemoved(req: MutationRequest): { created: string[]; madeEmpty?: string[]; removed: string[] } {
+  switch (req.op) {
+    case 'mkdir':
+      return { created: [req.path], madeEmpty: [req.path], removed: [] };
+    case 'create':
+    case 'symlink':
+    case 'link':
+      return { created: [req.path], removed: [] };
+    case 'unlink':
+    case 'rmdir':
+      return { created: [], removed: [req.path] };
+    case 'rename':
+      return { created: [req.to], removed: req.from === req.to ? [] : [req.from] };
+    default:
+      return { created: [], removed: [] };
+  }
+}
+
 function sameOutcome(local: Outcome, verdict: Verdict): boolean {
   if (verdict.authoritative === null) {
     // In doubt everywhere and journaled: it will be rolled forward, as the local copy already has it.

@@ -7,7 +7,7 @@ import { MAX_FRAME_BYTES, decodeFrame, encodeError, encodeFrameParts, writeParts
 import { MirrorError, isDeterministic, toMirrorError, type WireError } from '../protocol/errors.js';
 import { NAMESPACE_OPS, isMutation, requestSchema, type ControlRequest, type HandshakeResult, type Mutation, type PeerStatus, type PullProgress, type RepairAction, type Request } from '../protocol/ops.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from '../protocol/version.js';
-import { applyMutation, type ApplyContext } from '../store/apply.js';
+import { applyMutation, type ApplyContext, type MutationResult } from '../store/apply.js';
 import { clientCopy, makeEqual, storeCopy } from '../store/copy-tree.js';
 import { applyRepair } from '../store/repair.js';
 import { PeerClient } from '../protocol/peer-client.js';
@@ -422,9 +422,13 @@ export class PeerServer {
       const withIntent = needsIntent(req);
       if (withIntent && !inDoubt) this.state.recordIntent(req.mount, req.seq, req.epoch, req.op, subject);
       let outcome: { ok: true; result?: unknown } | { ok: false; error: WireError };
+      let stats: NonNullable<MutationResult>['stats'];
       try {
-        const result = await applyMutation(ctx, req, payload, inDoubt);
-        outcome = result === null ? { ok: true } : { ok: true, result };
+        const applied = await applyMutation(ctx, req, payload, inDoubt);
+        // The attributes after the change go to the caller, not into the record (see MutationResult).
+        const { stats: touched, ...result } = applied ?? {};
+        stats = touched;
+        outcome = Object.keys(result).length === 0 ? { ok: true } : { ok: true, result };
         this.applied++;
         if (req.op === 'write') this.appliedBytes += payload.length;
       } catch (err) {
@@ -440,6 +444,7 @@ export class PeerServer {
       }
       await this.state.recordDone(req.mount, req.seq, req.epoch, req.op, subject, JSON.stringify(outcome), forward);
       this.forwarder?.noteQueued(payload.length);
+      if (outcome.ok && stats) return { result: { ok: true, result: { ...(outcome.result as object | undefined), stats } } };
       return { result: outcome };
     });
   }

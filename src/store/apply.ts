@@ -7,6 +7,8 @@ function writeAsync(fd: number, buf: Buffer, offset: number, length: number, pos
   return new Promise((resolve, reject) => write(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))));
 }
 import { dirname } from 'node:path';
+import type { WireStat } from '../protocol/ops.js';
+import { toWireStat } from './reads.js';
 import { removeAttributeSync, setAttributeSync, getAttributeSync } from 'fs-xattr';
 import { MirrorError } from '../protocol/errors.js';
 import type { Mutation } from '../protocol/ops.js';
@@ -33,7 +35,15 @@ export interface ApplyContext {
  * name can have been applied before this one was acknowledged).
  */
 
-export type MutationResult = { written?: number } | null;
+/**
+ * What a change answers besides ok: bytes written, whether a create made a new
+ * file, and `stats`: the attributes, right after the change, of each name it
+ * touched that still exists (the name itself and the directories whose
+ * entries changed), by wire path. The mount uses them to answer the kernel's
+ * next getattr without a round trip; they are not recorded with the outcome
+ * (a re-send is answered without them).
+ */
+export type MutationResult = { written?: number; created?: boolean; stats?: Record<string, WireStat> } | null;
 
 type Handler<K extends Mutation['op']> = (ctx: ApplyContext, req: Extract<Mutation, { op: K }>, payload: Buffer, redo: boolean) => Promise<MutationResult>;
 
@@ -41,12 +51,15 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
   async create({ tree, sync }, req, _payload, redo) {
     const abs = tree.resolve(req.path);
     let fd: number;
+    // O_EXCL first, so the answer can say whether the file is new (a new file has no xattrs).
+    let created = true;
     try {
-      fd = openSync(abs, constants.O_CREAT | constants.O_WRONLY | constants.O_NOFOLLOW | (req.exclusive ? constants.O_EXCL : 0), req.mode);
+      fd = openSync(abs, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, req.mode);
     } catch (err) {
-      // Redo after a crash: the file may be there already; finish the job (mode, flushes).
-      if (!(redo && errnoOf(err) === 'EEXIST' && lstatSync(abs).isFile())) throw err;
+      // An existing file: fine for a non-exclusive create; after a crash (redo) it may be our own.
+      if (!(errnoOf(err) === 'EEXIST' && (!req.exclusive || (redo && lstatSync(abs).isFile())))) throw err;
       fd = openSync(abs, constants.O_WRONLY | constants.O_NOFOLLOW);
+      created = false;
     }
     try {
       fchmodSync(fd, req.mode); // exact mode, whatever the umask
@@ -56,7 +69,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     // One flush: on a journaling file system (ext4, xfs) the parent directory's
     // fsync commits the new inode, its mode and the entry together.
     await sync.dir(dirname(abs));
-    return null;
+    return { created, stats: statsOf([req.path, abs], parentOf(req.path, abs)) };
   },
 
   async write({ tree, fds, sync }, req, payload) {
@@ -75,7 +88,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
         if (fstatSync(fd).size > sizeBefore) ftruncateSync(fd, sizeBefore);
         throw err;
       }
-      return { written: done };
+      return { written: done, stats: { [req.path]: toWireStat(fstatSync(fd)) } };
     } finally {
       release();
     }
@@ -86,10 +99,10 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     try {
       ftruncateSync(fd, req.size);
       await sync.data(fd);
+      return { stats: { [req.path]: toWireStat(fstatSync(fd)) } };
     } finally {
       release();
     }
-    return null;
   },
 
   async unlink({ tree, fds, sync }, req, _payload, redo) {
@@ -101,7 +114,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       if (!(redo && errnoOf(err) === 'ENOENT')) throw err;
     }
     await sync.dir(dirname(abs));
-    return null;
+    return { stats: statsOf(parentOf(req.path, abs)) };
   },
 
   async mkdir({ tree, sync }, req, _payload, redo) {
@@ -113,7 +126,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     }
     chmodSync(abs, req.mode); // exact mode, whatever the umask (abs is a directory we just made, not a symlink)
     await sync.dir(dirname(abs)); // commits the new directory with its entry (journaling file system)
-    return null;
+    return { stats: statsOf([req.path, abs], parentOf(req.path, abs)) };
   },
 
   async rmdir({ tree, fds, sync }, req, _payload, redo) {
@@ -126,7 +139,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       if (!(redo && errnoOf(err) === 'ENOENT')) throw err;
     }
     await sync.dir(dirname(abs));
-    return null;
+    return { stats: statsOf(parentOf(req.path, abs)) };
   },
 
   async rename({ tree, fds, sync }, req, _payload, redo) {
@@ -142,7 +155,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     }
     await sync.dir(dirname(to));
     if (dirname(from) !== dirname(to)) await sync.dir(dirname(from));
-    return null;
+    return { stats: statsOf([req.to, to], parentOf(req.to, to), parentOf(req.from, from)) };
   },
 
   async symlink({ tree, sync }, req, _payload, redo) {
@@ -154,7 +167,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       if (!(redo && errnoOf(err) === 'EEXIST' && lstatSync(abs).isSymbolicLink())) throw err;
     }
     await sync.dir(dirname(abs));
-    return null;
+    return { stats: statsOf([req.path, abs], parentOf(req.path, abs)) };
   },
 
   async link({ tree, sync }, req, _payload, redo) {
@@ -166,7 +179,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       if (!(redo && errnoOf(err) === 'EEXIST')) throw err;
     }
     await sync.dir(dirname(abs));
-    return null;
+    return { stats: statsOf([req.path, abs], [req.from, from], parentOf(req.path, abs)) };
   },
 
   async chmod({ tree, fds, sync }, req) {
@@ -176,17 +189,17 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     try {
       fchmodSync(fd, req.mode);
       await sync.all(fd);
+      return { stats: { [req.path]: toWireStat(fstatSync(fd)) } };
     } finally {
       closeSync(fd);
     }
-    return null;
   },
 
   async chown({ tree, sync }, req) {
     const abs = tree.resolve(req.path);
     lchownSync(abs, req.uid, req.gid);
     await syncInode(sync, abs);
-    return null;
+    return { stats: statsOf([req.path, abs]) };
   },
 
   async utimens({ tree, sync }, req) {
@@ -194,7 +207,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     const current = req.atimeMs === null || req.mtimeMs === null ? lstatSync(abs) : null;
     lutimesSync(abs, (req.atimeMs ?? current!.atimeMs) / 1000, (req.mtimeMs ?? current!.mtimeMs) / 1000);
     await syncInode(sync, abs);
-    return null;
+    return { stats: statsOf([req.path, abs]) };
   },
 
   async setxattr({ tree, sync }, req, payload, redo) {
@@ -207,7 +220,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     }
     setAttributeSync(abs, req.name, payload);
     await syncInode(sync, abs);
-    return null;
+    return { stats: statsOf([req.path, abs]) };
   },
 
   async removexattr({ tree, sync }, req, _payload, redo) {
@@ -218,7 +231,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       if (!(redo && errnoOf(err) === 'ENODATA')) throw err;
     }
     await syncInode(sync, abs);
-    return null;
+    return { stats: statsOf([req.path, abs]) };
   },
 
   async fsync({ tree }, req) {
@@ -231,6 +244,25 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
 export function applyMutation(ctx: ApplyContext, req: Mutation, payload: Buffer, redo: boolean): Promise<MutationResult> {
   const handler = handlers[req.op] as Handler<typeof req.op>;
   return handler(ctx, req as never, payload, redo);
+}
+
+/** The wire path and absolute path of a name's parent directory. */
+function parentOf(wirePath: string, abs: string): [string, string] {
+  const slash = wirePath.lastIndexOf('/');
+  return [slash < 0 ? '' : wirePath.slice(0, slash), dirname(abs)];
+}
+
+/** Attributes of the given names that exist now (see MutationResult). */
+function statsOf(...names: Array<[string, string]>): Record<string, WireStat> {
+  const out: Record<string, WireStat> = {};
+  for (const [wirePath, abs] of names) {
+    try {
+      out[wirePath] = toWireStat(lstatSync(abs));
+    } catch {
+      // Gone already (renamed over, say): nothing to tell.
+    }
+  }
+  return out;
 }
 
 /** fsync an inode; a symlink cannot be opened, so its parent directory's flush carries it (ext4 journals both). */

@@ -27,10 +27,15 @@ afterAll(async () => {
 
 describe('every changing operation over real HTTP/2 lands in the data directory', () => {
   it('create, write, truncate', async () => {
-    await client.call(stamp.next({ op: 'create', path: 'a.txt', mode: 0o640 }));
+    const c = await client.call(stamp.next({ op: 'create', path: 'a.txt', mode: 0o640 }));
     expect(lstatSync(at('a.txt')).mode & 0o7777).toBe(0o640);
-    const w = await client.call(stamp.next({ op: 'write', path: 'a.txt', offset: 0 }), Buffer.from('hello world'));
-    expect(w.result).toEqual({ written: 11 });
+    // The answer tells whether the file is new, and the attributes of what the change touched.
+    expect(c.result).toMatchObject({ created: true, stats: { 'a.txt': { type: 'file', size: 0, nlink: 1, mode: 0o100640 }, '': { type: 'dir', ino: lstatSync(at('')).ino } } });
+    const writeReq = stamp.next({ op: 'write', path: 'a.txt', offset: 0 });
+    const w = await client.call(writeReq, Buffer.from('hello world'));
+    expect(w.result).toEqual({ written: 11, stats: { 'a.txt': expect.objectContaining({ size: 11, ino: lstatSync(at('a.txt')).ino }) } });
+    // A re-send is answered from the record, which keeps the outcome but not the attributes.
+    expect((await client.call(writeReq, Buffer.from('hello world'))).result).toEqual({ written: 11 });
     await client.call(stamp.next({ op: 'write', path: 'a.txt', offset: 6 }), Buffer.from('WORLD!'));
     expect(readFileSync(at('a.txt'), 'utf8')).toBe('hello WORLD!');
     await client.call(stamp.next({ op: 'truncate', path: 'a.txt', size: 5 }));
@@ -44,7 +49,8 @@ describe('every changing operation over real HTTP/2 lands in the data directory'
 
   it('create exclusive on an existing name fails with EEXIST; non-exclusive succeeds', async () => {
     await expect(client.call(stamp.next({ op: 'create', path: 'a.txt', mode: 0o644 }))).rejects.toMatchObject({ errno: 'EEXIST' });
-    await client.call(stamp.next({ op: 'create', path: 'a.txt', mode: 0o600, exclusive: false }));
+    const again = await client.call(stamp.next({ op: 'create', path: 'a.txt', mode: 0o600, exclusive: false }));
+    expect(again.result).toMatchObject({ created: false });
     expect(lstatSync(at('a.txt')).mode & 0o7777).toBe(0o600);
   });
 

@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import type { WireStat } from '../../src/protocol/ops.js';
+import { ABSENT, NameCache } from '../../src/mount/name-cache.js';
+
+/** The rules of the mount's cache of names (src/mount/name-cache.ts); the end-to-end behaviour is in operations.test.ts. */
+
+const stat = (type: WireStat['type'], extra: Partial<WireStat> = {}): WireStat => ({
+  type, mode: type === 'dir' ? 0o40755 : 0o100644, uid: 0, gid: 0, size: 0, nlink: type === 'dir' ? 2 : 1, ino: 1, blocks: 0, atimeMs: 1, mtimeMs: 1, ctimeMs: 1, ...extra,
+});
+
+describe('the mount\'s cache of names', () => {
+  it('knows a directory it made is empty, and keeps its listing up to date with its own changes', () => {
+    const c = new NameCache();
+    const mk = c.begin(['d'], true);
+    c.end(mk, { ok: true, created: ['d'], madeEmpty: ['d'], stats: { d: stat('dir'), '': stat('dir') } });
+    expect(c.lookup('d')).toMatchObject({ type: 'dir' });
+    expect(c.lookup('d/f')).toBe(ABSENT);
+    const cr = c.begin(['d/f'], true);
+    expect(c.lookup('d/f')).toBeUndefined(); // in flight: ask a peer
+    expect(c.lookup('d/g')).toBe(ABSENT); // the rest of the listing stands
+    expect(c.lookup('d')).toBeUndefined(); // its attributes are changing
+    c.end(cr, { ok: true, created: ['d/f'], stats: { 'd/f': stat('file'), d: stat('dir', { mtimeMs: 2 }) } });
+    expect(c.lookup('d/f')).toMatchObject({ type: 'file' });
+    expect(c.lookup('d')).toMatchObject({ mtimeMs: 2 });
+    const rm = c.begin(['d/f'], true);
+    c.end(rm, { ok: true, removed: ['d/f'], stats: { d: stat('dir', { mtimeMs: 3 }) } });
+    expect(c.lookup('d/f')).toBe(ABSENT);
+  });
+
+  it('keeps a directory\'s attributes only from the last of two overlapping changes to begin', () => {
+    const c = new NameCache();
+    c.end(c.begin(['d'], true), { ok: true, created: ['d'], madeEmpty: ['d'], stats: { d: stat('dir') } });
+    const a = c.begin(['d/a'], true);
+    const b = c.begin(['d/b'], true);
+    // b is answered first: a is still in flight, so d's attributes from b may miss a's entry.
+    c.end(b, { ok: true, created: ['d/b'], stats: { 'd/b': stat('file'), d: stat('dir', { mtimeMs: 5 }) } });
+    expect(c.lookup('d')).toBeUndefined();
+    // a began before b: its view of d may be older than b's.
+    c.end(a, { ok: true, created: ['d/a'], stats: { 'd/a': stat('file'), d: stat('dir', { mtimeMs: 4 }) } });
+    expect(c.lookup('d')).toBeUndefined();
+    expect(c.lookup('d/a')).toMatchObject({ type: 'file' });
+    expect(c.lookup('d/b')).toMatchObject({ type: 'file' });
+    expect(c.lookup('d/c')).toBe(ABSENT);
+  });
+
+  it('forgets what a failed change touched, and everything under a renamed or removed directory', () => {
+    const c = new NameCache();
+    c.end(c.begin(['d'], true), { ok: true, created: ['d'], madeEmpty: ['d'], stats: { d: stat('dir') } });
+    c.end(c.begin(['d/e'], true), { ok: true, created: ['d/e'], madeEmpty: ['d/e'], stats: { 'd/e': stat('dir'), d: stat('dir') } });
+    c.end(c.begin(['d/e/f'], true), { ok: true, created: ['d/e/f'], stats: { 'd/e/f': stat('file') } });
+    c.end(c.begin(['d/x'], true), { ok: false }); // a create that failed (perhaps applied somewhere)
+    expect(c.lookup('d/x')).toBeUndefined();
+    expect(c.lookup('d/y')).toBeUndefined(); // d's listing is no longer trusted
+    expect(c.lookup('d/e/g')).toBe(ABSENT);
+    c.end(c.begin(['d/e', 'd/r'], true, ['d/e', 'd/r']), { ok: true, created: ['d/r'], removed: ['d/e'], stats: { 'd/r': stat('dir') } });
+    expect(c.lookup('d/e/f')).toBeUndefined();
+    expect(c.lookup('d/e/g')).toBeUndefined();
+    expect(c.lookup('d/r')).toMatchObject({ type: 'dir' });
+    expect(c.lookup('d/r/f')).toBeUndefined(); // moved, not known under its new name
+  });
+
+  it('does not keep a file with another link, and drops a stat a listing brought in while a change ran', () => {
+    const c = new NameCache();
+    const asked = c.generation;
+    const w = c.begin(['f'], false);
+    c.noteListing('', [{ name: 'f', stat: stat('file', { size: 1 }) }, { name: 'h', stat: stat('file', { nlink: 2 }) }], asked);
+    expect(c.lookup('g')).toBeUndefined(); // the listing was fetched across a change: not kept
+    c.end(w, { ok: true }); // a relay's answer carries no attributes
+    expect(c.lookup('f')).toBeUndefined();
+    const again = c.generation;
+    c.noteListing('', [{ name: 'f', stat: stat('file', { size: 9 }) }, { name: 'h', stat: stat('file', { nlink: 2 }) }], again);
+    expect(c.lookup('f')).toMatchObject({ size: 9 });
+    expect(c.lookup('h')).toBeUndefined();
+    expect(c.lookup('g')).toBe(ABSENT);
+    c.clear();
+    expect(c.lookup('f')).toBeUndefined();
+    expect(c.lookup('g')).toBeUndefined();
+  });
+});
