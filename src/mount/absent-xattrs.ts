@@ -6,12 +6,13 @@
  * - any setxattr or removexattr clears everything (through a hard link it may
  *   concern other names, and these calls are rare);
  * - an operation that changes what a name refers to (create, unlink, rename,
- *   rmdir, mkdir, symlink, link) forgets that name and everything under it.
+ *   rmdir, mkdir, symlink, link) forgets that name, and a rename or rmdir
+ *   everything under it too.
  * Bounded: past MAX_PATHS entries the oldest are forgotten.
  */
 export class AbsentXattrs {
   private readonly absent = new Map<string, Set<string>>();
-  private static readonly MAX_PATHS = 65_536;
+  private static readonly MAX_PATHS = 16_384;
   /**
    * Bumped by every change: an answer is only cached if no change began while
    * it was being fetched (it may describe the state before that change).
@@ -26,7 +27,14 @@ export class AbsentXattrs {
     if (askedAtGeneration !== this.generation) return;
     let names = this.absent.get(path);
     if (!names) {
-      if (this.absent.size >= AbsentXattrs.MAX_PATHS) this.absent.delete(this.absent.keys().next().value!);
+      if (this.absent.size >= AbsentXattrs.MAX_PATHS) {
+        // The oldest tenth in one pass (deleting the front one by one is quadratic in a Map).
+        let evict = AbsentXattrs.MAX_PATHS / 10;
+        for (const old of this.absent.keys()) {
+          if (evict-- <= 0) break;
+          this.absent.delete(old);
+        }
+      }
       names = new Set();
       this.absent.set(path, names);
     }
@@ -38,7 +46,13 @@ export class AbsentXattrs {
     this.absent.clear();
   }
 
-  /** Forget a path and everything below it. */
+  /** Forget one path (a change that makes or removes a file, not a directory's contents). */
+  forgetName(path: string): void {
+    this.generation++;
+    this.absent.delete(path);
+  }
+
+  /** Forget a path and everything below it (a scan of every entry: for renames and rmdir). */
   forget(path: string): void {
     if (path === '') return this.clear();
     this.generation++;

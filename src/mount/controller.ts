@@ -297,7 +297,13 @@ export class MirrorController {
       this.forgetCachedAnswers(req);
     }
     const answer = result as { created?: boolean; stats?: Record<string, WireStat> } | undefined;
-    this.names.end(token, { ok: true, ...namesMadeAndRemoved(req), stats: answer?.stats });
+    if (req.op === 'rename' && req.from !== req.to && !answer?.stats) {
+      // rename(2) onto another link of the same file does nothing: only the peer's
+      // attributes tell whether `from` is still there. Without them, forget what it touched.
+      this.names.end(token, { ok: false });
+    } else {
+      this.names.end(token, { ok: true, ...namesMadeAndRemoved(req, answer?.stats), stats: answer?.stats });
+    }
     // A file the peers just made has no capabilities: the kernel's question before its first write needs no round trip.
     if (req.op === 'create' && answer?.created) this.absentXattrs.noteAbsent(req.path, 'security.capability', this.absentXattrs.generation);
     return result;
@@ -506,7 +512,8 @@ export class MirrorController {
   private forgetCachedAnswers(req: MutationRequest): void {
     this.readAhead.invalidate();
     if (req.op === 'setxattr' || req.op === 'removexattr') this.absentXattrs.clear();
-    else if (NAME_CHANGING_OPS.has(req.op)) for (const name of namesOf(req)) this.absentXattrs.forget(name);
+    else if (req.op === 'rename' || req.op === 'rmdir') for (const name of namesOf(req)) this.absentXattrs.forget(name);
+    else if (NAME_CHANGING_OPS.has(req.op)) for (const name of namesOf(req)) this.absentXattrs.forgetName(name);
   }
 
   /** A read: from the local copy when there is one, else from the healthiest, fastest peer. */
@@ -672,7 +679,7 @@ function settle(p: Promise<unknown>): Promise<Outcome> {
 
 /** Does the local copy's outcome match what the peers committed? */
 /** The names a successful change made and removed (for the listings the mount keeps). */
-function namesMadeAndRemoved(req: MutationRequest): { created: string[]; madeEmpty?: string[]; removed: string[] } {
+function namesMadeAndRemoved(req: MutationRequest, stats?: Record<string, WireStat>): { created: string[]; madeEmpty?: string[]; removed: string[] } {
   switch (req.op) {
     case 'mkdir':
       return { created: [req.path], madeEmpty: [req.path], removed: [] };
@@ -684,7 +691,8 @@ function namesMadeAndRemoved(req: MutationRequest): { created: string[]; madeEmp
     case 'rmdir':
       return { created: [], removed: [req.path] };
     case 'rename':
-      return { created: [req.to], removed: req.from === req.to ? [] : [req.from] };
+      // `from` still there afterwards: it and `to` were links to one file, and rename(2) did nothing.
+      return { created: [req.to], removed: req.from === req.to || (stats && req.from in stats) ? [] : [req.from] };
     default:
       return { created: [], removed: [] };
   }

@@ -17,34 +17,40 @@ import type { WireStat } from '../protocol/ops.js';
  *   nothing is answered for a name in flight, and a cached answer for it is
  *   dropped when the change starts;
  * - an answer from a change is kept only if no other change touching that
- *   name began after it did or is still running (two creates in one directory
- *   may finish in either order; only the last one's view of the directory is
- *   right);
- * - an answer from a read (a listing) is kept only if no change at all began
- *   while it was being fetched;
+ *   name was in flight at the same time (two creates in one directory may be
+ *   applied by a peer in either order, so neither knows the directory's
+ *   final attributes);
+ * - an answer from a read (a listing) is kept only if no change began or
+ *   ended while it was being fetched (one that ended may have been applied
+ *   after the peer listed);
  * - a change that fails, whatever the reason, drops the listings of the
  *   directories it touched and everything cached for its names: a failure
  *   may mean the cache was wrong, or that some peers applied it;
  * - only files with one link are cached: a change through another name of
  *   the same file would change them behind this cache's back;
- * - a rename or rmdir drops everything cached under the names involved.
- * Bounded: past MAX_STATS attributes or MAX_LISTINGS listings (or a listing
- * past MAX_LISTING_NAMES names) the oldest are forgotten, which only means
- * asking a peer again.
+ * - a rename or rmdir drops everything cached under the names involved, when
+ *   it begins and again when it ends (a listing may land in between).
+ * Bounded: past MAX_STATS attributes or MAX_LISTED_NAMES names in all
+ * listings (or one listing past MAX_LISTING_NAMES) the oldest are forgotten,
+ * which only means asking a peer again. Dropping a subtree visits only what
+ * is held under it (an index by parent), never the whole cache.
  */
 export class NameCache {
   private readonly stats = new Map<string, WireStat>();
   private readonly listings = new Map<string, Set<string>>();
-  /** Names with a change in flight: how many, and the number of the last one begun. */
-  private readonly inFlight = new Map<string, { count: number; lastBegun: number }>();
-  private begun = 0;
-  private static readonly MAX_STATS = 200_000;
-  private static readonly MAX_LISTINGS = 20_000;
-  private static readonly MAX_LISTING_NAMES = 100_000;
+  /** Every name that has attributes or a listing here, by its parent: a subtree is dropped by walking it, not by scanning everything. */
+  private readonly byParent = new Map<string, Set<string>>();
+  /** Names with a change in flight: how many, and whether two overlapped (then no answer about it is kept). */
+  private readonly inFlight = new Map<string, { count: number; overlapped: boolean }>();
+  private listedNames = 0;
+  private changes = 0;
+  static readonly MAX_STATS = 50_000;
+  static readonly MAX_LISTED_NAMES = 500_000;
+  static readonly MAX_LISTING_NAMES = 100_000;
 
-  /** Bumped by every change: a read's answer is kept only if this did not move while it was fetched. */
+  /** Moves when any change begins or ends: a read's answer is kept only if this did not move while it was fetched. */
   get generation(): number {
-    return this.begun;
+    return this.changes;
   }
 
   /**
@@ -55,16 +61,19 @@ export class NameCache {
    * to end().
    */
   begin(names: string[], entriesChange: boolean, subtrees: string[] = []): ChangeToken {
-    const token = { number: ++this.begun, touched: touchedBy(names, entriesChange) };
+    this.changes++;
+    const token = { touched: touchedBy(names, entriesChange), subtrees };
     for (const name of token.touched) {
       const entry = this.inFlight.get(name);
+      // Two changes to one name in flight at once (a directory's entries, say) may be
+      // applied by a peer in either order: neither answer's view of it can be trusted.
       if (entry) {
         entry.count++;
-        entry.lastBegun = token.number;
+        entry.overlapped = true;
       } else {
-        this.inFlight.set(name, { count: 1, lastBegun: token.number });
+        this.inFlight.set(name, { count: 1, overlapped: false });
       }
-      this.stats.delete(name);
+      this.dropStat(name);
     }
     for (const root of subtrees) this.forgetSubtree(root);
     return token;
@@ -76,34 +85,43 @@ export class NameCache {
    * allow; on failure, everything the change touched is forgotten.
    */
   end(token: ChangeToken, outcome: ChangeOutcome | { ok: false }): void {
+    this.changes++;
     const quiet = new Set<string>();
     for (const name of token.touched) {
       const entry = this.inFlight.get(name);
       if (!entry) continue;
       if (--entry.count === 0) {
-        if (entry.lastBegun === token.number) quiet.add(name);
+        if (!entry.overlapped) quiet.add(name);
         this.inFlight.delete(name);
       }
     }
     // Whatever a listing fetched meanwhile said about these names is out of date.
-    for (const name of token.touched) this.stats.delete(name);
+    for (const name of token.touched) this.dropStat(name);
+    for (const root of token.subtrees) this.forgetSubtree(root);
     if (!outcome.ok) {
-      for (const name of token.touched) this.listings.delete(name);
+      for (const name of token.touched) this.dropListing(name);
       return;
     }
-    for (const name of outcome.removed ?? []) this.listings.get(parentOf(name))?.delete(name.slice(name.lastIndexOf('/') + 1));
+    for (const name of outcome.removed ?? []) {
+      if (this.listings.get(parentOf(name))?.delete(baseName(name))) this.listedNames--;
+    }
     for (const name of outcome.created ?? []) {
-      const listing = this.listings.get(parentOf(name));
-      if (!listing) continue;
-      if (listing.size >= NameCache.MAX_LISTING_NAMES) this.listings.delete(parentOf(name));
-      else listing.add(name.slice(name.lastIndexOf('/') + 1));
+      const dir = parentOf(name);
+      const listing = this.listings.get(dir);
+      if (!listing || listing.has(baseName(name))) continue;
+      if (listing.size >= NameCache.MAX_LISTING_NAMES) {
+        this.dropListing(dir);
+      } else {
+        listing.add(baseName(name));
+        this.listedNames++;
+      }
     }
     for (const [name, stat] of Object.entries(outcome.stats ?? {})) {
-      if (!quiet.has(name) || !cacheable(stat)) continue;
-      this.keepStat(name, stat);
+      if (quiet.has(name) && cacheable(stat)) this.keepStat(name, stat);
     }
     // A directory this change made (mkdir, not a rename) is empty: its listing is complete.
     for (const dir of outcome.madeEmpty ?? []) if (quiet.has(dir)) this.keepListing(dir, new Set());
+    this.trimListings();
   }
 
   /**
@@ -118,44 +136,106 @@ export class NameCache {
     const listing = this.listings.get(parentOf(name));
     // A change in flight elsewhere in the directory touches only its own name (in flight, so not
     // answered above) and the directory's attributes: the rest of the listing stands.
-    if (listing && !listing.has(name.slice(name.lastIndexOf('/') + 1))) return ABSENT;
+    if (listing && !listing.has(baseName(name))) return ABSENT;
     return undefined;
   }
 
   /** A directory listing read from a peer, with each entry's attributes (null: vanished while listed). */
   noteListing(dir: string, entries: Array<{ name: string; stat: WireStat | null }>, askedAtGeneration: number): void {
-    if (askedAtGeneration !== this.begun || entries.length > NameCache.MAX_LISTING_NAMES) return;
+    if (askedAtGeneration !== this.changes || entries.length > NameCache.MAX_LISTING_NAMES) return;
     if (entries.some((e) => e.stat === null)) return; // the directory was changing: not a clean listing
     this.keepListing(dir, new Set(entries.map((e) => e.name)));
     for (const e of entries) {
       const name = dir === '' ? e.name : `${dir}/${e.name}`;
       if (cacheable(e.stat!) && !this.inFlight.has(name)) this.keepStat(name, e.stat!);
     }
+    this.trimListings();
   }
 
   /** Forget everything (a repair changed the peers' trees). */
   clear(): void {
-    this.begun++;
+    this.changes++;
     this.stats.clear();
     this.listings.clear();
+    this.byParent.clear();
+    this.listedNames = 0;
+  }
+
+  /** How much is held (for tests and status). */
+  get size(): { stats: number; listings: number; listedNames: number } {
+    return { stats: this.stats.size, listings: this.listings.size, listedNames: this.listedNames };
   }
 
   private keepStat(name: string, stat: WireStat): void {
     this.stats.delete(name); // re-inserted last: the map's order is its age
-    if (this.stats.size >= NameCache.MAX_STATS) this.stats.delete(this.stats.keys().next().value!);
+    if (this.stats.size >= NameCache.MAX_STATS) {
+      // The oldest tenth in one pass: deleting the first entry one at a time makes each
+      // next look at a Map's front skip every hole left before it (quadratic).
+      let evict = NameCache.MAX_STATS / 10;
+      for (const old of this.stats.keys()) {
+        if (evict-- <= 0) break;
+        this.dropStat(old);
+      }
+    }
     this.stats.set(name, stat);
+    this.index(name);
   }
 
   private keepListing(dir: string, names: Set<string>): void {
-    this.listings.delete(dir);
-    if (this.listings.size >= NameCache.MAX_LISTINGS) this.listings.delete(this.listings.keys().next().value!);
+    this.dropListing(dir);
     this.listings.set(dir, names);
+    this.listedNames += names.size;
+    this.index(dir);
   }
 
+  /** Past the budget of listed names, the oldest listings go first. */
+  private trimListings(): void {
+    while (this.listedNames > NameCache.MAX_LISTED_NAMES && this.listings.size > 0) this.dropListing(this.listings.keys().next().value!);
+  }
+
+  private dropStat(name: string): void {
+    if (this.stats.delete(name) && !this.listings.has(name)) this.unindex(name);
+  }
+
+  private dropListing(dir: string): void {
+    const listing = this.listings.get(dir);
+    if (!listing) return;
+    this.listedNames -= listing.size;
+    this.listings.delete(dir);
+    if (!this.stats.has(dir)) this.unindex(dir);
+  }
+
+  private index(name: string): void {
+    if (name === '') return;
+    const dir = parentOf(name);
+    let children = this.byParent.get(dir);
+    if (!children) this.byParent.set(dir, (children = new Set()));
+    children.add(name);
+  }
+
+  private unindex(name: string): void {
+    if (name === '') return;
+    const dir = parentOf(name);
+    const children = this.byParent.get(dir);
+    if (!children) return;
+    children.delete(name);
+    if (children.size === 0) this.byParent.delete(dir);
+  }
+
+  /** Drop a name and everything held under it, visiting only what is held. */
   private forgetSubtree(root: string): void {
-    const prefix = root === '' ? '' : `${root}/`;
-    for (const map of [this.stats, this.listings] as Map<string, unknown>[]) {
-      for (const key of [...map.keys()]) if (key === root || key.startsWith(prefix)) map.delete(key);
+    const pending = [root];
+    while (pending.length > 0) {
+      const name = pending.pop()!;
+      this.stats.delete(name);
+      const listing = this.listings.get(name);
+      if (listing) {
+        this.listedNames -= listing.size;
+        this.listings.delete(name);
+      }
+      this.unindex(name);
+      const children = this.byParent.get(name);
+      if (children) pending.push(...children);
     }
   }
 }
@@ -172,9 +252,10 @@ export interface ChangeOutcome {
 }
 
 export interface ChangeToken {
-  readonly number: number;
   /** The names and the parents of the names. */
   readonly touched: ReadonlySet<string>;
+  /** Names whose descendants the change moves or removes: dropped when it begins and again when it ends. */
+  readonly subtrees: readonly string[];
 }
 
 function touchedBy(names: string[], entriesChange: boolean): Set<string> {
@@ -184,6 +265,10 @@ function touchedBy(names: string[], entriesChange: boolean): Set<string> {
     if (entriesChange && name !== '') out.add(parentOf(name));
   }
   return out;
+}
+
+function baseName(name: string): string {
+  return name.slice(name.lastIndexOf('/') + 1);
 }
 
 export function parentOf(name: string): string {

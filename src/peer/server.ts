@@ -3,7 +3,7 @@ import http2, { type Http2Session, type Http2SecureServer, type Http2Server, typ
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
-import { MAX_FRAME_BYTES, decodeFrame, encodeError, encodeFrameParts, writeParts } from '../protocol/codec.js';
+import { MAX_FRAME_BYTES, decodeFrame, encodeError, encodeFrameParts, encodeResponseParts, writeParts, type ResponseHeader } from '../protocol/codec.js';
 import { MirrorError, isDeterministic, toMirrorError, type WireError } from '../protocol/errors.js';
 import { NAMESPACE_OPS, isMutation, requestSchema, type ControlRequest, type HandshakeResult, type Mutation, type PeerStatus, type PullProgress, type RepairAction, type Request } from '../protocol/ops.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from '../protocol/version.js';
@@ -655,8 +655,15 @@ const EXCLUSIVE_OPS: ReadonlySet<Mutation['op']> = new Set(['rename', 'rmdir', '
 /** Answer with a frame whose header is an outcome ({ok, result} or {ok: false, error}). */
 function respondFrame(stream: ServerHttp2Stream, outcome: unknown, payload?: Buffer): void {
   if (stream.destroyed) return;
+  // Encoded before the status goes out: an answer that cannot be encoded becomes an error answer, not a cut stream.
+  let parts: Buffer[];
+  try {
+    parts = encodeResponseParts(outcome as ResponseHeader, payload);
+  } catch (err) {
+    parts = encodeFrameParts({ ok: false, error: toMirrorError(err, {}).toWire() });
+  }
   stream.respond({ ':status': 200, 'content-type': FRAME_TYPE, [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) });
-  writeParts(stream, encodeFrameParts(outcome, payload));
+  writeParts(stream, parts);
 }
 
 function respondJson(stream: ServerHttp2Stream, body: unknown): void {

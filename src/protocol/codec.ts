@@ -61,8 +61,33 @@ export function decodeFrame(buf: Buffer): Frame {
   return { header, payload: buf.subarray(4 + headerLength) };
 }
 
-/** Response header: an outcome, never both. */
-export type ResponseHeader = { ok: true; result?: unknown } | { ok: false; error: WireError };
+/** Response header: an outcome, never both. `resultInPayload`: the result is the payload, as JSON (see encodeResponseParts). */
+export type ResponseHeader = { ok: true; result?: unknown; resultInPayload?: true } | { ok: false; error: WireError };
+
+/**
+ * A response's parts. A result too large for the header (the listing of a
+ * directory with thousands of entries) travels as JSON in the payload,
+ * flagged `resultInPayload`; an answer with a payload of its own never has a
+ * result that large. The client undoes it (responseResult).
+ */
+export function encodeResponseParts(outcome: ResponseHeader, payload?: Buffer): Buffer[] {
+  try {
+    return encodeFrameParts(outcome, payload);
+  } catch (err) {
+    if (!(err instanceof MirrorError && err.code === 'MFS_TOO_LARGE') || !outcome.ok || (payload && payload.length > 0)) throw err;
+    return encodeFrameParts({ ok: true, resultInPayload: true }, Buffer.from(JSON.stringify(outcome.result)));
+  }
+}
+
+/** A successful response's result and payload, with a result carried in the payload put back in its place. */
+export function responseResult(header: { result?: unknown; resultInPayload?: true }, payload: Buffer): { result: unknown; payload: Buffer } {
+  if (header.resultInPayload !== true) return { result: header.result, payload };
+  try {
+    return { result: JSON.parse(payload.toString('utf8')), payload: Buffer.alloc(0) };
+  } catch (err) {
+    throw new MirrorError('MFS_MALFORMED', `a result sent as payload is not JSON: ${(err as Error).message}`);
+  }
+}
 
 export function encodeOk(result?: unknown, payload?: Buffer): Buffer {
   return encodeFrame(result === undefined ? { ok: true } : { ok: true, result }, payload);

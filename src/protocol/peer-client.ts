@@ -1,6 +1,6 @@
 import http2, { type ClientHttp2Session } from 'node:http2';
 import { openSession, type Transport } from '../security/transport.js';
-import { decodeFrame, encodeFrameParts, writeParts, type ResponseHeader } from './codec.js';
+import { decodeFrame, encodeFrameParts, responseResult, writeParts, type ResponseHeader } from './codec.js';
 import { MirrorError, type WireError } from './errors.js';
 import type { HandshakeResult, HistoryEntry, PullProgress, RepairActionInput, ManifestEntry, PeerStatus, ProgressResult, RequestInput } from './ops.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from './version.js';
@@ -67,7 +67,14 @@ export class PeerClient {
       throw new MirrorError('MFS_BAD_RESPONSE', `peer ${this.name} answered ${req.op} with an undecodable frame: ${(err as Error).message}`, { context: { peer: this.name, op: req.op } });
     }
     const header = frame.header as ResponseHeader;
-    if (header.ok === true) return { result: header.result as T, payload: frame.payload };
+    if (header.ok === true) {
+      try {
+        const { result, payload: rest } = responseResult(header, frame.payload);
+        return { result: result as T, payload: rest };
+      } catch (err) {
+        throw new MirrorError('MFS_BAD_RESPONSE', `peer ${this.name} answered ${req.op} with ${(err as Error).message}`, { context: { peer: this.name, op: req.op } });
+      }
+    }
     if (header.ok === false && header.error && typeof header.error.errno === 'string') {
       throw MirrorError.fromWire(header.error, { peer: this.name, op: req.op, path: pathOf(req) });
     }

@@ -155,7 +155,8 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     }
     await sync.dir(dirname(to));
     if (dirname(from) !== dirname(to)) await sync.dir(dirname(from));
-    return { stats: statsOf([req.to, to], parentOf(req.to, to), parentOf(req.from, from)) };
+    // `from` is listed when it still exists: rename(2) onto another link of the same file does nothing.
+    return { stats: statsOf([req.to, to], [req.from, from], parentOf(req.to, to), parentOf(req.from, from)) };
   },
 
   async symlink({ tree, sync }, req, _payload, redo) {

@@ -1,4 +1,4 @@
-import { chmodSync, linkSync, lstatSync, mkdirSync, renameSync, rmdirSync, statSync, truncateSync, unlinkSync, writeFileSync, appendFileSync } from 'node:fs';
+import { chmodSync, linkSync, lstatSync, mkdirSync, readdirSync, renameSync, rmdirSync, statSync, truncateSync, unlinkSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runNode } from '../helpers/child.js';
@@ -89,6 +89,14 @@ describe('metadata answered by the mount (no local copy)', () => {
     unlinkSync(m('s/h1'));
     expect(() => statSync(m('s/h1'))).toThrow(/ENOENT/);
     expect(() => statSync(m('s/g'))).toThrow(/ENOENT/);
+    // rename(2) onto another link of the same file does nothing, on ext4 and on the peers: both names stay.
+    writeFileSync(m('s/same1'), 'same');
+    linkSync(m('s/same1'), m('s/same2'));
+    renameSync(m('s/same1'), m('s/same2'));
+    expect(lstatSync(join(east.dataDir, 's/same1')).nlink).toBe(2);
+    expect(statSync(m('s/same1')).nlink).toBe(2);
+    unlinkSync(m('s/same1'));
+    unlinkSync(m('s/same2'));
     // A renamed directory: old names gone, new ones there with their attributes.
     mkdirSync(m('s/sub'));
     writeFileSync(m('s/sub/x'), '12345');
@@ -104,5 +112,36 @@ describe('metadata answered by the mount (no local copy)', () => {
     rmdirSync(m('t/sub/x'));
     expect(() => statSync(m('t/sub/x'))).toThrow(/ENOENT/);
     expect(compareDirs([{ label: 'mount', dir: mount.mountpoint }, { label: 'east', dir: east.dataDir }, { label: 'west', dir: west.dataDir }])).toEqual([]);
+  });
+});
+
+describe('a large directory without a local copy', () => {
+  afterAll(async () => {
+    await cleanupMounts();
+    await cleanupPeers();
+    cleanupTmp();
+  });
+
+  it('lists 3,000 entries (a listing larger than a frame header), then answers their lookups itself', async () => {
+    const [east, west] = await Promise.all([spawnPeer({ name: 'east' }), spawnPeer({ name: 'west' })]);
+    // The same tree on both peers before the mount greets them (writing 3,000 files through it would take a while).
+    for (const peer of [east, west]) {
+      mkdirSync(join(peer.dataDir, 'big'), { mode: 0o755 });
+      for (let i = 0; i < 3000; i++) writeFileSync(join(peer.dataDir, 'big', `entry-with-a-longish-name-${i}`), `${i}`, { mode: 0o644 });
+    }
+    const mount = await startMount({ peers: [east, west], extraArgs: ['--control-listen', '127.0.0.1:0'] });
+    const url = await controlUrl(mount);
+    const names = readdirSync(join(mount.mountpoint, 'big'));
+    expect(names.length).toBe(3000);
+    expect(new Set(names)).toEqual(new Set(readdirSync(join(east.dataDir, 'big'))));
+    const before = sumOf(await scrape(`${url}/metrics`), 'mirrorfs_peer_operations_total', { op: 'getattr' });
+    // In a separate process, so that the kernel's lookups of these names reach the mount for the first time.
+    await runNode(
+      `import { statSync } from 'node:fs';
+       for (let i = 0; i < 3000; i++) if (statSync(ARGS[0] + '/big/entry-with-a-longish-name-' + i).size !== String(i).length) throw new Error('size of ' + i);
+       try { statSync(ARGS[0] + '/big/not-there'); throw new Error('found a name that is not there'); } catch (e) { if (e.code !== 'ENOENT') throw e; }`,
+      [mount.mountpoint],
+    );
+    expect(sumOf(await scrape(`${url}/metrics`), 'mirrorfs_peer_operations_total', { op: 'getattr' }) - before).toBeLessThan(10);
   });
 });

@@ -76,4 +76,40 @@ describe('the mount\'s cache of names', () => {
     expect(c.lookup('f')).toBeUndefined();
     expect(c.lookup('g')).toBeUndefined();
   });
+
+  it('does not keep a listing fetched while a change ended, nor attributes from changes that overlapped', () => {
+    const c = new NameCache();
+    c.end(c.begin(['d'], true), { ok: true, created: ['d'], madeEmpty: ['d'], stats: { d: stat('dir') } });
+    c.end(c.begin(['d/f'], true), { ok: true, created: ['d/f'], stats: { 'd/f': stat('file') } });
+    const w = c.begin(['d/f'], false);
+    const asked = c.generation; // a listing asked for while the write is in flight...
+    c.end(w, { ok: true, stats: { 'd/f': stat('file', { size: 10 }) } }); // ...and the write ends before it arrives
+    c.noteListing('d', [{ name: 'f', stat: stat('file', { size: 0 }) }], asked);
+    expect(c.lookup('d/f')).toMatchObject({ size: 10 });
+    // Two changes in d at once: a peer may apply them in either order, so d's attributes are not kept.
+    const a = c.begin(['d/a'], true);
+    const b = c.begin(['d/b'], true);
+    c.end(a, { ok: true, created: ['d/a'], stats: { d: stat('dir', { mtimeMs: 7 }) } });
+    c.end(b, { ok: true, created: ['d/b'], stats: { d: stat('dir', { mtimeMs: 6 }) } });
+    expect(c.lookup('d')).toBeUndefined();
+    // A rename's subtree is dropped again when it ends (a listing may have landed in between).
+    const r = c.begin(['d', 'e'], true, ['d', 'e']);
+    c.noteListing('d', [{ name: 'f', stat: stat('file') }], c.generation);
+    c.end(r, { ok: true, created: ['e'], removed: ['d'], stats: { e: stat('dir') } });
+    expect(c.lookup('d/f')).toBeUndefined();
+    expect(c.size.listings).toBe(0);
+  });
+
+  it('drops a subtree by visiting only what it holds, and keeps within its budget of names', () => {
+    const c = new NameCache();
+    for (let d = 0; d < 50; d++) {
+      c.noteListing(`dir${d}`, Array.from({ length: 20_000 }, (_, i) => ({ name: `f${i}`, stat: stat('file') })), c.generation);
+    }
+    expect(c.size.listedNames).toBeLessThanOrEqual(NameCache.MAX_LISTED_NAMES);
+    expect(c.size.stats).toBeLessThanOrEqual(NameCache.MAX_STATS);
+    expect(c.lookup('dir49/f1')).toMatchObject({ type: 'file' }); // the newest are kept
+    c.end(c.begin(['dir49', 'moved'], true, ['dir49', 'moved']), { ok: true, created: ['moved'], removed: ['dir49'] });
+    expect(c.lookup('dir49/f1')).toBeUndefined();
+    expect(c.lookup('dir48/f1')).toMatchObject({ type: 'file' });
+  });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeFrame, encodeFrame, MAX_HEADER_BYTES } from '../../src/protocol/codec.js';
+import { decodeFrame, encodeFrame, encodeResponseParts, responseResult, MAX_HEADER_BYTES } from '../../src/protocol/codec.js';
 import { MirrorError, errnoNumber, isDeterministic, toMirrorError } from '../../src/protocol/errors.js';
 import { fusePathToWire, parseWirePath } from '../../src/protocol/paths.js';
 
@@ -63,5 +63,17 @@ describe('errors', () => {
     expect(isDeterministic('ENOENT')).toBe(true);
     expect(isDeterministic('ENOSPC')).toBe(false);
     expect(isDeterministic('EIO')).toBe(false);
+  });
+
+  it('sends a result too large for the header as JSON in the payload, and reads it back', () => {
+    const entries = Array.from({ length: 3000 }, (_, i) => ({ name: `file-${i}`, stat: { size: i } }));
+    const body = Buffer.concat(encodeResponseParts({ ok: true, result: { entries } }));
+    const frame = decodeFrame(body);
+    expect(frame.header).toEqual({ ok: true, resultInPayload: true });
+    expect(responseResult(frame.header as { resultInPayload: true }, frame.payload)).toEqual({ result: { entries }, payload: Buffer.alloc(0) });
+    // Small results stay in the header; an answer with its own payload cannot grow this way.
+    expect(decodeFrame(Buffer.concat(encodeResponseParts({ ok: true, result: { n: 1 } }))).header).toEqual({ ok: true, result: { n: 1 } });
+    expect(() => encodeResponseParts({ ok: true, result: { entries } }, Buffer.from('data'))).toThrow(/MFS_TOO_LARGE/);
+    expect(() => responseResult({ resultInPayload: true }, Buffer.from('{not json'))).toThrow(/MFS_MALFORMED/);
   });
 });
