@@ -9,7 +9,7 @@ import { AbsentXattrs } from './absent-xattrs.js';
 import { CatchUp } from './catch-up.js';
 import type { Journal, LackKind } from './journal.js';
 import { ReadAhead } from './read-ahead.js';
-import { ABSENT, NameCache } from './name-cache.js';
+import { ABSENT, NameCache, type ChangeToken } from './name-cache.js';
 import { RESERVED_ROOT_NAMES } from '../protocol/paths.js';
 import { namesOf, type MutationRequest } from '../ordering/claims.js';
 import { Scheduler, claimsFor } from '../ordering/scheduler.js';
@@ -211,11 +211,13 @@ export class MirrorController {
   withClaims<T>(names: string[], fn: () => Promise<T>): Promise<T> {
     return this.scheduler.run(claimsFor(...names), async () => {
       // A repair under these claims may change what peers hold there: nothing cached about it stays.
-      const token = this.names.begin(names, true, names);
+      let token: ChangeToken | null = null;
       try {
+        token = this.names.begin(names, true, names);
         return await fn();
       } finally {
-        this.names.end(token, { ok: false });
+        if (token) this.names.end(token, { ok: false });
+        else this.names.clear();
       }
     });
   }
@@ -285,13 +287,14 @@ export class MirrorController {
     // Before sending and again after the outcome: a read that ran meanwhile may
     // have fetched the state before the change, and must not be kept.
     this.forgetCachedAnswers(req);
-    const changesNames = NAME_CHANGING_OPS.has(req.op);
-    const token = this.names.begin(namesOf(req), changesNames, req.op === 'rename' ? [req.from, req.to] : req.op === 'rmdir' ? [req.path] : []);
+    let token: ChangeToken | null = null;
     let result: unknown;
     try {
+      token = this.names.begin(namesOf(req), NAME_CHANGING_OPS.has(req.op), req.op === 'rename' ? [req.from, req.to] : req.op === 'rmdir' ? [req.path] : []);
       result = await this.sendEverywhere(req, payload);
     } catch (err) {
-      this.names.end(token, { ok: false });
+      if (token) this.names.end(token, { ok: false });
+      else this.names.clear(); // begin itself failed: nothing cached can be trusted
       throw err;
     } finally {
       this.forgetCachedAnswers(req);

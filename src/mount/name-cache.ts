@@ -38,10 +38,15 @@ import type { WireStat } from '../protocol/ops.js';
 export class NameCache {
   private readonly stats = new Map<string, WireStat>();
   private readonly listings = new Map<string, Set<string>>();
-  /** Every name that has attributes or a listing here, by its parent: a subtree is dropped by walking it, not by scanning everything. */
+  /**
+   * Every name that has attributes or a listing here, or a descendant that has,
+   * by its parent (so every ancestor of a held name is reachable from the root
+   * down): a subtree is dropped by walking it, not by scanning everything.
+   */
   private readonly byParent = new Map<string, Set<string>>();
   /** Names with a change in flight: how many, and whether two overlapped (then no answer about it is kept). */
   private readonly inFlight = new Map<string, { count: number; overlapped: boolean }>();
+  /** Names in all listings, plus one per listing (an empty listing costs something too). */
   private listedNames = 0;
   private changes = 0;
   static readonly MAX_STATS = 50_000;
@@ -110,6 +115,7 @@ export class NameCache {
       const listing = this.listings.get(dir);
       if (!listing || listing.has(baseName(name))) continue;
       if (listing.size >= NameCache.MAX_LISTING_NAMES) {
+        // One listing past its bound: dropped, not trimmed (a partial listing would answer ABSENT wrongly).
         this.dropListing(dir);
       } else {
         listing.add(baseName(name));
@@ -184,42 +190,54 @@ export class NameCache {
   private keepListing(dir: string, names: Set<string>): void {
     this.dropListing(dir);
     this.listings.set(dir, names);
-    this.listedNames += names.size;
+    this.listedNames += names.size + 1;
     this.index(dir);
   }
 
   /** Past the budget of listed names, the oldest listings go first. */
   private trimListings(): void {
-    while (this.listedNames > NameCache.MAX_LISTED_NAMES && this.listings.size > 0) this.dropListing(this.listings.keys().next().value!);
+    if (this.listedNames <= NameCache.MAX_LISTED_NAMES) return;
+    // In one pass of one iterator (deleting a Map's front one by one is quadratic), down to 90%.
+    for (const dir of this.listings.keys()) {
+      if (this.listedNames <= NameCache.MAX_LISTED_NAMES * 0.9) break;
+      this.dropListing(dir);
+    }
   }
 
   private dropStat(name: string): void {
-    if (this.stats.delete(name) && !this.listings.has(name)) this.unindex(name);
+    if (this.stats.delete(name)) this.unindex(name);
   }
 
   private dropListing(dir: string): void {
     const listing = this.listings.get(dir);
     if (!listing) return;
-    this.listedNames -= listing.size;
+    this.listedNames -= listing.size + 1;
     this.listings.delete(dir);
-    if (!this.stats.has(dir)) this.unindex(dir);
+    this.unindex(dir);
   }
 
+  /** Make a held name reachable: it and each ancestor in its parent's set, up to one already there. */
   private index(name: string): void {
-    if (name === '') return;
-    const dir = parentOf(name);
-    let children = this.byParent.get(dir);
-    if (!children) this.byParent.set(dir, (children = new Set()));
-    children.add(name);
+    while (name !== '') {
+      const dir = parentOf(name);
+      let children = this.byParent.get(dir);
+      if (!children) this.byParent.set(dir, (children = new Set()));
+      if (children.has(name)) return;
+      children.add(name);
+      name = dir;
+    }
   }
 
+  /** A name that holds nothing any more (no attributes, listing or held descendant) leaves the index, and so may its ancestors. */
   private unindex(name: string): void {
-    if (name === '') return;
-    const dir = parentOf(name);
-    const children = this.byParent.get(dir);
-    if (!children) return;
-    children.delete(name);
-    if (children.size === 0) this.byParent.delete(dir);
+    while (name !== '' && !this.stats.has(name) && !this.listings.has(name) && !this.byParent.has(name)) {
+      const dir = parentOf(name);
+      const children = this.byParent.get(dir);
+      if (!children?.delete(name)) return;
+      if (children.size > 0) return;
+      this.byParent.delete(dir);
+      name = dir;
+    }
   }
 
   /** Drop a name and everything held under it, visiting only what is held. */
@@ -230,13 +248,14 @@ export class NameCache {
       this.stats.delete(name);
       const listing = this.listings.get(name);
       if (listing) {
-        this.listedNames -= listing.size;
+        this.listedNames -= listing.size + 1;
         this.listings.delete(name);
       }
-      this.unindex(name);
       const children = this.byParent.get(name);
-      if (children) pending.push(...children);
+      this.byParent.delete(name);
+      if (children) for (const child of children) pending.push(child); // not push(...): a set can be larger than the call stack allows
     }
+    this.unindex(root);
   }
 }
 

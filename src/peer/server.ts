@@ -256,36 +256,31 @@ export class PeerServer {
   private async dispatch(stream: ServerHttp2Stream, req: Request, payload: Buffer): Promise<string | null> {
     if (isMutation(req)) {
       const { result } = await this.mutate(req, payload);
-      respondFrame(stream, result);
+      const unsent = respondFrame(stream, result);
       const outcome = result as { ok?: boolean; error?: { errno?: string } };
-      return outcome.ok === false ? (outcome.error?.errno ?? 'EIO') : null;
+      return unsent ?? (outcome.ok === false ? (outcome.error?.errno ?? 'EIO') : null);
     }
     if (!this.ctx && !LOCAL_CONTROL_OPS.has(req.op)) {
       // A pure relay keeps no copy: reads, repairs and pulls are the next hop's, once it has everything queued here.
       if (req.op === 'pull') stream.setTimeout(0);
       const out = await this.viaNextHop(req, payload);
       if (req.op === 'adopt') await this.adopt(req); // and recorded here, so this hop's history has no hole
-      respondFrame(stream, out.result === undefined ? { ok: true } : { ok: true, result: out.result }, out.payload);
-      return null;
+      return respondFrame(stream, out.result === undefined ? { ok: true } : { ok: true, result: out.result }, out.payload);
     }
     if (req.op === 'pull') {
       stream.setTimeout(0); // the answer comes when the copy is done; the caller bounds the wait
-      respondFrame(stream, { ok: true, result: await this.pull(req, stream) });
-      return null;
+      return respondFrame(stream, { ok: true, result: await this.pull(req, stream) });
     }
     if (req.op === 'repair') {
       const result = await this.repair(req, payload);
-      respondFrame(stream, result === null ? { ok: true } : { ok: true, result });
-      return null;
+      return respondFrame(stream, result === null ? { ok: true } : { ok: true, result });
     }
     if (req.op === 'handshake' || req.op === 'progress' || req.op === 'history' || req.op === 'adopt' || req.op === 'settle' || req.op === 'committed' || req.op === 'lease' || req.op === 'reconciled') {
-      respondFrame(stream, { ok: true, result: await this.control(req) });
-      return null;
+      return respondFrame(stream, { ok: true, result: await this.control(req) });
     }
     const ctx = this.ctx!;
     const out = await this.lock.run(false, async () => serveRead(ctx, req));
-    respondFrame(stream, out.result === undefined ? { ok: true } : { ok: true, result: out.result }, out.payload);
-    return null;
+    return respondFrame(stream, out.result === undefined ? { ok: true } : { ok: true, result: out.result }, out.payload);
   }
 
   private async control(req: ControlRequest): Promise<unknown> {
@@ -652,18 +647,26 @@ function needsIntent(req: Mutation): boolean {
  */
 const EXCLUSIVE_OPS: ReadonlySet<Mutation['op']> = new Set(['rename', 'rmdir', 'unlink', 'symlink', 'link', 'setxattr', 'removexattr']);
 
-/** Answer with a frame whose header is an outcome ({ok, result} or {ok: false, error}). */
-function respondFrame(stream: ServerHttp2Stream, outcome: unknown, payload?: Buffer): void {
-  if (stream.destroyed) return;
+/**
+ * Answer with a frame whose header is an outcome ({ok, result} or {ok: false, error}).
+ * Returns the errno of an error answer sent in its place when the outcome could not be
+ * encoded (for the metrics), else null.
+ */
+function respondFrame(stream: ServerHttp2Stream, outcome: unknown, payload?: Buffer): string | null {
+  if (stream.destroyed) return null;
   // Encoded before the status goes out: an answer that cannot be encoded becomes an error answer, not a cut stream.
   let parts: Buffer[];
+  let failed: string | null = null;
   try {
     parts = encodeResponseParts(outcome as ResponseHeader, payload);
   } catch (err) {
-    parts = encodeFrameParts({ ok: false, error: toMirrorError(err, {}).toWire() });
+    const e = toMirrorError(err, {});
+    parts = encodeFrameParts({ ok: false, error: e.toWire() });
+    failed = e.errno;
   }
   stream.respond({ ':status': 200, 'content-type': FRAME_TYPE, [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) });
   writeParts(stream, parts);
+  return failed;
 }
 
 function respondJson(stream: ServerHttp2Stream, body: unknown): void {

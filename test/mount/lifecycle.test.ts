@@ -47,8 +47,8 @@ describe('mount refuses, with a message that says what to do', () => {
     // A server answering as a future peer would: it refuses our version.
     const server = http2.createSecureServer({ ...testPeerKeyPair(), allowHTTP1: false });
     server.on('stream', (stream) => {
-      stream.respond({ ':status': 426, 'mirrorfs-protocol': '2' });
-      stream.end(encodeFrame({ ok: false, error: { errno: 'EPROTO', code: 'MFS_PROTOCOL_MISMATCH', message: 'MFS_PROTOCOL_MISMATCH: peer speaks mirrorfs protocol 2, client sent "1"' } }));
+      stream.respond({ ':status': 426, 'mirrorfs-protocol': '3' });
+      stream.end(encodeFrame({ ok: false, error: { errno: 'EPROTO', code: 'MFS_PROTOCOL_MISMATCH', message: 'MFS_PROTOCOL_MISMATCH: peer speaks mirrorfs protocol 3, client sent "2"' } }));
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     try {
@@ -57,7 +57,7 @@ describe('mount refuses, with a message that says what to do', () => {
       const { mountpoint, stateDir } = fresh();
       const r = await cli([...mountArgs(mountpoint, [east, future], stateDir), '--foreground']);
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/peer west .* speaks another protocol version.*protocol 2.*Run the same mirrorfs version/);
+      expect(r.stderr).toMatch(/peer west .* speaks another protocol version.*protocol 3.*Run the same mirrorfs version/);
     } finally {
       server.close();
     }

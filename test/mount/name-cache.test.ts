@@ -112,4 +112,31 @@ describe('the mount\'s cache of names', () => {
     expect(c.lookup('dir49/f1')).toBeUndefined();
     expect(c.lookup('dir48/f1')).toMatchObject({ type: 'file' });
   });
+
+  it('drops what is held two levels under a renamed directory even when the level between holds nothing', () => {
+    const c = new NameCache();
+    // A write to an existing file caches only that file: a/b itself holds nothing.
+    c.end(c.begin(['a/b/c'], false), { ok: true, stats: { 'a/b/c': stat('file', { size: 10 }) } });
+    expect(c.lookup('a/b/c')).toMatchObject({ size: 10 });
+    c.end(c.begin(['a', 'z'], true, ['a', 'z']), { ok: true, created: ['z'], removed: ['a'], stats: { z: stat('dir') } });
+    expect(c.lookup('a/b/c')).toBeUndefined();
+    expect(c.lookup('z/b/c')).toBeUndefined();
+    // The same through a whole-tree repair (verify --repair holds the root).
+    c.end(c.begin(['q/r/s'], false), { ok: true, stats: { 'q/r/s': stat('file') } });
+    c.end(c.begin([''], true, ['']), { ok: false });
+    expect(c.lookup('q/r/s')).toBeUndefined();
+    expect(c.size).toEqual({ stats: 0, listings: 0, listedNames: 0 });
+  });
+
+  it('renames a directory holding more entries than a call\'s arguments may, and bounds empty listings too', () => {
+    const c = new NameCache();
+    c.end(c.begin(['big'], true), { ok: true, created: ['big'], madeEmpty: ['big'], stats: { big: stat('dir') } });
+    for (let i = 0; i < 140_000; i++) {
+      c.end(c.begin([`big/d${i}`], true), { ok: true, created: [`big/d${i}`], madeEmpty: [`big/d${i}`], stats: { [`big/d${i}`]: stat('dir') } });
+    }
+    expect(c.size.listedNames).toBeLessThanOrEqual(NameCache.MAX_LISTED_NAMES);
+    expect(() => c.end(c.begin(['big', 'big2'], true, ['big', 'big2']), { ok: true, created: ['big2'], removed: ['big'] })).not.toThrow();
+    expect(c.lookup('big/d139999')).toBeUndefined();
+    expect(c.size).toEqual({ stats: 0, listings: 0, listedNames: 0 });
+  });
 });

@@ -38,9 +38,9 @@ describe('authentication', () => {
   });
 
   it('a missing or malformed Authorization header is refused', async () => {
-    const body = encodeFrame({ op: 'handshake', protocol: 1, mount: 'm', epoch: 5 });
+    const body = encodeFrame({ op: 'handshake', protocol: 2, mount: 'm', epoch: 5 });
     for (const authorization of [undefined, '', TEST_TOKEN, `Basic ${TEST_TOKEN}`, `Bearer ${TEST_TOKEN}x`, 'Bearer ']) {
-      const headers: Record<string, string> = { 'mirrorfs-protocol': '1' };
+      const headers: Record<string, string> = { 'mirrorfs-protocol': '2' };
       if (authorization !== undefined) headers.authorization = authorization;
       const res = await rawRequest(peer.url, { path: '/v1/call', headers, body });
       expect(res.status, `authorization ${JSON.stringify(authorization)}`).toBe(401);
@@ -53,13 +53,13 @@ describe('protocol versions', () => {
   it('a client speaking another version is refused with a message that says what to do', async () => {
     const res = await rawRequest(peer.url, {
       path: '/v1/call',
-      headers: { 'mirrorfs-protocol': '2', authorization: `Bearer ${TEST_TOKEN}` },
-      body: encodeFrame({ op: 'handshake', protocol: 2, mount: 'm', epoch: 1 }),
+      headers: { 'mirrorfs-protocol': '1', authorization: `Bearer ${TEST_TOKEN}` },
+      body: encodeFrame({ op: 'handshake', protocol: 1, mount: 'm', epoch: 1 }),
     });
     expect(res.status).toBe(426);
     const { error } = decodeFrame(res.body).header as { error: { code: string; message: string } };
     expect(error.code).toBe('MFS_PROTOCOL_MISMATCH');
-    expect(error.message).toMatch(/protocol 1, client sent "2".*same mirrorfs version/);
+    expect(error.message).toMatch(/protocol 2, client sent "1".*same mirrorfs version/);
   });
 
   it('a handshake announcing another version is refused', async () => {

@@ -158,7 +158,7 @@ describe('fuzzing the peer (fast-check, fixed seed)', () => {
   });
 
   it('random bytes as frames: each gets an error answer, and the peer stays up', async () => {
-    const headers = { 'mirrorfs-protocol': '1', authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/x-mirrorfs-frame' };
+    const headers = { 'mirrorfs-protocol': '2', authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/x-mirrorfs-frame' };
     await fc.assert(
       fc.asyncProperty(
         fc.oneof(

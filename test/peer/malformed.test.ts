@@ -11,7 +11,7 @@ import { snapshotTree, type TreeSnapshot } from '../helpers/tree.js';
 let peer: PeerProcess;
 let client: PeerClient;
 let before: TreeSnapshot;
-const headers = { 'mirrorfs-protocol': '1', authorization: `Bearer ${TEST_TOKEN}` };
+const headers = { 'mirrorfs-protocol': '2', authorization: `Bearer ${TEST_TOKEN}` };
 const stamp = { mount: 'm1', epoch: 1 };
 
 beforeAll(async () => {

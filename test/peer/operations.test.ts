@@ -17,7 +17,7 @@ beforeAll(async () => {
   peer = await spawnPeer({ name: 'east' });
   client = peer.client();
   const hs = await client.handshake(stamp.mount, stamp.epoch);
-  expect(hs).toMatchObject({ protocol: 1, epoch: 1, owner: stamp.mount });
+  expect(hs).toMatchObject({ protocol: 2, epoch: 1, owner: stamp.mount });
 });
 
 afterAll(async () => {

@@ -76,7 +76,7 @@ describe('peers and relays let in only trusted certificates', () => {
     const mount = await newIdentity('mount');
     const { peer } = await peerTrusting('east', [mount]);
     const { rawRequest } = await import('../helpers/raw.js');
-    const res = await rawRequest(peer.url, { method: 'GET', path: '/v1/status', headers: { 'mirrorfs-protocol': '1', authorization: 'Bearer test-token-0123456789abcdef' }, clientCert: null });
+    const res = await rawRequest(peer.url, { method: 'GET', path: '/v1/status', headers: { 'mirrorfs-protocol': '2', authorization: 'Bearer test-token-0123456789abcdef' }, clientCert: null });
     expect(res.status).toBe(401);
     expect(res.body.toString()).toMatch(/does not trust the client certificate \(none\)/);
   });
