@@ -12,7 +12,9 @@
 //      disk's speed drifts by 2-3x within minutes, so a copy timed apart from the resync
 //      says little), and tar through a loopback TCP socket then sync (a copy that crosses
 //      a network, as a resync between two machines must).
-//   node scripts/bench-recovery.mjs [--large-mib 1024] [--large-files 8] [--small-files 20000] [--only large|small]
+//   node scripts/bench-recovery.mjs [--large-mib 1024] [--large-files 8] [--small-files 20000] [--only large|small] [--profile DIR]
+// --profile DIR: V8 CPU profiles of the peers (written when each stops; the peers that
+// live to the end of a data set are stopped with SIGTERM instead of SIGKILL to write them).
 import { execFileSync, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -22,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { benchTransport } from './lib/bench-tls.mjs';
 
 const { values } = parseArgs({
-  options: { 'large-mib': { type: 'string', default: '1024' }, 'large-files': { type: 'string', default: '8' }, 'small-files': { type: 'string', default: '20000' }, only: { type: 'string' } },
+  options: { 'large-mib': { type: 'string', default: '1024' }, 'large-files': { type: 'string', default: '8' }, 'small-files': { type: 'string', default: '20000' }, only: { type: 'string' }, profile: { type: 'string' } },
 });
 const LARGE_MIB = Number(values['large-mib']);
 const LARGE_FILES = Number(values['large-files']);
@@ -39,7 +41,8 @@ const mib = (b) => b / 1024 / 1024;
 
 function startPeer(name, dataDir, port = 0) {
   mkdirSync(dataDir, { recursive: true });
-  const p = spawn(process.execPath, [PEER, '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--name', name, '--token-file', token, ...transport.peerArgs, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const profiling = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(values.profile)}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : [];
+  const p = spawn(process.execPath, [...profiling, PEER, '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--name', name, '--token-file', token, ...transport.peerArgs, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.add(p);
   p.on('exit', () => children.delete(p));
   return new Promise((resolvePeer, reject) => {
@@ -51,6 +54,12 @@ function startPeer(name, dataDir, port = 0) {
     });
     p.once('exit', (code) => reject(new Error(`peer ${name} exited ${code}`)));
   });
+}
+
+/** SIGTERM, so a profiled peer writes its profile. */
+async function stopGently(peer) {
+  peer.proc.kill('SIGTERM');
+  await new Promise((r) => (peer.proc.exitCode !== null || peer.proc.signalCode !== null ? r() : peer.proc.once('exit', r)));
 }
 
 async function kill9(peer) {
@@ -167,8 +176,8 @@ async function round(label, write) {
     row.size = size;
   } finally {
     if (existsSync(mnt)) try { execFileSync(process.execPath, [CLI, 'unmount', mnt], { stdio: 'ignore' }); } catch { /* not mounted */ }
-    await kill9(east);
-    await kill9(west);
+    await (values.profile ? stopGently : kill9)(east);
+    await (values.profile ? stopGently : kill9)(west);
     rmSync(dir, { recursive: true, force: true });
   }
   return row;
