@@ -680,7 +680,6 @@ function settle(p: Promise<unknown>): Promise<Outcome> {
   );
 }
 
-/** Does the local copy's outcome match what the peers committed? */
 /** The names a successful change made and removed (for the listings the mount keeps). */
 function namesMadeAndRemoved(req: MutationRequest, stats?: Record<string, WireStat>): { created: string[]; madeEmpty?: string[]; removed: string[] } {
   switch (req.op) {
@@ -701,6 +700,7 @@ function namesMadeAndRemoved(req: MutationRequest, stats?: Record<string, WireSt
   }
 }
 
+/** Does the local copy's outcome match what the peers committed? */
 function sameOutcome(local: Outcome, verdict: Verdict): boolean {
   if (verdict.authoritative === null) {
     // In doubt everywhere and journaled: it will be rolled forward, as the local copy already has it.
