@@ -51,7 +51,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
   async create({ tree, sync }, req, _payload, redo) {
     const abs = tree.resolve(req.path);
     let fd: number;
-    // O_EXCL first, so the answer can say whether the file is new (a new file has no xattrs).
+    // O_EXCL first, so the answer can say whether the file is new (a new file has no security.capability).
     let created = true;
     try {
       fd = openSync(abs, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, req.mode);
