@@ -56,16 +56,14 @@ function startPeer(name, dataDir, port = 0) {
   });
 }
 
-/** SIGTERM, so a profiled peer writes its profile. */
-async function stopGently(peer) {
-  peer.proc.kill('SIGTERM');
+async function stopPeer(peer, signal) {
+  peer.proc.kill(signal);
   await new Promise((r) => (peer.proc.exitCode !== null || peer.proc.signalCode !== null ? r() : peer.proc.once('exit', r)));
 }
 
-async function kill9(peer) {
-  peer.proc.kill('SIGKILL');
-  await new Promise((r) => (peer.proc.exitCode !== null || peer.proc.signalCode !== null ? r() : peer.proc.once('exit', r)));
-}
+const kill9 = (peer) => stopPeer(peer, 'SIGKILL');
+/** SIGTERM, so a profiled peer writes its profile. */
+const stopGently = (peer) => stopPeer(peer, 'SIGTERM');
 
 function mountArgs(mnt, peers, state) {
   return ['mount', mnt, '--peers', peers.map((p) => `${p.name}=${p.url}`).join(','), '--token-file', token, '--state-dir', state, '--ack', '1', '--peer-timeout', '2000', ...transport.mountArgs];

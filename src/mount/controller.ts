@@ -290,7 +290,7 @@ export class MirrorController {
     let token: ChangeToken | null = null;
     let result: unknown;
     try {
-      token = this.names.begin(namesOf(req), NAME_CHANGING_OPS.has(req.op), req.op === 'rename' ? [req.from, req.to] : req.op === 'rmdir' ? [req.path] : []);
+      token = this.names.begin(namesOf(req), NAME_CHANGING_OPS.has(req.op), subtreesMovedOrRemoved(req));
       result = await this.sendEverywhere(req, payload);
     } catch (err) {
       if (token) this.names.end(token, { ok: false });
@@ -515,7 +515,7 @@ export class MirrorController {
   private forgetCachedAnswers(req: MutationRequest): void {
     this.readAhead.invalidate();
     if (req.op === 'setxattr' || req.op === 'removexattr') this.absentXattrs.clear();
-    else if (req.op === 'rename' || req.op === 'rmdir') for (const name of namesOf(req)) this.absentXattrs.forget(name);
+    else if (subtreesMovedOrRemoved(req).length > 0) for (const name of namesOf(req)) this.absentXattrs.forget(name);
     else if (NAME_CHANGING_OPS.has(req.op)) for (const name of namesOf(req)) this.absentXattrs.forgetName(name);
   }
 
@@ -678,6 +678,13 @@ function settle(p: Promise<unknown>): Promise<Outcome> {
     (result) => ({ ok: true as const, result }),
     (err: unknown) => ({ ok: false as const, error: toMirrorError(err) }),
   );
+}
+
+/** Names whose descendants a change moves or removes: whatever is cached under them goes. */
+function subtreesMovedOrRemoved(req: MutationRequest): string[] {
+  if (req.op === 'rename') return [req.from, req.to];
+  if (req.op === 'rmdir') return [req.path];
+  return [];
 }
 
 /** The names a successful change made and removed (for the listings the mount keeps). */
