@@ -23,8 +23,8 @@ export function createLogger(name: string, level = process.env.MIRRORFS_LOG_LEVE
   // Synchronous too, as Node's own process.stderr is for pipes and files: an
   // asynchronous destination (minLength 0) queues each line to libuv's pool and
   // its flush() does not wait for them (sonic-boom documents flush as a no-op
-  // then), so process.exit at shutdown dropped the last lines when the pool was
-  // busy. mirrorfs logs events, not every operation, so the cost is small.
+  // then), so process.exit at shutdown could drop the last lines when the pool
+  // was busy. mirrorfs logs events, not every operation, so the cost is small.
   return pino(options, pino.destination({ fd: 2, sync: true }));
 }
 

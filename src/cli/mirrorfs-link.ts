@@ -36,12 +36,13 @@ program
       const control = parseListen(o.control);
       const link = await LinkEmulator.start({ listenHost: listen.host, listenPort: listen.port, targetHost: to.host, targetPort: to.port, delayUs });
       const ctl = await startLinkControl(link, control.host, control.port);
-      process.stdout.write(`mirrorfs-link listening on ${listen.host}:${link.port} -> ${to.host}:${to.port} delay ${delayUs}us control ${control.host}:${ctl.port}\n`);
       const stop = () => {
         void Promise.all([link.close(), ctl.close()]).then(() => process.exit(0));
       };
+      // Before the line that says it is ready: a SIGTERM sent on reading it must find the handler.
       process.on('SIGTERM', stop);
       process.on('SIGINT', stop);
+      process.stdout.write(`mirrorfs-link listening on ${listen.host}:${link.port} -> ${to.host}:${to.port} delay ${delayUs}us control ${control.host}:${ctl.port}\n`);
     } catch (err) {
       fail((err as Error).message);
     }

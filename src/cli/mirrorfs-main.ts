@@ -167,15 +167,18 @@ async function runMounted(settings: Omit<MountOptions, 'log'>, log: Logger, onMo
     await flushLogger(log);
     fail((err as Error).message);
   }
-  process.stdout.write(`mirrorfs: mounted ${settings.mountpoint} (peers: ${settings.peers.map((p) => p.name).join(', ')})\n`);
-  notifyReady(log); // a Type=notify service is ready only now, after recovery and the mount
-  const beforeStop = onMounted?.(running) ?? (() => undefined);
+  let beforeStop: () => void = () => undefined;
+  // Before saying it is mounted: a SIGTERM sent on reading that must find the handler
+  // (until one is installed, SIGTERM kills the process and leaves a dead mount).
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
     process.on(signal, () => {
       beforeStop();
       void running.stop(signal);
     });
   }
+  process.stdout.write(`mirrorfs: mounted ${settings.mountpoint} (peers: ${settings.peers.map((p) => p.name).join(', ')})\n`);
+  notifyReady(log); // a Type=notify service is ready only now, after recovery and the mount
+  beforeStop = onMounted?.(running) ?? beforeStop;
   const cleanly = await running.stopped;
   beforeStop(); // unmounted another way (mirrorfs unmount): what was started must not outlive the mount
   await flushLogger(log);

@@ -136,7 +136,6 @@ async function main(): Promise<void> {
     }
     process.stdout.write(`mirrorfs-peer ${o.name} metrics on http://${at.host}:${metrics.port}/metrics\n`);
   }
-  process.stdout.write(`mirrorfs-peer ${o.name} listening on ${host}:${server.port} ${transport.kind === 'tls' ? `tls fingerprint=${transport.identity.fingerprint}` : 'INSECURE cleartext'} data=${dataDir ?? '(none: pure relay)'}${o.forwardTo ? ` forward-to=${o.forwardTo}` : ''}\n`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -152,8 +151,11 @@ async function main(): Promise<void> {
         process.exit(1);
       });
   };
+  // Before the line that says it is listening: a caller that sends SIGTERM on reading it
+  // must find the handler (until it is installed, SIGTERM kills the process silently).
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  process.stdout.write(`mirrorfs-peer ${o.name} listening on ${host}:${server.port} ${transport.kind === 'tls' ? `tls fingerprint=${transport.identity.fingerprint}` : 'INSECURE cleartext'} data=${dataDir ?? '(none: pure relay)'}${o.forwardTo ? ` forward-to=${o.forwardTo}` : ''}\n`);
 }
 
 function fail(message: string): never {

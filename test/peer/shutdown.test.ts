@@ -38,4 +38,16 @@ describe('SIGTERM', () => {
     for (const o of outcomes) if (o.status === 'rejected') expect(o.reason).toMatchObject({ errno: expect.stringMatching(/EIO|EAGAIN/) });
     expect(peer.stderr()).toContain('peer stopped');
   });
+
+  it('sent the moment the peer says it is listening, still stops it cleanly (the handler is in place first)', async () => {
+    // A service manager or script may signal as soon as it reads the ready line; a handler
+    // installed after that line left a window where SIGTERM killed the peer silently.
+    for (let i = 0; i < 8; i++) {
+      const peer = await spawnPeer({ name: `quick${i}` });
+      peer.proc.kill('SIGTERM');
+      const [code, signal] = await new Promise<[number | null, string | null]>((r) => (peer.proc.exitCode !== null || peer.proc.signalCode !== null ? r([peer.proc.exitCode, peer.proc.signalCode]) : peer.proc.once('close', (c, s) => r([c, s]))));
+      expect({ code, signal }, peer.stderr()).toEqual({ code: 0, signal: null });
+      expect(peer.stderr()).toContain('peer stopped');
+    }
+  });
 });
