@@ -39,12 +39,8 @@ export class MountWatch {
     if (this.device === null) return;
     let present: boolean;
     try {
-      const table = readMountInfo();
-      // By device and mount point: once this mount is gone, the kernel may give its
-      // device number (and fusectl directory) to another FUSE mount at once.
-      present = table.some((m) => m.device === this.device && m.point === this.mountpoint);
-      const numberReused = !present && table.some((m) => m.device === this.device);
-      if (!present && !numberReused && existsSync(CONNECTIONS)) {
+      present = readMountInfo().some((m) => m.device === this.device);
+      if (!present && existsSync(CONNECTIONS)) {
         // Detached (umount -l) but files are still open: the connection lives on until they close.
         if (existsSync(`${CONNECTIONS}/${this.device.split(':')[1]}`)) {
           if (!this.detachedLogged) this.log.warn({ mountpoint: this.mountpoint }, 'detached by a lazy unmount: serving the files still open until they are closed');
