@@ -1,30 +1,40 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import type { Logger } from '../log.js';
 
 /**
  * Notices when this mount is gone without `mirrorfs unmount` (umount(8) calls
  * no helper for FUSE): the kernel's FUSE connection of this mount has ended.
- * Judged by the mount's device number, not its path (a mount point reached
- * through a symlink is listed under its real path). With the fusectl file
- * system (/sys/fs/fuse/connections, mounted here if it is not) a lazy unmount
- * (umount -l) keeps the mount alive until its last open file is closed, so
- * writers holding files open finish. A failure to read the tables is logged,
+ * Judged by the mount's device number and its mount point as the kernel lists
+ * it (the real path, which the caller resolved). The kernel reuses a freed
+ * device number for the next FUSE mount at once, so neither alone is enough.
+ * With the fusectl file system (/sys/fs/fuse/connections, mounted here if it
+ * is not) a lazy unmount (umount -l) keeps the mount alive until its last open
+ * file is closed, so writers holding files open finish; that connection is
+ * recognised by the inode of its fusectl directory, not its reusable name. A failure to read the tables is logged,
  * never taken for an unmount.
  */
 export class MountWatch {
   private device: string | null = null;
+  private connectionInode: number | null = null;
   private misses = 0;
   private detachedLogged = false;
   private readErrorLogged = false;
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly mountpoint: string, private readonly onGone: (reason: string) => void, private readonly log: Logger, private readonly everyMs = 1000) {}
+  constructor(
+    private readonly mountpoint: string,
+    private readonly onGone: (reason: string) => void,
+    private readonly log: Logger,
+    private readonly everyMs = 1000,
+    private readonly kernel: KernelTables = { ensureFusectl, readMountInfo, connectionInode },
+  ) {}
 
   /** Start watching (right after the mount): records this mount's device number. */
   start(): void {
-    ensureFusectl(this.log);
+    this.kernel.ensureFusectl(this.log);
     this.device = this.findDevice();
+    this.connectionInode = this.device === null ? null : this.kernel.connectionInode(this.device);
     if (this.device === null) this.log.warn({ mountpoint: this.mountpoint }, 'cannot find this mount in /proc/self/mountinfo: an unmount by umount(8) will not be noticed');
     this.timer = setInterval(() => this.check(), this.everyMs);
     this.timer.unref();
@@ -39,14 +49,16 @@ export class MountWatch {
     if (this.device === null) return;
     let present: boolean;
     try {
-      present = readMountInfo().some((m) => m.device === this.device);
-      if (!present && existsSync(CONNECTIONS)) {
-        // Detached (umount -l) but files are still open: the connection lives on until they close.
-        if (existsSync(`${CONNECTIONS}/${this.device.split(':')[1]}`)) {
-          if (!this.detachedLogged) this.log.warn({ mountpoint: this.mountpoint }, 'detached by a lazy unmount: serving the files still open until they are closed');
-          this.detachedLogged = true;
-          return;
-        }
+      // By device and mount point: once this mount is gone, the kernel may give its
+      // device number to another FUSE mount at once.
+      present = this.kernel.readMountInfo().some((m) => m.device === this.device && m.point === this.mountpoint);
+      // Detached (umount -l) but files are still open: the connection lives on until they close.
+      // Judged by the identity (inode) of this connection's fusectl directory, since a reused
+      // device number brings a new directory of the same name for another mount.
+      if (!present && this.connectionInode !== null && this.kernel.connectionInode(this.device) === this.connectionInode) {
+        if (!this.detachedLogged) this.log.warn({ mountpoint: this.mountpoint }, 'detached by a lazy unmount: serving the files still open until they are closed');
+        this.detachedLogged = true;
+        return;
       }
     } catch (err) {
       if (!this.readErrorLogged) this.log.warn({ err: (err as Error).message }, 'cannot read the mount tables to watch for an unmount; still mounted as far as this process knows');
@@ -66,7 +78,7 @@ export class MountWatch {
 
   private findDevice(): string | null {
     try {
-      return readMountInfo().find((m) => m.point === this.mountpoint && m.type === 'fuse.mirrorfs')?.device ?? null;
+      return this.kernel.readMountInfo().find((m) => m.point === this.mountpoint && m.type === 'fuse.mirrorfs')?.device ?? null;
     } catch {
       return null;
     }
@@ -75,7 +87,14 @@ export class MountWatch {
 
 const CONNECTIONS = '/sys/fs/fuse/connections';
 
-interface MountInfo {
+/** What the watch reads from the kernel; a unit test gives its own tables. */
+export interface KernelTables {
+  ensureFusectl(log: Logger): void;
+  readMountInfo(): MountInfo[];
+  connectionInode(device: string): number | null;
+}
+
+export interface MountInfo {
   device: string;
   point: string;
   type: string;
@@ -91,6 +110,15 @@ function readMountInfo(): MountInfo[] {
 
 function unescapeOctal(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** The inode of a FUSE connection's fusectl directory (named by the device's minor number), or null if there is none. */
+function connectionInode(device: string): number | null {
+  try {
+    return statSync(`${CONNECTIONS}/${device.split(':')[1]}`).ino;
+  } catch {
+    return null;
+  }
 }
 
 /** Mount fusectl where the kernel offers it and nothing has yet (systemd does the same at boot). */
