@@ -48,6 +48,13 @@ export class MountMetrics {
           for (const p of metrics.status?.().peers ?? []) this.set({ peer: p.name }, read(p));
         },
       });
+    new Counter({
+      name: 'mirrorfs_peer_connect_attempts_total', help: 'Connections to the peer opened or attempted', labelNames: ['peer'], registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const m of members) this.inc({ peer: m.name }, m.client.connectAttempts);
+      },
+    });
     perPeer('mirrorfs_peer_calls_in_flight', 'Calls to the peer waiting for an answer', (p) => p.inFlight);
     perPeer('mirrorfs_peer_connected', '1 while the peer answers', (p) => (p.connected ? 1 : 0));
     perPeer('mirrorfs_peer_in_sync', '1 while the peer has every change; 0 while it is behind (catching up or down)', (p) => (p.state === 'in-sync' ? 1 : 0));

@@ -43,6 +43,8 @@ export class PeerClient {
   private session: ClientHttp2Session | null = null;
   /** The connection being opened (TLS handshake and trust check), shared by the requests waiting for it. */
   private connecting: Promise<ClientHttp2Session> | null = null;
+  /** Connections opened or attempted (a reconnect storm against a down peer shows here). */
+  connectAttempts = 0;
   private readonly transport: Transport;
   private closed = false;
   private readonly onFailover?: (from: string, to: string, reason: string) => void;
@@ -173,6 +175,7 @@ export class PeerClient {
     if (current && !current.destroyed && !current.closed) return Promise.resolve(current);
     if (this.connecting) return this.connecting;
     const route = this.route;
+    this.connectAttempts++;
     const connecting: Promise<ClientHttp2Session> = openSession(this.currentRoute, this.transport, {
       peerMaxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS,
       // nghttp2 counts request bodies in flight against this (default 10 MB): a resync

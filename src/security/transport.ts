@@ -47,10 +47,7 @@ export async function openSession(origin: string, t: Transport, options: ClientS
     port: Number(url.port || 443),
     servername: isIpAddress(host) ? undefined : host,
     ALPNProtocols: ['h2'],
-    key: t.identity.key,
-    cert: t.identity.cert,
-    ca: t.trust.ca,
-    minVersion: 'TLSv1.3',
+    secureContext: clientContext(t),
     // Pinned self-signed certificates do not chain to a CA: the chain and the name are judged below, by Trust.
     rejectUnauthorized: false,
   });
@@ -85,6 +82,21 @@ export async function openSession(origin: string, t: Transport, options: ClientS
     throw err;
   }
   return http2.connect(origin, { ...options, createConnection: () => socket });
+}
+
+/**
+ * One client TLS context per identity and CA, made once: building one parses
+ * the key and certificates (about 10 ms of CPU here), and a node reconnects
+ * often while a peer is down.
+ */
+const clientContexts = new WeakMap<Identity, { ca: Buffer | undefined; context: tls.SecureContext }>();
+
+function clientContext(t: Extract<Transport, { kind: 'tls' }>): tls.SecureContext {
+  const cached = clientContexts.get(t.identity);
+  if (cached && cached.ca === t.trust.ca) return cached.context;
+  const context = tls.createSecureContext({ key: t.identity.key, cert: t.identity.cert, ca: t.trust.ca, minVersion: 'TLSv1.3' });
+  clientContexts.set(t.identity, { ca: t.trust.ca, context });
+  return context;
 }
 
 /**

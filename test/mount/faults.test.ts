@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { setAttributeSync } from 'fs-xattr';
 import { afterEach, describe, expect, it } from 'vitest';
 import { run } from '../helpers/child.js';
-import { MIRRORFS_BIN, cleanupMounts, isMounted, lazyUnmount, mirrorfsCli, mountArgs, mountStatus, startMount, waitAllInSync, type MountProcess } from '../helpers/mount.js';
+import { MIRRORFS_BIN, cleanupMounts, controlUrl, isMounted, lazyUnmount, mirrorfsCli, mountArgs, mountStatus, startMount, waitAllInSync, type MountProcess } from '../helpers/mount.js';
 import { cleanupPeers, spawnPeer, type PeerProcess } from '../helpers/peer.js';
+import { scrape, sumOf } from '../helpers/prom.js';
 import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
 import { compareDirs } from '../helpers/tree.js';
 import { waitFor } from '../helpers/wait.js';
@@ -99,6 +100,30 @@ describe('a peer killed in the middle of a stream of writes', () => {
     expect(log.errors).toEqual([]);
     expectAckedEverywhere(log, [m.mountpoint, east.dataDir, west.dataDir, north.dataDir]);
     await expectConverged(m, [east, west, north]);
+  });
+});
+
+describe('a peer that stays down while writes go on', () => {
+  it('is retried with a backoff, not once per change (each attempt costs a TLS handshake)', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    const west = await spawnPeer({ name: 'west' });
+    const m = await startMount({ peers: [east, west], extraArgs: ['--ack', '1', '--peer-timeout', '1000', '--control-listen', '127.0.0.1:0'] });
+    const metrics = `${await controlUrl(m)}/metrics`;
+    const attempts = async () => sumOf(await scrape(metrics), 'mirrorfs_peer_connect_attempts_total', { peer: 'west' });
+    const w = startWriter(m.mountpoint, 'd');
+    await w.waitAcked(10);
+    await west.kill9();
+    await waitFor(async () => (await mountStatus(m.mountpoint)).peers.find((p) => p.name === 'west')!.state !== 'in-sync', 'west to fall behind');
+    const before = await attempts();
+    const startedAt = Date.now();
+    await w.waitAcked(w.log().acked.length + 300, 120_000);
+    const seconds = (Date.now() - startedAt) / 1000;
+    const made = (await attempts()) - before;
+    // Backoff from 200 ms up to 1 s: a handful at first, then one a second. Before the
+    // fix every change journaled for west woke the loop into another attempt (~300 here).
+    expect(made, `${made} connection attempts to the down peer during ${seconds.toFixed(1)} s of writes`).toBeLessThanOrEqual(5 + Math.ceil(seconds));
+    const log = await w.stop();
+    expect(log.errors).toEqual([]);
   });
 });
 
