@@ -55,6 +55,9 @@ export class Journal {
       CREATE TABLE IF NOT EXISTS ops (seq INTEGER PRIMARY KEY, request TEXT NOT NULL, payload BLOB NOT NULL, bytes INTEGER NOT NULL, outcome TEXT);
       CREATE TABLE IF NOT EXISTS lacking (peer TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('resend', 'repair')), PRIMARY KEY (peer, seq)) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS peers (name TEXT PRIMARY KEY, peer_id TEXT) WITHOUT ROWID;
+      -- A delivery asks whether any peer still lacks the change: by seq alone, which the
+      -- primary key (peer, seq) cannot answer without a scan (catch-up went quadratic).
+      CREATE INDEX IF NOT EXISTS lacking_by_seq ON lacking(seq);
     `);
     this.stmts = {
       insertOp: this.db.prepare('INSERT INTO ops(seq, request, payload, bytes, outcome) VALUES (?, ?, ?, ?, ?) ON CONFLICT(seq) DO NOTHING'),
