@@ -5,13 +5,15 @@ import type { Logger } from '../log.js';
 /**
  * Notices when this mount is gone without `mirrorfs unmount` (umount(8) calls
  * no helper for FUSE): the kernel's FUSE connection of this mount has ended.
- * Judged by the mount's device number and its mount point as the kernel lists
- * it (the real path, which the caller resolved). The kernel reuses a freed
- * device number for the next FUSE mount at once, so neither alone is enough.
- * With the fusectl file system (/sys/fs/fuse/connections, mounted here if it
- * is not) a lazy unmount (umount -l) keeps the mount alive until its last open
- * file is closed, so writers holding files open finish; that connection is
- * recognised by the inode of its fusectl directory, not its reusable name. A failure to read the tables is logged,
+ * The kernel reuses a freed device number for the next FUSE mount at once
+ * (even at the same mount point), so this mount is recognised by its device
+ * number together with the inode of its connection's directory in the fusectl
+ * file system (/sys/fs/fuse/connections, mounted here if it is not), recorded
+ * at start. Without fusectl, by device number and mount point as the kernel
+ * lists it (the real path, which the caller resolved); a mount point moved
+ * (mount --move, a parent renamed) then looks unmounted. With fusectl a lazy
+ * unmount (umount -l) keeps the mount alive until its last open file is
+ * closed, so writers holding files open finish. A failure to read the tables is logged,
  * never taken for an unmount.
  */
 export class MountWatch {
@@ -49,13 +51,15 @@ export class MountWatch {
     if (this.device === null) return;
     let present: boolean;
     try {
-      // By device and mount point: once this mount is gone, the kernel may give its
-      // device number to another FUSE mount at once.
-      present = this.kernel.readMountInfo().some((m) => m.device === this.device && m.point === this.mountpoint);
+      // Once this mount is gone, the kernel may give its device number to the next FUSE
+      // mount at once, even at the same mount point. So: the device number, and this
+      // connection's fusectl directory (by inode) where there is one, else the mount point.
+      const ours = this.connectionInode === null || this.kernel.connectionInode(this.device) === this.connectionInode;
+      present = ours && this.kernel.readMountInfo().some((m) => m.device === this.device && (this.connectionInode !== null || m.point === this.mountpoint));
       // Detached (umount -l) but files are still open: the connection lives on until they close.
       // Judged by the identity (inode) of this connection's fusectl directory, since a reused
       // device number brings a new directory of the same name for another mount.
-      if (!present && this.connectionInode !== null && this.kernel.connectionInode(this.device) === this.connectionInode) {
+      if (!present && this.connectionInode !== null && ours) {
         if (!this.detachedLogged) this.log.warn({ mountpoint: this.mountpoint }, 'detached by a lazy unmount: serving the files still open until they are closed');
         this.detachedLogged = true;
         return;

@@ -58,6 +58,32 @@ describe('MountWatch', () => {
     expect(gone).toEqual(['unmounted by umount(8)']);
   });
 
+  it('a reused number at the same mount point (umount, then mount again at once) is not taken for this mount', () => {
+    watch();
+    inodes = new Map([['0:40', 2002]]); // the same table line, a new connection
+    vi.advanceTimersByTime(2000);
+    expect(gone).toEqual(['unmounted by umount(8)']);
+  });
+
+  it('a mount point moved elsewhere (mount --move) is still this mount while its connection is', () => {
+    const w = watch();
+    table = [{ device: '0:40', point: '/srv/moved', type: 'fuse.mirrorfs' }];
+    vi.advanceTimersByTime(5000);
+    expect(gone).toEqual([]);
+    w.stop();
+  });
+
+  it('without fusectl: judged by device and mount point', () => {
+    inodes.clear();
+    const w = watch();
+    vi.advanceTimersByTime(3000);
+    expect(gone).toEqual([]);
+    table = [{ device: '0:40', point: '/srv/other', type: 'fuse.mirrorfs' }];
+    vi.advanceTimersByTime(2000);
+    expect(gone).toEqual(['unmounted by umount(8)']);
+    w.stop();
+  });
+
   it('a reused number whose new mount was lazily detached (its fusectl directory lives on) is not taken for this mount', () => {
     watch();
     table = [];
@@ -84,12 +110,16 @@ describe('MountWatch', () => {
     w.stop();
     table = [{ device: '0:40', point, type: 'fuse.mirrorfs' }];
     const w2 = watch();
+    const readable = kernel.readMountInfo;
     kernel.readMountInfo = () => {
       throw new Error('EIO reading /proc/self/mountinfo');
     };
-    vi.advanceTimersByTime(5000);
-    expect(gone).toEqual([]);
-    w2.stop();
-    kernel.readMountInfo = () => table;
+    try {
+      vi.advanceTimersByTime(5000);
+      expect(gone).toEqual([]);
+    } finally {
+      w2.stop();
+      kernel.readMountInfo = readable;
+    }
   });
 });
