@@ -168,6 +168,7 @@ export class CatchUp {
   /** Wait up to ms, or until stopped, or (when nudgeable) nudged. */
   private pause(m: Member, ms: number, nudgeable = true): Promise<void> {
     const wakers = nudgeable ? this.wakers : this.backingOff;
+    if (this.stopped) return Promise.resolve(); // stop() came while a handshake ran: nothing would wake this
     return new Promise((resolve) => {
       const timer = setTimeout(wake, ms);
       function wake() {
