@@ -13,8 +13,9 @@
 //      says little), and tar through a loopback TCP socket then sync (a copy that crosses
 //      a network, as a resync between two machines must).
 //   node scripts/bench-recovery.mjs [--large-mib 1024] [--large-files 8] [--small-files 20000] [--only large|small] [--profile DIR]
-// --profile DIR: V8 CPU profiles of the peers (written when each stops; the peers that
-// live to the end of a data set are stopped with SIGTERM instead of SIGKILL to write them).
+// --profile DIR: V8 CPU profiles of the peers and the mount (written when each stops; the
+// peers are stopped with SIGTERM instead of SIGKILL to write them, except the first west,
+// killed by design; the mount's files are named CPU.*, beside its launcher's small ones).
 import { execFileSync, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -64,6 +65,11 @@ async function stopPeer(peer, signal) {
 const kill9 = (peer) => stopPeer(peer, 'SIGKILL');
 /** SIGTERM, so a profiled peer writes its profile. */
 const stopGently = (peer) => stopPeer(peer, 'SIGTERM');
+
+/** The mount re-runs itself in the background with the same node flags: it writes its profile when it unmounts. */
+function mountProfiling() {
+  return values.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(values.profile)}`] : [];
+}
 
 function mountArgs(mnt, peers, state) {
   return ['mount', mnt, '--peers', peers.map((p) => `${p.name}=${p.url}`).join(','), '--token-file', token, '--state-dir', state, '--ack', '1', '--peer-timeout', '2000', ...transport.mountArgs];
@@ -130,7 +136,7 @@ async function round(label, write) {
   const mnt = join(dir, 'mnt');
   const state = join(dir, 'state');
   mkdirSync(mnt);
-  execFileSync(process.execPath, [CLI, ...mountArgs(mnt, [east, west], state)]);
+  execFileSync(process.execPath, [...mountProfiling(), CLI, ...mountArgs(mnt, [east, west], state)]);
   const row = { label };
   try {
     let probe = startProbe(join(mnt, 'probe'));
@@ -152,8 +158,8 @@ async function round(label, write) {
     row.catchUpFilesPerS = size.files / row.catchUpSeconds;
     execFileSync(process.execPath, [CLI, 'unmount', mnt]);
     const plainBefore = plainCopySeconds(east.dataDir, join(dir, 'plain-copy-before'));
-    // full resync: west's data replaced by an empty directory
-    await kill9(west);
+    // full resync: west's data replaced by an empty directory (a profiled west is stopped gently, to write its profile of the catch-up)
+    await (values.profile ? stopGently(west) : kill9(west));
     // Moved aside, not deleted: this disk is mounted with online discard, and creating
     // files right after deleting thousands is several times slower here (measured: ~600 us
     // against ~50 us per file), which would bill the resync for the benchmark's own rm.
@@ -164,7 +170,7 @@ async function round(label, write) {
     // must not be billed for writing out the removal of the old tree.
     execFileSync('sync');
     const t2 = Date.now();
-    execFileSync(process.execPath, [CLI, ...mountArgs(mnt, [east, west], state)]);
+    execFileSync(process.execPath, [...mountProfiling(), CLI, ...mountArgs(mnt, [east, west], state)]);
     row.resyncWallSeconds = (Date.now() - t2) / 1000;
     const line = readFileSync(join(state, 'mount.log'), 'utf8').split('\n').filter((l) => l.includes('full resync finished')).pop();
     const r = JSON.parse(line);
