@@ -54,7 +54,7 @@ export class PeerState {
       done: this.db.prepare('INSERT INTO outcomes(mount, seq, epoch, op, subject, state, result, at_ms) VALUES (?, ?, ?, ?, ?, \'done\', ?, ?) ON CONFLICT(mount, seq) DO UPDATE SET state = \'done\', result = excluded.result, at_ms = excluded.at_ms'),
       forget: this.db.prepare('DELETE FROM outcomes WHERE mount = ? AND seq = ?'),
       maxSeq: this.db.prepare<[string], { m: number | null }>('SELECT MAX(seq) AS m FROM outcomes WHERE mount = ?'),
-      seqsAbove: this.db.prepare<[string, number], { seq: number }>('SELECT seq FROM outcomes WHERE mount = ? AND seq > ? ORDER BY seq'),
+      seqsAbove: this.db.prepare<[string, number], { seq: number; state: 'intent' | 'done' }>('SELECT seq, state FROM outcomes WHERE mount = ? AND seq > ? ORDER BY seq'),
       history: this.db.prepare<[string, number, number], HistoryEntry>('SELECT seq, op, subject, state, result FROM outcomes WHERE mount = ? AND seq > ? ORDER BY seq LIMIT ?'),
       mounts: this.db.prepare<[], { mount: string }>('SELECT DISTINCT mount FROM outcomes'),
       prune: this.db.prepare('DELETE FROM outcomes WHERE mount = ? AND seq < ? AND state = \'done\''),
@@ -289,7 +289,9 @@ export class PeerState {
     const settledThrough = this.settledThrough(mount);
     let contiguous = Math.max(0, forgottenBelow - 1, settledThrough);
     for (const row of this.stmts.seqsAbove.iterate(mount, contiguous)) {
-      if (row.seq !== contiguous + 1) break;
+      // An intent is in doubt (the change may or may not be here): it ends the run, so a
+      // peer killed between an intent and its outcome is seen to lack that change.
+      if (row.seq !== contiguous + 1 || row.state !== 'done') break;
       contiguous = row.seq;
     }
     const maxSeq = Math.max(this.stmts.maxSeq.get(mount)?.m ?? 0, settledThrough);

@@ -219,7 +219,7 @@ export interface HandshakeResult {
 
 export interface ProgressResult {
   mount: string;
-  /** Every seq <= this has a recorded outcome here. */
+  /** Every seq <= this has a recorded outcome here (an intent without its outcome is in doubt and does not count). */
   contiguousSeq: number;
   /** Highest seq with a recorded outcome. */
   maxSeq: number;

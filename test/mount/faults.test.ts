@@ -2,6 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import net from 'node:net';
 import { mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync, existsSync, openSync, writeSync, closeSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { setAttributeSync } from 'fs-xattr';
 import { afterEach, describe, expect, it } from 'vitest';
 import { run } from '../helpers/child.js';
@@ -259,6 +260,34 @@ describe('changes in doubt after the primary died mid-call', () => {
     const [pe, pw] = await Promise.all([east.client().progress(mount), west.client().progress(mount)]);
     expect(pw.contiguousSeq).toBe(pe.contiguousSeq);
     writeFileSync(join(again.mountpoint, 'after'), 'x');
+    await expectConverged(again, [east, west]);
+  });
+});
+
+describe('a peer killed between the intent of a rename and the rename', () => {
+  it('is seen to lack it: the next mount rolls it forward (the intent alone once counted as applied, and the mount was refused)', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    let west = await spawnPeer({ name: 'west' });
+    const first = await startMount({ peers: [east, west] });
+    writeFileSync(join(first.mountpoint, 'f.tmp'), 'renamed into place');
+    await first.stop();
+    // Play the primary's next change, a rename: east applies it; west records its
+    // intent and is killed before renaming (the state the takeover test once met).
+    const mount = readFileSync(join(first.stateDir, 'mount-id'), 'utf8').trim();
+    const { epoch } = await east.client().status();
+    const { maxSeq } = await east.client().progress(mount);
+    const rename = { op: 'rename' as const, from: 'f.tmp', to: 'f' };
+    await east.client().call({ ...rename, mount, epoch, seq: maxSeq + 1 });
+    await west.kill9();
+    const db = new Database(join(west.stateDir, 'peer.db'));
+    db.prepare("INSERT INTO outcomes(mount, seq, epoch, op, subject, state, result, at_ms) VALUES (?, ?, ?, 'rename', ?, 'intent', NULL, 0)").run(mount, maxSeq + 1, epoch, JSON.stringify(rename));
+    db.close();
+    west = await west.restart();
+    expect(existsSync(join(west.dataDir, 'f.tmp'))).toBe(true);
+    const again = await startMount({ peers: [east, west], mountpoint: first.mountpoint, stateDir: first.stateDir });
+    expect(again.stderr()).toMatch(/"peer":"west","seq":\d+,"op":"rename".*rolled forward a change in doubt/);
+    expect(readFileSync(join(west.dataDir, 'f'), 'utf8')).toBe('renamed into place');
+    expect(existsSync(join(west.dataDir, 'f.tmp'))).toBe(false);
     await expectConverged(again, [east, west]);
   });
 });
