@@ -45,9 +45,9 @@ hwm() { awk '/VmHWM/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 start_peers() {
   rm -rf "$BASE/east" "$BASE/west" && mkdir -p "$BASE/east" "$BASE/west"
-  NODE_OPTIONS=--max-semi-space-size=4 node dist/cli/mirrorfs-peer.js --data "$BASE/east" --listen 127.0.0.1:27071 --name east --token-file "$TOKEN" $PEER_TLS --log-level warn >>"$OUT/peers.log" 2>&1 &
+  node dist/cli/mirrorfs-peer.js --data "$BASE/east" --listen 127.0.0.1:27071 --name east --token-file "$TOKEN" $PEER_TLS --log-level warn >>"$OUT/peers.log" 2>&1 &
   PEER_PIDS=($!)
-  NODE_OPTIONS=--max-semi-space-size=4 node dist/cli/mirrorfs-peer.js --data "$BASE/west" --listen 127.0.0.1:27072 --name west --token-file "$TOKEN" $PEER_TLS --log-level warn >>"$OUT/peers.log" 2>&1 &
+  node dist/cli/mirrorfs-peer.js --data "$BASE/west" --listen 127.0.0.1:27072 --name west --token-file "$TOKEN" $PEER_TLS --log-level warn >>"$OUT/peers.log" 2>&1 &
   PEER_PIDS+=($!)
   for port in 27071 27072; do for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done; done
 }

@@ -22,8 +22,7 @@ const peers = [];
 async function startPeer(name) {
   const data = join(base, name);
   mkdirSync(data);
-  // As the systemd unit runs it (examples/systemd/mirrorfs-peer.service); the mount caps its young generation itself.
-  const p = spawn(process.execPath, ['--max-semi-space-size=4', join(root, 'dist/cli/mirrorfs-peer.js'), '--data', data, '--listen', '127.0.0.1:0', '--name', name, '--token-file', token, ...transport.peerArgs, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const p = spawn(process.execPath, [join(root, 'dist/cli/mirrorfs-peer.js'), '--data', data, '--listen', '127.0.0.1:0', '--name', name, '--token-file', token, ...transport.peerArgs, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
   peers.push(p);
   const port = await new Promise((resolvePort, reject) => {
     let out = '';

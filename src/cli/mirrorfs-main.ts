@@ -293,25 +293,13 @@ withMountOptions(program.command('standby'))
     });
   });
 
-/**
- * V8's young generation, capped at 4 MiB semispaces (default 16) unless the
- * caller chose a size. The mount's live heap is ~20 MiB; the rest of a larger
- * young generation only holds payload garbage between scavenges. Peak RSS of a
- * mount writing and reading back 256 MiB: 153-156 MiB against 154-182 MiB
- * (scripts/bench-memory.mjs, four runs each); 4 KiB write latency unchanged.
- */
-function withSmallYoungGeneration(execArgv: string[]): string[] {
-  const chosen = execArgv.some((a) => a.startsWith('--max-semi-space-size')) || (process.env.NODE_OPTIONS ?? '').includes('--max-semi-space-size');
-  return chosen ? execArgv : [...execArgv, '--max-semi-space-size=4'];
-}
-
 /** Re-run this command in the foreground as a detached child, and wait until it is mounted or has failed. */
 async function background(mountpoint: string, stateDir: string, peerTimeoutMs: number): Promise<void> {
   const { mkdirSync } = await import('node:fs');
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const logFile = join(stateDir, 'mount.log');
   const out = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [...withSmallYoungGeneration(process.execArgv), process.argv[1]!, ...process.argv.slice(2), '--foreground'], {
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...process.argv.slice(2), '--foreground'], {
     detached: true,
     stdio: ['ignore', out, out],
     // The log file is read back as JSON (progress, the last message): never pretty-printed.
