@@ -285,7 +285,7 @@ describe('a peer killed between the intent of a rename and the rename', () => {
     west = await west.restart();
     expect(existsSync(join(west.dataDir, 'f.tmp'))).toBe(true);
     const again = await startMount({ peers: [east, west], mountpoint: first.mountpoint, stateDir: first.stateDir });
-    expect(again.stderr()).toMatch(/"peer":"west","seq":\d+,"op":"rename".*rolled forward a change in doubt/);
+    await waitFor(() => /"peer":"west","seq":\d+,"op":"rename".*rolled forward a change in doubt/.test(again.stderr()), 'the mount logging the roll-forward');
     expect(readFileSync(join(west.dataDir, 'f'), 'utf8')).toBe('renamed into place');
     expect(existsSync(join(west.dataDir, 'f.tmp'))).toBe(false);
     await expectConverged(again, [east, west]);
