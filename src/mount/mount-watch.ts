@@ -57,8 +57,6 @@ export class MountWatch {
       const ours = this.connectionInode === null || this.kernel.connectionInode(this.device) === this.connectionInode;
       present = ours && this.kernel.readMountInfo().some((m) => m.device === this.device && (this.connectionInode !== null || m.point === this.mountpoint));
       // Detached (umount -l) but files are still open: the connection lives on until they close.
-      // Judged by the identity (inode) of this connection's fusectl directory, since a reused
-      // device number brings a new directory of the same name for another mount.
       if (!present && this.connectionInode !== null && ours) {
         if (!this.detachedLogged) this.log.warn({ mountpoint: this.mountpoint }, 'detached by a lazy unmount: serving the files still open until they are closed');
         this.detachedLogged = true;

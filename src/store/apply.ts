@@ -2,15 +2,14 @@ import {
   chmodSync, closeSync, constants, fchmodSync, fstatSync, ftruncateSync, lchownSync, linkSync, lstatSync, lutimesSync,
   mkdirSync, open, openSync, renameSync, rmdirSync, symlinkSync, unlinkSync, write,
 } from 'node:fs';
+import { promisify } from 'node:util';
 
 /**
  * A create waits on the file system's journal when the disk is busy (measured
  * during a catch-up: ~0.45 ms per create on the event loop, 40% of the peer's
  * busy time); on the thread pool the peer serves other changes meanwhile.
  */
-function openAsync(path: string, flags: number, mode: number): Promise<number> {
-  return new Promise((resolve, reject) => open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
-}
+const openAsync = promisify(open);
 
 function writeAsync(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
   return new Promise((resolve, reject) => write(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))));

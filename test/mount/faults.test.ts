@@ -236,6 +236,14 @@ describe('the mount killed in the middle of writes and renames', () => {
   });
 });
 
+/** A stopped mount's identity, the peer's epoch and the last seq it recorded: to play that primary's next changes. */
+async function lastStampOf(m: MountProcess, peer: PeerProcess): Promise<{ mount: string; epoch: number; maxSeq: number }> {
+  const mount = readFileSync(join(m.stateDir, 'mount-id'), 'utf8').trim();
+  const { epoch } = await peer.client().status();
+  const { maxSeq } = await peer.client().progress(mount);
+  return { mount, epoch, maxSeq };
+}
+
 describe('changes in doubt after the primary died mid-call', () => {
   it('a change that reached one peer and not the other is rolled forward at the next mount', async () => {
     const east = await spawnPeer({ name: 'east' });
@@ -245,10 +253,8 @@ describe('changes in doubt after the primary died mid-call', () => {
     await first.stop();
     // Play the primary that died after sending its next changes to east only:
     // the same mount identity and epoch, the next seqs, to one peer.
-    const mount = readFileSync(join(first.stateDir, 'mount-id'), 'utf8').trim();
+    const { mount, epoch, maxSeq } = await lastStampOf(first, east);
     const client = east.client();
-    const { epoch } = await client.status();
-    const { maxSeq } = await client.progress(mount);
     await client.call({ op: 'mkdir', path: 'made-in-doubt', mode: 0o751, mount, epoch, seq: maxSeq + 1 });
     await client.call({ op: 'write', path: 'a', offset: 2, mount, epoch, seq: maxSeq + 2 }, Buffer.from('ZZ'));
     expect(existsSync(join(west.dataDir, 'made-in-doubt'))).toBe(false);
@@ -273,9 +279,7 @@ describe('a peer killed between the intent of a rename and the rename', () => {
     await first.stop();
     // Play the primary's next change, a rename: east applies it; west records its
     // intent and is killed before renaming (the state the takeover test once met).
-    const mount = readFileSync(join(first.stateDir, 'mount-id'), 'utf8').trim();
-    const { epoch } = await east.client().status();
-    const { maxSeq } = await east.client().progress(mount);
+    const { mount, epoch, maxSeq } = await lastStampOf(first, east);
     const rename = { op: 'rename' as const, from: 'f.tmp', to: 'f' };
     await east.client().call({ ...rename, mount, epoch, seq: maxSeq + 1 });
     await west.kill9();
