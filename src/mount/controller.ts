@@ -2,7 +2,7 @@ import type { Logger } from '../log.js';
 import { MirrorError, isDeterministic, isTransportFailure, toMirrorError } from '../protocol/errors.js';
 import type { Mutation, PeerStatus, ReadRequest, RelayStatus, WireStat, WireStatfs } from '../protocol/ops.js';
 import type { CommitTracker } from './commit-tracker.js';
-import type { CallResult } from '../protocol/peer-client.js';
+import type { BodyHold, CallResult } from '../protocol/peer-client.js';
 import type { LocalCopy } from './local-copy.js';
 import type { Member, MemberStatus } from './member.js';
 import { AbsentXattrs } from './absent-xattrs.js';
@@ -153,7 +153,7 @@ export class MirrorController {
   private readonly scheduler = new Scheduler();
   private readonly absentXattrs = new AbsentXattrs();
   private readonly names = new NameCache();
-  private readonly readAhead = new ReadAhead((path, offset, length) => this.readFromPeers({ op: 'read', path, offset, length }).then((r) => r.payload));
+  private readonly readAhead = new ReadAhead((path, offset, length, into) => this.readFromPeers({ op: 'read', path, offset, length }, into).then((r) => r.payload));
   private readonly log: Logger;
   private readonly catchUp: CatchUp;
   private readonly required: number;
@@ -246,7 +246,8 @@ export class MirrorController {
     };
   }
 
-  async mutate(req: MutationRequest, payload: Buffer = EMPTY): Promise<unknown> {
+  /** `hold`: kept by every send of the payload until its stream closes (a payload in a reused buffer, see PooledBytes). */
+  async mutate(req: MutationRequest, payload: Buffer = EMPTY, hold?: BodyHold): Promise<unknown> {
     // A change must start within this bound or not at all: the kernel's request
     // (fuse-native's timeout) must never be answered "failed" for a change that
     // is applied afterwards.
@@ -260,7 +261,7 @@ export class MirrorController {
       try {
         return await this.scheduler.run(claimsFor(...namesOf(req)), () => {
           if (Date.now() > deadline) throw this.tooLate(req, 'waited for an earlier change to the same names');
-          return this.fanOut(req, payload);
+          return this.fanOut(req, payload, hold);
         });
       } finally {
         this.pastGate--;
@@ -283,7 +284,7 @@ export class MirrorController {
     return this.pastGate;
   }
 
-  private async fanOut(req: MutationRequest, payload: Buffer): Promise<unknown> {
+  private async fanOut(req: MutationRequest, payload: Buffer, hold?: BodyHold): Promise<unknown> {
     // Before sending and again after the outcome: a read that ran meanwhile may
     // have fetched the state before the change, and must not be kept.
     this.forgetCachedAnswers(req);
@@ -291,7 +292,7 @@ export class MirrorController {
     let result: unknown;
     try {
       token = this.names.begin(namesOf(req), NAME_CHANGING_OPS.has(req.op), subtreesMovedOrRemoved(req));
-      result = await this.sendEverywhere(req, payload);
+      result = await this.sendEverywhere(req, payload, hold);
     } catch (err) {
       if (token) this.names.end(token, { ok: false });
       else this.names.clear(); // begin itself failed: nothing cached can be trusted
@@ -334,7 +335,7 @@ export class MirrorController {
     );
   }
 
-  private async sendEverywhere(req: MutationRequest, payload: Buffer): Promise<unknown> {
+  private async sendEverywhere(req: MutationRequest, payload: Buffer, hold?: BodyHold): Promise<unknown> {
     this.admit(req);
     this.opts.commits?.admit();
     const stamped = { ...req, mount: this.opts.mountId, epoch: this.opts.epoch, seq: ++this.seq } as Mutation;
@@ -345,7 +346,7 @@ export class MirrorController {
       if (!sent[i]) m.skippedInFlight++;
     });
     try {
-      const pending = members.map((m, i) => (sent[i] ? settle(m.mutate(stamped, payload)) : Promise.resolve(SKIPPED)));
+      const pending = members.map((m, i) => (sent[i] ? settle(m.mutate(stamped, payload, hold)) : Promise.resolve(SKIPPED)));
       const [peerOutcomes, localOutcome] = await Promise.all([
         this.required < members.length ? this.enoughOutcomes(pending) : Promise.all(pending),
         local ? settle(local.apply(stamped, payload)) : Promise.resolve(null),
@@ -544,9 +545,8 @@ export class MirrorController {
       }
     }
     if (req.op === 'read') {
-      // A block cached before this read was issued may be stale only if a
-      // change began since; ReadAhead drops those (see read-ahead.ts).
-      return { result: undefined as T, payload: await this.readAhead.read(req.path, req.offset, req.length) };
+      const buf = Buffer.allocUnsafe(req.length);
+      return { result: undefined as T, payload: buf.subarray(0, await this.readAhead.read(req.path, req.offset, req.length, buf)) };
     }
     // The reserved name is the peers' to refuse (EPERM), not the cache's to call absent.
     if (req.op === 'getattr' && !RESERVED_ROOT_NAMES.has(req.path)) {
@@ -564,18 +564,36 @@ export class MirrorController {
   }
 
   /**
+   * A file's bytes into `dest` (the kernel's buffer, for FUSE): from the local
+   * copy when there is one, else through the read-ahead cache. A block cached
+   * before this read was issued may be stale only if a change began since;
+   * ReadAhead drops those (see read-ahead.ts).
+   */
+  async readInto(path: string, offset: number, length: number, dest: Buffer): Promise<number> {
+    const local = this.opts.local;
+    if (local?.active) {
+      try {
+        return local.readInto(path, offset, length, dest);
+      } catch (err) {
+        throw toMirrorError(err, { op: 'read', path });
+      }
+    }
+    return this.readAhead.read(path, offset, length, dest);
+  }
+
+  /**
    * Read from the fastest healthy in-step peer, failing over to the others.
    * (Spreading the blocks of one sequential read over both peers was measured
    * slower here: every process shares the same two cores.)
    */
-  private async readFromPeers<T>(req: ReadRequest): Promise<CallResult<T>> {
+  private async readFromPeers<T>(req: ReadRequest, into?: Buffer): Promise<CallResult<T>> {
     // A peer that is behind may lack changes: never read from it.
     const order = this.inSyncByPreference();
     if (order.length === 0) throw new MirrorError('MFS_OUT_OF_STEP', 'no peer is in sync to read from');
     let lastError: unknown;
     for (const member of order) {
       try {
-        return await member.call<T>(req);
+        return await member.call<T>(req, undefined, into && { into });
       } catch (err) {
         if (!isTransportFailure(err)) throw err;
         lastError = err;

@@ -2,6 +2,7 @@ import type { Logger } from '../log.js';
 import { MirrorError, errnoNumber, toMirrorError } from '../protocol/errors.js';
 import type { WireStat, WireStatfs } from '../protocol/ops.js';
 import { fusePathToWire } from '../protocol/paths.js';
+import { BufferPool, PooledBytes } from './buffer-pool.js';
 import type { MirrorController } from './controller.js';
 
 /**
@@ -20,6 +21,10 @@ const XATTR_REPLACE = 2;
 const PERMISSION_BITS = 0o7777;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
+/** The largest write the kernel sends with big_writes (libfuse 2 cannot negotiate more). */
+const FUSE_MAX_WRITE = 128 * 1024;
+/** Free write buffers kept: enough for the writes one busy mount has in flight (4 MiB). */
+const WRITE_BUFFERS_KEPT = 32;
 
 /** The virtual xattr that tells an application whether a file's changes reached the far mirrors (ack mode end-to-end). */
 export const STATE_XATTR = 'user.mirrorfs.state';
@@ -50,6 +55,7 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: { 
   };
 
   const mutate = controller.mutate.bind(controller);
+  const writePayloads = new BufferPool(FUSE_MAX_WRITE, WRITE_BUFFERS_KEPT);
   const read = controller.read.bind(controller);
 
   return {
@@ -99,17 +105,21 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: { 
       }),
 
     read: (path: string, _fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
-      answer('read', path, cb, async () => {
-        const { payload } = await read({ op: 'read', path: wire(path), offset: pos, length: len });
-        payload.copy(buf, 0, 0, Math.min(len, payload.length));
-        return [Math.min(len, payload.length)];
-      }, true),
+      // Straight into the kernel's buffer, which stays ours until we answer (no buffer of our own per read).
+      answer('read', path, cb, async () => [await controller.readInto(wire(path), pos, len, buf)], true),
 
     write: (path: string, _fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
       answer('write', path, cb, async () => {
         // buf is the kernel's request memory, valid only until we answer (or fuse-native
-        // times the request out): copied at once, since the change may be journaled or sent later.
-        await mutate({ op: 'write', path: wire(path), offset: pos }, Buffer.from(buf.subarray(0, len)));
+        // times the request out): copied at once, since a peer's send may outlast the call
+        // (ack 1 or quorum, a timed-out stream). Into a reused buffer, not a new one each
+        // time, so streaming writes leave no garbage (buffer-pool.ts).
+        const pooled = PooledBytes.copyOf(writePayloads, buf.subarray(0, len));
+        try {
+          await mutate({ op: 'write', path: wire(path), offset: pos }, pooled?.bytes ?? Buffer.from(buf.subarray(0, len)), pooled ?? undefined);
+        } finally {
+          pooled?.release();
+        }
         return [len];
       }, true),
 

@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import { MirrorError, isTransportFailure } from '../protocol/errors.js';
-import type { CallResult } from '../protocol/peer-client.js';
+import type { BodyHold, CallIo, CallResult } from '../protocol/peer-client.js';
 import { PeerClient } from '../protocol/peer-client.js';
 import type { RequestInput } from '../protocol/ops.js';
 import type { PeerSpec } from './config.js';
@@ -165,19 +165,20 @@ export class Member {
   }
 
   /** Send a change. */
-  mutate(req: RequestInput, payload: Buffer): Promise<unknown> {
+  mutate(req: RequestInput, payload: Buffer, hold?: BodyHold): Promise<unknown> {
     const started = performance.now();
-    return this.call(req, payload).then((r) => {
+    return this.call(req, payload, hold && { hold }).then((r) => {
       this.changeLatency.add((performance.now() - started) * 1000);
       return r.result;
     });
   }
 
-  async call<T = unknown>(req: RequestInput, payload?: Buffer): Promise<CallResult<T>> {
+  /** `io`: where a read's bytes go, a hold on a write's payload (PeerClient's CallIo). */
+  async call<T = unknown>(req: RequestInput, payload?: Buffer, io?: CallIo): Promise<CallResult<T>> {
     const started = performance.now();
     this.inFlight++;
     try {
-      const result = await this.client.call<T>(req, payload);
+      const result = await this.client.call<T>(req, payload, undefined, 0, io);
       this.succeeded(started, payload);
       this.observer?.(this.name, req.op, (performance.now() - started) / 1000, payload?.length ?? 0, null);
       return result;

@@ -1,3 +1,5 @@
+import { BufferPool } from './buffer-pool.js';
+
 /**
  * Read-ahead for reads served by a peer (no local copy). A FUSE read is at
  * most 128 KiB, and each would be a round trip; instead the mount fetches
@@ -10,23 +12,44 @@
  * controller clears before sending a change and again after its outcome, so a
  * block fetched meanwhile is not kept either. Bounded: at most
  * MAX_BLOCKS blocks (16 MiB), least recently used first out.
+ *
+ * Blocks live in pooled buffers (buffer-pool.ts): a block dropped from the
+ * cache goes back to the pool once its fetch has settled and no read is
+ * copying from it, so reading a large file makes no garbage of 1 MiB blocks.
+ * Reads copy straight into the caller's buffer (the kernel's, for FUSE).
  */
 
 export const BLOCK_BYTES = 1024 * 1024;
 const MAX_BLOCKS = 16;
+/** Free block buffers kept for reuse beyond those cached (what one sequential reader cycles through). */
+const SPARE_BLOCKS = 4;
 
-type Fetch = (path: string, offset: number, length: number) => Promise<Buffer>;
+/** Fetch bytes from a peer; with `into`, the bytes are written there and the answer is a view of it. */
+export type Fetch = (path: string, offset: number, length: number, into?: Buffer) => Promise<Buffer>;
 /** Blocks fetched ahead of a sequential reader. */
 const AHEAD = 3;
 
+type Block = {
+  /** The block's bytes: a view of `buf`, shorter at the end of the file. */
+  data: Promise<Buffer>;
+  buf: Buffer;
+  /** Reads waiting for or copying from this block. */
+  readers: number;
+  cached: boolean;
+  settled: boolean;
+  recycled: boolean;
+};
+
 export class ReadAhead {
-  private readonly blocks = new Map<string, Promise<Buffer>>();
+  private readonly blocks = new Map<string, Block>();
   /** Where the last read of each path ended, to recognise sequential reading. */
   private readonly lastEnd = new Map<string, number>();
+  readonly pool = new BufferPool(BLOCK_BYTES, SPARE_BLOCKS);
 
   constructor(private readonly fetch: Fetch) {}
 
-  async read(path: string, offset: number, length: number): Promise<Buffer> {
+  /** Read into `dest` (from its start); resolves with the bytes read (fewer at the end of the file). */
+  async read(path: string, offset: number, length: number, dest: Buffer): Promise<number> {
     const sequential = this.lastEnd.get(path) === offset;
     this.lastEnd.set(path, offset + length);
     if (this.lastEnd.size > 4096) this.lastEnd.delete(this.lastEnd.keys().next().value!);
@@ -34,25 +57,38 @@ export class ReadAhead {
     const last = Math.floor((offset + Math.max(length, 1) - 1) / BLOCK_BYTES);
     // Small reads at random places fetch just what they ask for (a block would
     // multiply the bytes moved), unless the block is here already.
-    if (!sequential && first === last && !this.blocks.has(`${first}\0${path}`)) return this.fetch(path, offset, length);
-    const parts: Buffer[] = [];
-    for (let b = first; b <= last; b++) {
-      const block = await this.block(path, b);
-      const start = b === first ? offset - b * BLOCK_BYTES : 0;
-      const end = Math.min(block.length, offset + length - b * BLOCK_BYTES);
-      if (start >= block.length) break;
-      parts.push(block.subarray(start, end));
-      if (block.length < BLOCK_BYTES) break; // end of file
+    if (!sequential && first === last && !this.blocks.has(`${first}\0${path}`)) {
+      const got = await this.fetch(path, offset, length);
+      return got.copy(dest, 0, 0, Math.min(length, got.length));
     }
-    if (sequential && parts.length > 0) this.warm(path, last + 1, AHEAD);
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    let copied = 0;
+    let fetchedAll = true;
+    for (let b = first; b <= last; b++) {
+      const block = this.block(path, b);
+      block.readers++;
+      try {
+        const data = await block.data;
+        const start = b === first ? offset - b * BLOCK_BYTES : 0;
+        const end = Math.min(data.length, offset + length - b * BLOCK_BYTES);
+        if (start < data.length) copied += data.copy(dest, copied, start, end);
+        if (start >= data.length || data.length < BLOCK_BYTES) {
+          fetchedAll = false;
+          break; // end of file
+        }
+      } finally {
+        block.readers--;
+        this.recycle(block);
+      }
+    }
+    if (sequential && fetchedAll) this.warm(path, last + 1, AHEAD);
+    return copied;
   }
 
   /** Fetch up to `count` blocks ahead, one after the other, stopping at the end of the file. */
   private warm(path: string, index: number, count: number): void {
-    this.block(path, index).then(
-      (block) => {
-        if (block.length === BLOCK_BYTES && count > 1) this.warm(path, index + 1, count - 1);
+    this.block(path, index).data.then(
+      (data) => {
+        if (data.length === BLOCK_BYTES && count > 1) this.warm(path, index + 1, count - 1);
       },
       () => undefined,
     );
@@ -60,10 +96,11 @@ export class ReadAhead {
 
   /** Forget everything: called before any change is sent. */
   invalidate(): void {
+    for (const block of this.blocks.values()) this.drop(block);
     this.blocks.clear();
   }
 
-  private block(path: string, index: number): Promise<Buffer> {
+  private block(path: string, index: number): Block {
     const key = `${index}\0${path}`;
     const cached = this.blocks.get(key);
     if (cached) {
@@ -71,12 +108,39 @@ export class ReadAhead {
       this.blocks.set(key, cached);
       return cached;
     }
-    const pending = this.fetch(path, index * BLOCK_BYTES, BLOCK_BYTES);
-    this.blocks.set(key, pending);
-    if (this.blocks.size > MAX_BLOCKS) this.blocks.delete(this.blocks.keys().next().value!);
-    pending.catch(() => {
-      if (this.blocks.get(key) === pending) this.blocks.delete(key); // a failed fetch is not an answer
-    });
-    return pending;
+    const buf = this.pool.acquire();
+    const block: Block = { data: Promise.resolve(buf), buf, readers: 0, cached: true, settled: false, recycled: false };
+    block.data = this.fetch(path, index * BLOCK_BYTES, BLOCK_BYTES, buf);
+    block.data.then(
+      () => {
+        block.settled = true;
+        this.recycle(block);
+      },
+      () => {
+        block.settled = true;
+        // A failed fetch is not an answer: not kept.
+        if (this.blocks.get(key) === block) this.blocks.delete(key);
+        this.drop(block);
+      },
+    );
+    this.blocks.set(key, block);
+    if (this.blocks.size > MAX_BLOCKS) {
+      const oldest = this.blocks.keys().next().value!;
+      this.drop(this.blocks.get(oldest)!);
+      this.blocks.delete(oldest);
+    }
+    return block;
+  }
+
+  private drop(block: Block): void {
+    block.cached = false;
+    this.recycle(block);
+  }
+
+  /** Back to the pool once nothing can touch the buffer: out of the cache, fetch settled (nothing writes into it), no read copying. */
+  private recycle(block: Block): void {
+    if (block.cached || !block.settled || block.readers > 0 || block.recycled) return;
+    block.recycled = true;
+    this.pool.release(block.buf);
   }
 }

@@ -61,6 +61,40 @@ export function decodeFrame(buf: Buffer): Frame {
   return { header, payload: buf.subarray(4 + headerLength) };
 }
 
+/**
+ * A frame from the chunks it arrived in, its payload copied into `into`
+ * (the frame's payload is then `into.subarray(0, n)`): the caller's buffer is
+ * reused instead of a new one being joined from the chunks. A payload larger
+ * than `into` is refused.
+ */
+export function decodeFrameInto(chunks: Buffer[], into: Buffer): Frame {
+  let total = 0;
+  for (const c of chunks) total += c.length;
+  // The length prefix and header are small and nearly always in the first chunk; join only what they span.
+  let headEnd = 4;
+  if (total >= 4) headEnd = 4 + prefix(chunks, 4).readUInt32BE(0);
+  if (total < 4 || headEnd > 4 + MAX_HEADER_BYTES || headEnd > total) return decodeFrame(Buffer.concat(chunks, total)); // its own, precise error
+  const { header } = decodeFrame(prefix(chunks, headEnd));
+  const length = total - headEnd;
+  if (length > into.length) throw new MirrorError('MFS_TOO_LARGE', `frame payload of ${length} bytes exceeds the ${into.length} bytes expected`);
+  let at = 0;
+  let skip = headEnd;
+  for (const c of chunks) {
+    if (skip >= c.length) {
+      skip -= c.length;
+      continue;
+    }
+    at += c.copy(into, at, skip);
+    skip = 0;
+  }
+  return { header, payload: into.subarray(0, length) };
+}
+
+/** The first n bytes of a sequence of chunks: a view when the first chunk holds them, else a copy. */
+function prefix(chunks: Buffer[], n: number): Buffer {
+  return n <= chunks[0]!.length ? chunks[0]!.subarray(0, n) : Buffer.concat(chunks).subarray(0, n);
+}
+
 /** Response header: an outcome, never both. `resultInPayload`: the result is the payload, as JSON (see encodeResponseParts). */
 export type ResponseHeader = { ok: true; result?: unknown; resultInPayload?: true } | { ok: false; error: WireError };
 

@@ -1,6 +1,6 @@
 import http2, { type ClientHttp2Session } from 'node:http2';
 import { openSession, type Transport } from '../security/transport.js';
-import { decodeFrame, encodeFrameParts, responseResult, writeParts, type ResponseHeader } from './codec.js';
+import { decodeFrame, decodeFrameInto, encodeFrameParts, responseResult, writeParts, type ResponseHeader } from './codec.js';
 import { MirrorError, type WireError } from './errors.js';
 import type { HandshakeResult, HistoryEntry, PullProgress, RepairActionInput, ManifestEntry, PeerStatus, ProgressResult, RequestInput } from './ops.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from './version.js';
@@ -23,6 +23,22 @@ export interface CallResult<T = unknown> {
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
+
+/**
+ * A count of the users of a request's payload, for a payload in a reused
+ * buffer: each attempt holds it from before it is sent until its stream is
+ * closed, so the buffer is not reused while a stream may still read it.
+ */
+export interface BodyHold {
+  hold(): void;
+  release(): void;
+}
+
+/** Optional buffers of a call: `into` receives the answer's payload (the result's payload is then a view of it); `hold` is held on the request's payload. */
+export interface CallIo {
+  into?: Buffer;
+  hold?: BodyHold;
+}
 
 /**
  * A client for one peer over one HTTP/2 connection (mutual TLS, or cleartext
@@ -58,13 +74,16 @@ export class PeerClient {
     this.headers = { authorization: `Bearer ${opts.token}`, [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) };
   }
 
-  /** Send one operation; resolves with its result and payload, throws MirrorError on an error outcome. */
-  /** `waitMs`: how long the peer may hold the answer on purpose (a long poll); added to every attempt's bound, never split. */
-  async call<T = unknown>(req: RequestInput, payload?: Buffer, timeoutMs = this.timeoutMs, waitMs = 0): Promise<CallResult<T>> {
-    const body = await this.send('POST', ROUTES.call, encodeFrameParts(req, payload), req.op, timeoutMs, waitMs);
+  /**
+   * Send one operation; resolves with its result and payload, throws MirrorError on an error outcome.
+   * `waitMs`: how long the peer may hold the answer on purpose (a long poll); added to every attempt's bound, never split.
+   * `io`: where the answer's payload goes, and a hold on the request's payload (see CallIo).
+   */
+  async call<T = unknown>(req: RequestInput, payload?: Buffer, timeoutMs = this.timeoutMs, waitMs = 0, io: CallIo = {}): Promise<CallResult<T>> {
+    const chunks = await this.send('POST', ROUTES.call, encodeFrameParts(req, payload), req.op, timeoutMs, waitMs, io.hold);
     let frame;
     try {
-      frame = decodeFrame(body);
+      frame = io.into ? decodeFrameInto(chunks, io.into) : decodeFrame(joined(chunks));
     } catch (err) {
       throw new MirrorError('MFS_BAD_RESPONSE', `peer ${this.name} answered ${req.op} with an undecodable frame: ${(err as Error).message}`, { context: { peer: this.name, op: req.op } });
     }
@@ -135,7 +154,7 @@ export class PeerClient {
   }
 
   async status(timeoutMs = this.timeoutMs): Promise<PeerStatus> {
-    return JSON.parse((await this.send('GET', ROUTES.status, undefined, 'status', timeoutMs)).toString('utf8')) as PeerStatus;
+    return JSON.parse(joined(await this.send('GET', ROUTES.status, undefined, 'status', timeoutMs)).toString('utf8')) as PeerStatus;
   }
 
   /**
@@ -147,7 +166,7 @@ export class PeerClient {
     if (opts.content === false) query.set('content', '0');
     if (opts.path) query.set('path', opts.path);
     const route = query.size > 0 ? `${ROUTES.manifest}?${query.toString()}` : ROUTES.manifest;
-    const text = (await this.send('GET', route, undefined, 'manifest', this.timeoutMs * 30)).toString('utf8');
+    const text = joined(await this.send('GET', route, undefined, 'manifest', this.timeoutMs * 30)).toString('utf8');
     return text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as ManifestEntry);
   }
 
@@ -216,6 +235,18 @@ export class PeerClient {
     return this.routes[this.route]!;
   }
 
+  /** Resolves with the answer's body as the chunks it arrived in (joined, or decoded into a caller's buffer, by the caller). */
+  private async send(method: 'GET' | 'POST', path: string, body: Buffer[] | undefined, what: string, timeoutMs = this.timeoutMs, waitMs = 0, hold?: BodyHold): Promise<Buffer[]> {
+    if (this.routes.length === 1) return this.sendOnce(method, path, body, what, timeoutMs + waitMs, hold);
+    // Held across the attempts too: the caller may let go of the payload once this call is answered.
+    hold?.hold();
+    try {
+      return await this.sendOnRoutes(method, path, body, what, timeoutMs, waitMs, hold);
+    } finally {
+      hold?.release();
+    }
+  }
+
   /**
    * Send on the route in use; on a transport failure (reset, refused, no answer)
    * switch to the next route and send the same request again. A change keeps
@@ -223,15 +254,14 @@ export class PeerClient {
    * from its record: nothing is applied twice. With several routes each
    * attempt gets an equal share of the bound, so the whole call stays bounded.
    */
-  private async send(method: 'GET' | 'POST', path: string, body: Buffer[] | undefined, what: string, timeoutMs = this.timeoutMs, waitMs = 0): Promise<Buffer> {
-    if (this.routes.length === 1) return this.sendOnce(method, path, body, what, timeoutMs + waitMs);
+  private async sendOnRoutes(method: 'GET' | 'POST', path: string, body: Buffer[] | undefined, what: string, timeoutMs: number, waitMs: number, hold?: BodyHold): Promise<Buffer[]> {
     const perAttempt = Math.max(100, Math.floor(timeoutMs / this.routes.length)) + waitMs;
     let last: unknown;
     for (let attempt = 0; attempt < this.routes.length; attempt++) {
       const route = this.route;
       const session = this.session;
       try {
-        return await this.sendOnce(method, path, body, what, perAttempt);
+        return await this.sendOnce(method, path, body, what, perAttempt, hold);
       } catch (err) {
         // An untrusted certificate on one route is switched away from like a dead route (nothing was sent on it), loudly.
         if (!(err instanceof MirrorError) || (err.code !== 'MFS_UNREACHABLE' && err.code !== 'MFS_TIMEOUT' && err.code !== 'MFS_UNTRUSTED') || this.closed) throw err;
@@ -255,9 +285,18 @@ export class PeerClient {
     this.onFailover?.(this.routes[route]!, this.currentRoute, reason);
   }
 
-  private sendOnce(method: 'GET' | 'POST', path: string, body: Buffer[] | undefined, what: string, timeoutMs: number): Promise<Buffer> {
+  private sendOnce(method: 'GET' | 'POST', path: string, body: Buffer[] | undefined, what: string, timeoutMs: number, hold?: BodyHold): Promise<Buffer[]> {
     const context = { peer: this.name, op: what };
-    return new Promise<Buffer>((resolve, reject) => {
+    // The body may be written from where it lies until the stream is closed, whenever
+    // this call's answer is given (a timed-out stream is still closing): held until then.
+    hold?.hold();
+    let held = hold !== undefined;
+    const letGo = () => {
+      if (!held) return;
+      held = false;
+      hold!.release();
+    };
+    return new Promise<Buffer[]>((resolve, reject) => {
       let settled = false;
       let cancel = () => undefined as void;
       const fail = (err: unknown) => {
@@ -273,8 +312,15 @@ export class PeerClient {
       }, timeoutMs);
       // The connect may be shared by calls with other bounds: it gets the client's own bound at least, each call keeps its own timer.
       this.connection(Math.max(timeoutMs, this.timeoutMs)).then((session) => {
-        if (settled) return;
-        const stream = session.request({ ':method': method, ':path': path, ...this.headers }, { endStream: body === undefined });
+        if (settled) return letGo();
+        let stream: http2.ClientHttp2Stream;
+        try {
+          stream = session.request({ ':method': method, ':path': path, ...this.headers }, { endStream: body === undefined });
+        } catch (err) {
+          letGo();
+          return fail(new MirrorError('MFS_UNREACHABLE', `peer ${this.name} unreachable for ${what}: ${(err as Error).message}`, { context, cause: err }));
+        }
+        stream.once('close', letGo);
         cancel = () => stream.close(http2.constants.NGHTTP2_CANCEL);
         let status = 0;
         const chunks: Buffer[] = [];
@@ -291,15 +337,17 @@ export class PeerClient {
           }
           settled = true;
           clearTimeout(timer);
-          const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-          if (status === 200) return resolve(buf);
-          const refusal = this.refusal(buf, status, what);
+          if (status === 200) return resolve(chunks);
+          const refusal = this.refusal(joined(chunks), status, what);
           // A peer that refused our credentials closes the connection: the next call opens a new one (and is judged again).
           if (refusal.code === 'MFS_AUTH' && this.session === session) this.session = null;
           reject(refusal);
         });
         if (body !== undefined) writeParts(stream, body);
-      }, fail);
+      }, (err: unknown) => {
+        letGo();
+        fail(err);
+      });
     });
   }
 
@@ -315,6 +363,10 @@ export class PeerClient {
     if (wire && typeof wire.errno === 'string') return MirrorError.fromWire(wire, context);
     return new MirrorError('MFS_BAD_RESPONSE', `peer ${this.name} answered ${what} with HTTP ${status}`, { context });
   }
+}
+
+function joined(chunks: Buffer[]): Buffer {
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
 }
 
 /** Bound on the ping that tells a slow route from a dead one. */

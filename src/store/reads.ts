@@ -50,6 +50,22 @@ export function xattrNames(abs: string, st: Stats): string[] {
   return listAttributesSync(abs);
 }
 
+/** Read a file's bytes into `dest` (from its start); returns how many (fewer at the end of the file). */
+export function readInto({ tree, fds }: Pick<ApplyContext, 'tree' | 'fds'>, path: string, offset: number, length: number, dest: Buffer): number {
+  const { fd, release } = fds.acquire(path, () => tree.resolve(path));
+  try {
+    let got = 0;
+    while (got < length) {
+      const n = readSync(fd, dest, got, length - got, offset + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return got;
+  } finally {
+    release();
+  }
+}
+
 export function serveRead({ tree, fds }: ApplyContext, req: ReadRequest): ReadOutcome {
   switch (req.op) {
     case 'getattr':
@@ -69,19 +85,8 @@ export function serveRead({ tree, fds }: ApplyContext, req: ReadRequest): ReadOu
       return { result: { names, entries } };
     }
     case 'read': {
-      const { fd, release } = fds.acquire(req.path, () => tree.resolve(req.path));
-      try {
-        const buf = Buffer.allocUnsafe(req.length);
-        let got = 0;
-        while (got < req.length) {
-          const n = readSync(fd, buf, got, req.length - got, req.offset + got);
-          if (n === 0) break;
-          got += n;
-        }
-        return { payload: buf.subarray(0, got) };
-      } finally {
-        release();
-      }
+      const buf = Buffer.allocUnsafe(req.length);
+      return { payload: buf.subarray(0, readInto({ tree, fds }, req.path, req.offset, req.length, buf)) };
     }
     case 'read-many':
       return readMany(tree, req.paths);
