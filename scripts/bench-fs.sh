@@ -26,6 +26,8 @@ log() { echo "bench-fs: $*" >&2; }
 [ -x "$SHARED/fsbench.sh" ] || [ -f "$SHARED/fsbench.sh" ] || { log "no fsbench.sh in $SHARED (set SHARED_BENCH)"; exit 1; }
 command -v fio >/dev/null || { log "installing fio"; apt-get install -y -q fio >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q fio >/dev/null; }; }
 bash scripts/setup.sh
+# The mount and the peers run with the V8 flags the installed commands give them (src/cli/node-flags.ts).
+SERVICE_FLAGS=$(node -e 'import("./dist/cli/node-flags.js").then((m) => console.log(m.SERVICE_V8_FLAGS.join(" ")))')
 
 mkdir -p "$OUT" "$BASE"
 RAW="$OUT/raw.tsv"
@@ -45,9 +47,11 @@ hwm() { awk '/VmHWM/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 start_peers() {
   rm -rf "$BASE/east" "$BASE/west" && mkdir -p "$BASE/east" "$BASE/west"
-  node dist/cli/mirrorfs-peer.js --data "$BASE/east" --listen 127.0.0.1:27071 --name east --token-file "$TOKEN" $PEER_TLS --log-level warn >>"$OUT/peers.log" 2>&1 &
+  # shellcheck disable=SC2086
+  node $SERVICE_FLAGS dist/cli/mirrorfs-peer.js --data "$BASE/east" --listen 127.0.0.1:27071 --name east --token-file "$TOKEN" $PEER_TLS --log-level warn >>"$OUT/peers.log" 2>&1 &
   PEER_PIDS=($!)
-  node dist/cli/mirrorfs-peer.js --data "$BASE/west" --listen 127.0.0.1:27072 --name west --token-file "$TOKEN" $PEER_TLS --log-level warn >>"$OUT/peers.log" 2>&1 &
+  # shellcheck disable=SC2086
+  node $SERVICE_FLAGS dist/cli/mirrorfs-peer.js --data "$BASE/west" --listen 127.0.0.1:27072 --name west --token-file "$TOKEN" $PEER_TLS --log-level warn >>"$OUT/peers.log" 2>&1 &
   PEER_PIDS+=($!)
   for port in 27071 27072; do for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done; done
 }
@@ -56,7 +60,7 @@ start_mount() { # $1 = extra args
   mkdir -p "$BASE/mnt"
   rm -rf "$BASE/state" "$BASE/local"
   # shellcheck disable=SC2086
-  node dist/cli/mirrorfs.js mount "$BASE/mnt" --peers "east=$SCHEME://127.0.0.1:27071,west=$SCHEME://127.0.0.1:27072" \
+  node $SERVICE_FLAGS dist/cli/mirrorfs.js mount "$BASE/mnt" --peers "east=$SCHEME://127.0.0.1:27071,west=$SCHEME://127.0.0.1:27072" \
     --token-file "$TOKEN" --state-dir "$BASE/state" --log-level warn --foreground $MOUNT_TLS $1 >>"$OUT/mount.log" 2>&1 &
   MOUNT_PID=$!
   for _ in $(seq 1 200); do awk -v m="$BASE/mnt" '$2==m{f=1} END{exit !f}' /proc/mounts && return 0; sleep 0.1; done

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchTransport } from './lib/bench-tls.mjs';
+import { SERVICE_V8_FLAGS } from '../dist/cli/node-flags.js';
 
 const { values } = parseArgs({ options: { mib: { type: 'string', default: '256' } } });
 const root = resolve(import.meta.dirname, '..');
@@ -22,7 +23,8 @@ const peers = [];
 async function startPeer(name) {
   const data = join(base, name);
   mkdirSync(data);
-  const p = spawn(process.execPath, [join(root, 'dist/cli/mirrorfs-peer.js'), '--data', data, '--listen', '127.0.0.1:0', '--name', name, '--token-file', token, ...transport.peerArgs, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // With the V8 flags the installed mirrorfs-peer runs with (the mount's background process adds them itself).
+  const p = spawn(process.execPath, [...SERVICE_V8_FLAGS, join(root, 'dist/cli/mirrorfs-peer.js'), '--data', data, '--listen', '127.0.0.1:0', '--name', name, '--token-file', token, ...transport.peerArgs, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
   peers.push(p);
   const port = await new Promise((resolvePort, reject) => {
     let out = '';

@@ -23,6 +23,7 @@ import { checkFuse, checkMountPoint, checkPeer, formatFindings, type Finding } f
 import type { PeerSpec } from '../mount/config.js';
 import { formatStatus, formatVerify } from './format-status.js';
 import { TOPOLOGY_NAMES, fitAll, latencyForSeparation, loadMeasurements, parseDistance, parseDuration, separationForBudget } from './plan.js';
+import { SERVICE_V8_FLAGS, withServiceFlags } from './node-flags.js';
 
 /** The distance measurements shipped with mirrorfs (scripts/bench-distance.mjs writes them). */
 const DEFAULT_MEASUREMENTS = resolve(import.meta.dirname, '../../docs/distance.json');
@@ -231,17 +232,19 @@ program
   .option('--bin <dir>', 'where to put mirrorfs, mirrorfs-peer and mirrorfs-link', '/usr/local/bin')
   .action((flags: { sbin: string; bin: string }) => {
     const dist = resolve(import.meta.dirname);
-    const wrappers: Array<[string, string]> = [
-      [join(flags.sbin, 'mount.fuse.mirrorfs'), join(dist, 'mount-helper.js')],
-      [join(flags.bin, 'mirrorfs'), join(dist, 'mirrorfs.js')],
-      [join(flags.bin, 'mirrorfs-peer'), join(dist, 'mirrorfs-peer.js')],
-      [join(flags.bin, 'mirrorfs-link'), join(dist, 'mirrorfs-link.js')],
+    // The mount and the peer run long: their commands carry the service flags (node-flags.ts).
+    const wrappers: Array<[string, string, readonly string[]]> = [
+      [join(flags.sbin, 'mount.fuse.mirrorfs'), join(dist, 'mount-helper.js'), []],
+      [join(flags.bin, 'mirrorfs'), join(dist, 'mirrorfs.js'), SERVICE_V8_FLAGS],
+      [join(flags.bin, 'mirrorfs-peer'), join(dist, 'mirrorfs-peer.js'), SERVICE_V8_FLAGS],
+      [join(flags.bin, 'mirrorfs-link'), join(dist, 'mirrorfs-link.js'), []],
     ];
     try {
-      for (const [file, target] of wrappers) {
+      for (const [file, target, nodeFlags] of wrappers) {
         mkdirSync(dirname(file), { recursive: true });
         // A wrapper, not a symlink: it names this node binary, so it works from mount(8)'s minimal PATH.
-        writeFileSync(file, `#!/bin/sh\n# installed by mirrorfs install-helpers\nexec ${shellQuote(process.execPath)} ${shellQuote(target)} "$@"\n`, { mode: 0o755 });
+        const command = [process.execPath, ...nodeFlags, target].map(shellQuote).join(' ');
+        writeFileSync(file, `#!/bin/sh\n# installed by mirrorfs install-helpers\nexec ${command} "$@"\n`, { mode: 0o755 });
         process.stdout.write(`installed ${file}\n`);
       }
     } catch (err) {
@@ -299,7 +302,7 @@ async function background(mountpoint: string, stateDir: string, peerTimeoutMs: n
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const logFile = join(stateDir, 'mount.log');
   const out = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...process.argv.slice(2), '--foreground'], {
+  const child = spawn(process.execPath, [...withServiceFlags(process.execArgv), process.argv[1]!, ...process.argv.slice(2), '--foreground'], {
     detached: true,
     stdio: ['ignore', out, out],
     // The log file is read back as JSON (progress, the last message): never pretty-printed.

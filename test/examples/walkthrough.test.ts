@@ -1,6 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { SERVICE_V8_FLAGS } from '../../src/cli/node-flags.js';
 import { loadConfig } from '../../src/mount/config.js';
 import { runCollect } from '../helpers/child.js';
 import { MIRRORFS_BIN, isMounted, lazyUnmount } from '../helpers/mount.js';
@@ -24,6 +25,8 @@ describe('examples', () => {
     const bin = tmpDir('mirrorfs-bin-');
     const installed = await runCollect(process.execPath, [MIRRORFS_BIN, 'install-helpers', '--bin', bin]);
     expect(installed.code, installed.stderr).toBe(0);
+    // The long-running commands start node with the service's V8 flags (src/cli/node-flags.ts).
+    for (const command of ['mirrorfs', 'mirrorfs-peer']) expect(readFileSync(join(bin, command), 'utf8')).toContain(` '${SERVICE_V8_FLAGS[0]}' `);
     workDir = tmpDir('mirrorfs-walkthrough-');
     // Whatever happens, nothing is left running or mounted.
     const script = [

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdirSync, writeFileSync, readFileSync, existsSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { SERVICE_V8_FLAGS } from '../../src/cli/node-flags.js';
 import { encodeFrame } from '../../src/protocol/codec.js';
 import { run, runCollect } from '../helpers/child.js';
 import { MIRRORFS_BIN, cleanupMounts, isMounted, lazyUnmount, mountArgs, mountStatus, startMount, waitAllInSync } from '../helpers/mount.js';
@@ -172,6 +173,8 @@ describe('running a mount', () => {
       expect(json.peers[0].bytes).toBeGreaterThanOrEqual(5);
       expect(json.peers[0].operations).toBeGreaterThan(0);
       expect(json.peers[0].latencyUsP50).toBeGreaterThan(0);
+      // The background process runs with the service's V8 flags (src/cli/node-flags.ts).
+      expect(readFileSync(`/proc/${json.pid}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining([...SERVICE_V8_FLAGS]));
       const u = await cli(['unmount', mountpoint]);
       expect(u.stdout).toMatch(/unmounted/);
       expect(isMounted(mountpoint)).toBe(false);
