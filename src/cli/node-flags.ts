@@ -15,9 +15,13 @@
  */
 export const SERVICE_V8_FLAGS: readonly string[] = ['--max-semi-space-size=4'];
 
-/** `execArgv` with the service flags added, each unless the same flag is already given (a user's own choice wins). */
-export function withServiceFlags(execArgv: readonly string[]): string[] {
-  const named = (flag: string) => flag.split('=')[0]!;
-  const given = new Set(execArgv.map(named));
+/**
+ * `execArgv` with the service flags added, each unless the same flag is
+ * already given there or in NODE_OPTIONS (a user's own choice wins; V8 reads
+ * `_` and `-` alike).
+ */
+export function withServiceFlags(execArgv: readonly string[], nodeOptions = process.env.NODE_OPTIONS ?? ''): string[] {
+  const named = (flag: string) => flag.split('=')[0]!.replace(/_/g, '-');
+  const given = new Set([...execArgv, ...nodeOptions.split(/\s+/).filter(Boolean)].map(named));
   return [...execArgv, ...SERVICE_V8_FLAGS.filter((f) => !given.has(named(f)))];
 }

@@ -39,6 +39,11 @@ export class BufferPool {
     if (this.free.length < this.keep) this.free.push(buf);
   }
 
+  /** Give up a buffer that something outside our control may still read: never handed out again, left to the collector. */
+  forget(buf: Buffer): void {
+    if (!this.out.delete(buf)) throw new Error('BufferPool: forget of a buffer that is not out');
+  }
+
   /** Buffers handed out and not released (for tests and status). */
   get inUse(): number {
     return this.out.size;
@@ -63,6 +68,7 @@ export class BufferPool {
 export class PooledBytes {
   readonly bytes: Buffer;
   private refs = 1;
+  private spoiled = false;
 
   private constructor(
     private readonly pool: BufferPool,
@@ -87,6 +93,13 @@ export class PooledBytes {
 
   release(): void {
     if (this.refs === 0) throw new Error('PooledBytes: released more often than held');
-    if (--this.refs === 0) this.pool.release(this.buf);
+    if (--this.refs > 0) return;
+    if (this.spoiled) this.pool.forget(this.buf);
+    else this.pool.release(this.buf);
+  }
+
+  /** A send ended without the peer's full answer: the buffer may still be read, so it is not reused. */
+  spoil(): void {
+    this.spoiled = true;
   }
 }

@@ -27,11 +27,15 @@ const DEFAULT_TIMEOUT_MS = 10_000;
 /**
  * A count of the users of a request's payload, for a payload in a reused
  * buffer: each attempt holds it from before it is sent until its stream is
- * closed, so the buffer is not reused while a stream may still read it.
+ * closed. A stream that ended any other way than with the peer's complete
+ * answer (which the peer gives only after reading the whole body) spoils it:
+ * a socket write of a destroyed session may still read it (cleartext writes
+ * from where the bytes lie), so it is never reused, only collected.
  */
 export interface BodyHold {
   hold(): void;
   release(): void;
+  spoil(): void;
 }
 
 /** Optional buffers of a call: `into` receives the answer's payload (the result's payload is then a view of it); `hold` is held on the request's payload. */
@@ -291,9 +295,12 @@ export class PeerClient {
     // this call's answer is given (a timed-out stream is still closing): held until then.
     hold?.hold();
     let held = hold !== undefined;
-    const letGo = () => {
+    /** The peer answered 200 in full: it read the whole body first, nothing reads it any more. */
+    let answered = false;
+    const letGo = (sent: boolean) => {
       if (!held) return;
       held = false;
+      if (sent && !answered) hold!.spoil();
       hold!.release();
     };
     return new Promise<Buffer[]>((resolve, reject) => {
@@ -312,15 +319,14 @@ export class PeerClient {
       }, timeoutMs);
       // The connect may be shared by calls with other bounds: it gets the client's own bound at least, each call keeps its own timer.
       this.connection(Math.max(timeoutMs, this.timeoutMs)).then((session) => {
-        if (settled) return letGo();
+        if (settled) return letGo(false);
         let stream: http2.ClientHttp2Stream;
         try {
           stream = session.request({ ':method': method, ':path': path, ...this.headers }, { endStream: body === undefined });
         } catch (err) {
-          letGo();
+          letGo(false);
           return fail(new MirrorError('MFS_UNREACHABLE', `peer ${this.name} unreachable for ${what}: ${(err as Error).message}`, { context, cause: err }));
         }
-        stream.once('close', letGo);
         cancel = () => stream.close(http2.constants.NGHTTP2_CANCEL);
         let status = 0;
         const chunks: Buffer[] = [];
@@ -337,15 +343,20 @@ export class PeerClient {
           }
           settled = true;
           clearTimeout(timer);
-          if (status === 200) return resolve(chunks);
+          if (status === 200) {
+            answered = true;
+            return resolve(chunks);
+          }
           const refusal = this.refusal(joined(chunks), status, what);
           // A peer that refused our credentials closes the connection: the next call opens a new one (and is judged again).
           if (refusal.code === 'MFS_AUTH' && this.session === session) this.session = null;
           reject(refusal);
         });
+        // After the handler above, which tells a complete answer from any other end.
+        stream.once('close', () => letGo(true));
         if (body !== undefined) writeParts(stream, body);
       }, (err: unknown) => {
-        letGo();
+        letGo(false);
         fail(err);
       });
     });

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { BufferPool, PooledBytes } from '../../src/mount/buffer-pool.js';
 import { PeerClient, type BodyHold } from '../../src/protocol/peer-client.js';
 import { cleanupLinks, spawnLink } from '../helpers/link.js';
 import { cleanupPeers, spawnPeer, TEST_TOKEN } from '../helpers/peer.js';
@@ -14,7 +15,7 @@ import { waitFor } from '../helpers/wait.js';
  * switch of route). Real peer, real links, real HTTP/2.
  */
 function countingHold() {
-  const h = { held: 0, holds: 0, releases: 0, lowest: 0 };
+  const h = { held: 0, holds: 0, releases: 0, lowest: 0, spoiled: 0 };
   const hold: BodyHold = {
     hold: () => {
       h.held++;
@@ -24,6 +25,9 @@ function countingHold() {
       h.held--;
       h.releases++;
       h.lowest = Math.min(h.lowest, h.held);
+    },
+    spoil: () => {
+      h.spoiled++;
     },
   };
   return { h, hold };
@@ -46,7 +50,7 @@ describe('a hold on a request payload', () => {
     const call = client.call(stamp.next({ op: 'write', path: 'f', offset: 0 }), Buffer.alloc(128 * 1024, 1), undefined, 0, { hold });
     expect(h.held).toBe(1); // taken synchronously: the caller may let go of its own reference right after
     await call;
-    expect(h).toMatchObject({ held: 0, holds: 1, releases: 1, lowest: 0 });
+    expect(h).toMatchObject({ held: 0, holds: 1, releases: 1, lowest: 0, spoiled: 0 }); // answered in full: reusable
   });
 
   it('outlives a timed-out call until the stream is closed, and is let go exactly once', async () => {
@@ -62,7 +66,8 @@ describe('a hold on a request payload', () => {
       const err = await client.call(stamp.next({ op: 'write', path: 'f', offset: 0 }), Buffer.alloc(128 * 1024, 2), 300, 0, { hold }).then(() => null, (e: Error & { code?: string }) => e);
       expect(err?.code).toBe('MFS_TIMEOUT');
       await waitFor(() => h.held === 0, 'the cancelled stream to close and let go of the payload');
-      expect(h).toMatchObject({ holds: 1, releases: 1, lowest: 0 });
+      // Not answered: a write of that connection may still read the bytes, so they are never reused.
+      expect(h).toMatchObject({ holds: 1, releases: 1, lowest: 0, spoiled: 1 });
     } finally {
       await client.close();
     }
@@ -86,8 +91,30 @@ describe('a hold on a request payload', () => {
       expect(h.holds).toBe(h.releases);
       expect(h.holds).toBeGreaterThanOrEqual(3); // the call, and one per attempt
       expect(h.lowest).toBe(0);
+      expect(h.spoiled).toBe(1); // the attempt on the dead route
     } finally {
       await client.close();
     }
+  });
+});
+
+describe('pooled bytes', () => {
+  it('go back to the pool when the last holder lets go, unless a send spoiled them', () => {
+    const pool = new BufferPool(1024, 4);
+    const a = PooledBytes.copyOf(pool, Buffer.from('abc'))!;
+    expect(a.bytes.toString()).toBe('abc');
+    a.hold();
+    a.release();
+    expect(pool.idle).toBe(0); // still held by its creator
+    a.release();
+    expect(pool.idle).toBe(1);
+    const b = PooledBytes.copyOf(pool, Buffer.from('def'))!;
+    expect(pool.idle).toBe(0); // a's buffer, reused
+    b.spoil();
+    b.release();
+    expect(pool.idle).toBe(0);
+    expect(pool.inUse).toBe(0);
+    expect(() => b.release()).toThrow(/more often/);
+    expect(PooledBytes.copyOf(pool, Buffer.alloc(2048))).toBeNull(); // larger than a pool buffer
   });
 });
