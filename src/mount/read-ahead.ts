@@ -109,8 +109,7 @@ export class ReadAhead {
       return cached;
     }
     const buf = this.pool.acquire();
-    const block: Block = { data: Promise.resolve(buf), buf, readers: 0, cached: true, settled: false, recycled: false };
-    block.data = this.fetch(path, index * BLOCK_BYTES, BLOCK_BYTES, buf);
+    const block: Block = { data: this.fetch(path, index * BLOCK_BYTES, BLOCK_BYTES, buf), buf, readers: 0, cached: true, settled: false, recycled: false };
     block.data.then(
       () => {
         block.settled = true;
