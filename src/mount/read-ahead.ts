@@ -3,8 +3,8 @@ import { BufferPool } from './buffer-pool.js';
 /**
  * Read-ahead for reads served by a peer (no local copy). A FUSE read is at
  * most 128 KiB, and each would be a round trip; instead the mount fetches
- * aligned 1 MiB blocks and, when a file is read sequentially, the next block
- * before it is asked for.
+ * aligned 1 MiB blocks and, when a file is read sequentially, the next
+ * blocks before they are asked for.
  *
  * The mount is the only writer, so a block stays valid until the mount itself
  * changes something. Any change clears every block, fetches still running
@@ -26,8 +26,14 @@ const SPARE_BLOCKS = 4;
 
 /** Fetch bytes from a peer; with `into`, the bytes are written there and the answer is a view of it. */
 export type Fetch = (path: string, offset: number, length: number, into?: Buffer) => Promise<Buffer>;
-/** Blocks fetched ahead of a sequential reader. */
-const AHEAD = 3;
+/**
+ * Blocks fetched ahead of a sequential reader, in flight together: while the
+ * mount copies one answer out, the peer reads and sends the next (its disk
+ * reads run on its thread pool). Measured on a cold 512 MiB file over two
+ * loopback peers (session 8): one at a time 160-229 MB/s, two 209-257, three
+ * 218-230 (the mount's CPU is the limit beyond two).
+ */
+const AHEAD = 2;
 
 type Block = {
   /** The block's bytes: a view of `buf`, shorter at the end of the file. */
@@ -80,18 +86,13 @@ export class ReadAhead {
         this.recycle(block);
       }
     }
-    if (sequential && fetchedAll) this.warm(path, last + 1, AHEAD);
+    if (sequential && fetchedAll) this.warm(path, last + 1);
     return copied;
   }
 
-  /** Fetch up to `count` blocks ahead, one after the other, stopping at the end of the file. */
-  private warm(path: string, index: number, count: number): void {
-    this.block(path, index).data.then(
-      (data) => {
-        if (data.length === BLOCK_BYTES && count > 1) this.warm(path, index + 1, count - 1);
-      },
-      () => undefined,
-    );
+  /** Start fetching the AHEAD blocks after a sequential reader's position, all at once (those cached already are not fetched again). */
+  private warm(path: string, index: number): void {
+    for (let i = 0; i < AHEAD; i++) this.block(path, index + i).data.catch(() => undefined);
   }
 
   /** Forget everything: called before any change is sent. */

@@ -16,7 +16,7 @@ import { FdCache } from '../store/fd-cache.js';
 import { TokenAuth } from './auth.js';
 import { walkManifest } from '../store/manifest.js';
 import { NamespaceLock } from '../store/namespace-lock.js';
-import { serveRead } from '../store/reads.js';
+import { serveReadAsync } from '../store/reads.js';
 import { PeerState } from './state.js';
 import { Forwarder } from '../relay/forwarder.js';
 import { Tree } from '../store/tree.js';
@@ -279,7 +279,7 @@ export class PeerServer {
       return respondFrame(stream, { ok: true, result: await this.control(req) });
     }
     const ctx = this.ctx!;
-    const out = await this.lock.run(false, async () => serveRead(ctx, req));
+    const out = await this.lock.run(false, () => serveReadAsync(ctx, req));
     return respondFrame(stream, out.result === undefined ? { ok: true } : { ok: true, result: out.result }, out.payload);
   }
 
