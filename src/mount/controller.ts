@@ -555,6 +555,8 @@ export class MirrorController {
       if (known) return { result: known as T, payload: EMPTY };
     }
     if (req.op === 'readdir' && req.withAttrs) {
+      const known = this.names.listed(req.path);
+      if (known) return { result: { names: known.map((e) => e.name), entries: known } as T, payload: EMPTY };
       const generation = this.names.generation;
       const out = await this.readFromPeers<{ entries: Array<{ name: string; stat: WireStat | null }> }>(req);
       this.names.noteListing(req.path, out.result.entries, generation);

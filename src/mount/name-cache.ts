@@ -146,6 +146,26 @@ export class NameCache {
     return undefined;
   }
 
+  /**
+   * A directory's entries with their attributes, when all of it is known here:
+   * its listing is complete, and neither it nor any entry has a change in
+   * flight or lacks attributes (a file with several links, say). Undefined:
+   * ask a peer. Answering readdir from here is what lets `find` over a tree
+   * this mount wrote run without a round trip per directory.
+   */
+  listed(dir: string): Array<{ name: string; stat: WireStat }> | undefined {
+    const listing = this.listings.get(dir);
+    if (!listing || this.inFlight.has(dir)) return undefined;
+    const entries: Array<{ name: string; stat: WireStat }> = [];
+    for (const base of listing) {
+      const name = dir === '' ? base : `${dir}/${base}`;
+      const stat = this.inFlight.has(name) ? undefined : this.stats.get(name);
+      if (!stat) return undefined;
+      entries.push({ name: base, stat });
+    }
+    return entries;
+  }
+
   /** A directory listing read from a peer, with each entry's attributes (null: vanished while listed). */
   noteListing(dir: string, entries: Array<{ name: string; stat: WireStat | null }>, askedAtGeneration: number): void {
     if (askedAtGeneration !== this.changes || entries.length > NameCache.MAX_LISTING_NAMES) return;

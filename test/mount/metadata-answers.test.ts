@@ -1,4 +1,5 @@
 import { chmodSync, linkSync, lstatSync, mkdirSync, readdirSync, renameSync, rmdirSync, statSync, truncateSync, unlinkSync, writeFileSync, appendFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runNode } from '../helpers/child.js';
@@ -57,6 +58,41 @@ describe('metadata answered by the mount (no local copy)', () => {
     // lookup of 'copy' in the root, which this mount did not list).
     expect((await peerGetattrs()) - getattrsBefore).toBeLessThan(10);
     expect((await peerXattrReads()) - xattrsBefore).toBe(0);
+    expect(compareDirs([{ label: 'mount', dir: mount.mountpoint }, { label: 'east', dir: east.dataDir }, { label: 'west', dir: west.dataDir }])).toEqual([]);
+  });
+
+  it('lists a tree it wrote without asking a peer, and its listings follow later changes', async () => {
+    const peerReaddirs = async () => sumOf(await scrape(`${metrics}/metrics`), 'mirrorfs_peer_operations_total', { op: 'readdir' });
+    await runNode(
+      `import { mkdirSync, writeFileSync, symlinkSync } from 'node:fs';
+       for (let d = 0; d < 3; d++) {
+         mkdirSync(ARGS[0] + '/listed/d' + d + '/sub', { recursive: true });
+         for (let f = 0; f < 20; f++) writeFileSync(ARGS[0] + '/listed/d' + d + '/f' + f, 'x'.repeat(f));
+         symlinkSync('f0', ARGS[0] + '/listed/d' + d + '/link');
+       }`,
+      [mount.mountpoint],
+    );
+    const findIn = (dir: string) => {
+      const out = spawnSync('find', ['.', '-printf', '%y %p\\n'], { cwd: dir, encoding: 'utf8' });
+      expect(out.status, out.stderr).toBe(0);
+      return out.stdout.trim().split('\n').sort();
+    };
+    const before = await peerReaddirs();
+    const seen = findIn(m('listed')); // find, in its own process
+    expect(seen).toEqual(findIn(join(east.dataDir, 'listed')));
+    expect(seen.length).toBe(1 + 3 * 23);
+    expect((await peerReaddirs()) - before).toBe(0);
+    // Changes of every kind; each listing afterwards is the peers' (a second link makes d2's come from a peer).
+    renameSync(m('listed/d0/f1'), m('listed/d1/moved'));
+    unlinkSync(m('listed/d0/f2'));
+    writeFileSync(m('listed/d0/new'), 'new');
+    rmdirSync(m('listed/d1/sub'));
+    renameSync(m('listed/d1'), m('listed/d9'));
+    linkSync(m('listed/d2/f3'), m('listed/d2/f3-again'));
+    for (const dir of ['listed', 'listed/d0', 'listed/d9', 'listed/d2', 'listed/d0/sub']) {
+      expect(readdirSync(m(dir)).sort(), dir).toEqual(readdirSync(join(east.dataDir, dir)).sort());
+    }
+    expect(findIn(m('listed'))).toEqual(findIn(join(east.dataDir, 'listed')));
     expect(compareDirs([{ label: 'mount', dir: mount.mountpoint }, { label: 'east', dir: east.dataDir }, { label: 'west', dir: west.dataDir }])).toEqual([]);
   });
 

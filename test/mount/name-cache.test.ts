@@ -27,6 +27,24 @@ describe('the mount\'s cache of names', () => {
     expect(c.lookup('d/f')).toBe(ABSENT);
   });
 
+  it('lists a directory itself only while every entry and the directory are known and quiet', () => {
+    const c = new NameCache();
+    c.end(c.begin(['d'], true), { ok: true, created: ['d'], madeEmpty: ['d'], stats: { d: stat('dir') } });
+    expect(c.listed('d')).toEqual([]);
+    expect(c.listed('e')).toBeUndefined(); // never listed
+    c.end(c.begin(['d/a'], true), { ok: true, created: ['d/a'], stats: { 'd/a': stat('file', { size: 3 }) } });
+    c.end(c.begin(['d/s'], true), { ok: true, created: ['d/s'], madeEmpty: ['d/s'], stats: { 'd/s': stat('dir') } });
+    expect(c.listed('d')).toEqual([{ name: 'a', stat: stat('file', { size: 3 }) }, { name: 's', stat: stat('dir') }]);
+    const write = c.begin(['d/a'], false); // a write in flight: a's attributes are changing
+    expect(c.listed('d')).toBeUndefined();
+    c.end(write, { ok: true, stats: { 'd/a': stat('file', { size: 9 }) } });
+    expect(c.listed('d')?.find((e) => e.name === 'a')?.stat.size).toBe(9);
+    const create = c.begin(['d/b'], true); // an entry on its way: the directory is in flight
+    expect(c.listed('d')).toBeUndefined();
+    c.end(create, { ok: true, created: ['d/b'], stats: { 'd/b': stat('file', { nlink: 2 }) } }); // a file with two links is not kept
+    expect(c.listed('d')).toBeUndefined();
+  });
+
   it('keeps a directory\'s attributes only from the last of two overlapping changes to begin', () => {
     const c = new NameCache();
     c.end(c.begin(['d'], true), { ok: true, created: ['d'], madeEmpty: ['d'], stats: { d: stat('dir') } });
