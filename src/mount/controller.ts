@@ -520,6 +520,11 @@ export class MirrorController {
     else if (NAME_CHANGING_OPS.has(req.op)) for (const name of namesOf(req)) this.absentXattrs.forgetName(name);
   }
 
+  /** Whether getxattr of this name is known to answer ENODATA without asking anyone (AbsentXattrs). */
+  xattrKnownAbsent(path: string, name: string): boolean {
+    return this.absentXattrs.isAbsent(path, name);
+  }
+
   /** A read: from the local copy when there is one, else from the healthiest, fastest peer. */
   async read<T = unknown>(req: ReadRequest): Promise<CallResult<T>> {
     if (req.op === 'getxattr' && this.absentXattrs.isAbsent(req.path, req.name)) {

@@ -12,10 +12,19 @@ import type { MirrorController } from './controller.js';
  *
  * Writes and other changes return only after the controller says every peer
  * committed them; reads come from the local copy or a peer.
+ *
+ * Operations with nothing to do are left out, so the kernel's request is
+ * answered inside libfuse instead of crossing into JavaScript and back
+ * (~60-100 us each on this machine): open and opendir (libfuse hands out
+ * handle 0; every operation here works by path), release and releasedir, and
+ * flush, fsyncdir and, unless acknowledgements are end-to-end, fsync. Every
+ * acknowledged change is already durable, so the kernel's answer to a missing
+ * flush or fsync (it stops asking and returns 0) is the right one.
  */
 
 type Cb = (code: number, ...rest: unknown[]) => void;
 
+const ENODATA = errnoNumber('ENODATA');
 const XATTR_CREATE = 1;
 const XATTR_REPLACE = 2;
 const PERMISSION_BITS = 0o7777;
@@ -55,6 +64,13 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: { 
   };
 
   const mutate = controller.mutate.bind(controller);
+  const knownAbsent = (path: string, name: string): boolean => {
+    try {
+      return controller.xattrKnownAbsent(wire(path), name);
+    } catch {
+      return false; // a name wire() refuses: answered with its error below
+    }
+  };
   const writePayloads = new BufferPool(FUSE_MAX_WRITE, WRITE_BUFFERS_KEPT);
   const read = controller.read.bind(controller);
 
@@ -94,8 +110,6 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: { 
         return [handle()];
       }),
 
-    open: (path: string, _flags: number, cb: Cb) => answer('open', path, cb, async () => [handle()]),
-
     // Regular files only: FIFOs, sockets and device nodes cannot be mirrored
     // as plain files on a filer, so they are refused clearly (EOPNOTSUPP).
     mknod: (path: string, mode: number, _dev: number, cb: Cb) =>
@@ -134,15 +148,12 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: { 
     // mode. In end-to-end mode fsync is the application's barrier: it returns
     // once this file's changes are committed at every far mirror (or EIO after
     // the fsync timeout).
-    flush: (_path: string, _fd: number, cb: Cb) => cb(0),
-    fsync: (path: string, _datasync: number, _fd: number, cb: Cb) => {
-      const commits = controller.commits;
-      if (!commits) return cb(0);
+    ...(controller.commits ? { fsync: (path: string, _datasync: number, _fd: number, cb: Cb) => {
+      const commits = controller.commits!;
       answer('fsync', path, cb, async () => {
         await commits.waitCommitted(wire(path), opts.fsyncTimeoutMs);
       });
-    },
-    release: (_path: string, _fd: number, cb: Cb) => cb(0),
+    } } : {}),
 
     // ---- names ----------------------------------------------------------------
     unlink: (path: string, cb: Cb) => answer('unlink', path, cb, async () => void (await mutate({ op: 'unlink', path: wire(path) }))),
@@ -165,8 +176,6 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: { 
 
     rmdir: (path: string, cb: Cb) => answer('rmdir', path, cb, async () => void (await mutate({ op: 'rmdir', path: wire(path) }))),
 
-    opendir: (path: string, _flags: number, cb: Cb) => answer('opendir', path, cb, async () => [handle()]),
-
     readdir: (path: string, cb: Cb) =>
       answer('readdir', path, cb, async () => {
         // With attributes, so the kernel learns each entry's type (d_type) and
@@ -177,8 +186,6 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: { 
         return [['.', '..', ...present.map((e) => e.name)], [dot, dot, ...present.map((e) => toFuseStat(e.stat!))]];
       }),
 
-    releasedir: (_path: string, _fd: number, cb: Cb) => cb(0),
-    fsyncdir: (_path: string, _datasync: number, _fd: number, cb: Cb) => cb(0),
 
     // ---- extended attributes --------------------------------------------------
     setxattr: (path: string, name: string, value: Buffer, _position: number, flags: number, cb: Cb) =>
@@ -189,7 +196,13 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: { 
         await mutate({ op: 'setxattr', path: wire(path), name, flags: mode }, Buffer.from(value));
       }),
 
-    getxattr: (path: string, name: string, _position: number, cb: Cb) =>
+    getxattr: (path: string, name: string, _position: number, cb: Cb) => {
+      // The kernel asks for security.capability before every write: a name known to
+      // have none is answered here, without building an error (measured ~27 us a write).
+      if (knownAbsent(path, name)) {
+        opts.onError?.('getxattr', 'ENODATA');
+        return cb(-ENODATA);
+      }
       answer('getxattr', path, cb, async () => {
         const commits = controller.commits;
         if (name === STATE_XATTR && commits) {
@@ -197,7 +210,8 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: { 
           return [Buffer.from(commits.stateOf(wire(path)))];
         }
         return [(await read({ op: 'getxattr', path: wire(path), name })).payload];
-      }),
+      });
+    },
 
     listxattr: (path: string, cb: Cb) =>
       answer('listxattr', path, cb, async () => [(await read<{ names: string[] }>({ op: 'listxattr', path: wire(path) })).result.names]),
