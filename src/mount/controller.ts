@@ -8,6 +8,7 @@ import type { Member, MemberStatus } from './member.js';
 import { AbsentXattrs } from './absent-xattrs.js';
 import { CatchUp } from './catch-up.js';
 import type { Journal, LackKind } from './journal.js';
+import { keepReadPeer } from './read-choice.js';
 import { ReadAhead } from './read-ahead.js';
 import { ABSENT, NameCache, type ChangeToken } from './name-cache.js';
 import { RESERVED_ROOT_NAMES } from '../protocol/paths.js';
@@ -115,8 +116,6 @@ function waitUntil(p: Promise<void>, deadline: number): Promise<boolean> {
 /** A peer that had not answered when enough others had committed (ack quorum or N). */
 const STRAGGLER: Outcome = { ok: false, error: new MirrorError('MFS_TIMEOUT', 'no answer within the straggler window after enough peers committed') };
 const STRAGGLER_MIN_MS = 50;
-/** Reads move to another peer only when its median latency is below this fraction of the current read peer's (readOrder). */
-const READ_SWITCH_RATIO = 0.7;
 
 /** The size of the largest group of peers that committed the same outcome. */
 function mostAgreeing(results: Array<Outcome | undefined>): number {
@@ -613,23 +612,9 @@ export class MirrorController {
     throw lastError ?? new MirrorError('MFS_UNREACHABLE', 'no peer to read from');
   }
 
-  /**
-   * Where reads go: the fastest healthy in-step peer, except that the peer
-   * reads went to last keeps them until another is clearly faster (its median
-   * below READ_SWITCH_RATIO of the current one's). Medians of two similar peers
-   * cross back and forth, and a file read from both by turns is half-sequential
-   * on each, which defeats their disks' read-ahead (session 8: a cold 512 MiB
-   * read after writing it measured 176-199 MB/s alternating, against 227-257
-   * from one peer).
-   */
+  /** Where reads go, in order of preference (read-choice.ts); remembers the first. */
   private readOrder(): Member[] {
-    const order = this.inSyncByPreference();
-    const current = this.readPeer;
-    const at = current ? order.indexOf(current) : -1;
-    if (at > 0 && current!.healthy && order[0]!.latencyP50 >= READ_SWITCH_RATIO * current!.latencyP50) {
-      order.splice(at, 1);
-      order.unshift(current!);
-    }
+    const order = keepReadPeer(this.inSyncByPreference(), this.readPeer);
     this.readPeer = order[0] ?? null;
     return order;
   }

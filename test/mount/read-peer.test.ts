@@ -1,0 +1,47 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runNode } from '../helpers/child.js';
+import { cleanupLinks, spawnLink } from '../helpers/link.js';
+import { cleanupMounts, controlUrl, startMount } from '../helpers/mount.js';
+import { cleanupPeers, spawnPeer } from '../helpers/peer.js';
+import { scrape, sumOf } from '../helpers/prom.js';
+import { cleanupTmp } from '../helpers/tmp.js';
+
+/**
+ * Without a local copy, reads go to the in-step peer with the lowest median
+ * latency (and stay there until another is clearly faster: read-choice.ts).
+ * Here one peer sits behind a real link that adds 15 ms each way.
+ */
+describe('where reads go without a local copy', () => {
+  afterAll(async () => {
+    await cleanupMounts();
+    await cleanupLinks();
+    await cleanupPeers();
+    cleanupTmp();
+  });
+
+  it('reads from the nearer peer, not the one behind a slow link', async () => {
+    const [east, far] = await Promise.all([spawnPeer({ name: 'east' }), spawnPeer({ name: 'west' })]);
+    const link = await spawnLink(far.port, '15ms');
+    // The far peer is listed first, so a mount that ignored latency would read from it.
+    const mount = await startMount({ peers: [{ ...far, url: link.url }, east], extraArgs: ['--control-listen', '127.0.0.1:0'] });
+    const url = await controlUrl(mount);
+    const data = Buffer.alloc(3 * 1024 * 1024 + 17);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 7) % 256;
+    writeFileSync(join(mount.mountpoint, 'f'), data); // every write measures both peers
+    const readsFrom = async (peer: string) => sumOf(await scrape(`${url}/metrics`), 'mirrorfs_peer_operations_total', { peer, op: 'read' });
+    // Read back in another process: a new open drops the kernel's cached pages of the file
+    // (no kernel_cache), and the mount dropped its read-ahead when the writes began.
+    const digest = await runNode(
+      `import { readFileSync } from 'node:fs';
+       import { createHash } from 'node:crypto';
+       console.log(createHash('sha256').update(readFileSync(ARGS[0])).digest('hex'));`,
+      [join(mount.mountpoint, 'f')],
+    );
+    expect(digest.trim()).toBe((await import('node:crypto')).createHash('sha256').update(data).digest('hex'));
+    expect(readFileSync(join(east.dataDir, 'f')).equals(data)).toBe(true);
+    expect(await readsFrom('east')).toBeGreaterThan(0);
+    expect(await readsFrom('west')).toBe(0);
+  });
+});
