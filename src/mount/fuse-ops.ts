@@ -2,7 +2,7 @@ import type { Logger } from '../log.js';
 import { MirrorError, errnoNumber, toMirrorError } from '../protocol/errors.js';
 import type { WireStat, WireStatfs } from '../protocol/ops.js';
 import { fusePathToWire } from '../protocol/paths.js';
-import { BufferPool, PooledBytes } from './buffer-pool.js';
+import { BufferPool, PooledBytes } from '../protocol/buffer-pool.js';
 import type { MirrorController } from './controller.js';
 
 /**

@@ -277,6 +277,8 @@ export interface PeerStatus {
   unreconciled: Array<{ owner: string; epoch: number }>;
   /** How long since the owner last renewed its lease (or, if it has not since this peer started, since the start), in this peer's clock. */
   leaseAgeMs: number;
+  /** Reused buffers for read answers: ever allocated, out now, free (absent from peers before session 8). */
+  readBuffers?: { allocated: number; inUse: number; idle: number };
 }
 
 export interface RelayStatus {
