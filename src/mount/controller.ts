@@ -1,6 +1,7 @@
 import type { Logger } from '../log.js';
 import { MirrorError, isDeterministic, isTransportFailure, toMirrorError } from '../protocol/errors.js';
 import type { Mutation, PeerStatus, ReadRequest, RelayStatus, WireStat, WireStatfs } from '../protocol/ops.js';
+import type { EntryType } from '../store/reads.js';
 import type { CommitTracker } from './commit-tracker.js';
 import type { BodyHold, CallResult } from '../protocol/peer-client.js';
 import type { LocalCopy } from './local-copy.js';
@@ -156,7 +157,13 @@ export class MirrorController {
   /** The peer reads went to last (readOrder). */
   private readPeer: Member | null = null;
   private readonly names = new NameCache();
-  private readonly readAhead = new ReadAhead((path, offset, length, into) => this.readFromPeers({ op: 'read', path, offset, length }, into).then((r) => r.payload));
+  private readonly readAhead = new ReadAhead(
+    (path, offset, length, into) => this.readFromPeers({ op: 'read', path, offset, length }, into).then((r) => r.payload),
+    (path) => {
+      const known = this.names.lookup(path);
+      return known && known !== ABSENT && known.type === 'file' ? known.size : undefined;
+    },
+  );
   private readonly log: Logger;
   private readonly catchUp: CatchUp;
   private readonly required: number;
@@ -523,6 +530,12 @@ export class MirrorController {
     else if (NAME_CHANGING_OPS.has(req.op)) for (const name of namesOf(req)) this.absentXattrs.forgetName(name);
   }
 
+  /** Whether getattr of this name is known to answer ENOENT without asking anyone (the name cache; not with a local copy, which answers itself). */
+  nameKnownAbsent(path: string): boolean {
+    if (this.opts.local?.active || RESERVED_ROOT_NAMES.has(path)) return false;
+    return this.names.lookup(path) === ABSENT;
+  }
+
   /** Whether getxattr of this name is known to answer ENODATA without asking anyone (AbsentXattrs). */
   xattrKnownAbsent(path: string, name: string): boolean {
     return this.absentXattrs.isAbsent(path, name);
@@ -540,6 +553,26 @@ export class MirrorController {
       if (req.op === 'getxattr' && err instanceof MirrorError && err.errno === 'ENODATA') this.absentXattrs.noteAbsent(req.path, req.name, generation);
       throw err;
     }
+  }
+
+  /**
+   * A directory's entries and their types, for FUSE readdir (the kernel takes
+   * only the type from each): from the local copy's own entries (d_type, no
+   * lstat of each; `find` over 5,000 files spent most of its time there) when
+   * there is one, else as any read (the name cache, or a peer's listing).
+   */
+  async listDir(path: string): Promise<EntryType[]> {
+    const local = this.opts.local;
+    if (local?.active) {
+      try {
+        return local.listTypes(path);
+      } catch (err) {
+        throw toMirrorError(err, { op: 'readdir', path });
+      }
+    }
+    const { result } = await this.read<{ entries: Array<{ name: string; stat: WireStat | null }> }>({ op: 'readdir', path, withAttrs: true });
+    // null: the entry vanished while the peer listed it.
+    return result.entries.flatMap((e) => (e.stat ? [{ name: e.name, type: e.stat.type }] : []));
   }
 
   private async readThrough<T>(req: ReadRequest): Promise<CallResult<T>> {

@@ -25,6 +25,9 @@ import type { MirrorController } from './controller.js';
 type Cb = (code: number, ...rest: unknown[]) => void;
 
 const ENODATA = errnoNumber('ENODATA');
+const ENOENT = errnoNumber('ENOENT');
+/** st_mode type bits by entry type ('other': unknown to readdir, so the kernel asks getattr). */
+const TYPE_BITS: Record<WireStat['type'], number> = { file: 0o100000, dir: 0o040000, symlink: 0o120000, other: 0 };
 const XATTR_CREATE = 1;
 const XATTR_REPLACE = 2;
 const PERMISSION_BITS = 0o7777;
@@ -64,6 +67,13 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: { 
   };
 
   const mutate = controller.mutate.bind(controller);
+  const nameKnownAbsent = (path: string): boolean => {
+    try {
+      return controller.nameKnownAbsent(wire(path));
+    } catch {
+      return false; // a name wire() refuses: answered with its error below
+    }
+  };
   const knownAbsent = (path: string, name: string): boolean => {
     try {
       return controller.xattrKnownAbsent(wire(path), name);
@@ -76,8 +86,15 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: { 
 
   return {
     // ---- metadata -------------------------------------------------------------
-    getattr: (path: string, cb: Cb) =>
-      answer('getattr', path, cb, async () => [toFuseStat((await read<WireStat>({ op: 'getattr', path: wire(path) })).result)]),
+    getattr: (path: string, cb: Cb) => {
+      // The kernel looks up every name before creating it (cp -r, untar): a name known
+      // not to exist is answered here, without building an error for it.
+      if (nameKnownAbsent(path)) {
+        opts.onError?.('getattr', 'ENOENT');
+        return cb(-ENOENT);
+      }
+      answer('getattr', path, cb, async () => [toFuseStat((await read<WireStat>({ op: 'getattr', path: wire(path) })).result)]);
+    },
 
     fgetattr: (path: string, _fd: number, cb: Cb) =>
       answer('getattr', path, cb, async () => [toFuseStat((await read<WireStat>({ op: 'getattr', path: wire(path) })).result)]),
@@ -180,10 +197,10 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: { 
       answer('readdir', path, cb, async () => {
         // With attributes, so the kernel learns each entry's type (d_type) and
         // tools like find need no lookup per entry to tell files from directories.
-        const { result } = await read<{ entries: { name: string; stat: WireStat | null }[] }>({ op: 'readdir', path: wire(path), withAttrs: true });
-        const present = result.entries.filter((e) => e.stat !== null);
-        const dot = { mode: 0o40000 }; // readdir only uses an entry's type bits
-        return [['.', '..', ...present.map((e) => e.name)], [dot, dot, ...present.map((e) => toFuseStat(e.stat!))]];
+        // libfuse 2 takes only the type bits of each entry's mode (no use_ino).
+        const entries = await controller.listDir(wire(path));
+        const dot = { mode: TYPE_BITS.dir };
+        return [['.', '..', ...entries.map((e) => e.name)], [dot, dot, ...entries.map((e) => ({ mode: TYPE_BITS[e.type] }))]];
       }),
 
 

@@ -21,7 +21,7 @@ export class LatencyWindow {
   private addsSinceSort = 0;
   private sortedAtMs = 0;
 
-  constructor(size = 2048, private readonly now: () => number = Date.now) {
+  constructor(size = 2048, private readonly now: () => number = () => performance.now()) {
     this.samples = new Float64Array(size);
   }
 

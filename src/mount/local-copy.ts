@@ -4,7 +4,7 @@ import type { Mutation, ReadRequest } from '../protocol/ops.js';
 import { applyMutation, type ApplyContext, type MutationResult } from '../store/apply.js';
 import { noSync } from '../store/durable.js';
 import { FdCache } from '../store/fd-cache.js';
-import { readInto, serveRead, type ReadOutcome } from '../store/reads.js';
+import { listTypes, readInto, serveRead, type EntryType, type ReadOutcome } from '../store/reads.js';
 import { Tree } from '../store/tree.js';
 
 /**
@@ -50,6 +50,11 @@ export class LocalCopy {
 
   read(req: ReadRequest): ReadOutcome {
     return serveRead(this.ctx, req);
+  }
+
+  /** A directory's entries and their types, without an lstat each (what FUSE readdir needs). */
+  listTypes(path: string): EntryType[] {
+    return listTypes(this.ctx, path);
   }
 
   /** A file's bytes straight into `dest` (the kernel's buffer): no buffer of our own per read. */

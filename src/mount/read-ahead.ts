@@ -52,7 +52,11 @@ export class ReadAhead {
   private readonly lastEnd = new Map<string, number>();
   readonly pool = new BufferPool(BLOCK_BYTES, SPARE_BLOCKS);
 
-  constructor(private readonly fetch: Fetch) {}
+  /** `knownSize`: a file's size when the mount knows it (its name cache), so no block past the end is fetched ahead. */
+  constructor(
+    private readonly fetch: Fetch,
+    private readonly knownSize: (path: string) => number | undefined = () => undefined,
+  ) {}
 
   /** Read into `dest` (from its start); resolves with the bytes read (fewer at the end of the file). */
   async read(path: string, offset: number, length: number, dest: Buffer): Promise<number> {
@@ -92,7 +96,11 @@ export class ReadAhead {
 
   /** Start fetching the AHEAD blocks after a sequential reader's position, all at once (those cached already are not fetched again). */
   private warm(path: string, index: number): void {
-    for (let i = 0; i < AHEAD; i++) this.block(path, index + i).data.catch(() => undefined);
+    const size = this.knownSize(path);
+    for (let i = 0; i < AHEAD; i++) {
+      if (size !== undefined && (index + i) * BLOCK_BYTES >= size) break;
+      this.block(path, index + i).data.catch(() => undefined);
+    }
   }
 
   /** Forget everything: called before any change is sent. */

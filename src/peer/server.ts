@@ -16,7 +16,7 @@ import { FdCache } from '../store/fd-cache.js';
 import { TokenAuth } from './auth.js';
 import { walkManifest } from '../store/manifest.js';
 import { NamespaceLock } from '../store/namespace-lock.js';
-import { readIntoAsync, serveReadAsync } from '../store/reads.js';
+import { preadFully, serveRead } from '../store/reads.js';
 import { BufferPool } from '../protocol/buffer-pool.js';
 import { PeerState } from './state.js';
 import { Forwarder } from '../relay/forwarder.js';
@@ -291,8 +291,8 @@ export class PeerServer {
       return respondFrame(stream, { ok: true, result: await this.control(req) });
     }
     const ctx = this.ctx!;
-    if (req.op === 'read' && req.length <= READ_BUFFER_BYTES) return this.answerRead(stream, ctx, req);
-    const out = await this.lock.run(false, () => serveReadAsync(ctx, req));
+    if (req.op === 'read') return this.answerRead(stream, ctx, req);
+    const out = await this.lock.run(false, async () => serveRead(ctx, req));
     return respondFrame(stream, out.result === undefined ? { ok: true } : { ok: true, result: out.result }, out.payload);
   }
 
@@ -381,33 +381,41 @@ export class PeerServer {
   }
 
   /**
-   * A data read. Over TLS the answer comes from a pooled buffer, which goes
-   * back to the pool when its stream closed normally (rstCode 0): the session
-   * hands the bytes to TLS, which encrypts them into its own memory, within
-   * the same native call that sends them, so nothing reads the buffer after
-   * that. A stream reset or cut off may have left them queued, so its buffer
-   * is never reused, only collected. Over cleartext a socket write reads the
-   * bytes from where they lie until the kernel took them, which no stream
-   * event reports: a new buffer per read, as before.
+   * A data read. The namespace lock is held only to open (or find) the file's
+   * fd: the pread runs on the thread pool after it, so a rename or unlink does
+   * not wait for a disk read (the fd cache closes an fd only when its last
+   * user lets go).
+   *
+   * Over TLS the answer comes from a pooled buffer, which goes back to the
+   * pool when its stream closed normally (rstCode 0): the session hands the
+   * bytes to TLS, which encrypts them into its own memory, within the same
+   * native call that sends them, so nothing reads the buffer after that. A
+   * stream reset or cut off may have left them queued, so its buffer is never
+   * reused, only collected. Over cleartext a socket write reads the bytes from
+   * where they lie until the kernel took them, which no stream event reports:
+   * a new buffer per read.
    */
   private async answerRead(stream: ServerHttp2Stream, ctx: ApplyContext, req: Extract<Request, { op: 'read' }>): Promise<string | null> {
-    if (this.opts.transport.kind !== 'tls') {
-      const out = await this.lock.run(false, () => serveReadAsync(ctx, req));
-      return respondFrame(stream, { ok: true }, out.payload);
-    }
-    const buf = this.readBuffers.acquire();
+    const file = await this.lock.run(false, async () => ctx.fds.acquire(req.path, () => ctx.tree.resolve(req.path)));
+    const pooled = this.opts.transport.kind === 'tls' && req.length <= READ_BUFFER_BYTES;
+    const buf = pooled ? this.readBuffers.acquire() : Buffer.allocUnsafe(req.length);
+    const giveBack = () => {
+      if (pooled) this.readBuffers.release(buf);
+    };
     let length: number;
     try {
-      length = await this.lock.run(false, () => readIntoAsync(ctx, req.path, req.offset, req.length, buf));
+      length = await preadFully(file.fd, buf, req.offset, req.length);
     } catch (err) {
-      this.readBuffers.release(buf); // nothing was sent from it
+      giveBack(); // nothing was sent from it
       throw err;
+    } finally {
+      file.release();
     }
     if (stream.destroyed) {
-      this.readBuffers.release(buf);
+      giveBack();
       return null;
     }
-    stream.once('close', () => (stream.rstCode === http2.constants.NGHTTP2_NO_ERROR ? this.readBuffers.release(buf) : this.readBuffers.forget(buf)));
+    if (pooled) stream.once('close', () => (stream.rstCode === http2.constants.NGHTTP2_NO_ERROR ? this.readBuffers.release(buf) : this.readBuffers.forget(buf)));
     return respondFrame(stream, { ok: true }, buf.subarray(0, length));
   }
 

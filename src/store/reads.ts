@@ -44,6 +44,29 @@ export function listNames(abs: string, isRoot: boolean): string[] {
   return isRoot ? names.filter((n) => !RESERVED_ROOT_NAMES.has(n)) : names;
 }
 
+/** A directory entry's name and type: all that readdir gives the kernel (libfuse 2 uses only the type bits). */
+export interface EntryType {
+  name: string;
+  type: WireStat['type'];
+}
+
+/**
+ * A directory's entries with their types from the directory itself (d_type),
+ * without an lstat per entry: what a FUSE readdir needs. Node lstats an entry
+ * itself only where the file system does not record types.
+ */
+export function listTypes({ tree }: Pick<ApplyContext, 'tree'>, path: string): EntryType[] {
+  const abs = tree.resolve(path);
+  if (!lstatSync(abs).isDirectory()) throw new MirrorError('MFS_ERRNO', `readdir ${JSON.stringify(path)}: not a directory`, { errno: 'ENOTDIR' });
+  const entries = readdirSync(abs, { withFileTypes: true });
+  const out: EntryType[] = [];
+  for (const e of entries) {
+    if (path === '' && RESERVED_ROOT_NAMES.has(e.name)) continue;
+    out.push({ name: e.name, type: e.isFile() ? 'file' : e.isDirectory() ? 'dir' : e.isSymbolicLink() ? 'symlink' : 'other' });
+  }
+  return out;
+}
+
 /** xattr names readable on a path (none on symlinks: reading them would follow the link). */
 export function xattrNames(abs: string, st: Stats): string[] {
   if (st.isSymbolicLink()) return [];
@@ -71,31 +94,19 @@ function preadAsync(fd: number, dest: Buffer, at: number, length: number, positi
 }
 
 /**
- * readInto on libuv's thread pool: a peer serving a large read from a cold
- * cache would otherwise stop its event loop for the disk (measured: a 1 MiB
- * read from disk held the peer's loop while nothing else was served), and
- * reads for several blocks can run at once.
+ * Read up to `length` bytes at `offset` of an open file into `dest` (from its
+ * start) on libuv's thread pool; returns how many (fewer at the end of the
+ * file). A peer serving a large read from a cold cache would otherwise stop
+ * its event loop for the disk, and reads for several blocks can run at once.
  */
-export async function readIntoAsync({ tree, fds }: Pick<ApplyContext, 'tree' | 'fds'>, path: string, offset: number, length: number, dest: Buffer): Promise<number> {
-  const { fd, release } = fds.acquire(path, () => tree.resolve(path));
-  try {
-    let got = 0;
-    while (got < length) {
-      const n = await preadAsync(fd, dest, got, length - got, offset + got);
-      if (n === 0) break;
-      got += n;
-    }
-    return got;
-  } finally {
-    release();
+export async function preadFully(fd: number, dest: Buffer, offset: number, length: number): Promise<number> {
+  let got = 0;
+  while (got < length) {
+    const n = await preadAsync(fd, dest, got, length - got, offset + got);
+    if (n === 0) break;
+    got += n;
   }
-}
-
-/** serveRead, with a data read of a file off the event loop (readIntoAsync). */
-export async function serveReadAsync(ctx: ApplyContext, req: ReadRequest): Promise<ReadOutcome> {
-  if (req.op !== 'read') return serveRead(ctx, req);
-  const buf = Buffer.allocUnsafe(req.length);
-  return { payload: buf.subarray(0, await readIntoAsync(ctx, req.path, req.offset, req.length, buf)) };
+  return got;
 }
 
 export function serveRead({ tree, fds }: ApplyContext, req: ReadRequest): ReadOutcome {

@@ -2,7 +2,7 @@ import { accessSync, constants, ftruncateSync, appendFileSync, chmodSync, chownS
 import { join } from 'node:path';
 import { getAttributeSync, listAttributesSync, removeAttributeSync, setAttributeSync } from 'fs-xattr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../helpers/child.js';
+import { run, runNode } from '../helpers/child.js';
 import { cleanupMounts, startMount, type MountProcess } from '../helpers/mount.js';
 import { cleanupPeers, spawnPeer, type PeerProcess } from '../helpers/peer.js';
 import { cleanupTmp } from '../helpers/tmp.js';
@@ -78,6 +78,25 @@ describe.each([
     rmdirSync(m('gone'));
     expect(readdirSync(mount.mountpoint)).not.toContain('gone');
     expectCopiesEqual();
+  });
+
+  it('readdir gives each entry its type, as the directory entry itself (d_type)', async () => {
+    mkdirSync(m('typed/sub'), { recursive: true });
+    writeFileSync(m('typed/file'), 'x');
+    symlinkSync('file', m('typed/link'));
+    symlinkSync('nowhere', m('typed/dangling'));
+    // Node trusts d_type and lstats only entries whose type is unknown: a wrong type shows here.
+    const types = (dir: string) => runNode(
+      `import { readdirSync } from 'node:fs';
+       const out = readdirSync(ARGS[0], { withFileTypes: true }).map((e) => e.name + ':' + (e.isFile() ? 'f' : e.isDirectory() ? 'd' : e.isSymbolicLink() ? 'l' : '?'));
+       console.log(JSON.stringify(out.sort()));`,
+      [dir],
+    );
+    const seen = JSON.parse(await types(m('typed')));
+    expect(seen).toEqual(['dangling:l', 'file:f', 'link:l', 'sub:d']);
+    expect(seen).toEqual(JSON.parse(await types(join(east.dataDir, 'typed'))));
+    expect(readdirSync(m('typed/sub'))).toEqual([]);
+    expect(() => readdirSync(m('typed/file'))).toThrow(/ENOTDIR/);
   });
 
   it('rename files and directories, over an existing target', () => {

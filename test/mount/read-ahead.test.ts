@@ -96,6 +96,22 @@ describe('read-ahead', () => {
     expect(got.equals(f.data.subarray(8192, BLOCK_BYTES + 12288))).toBe(true);
   });
 
+  it('fetches no block past the end of a file whose size it is told, and still reads past a size hint that is too small', async () => {
+    const f = fileOf(BLOCK_BYTES + BLOCK_BYTES / 2);
+    const ra = new ReadAhead(f.fetch, () => f.data.length);
+    for (let offset = 0; offset < f.data.length; offset += 128 * 1024) {
+      const got = await readBytes(ra, offset, 128 * 1024);
+      expect(got.equals(f.data.subarray(offset, offset + 128 * 1024))).toBe(true);
+    }
+    expect(f.fetches.filter(([offset]) => offset >= f.data.length)).toEqual([]);
+    const hinted = fileOf(3 * BLOCK_BYTES);
+    const wrong = new ReadAhead(hinted.fetch, () => BLOCK_BYTES); // says 1 MiB; the file is 3
+    for (let offset = 0; offset < hinted.data.length; offset += 256 * 1024) {
+      const got = await readBytes(wrong, offset, 256 * 1024);
+      if (!got.equals(hinted.data.subarray(offset, offset + 256 * 1024))) throw new Error(`wrong bytes at ${offset}`);
+    }
+  });
+
   it('reads spanning two blocks copy both parts in order', async () => {
     const f = fileOf(3 * BLOCK_BYTES);
     const ra = new ReadAhead(f.fetch);

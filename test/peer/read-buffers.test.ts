@@ -4,7 +4,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeFrame } from '../../src/protocol/codec.js';
-import type { PeerClient } from '../../src/protocol/peer-client.js';
+import { PeerClient } from '../../src/protocol/peer-client.js';
+import { CLEARTEXT } from '../../src/security/transport.js';
 import { cleanupPeers, spawnPeer, TEST_TOKEN, type PeerProcess } from '../helpers/peer.js';
 import { testMountKeyPair } from '../helpers/tls.js';
 import { cleanupTmp } from '../helpers/tmp.js';
@@ -86,5 +87,21 @@ describe('read answers from reused buffers', () => {
     // Reads go on, correct, from the rest.
     const { payload } = await client.call({ op: 'read', path: 'big', offset: 5 * MiB, length: MiB });
     expect(payload.equals(file.subarray(5 * MiB, 6 * MiB))).toBe(true);
+  });
+
+  it('over cleartext gives each read a new buffer (a socket write may still read it after the stream closed)', async () => {
+    const plainPeer = await spawnPeer({ name: 'plain', extraArgs: ['--insecure-cleartext'] });
+    writeFileSync(join(plainPeer.dataDir, 'big'), file);
+    const plain = new PeerClient(plainPeer.url.replace('https:', 'http:'), { name: 'plain', token: TEST_TOKEN, transport: CLEARTEXT });
+    try {
+      await plain.handshake('m', 1);
+      for (let i = 0; i < 4; i++) {
+        const { payload } = await plain.call({ op: 'read', path: 'big', offset: i * MiB, length: MiB });
+        expect(payload.equals(file.subarray(i * MiB, (i + 1) * MiB))).toBe(true);
+      }
+      expect((await plain.status()).readBuffers).toEqual({ allocated: 0, inUse: 0, idle: 0 });
+    } finally {
+      plain.close();
+    }
   });
 });
