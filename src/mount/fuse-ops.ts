@@ -67,18 +67,12 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: { 
   };
 
   const mutate = controller.mutate.bind(controller);
-  const nameKnownAbsent = (path: string): boolean => {
+  /** A question the controller can answer "absent" without asking anyone; false for a name wire() refuses (answered with its error by the full path). */
+  const knownAbsent = (path: string, check: (wirePath: string) => boolean): boolean => {
     try {
-      return controller.nameKnownAbsent(wire(path));
+      return check(wire(path));
     } catch {
-      return false; // a name wire() refuses: answered with its error below
-    }
-  };
-  const knownAbsent = (path: string, name: string): boolean => {
-    try {
-      return controller.xattrKnownAbsent(wire(path), name);
-    } catch {
-      return false; // a name wire() refuses: answered with its error below
+      return false;
     }
   };
   const writePayloads = new BufferPool(FUSE_MAX_WRITE, WRITE_BUFFERS_KEPT);
@@ -89,7 +83,7 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: { 
     getattr: (path: string, cb: Cb) => {
       // The kernel looks up every name before creating it (cp -r, untar): a name known
       // not to exist is answered here, without building an error for it.
-      if (nameKnownAbsent(path)) {
+      if (knownAbsent(path, (p) => controller.nameKnownAbsent(p))) {
         opts.onError?.('getattr', 'ENOENT');
         return cb(-ENOENT);
       }
@@ -195,14 +189,13 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: { 
 
     readdir: (path: string, cb: Cb) =>
       answer('readdir', path, cb, async () => {
-        // With attributes, so the kernel learns each entry's type (d_type) and
-        // tools like find need no lookup per entry to tell files from directories.
-        // libfuse 2 takes only the type bits of each entry's mode (no use_ino).
+        // Each entry with its type, so the kernel learns d_type and tools like find
+        // need no lookup per entry to tell files from directories. libfuse 2 takes
+        // only the type bits of each entry's mode (no use_ino).
         const entries = await controller.listDir(wire(path));
         const dot = { mode: TYPE_BITS.dir };
         return [['.', '..', ...entries.map((e) => e.name)], [dot, dot, ...entries.map((e) => ({ mode: TYPE_BITS[e.type] }))]];
       }),
-
 
     // ---- extended attributes --------------------------------------------------
     setxattr: (path: string, name: string, value: Buffer, _position: number, flags: number, cb: Cb) =>
@@ -216,7 +209,7 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: { 
     getxattr: (path: string, name: string, _position: number, cb: Cb) => {
       // The kernel asks for security.capability before every write: a name known to
       // have none is answered here, without building an error (measured ~27 us a write).
-      if (knownAbsent(path, name)) {
+      if (knownAbsent(path, (p) => controller.xattrKnownAbsent(p, name))) {
         opts.onError?.('getxattr', 'ENODATA');
         return cb(-ENODATA);
       }

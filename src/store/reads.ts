@@ -18,7 +18,8 @@ export interface ReadOutcome {
   payload?: Buffer;
 }
 
-export function entryType(st: Stats): WireStat['type'] {
+/** An entry's type, from its attributes or from a directory entry (d_type). */
+export function entryType(st: Pick<Stats, 'isFile' | 'isDirectory' | 'isSymbolicLink'>): WireStat['type'] {
   return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
 }
 
@@ -62,7 +63,7 @@ export function listTypes({ tree }: Pick<ApplyContext, 'tree'>, path: string): E
   const out: EntryType[] = [];
   for (const e of entries) {
     if (path === '' && RESERVED_ROOT_NAMES.has(e.name)) continue;
-    out.push({ name: e.name, type: e.isFile() ? 'file' : e.isDirectory() ? 'dir' : e.isSymbolicLink() ? 'symlink' : 'other' });
+    out.push({ name: e.name, type: entryType(e) });
   }
   return out;
 }
