@@ -19,6 +19,7 @@ import { NamespaceLock } from '../store/namespace-lock.js';
 import { preadFully, serveRead } from '../store/reads.js';
 import { BufferPool } from '../protocol/buffer-pool.js';
 import { PeerState } from './state.js';
+import { ServedChannel } from './channel.js';
 import { Forwarder } from '../relay/forwarder.js';
 import { Tree } from '../store/tree.js';
 import { PeerMetrics } from '../metrics/peer-metrics.js';
@@ -63,6 +64,9 @@ const READ_BUFFERS_KEPT = 8;
 export class PeerServer {
   private readonly server: Http2Server | Http2SecureServer;
   private readonly sessions = new Set<Http2Session>();
+  /** Open call channels (protocol/envelope.ts): ended at shutdown and with their idle session. */
+  private readonly channels = new Set<ServedChannel>();
+  private channelCalls = 0;
   /** The verdict on each session's client certificate, judged when it opens and again when the trust file changes. */
   private readonly verdicts = new WeakMap<Http2Session, SessionVerdict>();
   private readonly state: PeerState;
@@ -131,7 +135,10 @@ export class PeerServer {
     this.server.on('session', (session: Http2Session) => {
       this.verdictOf(session);
       // Idle connections are closed: an untrusted or forgotten client cannot hold one for ever.
-      session.setTimeout(SESSION_IDLE_MS, () => session.close());
+      session.setTimeout(SESSION_IDLE_MS, () => {
+        for (const channel of this.channels) if (channel.session === session) channel.close();
+        session.close();
+      });
       this.sessions.add(session);
       session.setLocalWindowSize(H2_CONNECTION_WINDOW_BYTES);
       session.on('close', () => this.sessions.delete(session));
@@ -169,6 +176,7 @@ export class PeerServer {
     const deadline = Date.now() + graceMs;
     while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     if (this.inFlight > 0) this.log.warn({ inFlight: this.inFlight }, 'grace period over with operations still in flight');
+    for (const channel of this.channels) channel.close();
     for (const s of this.sessions) s.destroy();
     await this.forwarder?.stop();
     this.ctx?.fds.closeAll();
@@ -178,6 +186,7 @@ export class PeerServer {
 
   private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     stream.on('error', (err) => this.log.debug({ err }, 'stream error'));
+    if (headers[':method'] === 'POST' && headers[':path'] === ROUTES.channel) return this.openChannel(stream, headers);
     stream.setTimeout(this.opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, () => stream.close(http2.constants.NGHTTP2_CANCEL));
     this.inFlight++;
     let finished = false;
@@ -189,33 +198,12 @@ export class PeerServer {
     };
     stream.once('close', done);
     this.handle(stream, headers)
-      .catch((err) => {
-        const e = toMirrorError(err, {});
-        if (e.code === 'MFS_INTERNAL') this.log.error({ err }, 'internal error handling request');
-        if (e.httpStatus !== 200) this.metrics.refused(e.code, e.errno);
-        respondError(stream, e);
-        if (stream.session && this.refusedSessions.has(stream.session)) stream.session.close();
-      })
+      .catch((err) => this.refuseStream(stream, err))
       .finally(done);
   }
 
   private async handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
-    if (this.shuttingDown) throw new MirrorError('MFS_SHUTTING_DOWN');
-    // The certificate first: an untrusted client learns nothing, not even whether its token is right.
-    const verdict = stream.session ? this.verdictOf(stream.session) : undefined;
-    if (!verdict?.trusted) {
-      // Answered, then the connection is closed: the client reconnects (and is judged again) on its next call.
-      if (stream.session) this.refusedSessions.add(stream.session);
-      throw new MirrorError('MFS_AUTH', `this peer does not trust the client certificate ${verdict?.fingerprint ?? '(none)'}; add its fingerprint to the peer's trust file (docs/SECURITY.md)`);
-    }
-    const version = headers[PROTOCOL_HEADER];
-    if (version !== String(PROTOCOL_VERSION)) {
-      throw new MirrorError('MFS_PROTOCOL_MISMATCH', `peer speaks mirrorfs protocol ${PROTOCOL_VERSION}, client sent ${version === undefined ? 'no version' : JSON.stringify(version)}; run the same mirrorfs version on both sides`);
-    }
-    if (!this.auth.check(headers.authorization)) {
-      this.log.warn({ path: headers[':path'] }, 'refused request with missing or wrong token');
-      throw new MirrorError('MFS_AUTH', 'missing or wrong token (Authorization: Bearer ...)');
-    }
+    this.admit(stream, headers);
     const method = headers[':method'];
     const url = new URL(headers[':path'] ?? '/', 'http://peer');
     const route = url.pathname;
@@ -227,6 +215,86 @@ export class PeerServer {
       return this.streamManifest(stream, url.searchParams.get('content') !== '0', this.manifestRoot(path));
     }
     throw new MirrorError('MFS_NOT_FOUND', `no route ${method} ${route}`);
+  }
+
+  /** Let a request (or a channel) in, or throw the refusal: shutting down, certificate, protocol version, token. */
+  private admit(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    if (this.shuttingDown) throw new MirrorError('MFS_SHUTTING_DOWN');
+    // The certificate first: an untrusted client learns nothing, not even whether its token is right.
+    this.checkTrusted(stream.session);
+    const version = headers[PROTOCOL_HEADER];
+    if (version !== String(PROTOCOL_VERSION)) {
+      throw new MirrorError('MFS_PROTOCOL_MISMATCH', `peer speaks mirrorfs protocol ${PROTOCOL_VERSION}, client sent ${version === undefined ? 'no version' : JSON.stringify(version)}; run the same mirrorfs version on both sides`);
+    }
+    if (!this.auth.check(headers.authorization)) {
+      this.log.warn({ path: headers[':path'] }, 'refused request with missing or wrong token');
+      throw new MirrorError('MFS_AUTH', 'missing or wrong token (Authorization: Bearer ...)');
+    }
+  }
+
+  /** Refuse a session whose client certificate is not (or no longer) trusted. */
+  private checkTrusted(session: Http2Session | undefined): void {
+    const verdict = session ? this.verdictOf(session) : undefined;
+    if (verdict?.trusted) return;
+    // Answered, then the connection is closed: the client reconnects (and is judged again) on its next call.
+    if (session) this.refusedSessions.add(session);
+    throw new MirrorError('MFS_AUTH', `this peer does not trust the client certificate ${verdict?.fingerprint ?? '(none)'}; add its fingerprint to the peer's trust file (docs/SECURITY.md)`);
+  }
+
+  /** A refusal answered on a request's own stream, counted; a session refused for its certificate is then closed. */
+  private refuseStream(stream: ServerHttp2Stream, err: unknown): void {
+    const e = toMirrorError(err, {});
+    if (e.code === 'MFS_INTERNAL') this.log.error({ err }, 'internal error handling request');
+    if (e.httpStatus !== 200) this.metrics.refused(e.code, e.errno);
+    respondError(stream, e);
+    if (stream.session && this.refusedSessions.has(stream.session)) stream.session.close();
+  }
+
+  /** A call channel: admitted once (the certificate is judged again for each call), then each envelope is a call. */
+  private openChannel(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    try {
+      this.admit(stream, headers);
+    } catch (err) {
+      return this.refuseStream(stream, err);
+    }
+    const channel = new ServedChannel(stream, (frame, session) => this.answerChannelCall(frame, session), {
+      maxInFlight: H2_MAX_CONCURRENT_STREAMS,
+      stallMs: this.opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+      logger: this.log,
+    });
+    this.channels.add(channel);
+    stream.once('close', () => this.channels.delete(channel));
+  }
+
+  /** One call from a channel: a change only (answers to reads may be large; they keep a stream each). Never rejects. */
+  private async answerChannelCall(frame: Buffer, session: Http2Session | undefined): Promise<Buffer[]> {
+    this.inFlight++;
+    this.channelCalls++;
+    let op = 'unknown';
+    const started = performance.now();
+    try {
+      if (this.shuttingDown) throw new MirrorError('MFS_SHUTTING_DOWN');
+      this.checkTrusted(session);
+      const { req, payload } = decodeCall(frame);
+      op = req.op;
+      if (!isMutation(req)) throw new MirrorError('MFS_MALFORMED', `only changes travel on the call channel, not ${req.op}: send it to ${ROUTES.call}`);
+      const { result } = await this.mutate(req, payload);
+      const { parts, failed } = answerParts(result);
+      const outcome = result as { ok?: boolean; error?: { errno?: string } };
+      const errno = failed ?? (outcome.ok === false ? (outcome.error?.errno ?? 'EIO') : null);
+      this.metrics.observe(op, (performance.now() - started) / 1000, errno === null && req.op === 'write' ? payload.length : 0, errno);
+      return parts;
+    } catch (err) {
+      const e = toMirrorError(err, {});
+      if (e.code === 'MFS_INTERNAL') this.log.error({ err }, 'internal error handling a channel call');
+      if (e.httpStatus !== 200) this.metrics.refused(e.code, e.errno);
+      else this.metrics.observe(op, (performance.now() - started) / 1000, 0, e.errno);
+      // Refused for its certificate: answered, then the connection is closed (after this answer is written).
+      if (session && this.refusedSessions.has(session)) setImmediate(() => session.close());
+      return [encodeError(e)];
+    } finally {
+      this.inFlight--;
+    }
   }
 
   /** The (possibly cached) verdict on a session's client; a new refusal is logged once. */
@@ -245,18 +313,11 @@ export class PeerServer {
   }
 
   private async handleCall(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
-    const body = await readBody(stream, headers);
-    const frame = decodeFrame(body);
-    const parsed = requestSchema.safeParse(frame.header);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new MirrorError('MFS_MALFORMED', `invalid request: ${issue ? `${issue.path.join('.') || 'op'}: ${issue.message}` : 'unknown'}`);
-    }
-    const req = parsed.data as Request;
+    const { req, payload } = decodeCall(await readBody(stream, headers));
     const started = performance.now();
-    const written = req.op === 'write' ? frame.payload.length : 0;
+    const written = req.op === 'write' ? payload.length : 0;
     try {
-      const errno = await this.dispatch(stream, req, frame.payload);
+      const errno = await this.dispatch(stream, req, payload);
       this.metrics.observe(req.op, (performance.now() - started) / 1000, errno === null ? written : 0, errno);
     } catch (err) {
       this.metrics.observe(req.op, (performance.now() - started) / 1000, 0, toMirrorError(err, {}).errno);
@@ -600,6 +661,7 @@ export class PeerServer {
       // Monotonic: a step of the wall clock does not make a lease look older or younger.
       leaseAgeMs: Math.round(performance.now() - (this.leaseAt ?? this.startedMono)),
       readBuffers: { allocated: this.readBuffers.allocated, inUse: this.readBuffers.inUse, idle: this.readBuffers.idle },
+      channels: { open: this.channels.size, calls: this.channelCalls },
     };
   }
 
@@ -708,18 +770,31 @@ const EXCLUSIVE_OPS: ReadonlySet<Mutation['op']> = new Set(['rename', 'rmdir', '
 function respondFrame(stream: ServerHttp2Stream, outcome: unknown, payload?: Buffer): string | null {
   if (stream.destroyed) return null;
   // Encoded before the status goes out: an answer that cannot be encoded becomes an error answer, not a cut stream.
-  let parts: Buffer[];
-  let failed: string | null = null;
-  try {
-    parts = encodeResponseParts(outcome as ResponseHeader, payload);
-  } catch (err) {
-    const e = toMirrorError(err, {});
-    parts = encodeFrameParts({ ok: false, error: e.toWire() });
-    failed = e.errno;
-  }
+  const { parts, failed } = answerParts(outcome, payload);
   stream.respond({ ':status': 200, 'content-type': FRAME_TYPE, [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) });
   writeParts(stream, parts);
   return failed;
+}
+
+/** An outcome's answer frame, or an error frame in its place when it cannot be encoded (`failed`: that errno). */
+function answerParts(outcome: unknown, payload?: Buffer): { parts: Buffer[]; failed: string | null } {
+  try {
+    return { parts: encodeResponseParts(outcome as ResponseHeader, payload), failed: null };
+  } catch (err) {
+    const e = toMirrorError(err, {});
+    return { parts: encodeFrameParts({ ok: false, error: e.toWire() }), failed: e.errno };
+  }
+}
+
+/** A call's frame decoded and its request validated (MFS_MALFORMED says what is wrong). */
+function decodeCall(body: Buffer): { req: Request; payload: Buffer } {
+  const frame = decodeFrame(body);
+  const parsed = requestSchema.safeParse(frame.header);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new MirrorError('MFS_MALFORMED', `invalid request: ${issue ? `${issue.path.join('.') || 'op'}: ${issue.message}` : 'unknown'}`);
+  }
+  return { req: parsed.data as Request, payload: frame.payload };
 }
 
 function respondJson(stream: ServerHttp2Stream, body: unknown): void {

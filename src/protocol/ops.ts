@@ -279,6 +279,8 @@ export interface PeerStatus {
   leaseAgeMs: number;
   /** Reused buffers for read answers: ever allocated, out now, free (absent from peers before session 8). */
   readBuffers?: { allocated: number; inUse: number; idle: number };
+  /** Call channels (POST /v1/channel) open now, and calls answered on them since the peer started. */
+  channels?: { open: number; calls: number };
 }
 
 export interface RelayStatus {

@@ -2,7 +2,8 @@ import http2, { type ClientHttp2Session } from 'node:http2';
 import { openSession, type Transport } from '../security/transport.js';
 import { decodeFrame, decodeFrameInto, encodeFrameParts, responseResult, writeParts, type ResponseHeader } from './codec.js';
 import { MirrorError, type WireError } from './errors.js';
-import type { HandshakeResult, HistoryEntry, PullProgress, RepairActionInput, ManifestEntry, PeerStatus, ProgressResult, RequestInput } from './ops.js';
+import { isMutation, type HandshakeResult, type HistoryEntry, type PullProgress, type RepairActionInput, type ManifestEntry, type PeerStatus, type ProgressResult, type RequestInput } from './ops.js';
+import { CallChannel } from './call-channel.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from './version.js';
 
 export interface PeerClientOptions {
@@ -61,6 +62,8 @@ export class PeerClient {
   private readonly headers: Record<string, string>;
   private readonly timeoutMs: number;
   private session: ClientHttp2Session | null = null;
+  /** The call channel on the current session (opened by the first change sent on it). */
+  private channel: CallChannel | null = null;
   /** The connection being opened (TLS handshake and trust check), shared by the requests waiting for it. */
   private connecting: Promise<ClientHttp2Session> | null = null;
   /** Connections opened or attempted (a reconnect storm against a down peer shows here). */
@@ -84,7 +87,10 @@ export class PeerClient {
    * `io`: where the answer's payload goes, and a hold on the request's payload (see CallIo).
    */
   async call<T = unknown>(req: RequestInput, payload?: Buffer, timeoutMs = this.timeoutMs, waitMs = 0, io: CallIo = {}): Promise<CallResult<T>> {
-    const chunks = await this.send('POST', ROUTES.call, encodeFrameParts(req, payload), req.op, timeoutMs, waitMs, io.hold);
+    // Changes go on the call channel (envelope.ts); everything else, whose answers
+    // may be large (reads, listings) or long in coming (long polls, pulls), on a stream of its own.
+    const path = isMutation(req) ? ROUTES.channel : ROUTES.call;
+    const chunks = await this.send('POST', path, encodeFrameParts(req, payload), req.op, timeoutMs, waitMs, io.hold);
     let frame;
     try {
       frame = io.into ? decodeFrameInto(chunks, io.into) : decodeFrame(joined(chunks));
@@ -176,6 +182,8 @@ export class PeerClient {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.channel?.retire();
+    this.channel = null;
     const session = this.session;
     this.session = null;
     if (!session || session.destroyed) return;
@@ -221,7 +229,11 @@ export class PeerClient {
         session.on('goaway', () => {
           if (this.session === session) this.session = null;
         });
-        session.setTimeout(60_000, () => session.close()); // idle connections are not kept forever
+        session.setTimeout(60_000, () => {
+          // Idle connections are not kept forever; the channel is ended too, or the session would wait on it.
+          if (this.channel?.session === session) this.channel.retire();
+          session.close();
+        });
         this.session = session;
         return session;
       },
@@ -320,6 +332,22 @@ export class PeerClient {
       // The connect may be shared by calls with other bounds: it gets the client's own bound at least, each call keeps its own timer.
       this.connection(Math.max(timeoutMs, this.timeoutMs)).then((session) => {
         if (settled) return letGo(false);
+        if (path === ROUTES.channel) {
+          const channel = this.channelOn(session);
+          const id = channel.send(body ?? [], (err, frame) => {
+            if (!err) answered = true;
+            letGo(true);
+            if (err) return fail(err);
+            settled = true;
+            clearTimeout(timer);
+            resolve([frame!]);
+          });
+          cancel = () => {
+            channel.forget(id);
+            letGo(true);
+          };
+          return;
+        }
         let stream: http2.ClientHttp2Stream;
         try {
           stream = session.request({ ':method': method, ':path': path, ...this.headers }, { endStream: body === undefined });
@@ -360,6 +388,17 @@ export class PeerClient {
         fail(err);
       });
     });
+  }
+
+  /** The call channel on this session: the open one, or a new one (a channel on an older session is retired). */
+  private channelOn(session: ClientHttp2Session): CallChannel {
+    const current = this.channel;
+    if (current && current.session === session && current.usable) return current;
+    current?.retire();
+    const hint = this.transport.kind === 'cleartext' ? ' (if the peer runs TLS, the default, use https:// and drop --insecure-cleartext)' : '';
+    const channel = new CallChannel(session, this.headers, this.name, hint);
+    this.channel = channel;
+    return channel;
   }
 
   /** Protocol-level refusals (auth, version, malformed) carry an error frame; surface its code and message. */

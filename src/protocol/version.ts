@@ -3,7 +3,7 @@
  * shapes or semantics; both sides refuse a peer that speaks another version
  * (see docs/PROTOCOL.md, "Versioning").
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** Header carried by every request and response. */
 export const PROTOCOL_HEADER = 'mirrorfs-protocol';
@@ -11,6 +11,8 @@ export const PROTOCOL_HEADER = 'mirrorfs-protocol';
 /** URL paths of the API. One place, so client and server cannot drift. */
 export const ROUTES = {
   call: '/v1/call',
+  /** The call channel: changes as tagged frames on one long-lived stream (envelope.ts). */
+  channel: '/v1/channel',
   status: '/v1/status',
   manifest: '/v1/manifest',
 } as const;

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFrame, encodeFrame } from '../../src/protocol/codec.js';
@@ -38,9 +39,9 @@ describe('authentication', () => {
   });
 
   it('a missing or malformed Authorization header is refused', async () => {
-    const body = encodeFrame({ op: 'handshake', protocol: 2, mount: 'm', epoch: 5 });
+    const body = encodeFrame({ op: 'handshake', protocol: PROTOCOL_VERSION, mount: 'm', epoch: 5 });
     for (const authorization of [undefined, '', TEST_TOKEN, `Basic ${TEST_TOKEN}`, `Bearer ${TEST_TOKEN}x`, 'Bearer ']) {
-      const headers: Record<string, string> = { 'mirrorfs-protocol': '2' };
+      const headers: Record<string, string> = { 'mirrorfs-protocol': String(PROTOCOL_VERSION) };
       if (authorization !== undefined) headers.authorization = authorization;
       const res = await rawRequest(peer.url, { path: '/v1/call', headers, body });
       expect(res.status, `authorization ${JSON.stringify(authorization)}`).toBe(401);
@@ -59,7 +60,7 @@ describe('protocol versions', () => {
     expect(res.status).toBe(426);
     const { error } = decodeFrame(res.body).header as { error: { code: string; message: string } };
     expect(error.code).toBe('MFS_PROTOCOL_MISMATCH');
-    expect(error.message).toMatch(/protocol 2, client sent "1".*same mirrorfs version/);
+    expect(error.message).toMatch(new RegExp(`protocol ${PROTOCOL_VERSION}, client sent "1".*same mirrorfs version`));
   });
 
   it('a handshake announcing another version is refused', async () => {

@@ -1,4 +1,5 @@
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -158,7 +159,7 @@ describe('fuzzing the peer (fast-check, fixed seed)', () => {
   });
 
   it('random bytes as frames: each gets an error answer, and the peer stays up', async () => {
-    const headers = { 'mirrorfs-protocol': '2', authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/x-mirrorfs-frame' };
+    const headers = { 'mirrorfs-protocol': String(PROTOCOL_VERSION), authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/x-mirrorfs-frame' };
     await fc.assert(
       fc.asyncProperty(
         fc.oneof(

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { encodeFrame } from '../../src/protocol/codec.js';
 import type { PeerClient } from '../../src/protocol/peer-client.js';
 import { cleanupPeers, spawnPeer, TEST_TOKEN, type PeerProcess } from '../helpers/peer.js';
@@ -11,7 +12,7 @@ import { snapshotTree, type TreeSnapshot } from '../helpers/tree.js';
 let peer: PeerProcess;
 let client: PeerClient;
 let before: TreeSnapshot;
-const headers = { 'mirrorfs-protocol': '2', authorization: `Bearer ${TEST_TOKEN}` };
+const headers = { 'mirrorfs-protocol': String(PROTOCOL_VERSION), authorization: `Bearer ${TEST_TOKEN}` };
 const stamp = { mount: 'm1', epoch: 1 };
 
 beforeAll(async () => {

@@ -1,4 +1,5 @@
 import { existsSync, lstatSync, readFileSync, readlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { join } from 'node:path';
 import { getAttributeSync, listAttributesSync } from 'fs-xattr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +18,7 @@ beforeAll(async () => {
   peer = await spawnPeer({ name: 'east' });
   client = peer.client();
   const hs = await client.handshake(stamp.mount, stamp.epoch);
-  expect(hs).toMatchObject({ protocol: 2, epoch: 1, owner: stamp.mount });
+  expect(hs).toMatchObject({ protocol: PROTOCOL_VERSION, epoch: 1, owner: stamp.mount });
 });
 
 afterAll(async () => {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import http2 from 'node:http2';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -65,7 +66,7 @@ describe('read answers from reused buffers', () => {
     // cannot finish writing a 1 MiB answer; then the client cancels the stream.
     const session = http2.connect(peer.url, { ...testMountKeyPair(), rejectUnauthorized: false, settings: { initialWindowSize: 1024 } });
     try {
-      const req = session.request({ ':method': 'POST', ':path': '/v1/call', authorization: `Bearer ${TEST_TOKEN}`, 'mirrorfs-protocol': '2' });
+      const req = session.request({ ':method': 'POST', ':path': '/v1/call', authorization: `Bearer ${TEST_TOKEN}`, 'mirrorfs-protocol': String(PROTOCOL_VERSION) });
       const answered = new Promise<void>((resolve, reject) => {
         req.once('response', () => resolve());
         req.once('error', reject);

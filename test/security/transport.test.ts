@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -77,7 +78,7 @@ describe('peers and relays let in only trusted certificates', () => {
     const mount = await newIdentity('mount');
     const { peer } = await peerTrusting('east', [mount]);
     const { rawRequest } = await import('../helpers/raw.js');
-    const res = await rawRequest(peer.url, { method: 'GET', path: '/v1/status', headers: { 'mirrorfs-protocol': '2', authorization: 'Bearer test-token-0123456789abcdef' }, clientCert: null });
+    const res = await rawRequest(peer.url, { method: 'GET', path: '/v1/status', headers: { 'mirrorfs-protocol': String(PROTOCOL_VERSION), authorization: 'Bearer test-token-0123456789abcdef' }, clientCert: null });
     expect(res.status).toBe(401);
     expect(res.body.toString()).toMatch(/does not trust the client certificate \(none\)/);
   });
