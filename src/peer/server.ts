@@ -47,6 +47,10 @@ const FRAME_TYPE = 'application/x-mirrorfs-frame';
 /** Bound on each call a pulling peer makes to its source. */
 const PULL_CALL_TIMEOUT_MS = 60_000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** Answers a channel holds for a client that does not read them before it stops reading calls. */
+const CHANNEL_UNSENT_BYTES = 8 * 1024 * 1024;
+/** How long a closing channel or session may take to hand over its last bytes before it is destroyed. */
+const CHANNEL_FLUSH_MS = 2000;
 /** A client connection with no traffic this long is closed (mounts renew a lease every second). */
 const SESSION_IDLE_MS = 5 * 60_000;
 /** Read answers up to this size come from reused buffers: the mount reads 1 MiB blocks (mount/read-ahead.ts). */
@@ -135,10 +139,7 @@ export class PeerServer {
     this.server.on('session', (session: Http2Session) => {
       this.verdictOf(session);
       // Idle connections are closed: an untrusted or forgotten client cannot hold one for ever.
-      session.setTimeout(SESSION_IDLE_MS, () => {
-        for (const channel of this.channels) if (channel.session === session) channel.close();
-        session.close();
-      });
+      session.setTimeout(SESSION_IDLE_MS, () => this.closeSession(session));
       this.sessions.add(session);
       session.setLocalWindowSize(H2_CONNECTION_WINDOW_BYTES);
       session.on('close', () => this.sessions.delete(session));
@@ -176,7 +177,10 @@ export class PeerServer {
     const deadline = Date.now() + graceMs;
     while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     if (this.inFlight > 0) this.log.warn({ inFlight: this.inFlight }, 'grace period over with operations still in flight');
-    for (const channel of this.channels) channel.close();
+    // Channels end after their last answer is handed over (bounded), so answers of calls done in the grace period reach the client.
+    for (const channel of this.channels) channel.finish();
+    const channelDeadline = Date.now() + CHANNEL_FLUSH_MS;
+    while (this.channels.size > 0 && Date.now() < channelDeadline) await new Promise((r) => setTimeout(r, 5));
     for (const s of this.sessions) s.destroy();
     await this.forwarder?.stop();
     this.ctx?.fds.closeAll();
@@ -257,8 +261,12 @@ export class PeerServer {
     } catch (err) {
       return this.refuseStream(stream, err);
     }
-    const channel = new ServedChannel(stream, (frame, session) => this.answerChannelCall(frame, session), {
+    // One channel per connection, so the bound on calls at once is per connection as it was with
+    // a stream each. A client opens another only when it is done with the first: the older goes.
+    for (const old of this.channels) if (old.session === stream.session) old.close();
+    const channel = new ServedChannel(stream, (frame, ch) => this.answerChannelCall(frame, ch), {
       maxInFlight: H2_MAX_CONCURRENT_STREAMS,
+      maxUnsentBytes: CHANNEL_UNSENT_BYTES,
       stallMs: this.opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
       logger: this.log,
     });
@@ -266,11 +274,20 @@ export class PeerServer {
     stream.once('close', () => this.channels.delete(channel));
   }
 
+  /** Close a session (idle, or refused for its certificate): its channel first, then the session, destroyed if it lingers. */
+  private closeSession(session: Http2Session): void {
+    for (const channel of this.channels) if (channel.session === session) channel.close();
+    if (session.closed || session.destroyed) return;
+    session.close();
+    setTimeout(() => session.destroy(), CHANNEL_FLUSH_MS).unref();
+  }
+
   /** One call from a channel: a change only (answers to reads may be large; they keep a stream each). Never rejects. */
-  private async answerChannelCall(frame: Buffer, session: Http2Session | undefined): Promise<Buffer[]> {
+  private async answerChannelCall(frame: Buffer, channel: ServedChannel): Promise<Buffer[]> {
+    const session = channel.session;
     this.inFlight++;
     this.channelCalls++;
-    let op = 'unknown';
+    let op: string | null = null;
     const started = performance.now();
     try {
       if (this.shuttingDown) throw new MirrorError('MFS_SHUTTING_DOWN');
@@ -287,10 +304,17 @@ export class PeerServer {
     } catch (err) {
       const e = toMirrorError(err, {});
       if (e.code === 'MFS_INTERNAL') this.log.error({ err }, 'internal error handling a channel call');
+      if (op !== null) this.metrics.observe(op, (performance.now() - started) / 1000, 0, e.errno);
       if (e.httpStatus !== 200) this.metrics.refused(e.code, e.errno);
-      else this.metrics.observe(op, (performance.now() - started) / 1000, 0, e.errno);
-      // Refused for its certificate: answered, then the connection is closed (after this answer is written).
-      if (session && this.refusedSessions.has(session)) setImmediate(() => session.close());
+      if (session && this.refusedSessions.has(session)) {
+        // Refused for its certificate: this call is answered, then the channel ends with the same reason and the connection is closed.
+        setImmediate(() => {
+          channel.refuse(e); // resets the channel itself if the client does not close it
+          if (session.closed || session.destroyed) return;
+          session.close();
+          setTimeout(() => session.destroy(), CHANNEL_FLUSH_MS).unref();
+        });
+      }
       return [encodeError(e)];
     } finally {
       this.inFlight--;

@@ -1,6 +1,6 @@
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import { decodeFrame } from './codec.js';
-import { CHANNEL_ID, EnvelopeReader, encodeEnvelope } from './envelope.js';
+import { CHANNEL_ID, EnvelopeReader, MAX_ENVELOPE_BYTES, encodeEnvelope } from './envelope.js';
 import { MirrorError, type WireError } from './errors.js';
 import { ROUTES } from './version.js';
 
@@ -69,6 +69,13 @@ export class CallChannel {
       onAnswer(this.ended);
       return CHANNEL_ID;
     }
+    let length = 4;
+    for (const part of frameParts) length += part.length;
+    if (length > MAX_ENVELOPE_BYTES) {
+      // Refused here, for this call alone: the peer would end the whole channel for it.
+      onAnswer(new MirrorError('MFS_TOO_LARGE', `call of ${length - 4} bytes exceeds the peer's limit of ${MAX_ENVELOPE_BYTES - 4}`, { context: { peer: this.peer } }));
+      return CHANNEL_ID;
+    }
     const id = this.nextId;
     this.nextId = this.nextId >= 0xffff_fffe ? CHANNEL_ID + 1 : this.nextId + 1;
     this.waiting.set(id, onAnswer);
@@ -76,9 +83,19 @@ export class CallChannel {
     return id;
   }
 
-  /** The caller stopped waiting (timeout): a late answer is dropped. */
+  /**
+   * The caller stopped waiting (timeout): a late answer is dropped. If the
+   * channel still holds bytes not yet sent (flow control, a congested link),
+   * they may be this call's: the channel is reset, so a change its caller gave
+   * up on is never sent and applied later, behind what came after it. The other
+   * calls waiting on it fail as unreachable (in doubt; re-sent by the caller).
+   */
   forget(id: number): void {
     this.waiting.delete(id);
+    if (this.stream.writableLength > 0) {
+      this.end(new MirrorError('MFS_UNREACHABLE', `peer ${this.peer}: a call gave up while the channel still held unsent bytes; channel reset so they are never sent`, { context: { peer: this.peer } }));
+      return;
+    }
     this.endIfIdleAndRetired();
   }
 
@@ -94,8 +111,11 @@ export class CallChannel {
 
   private answer(id: number, frame: Buffer): void {
     if (id === CHANNEL_ID) {
-      // The peer ends the channel and says why (a malformed envelope, shutting down).
-      return this.end(this.wireError(frame) ?? new MirrorError('MFS_BAD_RESPONSE', `peer ${this.peer} ended the channel without a reason`, { context: { peer: this.peer } }));
+      // The peer ends the channel and says why (a stalled or oversized envelope, a refused certificate).
+      // Calls it was running may be applied all the same: for each caller that is a lost answer (in doubt), not the peer's verdict.
+      const reason = this.wireError(frame);
+      const why = reason ? `${reason.code}: ${reason.message}` : 'no reason given';
+      return this.end(new MirrorError(reason?.code === 'MFS_AUTH' ? 'MFS_AUTH' : 'MFS_UNREACHABLE', `peer ${this.peer} ended the call channel (${why})`, { context: { peer: this.peer } }));
     }
     const onAnswer = this.waiting.get(id);
     if (!onAnswer) return; // forgotten (timed out) or never sent: nothing waits for it

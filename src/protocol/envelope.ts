@@ -41,6 +41,8 @@ export function encodeEnvelope(id: number, frameParts: Buffer[]): Buffer[] {
 export class EnvelopeReader {
   private chunks: Buffer[] = [];
   private total = 0;
+  /** While held, complete envelopes stay buffered (the consumer has enough in hand). */
+  private held = false;
 
   constructor(private readonly onEnvelope: (id: number, frame: Buffer) => void) {}
 
@@ -51,10 +53,27 @@ export class EnvelopeReader {
 
   /** Feed bytes; calls onEnvelope for each complete envelope; throws MFS_TOO_LARGE or MFS_MALFORMED on a bad length. */
   push(chunk: Buffer): void {
-    if (chunk.length === 0) return;
-    this.chunks.push(chunk);
-    this.total += chunk.length;
-    while (this.total >= 4) {
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.total += chunk.length;
+    }
+    this.drain();
+  }
+
+  /** Stop handing out envelopes (onEnvelope may call this); bytes fed meanwhile are kept. */
+  hold(): void {
+    this.held = true;
+  }
+
+  /** Hand out what is buffered again; throws like push. */
+  release(): void {
+    if (!this.held) return;
+    this.held = false;
+    this.drain();
+  }
+
+  private drain(): void {
+    while (!this.held && this.total >= 4) {
       const length = this.peekLength();
       if (length > MAX_ENVELOPE_BYTES) throw new MirrorError('MFS_TOO_LARGE', `channel envelope of ${length} bytes exceeds the limit of ${MAX_ENVELOPE_BYTES}`);
       if (length < 4) throw new MirrorError('MFS_MALFORMED', `channel envelope of ${length} bytes is shorter than its call id`);

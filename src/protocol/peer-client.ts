@@ -333,7 +333,13 @@ export class PeerClient {
       this.connection(Math.max(timeoutMs, this.timeoutMs)).then((session) => {
         if (settled) return letGo(false);
         if (path === ROUTES.channel) {
-          const channel = this.channelOn(session);
+          let channel: CallChannel;
+          try {
+            channel = this.channelOn(session); // throws if the session closed since it was handed out
+          } catch (err) {
+            letGo(false);
+            return fail(new MirrorError('MFS_UNREACHABLE', `peer ${this.name} unreachable for ${what}: ${(err as Error).message}`, { context, cause: err }));
+          }
           const id = channel.send(body ?? [], (err, frame) => {
             if (!err) answered = true;
             letGo(true);

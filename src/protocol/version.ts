@@ -20,11 +20,14 @@ export const ROUTES = {
 /**
  * HTTP/2 flow-control windows. The protocol default (64 KiB per stream and per
  * connection) would stall 16 concurrent 128 KiB writes on window updates; both
- * sides advertise these instead. Memory per connection: each request body is
- * refused past MAX_FRAME_BYTES (codec.ts) and at most H2_MAX_CONCURRENT_STREAMS
- * are open, so about 64 x 4 MiB = 256 MiB in the worst case.
+ * sides advertise these instead. Every change to a peer shares one stream (the
+ * call channel), so its window bounds the bytes of changes in flight on a long
+ * link: 32 MiB is ~160 MiB/s at a 200 ms round trip. Memory per connection:
+ * each call is refused past MAX_FRAME_BYTES (codec.ts) and at most
+ * H2_MAX_CONCURRENT_STREAMS calls run at once (streams, or calls on the one
+ * channel), so about 64 x 4 MiB = 256 MiB, plus what the windows let in unread.
  */
-export const H2_STREAM_WINDOW_BYTES = 8 * 1024 * 1024;
+export const H2_STREAM_WINDOW_BYTES = 32 * 1024 * 1024;
 export const H2_CONNECTION_WINDOW_BYTES = 64 * 1024 * 1024;
 export const H2_MAX_CONCURRENT_STREAMS = 64;
 /** Larger DATA frames: a 128 KiB write crosses as one frame instead of eight. */

@@ -11,6 +11,7 @@ import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { CLEARTEXT } from '../../src/security/transport.js';
 import { cleanupPeers, spawnPeer, TEST_TOKEN, type PeerProcess } from '../helpers/peer.js';
 import { rawRequest } from '../helpers/raw.js';
+import { testMountKeyPair } from '../helpers/tls.js';
 import { Stamper } from '../helpers/stamp.js';
 import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
 import { snapshotTree } from '../helpers/tree.js';
@@ -103,6 +104,26 @@ describe('the call channel', () => {
     await expect(client.call(stamp.next({ op: 'mkdir', path: 'never', mode: 0o755 }))).rejects.toMatchObject({ code: 'MFS_AUTH' });
     expect(snapshotTree(peer.dataDir).has('never')).toBe(false);
     await client.close();
+  });
+
+  it('is one per connection: a second channel on the same session replaces the first', async () => {
+    const session = http2.connect(peer.url, { ...testMountKeyPair(), rejectUnauthorized: false });
+    session.on('error', () => undefined);
+    try {
+      const first = session.request({ ':method': 'POST', ':path': '/v1/channel', ...headers });
+      first.on('error', () => undefined);
+      const firstClosed = new Promise<number>((resolve) => first.on('close', () => resolve(first.rstCode ?? -1)));
+      await new Promise((resolve) => first.once('response', resolve));
+      const second = session.request({ ':method': 'POST', ':path': '/v1/channel', ...headers });
+      const chunks: Buffer[] = [];
+      second.on('data', (c: Buffer) => chunks.push(c));
+      expect(await firstClosed).toBe(http2.constants.NGHTTP2_CANCEL);
+      second.end(Buffer.concat(encodeEnvelope(3, [encodeFrame(stamp.next({ op: 'mkdir', path: 'second-channel', mode: 0o755 }))])));
+      await new Promise((resolve) => second.on('end', resolve));
+      expect(answersIn(Buffer.concat(chunks)).get(3)?.ok).toBe(true);
+    } finally {
+      session.destroy();
+    }
   });
 
   it('survives a client that gave up on a call: the next change on the same channel is answered', async () => {

@@ -117,9 +117,17 @@ describe('peers and relays let in only trusted certificates', () => {
     writeFileSync(trustFile, `${readFileSync(trustFile, 'utf8')}${newKey.fingerprint} mount-new\n`);
     // The refused client reconnects on its next call and is judged against the new file.
     expect((await newClient.status()).name).toBe('east');
+    // The old key owns the peer and has its call channel open (changes travel on it).
+    const stamp = new Stamper();
+    await oldClient.handshake(stamp.mount, stamp.epoch);
+    await oldClient.call(stamp.next({ op: 'mkdir', path: 'before-revoke', mode: 0o755 }));
     writeFileSync(trustFile, readFileSync(trustFile, 'utf8').split('\n').filter((l) => !l.startsWith(oldKey.fingerprint)).join('\n'));
-    // The old key's open connection is judged again once the peer sees the file changed (within a second).
-    await waitFor(async () => oldClient.status().then(() => false, (err: { code?: string }) => err.code === 'MFS_AUTH'), 'the old key refused on its open connection', 5000);
+    // The old key's open connection, and the channel on it, is judged again once the peer sees the file changed (within a second).
+    let probe = 0;
+    await waitFor(async () => oldClient.call(stamp.next({ op: 'mkdir', path: `probe${++probe}`, mode: 0o755 })).then(() => false, (err: { code?: string }) => err.code === 'MFS_AUTH'), 'the old key refused on its open channel', 5000);
+    expect(existsSync(join(peer.dataDir, `probe${probe}`))).toBe(false); // the refused change was not applied
+    // Its connection is closed after the refusal; on a new one it is refused as well.
+    await waitFor(async () => oldClient.status().then(() => false, (err: { code?: string }) => err.code === 'MFS_AUTH'), 'the old key refused on a new connection', 5000);
     expect((await newClient.status()).name).toBe('east');
   });
 
