@@ -3,6 +3,7 @@ import type { Logger } from '../log.js';
 import { encodeError } from '../protocol/codec.js';
 import { CHANNEL_ID, EnvelopeReader, encodeEnvelope } from '../protocol/envelope.js';
 import { MirrorError, toMirrorError } from '../protocol/errors.js';
+import { writeCorked } from '../protocol/cork.js';
 import { PROTOCOL_HEADER, PROTOCOL_VERSION } from '../protocol/version.js';
 
 /** What the peer does with one call that arrived on a channel: its answer frame's parts (an error frame for a refusal). Never rejects. */
@@ -136,7 +137,7 @@ export class ServedChannel {
 
   private write(parts: Buffer[]): void {
     if (this.stream.destroyed || this.stream.writableEnded) return;
-    for (const part of parts) this.stream.write(part);
+    writeCorked(this.stream, parts);
     if (this.stream.writableLength > this.opts.maxUnsentBytes) {
       this.writeBlocked = true;
       this.flow();

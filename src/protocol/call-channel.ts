@@ -2,6 +2,7 @@ import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:htt
 import { decodeFrame } from './codec.js';
 import { CHANNEL_ID, EnvelopeReader, MAX_ENVELOPE_BYTES, encodeEnvelope } from './envelope.js';
 import { MirrorError, type WireError } from './errors.js';
+import { writeCorked } from './cork.js';
 import { ROUTES } from './version.js';
 
 /** How a call on the channel ends: with the peer's answer frame, or with the error that ended the channel or the call. */
@@ -79,7 +80,7 @@ export class CallChannel {
     const id = this.nextId;
     this.nextId = this.nextId >= 0xffff_fffe ? CHANNEL_ID + 1 : this.nextId + 1;
     this.waiting.set(id, onAnswer);
-    for (const part of encodeEnvelope(id, frameParts)) this.stream.write(part);
+    writeCorked(this.stream, encodeEnvelope(id, frameParts));
     return id;
   }
 

@@ -28,6 +28,8 @@ async function standIn(onChannel: (stream: http2.ServerHttp2Stream) => void, set
   server.on('stream', (stream) => {
     stream.on('error', () => undefined);
     onChannel(stream);
+    // A client done with the channel ends its side; a peer then ends its own.
+    stream.on('end', () => stream.writableEnded || stream.destroyed || stream.end());
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   servers.push(server);
@@ -56,6 +58,31 @@ describe('the client of a call channel', () => {
       expect(err).toMatchObject({ code: 'MFS_UNREACHABLE', errno: 'EIO' });
       expect(err!.message).toMatch(/ended the call channel \(MFS_MALFORMED: .*stopped arriving part-way/);
     }
+  });
+
+  it('sends the calls made in one tick as one DATA frame (no envelope head alone in a TLS record)', async () => {
+    const chunks: Buffer[] = [];
+    const client = await standIn((stream) => {
+      stream.respond({ ':status': 200 });
+      const reader = new EnvelopeReader((id) => {
+        for (const part of encodeEnvelope(id, [Buffer.from([0, 0, 0, 11]), Buffer.from('{"ok":true}')])) stream.write(part);
+      });
+      stream.on('data', (c: Buffer) => {
+        chunks.push(c);
+        reader.push(c);
+      });
+    });
+    // The channel is open and idle first: writes before the stream is ready are held and merged by node:http2 anyway.
+    await client.call({ op: 'mkdir', path: 'd', mode: 0o755, ...stamp, seq: 1 });
+    chunks.length = 0;
+    await client.call({ op: 'write', path: 'f', offset: 0, ...stamp, seq: 2 }, Buffer.alloc(100, 2));
+    expect(chunks.length).toBe(1); // one call: its envelope in one frame
+    chunks.length = 0;
+    await Promise.all([3, 4, 5].map((seq) => client.call({ op: 'write', path: 'f', offset: seq * 100, ...stamp, seq }, Buffer.alloc(100, seq))));
+    expect(chunks.length).toBe(1); // three calls in one tick: one frame
+    const got: number[] = [];
+    new EnvelopeReader((id) => got.push(id)).push(chunks[0]!);
+    expect(got.length).toBe(3);
   });
 
   it('refuses a call too large for an envelope itself, and the channel serves on', async () => {
