@@ -81,9 +81,9 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
   },
 
   async write({ tree, fds, sync }, req, payload) {
-    const { fd, release } = fds.acquire(req.path, () => tree.resolve(req.path), { write: true });
+    const { fd, release, stats } = fds.acquire(req.path, () => tree.resolve(req.path), { write: true });
     try {
-      const sizeBefore = fstatSync(fd).size;
+      const sizeBefore = (stats ?? fstatSync(fd)).size;
       let done = 0;
       try {
         // A durable store's fds are O_DSYNC (fd-cache.ts): each write is durable when it returns.

@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, openSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, type Stats } from 'node:fs';
 
 /**
  * Open file descriptors of regular files, kept between operations so a stream
@@ -40,13 +40,16 @@ export class FdCache {
    * Borrow an fd for wirePath (opening abs on a miss); call release() after.
    * `open` is only called on a miss, so the caller's confinement checks run then.
    */
-  acquire(wirePath: string, abs: () => string, opts: { write?: boolean } = {}): { fd: number; release: () => void } {
+  acquire(wirePath: string, abs: () => string, opts: { write?: boolean } = {}): { fd: number; release: () => void; stats?: Stats } {
     let entry = this.entries.get(wirePath);
-    if (entry && (fstatSync(entry.fd).nlink === 0 || (opts.write && entry.readOnly))) {
+    // The attributes looked at for a cached fd go to the caller (a write needs the size before it): one fstat, not two.
+    let stats: Stats | undefined = entry && fstatSync(entry.fd);
+    if (entry && (stats!.nlink === 0 || (opts.write && entry.readOnly))) {
       // Unlinked behind our back (someone edited the directory by hand), or
       // read-only while a write needs it: reopen by name.
       this.drop(wirePath);
       entry = undefined;
+      stats = undefined;
     }
     if (entry) {
       // refresh LRU position
@@ -63,6 +66,7 @@ export class FdCache {
     let released = false;
     return {
       fd: held.fd,
+      stats,
       release: () => {
         if (released) return;
         released = true;
