@@ -87,9 +87,11 @@ export class CallChannel {
   /**
    * The caller stopped waiting (timeout): a late answer is dropped. If the
    * channel still holds bytes not yet sent (flow control, a congested link),
-   * they may be this call's: the channel is reset, so a change its caller gave
-   * up on is never sent and applied later, behind what came after it. The other
-   * calls waiting on it fail as unreachable (in doubt; re-sent by the caller).
+   * they may be this call's: the channel is reset, so what flow control still
+   * holds back is never sent and applied later, behind what came after it
+   * (bytes already handed to the socket may still arrive, promptly; a re-send
+   * is answered from the peer's record). The other calls waiting on it fail
+   * as unreachable (in doubt; re-sent by the caller).
    */
   forget(id: number): void {
     this.waiting.delete(id);

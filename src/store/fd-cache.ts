@@ -43,6 +43,7 @@ export class FdCache {
   acquire(wirePath: string, abs: () => string, opts: { write?: boolean } = {}): { fd: number; release: () => void; stats?: Stats } {
     let entry = this.entries.get(wirePath);
     // The attributes looked at for a cached fd go to the caller (a write needs the size before it): one fstat, not two.
+    // `stats` is present only on a cache hit, and is that fd's state when acquired.
     let stats: Stats | undefined = entry && fstatSync(entry.fd);
     if (entry && (stats!.nlink === 0 || (opts.write && entry.readOnly))) {
       // Unlinked behind our back (someone edited the directory by hand), or
