@@ -35,6 +35,8 @@ export class PeerState {
   /** Outcomes waiting for the next batched commit, and the promise their callers await. */
   private pending: Array<{ row: unknown[]; forward?: unknown[] }> = [];
   private pendingCommit: Promise<void> | null = null;
+  /** The outcomes' group commit, wrapped once: better-sqlite3 builds a new wrapper (five functions) on each transaction() call. */
+  private readonly commitPending: () => void;
   readonly peerId: string;
   epoch: number;
   owner: string | null;
@@ -46,6 +48,7 @@ export class PeerState {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
+    this.commitPending = this.db.transaction(() => this.flushPending());
     this.stmts = {
       getMeta: this.db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
       setMeta: this.db.prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
@@ -200,7 +203,7 @@ export class PeerState {
           try {
             // A relay's queue holds changes no one else has yet: it survives power loss (FULL).
             if (this.pending.some((p) => p.forward)) this.durably(() => this.flushPending());
-            else this.db.transaction(() => this.flushPending())();
+            else this.commitPending();
             resolve();
           } catch (err) {
             reject(err);
