@@ -277,9 +277,7 @@ export class PeerServer {
   /** Close a session (idle, or refused for its certificate): its channel first, then the session, destroyed if it lingers. */
   private closeSession(session: Http2Session): void {
     for (const channel of this.channels) if (channel.session === session) channel.close();
-    if (session.closed || session.destroyed) return;
-    session.close();
-    setTimeout(() => session.destroy(), CHANNEL_FLUSH_MS).unref();
+    endSession(session);
   }
 
   /** One call from a channel: a change only (answers to reads may be large; they keep a stream each). Never rejects. */
@@ -297,8 +295,7 @@ export class PeerServer {
       if (!isMutation(req)) throw new MirrorError('MFS_MALFORMED', `only changes travel on the call channel, not ${req.op}: send it to ${ROUTES.call}`);
       const { result } = await this.mutate(req, payload);
       const { parts, failed } = answerParts(result);
-      const outcome = result as { ok?: boolean; error?: { errno?: string } };
-      const errno = failed ?? (outcome.ok === false ? (outcome.error?.errno ?? 'EIO') : null);
+      const errno = failed ?? outcomeErrno(result);
       this.metrics.observe(op, (performance.now() - started) / 1000, errno === null && req.op === 'write' ? payload.length : 0, errno);
       return parts;
     } catch (err) {
@@ -310,9 +307,7 @@ export class PeerServer {
         // Refused for its certificate: this call is answered, then the channel ends with the same reason and the connection is closed.
         setImmediate(() => {
           channel.refuse(e); // resets the channel itself if the client does not close it
-          if (session.closed || session.destroyed) return;
-          session.close();
-          setTimeout(() => session.destroy(), CHANNEL_FLUSH_MS).unref();
+          endSession(session);
         });
       }
       return [encodeError(e)];
@@ -353,9 +348,7 @@ export class PeerServer {
   private async dispatch(stream: ServerHttp2Stream, req: Request, payload: Buffer): Promise<string | null> {
     if (isMutation(req)) {
       const { result } = await this.mutate(req, payload);
-      const unsent = respondFrame(stream, result);
-      const outcome = result as { ok?: boolean; error?: { errno?: string } };
-      return unsent ?? (outcome.ok === false ? (outcome.error?.errno ?? 'EIO') : null);
+      return respondFrame(stream, result) ?? outcomeErrno(result);
     }
     if (!this.ctx && !LOCAL_CONTROL_OPS.has(req.op)) {
       // A pure relay keeps no copy: reads, repairs and pulls are the next hop's, once it has everything queued here.
@@ -798,6 +791,19 @@ function respondFrame(stream: ServerHttp2Stream, outcome: unknown, payload?: Buf
   stream.respond({ ':status': 200, 'content-type': FRAME_TYPE, [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) });
   writeParts(stream, parts);
   return failed;
+}
+
+/** The errno of an error outcome ({ok: false}), for the metrics; null for a success. */
+function outcomeErrno(result: unknown): string | null {
+  const outcome = result as { ok?: boolean; error?: { errno?: string } };
+  return outcome.ok === false ? (outcome.error?.errno ?? 'EIO') : null;
+}
+
+/** Close a session gracefully, destroyed if it still lingers after CHANNEL_FLUSH_MS. */
+function endSession(session: Http2Session): void {
+  if (session.closed || session.destroyed) return;
+  session.close();
+  setTimeout(() => session.destroy(), CHANNEL_FLUSH_MS).unref();
 }
 
 /** An outcome's answer frame, or an error frame in its place when it cannot be encoded (`failed`: that errno). */

@@ -1,7 +1,7 @@
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
-import { decodeFrame } from './codec.js';
+import { wireErrorIn } from './codec.js';
 import { CHANNEL_ID, EnvelopeReader, MAX_ENVELOPE_BYTES, encodeEnvelope } from './envelope.js';
-import { MirrorError, type WireError } from './errors.js';
+import { MirrorError } from './errors.js';
 import { writeCorked } from './cork.js';
 import { ROUTES } from './version.js';
 
@@ -142,11 +142,7 @@ export class CallChannel {
   }
 
   private wireError(frame: Buffer): MirrorError | null {
-    try {
-      const wire = (decodeFrame(frame).header as { error?: WireError }).error;
-      return wire && typeof wire.errno === 'string' ? MirrorError.fromWire(wire, { peer: this.peer, op: 'channel' }) : null;
-    } catch {
-      return null;
-    }
+    const wire = wireErrorIn(frame);
+    return wire ? MirrorError.fromWire(wire, { peer: this.peer, op: 'channel' }) : null;
   }
 }

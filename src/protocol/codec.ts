@@ -123,6 +123,16 @@ export function responseResult(header: { result?: unknown; resultInPayload?: tru
   }
 }
 
+/** The wire error an error frame carries, or undefined when the bytes are not one (refusals, a channel's reason). */
+export function wireErrorIn(buf: Buffer): WireError | undefined {
+  try {
+    const wire = (decodeFrame(buf).header as { error?: WireError }).error;
+    return wire && typeof wire.errno === 'string' ? wire : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function encodeOk(result?: unknown, payload?: Buffer): Buffer {
   return encodeFrame(result === undefined ? { ok: true } : { ok: true, result }, payload);
 }

@@ -1,7 +1,7 @@
 import http2, { type ClientHttp2Session } from 'node:http2';
 import { openSession, type Transport } from '../security/transport.js';
-import { decodeFrame, decodeFrameInto, encodeFrameParts, responseResult, writeParts, type ResponseHeader } from './codec.js';
-import { MirrorError, type WireError } from './errors.js';
+import { decodeFrame, decodeFrameInto, encodeFrameParts, responseResult, wireErrorIn, writeParts, type ResponseHeader } from './codec.js';
+import { MirrorError } from './errors.js';
 import { isMutation, type HandshakeResult, type HistoryEntry, type PullProgress, type RepairActionInput, type ManifestEntry, type PeerStatus, type ProgressResult, type RequestInput } from './ops.js';
 import { CallChannel } from './call-channel.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from './version.js';
@@ -372,8 +372,7 @@ export class PeerClient {
         stream.on('close', () => {
           if (settled) return;
           if (status === 0) {
-            const hint = this.transport.kind === 'cleartext' ? ' (if the peer runs TLS, the default, use https:// and drop --insecure-cleartext)' : '';
-            return fail(new MirrorError('MFS_UNREACHABLE', `peer ${this.name} closed the stream for ${what} without answering (code ${stream.rstCode})${hint}`, { context }));
+            return fail(new MirrorError('MFS_UNREACHABLE', `peer ${this.name} closed the stream for ${what} without answering (code ${stream.rstCode})${this.cleartextHint}`, { context }));
           }
           settled = true;
           clearTimeout(timer);
@@ -396,13 +395,17 @@ export class PeerClient {
     });
   }
 
+  /** Said when a peer closes without answering: over cleartext the likeliest cause is a TLS peer. */
+  private get cleartextHint(): string {
+    return this.transport.kind === 'cleartext' ? ' (if the peer runs TLS, the default, use https:// and drop --insecure-cleartext)' : '';
+  }
+
   /** The call channel on this session: the open one, or a new one (a channel on an older session is retired). */
   private channelOn(session: ClientHttp2Session): CallChannel {
     const current = this.channel;
     if (current && current.session === session && current.usable) return current;
     current?.retire();
-    const hint = this.transport.kind === 'cleartext' ? ' (if the peer runs TLS, the default, use https:// and drop --insecure-cleartext)' : '';
-    const channel = new CallChannel(session, this.headers, this.name, hint);
+    const channel = new CallChannel(session, this.headers, this.name, this.cleartextHint);
     this.channel = channel;
     return channel;
   }
@@ -410,13 +413,8 @@ export class PeerClient {
   /** Protocol-level refusals (auth, version, malformed) carry an error frame; surface its code and message. */
   private refusal(buf: Buffer, status: number, what: string): MirrorError {
     const context = { peer: this.name, op: what };
-    let wire: WireError | undefined;
-    try {
-      wire = (decodeFrame(buf).header as { error?: WireError }).error;
-    } catch {
-      wire = undefined;
-    }
-    if (wire && typeof wire.errno === 'string') return MirrorError.fromWire(wire, context);
+    const wire = wireErrorIn(buf);
+    if (wire) return MirrorError.fromWire(wire, context);
     return new MirrorError('MFS_BAD_RESPONSE', `peer ${this.name} answered ${what} with HTTP ${status}`, { context });
   }
 }
