@@ -80,6 +80,11 @@ export class ServedChannel {
     return this.inFlight;
   }
 
+  /** Reading is stopped because answers the client has not read passed maxUnsentBytes. */
+  get waitingForClient(): boolean {
+    return this.writeBlocked;
+  }
+
   /** End the channel now (replaced by a newer one of the same client): calls still running are not answered. */
   close(): void {
     if (!this.stream.destroyed) this.stream.close(http2.constants.NGHTTP2_CANCEL);
