@@ -40,7 +40,8 @@ describe('mirrorfs standby', () => {
     mkdirSync(mountpoint);
     const seen = join(base, 'app-saw.json');
     const app = join(base, 'app.cjs');
-    writeFileSync(app, `require('node:fs').writeFileSync(${JSON.stringify(seen)}, JSON.stringify(require('node:fs').readdirSync(process.env.MIRRORFS_MOUNTPOINT)));\n`);
+    // Written aside, then renamed: the file appears only whole (CI once read it between its creation and its write).
+    writeFileSync(app, `const fs = require('node:fs'); fs.writeFileSync(${JSON.stringify(`${seen}.part`)}, JSON.stringify(fs.readdirSync(process.env.MIRRORFS_MOUNTPOINT))); fs.renameSync(${JSON.stringify(`${seen}.part`)}, ${JSON.stringify(seen)});\n`);
     const args = mountArgs(mountpoint, [east, west], join(base, 'state')).slice(1); // without 'mount'
     const proc = spawn(process.execPath, [MIRRORFS_BIN, 'standby', ...args, '--grace', '4', '--peer-timeout', '1000', '--exec', `${process.execPath} ${app}`], { stdio: ['ignore', 'pipe', 'pipe'] });
     standbys.push({ proc, mountpoint });
