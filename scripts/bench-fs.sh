@@ -5,11 +5,14 @@
 #   mirrorfs        a mirrorfs mount on two loopback peers, durable (no local copy)
 #   mirrorfs-local  the same with --local-copy
 #   gluster-nowb    GlusterFS replica 2 on loopback, write-behind and flush-behind off
-# then medians and ratios to gluster-nowb (../shared/bench/summarize.mjs), and the
-# peak resident memory (VmHWM) of the mount and peer processes.
+# then medians and ratios to gluster-nowb (../shared/bench/summarize.mjs), the
+# peak resident memory (VmHWM) of the mount and peer processes, and the floors of
+# this machine in the same sitting (scripts/bench-floors.mjs: what each target would
+# need of Gluster for the floor alone to meet it).
 #
 # Needs root. Knobs: BENCH_ROUNDS (1), BENCH_TARGETS (all four), BENCH_BASE
-# (/srv/mirrorfs-bench), SHARED_BENCH (../shared/bench), and fsbench.sh's FSB_* knobs.
+# (/srv/mirrorfs-bench), SHARED_BENCH (../shared/bench), BENCH_FLOORS (1; 0 skips
+# the floors), and fsbench.sh's FSB_* knobs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -134,4 +137,9 @@ has "$baseline" || baseline=${TARGETS%% *}
     }
     for (const [label, p] of Object.entries(peak)) console.log(`| ${label} | ${Math.round(p.mount / 1024)} | ${Math.round(p.peer / 1024)} |`);
   ' "$MEM"
+  if [ "${BENCH_FLOORS:-1}" = 1 ]; then
+    echo
+    log "floors (scripts/bench-floors.mjs)"
+    node scripts/bench-floors.mjs --dir "$BASE" 2>>"$OUT/fsbench.log" || log "the floors failed (see $OUT/fsbench.log)"
+  fi
 } | tee "$OUT/summary.md"
