@@ -23,8 +23,7 @@
 //   node scripts/bench-floors.mjs [--dir DIR] [--quick]
 // Needs: root (FUSE mount), a built dist/ (npm run build).
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, constants, fsyncSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import http2 from 'node:http2';
+import { closeSync, constants, fsyncSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -92,17 +91,9 @@ async function bareChannelServer(base) {
 }
 
 // ---- the measurements ----
+/** O_DSYNC appends: the disk's part of one durable write. */
 function dsyncAppends(dir, bytes, count) {
-  const fd = openSync(join(dir, `dsync-${bytes}`), constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_DSYNC);
-  const buf = Buffer.alloc(bytes, 7);
-  const lat = [];
-  for (let i = 0; i < count; i++) {
-    const t = usNow();
-    writeSync(fd, buf, 0, bytes, i * bytes);
-    lat.push(usNow() - t);
-  }
-  closeSync(fd);
-  return { p50: pct(lat, 0.5), p99: pct(lat, 0.99) };
+  return measureWriteLoop(join(dir, `dsync-${bytes}`), bytes, count, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_DSYNC);
 }
 
 function fsyncDir(dir) {
@@ -196,8 +187,9 @@ function fuseWrites(mnt, count, mib) {
   return { p50: small.p50, p99: small.p99, mbps: big.mbps };
 }
 
-function measureWriteLoop(file, bytes, count) {
-  const fd = openSync(file, 'w');
+/** Sequential writes of `bytes` at increasing offsets: p50/p99 latency of one write, and MB/s over the loop. */
+function measureWriteLoop(file, bytes, count, flags = 'w') {
+  const fd = openSync(file, flags);
   const buf = Buffer.alloc(bytes, 7);
   const lat = [];
   const t0 = usNow();
