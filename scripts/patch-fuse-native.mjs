@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// postinstall: fix fuse-native 2.2.6's utimens (see EDITS) and rebuild its addon
+// postinstall: fix fuse-native 2.2.6 (see C_EDITS and JS_EDITS) and rebuild its addon
 // from source with the node-gyp that ships with npm (npm already builds it from
 // source on this platform when its prebuild cannot load). Idempotent: does
 // nothing once the source carries the fixes and the addon was built after them.
@@ -18,14 +18,18 @@ try {
 const source = join(dir, 'fuse-native.c');
 const addon = join(dir, 'build/Release/fuse.node');
 /**
- * The edits, each [what, bug, fix]. Idempotent: an edit whose fix is present is skipped.
+ * The edits to the C source, each [what, bug, fix]. Idempotent: an edit whose fix is present is skipped.
  * 1. utimens hands JavaScript the access time twice (l->atime where l->mtime belongs).
  * 2. Without flag_utime_omit_ok, libfuse 2 silently skips utimens when only one
  *    time is set (`touch -m`, `touch -a`): the call succeeds and changes nothing.
  * 3. With it, UTIME_NOW and UTIME_OMIT must reach JavaScript distinguishably:
  *    they become the sentinels 2^52-1 (now) and 2^52-2 (omit), in milliseconds.
+ * 4-5. The binding hides who made a request (fuse_get_context: the caller's fsuid,
+ *    fsgid, pid and umask), so everything created through the mount was owned by
+ *    the mount process. Each request's caller is copied into the first 16 bytes of
+ *    the thread's locals, which JavaScript holds as a Buffer (see JS_EDITS 1).
  */
-const EDITS = [
+const C_EDITS = [
   ['utimens mtime', 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)', 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)'],
   ['utimens with one time', 'struct fuse_operations ops = { };', 'struct fuse_operations ops = { };\n  ops.flag_utime_omit_ok = 1;'],
   [
@@ -33,21 +37,73 @@ const EDITS = [
     'static uint64_t timespec_to_uint64 (const struct timespec* ts) {\n',
     'static uint64_t timespec_to_uint64 (const struct timespec* ts) {\n  if (ts->tv_nsec == UTIME_NOW) return 4503599627370495ULL;\n  if (ts->tv_nsec == UTIME_OMIT) return 4503599627370494ULL;\n',
   ],
+  [
+    'caller in the thread locals',
+    'typedef struct {\n  napi_ref self;\n',
+    'typedef struct {\n  // mirrorfs: the requesting process (uid, gid, pid, umask), at offset 0 for JavaScript\n  uint32_t caller[4];\n  napi_ref self;\n',
+  ],
+  [
+    'caller of each request',
+    '  fuse_thread_locals_t *l = get_thread_locals();\\\n  l->op = op_##name;\\\n',
+    '  fuse_thread_locals_t *l = get_thread_locals();\\\n  { struct fuse_context *fc = fuse_get_context(); l->caller[0] = fc->uid; l->caller[1] = fc->gid; l->caller[2] = fc->pid; l->caller[3] = fc->umask; }\\\n  l->op = op_##name;\\\n',
+  ],
 ];
 
-let text = readFileSync(source, 'utf8');
-let changed = false;
-for (const [what, bug, fix] of EDITS) {
-  if (text.includes(fix)) continue;
-  if (!text.includes(bug)) {
-    console.error(`patch-fuse-native: cannot apply "${what}": fuse-native.c does not look like 2.2.6`);
-    process.exit(1);
+/**
+ * The edits to index.js (no rebuild needed).
+ * 1. The handler of each request keeps the thread locals that carry its caller in
+ *    `fuse.caller` while the operation is called (synchronously), so an operation
+ *    reads its caller first thing (mount/fuse-binding.ts callerOf).
+ * 2. getxattr with a buffer smaller than the value answered the value's length, which
+ *    libfuse then tried to send whole: the kernel refused the reply ("writing device:
+ *    Invalid argument") and the caller got EIO instead of ERANGE (with which it retries
+ *    with a bigger buffer, as Python's os.getxattr does).
+ * 3. listxattr likewise: ERANGE for a small buffer, and the exact size for a size
+ *    query (it added 128 bytes for macOS).
+ */
+const JS_EDITS = [
+  [
+    'caller kept for the operation',
+    '      return function (nativeHandler, opCode, ...args) {\n',
+    '      return function (nativeHandler, opCode, ...args) {\n        self.caller = nativeHandler\n',
+  ],
+  [
+    'getxattr ERANGE',
+    '        value.copy(valueBuf)\n',
+    '        if (valueBuf.length && value.length > valueBuf.length) return signal(-34, valueBuf.buffer)\n        value.copy(valueBuf)\n',
+  ],
+  [
+    'listxattr exact size and ERANGE',
+    '          size += 128 // fuse yells if we do not signal room for some mac stuff also\n',
+    '',
+  ],
+  [
+    'listxattr ERANGE',
+    '        let ptr = 0\n        for (const name of list) {\n',
+    '        let need = 0\n        for (const name of list) need += Buffer.byteLength(name) + 1\n        if (need > listBuf.length) return signal(-34, listBuf.buffer)\n        let ptr = 0\n        for (const name of list) {\n',
+  ],
+];
+
+/** Apply edits to one file; true when it changed. An edit is done when its fix is there (an empty fix: when its bug is gone). */
+function patch(file, edits) {
+  let text = readFileSync(file, 'utf8');
+  let changed = false;
+  for (const [what, bug, fix] of edits) {
+    if (fix ? text.includes(fix) : !text.includes(bug)) continue;
+    if (!text.includes(bug)) {
+      console.error(`patch-fuse-native: cannot apply "${what}": ${file} does not look like fuse-native 2.2.6`);
+      process.exit(1);
+    }
+    text = text.replace(bug, fix);
+    changed = true;
+    console.error(`patch-fuse-native: applied "${what}"`);
   }
-  text = text.replace(bug, fix);
-  changed = true;
-  console.error(`patch-fuse-native: applied "${what}"`);
+  if (changed) writeFileSync(file, text);
+  return changed;
 }
-if (changed) writeFileSync(source, text);
+
+patch(join(dir, 'index.js'), JS_EDITS);
+patch(source, C_EDITS);
 if (existsSync(addon) && statSync(addon).mtimeMs > statSync(source).mtimeMs) process.exit(0);
 
 const npmDir = dirname(dirname(require.resolve('npm/package.json', { paths: [join(dirname(process.execPath), '../lib/node_modules')] })));

@@ -10,9 +10,11 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 # fuse-native's prebuilt addon links libfuse.so.2 (Debian: libfuse2); fusermount
 # (Debian: fuse) unmounts a dead mount without root tricks. attr gives getfattr
 # and setfattr for looking at xattrs by hand. For the tests only: chromium renders
-# the status page, faketime runs a peer whose clock is off (doctor's skew check).
+# the status page, faketime runs a peer whose clock is off (doctor's skew check),
+# python3 drives the POSIX conformance cases (mknod, utimensat, raw xattr buffers),
+# rsync, acl (getfacl/setfacl) and tar round-trip trees through the mount.
 missing=()
-for pkg in libfuse2 fuse attr chromium faketime; do
+for pkg in libfuse2 fuse attr chromium faketime python3 rsync acl tar; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -33,8 +35,12 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   npm ci --no-audit --no-fund --loglevel=error
   cp package-lock.json "$stamp"
 fi
+# Our fixes to fuse-native and our own addon (both also run by npm's postinstall;
+# again here, idempotently, for a node_modules installed before they changed).
+node scripts/patch-fuse-native.mjs
+node scripts/build-native.mjs
 # Native addons must have built (npm 11 may warn about install scripts).
-for addon in node_modules/better-sqlite3/build/Release/better_sqlite3.node node_modules/fs-xattr/build/Release/xattr.node; do
+for addon in node_modules/better-sqlite3/build/Release/better_sqlite3.node node_modules/fs-xattr/build/Release/xattr.node native/posix/build/Release/posix.node; do
   [ -f "$addon" ] || { log "native addon $addon did not build; see npm's output above"; exit 1; }
 done
 

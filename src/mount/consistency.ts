@@ -40,7 +40,7 @@ export function entryKey(e: ManifestEntry): string {
 
 function key(e: ManifestEntry): string {
   const size = e.type === 'dir' ? 0 : e.size;
-  return JSON.stringify([e.type, (e.mode & 0o7777).toString(8), e.uid, e.gid, size, e.target ?? null, e.xattrs ?? null, e.sha256 ?? null]);
+  return JSON.stringify([e.type, (e.mode & 0o7777).toString(8), e.uid, e.gid, size, e.target ?? null, e.xattrs ?? null, e.sha256 ?? null, e.rdev ?? null]);
 }
 
 /**

@@ -739,7 +739,7 @@ export class MirrorController {
 const EMPTY = Buffer.alloc(0);
 
 /** Operations that change what a name refers to. */
-const NAME_CHANGING_OPS: ReadonlySet<MutationRequest['op']> = new Set(['create', 'unlink', 'rename', 'rmdir', 'mkdir', 'symlink', 'link']);
+const NAME_CHANGING_OPS: ReadonlySet<MutationRequest['op']> = new Set(['create', 'unlink', 'rename', 'rmdir', 'mkdir', 'symlink', 'link', 'mknod']);
 
 function settle(p: Promise<unknown>): Promise<Outcome> {
   return p.then(
@@ -763,6 +763,7 @@ function namesMadeAndRemoved(req: MutationRequest, stats?: Record<string, WireSt
     case 'create':
     case 'symlink':
     case 'link':
+    case 'mknod':
       return { created: [req.path], removed: [] };
     case 'unlink':
     case 'rmdir':

@@ -5,6 +5,32 @@ import { createRequire } from 'node:module';
 export interface FuseInstance {
   mount(cb: (err: Error | null) => void): void;
   unmount(cb: (err: Error | null) => void): void;
+  /**
+   * The locals of the thread whose request is being handled, set by our patched
+   * fuse-native (scripts/patch-fuse-native.mjs) just before it calls an operation:
+   * the caller's uid, gid, pid and umask as four uint32 at offset 0.
+   */
+  caller?: Buffer;
+}
+
+/** The process that made a FUSE request, as the kernel gave it (fsuid and fsgid). */
+export interface Caller {
+  uid: number;
+  gid: number;
+  pid: number;
+}
+
+/**
+ * The caller of the request whose operation is running now: valid only
+ * synchronously at the start of an operation (fuse-native calls operations
+ * one at a time on the main thread; the next request overwrites it).
+ */
+export function callerOf(fuse: FuseInstance): Caller {
+  const locals = fuse.caller;
+  if (!locals || locals.length < 16) {
+    throw new Error('fuse-native does not report the caller of a request: run `node scripts/patch-fuse-native.mjs` (npm ci does) to patch and rebuild it');
+  }
+  return { uid: locals.readUInt32LE(0), gid: locals.readUInt32LE(4), pid: locals.readUInt32LE(8) };
 }
 export interface FuseConstructor {
   new (mnt: string, ops: Record<string, unknown>, opts: Record<string, unknown>): FuseInstance;

@@ -1,9 +1,10 @@
 import type { Logger } from '../log.js';
 import { MirrorError, errnoNumber, toMirrorError } from '../protocol/errors.js';
 import type { WireStat, WireStatfs } from '../protocol/ops.js';
-import { fusePathToWire } from '../protocol/paths.js';
+import { NAME_MAX_BYTES, fusePathToWire } from '../protocol/paths.js';
 import { BufferPool, PooledBytes } from '../protocol/buffer-pool.js';
 import type { MirrorController } from './controller.js';
+import type { Caller } from './fuse-binding.js';
 
 /**
  * FUSE operations -> mirror controller. Each operation has the same short
@@ -27,7 +28,9 @@ type Cb = (code: number, ...rest: unknown[]) => void;
 const ENODATA = errnoNumber('ENODATA');
 const ENOENT = errnoNumber('ENOENT');
 /** st_mode type bits by entry type ('other': unknown to readdir, so the kernel asks getattr). */
-const TYPE_BITS: Record<WireStat['type'], number> = { file: 0o100000, dir: 0o040000, symlink: 0o120000, other: 0 };
+const TYPE_BITS: Record<WireStat['type'], number> = { file: 0o100000, dir: 0o040000, symlink: 0o120000, fifo: 0o010000, socket: 0o140000, char: 0o020000, block: 0o060000, other: 0 };
+/** The special files mknod makes, by their st_mode type bits. */
+const NODE_KINDS: ReadonlyMap<number, 'fifo' | 'socket' | 'char' | 'block'> = new Map([[0o010000, 'fifo'], [0o140000, 'socket'], [0o020000, 'char'], [0o060000, 'block']]);
 const XATTR_CREATE = 1;
 const XATTR_REPLACE = 2;
 const PERMISSION_BITS = 0o7777;
@@ -41,7 +44,18 @@ const WRITE_BUFFERS_KEPT = 32;
 /** The virtual xattr that tells an application whether a file's changes reached the far mirrors (ack mode end-to-end). */
 export const STATE_XATTR = 'user.mirrorfs.state';
 
-export function buildFuseOps(controller: MirrorController, log: Logger, opts: { fsyncTimeoutMs: number; onError?: (op: string, errno: string) => void } = { fsyncTimeoutMs: 30_000 }): Record<string, (...args: never[]) => void> {
+export interface FuseOpsOptions {
+  fsyncTimeoutMs: number;
+  onError?: (op: string, errno: string) => void;
+  /**
+   * The process that made the request being handled (read synchronously, first
+   * thing in an operation): new entries are its. Without it (unit tests of
+   * these operations) they are the peer process's.
+   */
+  caller?: () => Caller;
+}
+
+export function buildFuseOps(controller: MirrorController, log: Logger, opts: FuseOpsOptions = { fsyncTimeoutMs: 30_000 }): Record<string, (...args: never[]) => void> {
   let nextHandle = 1;
   const handle = () => {
     nextHandle = nextHandle >= 0x7fff_fff0 ? 1 : nextHandle + 1;
@@ -76,6 +90,12 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: { 
     }
   };
   const writePayloads = new BufferPool(FUSE_MAX_WRITE, WRITE_BUFFERS_KEPT);
+  /** The owner of what the current request creates: its caller's fsuid and fsgid (the peer applies set-group-ID directories). */
+  const ownerOfNew = (): { uid?: number; gid?: number } => {
+    if (!opts.caller) return {};
+    const { uid, gid } = opts.caller();
+    return { uid, gid };
+  };
   const read = controller.read.bind(controller);
 
   return {
@@ -113,21 +133,28 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: { 
       answer('utimens', path, cb, async () => void (await mutate({ op: 'utimens', path: wire(path), atimeMs: fromFuseTime(atime), mtimeMs: fromFuseTime(mtime) }))),
 
     // ---- files ----------------------------------------------------------------
-    create: (path: string, mode: number, cb: Cb) =>
+    create: (path: string, mode: number, cb: Cb) => {
+      const owner = ownerOfNew();
       answer('create', path, cb, async () => {
         // The kernel checks O_EXCL itself (lookup before create); two racing
         // creators of one name both succeed, as with open(O_CREAT) on ext4.
-        await mutate({ op: 'create', path: wire(path), mode: mode & PERMISSION_BITS, exclusive: false });
+        await mutate({ op: 'create', path: wire(path), mode: mode & PERMISSION_BITS, exclusive: false, ...owner });
         return [handle()];
-      }),
+      });
+    },
 
-    // Regular files only: FIFOs, sockets and device nodes cannot be mirrored
-    // as plain files on a filer, so they are refused clearly (EOPNOTSUPP).
-    mknod: (path: string, mode: number, _dev: number, cb: Cb) =>
+    // A regular file (mknod(2) of S_IFREG) is an exclusive create; FIFOs, sockets
+    // and device nodes are made as such on every peer (devices with their number).
+    mknod: (path: string, mode: number, dev: number, cb: Cb) => {
+      const owner = ownerOfNew();
       answer('mknod', path, cb, async () => {
-        if ((mode & S_IFMT) !== S_IFREG) throw new MirrorError('MFS_ERRNO', `mknod ${path}: only regular files can be mirrored`, { errno: 'EOPNOTSUPP' });
-        await mutate({ op: 'create', path: wire(path), mode: mode & PERMISSION_BITS, exclusive: true });
-      }),
+        const type = mode & S_IFMT;
+        if (type === S_IFREG) return void (await mutate({ op: 'create', path: wire(path), mode: mode & PERMISSION_BITS, exclusive: true, ...owner }));
+        const kind = NODE_KINDS.get(type);
+        if (!kind) throw new MirrorError('MFS_ERRNO', `mknod ${path}: unknown file type ${type.toString(8)}`, { errno: 'EINVAL' });
+        await mutate({ op: 'mknod', path: wire(path), kind, mode: mode & PERMISSION_BITS, rdev: kind === 'char' || kind === 'block' ? dev : 0, ...owner });
+      });
+    },
 
     read: (path: string, _fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
       // Straight into the kernel's buffer, which stays ours until we answer (no buffer of our own per read).
@@ -175,15 +202,19 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: { 
     link: (src: string, dest: string, cb: Cb) =>
       answer('link', dest, cb, async () => void (await mutate({ op: 'link', from: wire(src), path: wire(dest) }))),
 
-    symlink: (target: string, path: string, cb: Cb) =>
+    symlink: (target: string, path: string, cb: Cb) => {
+      const owner = ownerOfNew();
       answer('symlink', path, cb, async () => {
         checkText(target, 'symlink target');
-        await mutate({ op: 'symlink', target, path: wire(path) });
-      }),
+        await mutate({ op: 'symlink', target, path: wire(path), ...owner });
+      });
+    },
 
     // ---- directories ----------------------------------------------------------
-    mkdir: (path: string, mode: number, cb: Cb) =>
-      answer('mkdir', path, cb, async () => void (await mutate({ op: 'mkdir', path: wire(path), mode: mode & PERMISSION_BITS }))),
+    mkdir: (path: string, mode: number, cb: Cb) => {
+      const owner = ownerOfNew();
+      answer('mkdir', path, cb, async () => void (await mutate({ op: 'mkdir', path: wire(path), mode: mode & PERMISSION_BITS, ...owner })));
+    },
 
     rmdir: (path: string, cb: Cb) => answer('rmdir', path, cb, async () => void (await mutate({ op: 'rmdir', path: wire(path) }))),
 
@@ -241,7 +272,26 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: { 
  */
 function wire(fusePath: string): string {
   checkText(fusePath, 'name');
+  checkNameLengths(fusePath);
   return fusePathToWire(fusePath);
+}
+
+/**
+ * ENAMETOOLONG for a component over NAME_MAX bytes, as ext4 answers: the kernel
+ * passes FUSE names of up to 1,024 bytes, and a lookup of one would otherwise be
+ * "no such file". A UTF-16 unit is at most 3 bytes of UTF-8, so only components
+ * of more than 85 units need counting.
+ */
+function checkNameLengths(fusePath: string): void {
+  let start = 1;
+  while (start < fusePath.length) {
+    let end = fusePath.indexOf('/', start);
+    if (end < 0) end = fusePath.length;
+    if (end - start > NAME_MAX_BYTES / 3 && Buffer.byteLength(fusePath.slice(start, end)) > NAME_MAX_BYTES) {
+      throw new MirrorError('MFS_ERRNO', `a name in ${JSON.stringify(fusePath.slice(0, 64))}... is longer than ${NAME_MAX_BYTES} bytes`, { errno: 'ENAMETOOLONG' });
+    }
+    start = end + 1;
+  }
 }
 
 function checkText(text: string, what: string): void {
@@ -276,6 +326,7 @@ function toFuseStat(st: WireStat) {
     nlink: st.nlink,
     ino: st.ino,
     blocks: st.blocks,
+    rdev: st.rdev ?? 0,
     blksize: 4096,
     atime: Math.floor(st.atimeMs),
     mtime: Math.floor(st.mtimeMs),

@@ -10,7 +10,7 @@ import { progressReporter } from './progress.js';
 import { recover } from './recovery.js';
 import { verifyCopies } from './verify.js';
 import { startControlServer } from './control.js';
-import { loadFuse, type FuseInstance } from './fuse-binding.js';
+import { callerOf, loadFuse, type FuseInstance } from './fuse-binding.js';
 import { buildFuseOps } from './fuse-ops.js';
 import { loadMountId } from './identity.js';
 import { LocalCopy } from './local-copy.js';
@@ -134,7 +134,9 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     const fsyncTimeoutMs = Math.min(opts.fsyncTimeoutMs ?? DEFAULT_FSYNC_TIMEOUT_MS, fuseTimeoutMs - 5000);
     controllerRef = controller;
     metrics.attach(() => controller.status());
-    const fuse = new Fuse(mountpoint, buildFuseOps(controller, log, { fsyncTimeoutMs, onError: (op, errno) => metrics.callFailed(op, errno) }), {
+    let fuseInstance: FuseInstance | null = null;
+    const caller = () => callerOf(fuseInstance!);
+    const fuse = new Fuse(mountpoint, buildFuseOps(controller, log, { fsyncTimeoutMs, onError: (op, errno) => metrics.callFailed(op, errno), caller }), {
       // fuse-native joins options with commas, so options it does not know ride
       // on fsname: big_writes (else the kernel splits writes into 4 KiB requests,
       // FIELD-NOTES) and negative_timeout (cache "no such name" answers).
@@ -150,6 +152,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
       // A last-resort bound per FUSE request, above our own bounds (start + peer timeout + journal).
       timeout: fuseTimeoutMs,
     });
+    fuseInstance = fuse;
     let resolveStopped!: (cleanly: boolean) => void;
     const stopped = new Promise<boolean>((r) => (resolveStopped = r));
     let stopping: Promise<void> | null = null;

@@ -138,6 +138,7 @@ function describeEntry(e: ManifestEntry): string {
   const parts = [e.type, (e.mode & 0o7777).toString(8), `${e.uid}:${e.gid}`];
   if (e.type === 'file') parts.push(`${e.size} B`, `sha256 ${e.sha256?.slice(0, 12)}`);
   if (e.type === 'symlink') parts.push(`-> ${e.target}`);
+  if (e.rdev !== undefined) parts.push(`device ${e.rdev}`);
   if (e.xattrs) parts.push(`xattrs ${Object.keys(e.xattrs).join(',')}`);
   return parts.join(' ');
 }

@@ -15,6 +15,15 @@ const mode = z.number().int().min(0).max(0o7777);
 const offset = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const xattrName = z.string().min(1).max(255);
 const timeMs = z.number().finite().min(0).max(253402300799999);
+/** A numeric user or group id ((uid_t)-1 is not an id). */
+const id = z.number().int().min(0).max(0xffff_fffe);
+/**
+ * The owner of an entry a change creates: the calling process's fsuid and fsgid.
+ * In a set-group-ID directory the peer gives the entry the directory's group
+ * instead (and a new directory the set-group-ID bit), as ext4 does. Absent in
+ * requests of older mounts: the entry is then the peer process's.
+ */
+const owner = { uid: id.optional(), gid: id.optional() };
 
 export const mountId = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'mount id: 1-128 of [A-Za-z0-9_.:-]');
 
@@ -26,14 +35,16 @@ const stamp = {
 
 /** Changing operations. `write` and `setxattr` carry their bytes as the frame payload. */
 export const mutationSchemas = {
-  create: z.object({ op: z.literal('create'), path: wirePath, mode, exclusive: z.boolean().default(true), ...stamp }),
+  create: z.object({ op: z.literal('create'), path: wirePath, mode, exclusive: z.boolean().default(true), ...owner, ...stamp }),
   write: z.object({ op: z.literal('write'), path: wirePath, offset, ...stamp }),
   truncate: z.object({ op: z.literal('truncate'), path: wirePath, size: offset, ...stamp }),
   unlink: z.object({ op: z.literal('unlink'), path: wirePath, ...stamp }),
-  mkdir: z.object({ op: z.literal('mkdir'), path: wirePath, mode, ...stamp }),
+  mkdir: z.object({ op: z.literal('mkdir'), path: wirePath, mode, ...owner, ...stamp }),
   rmdir: z.object({ op: z.literal('rmdir'), path: wirePath, ...stamp }),
   rename: z.object({ op: z.literal('rename'), from: wirePath, to: wirePath, ...stamp }),
-  symlink: z.object({ op: z.literal('symlink'), target: z.string().min(1).max(4095), path: wirePath, ...stamp }),
+  symlink: z.object({ op: z.literal('symlink'), target: z.string().min(1).max(4095), path: wirePath, ...owner, ...stamp }),
+  /** A FIFO, socket, or character or block device node (`kind`), with its permission bits and, for devices, its number. */
+  mknod: z.object({ op: z.literal('mknod'), path: wirePath, kind: z.enum(['fifo', 'socket', 'char', 'block']), mode, rdev: z.number().int().min(0).max(0xffff_ffff).default(0), ...owner, ...stamp }),
   link: z.object({ op: z.literal('link'), from: wirePath, path: wirePath, ...stamp }),
   chmod: z.object({ op: z.literal('chmod'), path: wirePath, mode, ...stamp }),
   chown: z.object({ op: z.literal('chown'), path: wirePath, uid: z.number().int().min(-1).max(0xffff_fffe), gid: z.number().int().min(-1).max(0xffff_fffe), ...stamp }),
@@ -68,7 +79,7 @@ export const readSchemas = {
  */
 const unstamped = { mount: true, epoch: true, seq: true } as const;
 /** Mode and numeric owner of an entry a repair creates. */
-const ownedMode = { mode, uid: z.number().int().min(0).max(0xffff_fffe), gid: z.number().int().min(0).max(0xffff_fffe) };
+const ownedMode = { mode, uid: id, gid: id };
 export const repairActionSchema = z.discriminatedUnion('op', [
   mutationSchemas.create.omit(unstamped),
   mutationSchemas.write.omit(unstamped),
@@ -78,6 +89,7 @@ export const repairActionSchema = z.discriminatedUnion('op', [
   mutationSchemas.rmdir.omit(unstamped),
   mutationSchemas.rename.omit(unstamped),
   mutationSchemas.symlink.omit(unstamped),
+  mutationSchemas.mknod.omit(unstamped),
   mutationSchemas.link.omit(unstamped),
   mutationSchemas.chmod.omit(unstamped),
   mutationSchemas.chown.omit(unstamped),
@@ -182,11 +194,12 @@ export function isMutation(req: { op: string }): req is Mutation {
 }
 
 /** Operations that change names in the tree (not just contents or attributes). */
-export const NAMESPACE_OPS: ReadonlySet<MutationName> = new Set(['create', 'unlink', 'mkdir', 'rmdir', 'rename', 'symlink', 'link']);
+export const NAMESPACE_OPS: ReadonlySet<MutationName> = new Set(['create', 'unlink', 'mkdir', 'rmdir', 'rename', 'symlink', 'link', 'mknod']);
 
 /** File attributes as they cross the wire (a subset of struct stat). */
 export interface WireStat {
-  type: 'file' | 'dir' | 'symlink' | 'other';
+  /** 'other': a type this side does not know (a directory entry without d_type, say). */
+  type: 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'char' | 'block' | 'other';
   mode: number; // full st_mode including type bits
   uid: number;
   gid: number;
@@ -194,6 +207,8 @@ export interface WireStat {
   nlink: number;
   ino: number;
   blocks: number;
+  /** The device number of a char or block device node (0 otherwise; absent from older peers). */
+  rdev?: number;
   atimeMs: number;
   mtimeMs: number;
   ctimeMs: number;
@@ -306,6 +321,7 @@ export interface ManifestEntry {
   size: number;
   sha256?: string; // regular files
   target?: string; // symlinks
+  rdev?: number; // char and block devices
   /** Regular files with more than one name: the inode number, so names of one file can be grouped (not comparable across peers). */
   inode?: number;
   /** Modification time (ms, truncated): copied by repair, not compared (reading through the mount can differ by the kernel's rounding). */

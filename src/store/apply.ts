@@ -1,5 +1,5 @@
 import {
-  chmodSync, closeSync, constants, fchmodSync, fstatSync, ftruncateSync, lchownSync, linkSync, lstatSync, lutimesSync,
+  chmodSync, closeSync, constants, fchmodSync, fchownSync, fstatSync, ftruncateSync, lchownSync, linkSync, lstatSync, lutimesSync,
   mkdirSync, open, openSync, renameSync, rmdirSync, symlinkSync, unlinkSync, write,
 } from 'node:fs';
 import { promisify } from 'node:util';
@@ -23,6 +23,7 @@ import type { Mutation } from '../protocol/ops.js';
 import type { Syncer } from './durable.js';
 import type { FdCache } from './fd-cache.js';
 import type { Tree } from './tree.js';
+import { mknod } from './posix.js';
 
 /** What applying needs: the confined tree, the open-file cache, and how to make changes durable. */
 export interface ApplyContext {
@@ -70,6 +71,8 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       created = false;
     }
     try {
+      // The creator's, not the peer's; before the mode, since chown clears set-ID bits.
+      if (created) chownNew(req, dirname(abs), (uid, gid) => fchownSync(fd, uid, gid));
       fchmodSync(fd, req.mode); // exact mode, whatever the umask
     } finally {
       closeSync(fd);
@@ -132,7 +135,10 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     } catch (err) {
       if (!(redo && errnoOf(err) === 'EEXIST' && lstatSync(abs).isDirectory())) throw err;
     }
-    chmodSync(abs, req.mode); // exact mode, whatever the umask (abs is a directory we just made, not a symlink)
+    const inherited = chownNew(req, dirname(abs), (uid, gid) => lchownSync(abs, uid, gid));
+    // Exact mode, whatever the umask (abs is a directory we just made, not a symlink);
+    // in a set-group-ID directory a new directory is set-group-ID too (ext4, mkdir(2)).
+    chmodSync(abs, req.mode | (inherited ? S_ISGID : 0));
     await sync.dir(dirname(abs)); // commits the new directory with its entry (journaling file system)
     return { stats: statsOf([req.path, abs], parentOf(req.path, abs)) };
   },
@@ -175,6 +181,20 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     } catch (err) {
       if (!(redo && errnoOf(err) === 'EEXIST' && lstatSync(abs).isSymbolicLink())) throw err;
     }
+    chownNew(req, dirname(abs), (uid, gid) => lchownSync(abs, uid, gid));
+    await sync.dir(dirname(abs));
+    return { stats: statsOf([req.path, abs], parentOf(req.path, abs)) };
+  },
+
+  async mknod({ tree, sync }, req, _payload, redo) {
+    const abs = tree.resolve(req.path);
+    try {
+      mknod(abs, NODE_TYPE_BITS[req.kind] | req.mode, req.kind === 'char' || req.kind === 'block' ? req.rdev : 0);
+    } catch (err) {
+      if (!(redo && errnoOf(err) === 'EEXIST' && entryKindOf(lstatSync(abs)) === req.kind)) throw err;
+    }
+    chownNew(req, dirname(abs), (uid, gid) => lchownSync(abs, uid, gid));
+    chmodSync(abs, req.mode); // exact mode, whatever the umask; chmod of a node changes the node, opens nothing
     await sync.dir(dirname(abs));
     return { stats: statsOf([req.path, abs], parentOf(req.path, abs)) };
   },
@@ -283,6 +303,30 @@ async function syncInode(sync: Syncer, abs: string): Promise<void> {
   } finally {
     closeSync(fd);
   }
+}
+
+const S_ISGID = 0o2000;
+/** st_mode type bits of the special files mknod makes. */
+const NODE_TYPE_BITS = { fifo: 0o010000, socket: 0o140000, char: 0o020000, block: 0o060000 } as const;
+
+function entryKindOf(st: ReturnType<typeof lstatSync>): keyof typeof NODE_TYPE_BITS | null {
+  if (!st) return null;
+  return st.isFIFO() ? 'fifo' : st.isSocket() ? 'socket' : st.isCharacterDevice() ? 'char' : st.isBlockDevice() ? 'block' : null;
+}
+
+/**
+ * Give a new entry its creator as owner (the request's uid and gid, the caller's
+ * fsuid and fsgid on the mount). In a set-group-ID directory the entry takes the
+ * directory's group instead, as ext4 does (inode_init_owner); returns whether it
+ * did, so a new directory can take the set-group-ID bit too. A request without
+ * an owner (an older mount) leaves the entry to the peer process, as before.
+ */
+function chownNew(req: { uid?: number; gid?: number }, parentAbs: string, chown: (uid: number, gid: number) => void): boolean {
+  if (req.uid === undefined && req.gid === undefined) return false;
+  const parent = lstatSync(parentAbs);
+  const inherited = (parent.mode & S_ISGID) !== 0;
+  chown(req.uid ?? -1, inherited ? parent.gid : (req.gid ?? -1));
+  return inherited;
 }
 
 function hasXattr(abs: string, name: string): boolean {

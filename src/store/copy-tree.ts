@@ -129,7 +129,7 @@ export async function makeEqual(source: CopyHandle, target: CopyHandle, path: st
       continue;
     }
     const s = srcByPath.get(d.path);
-    if (!s || s.type !== d.type || (s.type === 'symlink' && s.target !== d.target)) {
+    if (!s || s.type !== d.type || (s.type === 'symlink' && s.target !== d.target) || s.rdev !== d.rdev) {
       await target.apply({ op: 'remove-tree', path: d.path });
       removed.push(d.path);
       dstByPath.delete(d.path);
@@ -181,7 +181,7 @@ export async function makeEqual(source: CopyHandle, target: CopyHandle, path: st
         }
         firstNameOfInode.set(s.inode, s.path);
       }
-      if (s.type !== 'dir' && s.type !== 'symlink' && s.type !== 'file') continue; // special files are never created through the mount
+      if (s.type === 'other') continue; // a type this side cannot make
       if (s.type === 'file' && s.size <= BATCH_FILE_BYTES && isPlainCopy(s, d)) {
         batch.push({ s, d });
         batchBytes += s.size;
@@ -206,6 +206,11 @@ export async function makeEqual(source: CopyHandle, target: CopyHandle, path: st
           } else if (s.type === 'symlink') {
             if (!d) await target.apply({ op: 'symlink', path: s.path, target: s.target! });
             await setAttributes(target, s, d); // a symlink's mode is not settable on Linux
+          } else if (s.type !== 'file' && s.type !== 'other') {
+            // A FIFO, socket or device node: made with its mode, owner and device number.
+            if (!d) await target.apply({ op: 'mknod', path: s.path, kind: s.type, mode: s.mode & 0o7777, rdev: s.rdev ?? 0, uid: s.uid, gid: s.gid });
+            else if ((d.mode & 0o7777) !== (s.mode & 0o7777)) modes.push(s);
+            await setAttributes(target, s, d ?? { ...s, xattrs: {} });
           } else {
             await copyFile(source, target, s, d, modes, progress, flush, recreated, opts.onProgress);
           }

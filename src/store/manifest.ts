@@ -58,6 +58,7 @@ async function describeEntry(root: string, rel: string, content: boolean): Promi
   if (content && st.isFile()) entry.sha256 = await hashFile(abs, st.size);
   if (st.isFile() && st.nlink > 1) entry.inode = st.ino;
   if (st.isSymbolicLink()) entry.target = readlinkSync(abs);
+  if (st.isCharacterDevice() || st.isBlockDevice()) entry.rdev = st.rdev;
   const xnames = xattrNames(abs, st).sort();
   if (xnames.length > 0) {
     entry.xattrs = {};

@@ -19,8 +19,15 @@ export interface ReadOutcome {
 }
 
 /** An entry's type, from its attributes or from a directory entry (d_type). */
-export function entryType(st: Pick<Stats, 'isFile' | 'isDirectory' | 'isSymbolicLink'>): WireStat['type'] {
-  return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
+export function entryType(st: Pick<Stats, 'isFile' | 'isDirectory' | 'isSymbolicLink' | 'isFIFO' | 'isSocket' | 'isCharacterDevice' | 'isBlockDevice'>): WireStat['type'] {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isSocket()) return 'socket';
+  if (st.isCharacterDevice()) return 'char';
+  if (st.isBlockDevice()) return 'block';
+  return 'other';
 }
 
 export function toWireStat(st: Stats): WireStat {
@@ -33,6 +40,7 @@ export function toWireStat(st: Stats): WireStat {
     nlink: st.nlink,
     ino: st.ino,
     blocks: st.blocks,
+    rdev: st.rdev,
     atimeMs: st.atimeMs,
     mtimeMs: st.mtimeMs,
     ctimeMs: st.ctimeMs,

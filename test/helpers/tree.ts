@@ -1,18 +1,21 @@
 import { createHash } from 'node:crypto';
-import { lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { lstatSync, readFileSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { getAttributeSync, listAttributesSync } from 'fs-xattr';
 
 /**
  * Snapshot and compare directory trees: the check behind promise 2 ("exact
- * copies"). Compares names, types, permission bits, sizes, contents (SHA-256),
- * symlink targets and user xattrs; ignores times and inode numbers.
+ * copies"). Compares names, types (special files too), permission bits,
+ * owners, sizes, contents (SHA-256), symlink targets, device numbers and user
+ * xattrs; ignores times and inode numbers.
  */
 
 export interface EntrySnapshot {
-  type: 'file' | 'dir' | 'symlink' | 'other';
+  type: 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'char' | 'block';
   mode: number;
+  owner: string;
   size: number;
+  rdev?: number;
   sha256?: string;
   target?: string;
   xattrs?: Record<string, string>;
@@ -26,7 +29,7 @@ const SKIP_AT_ROOT = new Set(['.mirrorfs']);
 export function snapshotTree(root: string): TreeSnapshot {
   const out: TreeSnapshot = new Map();
   const st = lstatSync(root);
-  out.set('', { type: 'dir', mode: st.mode & 0o7777, size: 0 }); // the root's own mode is mirrored too
+  out.set('', { type: 'dir', mode: st.mode & 0o7777, owner: `${st.uid}:${st.gid}`, size: 0 }); // the root's own mode and owner are mirrored too
   walk(root, '', out);
   return out;
 }
@@ -39,10 +42,12 @@ function walk(root: string, rel: string, out: TreeSnapshot): void {
     const childAbs = join(abs, name);
     const st = lstatSync(childAbs);
     const entry: EntrySnapshot = {
-      type: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other',
+      type: typeOf(st),
       mode: st.mode & 0o7777,
+      owner: `${st.uid}:${st.gid}`,
       size: st.isDirectory() ? 0 : st.size,
     };
+    if (st.isCharacterDevice() || st.isBlockDevice()) entry.rdev = st.rdev;
     if (st.isFile()) entry.sha256 = createHash('sha256').update(readFileSync(childAbs)).digest('hex');
     if (st.isSymbolicLink()) entry.target = readlinkSync(childAbs);
     if (!st.isSymbolicLink()) {
@@ -52,6 +57,15 @@ function walk(root: string, rel: string, out: TreeSnapshot): void {
     out.set(childRel, entry);
     if (st.isDirectory()) walk(root, childRel, out);
   }
+}
+
+function typeOf(st: Stats): EntrySnapshot['type'] {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isSocket()) return 'socket';
+  return st.isCharacterDevice() ? 'char' : 'block';
 }
 
 /** Human-readable differences between two snapshots (empty when equal). */

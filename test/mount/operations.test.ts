@@ -194,10 +194,19 @@ describe.each([
     expectCopiesEqual();
   });
 
-  it('special files (FIFOs, devices) are refused clearly', async () => {
-    const fifo = await run('mkfifo', [m('fifo')]).then(() => null, (e: Error) => e);
-    expect(fifo?.message).toMatch(/Operation not supported/);
-    expect(readdirSync(mount.mountpoint)).not.toContain('fifo');
+  it('special files (FIFOs, sockets, devices) are mirrored with their modes and device numbers', async () => {
+    await run('mkfifo', ['-m', '0640', m('fifo')]);
+    await run('mknod', ['-m', '0600', m('null'), 'c', '1', '3']);
+    await run('mknod', [m('loop'), 'b', '7', '9']);
+    await run('/usr/bin/python3', ['-c', 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', m('sock')]);
+    for (const dir of [mount.mountpoint, east.dataDir, west.dataDir]) {
+      expect(lstatSync(join(dir, 'fifo')).isFIFO()).toBe(true);
+      expect(lstatSync(join(dir, 'fifo')).mode & 0o7777).toBe(0o640);
+      expect(lstatSync(join(dir, 'null')).isCharacterDevice()).toBe(true);
+      expect(lstatSync(join(dir, 'null')).rdev).toBe(statSync('/dev/null').rdev);
+      expect(lstatSync(join(dir, 'loop')).isBlockDevice()).toBe(true);
+      expect(lstatSync(join(dir, 'sock')).isSocket()).toBe(true);
+    }
     expectCopiesEqual();
   });
 

@@ -1,0 +1,338 @@
+// mirrorfs posix addon: the few file system calls node:fs lacks (see src/store/posix.ts).
+// Plain C on Node-API, synchronous, no dependencies. Failures throw Errors shaped like
+// node:fs errors: message "CODE: description, syscall 'path'", and code, errno
+// (negative, as Node gives it), syscall and path properties.
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <node_api.h>
+
+// Largest integer a JavaScript number holds exactly (2^53).
+#define MAX_SAFE 9007199254740992.0
+
+// ---- errors -----------------------------------------------------------------
+
+// errno -> name, and the description libuv (so node:fs) gives it, so that these
+// errors read like the ones node:fs throws. EOPNOTSUPP is ENOTSUP's twin on Linux:
+// the name the rest of mirrorfs uses is kept.
+static const struct {
+  int number;
+  const char *name;
+  const char *description;
+} ERRNOS[] = {
+  {EPERM, "EPERM", "operation not permitted"},
+  {ENOENT, "ENOENT", "no such file or directory"},
+  {EINTR, "EINTR", "interrupted system call"},
+  {EIO, "EIO", "i/o error"},
+  {ENXIO, "ENXIO", "no such device or address"},
+  {E2BIG, "E2BIG", "argument list too long"},
+  {EBADF, "EBADF", "bad file descriptor"},
+  {EAGAIN, "EAGAIN", "resource temporarily unavailable"},
+  {ENOMEM, "ENOMEM", "not enough memory"},
+  {EACCES, "EACCES", "permission denied"},
+  {EFAULT, "EFAULT", "bad address in system call argument"},
+  {EBUSY, "EBUSY", "resource busy or locked"},
+  {EEXIST, "EEXIST", "file already exists"},
+  {EXDEV, "EXDEV", "cross-device link not permitted"},
+  {ENODEV, "ENODEV", "no such device"},
+  {ENOTDIR, "ENOTDIR", "not a directory"},
+  {EISDIR, "EISDIR", "illegal operation on a directory"},
+  {EINVAL, "EINVAL", "invalid argument"},
+  {ENFILE, "ENFILE", "file table overflow"},
+  {EMFILE, "EMFILE", "too many open files"},
+  {ETXTBSY, "ETXTBSY", "text file is busy"},
+  {EFBIG, "EFBIG", "file too large"},
+  {ENOSPC, "ENOSPC", "no space left on device"},
+  {ESPIPE, "ESPIPE", "invalid seek"},
+  {EROFS, "EROFS", "read-only file system"},
+  {EMLINK, "EMLINK", "too many links"},
+  {ERANGE, "ERANGE", "result too large"},
+  {ENAMETOOLONG, "ENAMETOOLONG", "name too long"},
+  {ENOSYS, "ENOSYS", "function not implemented"},
+  {ENOTEMPTY, "ENOTEMPTY", "directory not empty"},
+  {ELOOP, "ELOOP", "too many symbolic links encountered"},
+  {ENODATA, "ENODATA", "no data available"},
+  {EOVERFLOW, "EOVERFLOW", "value too large for defined data type"},
+  {EILSEQ, "EILSEQ", "illegal byte sequence"},
+  {EOPNOTSUPP, "EOPNOTSUPP", "operation not supported"},
+  {EDQUOT, "EDQUOT", "disk quota exceeded"},
+};
+
+// Throw the node:fs-shaped error for `err` from `syscall` on `path` (length `path_len`,
+// may hold any bytes; NULL for calls on a descriptor) and `dest` (renames only, or NULL).
+static void throw_errno(napi_env env, int err, const char *syscall, const char *path, size_t path_len,
+                        const char *dest, size_t dest_len) {
+  const char *name = "UNKNOWN";
+  const char *description = strerror(err);
+  for (size_t i = 0; i < sizeof ERRNOS / sizeof ERRNOS[0]; i++) {
+    if (ERRNOS[i].number == err) {
+      name = ERRNOS[i].name;
+      description = ERRNOS[i].description;
+      break;
+    }
+  }
+  // The message is assembled by length: a rejected path may contain a NUL byte.
+  size_t cap = strlen(name) + strlen(description) + strlen(syscall) + path_len + dest_len + 16;
+  char *message = malloc(cap);
+  if (!message) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return;
+  }
+  size_t len = 0;
+#define APPEND(bytes, n) (memcpy(message + len, (bytes), (n)), len += (n))
+#define APPEND_STR(s) APPEND((s), strlen(s))
+  APPEND_STR(name);
+  APPEND_STR(": ");
+  APPEND_STR(description);
+  APPEND_STR(", ");
+  APPEND_STR(syscall);
+  if (path) {
+    APPEND_STR(" '");
+    APPEND(path, path_len);
+    APPEND_STR("'");
+  }
+  if (dest) {
+    APPEND_STR(" -> '");
+    APPEND(dest, dest_len);
+    APPEND_STR("'");
+  }
+#undef APPEND
+#undef APPEND_STR
+
+  napi_value js_message, js_code, js_errno, js_syscall, error;
+  napi_create_string_utf8(env, message, len, &js_message);
+  free(message);
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &js_code);
+  napi_create_int32(env, -err, &js_errno);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &js_syscall);
+  napi_create_error(env, NULL, js_message, &error);
+  napi_set_named_property(env, error, "errno", js_errno);
+  napi_set_named_property(env, error, "code", js_code);
+  napi_set_named_property(env, error, "syscall", js_syscall);
+  // Like node:fs, path and dest are strings (a Buffer path decoded as UTF-8, invalid bytes as U+FFFD).
+  if (path) {
+    napi_value js_path;
+    napi_create_string_utf8(env, path, path_len, &js_path);
+    napi_set_named_property(env, error, "path", js_path);
+  }
+  if (dest) {
+    napi_value js_dest;
+    napi_create_string_utf8(env, dest, dest_len, &js_dest);
+    napi_set_named_property(env, error, "dest", js_dest);
+  }
+  napi_throw(env, error);
+}
+
+// ---- arguments --------------------------------------------------------------
+
+// A path argument: a string (encoded as UTF-8) or a Buffer (its bytes as they are),
+// copied NUL-terminated into `bytes` (malloc'ed; release with free_path).
+typedef struct {
+  char *bytes;
+  size_t len;
+} path_arg;
+
+static void free_path(path_arg *p) {
+  free(p->bytes);
+  p->bytes = NULL;
+}
+
+// Read a path; false (with a pending exception) when it is not one or holds a NUL byte.
+static bool get_path(napi_env env, napi_value value, const char *what, const char *syscall, path_arg *out) {
+  out->bytes = NULL;
+  out->len = 0;
+  bool is_buffer = false;
+  napi_is_buffer(env, value, &is_buffer);
+  if (is_buffer) {
+    void *data;
+    size_t len;
+    napi_get_buffer_info(env, value, &data, &len);
+    out->bytes = malloc(len + 1);
+    if (!out->bytes) {
+      napi_throw_error(env, "ENOMEM", "out of memory");
+      return false;
+    }
+    if (len) memcpy(out->bytes, data, len);
+    out->bytes[len] = '\0';
+    out->len = len;
+  } else {
+    napi_valuetype type;
+    napi_typeof(env, value, &type);
+    if (type != napi_string) {
+      char message[128];
+      snprintf(message, sizeof message, "%s: %s must be a string or a Buffer", syscall, what);
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
+      return false;
+    }
+    size_t len;
+    napi_get_value_string_utf8(env, value, NULL, 0, &len);
+    out->bytes = malloc(len + 1);
+    if (!out->bytes) {
+      napi_throw_error(env, "ENOMEM", "out of memory");
+      return false;
+    }
+    napi_get_value_string_utf8(env, value, out->bytes, len + 1, &out->len);
+  }
+  // The kernel would stop at a NUL and act on a different name: refuse it.
+  if (memchr(out->bytes, '\0', out->len)) {
+    throw_errno(env, EINVAL, syscall, out->bytes, out->len, NULL, 0);
+    free_path(out);
+    return false;
+  }
+  return true;
+}
+
+// Read an integer number within [min, max] (both within +-2^53); false with a pending exception otherwise.
+static bool get_integer(napi_env env, napi_value value, const char *what, const char *syscall, double min, double max,
+                        int64_t *out) {
+  napi_valuetype type;
+  napi_typeof(env, value, &type);
+  char message[160];
+  if (type != napi_number) {
+    snprintf(message, sizeof message, "%s: %s must be a number", syscall, what);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
+    return false;
+  }
+  double d;
+  napi_get_value_double(env, value, &d);
+  if (!isfinite(d) || floor(d) != d || d < min || d > max) {
+    snprintf(message, sizeof message, "%s: %s must be an integer from %.0f to %.0f (got %g)", syscall, what, min, max, d);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", message);
+    return false;
+  }
+  *out = (int64_t)d;
+  return true;
+}
+
+static bool get_bool(napi_env env, napi_value value) {
+  bool result = false;
+  napi_value coerced;
+  if (napi_coerce_to_bool(env, value, &coerced) == napi_ok) napi_get_value_bool(env, coerced, &result);
+  return result;
+}
+
+// Fetch exactly `n` arguments into argv; false (with a pending TypeError) when fewer were given.
+static bool get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *syscall) {
+  size_t argc = n;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < n) {
+    char message[96];
+    snprintf(message, sizeof message, "%s expects %zu arguments, got %zu", syscall, n, argc);
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", message);
+    return false;
+  }
+  return true;
+}
+
+// ---- the calls --------------------------------------------------------------
+
+// mknod(path, mode, rdev): mode carries the type bits (S_IFIFO, S_IFSOCK, S_IFCHR,
+// S_IFBLK, S_IFREG) and the permission bits (the umask applies); rdev is a dev_t.
+static napi_value js_mknod(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int64_t mode, rdev;
+  path_arg path;
+  if (!get_args(env, info, 3, argv, "mknod")) return NULL;
+  if (!get_integer(env, argv[1], "mode", "mknod", 0, 4294967295.0, &mode)) return NULL;
+  if (!get_integer(env, argv[2], "rdev", "mknod", 0, MAX_SAFE, &rdev)) return NULL;
+  if (!get_path(env, argv[0], "path", "mknod", &path)) return NULL;
+  if (mknod(path.bytes, (mode_t)mode, (dev_t)rdev) != 0) throw_errno(env, errno, "mknod", path.bytes, path.len, NULL, 0);
+  free_path(&path);
+  return NULL;
+}
+
+// One time for utimensat: nsec -1 is UTIME_NOW, -2 UTIME_OMIT (sec then ignored).
+static bool get_timespec(napi_env env, napi_value sec, napi_value nsec, const char *which, struct timespec *out) {
+  char what[16];
+  int64_t s = 0, ns;
+  snprintf(what, sizeof what, "%sNsec", which);
+  if (!get_integer(env, nsec, what, "utimensat", -2, 999999999, &ns)) return false;
+  if (ns == -1 || ns == -2) {
+    out->tv_sec = 0;
+    out->tv_nsec = ns == -1 ? UTIME_NOW : UTIME_OMIT;
+    return true;
+  }
+  snprintf(what, sizeof what, "%sSec", which);
+  if (!get_integer(env, sec, what, "utimensat", -MAX_SAFE, MAX_SAFE, &s)) return false;
+  out->tv_sec = (time_t)s;
+  out->tv_nsec = (long)ns;
+  return true;
+}
+
+// utimensat(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec, noFollow)
+static napi_value js_utimensat(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  struct timespec times[2];
+  path_arg path;
+  if (!get_args(env, info, 6, argv, "utimensat")) return NULL;
+  if (!get_timespec(env, argv[1], argv[2], "atime", &times[0])) return NULL;
+  if (!get_timespec(env, argv[3], argv[4], "mtime", &times[1])) return NULL;
+  int flags = get_bool(env, argv[5]) ? AT_SYMLINK_NOFOLLOW : 0;
+  if (!get_path(env, argv[0], "path", "utimensat", &path)) return NULL;
+  if (utimensat(AT_FDCWD, path.bytes, times, flags) != 0) throw_errno(env, errno, "utimensat", path.bytes, path.len, NULL, 0);
+  free_path(&path);
+  return NULL;
+}
+
+// renameat2(from, to, flags): the raw system call, whether or not the C library
+// declares a wrapper (glibc does from 2.28, in <stdio.h>). RENAME_NOREPLACE = 1,
+// RENAME_EXCHANGE = 2.
+static napi_value js_renameat2(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int64_t flags;
+  path_arg from, to;
+  if (!get_args(env, info, 3, argv, "renameat2")) return NULL;
+  if (!get_integer(env, argv[2], "flags", "renameat2", 0, 4294967295.0, &flags)) return NULL;
+  if (!get_path(env, argv[0], "from", "renameat2", &from)) return NULL;
+  if (!get_path(env, argv[1], "to", "renameat2", &to)) {
+    free_path(&from);
+    return NULL;
+  }
+  if (syscall(SYS_renameat2, AT_FDCWD, from.bytes, AT_FDCWD, to.bytes, (unsigned int)flags) != 0) {
+    throw_errno(env, errno, "renameat2", from.bytes, from.len, to.bytes, to.len);
+  }
+  free_path(&from);
+  free_path(&to);
+  return NULL;
+}
+
+// fallocate(fd, mode, offset, length)
+static napi_value js_fallocate(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  int64_t fd, mode, offset, length;
+  if (!get_args(env, info, 4, argv, "fallocate")) return NULL;
+  if (!get_integer(env, argv[0], "fd", "fallocate", 0, 2147483647.0, &fd)) return NULL;
+  if (!get_integer(env, argv[1], "mode", "fallocate", 0, 2147483647.0, &mode)) return NULL;
+  if (!get_integer(env, argv[2], "offset", "fallocate", 0, MAX_SAFE, &offset)) return NULL;
+  if (!get_integer(env, argv[3], "length", "fallocate", 0, MAX_SAFE, &length)) return NULL;
+  int rc;
+  do rc = fallocate((int)fd, (int)mode, (off_t)offset, (off_t)length);
+  while (rc != 0 && errno == EINTR);
+  if (rc != 0) throw_errno(env, errno, "fallocate", NULL, 0, NULL, 0);
+  return NULL;
+}
+
+// ---- module -----------------------------------------------------------------
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor functions[] = {
+      {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"utimensat", NULL, js_utimensat, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"renameat2", NULL, js_renameat2, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fallocate", NULL, js_fallocate, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
+  return exports;
+}

@@ -1,0 +1,134 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+
+/**
+ * The file system calls node:fs lacks, from our own Node-API addon (native/posix,
+ * built by scripts/build-native.mjs):
+ * - mknod: node:fs cannot make FIFOs, sockets or device nodes at all;
+ * - utimens: fs.utimes takes seconds as a double, which near today's 1.7e9 s
+ *   resolves only about 240 ns, so a mirrored mtime would not be the original
+ *   one; nor can it leave one time alone (UTIME_OMIT) or use the kernel's own
+ *   "now" (UTIME_NOW); fs.lutimes has the same limits;
+ * - renameat2: fs.rename always replaces; RENAME_NOREPLACE and RENAME_EXCHANGE
+ *   make "create if absent" and "swap" atomic;
+ * - fallocate: node:fs can only truncate, not reserve blocks or punch holes.
+ * All calls are synchronous (short metadata syscalls; fallocate may take longer)
+ * and throw errors shaped like node:fs ones: code, errno, syscall, path.
+ * Paths are strings (UTF-8) or Buffers (raw bytes: names that are not UTF-8).
+ */
+
+interface PosixAddon {
+  mknod(path: string | Buffer, mode: number, rdev: number): void;
+  utimensat(path: string | Buffer, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number, noFollow: boolean): void;
+  renameat2(from: string | Buffer, to: string | Buffer, flags: number): void;
+  fallocate(fd: number, mode: number, offset: number, length: number): void;
+}
+
+let addon: PosixAddon | undefined;
+
+/** The addon, loaded on first use so that modules importing this one load without it. */
+function posix(): PosixAddon {
+  addon ??= loadAddon();
+  return addon;
+}
+
+function loadAddon(): PosixAddon {
+  // From src/store (tests) and dist/store (the build) alike: the addon lives at the project root.
+  const file = join(projectRoot(import.meta.dirname), 'native/posix/build/Release/posix.node');
+  const howToBuild = 'run `node scripts/build-native.mjs` (or scripts/setup.sh) to build it';
+  if (!existsSync(file)) throw new Error(`the mirrorfs posix addon is not built (${file} is missing): ${howToBuild}`);
+  try {
+    return createRequire(import.meta.url)(file) as PosixAddon;
+  } catch (err) {
+    throw new Error(`cannot load the mirrorfs posix addon ${file}: ${(err as Error).message}; ${howToBuild}`, { cause: err });
+  }
+}
+
+/** The nearest directory at or above `dir` holding package.json. */
+function projectRoot(dir: string): string {
+  for (let at = dir; ; at = dirname(at)) {
+    if (existsSync(join(at, 'package.json'))) return at;
+    if (dirname(at) === at) throw new Error(`no package.json above ${dir}: cannot find the mirrorfs posix addon`);
+  }
+}
+
+/** mknod(2): mode holds the type (S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK) and permission bits; the umask applies. */
+export function mknod(path: string | Buffer, mode: number, rdev: number): void {
+  posix().mknod(path, mode, rdev);
+}
+
+/** A time for utimens: exact seconds and nanoseconds, the kernel's current time, or "leave it as it is". */
+export type TimeSpec = { sec: number; nsec: number } | 'now' | 'omit';
+
+const UTIME_NOW_ARG = -1;
+const UTIME_OMIT_ARG = -2;
+
+function timeArgs(time: TimeSpec, which: string): [sec: number, nsec: number] {
+  if (time === 'now') return [0, UTIME_NOW_ARG];
+  if (time === 'omit') return [0, UTIME_OMIT_ARG];
+  // A negative nsec would reach the addon as one of the sentinels above.
+  if (!Number.isInteger(time.nsec) || time.nsec < 0 || time.nsec > 999_999_999) {
+    throw new RangeError(`utimens: ${which}.nsec must be an integer from 0 to 999999999 (got ${time.nsec})`);
+  }
+  return [time.sec, time.nsec];
+}
+
+/**
+ * utimensat(2) relative to the working directory; noFollow sets a symbolic link's own times.
+ * With both times 'omit' Linux returns at once without looking the path up: no ENOENT.
+ */
+export function utimens(path: string | Buffer, atime: TimeSpec, mtime: TimeSpec, opts: { noFollow?: boolean } = {}): void {
+  posix().utimensat(path, ...timeArgs(atime, 'atime'), ...timeArgs(mtime, 'mtime'), opts.noFollow ?? false);
+}
+
+const RENAME_NOREPLACE = 1;
+const RENAME_EXCHANGE = 2;
+
+/** renameat2(2): noReplace fails with EEXIST instead of replacing `to`; exchange swaps the two names atomically. */
+export function renameat2(from: string | Buffer, to: string | Buffer, flags: { noReplace?: boolean; exchange?: boolean }): void {
+  posix().renameat2(from, to, (flags.noReplace ? RENAME_NOREPLACE : 0) | (flags.exchange ? RENAME_EXCHANGE : 0));
+}
+
+/** fallocate(2) on an open descriptor; mode is 0 or a combination of FALLOC flags. */
+export function fallocate(fd: number, mode: number, offset: number, length: number): void {
+  posix().fallocate(fd, mode, offset, length);
+}
+
+/** The FALLOC_FL_* modes of fallocate(2). */
+export const FALLOC = { KEEP_SIZE: 1, PUNCH_HOLE: 2, COLLAPSE_RANGE: 8, ZERO_RANGE: 16, INSERT_RANGE: 32, UNSHARE_RANGE: 64 } as const;
+
+/**
+ * A dev_t from major and minor numbers, encoded as glibc's makedev does (the low
+ * 8 bits of the minor, then 12 of the major, then the rest of each). BigInt,
+ * because JavaScript's bitwise operators work on 32 bits.
+ */
+export function makedev(major: number, minor: number): number {
+  const ma = BigInt(checkUint32(major, 'major'));
+  const mi = BigInt(checkUint32(minor, 'minor'));
+  const dev = ((ma & 0xfffff000n) << 32n) | ((ma & 0xfffn) << 8n) | ((mi & 0xffffff00n) << 12n) | (mi & 0xffn);
+  if (dev > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`makedev(${major}, ${minor}) does not fit in a JavaScript number`);
+  return Number(dev);
+}
+
+/** The major number of a dev_t (glibc's encoding, see makedev). */
+export function major(dev: number): number {
+  const d = BigInt(checkDev(dev));
+  return Number(((d >> 32n) & 0xfffff000n) | ((d >> 8n) & 0xfffn));
+}
+
+/** The minor number of a dev_t (glibc's encoding, see makedev). */
+export function minor(dev: number): number {
+  const d = BigInt(checkDev(dev));
+  return Number(((d >> 12n) & 0xffffff00n) | (d & 0xffn));
+}
+
+function checkUint32(n: number, what: string): number {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError(`${what} must be an integer from 0 to 4294967295 (got ${n})`);
+  return n;
+}
+
+function checkDev(dev: number): number {
+  if (!Number.isSafeInteger(dev) || dev < 0) throw new RangeError(`a dev_t must be a non-negative safe integer (got ${dev})`);
+  return dev;
+}

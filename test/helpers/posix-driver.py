@@ -1,0 +1,449 @@
+#!/usr/bin/python3
+"""POSIX step driver for the conformance tests (test/helpers/posix.ts).
+
+Usage: /usr/bin/python3 -I posix-driver.py BASE_DIR < steps.json > results.json
+
+Reads a JSON array of steps from stdin, runs them in order with the working
+directory BASE_DIR (every path in a step is relative to it, or absolute), and
+prints one JSON array of results, one per step:
+
+    {"ok": true, "value": ...}   the call succeeded (value may be null)
+    {"errno": "EACCES"}          the call failed with this errno
+    {"error": "..."}             the step itself was malformed (a harness bug)
+
+One step's failure never stops the run. The driver runs as whatever user
+started it (posix.ts uses setpriv for unprivileged users): it must need
+nothing but the standard library of Debian's /usr/bin/python3.
+
+Paths: any path argument ("path", "src", "dst", "target") may be given as
+"<key>_b64" instead: base64 of the raw bytes of the name, for names that are
+not UTF-8.
+
+Deliberately no sleep: tests synchronise on results, never on time.
+"""
+
+import base64
+import ctypes
+import ctypes.util
+import errno
+import hashlib
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+
+AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW = 0x100
+UTIME_NOW = (1 << 30) - 1
+UTIME_OMIT = (1 << 30) - 2
+XATTR_CREATE = 1
+XATTR_REPLACE = 2
+
+libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+class Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+libc.utimensat.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(Timespec), ctypes.c_int]
+libc.utimensat.restype = ctypes.c_int
+libc.access.argtypes = [ctypes.c_char_p, ctypes.c_int]
+libc.access.restype = ctypes.c_int
+for _fn in ("getxattr", "lgetxattr"):
+    getattr(libc, _fn).argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
+    getattr(libc, _fn).restype = ctypes.c_ssize_t
+for _fn in ("listxattr", "llistxattr"):
+    getattr(libc, _fn).argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
+    getattr(libc, _fn).restype = ctypes.c_ssize_t
+
+
+class StepError(Exception):
+    """A malformed step: reported as {"error": ...}, never as an errno."""
+
+
+def path_of(step, key="path"):
+    if key + "_b64" in step:
+        return base64.b64decode(step[key + "_b64"])
+    if key not in step:
+        raise StepError("missing %r" % key)
+    return os.fsencode(step[key])
+
+
+def name_of(raw):
+    """A file name as JSON: a string when it is UTF-8, else {"b64": ...}."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"b64": base64.b64encode(raw).decode("ascii")}
+
+
+def raise_errno():
+    e = ctypes.get_errno()
+    raise OSError(e, os.strerror(e))
+
+
+def pattern(n):
+    """n bytes of a repeating, recognisable pattern (value_len of setxattr)."""
+    unit = bytes(range(32, 127))
+    return (unit * (n // len(unit) + 1))[:n]
+
+
+def time_arg(v):
+    if v == "now":
+        return Timespec(0, UTIME_NOW)
+    if v == "omit":
+        return Timespec(0, UTIME_OMIT)
+    if isinstance(v, str) and v.lstrip("-").isdigit():
+        v = int(v)
+    if isinstance(v, int) and not isinstance(v, bool):
+        return Timespec(v // 1_000_000_000, v % 1_000_000_000)
+    raise StepError("a time is ns (an integer or a decimal string), \"now\" or \"omit\", not %r" % (v,))
+
+
+TYPES = [
+    (stat.S_ISREG, "file"),
+    (stat.S_ISDIR, "dir"),
+    (stat.S_ISLNK, "symlink"),
+    (stat.S_ISFIFO, "fifo"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISCHR, "chr"),
+    (stat.S_ISBLK, "blk"),
+]
+
+
+def type_of(mode):
+    for test, name in TYPES:
+        if test(mode):
+            return name
+    return "unknown"
+
+
+def stat_value(st):
+    t = type_of(st.st_mode)
+    return {
+        "type": t,
+        "mode": st.st_mode & 0o7777,
+        "uid": st.st_uid,
+        "gid": st.st_gid,
+        "size": 0 if t == "dir" else st.st_size,
+        "nlink": st.st_nlink,
+        "ino": st.st_ino,
+        "rdev_major": os.major(st.st_rdev),
+        "rdev_minor": os.minor(st.st_rdev),
+        # as decimal strings: nanoseconds since 1970 do not fit a double exactly
+        "atime_ns": str(st.st_atime_ns),
+        "mtime_ns": str(st.st_mtime_ns),
+        "ctime_ns": str(st.st_ctime_ns),
+    }
+
+
+OPEN_FLAGS = {
+    "r": os.O_RDONLY,
+    "w": os.O_WRONLY,
+    "rw": os.O_RDWR,
+    "wa": os.O_WRONLY | os.O_APPEND,
+    "wt": os.O_WRONLY | os.O_TRUNC,
+}
+
+ACCESS_MODES = {"r": os.R_OK, "w": os.W_OK, "x": os.X_OK, "f": os.F_OK}
+
+XATTR_FLAGS = {None: 0, "create": os.XATTR_CREATE, "replace": os.XATTR_REPLACE}
+
+
+def op_mkdir(s):
+    os.mkdir(path_of(s), s.get("mode", 0o777))
+
+
+def op_create(s):
+    os.close(os.open(path_of(s), os.O_CREAT | os.O_EXCL | os.O_WRONLY, s.get("mode", 0o666)))
+
+
+def op_open(s):
+    flags = s.get("flags", "r")
+    if flags not in OPEN_FLAGS:
+        raise StepError("unknown open flags %r" % (flags,))
+    os.close(os.open(path_of(s), OPEN_FLAGS[flags]))
+
+
+def op_write(s):
+    data = s.get("data", "").encode("utf-8")
+    flags = os.O_WRONLY | (os.O_APPEND if s.get("append") else 0)
+    fd = os.open(path_of(s), flags)
+    try:
+        if s.get("offset") is not None:
+            return os.pwrite(fd, data, s["offset"])
+        return os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def op_read(s):
+    fd = os.open(path_of(s), os.O_RDONLY)
+    try:
+        chunks = []
+        while True:
+            b = os.read(fd, 1 << 20)
+            if not b:
+                break
+            chunks.append(b)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8", errors="replace")
+
+
+def op_truncate(s):
+    os.truncate(path_of(s), s["size"])
+
+
+def op_chmod(s):
+    os.chmod(path_of(s), s["mode"])
+
+
+def op_chown(s):
+    os.chown(path_of(s), s.get("uid", -1), s.get("gid", -1))
+
+
+def op_lchown(s):
+    os.lchown(path_of(s), s.get("uid", -1), s.get("gid", -1))
+
+
+def op_utime(s):
+    times = (Timespec * 2)(time_arg(s.get("atime_ns", "now")), time_arg(s.get("mtime_ns", "now")))
+    flags = AT_SYMLINK_NOFOLLOW if s.get("nofollow") else 0
+    if libc.utimensat(AT_FDCWD, path_of(s), times, flags) != 0:
+        raise_errno()
+
+
+def op_unlink(s):
+    os.unlink(path_of(s))
+
+
+def op_rmdir(s):
+    os.rmdir(path_of(s))
+
+
+def op_rename(s):
+    os.rename(path_of(s, "src"), path_of(s, "dst"))
+
+
+def op_link(s):
+    # link(2) does not follow a symlink given as the source.
+    os.link(path_of(s, "src"), path_of(s, "dst"), follow_symlinks=False)
+
+
+def op_symlink(s):
+    os.symlink(path_of(s, "target"), path_of(s))
+
+
+def op_readlink(s):
+    return name_of(os.readlink(path_of(s)))
+
+
+def op_mknod(s):
+    os.mknod(path_of(s), s["mode"], os.makedev(s.get("major", 0), s.get("minor", 0)))
+
+
+def op_mkfifo(s):
+    os.mkfifo(path_of(s), s.get("mode", 0o666))
+
+
+def op_bindsocket(s):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path_of(s))
+    finally:
+        sock.close()  # the socket file stays
+
+
+def op_access(s):
+    mode = s.get("mode", "f")
+    bits = 0
+    for c in mode:
+        if c not in ACCESS_MODES:
+            raise StepError("unknown access mode %r" % (mode,))
+        bits |= ACCESS_MODES[c]
+    # os.access answers with a bool: ask the syscall itself, for its errno.
+    if libc.access(path_of(s), bits) != 0:
+        raise_errno()
+
+
+def op_exec(s):
+    p = path_of(s)
+    if not p.startswith(b"/"):
+        p = b"./" + p
+    # Bounded: a test must never hang on a program it runs.
+    r = subprocess.run([p], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=20)
+    return r.returncode
+
+
+def op_stat(s):
+    return stat_value(os.stat(path_of(s)))
+
+
+def op_lstat(s):
+    return stat_value(os.lstat(path_of(s)))
+
+
+def op_getxattr(s):
+    p = path_of(s)
+    name = os.fsencode(s["name"])
+    if s.get("size") is None:
+        return base64.b64encode(os.getxattr(p, name, follow_symlinks=s.get("follow", False))).decode("ascii")
+    size = s["size"]
+    fn = libc.getxattr if s.get("follow", True) else libc.lgetxattr
+    buf = ctypes.create_string_buffer(max(size, 1))
+    n = fn(p, name, buf if size > 0 else None, size)
+    if n < 0:
+        raise_errno()
+    if size == 0:
+        return n
+    return base64.b64encode(buf.raw[:n]).decode("ascii")
+
+
+def op_setxattr(s):
+    if "value_len" in s:
+        value = pattern(s["value_len"])
+    else:
+        value = base64.b64decode(s.get("value", ""))
+    flags = s.get("flags")
+    if flags not in XATTR_FLAGS:
+        raise StepError("unknown setxattr flags %r" % (flags,))
+    os.setxattr(path_of(s), os.fsencode(s["name"]), value, XATTR_FLAGS[flags], follow_symlinks=s.get("follow", True))
+
+
+def op_listxattr(s):
+    p = path_of(s)
+    if s.get("size") is None:
+        return sorted(os.listxattr(p, follow_symlinks=s.get("follow", True)))
+    size = s["size"]
+    fn = libc.listxattr if s.get("follow", True) else libc.llistxattr
+    buf = ctypes.create_string_buffer(max(size, 1))
+    n = fn(p, buf if size > 0 else None, size)
+    if n < 0:
+        raise_errno()
+    return n
+
+
+def op_removexattr(s):
+    os.removexattr(path_of(s), os.fsencode(s["name"]), follow_symlinks=s.get("follow", True))
+
+
+def op_listdir(s):
+    return [name_of(n) for n in sorted(os.listdir(path_of(s)))]
+
+
+def op_umask(s):
+    """Set the driver's umask for the following steps (it starts at 022)."""
+    return os.umask(s["mask"])
+
+
+def op_tree(s):
+    """Everything promise 2 compares, for every entry under a directory (as
+    the caller sees it): type, mode, owner, size, nlink (not of directories),
+    rdev, content hash, symlink target, xattrs of every namespace the caller
+    can list (values base64), hard-link groups, and with "mtimes": true the
+    mtime of everything but directories. The root's own state directory
+    .mirrorfs (a peer's) is skipped."""
+    root = path_of(s)
+    with_mtimes = s.get("mtimes", False)
+    skip = {os.fsencode(n) for n in s.get("skip_at_root", [".mirrorfs"])}
+    out = {}
+    first_by_ino = {}
+
+    def entry(rel, absolute):
+        st = os.lstat(absolute)
+        t = type_of(st.st_mode)
+        e = {"type": t, "mode": st.st_mode & 0o7777, "uid": st.st_uid, "gid": st.st_gid}
+        if t != "dir":
+            e["size"] = st.st_size
+            e["nlink"] = st.st_nlink
+            if with_mtimes:
+                e["mtime_ns"] = str(st.st_mtime_ns)
+        if t in ("chr", "blk"):
+            e["rdev"] = [os.major(st.st_rdev), os.minor(st.st_rdev)]
+        if t == "file":
+            h = hashlib.sha256()
+            with open(absolute, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            e["sha256"] = h.hexdigest()
+            if st.st_nlink > 1:
+                key = (st.st_dev, st.st_ino)
+                e["hardlink_group"] = first_by_ino.setdefault(key, rel.decode("utf-8", errors="backslashreplace"))
+        if t == "symlink":
+            e["target"] = name_of(os.readlink(absolute))
+        else:
+            try:
+                names = sorted(os.listxattr(absolute, follow_symlinks=False))
+            except OSError as err:
+                names = []
+                e["listxattr_errno"] = errno.errorcode.get(err.errno, str(err.errno))
+            xs = {}
+            for n in names:
+                if n.startswith("system."):
+                    continue  # ACLs: another test's business
+                try:
+                    xs[n] = base64.b64encode(os.getxattr(absolute, n, follow_symlinks=False)).decode("ascii")
+                except OSError as err:
+                    xs[n] = {"errno": errno.errorcode.get(err.errno, str(err.errno))}
+            if xs:
+                e["xattrs"] = xs
+        return e, t
+
+    def walk(rel, absolute):
+        for n in sorted(os.listdir(absolute)):
+            if not rel and n in skip:
+                continue
+            child_rel = rel + b"/" + n if rel else n
+            child_abs = os.path.join(absolute, n)
+            e, t = entry(child_rel, child_abs)
+            key = child_rel.decode("utf-8", errors="backslashreplace")
+            out[key] = e
+            if t == "dir":
+                walk(child_rel, child_abs)
+
+    e, _ = entry(b"", root)
+    out[""] = e
+    walk(b"", root)
+    return out
+
+
+OPS = {name[3:]: fn for name, fn in globals().items() if name.startswith("op_")}
+
+
+def run_step(s):
+    try:
+        if not isinstance(s, dict) or s.get("op") not in OPS:
+            raise StepError("unknown step %r" % (s,))
+        return {"ok": True, "value": OPS[s["op"]](s)}
+    except OSError as e:
+        if e.errno is None:
+            return {"error": "%s: %s" % (type(e).__name__, e)}
+        return {"errno": errno.errorcode.get(e.errno, str(e.errno))}
+    except subprocess.TimeoutExpired:
+        return {"error": "timed out"}
+    except Exception as e:  # a harness bug: say so, and go on with the next step
+        return {"error": "%s: %s" % (type(e).__name__, e)}
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.stderr.write("usage: posix-driver.py BASE_DIR < steps.json\n")
+        sys.exit(2)
+    steps = json.load(sys.stdin)
+    os.umask(0o022)
+    try:
+        os.chdir(sys.argv[1])
+    except OSError as e:
+        sys.stderr.write("posix-driver: cannot enter %s: %s\n" % (sys.argv[1], e))
+        sys.exit(3)
+    results = [run_step(s) for s in steps]
+    json.dump(results, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
