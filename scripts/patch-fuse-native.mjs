@@ -22,8 +22,12 @@ const addon = join(dir, 'build/Release/fuse.node');
  * 1. utimens hands JavaScript the access time twice (l->atime where l->mtime belongs).
  * 2. Without flag_utime_omit_ok, libfuse 2 silently skips utimens when only one
  *    time is set (`touch -m`, `touch -a`): the call succeeds and changes nothing.
- * 3. With it, UTIME_NOW and UTIME_OMIT must reach JavaScript distinguishably:
- *    they become the sentinels 2^52-1 (now) and 2^52-2 (omit), in milliseconds.
+ * 3. Times reached JavaScript in milliseconds (a time set to 0.1 s read back as
+ *    0.099 s on the peers): utimens now hands over nanoseconds since the epoch as a
+ *    signed 64-bit integer (two uint32 halves), with UTIME_NOW and UTIME_OMIT as the
+ *    sentinels INT64_MAX and INT64_MAX-1 (JS_EDITS 4 makes them a BigInt); and a
+ *    stat carries, after its three millisecond times, the nanoseconds within each
+ *    millisecond (JS_EDITS 5 fills them).
  * 4-5. The binding hides who made a request (fuse_get_context: the caller's fsuid,
  *    fsgid, pid and umask), so everything created through the mount was owned by
  *    the mount process. Each request's caller is copied into the first 16 bytes of
@@ -33,9 +37,14 @@ const C_EDITS = [
   ['utimens mtime', 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)', 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)'],
   ['utimens with one time', 'struct fuse_operations ops = { };', 'struct fuse_operations ops = { };\n  ops.flag_utime_omit_ok = 1;'],
   [
-    'UTIME_NOW/UTIME_OMIT sentinels',
-    'static uint64_t timespec_to_uint64 (const struct timespec* ts) {\n',
-    'static uint64_t timespec_to_uint64 (const struct timespec* ts) {\n  if (ts->tv_nsec == UTIME_NOW) return 4503599627370495ULL;\n  if (ts->tv_nsec == UTIME_OMIT) return 4503599627370494ULL;\n',
+    'utimens in nanoseconds, UTIME_NOW/UTIME_OMIT sentinels',
+    'static uint64_t timespec_to_uint64 (const struct timespec* ts) {\n  uint64_t ms = (ts->tv_sec * 1000) + (ts->tv_nsec / 1000000);\n  return ms;\n}\n',
+    'static uint64_t timespec_to_uint64 (const struct timespec* ts) {\n  if (ts->tv_nsec == UTIME_NOW) return (uint64_t) INT64_MAX;\n  if (ts->tv_nsec == UTIME_OMIT) return (uint64_t) INT64_MAX - 1;\n  return (uint64_t) ((int64_t) ts->tv_sec * 1000000000LL + ts->tv_nsec);\n}\n',
+  ],
+  [
+    'stat nanoseconds',
+    '  uint32s_to_timespec(&stat->st_ctim, &ints);\n#endif\n',
+    '  uint32s_to_timespec(&stat->st_ctim, &ints);\n  // mirrorfs: the nanoseconds within each millisecond (getStatArray ints 18-20)\n  stat->st_atim.tv_nsec += *ints++;\n  stat->st_mtim.tv_nsec += *ints++;\n  stat->st_ctim.tv_nsec += *ints++;\n#endif\n',
   ],
   [
     'caller in the thread locals',
@@ -60,6 +69,9 @@ const C_EDITS = [
  *    with a bigger buffer, as Python's os.getxattr does).
  * 3. listxattr likewise: ERANGE for a small buffer, and the exact size for a size
  *    query (it added 128 bytes for macOS).
+ * 4. utimens passes each time as a BigInt of nanoseconds (C_EDITS 3).
+ * 5. getStatArray carries atimeNsRem, mtimeNsRem and ctimeNsRem: the nanoseconds
+ *    within each millisecond time (C_EDITS 4).
  */
 const JS_EDITS = [
   [
@@ -76,6 +88,16 @@ const JS_EDITS = [
     'listxattr exact size and ERANGE',
     '          size += 128 // fuse yells if we do not signal room for some mac stuff also\n',
     '',
+  ],
+  [
+    'utimens in nanoseconds',
+    '    const atime = getDoubleArg(atimeLow, atimeHigh)\n    const mtime = getDoubleArg(mtimeLow, mtimeHigh)\n',
+    '    const atime = BigInt.asIntN(64, (BigInt(atimeHigh) << 32n) | BigInt(atimeLow))\n    const mtime = BigInt.asIntN(64, (BigInt(mtimeHigh) << 32n) | BigInt(mtimeLow))\n',
+  ],
+  [
+    'stat nanoseconds',
+    '  const ints = new Uint32Array(18)\n',
+    '  const ints = new Uint32Array(21)\n  ints[18] = (stat && stat.atimeNsRem) || 0\n  ints[19] = (stat && stat.mtimeNsRem) || 0\n  ints[20] = (stat && stat.ctimeNsRem) || 0\n',
   ],
   [
     'listxattr ERANGE',

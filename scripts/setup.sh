@@ -28,12 +28,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 [ -e /dev/fuse ] || log "warning: /dev/fuse does not exist; mounting will fail (load the fuse module)"
 
-# Dependencies, exactly as locked. Re-run when the lock file changed since the last install.
+# Dependencies, exactly as locked. Re-run when the lock file or our patch of
+# fuse-native changed since the last install (npm ci puts back its pristine
+# source, which the patch expects, and runs the postinstall).
 stamp=node_modules/.mirrorfs-lock-stamp
-if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+if [ ! -f "$stamp" ] || ! cat package-lock.json scripts/patch-fuse-native.mjs | cmp -s - "$stamp"; then
   log "installing npm dependencies (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
-  cp package-lock.json "$stamp"
+  cat package-lock.json scripts/patch-fuse-native.mjs > "$stamp"
 fi
 # Our fixes to fuse-native and our own addon (both also run by npm's postinstall;
 # again here, idempotently, for a node_modules installed before they changed).

@@ -36,6 +36,8 @@ const XATTR_REPLACE = 2;
 const PERMISSION_BITS = 0o7777;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
+/** libfuse's FUSE_UNKNOWN_INO: a directory entry's inode number when it is not known. */
+const UNKNOWN_INO = 0xffff_ffff;
 /** The largest write the kernel sends with big_writes (libfuse 2 cannot negotiate more). */
 const FUSE_MAX_WRITE = 128 * 1024;
 /** Free write buffers kept: enough for the writes one busy mount has in flight (4 MiB). */
@@ -129,8 +131,10 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
     chown: (path: string, uid: number, gid: number, cb: Cb) =>
       answer('chown', path, cb, async () => void (await mutate({ op: 'chown', path: wire(path), uid: asId(uid), gid: asId(gid) }))),
 
-    utimens: (path: string, atime: number, mtime: number, cb: Cb) =>
-      answer('utimens', path, cb, async () => void (await mutate({ op: 'utimens', path: wire(path), atimeMs: fromFuseTime(atime), mtimeMs: fromFuseTime(mtime) }))),
+    utimens: (path: string, atime: bigint, mtime: bigint, cb: Cb) => {
+      const now = nowNs(); // one "now" for both times and every copy
+      answer('utimens', path, cb, async () => void (await mutate({ op: 'utimens', path: wire(path), atimeNs: fromFuseTime(atime, now), mtimeNs: fromFuseTime(mtime, now) })));
+    },
 
     // ---- files ----------------------------------------------------------------
     create: (path: string, mode: number, cb: Cb) => {
@@ -221,11 +225,13 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
     readdir: (path: string, cb: Cb) =>
       answer('readdir', path, cb, async () => {
         // Each entry with its type, so the kernel learns d_type and tools like find
-        // need no lookup per entry to tell files from directories. libfuse 2 takes
-        // only the type bits of each entry's mode (no use_ino).
+        // need no lookup per entry to tell files from directories. With use_ino libfuse
+        // takes d_ino from each entry too: a listing knows no inode numbers (they would
+        // cost an lstat per entry), so every entry says "unknown", as libfuse does
+        // without use_ino (never 0: glibc's readdir skips such entries as deleted).
         const entries = await controller.listDir(wire(path));
-        const dot = { mode: TYPE_BITS.dir };
-        return [['.', '..', ...entries.map((e) => e.name)], [dot, dot, ...entries.map((e) => ({ mode: TYPE_BITS[e.type] }))]];
+        const dot = { mode: TYPE_BITS.dir, ino: UNKNOWN_INO };
+        return [['.', '..', ...entries.map((e) => e.name)], [dot, dot, ...entries.map((e) => ({ mode: TYPE_BITS[e.type], ino: UNKNOWN_INO }))]];
       }),
 
     // ---- extended attributes --------------------------------------------------
@@ -254,8 +260,16 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
       });
     },
 
-    listxattr: (path: string, cb: Cb) =>
-      answer('listxattr', path, cb, async () => [(await read<{ names: string[] }>({ op: 'listxattr', path: wire(path) })).result.names]),
+    listxattr: (path: string, cb: Cb) => {
+      // trusted.* names are listed only to a privileged caller, as ext4 lists them (to
+      // CAP_SYS_ADMIN; root stands for it here). The kernel itself refuses to read or
+      // write them for anyone else, whatever the file system.
+      const privileged = (opts.caller?.().uid ?? 0) === 0;
+      answer('listxattr', path, cb, async () => {
+        const names = (await read<{ names: string[] }>({ op: 'listxattr', path: wire(path) })).result.names;
+        return [privileged ? names : names.filter((n) => !n.startsWith('trusted.'))];
+      });
+    },
 
     removexattr: (path: string, name: string, cb: Cb) =>
       answer('removexattr', path, cb, async () => {
@@ -301,15 +315,21 @@ function checkText(text: string, what: string): void {
 }
 
 /**
- * Times from our patched fuse-native (scripts/patch-fuse-native.mjs): milliseconds,
- * or a sentinel for UTIME_NOW / UTIME_OMIT (null: leave that time as it is).
+ * Times from our patched fuse-native (scripts/patch-fuse-native.mjs): nanoseconds
+ * since the epoch, or a sentinel for UTIME_NOW / UTIME_OMIT. As the wire carries
+ * them: decimal nanoseconds, or null to leave that time as it is.
  */
-const UTIME_NOW_MS = 2 ** 52 - 1;
-const UTIME_OMIT_MS = 2 ** 52 - 2;
-function fromFuseTime(ms: number): number | null {
-  if (ms === UTIME_OMIT_MS) return null;
-  if (ms === UTIME_NOW_MS) return Date.now();
-  return ms;
+const UTIME_NOW_NS = 2n ** 63n - 1n;
+const UTIME_OMIT_NS = 2n ** 63n - 2n;
+function fromFuseTime(ns: bigint, now: string): string | null {
+  if (ns === UTIME_OMIT_NS) return null;
+  if (ns === UTIME_NOW_NS) return now;
+  return ns.toString();
+}
+
+/** The wall clock in nanoseconds (its milliseconds; the kernel's "now" is no finer in practice). */
+function nowNs(): string {
+  return (BigInt(Date.now()) * 1_000_000n).toString();
 }
 
 /** FUSE passes (uid_t)-1 for "leave unchanged" as 4294967295. */
@@ -328,10 +348,26 @@ function toFuseStat(st: WireStat) {
     blocks: st.blocks,
     rdev: st.rdev ?? 0,
     blksize: 4096,
-    atime: Math.floor(st.atimeMs),
-    mtime: Math.floor(st.mtimeMs),
-    ctime: Math.floor(st.ctimeMs),
+    ...fuseTime('atime', st.atimeNs, st.atimeMs),
+    ...fuseTime('mtime', st.mtimeNs, st.mtimeMs),
+    ...fuseTime('ctime', st.ctimeNs, st.ctimeMs),
   };
+}
+
+/**
+ * A time as our patched fuse-native takes it: whole milliseconds (`atime`), and the
+ * nanoseconds within that millisecond (`atimeNsRem`), so a stat shows it exactly.
+ */
+function fuseTime<K extends 'atime' | 'mtime' | 'ctime'>(key: K, ns: string | undefined, ms: number): Record<K | `${K}NsRem`, number> {
+  if (ns === undefined) return { [key]: Math.floor(ms), [`${key}NsRem`]: 0 } as Record<K | `${K}NsRem`, number>;
+  const exact = BigInt(ns);
+  let whole = exact / 1_000_000n;
+  let rem = exact % 1_000_000n;
+  if (rem < 0n) {
+    whole -= 1n;
+    rem += 1_000_000n;
+  }
+  return { [key]: Number(whole), [`${key}NsRem`]: Number(rem) } as Record<K | `${K}NsRem`, number>;
 }
 
 function toFuseStatfs(s: WireStatfs) {

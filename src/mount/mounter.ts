@@ -139,8 +139,11 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     const fuse = new Fuse(mountpoint, buildFuseOps(controller, log, { fsyncTimeoutMs, onError: (op, errno) => metrics.callFailed(op, errno), caller }), {
       // fuse-native joins options with commas, so options it does not know ride
       // on fsname: big_writes (else the kernel splits writes into 4 KiB requests,
-      // FIELD-NOTES) and negative_timeout (cache "no such name" answers).
-      fsname: `mirrorfs,big_writes,negative_timeout=${NEGATIVE_CACHE_S}`,
+      // FIELD-NOTES), negative_timeout (cache "no such name" answers) and use_ino
+      // (st_ino is the file's inode number on the copy that answers, so the names
+      // of a hard-linked file share it, as git's local clone checks; without it
+      // libfuse numbers each name on its own).
+      fsname: `mirrorfs,big_writes,negative_timeout=${NEGATIVE_CACHE_S},use_ino`,
       // The mount is the only writer of the tree, and every change goes through
       // this kernel, which updates its own caches: names and attributes can be
       // cached well beyond libfuse's 1 s default.

@@ -107,6 +107,8 @@ export function errnoNumber(name: string): number {
 const DETERMINISTIC_ERRNOS = new Set([
   'ENOENT', 'EEXIST', 'ENOTEMPTY', 'ENOTDIR', 'EISDIR', 'EINVAL', 'EACCES', 'EPERM',
   'ENAMETOOLONG', 'ELOOP', 'EXDEV', 'EMLINK', 'ENODATA', 'ERANGE', 'E2BIG', 'EFBIG', 'EBADF',
+  // an unknown xattr namespace, an operation the peer's file system lacks: the same every time
+  'ENOTSUP', 'EOPNOTSUPP',
 ]);
 
 export function isDeterministic(errno: string): boolean {

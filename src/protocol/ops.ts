@@ -15,6 +15,11 @@ const mode = z.number().int().min(0).max(0o7777);
 const offset = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const xattrName = z.string().min(1).max(255);
 const timeMs = z.number().finite().min(0).max(253402300799999);
+/**
+ * A time in nanoseconds since the epoch, in decimal: a JSON number cannot hold one
+ * exactly (a double near 1.7e18 resolves 256 ns), and copies must be exact.
+ */
+const timeNs = z.string().regex(/^-?\d{1,19}$/, 'a time: nanoseconds since the epoch, in decimal');
 /** A numeric user or group id ((uid_t)-1 is not an id). */
 const id = z.number().int().min(0).max(0xffff_fffe);
 /**
@@ -48,8 +53,21 @@ export const mutationSchemas = {
   link: z.object({ op: z.literal('link'), from: wirePath, path: wirePath, ...stamp }),
   chmod: z.object({ op: z.literal('chmod'), path: wirePath, mode, ...stamp }),
   chown: z.object({ op: z.literal('chown'), path: wirePath, uid: z.number().int().min(-1).max(0xffff_fffe), gid: z.number().int().min(-1).max(0xffff_fffe), ...stamp }),
-  /** A null time is left as it is (UTIME_OMIT). */
-  utimens: z.object({ op: z.literal('utimens'), path: wirePath, atimeMs: timeMs.nullable(), mtimeMs: timeMs.nullable(), ...stamp }),
+  /**
+   * Each time in nanoseconds (atimeNs, mtimeNs), or in milliseconds (atimeMs, mtimeMs:
+   * requests of protocol 3, which a journal may still hold); a time that is null or not
+   * given is left as it is (UTIME_OMIT). "Now" is resolved by the mount, so every copy
+   * gets the same time.
+   */
+  utimens: z.object({
+    op: z.literal('utimens'),
+    path: wirePath,
+    atimeNs: timeNs.nullable().optional(),
+    mtimeNs: timeNs.nullable().optional(),
+    atimeMs: timeMs.nullable().optional(),
+    mtimeMs: timeMs.nullable().optional(),
+    ...stamp,
+  }),
   setxattr: z.object({ op: z.literal('setxattr'), path: wirePath, name: xattrName, flags: z.enum(['any', 'create', 'replace']).default('any'), ...stamp }),
   removexattr: z.object({ op: z.literal('removexattr'), path: wirePath, name: xattrName, ...stamp }),
   fsync: z.object({ op: z.literal('fsync'), path: wirePath, ...stamp }),
@@ -108,6 +126,8 @@ export const repairActionSchema = z.discriminatedUnion('op', [
     path: wirePath,
     ...ownedMode,
     mtimeMs: timeMs,
+    /** The exact mtime; mtimeMs is what an older sender gives. */
+    mtimeNs: timeNs.optional(),
     /** false: leave flushing to a later `flush` (a full resync flushes once at the end). */
     flush: z.boolean().default(true),
   }),
@@ -212,6 +232,10 @@ export interface WireStat {
   atimeMs: number;
   mtimeMs: number;
   ctimeMs: number;
+  /** The same times exactly, in nanoseconds (decimal; absent from older peers). */
+  atimeNs?: string;
+  mtimeNs?: string;
+  ctimeNs?: string;
 }
 
 export interface WireStatfs {
@@ -326,5 +350,7 @@ export interface ManifestEntry {
   inode?: number;
   /** Modification time (ms, truncated): copied by repair, not compared (reading through the mount can differ by the kernel's rounding). */
   mtimeMs?: number;
+  /** The exact modification time in nanoseconds (decimal), copied by repair. */
+  mtimeNs?: string;
   xattrs?: Record<string, string>; // name -> base64 value
 }

@@ -1,5 +1,5 @@
 import {
-  chmodSync, closeSync, constants, fchmodSync, fchownSync, fstatSync, ftruncateSync, lchownSync, linkSync, lstatSync, lutimesSync,
+  chmodSync, closeSync, constants, fchmodSync, fchownSync, fstatSync, ftruncateSync, lchownSync, linkSync, lstatSync,
   mkdirSync, open, openSync, renameSync, rmdirSync, symlinkSync, unlinkSync, write,
 } from 'node:fs';
 import { promisify } from 'node:util';
@@ -23,7 +23,8 @@ import type { Mutation } from '../protocol/ops.js';
 import type { Syncer } from './durable.js';
 import type { FdCache } from './fd-cache.js';
 import type { Tree } from './tree.js';
-import { mknod } from './posix.js';
+import { mknod, utimens } from './posix.js';
+import { requestedTime } from './times.js';
 
 /** What applying needs: the confined tree, the open-file cache, and how to make changes durable. */
 export interface ApplyContext {
@@ -99,7 +100,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
         if (fstatSync(fd).size > sizeBefore) ftruncateSync(fd, sizeBefore);
         throw err;
       }
-      return { written: done, stats: { [req.path]: toWireStat(fstatSync(fd)) } };
+      return { written: done, stats: { [req.path]: toWireStat(fstatSync(fd, { bigint: true })) } };
     } finally {
       release();
     }
@@ -110,7 +111,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     try {
       ftruncateSync(fd, req.size);
       await sync.data(fd);
-      return { stats: { [req.path]: toWireStat(fstatSync(fd)) } };
+      return { stats: { [req.path]: toWireStat(fstatSync(fd, { bigint: true })) } };
     } finally {
       release();
     }
@@ -218,7 +219,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     try {
       fchmodSync(fd, req.mode);
       await sync.all(fd);
-      return { stats: { [req.path]: toWireStat(fstatSync(fd)) } };
+      return { stats: { [req.path]: toWireStat(fstatSync(fd, { bigint: true })) } };
     } finally {
       closeSync(fd);
     }
@@ -233,8 +234,8 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
 
   async utimens({ tree, sync }, req) {
     const abs = tree.resolve(req.path);
-    const current = req.atimeMs === null || req.mtimeMs === null ? lstatSync(abs) : null;
-    lutimesSync(abs, (req.atimeMs ?? current!.atimeMs) / 1000, (req.mtimeMs ?? current!.mtimeMs) / 1000);
+    // Exact to the nanosecond, a time not given left alone, a symlink's own times (never its target's).
+    utimens(abs, requestedTime(req.atimeNs, req.atimeMs), requestedTime(req.mtimeNs, req.mtimeMs), { noFollow: true });
     await syncInode(sync, abs);
     return { stats: statsOf([req.path, abs]) };
   },
@@ -286,7 +287,7 @@ function statsOf(...names: Array<[string, string]>): Record<string, WireStat> {
   const out: Record<string, WireStat> = {};
   for (const [wirePath, abs] of names) {
     try {
-      out[wirePath] = toWireStat(lstatSync(abs));
+      out[wirePath] = toWireStat(lstatSync(abs, { bigint: true }));
     } catch {
       // Gone already (renamed over, say): nothing to tell.
     }

@@ -295,7 +295,7 @@ async function copyFile(source: CopyHandle, target: CopyHandle, s: ManifestEntry
     }
     await setAttributes(target, s, copied ? undefined : d);
     if (copied || !d || (d.mode & 0o7777) !== (s.mode & 0o7777)) modes.push(s);
-    if (copied || !d || d.mtimeMs !== s.mtimeMs) await target.apply({ op: 'utimens', path: s.path, atimeMs: null, mtimeMs: s.mtimeMs ?? Date.now() });
+    if (copied || !d || d.mtimeMs !== s.mtimeMs || d.mtimeNs !== s.mtimeNs) await target.apply({ op: 'utimens', path: s.path, atimeNs: null, ...exactMtime(s) });
   }
   if (copied) {
     progress.filesCopied++;
@@ -316,7 +316,7 @@ function isPlainCopy(s: ManifestEntry, d: ManifestEntry | undefined): boolean {
 
 /** One round trip: content, mode, owner and mtime together; then xattrs. */
 async function putWholeFile(target: CopyHandle, s: ManifestEntry, d: ManifestEntry | undefined, content: Buffer, flush: boolean): Promise<void> {
-  await target.apply({ op: 'put-file', path: s.path, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, mtimeMs: s.mtimeMs ?? Date.now(), flush }, content);
+  await target.apply({ op: 'put-file', path: s.path, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, mtimeMs: s.mtimeMs ?? Date.now(), ...(s.mtimeNs ? { mtimeNs: s.mtimeNs } : {}), flush }, content);
   await setAttributes(target, s, { ...s, xattrs: d?.xattrs ?? {} });
 }
 
@@ -360,6 +360,11 @@ async function setAttributes(target: CopyHandle, s: ManifestEntry, d: ManifestEn
   }
   for (const name of Object.keys(have)) if (!(name in want)) await target.apply({ op: 'removexattr', path: s.path, name });
   if (!d || d.uid !== s.uid || d.gid !== s.gid) await target.apply({ op: 'chown', path: s.path, uid: s.uid, gid: s.gid });
+}
+
+/** The source's mtime for a utimens: to the nanosecond where its manifest says it (peers of protocol 4), else in ms. */
+function exactMtime(s: ManifestEntry): { mtimeNs: string } | { mtimeMs: number } {
+  return s.mtimeNs ? { mtimeNs: s.mtimeNs } : { mtimeMs: s.mtimeMs ?? Date.now() };
 }
 
 function parentOf(path: string): string {

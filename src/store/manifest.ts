@@ -42,23 +42,25 @@ async function describeEntry(root: string, rel: string, content: boolean): Promi
   const abs = join(root, rel);
   let st;
   try {
-    st = lstatSync(abs);
+    st = lstatSync(abs, { bigint: true }); // the only stat that holds nanoseconds
   } catch {
     return null;
   }
+  const size = Number(st.size);
   const entry: ManifestEntry = {
     path: rel,
     type: entryType(st),
-    mode: st.mode,
-    uid: st.uid,
-    gid: st.gid,
-    size: st.isDirectory() ? 0 : st.size,
-    mtimeMs: Math.trunc(st.mtimeMs),
+    mode: Number(st.mode),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    size: st.isDirectory() ? 0 : size,
+    mtimeMs: Number(st.mtimeNs / 1_000_000n),
+    mtimeNs: st.mtimeNs.toString(),
   };
-  if (content && st.isFile()) entry.sha256 = await hashFile(abs, st.size);
-  if (st.isFile() && st.nlink > 1) entry.inode = st.ino;
+  if (content && st.isFile()) entry.sha256 = await hashFile(abs, size);
+  if (st.isFile() && st.nlink > 1n) entry.inode = Number(st.ino);
   if (st.isSymbolicLink()) entry.target = readlinkSync(abs);
-  if (st.isCharacterDevice() || st.isBlockDevice()) entry.rdev = st.rdev;
+  if (st.isCharacterDevice() || st.isBlockDevice()) entry.rdev = Number(st.rdev);
   const xnames = xattrNames(abs, st).sort();
   if (xnames.length > 0) {
     entry.xattrs = {};

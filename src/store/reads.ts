@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, read, readSync, readdirSync, readlinkSync, statfsSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, read, readSync, readdirSync, readlinkSync, statfsSync, type BigIntStats, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { getAttributeSync, listAttributesSync } from 'fs-xattr';
 import { MAX_PAYLOAD_BYTES } from '../protocol/codec.js';
@@ -30,20 +30,24 @@ export function entryType(st: Pick<Stats, 'isFile' | 'isDirectory' | 'isSymbolic
   return 'other';
 }
 
-export function toWireStat(st: Stats): WireStat {
+/** Attributes for the wire, from a stat taken with `{ bigint: true }` (the only one that holds nanoseconds). */
+export function toWireStat(st: BigIntStats): WireStat {
   return {
     type: entryType(st),
-    mode: st.mode,
-    uid: st.uid,
-    gid: st.gid,
-    size: st.size,
-    nlink: st.nlink,
-    ino: st.ino,
-    blocks: st.blocks,
-    rdev: st.rdev,
-    atimeMs: st.atimeMs,
-    mtimeMs: st.mtimeMs,
-    ctimeMs: st.ctimeMs,
+    mode: Number(st.mode),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    size: Number(st.size),
+    nlink: Number(st.nlink),
+    ino: Number(st.ino),
+    blocks: Number(st.blocks),
+    rdev: Number(st.rdev),
+    atimeMs: Number(st.atimeMs),
+    mtimeMs: Number(st.mtimeMs),
+    ctimeMs: Number(st.ctimeMs),
+    atimeNs: st.atimeNs.toString(),
+    mtimeNs: st.mtimeNs.toString(),
+    ctimeNs: st.ctimeNs.toString(),
   };
 }
 
@@ -77,7 +81,7 @@ export function listTypes({ tree }: Pick<ApplyContext, 'tree'>, path: string): E
 }
 
 /** xattr names readable on a path (none on symlinks: reading them would follow the link). */
-export function xattrNames(abs: string, st: Stats): string[] {
+export function xattrNames(abs: string, st: Pick<Stats | BigIntStats, 'isSymbolicLink'>): string[] {
   if (st.isSymbolicLink()) return [];
   return listAttributesSync(abs);
 }
@@ -121,7 +125,7 @@ export async function preadFully(fd: number, dest: Buffer, offset: number, lengt
 export function serveRead({ tree, fds }: ApplyContext, req: ReadRequest): ReadOutcome {
   switch (req.op) {
     case 'getattr':
-      return { result: toWireStat(lstatSync(tree.resolve(req.path))) };
+      return { result: toWireStat(lstatSync(tree.resolve(req.path), { bigint: true })) };
     case 'readdir': {
       const abs = tree.resolve(req.path);
       if (!lstatSync(abs).isDirectory()) throw new MirrorError('MFS_ERRNO', `readdir ${JSON.stringify(req.path)}: not a directory`, { errno: 'ENOTDIR' });
@@ -129,7 +133,7 @@ export function serveRead({ tree, fds }: ApplyContext, req: ReadRequest): ReadOu
       if (!req.withAttrs) return { result: { names } };
       const entries: { name: string; stat: WireStat | null }[] = names.map((name) => {
         try {
-          return { name, stat: toWireStat(lstatSync(join(abs, name))) };
+          return { name, stat: toWireStat(lstatSync(join(abs, name), { bigint: true })) };
         } catch {
           return { name, stat: null }; // vanished between readdir and lstat
         }

@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, lstatSync, mkdirSync, openSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants, fchmodSync, fchownSync, lchownSync, lstatSync, mkdirSync, openSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { execFile } from 'node:child_process';
@@ -6,6 +6,8 @@ import { MirrorError } from '../protocol/errors.js';
 import type { Mutation, RepairAction } from '../protocol/ops.js';
 import { applyMutation, type ApplyContext, type MutationResult } from './apply.js';
 import { listNames } from './reads.js';
+import { utimens } from './posix.js';
+import { requestedTime } from './times.js';
 
 /**
  * Repair actions (docs/PROTOCOL.md, "Repair"): how verify --repair, resync and
@@ -55,8 +57,8 @@ async function putFile({ tree, fds, sync }: ApplyContext, action: Extract<Repair
     while (done < payload.length) done += writeSync(fd, payload, done, payload.length - done, done);
     fchownSync(fd, action.uid, action.gid);
     fchmodSync(fd, action.mode); // after chown, which may clear set-id bits
-    const mtime = action.mtimeMs / 1000;
-    futimesSync(fd, mtime, mtime);
+    const mtime = requestedTime(action.mtimeNs, action.mtimeMs);
+    utimens(abs, mtime, mtime, { noFollow: true });
     if (action.flush) await sync.all(fd); // content and the attributes just set
   } finally {
     closeSync(fd);

@@ -11,5 +11,5 @@ import { ownersCases } from './cases/owners.js';
  */
 describe('POSIX: who owns what a user creates', () => {
   const fx = usePosixMount();
-  defineCases(fx, ownersCases, it);
+  defineCases(fx, ownersCases, it, { onMount: true });
 });

@@ -11,5 +11,5 @@ import { permissionsCases } from './cases/permissions.js';
  */
 describe("POSIX: permission checks against another user's files", () => {
   const fx = usePosixMount();
-  defineCases(fx, permissionsCases, it);
+  defineCases(fx, permissionsCases, it, { onMount: true });
 });

@@ -11,5 +11,5 @@ import { xattrCases } from './cases/xattrs.js';
  */
 describe('POSIX: extended attributes', () => {
   const fx = usePosixMount();
-  defineCases(fx, xattrCases, it);
+  defineCases(fx, xattrCases, it, { onMount: true });
 });
