@@ -28,6 +28,9 @@ const addon = join(dir, 'build/Release/fuse.node');
  *    sentinels INT64_MAX and INT64_MAX-1 (JS_EDITS 4 makes them a BigInt); and a
  *    stat carries, after its three millisecond times, the nanoseconds within each
  *    millisecond (JS_EDITS 5 fills them).
+ * 6-9. fallocate(2) (libfuse 2.9.1's op) is not in the binding at all, so the kernel
+ *    answered EOPNOTSUPP: a new op 34 that hands JavaScript the mode, offset and
+ *    length (JS_EDITS 6-7).
  * 4-5. The binding hides who made a request (fuse_get_context: the caller's fsuid,
  *    fsgid, pid and umask), so everything created through the mount was owned by
  *    the mount process. Each request's caller is copied into the first 16 bytes of
@@ -56,6 +59,15 @@ const C_EDITS = [
     '  fuse_thread_locals_t *l = get_thread_locals();\\\n  l->op = op_##name;\\\n',
     '  fuse_thread_locals_t *l = get_thread_locals();\\\n  { struct fuse_context *fc = fuse_get_context(); l->caller[0] = fc->uid; l->caller[1] = fc->gid; l->caller[2] = fc->pid; l->caller[3] = fc->umask; }\\\n  l->op = op_##name;\\\n',
   ],
+  ['fallocate op code', 'static const uint32_t op_rmdir = 33;\n', 'static const uint32_t op_rmdir = 33;\nstatic const uint32_t op_fallocate = 34;\n'],
+  [
+    'fallocate method',
+    'static void fuse_native_dispatch_init (uv_async_t* handle',
+    'FUSE_METHOD_VOID(fallocate, 6, 0, (const char *path, int mode, off_t offset, off_t len, struct fuse_file_info *info), {\n  l->path = path;\n  l->mode = mode;\n  l->offset = offset;\n  l->len = len;\n  l->info = info;\n}, {\n  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));\n  napi_create_uint32(env, l->mode, &(argv[3]));\n  FUSE_UINT64_TO_INTS_ARGV(l->offset, 4)\n  FUSE_UINT64_TO_INTS_ARGV(l->len, 6)\n})\n\nstatic void fuse_native_dispatch_init (uv_async_t* handle',
+  ],
+  ['fallocate registered', '  if (implemented[op_rmdir]) ops.rmdir = fuse_native_rmdir;\n', '  if (implemented[op_rmdir]) ops.rmdir = fuse_native_rmdir;\n  if (implemented[op_fallocate]) ops.fallocate = fuse_native_fallocate;\n'],
+  ['fallocate exported', '  NAPI_EXPORT_FUNCTION(fuse_native_signal_rmdir)\n', '  NAPI_EXPORT_FUNCTION(fuse_native_signal_rmdir)\n  NAPI_EXPORT_FUNCTION(fuse_native_signal_fallocate)\n'],
+  ['fallocate op exported', '  NAPI_EXPORT_UINT32(op_rmdir)\n', '  NAPI_EXPORT_UINT32(op_rmdir)\n  NAPI_EXPORT_UINT32(op_fallocate)\n'],
 ];
 
 /**
@@ -72,6 +84,7 @@ const C_EDITS = [
  * 4. utimens passes each time as a BigInt of nanoseconds (C_EDITS 3).
  * 5. getStatArray carries atimeNsRem, mtimeNsRem and ctimeNsRem: the nanoseconds
  *    within each millisecond time (C_EDITS 4).
+ * 6-7. The fallocate op (C_EDITS 6-9): ops.fallocate(path, mode, offset, length, cb).
  */
 const JS_EDITS = [
   [
@@ -98,6 +111,12 @@ const JS_EDITS = [
     'stat nanoseconds',
     '  const ints = new Uint32Array(18)\n',
     '  const ints = new Uint32Array(21)\n  ints[18] = (stat && stat.atimeNsRem) || 0\n  ints[19] = (stat && stat.mtimeNsRem) || 0\n  ints[20] = (stat && stat.ctimeNsRem) || 0\n',
+  ],
+  ['fallocate op', "  ['rmdir', {\n    op: binding.op_rmdir\n  }]\n])\n", "  ['rmdir', {\n    op: binding.op_rmdir\n  }],\n  ['fallocate', {\n    op: binding.op_fallocate\n  }]\n])\n"],
+  [
+    'fallocate handler',
+    '  _op_rmdir (signal, path) {\n',
+    '  _op_fallocate (signal, path, mode, offsetLow, offsetHigh, lengthLow, lengthHigh) {\n    this.ops.fallocate(path, mode, getDoubleArg(offsetLow, offsetHigh), getDoubleArg(lengthLow, lengthHigh), err => {\n      return signal(err)\n    })\n  }\n\n  _op_rmdir (signal, path) {\n',
   ],
   [
     'listxattr ERANGE',

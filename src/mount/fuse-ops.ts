@@ -43,6 +43,9 @@ const FUSE_MAX_WRITE = 128 * 1024;
 /** Free write buffers kept: enough for the writes one busy mount has in flight (4 MiB). */
 const WRITE_BUFFERS_KEPT = 32;
 
+/** The xattrs that hold POSIX ACLs. */
+const POSIX_ACL_XATTRS: ReadonlySet<string> = new Set(['system.posix_acl_access', 'system.posix_acl_default']);
+
 /** The virtual xattr that tells an application whether a file's changes reached the far mirrors (ack mode end-to-end). */
 export const STATE_XATTR = 'user.mirrorfs.state';
 
@@ -185,6 +188,10 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
     ftruncate: (path: string, _fd: number, size: number, cb: Cb) =>
       answer('truncate', path, cb, async () => void (await mutate({ op: 'truncate', path: wire(path), size }))),
 
+    // The kernel passes on KEEP_SIZE, PUNCH_HOLE and ZERO_RANGE (it refuses the other modes itself).
+    fallocate: (path: string, mode: number, offset: number, length: number, cb: Cb) =>
+      answer('fallocate', path, cb, async () => void (await mutate({ op: 'fallocate', path: wire(path), mode, offset, length }))),
+
     // Every acknowledged change is already durable at each route's first hop:
     // flush has nothing left to wait for, and neither has fsync in first-hop
     // mode. In end-to-end mode fsync is the application's barrier: it returns
@@ -239,6 +246,11 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
       answer('setxattr', path, cb, async () => {
         checkText(name, 'xattr name');
         if (name === STATE_XATTR) throw new MirrorError('MFS_ERRNO', `${STATE_XATTR} is kept by mirrorfs and cannot be set`, { errno: 'EPERM' });
+        // The kernel stores a POSIX ACL given to a FUSE file system that does not
+        // announce ACL support (libfuse 2 cannot), but never enforces it: a user an
+        // ACL denies would still read through the mount. Refused, as on a file system
+        // without ACLs, rather than stored and ignored.
+        if (POSIX_ACL_XATTRS.has(name)) throw new MirrorError('MFS_ERRNO', `${name}: POSIX ACLs are not supported through the mount (the kernel would not enforce them)`, { errno: 'EOPNOTSUPP' });
         const mode = flags & XATTR_CREATE ? 'create' : flags & XATTR_REPLACE ? 'replace' : 'any';
         await mutate({ op: 'setxattr', path: wire(path), name, flags: mode }, Buffer.from(value));
       }),

@@ -43,6 +43,12 @@ export const mutationSchemas = {
   create: z.object({ op: z.literal('create'), path: wirePath, mode, exclusive: z.boolean().default(true), ...owner, ...stamp }),
   write: z.object({ op: z.literal('write'), path: wirePath, offset, ...stamp }),
   truncate: z.object({ op: z.literal('truncate'), path: wirePath, size: offset, ...stamp }),
+  /**
+   * fallocate(2) of a regular file: mode is FALLOC_FL_* bits, of those the FUSE kernel
+   * passes on (KEEP_SIZE 1, PUNCH_HOLE 2, ZERO_RANGE 16; the peer's file system
+   * refuses a combination it does not support, as it would locally).
+   */
+  fallocate: z.object({ op: z.literal('fallocate'), path: wirePath, mode: z.number().int().refine((m) => (m & ~(1 | 2 | 16)) === 0, 'fallocate mode: KEEP_SIZE (1), PUNCH_HOLE (2) and ZERO_RANGE (16) only'), offset, length: offset.refine((n) => n > 0, 'fallocate length must be positive'), ...stamp }),
   unlink: z.object({ op: z.literal('unlink'), path: wirePath, ...stamp }),
   mkdir: z.object({ op: z.literal('mkdir'), path: wirePath, mode, ...owner, ...stamp }),
   rmdir: z.object({ op: z.literal('rmdir'), path: wirePath, ...stamp }),

@@ -23,8 +23,9 @@ import type { Mutation } from '../protocol/ops.js';
 import type { Syncer } from './durable.js';
 import type { FdCache } from './fd-cache.js';
 import type { Tree } from './tree.js';
-import { mknod, utimens } from './posix.js';
+import { fallocate, mknod, utimens } from './posix.js';
 import { requestedTime } from './times.js';
+import { isSpecial, openNoSpecial } from './open-file.js';
 
 /** What applying needs: the confined tree, the open-file cache, and how to make changes durable. */
 export interface ApplyContext {
@@ -68,7 +69,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     } catch (err) {
       // An existing file: fine for a non-exclusive create; after a crash (redo) it may be our own.
       if (!(errnoOf(err) === 'EEXIST' && (!req.exclusive || (redo && lstatSync(abs).isFile())))) throw err;
-      fd = openSync(abs, constants.O_WRONLY | constants.O_NOFOLLOW);
+      fd = openNoSpecial(abs, constants.O_WRONLY | constants.O_NOFOLLOW);
       created = false;
     }
     try {
@@ -111,6 +112,17 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     try {
       ftruncateSync(fd, req.size);
       await sync.data(fd);
+      return { stats: { [req.path]: toWireStat(fstatSync(fd, { bigint: true })) } };
+    } finally {
+      release();
+    }
+  },
+
+  async fallocate({ tree, fds, sync }, req) {
+    const { fd, release } = fds.acquire(req.path, () => tree.resolve(req.path), { write: true });
+    try {
+      fallocate(fd, req.mode, req.offset, req.length);
+      await sync.data(fd); // the blocks and, past the end, the new size
       return { stats: { [req.path]: toWireStat(fstatSync(fd, { bigint: true })) } };
     } finally {
       release();
@@ -215,7 +227,12 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
   async chmod({ tree, fds, sync }, req) {
     const { abs } = tree.resolveNoFollow(req.path);
     fds.invalidate(req.path); // a cached read-only fd must not outlive a mode that allows writing
-    const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+    if (isSpecial(lstatSync(abs))) {
+      chmodSync(abs, req.mode); // by path: a special file is never opened (open-file.ts)
+      await sync.dir(dirname(abs));
+      return { stats: statsOf([req.path, abs]) };
+    }
+    const fd = openNoSpecial(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
       fchmodSync(fd, req.mode);
       await sync.all(fd);
@@ -295,10 +312,14 @@ function statsOf(...names: Array<[string, string]>): Record<string, WireStat> {
   return out;
 }
 
-/** fsync an inode; a symlink cannot be opened, so its parent directory's flush carries it (ext4 journals both). */
+/**
+ * fsync an inode; a symlink cannot be opened and a special file must not be
+ * (open-file.ts), so their parent directory's flush carries them (ext4 journals both).
+ */
 async function syncInode(sync: Syncer, abs: string): Promise<void> {
-  if (lstatSync(abs).isSymbolicLink()) return sync.dir(dirname(abs));
-  const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+  const st = lstatSync(abs);
+  if (st.isSymbolicLink() || isSpecial(st)) return sync.dir(dirname(abs));
+  const fd = openNoSpecial(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     await sync.all(fd);
   } finally {

@@ -1,4 +1,5 @@
 import { closeSync, constants, fdatasync, fsync, openSync } from 'node:fs';
+import { openNoSpecial } from './open-file.js';
 import { promisify } from 'node:util';
 
 const fsyncAsync = promisify(fsync);
@@ -63,7 +64,7 @@ async function flushDir(dir: string): Promise<void> {
 
 /** Flush a path's inode by opening it without following a final symlink. */
 export async function syncPath(abs: string, all = true): Promise<void> {
-  const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+  const fd = openNoSpecial(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     await (all ? fsyncAsync(fd) : fdatasyncAsync(fd));
   } finally {

@@ -1,4 +1,5 @@
 import { closeSync, constants, fstatSync, openSync, type Stats } from 'node:fs';
+import { openNoSpecial } from './open-file.js';
 
 /**
  * Open file descriptors of regular files, kept between operations so a stream
@@ -57,7 +58,7 @@ export class FdCache {
       this.entries.delete(wirePath);
       this.entries.set(wirePath, entry);
     } else {
-      const opened = opts.write ? { fd: openSync(abs(), this.flags), readOnly: false } : this.open(abs());
+      const opened = opts.write ? { fd: openNoSpecial(abs(), this.flags), readOnly: false } : this.open(abs());
       entry = { ...opened, users: 0, stale: false };
       this.entries.set(wirePath, entry);
       this.evict();
@@ -84,11 +85,11 @@ export class FdCache {
    */
   private open(abs: string): { fd: number; readOnly: boolean } {
     try {
-      return { fd: openSync(abs, this.flags), readOnly: false };
+      return { fd: openNoSpecial(abs, this.flags), readOnly: false };
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ETXTBSY') {
-        return { fd: openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW), readOnly: true };
+        return { fd: openNoSpecial(abs, constants.O_RDONLY | constants.O_NOFOLLOW), readOnly: true };
       }
       throw err;
     }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { getAttributeSync } from 'fs-xattr';
 import type { ManifestEntry } from '../protocol/ops.js';
 import { entryType, listNames, xattrNames } from './reads.js';
+import { openNoSpecial } from './open-file.js';
 
 /**
  * A manifest of the tree for verification: every entry in path order with its
@@ -73,7 +74,7 @@ async function describeEntry(root: string, rel: string, content: boolean): Promi
 const SMALL_FILE_BYTES = 256 * 1024;
 
 function hashFile(abs: string, size: number): Promise<string> {
-  const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+  const fd = openNoSpecial(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
   if (size <= SMALL_FILE_BYTES) {
     try {
       return Promise.resolve(createHash('sha256').update(readFileSync(fd)).digest('hex'));

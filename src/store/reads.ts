@@ -6,6 +6,7 @@ import { MirrorError } from '../protocol/errors.js';
 import type { ReadRequest, WireStat, WireStatfs } from '../protocol/ops.js';
 import { RESERVED_ROOT_NAMES } from '../protocol/paths.js';
 import type { ApplyContext } from './apply.js';
+import { openNoSpecial } from './open-file.js';
 
 /**
  * Serving reads from the data directory. None of these follow a symlink at the
@@ -178,7 +179,7 @@ function readMany(tree: ApplyContext['tree'], paths: string[]): ReadOutcome {
   for (const path of paths) {
     let fd: number;
     try {
-      fd = openSync(tree.resolve(path), constants.O_RDONLY | constants.O_NOFOLLOW);
+      fd = openNoSpecial(tree.resolve(path), constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (err) {
       if (err instanceof MirrorError) throw err;
       const code = (err as NodeJS.ErrnoException).code ?? 'EIO';

@@ -26,16 +26,21 @@ import base64
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import hashlib
 import json
+import mmap
 import os
+import select
 import socket
 import stat
 import subprocess
 import sys
+import time
 
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW = 0x100
+AT_SYMLINK_FOLLOW = 0x400
 UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
 XATTR_CREATE = 1
@@ -52,6 +57,17 @@ libc.utimensat.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(Timespe
 libc.utimensat.restype = ctypes.c_int
 libc.access.argtypes = [ctypes.c_char_p, ctypes.c_int]
 libc.access.restype = ctypes.c_int
+libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
+libc.fallocate.restype = ctypes.c_int
+libc.linkat.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+libc.linkat.restype = ctypes.c_int
+libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+libc.renameat2.restype = ctypes.c_int
+
+CLOCK_REALTIME_COARSE = 5  # Linux; the clock file systems stamp times with
+RENAME_FLAGS = {"noreplace": 1, "exchange": 2}  # RENAME_NOREPLACE, RENAME_EXCHANGE
+# Bounds for the steps that wait on other processes: a step never hangs the run.
+CHILD_DEADLINE_S = 20
 for _fn in ("getxattr", "lgetxattr"):
     getattr(libc, _fn).argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
     getattr(libc, _fn).restype = ctypes.c_ssize_t
@@ -169,7 +185,8 @@ def op_open(s):
 
 
 def op_write(s):
-    data = s.get("data", "").encode("utf-8")
+    """"data" (UTF-8), or "data_len" bytes of the recognisable pattern (no NUL)."""
+    data = pattern(s["data_len"]) if "data_len" in s else s.get("data", "").encode("utf-8")
     flags = os.O_WRONLY | (os.O_APPEND if s.get("append") else 0)
     fd = os.open(path_of(s), flags)
     try:
@@ -280,11 +297,20 @@ def op_exec(s):
 
 
 def op_stat(s):
-    return stat_value(os.stat(path_of(s)))
+    """With "blocks": true also st_blocks (512-byte units), e.g. after fallocate."""
+    st = os.stat(path_of(s))
+    return with_blocks(stat_value(st), st, s)
 
 
 def op_lstat(s):
-    return stat_value(os.lstat(path_of(s)))
+    st = os.lstat(path_of(s))
+    return with_blocks(stat_value(st), st, s)
+
+
+def with_blocks(v, st, s):
+    if s.get("blocks"):
+        v["blocks"] = st.st_blocks
+    return v
 
 
 def op_getxattr(s):
@@ -338,6 +364,332 @@ def op_listdir(s):
 def op_umask(s):
     """Set the driver's umask for the following steps (it starts at 022)."""
     return os.umask(s["mask"])
+
+
+def errno_name(e):
+    return errno.errorcode.get(e, str(e))
+
+
+def op_tick(s):
+    """Wait (bounded, no sleep: at most one clock tick, a few ms) until the
+    coarse clock, which file systems stamp times with, has passed the precise
+    clock as it was at the start: every time stamped after this step is later
+    than every time stamped before it, so "changed" is a real relation even
+    when two steps fall into one tick."""
+    start = time.clock_gettime_ns(time.CLOCK_REALTIME)
+    deadline = time.monotonic() + 1
+    while time.clock_gettime_ns(CLOCK_REALTIME_COARSE) <= start:
+        if time.monotonic() > deadline:
+            raise StepError("the coarse clock did not advance within 1 s")
+
+
+def op_digest(s):
+    """A file's size, SHA-256 and a map of its 4 KiB blocks as runs: "d" data,
+    "z" all zero bytes (a hole or zeroed range reads as zeros), e.g. "d2 z1 d1"."""
+    block = s.get("block", 4096)
+    h = hashlib.sha256()
+    runs = []
+    size = 0
+    with open(path_of(s), "rb") as f:
+        while True:
+            b = f.read(block)
+            if not b:
+                break
+            size += len(b)
+            h.update(b)
+            kind = "z" if b.count(0) == len(b) else "d"
+            if runs and runs[-1][0] == kind:
+                runs[-1][1] += 1
+            else:
+                runs.append([kind, 1])
+    return {"size": size, "sha256": h.hexdigest(), "map": " ".join("%s%d" % (k, n) for k, n in runs)}
+
+
+FALLOC_MODES = {"keep_size": 0x01, "punch_hole": 0x02, "collapse_range": 0x08, "zero_range": 0x10, "insert_range": 0x20}
+
+
+def op_fallocate(s):
+    """fallocate(2) on the file opened O_RDWR: "mode" a number, or a list of
+    names (keep_size, punch_hole, collapse_range, zero_range, insert_range)."""
+    mode = s.get("mode", 0)
+    if isinstance(mode, list):
+        bits = 0
+        for m in mode:
+            if m not in FALLOC_MODES:
+                raise StepError("unknown fallocate mode %r" % (m,))
+            bits |= FALLOC_MODES[m]
+        mode = bits
+    fd = os.open(path_of(s), os.O_RDWR)
+    try:
+        if libc.fallocate(fd, mode, s["offset"], s["length"]) != 0:
+            raise_errno()
+    finally:
+        os.close(fd)
+
+
+def op_copyrange(s):
+    """copy_file_range(2) of "length" bytes from src (at src_offset) to dst (at
+    dst_offset), looping over short copies; the bytes copied."""
+    fin = os.open(path_of(s, "src"), os.O_RDONLY)
+    try:
+        fout = os.open(path_of(s, "dst"), os.O_WRONLY)
+        try:
+            left, done = s["length"], 0
+            src_off, dst_off = s.get("src_offset", 0), s.get("dst_offset", 0)
+            while left > 0:
+                n = os.copy_file_range(fin, fout, left, src_off + done, dst_off + done)
+                if n == 0:
+                    break
+                done += n
+                left -= n
+            return done
+        finally:
+            os.close(fout)
+    finally:
+        os.close(fin)
+
+
+def op_directio(s):
+    """Open with O_DIRECT, write "data_len" (a multiple of 4096) pattern bytes
+    from a page-aligned buffer at "offset", read them back the same way;
+    whether they came back equal."""
+    n = s.get("data_len", 4096)
+    off = s.get("offset", 0)
+    out = mmap.mmap(-1, n)  # anonymous mappings are page-aligned
+    out.write(pattern(n))
+    back = mmap.mmap(-1, n)
+    fd = os.open(path_of(s), os.O_RDWR | os.O_DIRECT)
+    try:
+        written = os.pwritev(fd, [out], off)
+        got = os.preadv(fd, [back], off)
+    finally:
+        os.close(fd)
+    return {"written": written, "read": got, "equal": back[:got] == out[:written]}
+
+
+def op_mmapwrite(s):
+    """Write "data" at "offset" through a shared writable mapping of the whole
+    file, msync(MS_SYNC) it, unmap and close."""
+    data = s.get("data", "").encode("utf-8")
+    fd = os.open(path_of(s), os.O_RDWR)
+    try:
+        size = os.fstat(fd).st_size
+        m = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        try:
+            off = s.get("offset", 0)
+            m[off:off + len(data)] = data
+            m.flush()  # msync(MS_SYNC)
+        finally:
+            m.close()
+    finally:
+        os.close(fd)
+
+
+def in_child(fn):
+    """Fork; the child runs fn and exits with its code (an OSError: 100 + errno,
+    anything else: 99), never returning into the driver. The child's pid."""
+    pid = os.fork()
+    if pid == 0:
+        code = 99
+        try:
+            code = fn()
+        except OSError as e:
+            code = 100 + (e.errno or 0)
+        except BaseException:
+            pass
+        finally:
+            os._exit(code if isinstance(code, int) else 99)
+    return pid
+
+
+def exit_outcome(code):
+    """A child's exit code as in_child made it: "ok" (0), an errno name, or the code."""
+    if code == 0:
+        return "ok"
+    if isinstance(code, int) and 100 <= code < 256:
+        return errno_name(code - 100)
+    return code
+
+
+def wait_children(pids):
+    """Exit codes of forked children, killing any still running at the deadline."""
+    codes = {}
+    deadline = time.monotonic() + CHILD_DEADLINE_S
+    while len(codes) < len(pids):
+        for pid in pids:
+            if pid in codes:
+                continue
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                codes[pid] = os.waitstatus_to_exitcode(status)
+        if len(codes) < len(pids):
+            if time.monotonic() > deadline:
+                for pid in pids:
+                    if pid not in codes:
+                        os.kill(pid, 9)
+                        os.waitpid(pid, 0)
+                        codes[pid] = "killed at the deadline"
+                break
+            select.select([], [], [], 0.005)  # a bounded poll of the children, not a synchronisation
+    return [codes[p] for p in pids]
+
+
+def op_appendprocs(s):
+    """"procs" processes each open the file O_WRONLY|O_APPEND and write "lines"
+    lines ("p<i> line <j>", one write each) at the same time; their exit codes."""
+    path = path_of(s)
+    procs, lines = s.get("procs", 4), s.get("lines", 200)
+    r, w = os.pipe()
+    pids = []
+    for i in range(procs):
+        def writer(i=i):
+            os.close(w)
+            os.read(r, 1)  # start together: the parent closes the pipe once all are forked
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            code = 0
+            for j in range(lines):
+                line = ("p%d line %04d\n" % (i, j)).encode()
+                if os.write(fd, line) != len(line):
+                    code = 2
+            os.close(fd)
+            return code
+
+        pids.append(in_child(writer))
+    os.close(r)
+    os.close(w)
+    return wait_children(pids)
+
+
+def op_lines(s):
+    """A file's lines: how many, how many distinct, and the SHA-256 of them sorted."""
+    with open(path_of(s), "rb") as f:
+        lines = f.read().splitlines(keepends=True)
+    return {"count": len(lines), "distinct": len(set(lines)), "sorted_sha256": hashlib.sha256(b"".join(sorted(lines))).hexdigest()}
+
+
+def op_sortlines(s):
+    """Rewrite a file with its lines sorted (so files written in a racy order compare)."""
+    p = path_of(s)
+    with open(p, "rb") as f:
+        lines = f.read().splitlines(keepends=True)
+    fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.write(fd, b"".join(sorted(lines)))
+    finally:
+        os.close(fd)
+
+
+def read_with_deadline(fd, n):
+    got = b""
+    deadline = time.monotonic() + CHILD_DEADLINE_S
+    while len(got) < n:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise StepError("no data within %d s (read %d of %d bytes)" % (CHILD_DEADLINE_S, len(got), n))
+        b = os.read(fd, n - len(got))
+        if not b:
+            break
+        got += b
+    return got
+
+
+def op_fifo(s):
+    """Pass "data" through a FIFO; what came out. how "rdwr": one process opens
+    it O_RDWR (never blocks on Linux), writes and reads back; how "pair": this
+    process opens it for reading (O_NONBLOCK, so the open cannot block), a
+    child opens it for writing and writes, and this one reads it all."""
+    p = path_of(s)
+    data = s.get("data", "").encode("utf-8")
+    how = s.get("how", "rdwr")
+    if how == "rdwr":
+        fd = os.open(p, os.O_RDWR)
+        try:
+            os.write(fd, data)
+            return read_with_deadline(fd, len(data)).decode("utf-8", errors="replace")
+        finally:
+            os.close(fd)
+    if how != "pair":
+        raise StepError("unknown fifo how %r" % (how,))
+    rfd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        def writer():
+            os.close(rfd)
+            wfd = os.open(p, os.O_WRONLY)  # a reader is there: does not block
+            os.write(wfd, data)
+            os.close(wfd)
+            return 0
+
+        pid = in_child(writer)
+        try:
+            got = read_with_deadline(rfd, len(data))
+        finally:
+            [code] = wait_children([pid])
+        if code != 0:
+            return {"writer": exit_outcome(code), "read": got.decode("utf-8", errors="replace")}
+        return got.decode("utf-8", errors="replace")
+    finally:
+        os.close(rfd)
+
+
+def op_tmpfile(s):
+    """open(dir, O_TMPFILE|O_RDWR, mode), write "data", and with "link" give it
+    that name (linkat through /proc/self/fd, which needs no privilege)."""
+    fd = os.open(path_of(s), os.O_TMPFILE | os.O_RDWR, s.get("mode", 0o600))
+    try:
+        os.write(fd, s.get("data", "").encode("utf-8"))
+        if s.get("link"):
+            # (os.link calls link(2), which would link the /proc symlink itself: EXDEV)
+            if libc.linkat(AT_FDCWD, b"/proc/self/fd/%d" % fd, AT_FDCWD, os.fsencode(s["link"]), AT_SYMLINK_FOLLOW) != 0:
+                raise_errno()
+    finally:
+        os.close(fd)
+
+
+def op_rename2(s):
+    """renameat2(2) with "flags" "noreplace" or "exchange"."""
+    flags = s.get("flags")
+    if flags not in RENAME_FLAGS:
+        raise StepError("unknown renameat2 flags %r" % (flags,))
+    if libc.renameat2(AT_FDCWD, path_of(s, "src"), AT_FDCWD, path_of(s, "dst"), RENAME_FLAGS[flags]) != 0:
+        raise_errno()
+
+
+def try_lock(path, kind):
+    """In a child process: open the file and try a non-blocking exclusive lock; its outcome."""
+    def contender():
+        fd = os.open(path, os.O_RDWR)
+        if kind == "flock":
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return 0
+
+    return exit_outcome(wait_children([in_child(contender)])[0])
+
+
+def op_lock(s):
+    """Take an exclusive lock ("kind" "flock" or "fcntl", non-blocking), let
+    another process try the same lock while it is held and again after it is
+    released; the other process's outcomes."""
+    kind = s.get("kind", "flock")
+    if kind not in ("flock", "fcntl"):
+        raise StepError("unknown lock kind %r" % (kind,))
+    p = path_of(s)
+    fd = os.open(p, os.O_RDWR)
+    try:
+        if kind == "flock":
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held = try_lock(p, kind)
+        if kind == "flock":
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        else:
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+        released = try_lock(p, kind)
+    finally:
+        os.close(fd)
+    return {"while_held": held, "after_release": released}
 
 
 def op_tree(s):

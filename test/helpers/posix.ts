@@ -59,13 +59,16 @@ export type Step =
   | ({ op: 'mkdir'; mode?: number } & P)
   | ({ op: 'create'; mode?: number } & P)
   | ({ op: 'open'; flags: Flags } & P)
-  | ({ op: 'write'; data: string; offset?: number; append?: boolean } & P)
+  /** data (UTF-8), or data_len bytes of the driver's pattern (printable, no NUL). */
+  | ({ op: 'write'; data?: string; data_len?: number; offset?: number; append?: boolean } & P)
   | ({ op: 'read' } & P)
   | ({ op: 'truncate'; size: number } & P)
   | ({ op: 'chmod'; mode: number } & P)
   | ({ op: 'chown' | 'lchown'; uid: number; gid: number } & P)
   | ({ op: 'utime'; atime_ns: Time; mtime_ns: Time; nofollow?: boolean } & P)
   | ({ op: 'unlink' | 'rmdir' | 'readlink' | 'stat' | 'lstat' | 'listdir' } & P)
+  /** With blocks: also st_blocks (512-byte units). */
+  | ({ op: 'stat' | 'lstat'; blocks?: boolean } & P)
   | { op: 'rename' | 'link'; src: string; dst: string }
   | ({ op: 'symlink'; target: string } & P)
   | ({ op: 'mknod'; mode: number; major?: number; minor?: number } & P)
@@ -78,7 +81,33 @@ export type Step =
   | ({ op: 'listxattr'; size?: number; follow?: boolean } & P)
   | ({ op: 'removexattr'; name: string; follow?: boolean } & P)
   | { op: 'umask'; mask: number }
-  | ({ op: 'tree'; mtimes?: boolean; skip_at_root?: string[] } & P);
+  | ({ op: 'tree'; mtimes?: boolean; skip_at_root?: string[] } & P)
+  /** Wait (bounded, a clock tick at most) until every time stamped later is later than every time stamped before. */
+  | { op: 'tick' }
+  /** { size, sha256, map }: map is the file's 4 KiB blocks as runs of "d" (data) and "z" (zeros), e.g. "d1 z2 d13". */
+  | ({ op: 'digest'; block?: number } & P)
+  | ({ op: 'fallocate'; mode: number | FallocMode[]; offset: number; length: number } & P)
+  /** copy_file_range(2), looping over short copies; the bytes copied. */
+  | { op: 'copyrange'; src: string; dst: string; length: number; src_offset?: number; dst_offset?: number }
+  /** O_DIRECT write of data_len pattern bytes from an aligned buffer, read back the same way: { written, read, equal }. */
+  | ({ op: 'directio'; data_len?: number; offset?: number } & P)
+  /** Write through a shared writable mapping of the whole file, then msync(MS_SYNC). */
+  | ({ op: 'mmapwrite'; data: string; offset?: number } & P)
+  /** procs processes append lines lines each (O_APPEND, one write per line) at once; their exit codes. */
+  | ({ op: 'appendprocs'; procs?: number; lines?: number } & P)
+  /** lines: { count, distinct, sorted_sha256 }; sortlines: rewrite the file with its lines sorted. */
+  | ({ op: 'lines' | 'sortlines' } & P)
+  /** Pass data through a FIFO, in one process (O_RDWR) or from a child writer to this reader (pair); what came out. */
+  | ({ op: 'fifo'; how: 'rdwr' | 'pair'; data: string } & P)
+  /** open(path, O_TMPFILE|O_RDWR, mode), write data, and with link give it that name. */
+  | ({ op: 'tmpfile'; mode?: number; data?: string; link?: string } & P)
+  /** renameat2(2) with RENAME_NOREPLACE or RENAME_EXCHANGE. */
+  | { op: 'rename2'; src: string; dst: string; flags: 'noreplace' | 'exchange' }
+  /** Hold an exclusive lock; another process tries it while held and after release: { while_held, after_release }. */
+  | ({ op: 'lock'; kind: 'flock' | 'fcntl' } & P);
+
+/** fallocate(2) mode bits by name (FALLOC_FL_*). */
+export type FallocMode = 'keep_size' | 'punch_hole' | 'collapse_range' | 'zero_range' | 'insert_range';
 
 export type Result = { ok: true; value: unknown } | { errno: string } | { error: string };
 

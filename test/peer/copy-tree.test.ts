@@ -1,4 +1,4 @@
-import { chmodSync, linkSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, lchownSync, linkSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setAttributeSync } from 'fs-xattr';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -6,6 +6,7 @@ import { noSync } from '../../src/store/durable.js';
 import { FdCache } from '../../src/store/fd-cache.js';
 import { makeEqual, storeCopy } from '../../src/store/copy-tree.js';
 import { Tree } from '../../src/store/tree.js';
+import { makedev, mknod, utimens } from '../../src/store/posix.js';
 import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
 import { compareDirs } from '../helpers/tree.js';
 
@@ -27,6 +28,30 @@ function dirs() {
 }
 
 describe('makeEqual', () => {
+  it('special files, owners and nanosecond mtimes: FIFOs, sockets and device nodes are made with their modes, owners and numbers; files keep their exact mtime', async () => {
+    const { src, dst } = dirs();
+    mknod(join(src, 'fifo'), 0o010640, 0);
+    mknod(join(src, 'sock'), 0o140755, 0);
+    mknod(join(src, 'null'), 0o020600, makedev(1, 3));
+    mknod(join(src, 'loop'), 0o060660, makedev(7, 9));
+    chmodSync(join(src, 'fifo'), 0o640);
+    lchownSync(join(src, 'fifo'), 2001, 2002);
+    lchownSync(join(src, 'null'), 2003, 2004);
+    writeFileSync(join(src, 'small'), 'x');
+    writeFileSync(join(src, 'big'), Buffer.alloc(2 * 1024 * 1024, 1)); // over put-file's size: written in ranges, then utimens
+    const mtime = { sec: 1_000_000_000, nsec: 123_456_789 };
+    for (const f of ['small', 'big']) utimens(join(src, f), mtime, mtime);
+    // a wrong special file on the target is replaced
+    mknod(join(dst, 'loop'), 0o060660, makedev(7, 8));
+    await makeEqual(copyOf(src, 'src'), copyOf(dst, 'dst'), '');
+    expect(compareDirs([{ label: 'src', dir: src }, { label: 'dst', dir: dst }])).toEqual([]);
+    expect(lstatSync(join(dst, 'fifo')).isFIFO()).toBe(true);
+    expect(lstatSync(join(dst, 'sock')).isSocket()).toBe(true);
+    expect(lstatSync(join(dst, 'loop')).rdev).toBe(makedev(7, 9));
+    expect(lstatSync(join(dst, 'null'))).toMatchObject({ uid: 2003, gid: 2004, rdev: makedev(1, 3) });
+    for (const f of ['small', 'big']) expect(lstatSync(join(dst, f), { bigint: true }).mtimeNs).toBe(1_000_000_000_123_456_789n);
+  });
+
   it('repairing one name of a hard-linked file keeps the names linked, with the source content', async () => {
     const { src, dst } = dirs();
     writeFileSync(join(src, 'a'), 'new content');

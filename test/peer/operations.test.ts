@@ -7,6 +7,7 @@ import type { PeerClient } from '../../src/protocol/peer-client.js';
 import type { WireStat } from '../../src/protocol/ops.js';
 import { cleanupPeers, spawnPeer, type PeerProcess } from '../helpers/peer.js';
 import { Stamper } from '../helpers/stamp.js';
+import { makedev } from '../../src/store/posix.js';
 import { cleanupTmp } from '../helpers/tmp.js';
 
 let peer: PeerProcess;
@@ -27,6 +28,70 @@ afterAll(async () => {
 });
 
 describe('every changing operation over real HTTP/2 lands in the data directory', () => {
+  it('new entries belong to the owner the request names; a setgid directory gives its group (and to a directory, the bit)', async () => {
+    await client.call(stamp.next({ op: 'mkdir', path: 'own', mode: 0o755, uid: 2001, gid: 2001 }));
+    await client.call(stamp.next({ op: 'create', path: 'own/f', mode: 0o4755, uid: 2001, gid: 2001 }));
+    await client.call(stamp.next({ op: 'symlink', path: 'own/l', target: 'f', uid: 2001, gid: 2001 }));
+    expect(lstatSync(at('own'))).toMatchObject({ uid: 2001, gid: 2001 });
+    // chown clears set-ID bits: the mode is set after the owner
+    expect(lstatSync(at('own/f'))).toMatchObject({ uid: 2001, gid: 2001, mode: 0o104755 });
+    expect(lstatSync(at('own/l'))).toMatchObject({ uid: 2001, gid: 2001 });
+    await client.call(stamp.next({ op: 'chown', path: 'own', uid: 2001, gid: 2100 }));
+    await client.call(stamp.next({ op: 'chmod', path: 'own', mode: 0o2775 }));
+    await client.call(stamp.next({ op: 'create', path: 'own/g', mode: 0o644, uid: 2002, gid: 2002 }));
+    await client.call(stamp.next({ op: 'mkdir', path: 'own/d', mode: 0o755, uid: 2002, gid: 2002 }));
+    expect(lstatSync(at('own/g'))).toMatchObject({ uid: 2002, gid: 2100 });
+    expect(lstatSync(at('own/d'))).toMatchObject({ uid: 2002, gid: 2100, mode: 0o42755 });
+    // without an owner (an older mount) an entry stays the peer process's
+    await client.call(stamp.next({ op: 'create', path: 'own/root', mode: 0o644 }));
+    expect(lstatSync(at('own/root'))).toMatchObject({ uid: process.getuid!(), gid: 2100 });
+  });
+
+  it('mknod makes FIFOs, sockets and device nodes; fallocate reserves, punches and zeroes; utimens keeps nanoseconds', async () => {
+    await client.call(stamp.next({ op: 'mknod', path: 'fifo', kind: 'fifo', mode: 0o640, uid: 2001, gid: 2001 }));
+    await client.call(stamp.next({ op: 'mknod', path: 'dev', kind: 'char', mode: 0o600, rdev: makedev(1, 3) }));
+    const sock = stamp.next({ op: 'mknod', path: 'sock', kind: 'socket', mode: 0o755 });
+    await client.call(sock);
+    expect(lstatSync(at('fifo'))).toMatchObject({ uid: 2001, mode: 0o010640 });
+    expect(lstatSync(at('dev')).isCharacterDevice()).toBe(true);
+    expect(lstatSync(at('dev')).rdev).toBe(makedev(1, 3));
+    expect(lstatSync(at('sock')).isSocket()).toBe(true);
+    // a re-send is answered from the record; a second mknod of the name is EEXIST
+    await expect(client.call(sock)).resolves.toBeDefined();
+    await expect(client.call(stamp.next({ op: 'mknod', path: 'sock', kind: 'fifo', mode: 0o644 }))).rejects.toMatchObject({ errno: 'EEXIST' });
+
+    // A special file is changed by path and never opened: opening a FIFO would block the
+    // peer for ever, and opening a device acts on it. Data operations on one are refused.
+    for (const path of ['fifo', 'dev']) {
+      await client.call(stamp.next({ op: 'chmod', path, mode: 0o620 }));
+      await client.call(stamp.next({ op: 'chown', path, uid: 2005, gid: 2006 }));
+      await client.call(stamp.next({ op: 'utimens', path, atimeNs: '1000000000000000000', mtimeNs: '1000000000000000001' }));
+      expect(lstatSync(at(path), { bigint: true })).toMatchObject({ uid: 2005n, gid: 2006n, mtimeNs: 1000000000000000001n });
+      expect(lstatSync(at(path)).mode & 0o7777).toBe(0o620);
+      await expect(client.call(stamp.next({ op: 'write', path, offset: 0 }), Buffer.from('x'))).rejects.toMatchObject({ errno: 'EINVAL' });
+      await expect(client.call({ op: 'read', path, offset: 0, length: 10 })).rejects.toMatchObject({ errno: 'EINVAL' });
+    }
+    await client.call(stamp.next({ op: 'create', path: 'alloc', mode: 0o644 }));
+    await client.call(stamp.next({ op: 'write', path: 'alloc', offset: 0 }), Buffer.alloc(8192, 0x61));
+    await client.call(stamp.next({ op: 'fallocate', path: 'alloc', mode: 0, offset: 0, length: 65536 }));
+    expect(lstatSync(at('alloc')).size).toBe(65536);
+    await client.call(stamp.next({ op: 'fallocate', path: 'alloc', mode: 1, offset: 0, length: 1 << 20 })); // KEEP_SIZE
+    expect(lstatSync(at('alloc')).size).toBe(65536);
+    expect(lstatSync(at('alloc')).blocks * 512).toBeGreaterThanOrEqual(1 << 20);
+    await client.call(stamp.next({ op: 'fallocate', path: 'alloc', mode: 3, offset: 0, length: 4096 })); // PUNCH_HOLE | KEEP_SIZE
+    expect(readFileSync(at('alloc')).subarray(0, 8192)).toEqual(Buffer.concat([Buffer.alloc(4096), Buffer.alloc(4096, 0x61)]));
+    // a mode the FUSE kernel never passes on is malformed, and changes nothing
+    await expect(client.call(stamp.next({ op: 'fallocate', path: 'alloc', mode: 8, offset: 0, length: 4096 }))).rejects.toMatchObject({ code: 'MFS_MALFORMED' });
+
+    await client.call(stamp.next({ op: 'utimens', path: 'alloc', atimeNs: null, mtimeNs: '1000000000123456789' }));
+    await client.call(stamp.next({ op: 'utimens', path: 'fifo', atimeNs: '-1500000000', mtimeNs: '4102444800000000001' }));
+    expect(lstatSync(at('alloc'), { bigint: true }).mtimeNs).toBe(1000000000123456789n);
+    expect(lstatSync(at('fifo'), { bigint: true })).toMatchObject({ atimeNs: -1500000000n, mtimeNs: 4102444800000000001n });
+    // the attributes in the answer carry the nanoseconds too
+    const st = await client.call(stamp.next({ op: 'chmod', path: 'alloc', mode: 0o600 }));
+    expect((st.result as { stats: Record<string, WireStat> }).stats.alloc!.mtimeNs).toBe('1000000000123456789');
+  });
+
   it('create, write, truncate', async () => {
     const c = await client.call(stamp.next({ op: 'create', path: 'a.txt', mode: 0o640 }));
     expect(lstatSync(at('a.txt')).mode & 0o7777).toBe(0o640);

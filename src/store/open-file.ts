@@ -1,0 +1,27 @@
+import { constants, lstatSync, openSync } from 'node:fs';
+import { MirrorError } from '../protocol/errors.js';
+
+/**
+ * open(2) for the store, which never opens a FIFO, socket or device node in the
+ * tree: opening a FIFO with no other end blocks the peer's event loop for ever,
+ * and opening a device acts on it (a tape rewinds, a watchdog arms) or hands
+ * out a disk's bytes. The mirror only ever reads, writes or flushes regular
+ * files and directories; a special file is changed by path (chmod, lchown,
+ * utimensat) and flushed through its parent directory.
+ *
+ * The lstat first refuses what is special now; O_NONBLOCK makes the open of a
+ * FIFO put there in between return at once instead of blocking (it changes
+ * nothing for regular files).
+ */
+export function openNoSpecial(abs: string, flags: number, mode?: number): number {
+  const st = lstatSync(abs, { throwIfNoEntry: false });
+  if (st && !st.isFile() && !st.isDirectory() && !st.isSymbolicLink()) {
+    throw new MirrorError('MFS_ERRNO', `${abs}: a FIFO, socket or device node is never opened by mirrorfs`, { errno: 'EINVAL' });
+  }
+  return openSync(abs, flags | constants.O_NONBLOCK, mode);
+}
+
+/** True for a FIFO, socket or device node: changed by path, flushed through its directory. */
+export function isSpecial(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }): boolean {
+  return !st.isFile() && !st.isDirectory() && !st.isSymbolicLink();
+}
