@@ -1,6 +1,6 @@
 import {
   chmodSync, closeSync, constants, fchmodSync, fchownSync, fstatSync, ftruncateSync, lchownSync, linkSync, lstatSync,
-  mkdirSync, open, openSync, renameSync, rmdirSync, symlinkSync, unlinkSync, write,
+  mkdirSync, open, renameSync, rmdirSync, symlinkSync, unlinkSync, write,
 } from 'node:fs';
 import { promisify } from 'node:util';
 

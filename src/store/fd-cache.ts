@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, openSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, type Stats } from 'node:fs';
 import { openNoSpecial } from './open-file.js';
 
 /**

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, constants, lstatSync, openSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, createReadStream, constants, lstatSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { getAttributeSync } from 'fs-xattr';
 import type { ManifestEntry } from '../protocol/ops.js';
