@@ -23,9 +23,12 @@ describe('logs', () => {
     for (const line of lines) expect(() => JSON.parse(line), line).not.toThrow();
     // The lines written while stopping reach stderr before the process exits (they used to be lost under load).
     expect(jsonLines(east.stderr()).map((l) => l.msg)).toEqual(expect.arrayContaining(['peer listening', 'signal received', 'peer stopped']));
-    // Under script(1) stderr is a pseudo-terminal: pino-pretty lines, not JSON. (timeout stops the peer with SIGTERM.)
+    // Under script(1) stderr is a pseudo-terminal: pino-pretty lines, not JSON. The shell stops
+    // the peer with SIGTERM once it listens (ss shows its socket; at most 30 s), not after a
+    // fixed time, which a busy machine can outlast before the peer has started.
     const data = tmpDir('mirrorfs-tty-');
-    const command = ['timeout', '-s', 'TERM', '2', process.execPath, PEER_BIN, '--data', data, '--listen', '127.0.0.1:0', '--token-file', `${data}/token`, ...peerTlsArgs()].join(' ');
+    const peer = [process.execPath, PEER_BIN, '--data', data, '--listen', '127.0.0.1:0', '--token-file', `${data}/token`, ...peerTlsArgs()].join(' ');
+    const command = `sh -c '${peer} & p=$!; i=0; while [ $i -lt 300 ] && ! ss -ltnpH | grep -q "pid=$p,"; do sleep 0.1; i=$((i+1)); done; kill -TERM $p; wait $p'`;
     const r = await runCollect('script', ['-qec', command, '/dev/null'], 30_000);
     expect(r.stdout).toMatch(/\[\d\d:\d\d:\d\d\.\d{3}\] .*INFO.* \(peer:[^)]+\): .*peer listening/);
     expect(r.stdout).toMatch(/INFO.*: .*signal received[^\n]*\r?\n[^\n]*signal[^\n]*SIGTERM/);
