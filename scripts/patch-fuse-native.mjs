@@ -27,7 +27,8 @@ const addon = join(dir, 'build/Release/fuse.node');
  *    signed 64-bit integer (two uint32 halves), with UTIME_NOW and UTIME_OMIT as the
  *    sentinels INT64_MAX and INT64_MAX-1 (JS_EDITS 4 makes them a BigInt); and a
  *    stat carries, after its three millisecond times, the nanoseconds within each
- *    millisecond (JS_EDITS 5 fills them).
+ *    millisecond (JS_EDITS 5 fills them); a stat's milliseconds are signed, so times
+ *    before 1970 show as such.
  * 6-9. fallocate(2) (libfuse 2.9.1's op) is not in the binding at all, so the kernel
  *    answered EOPNOTSUPP: a new op 34 that hands JavaScript the mode, offset and
  *    length (JS_EDITS 6-7).
@@ -43,6 +44,11 @@ const C_EDITS = [
     'utimens in nanoseconds, UTIME_NOW/UTIME_OMIT sentinels',
     'static uint64_t timespec_to_uint64 (const struct timespec* ts) {\n  uint64_t ms = (ts->tv_sec * 1000) + (ts->tv_nsec / 1000000);\n  return ms;\n}\n',
     'static uint64_t timespec_to_uint64 (const struct timespec* ts) {\n  if (ts->tv_nsec == UTIME_NOW) return (uint64_t) INT64_MAX;\n  if (ts->tv_nsec == UTIME_OMIT) return (uint64_t) INT64_MAX - 1;\n  return (uint64_t) ((int64_t) ts->tv_sec * 1000000000LL + ts->tv_nsec);\n}\n',
+  ],
+  [
+    'stat times before 1970',
+    'static void uint32s_to_timespec (struct timespec* ts, uint32_t** ints) {\n  uint64_t ms = uint32s_to_uint64(ints);\n  ts->tv_sec = ms / 1000;\n  ts->tv_nsec = (ms % 1000) * 1000000;\n}\n',
+    'static void uint32s_to_timespec (struct timespec* ts, uint32_t** ints) {\n  int64_t ms = (int64_t) uint32s_to_uint64(ints);\n  int64_t rem = ms % 1000;\n  if (rem < 0) rem += 1000;\n  ts->tv_sec = (ms - rem) / 1000;\n  ts->tv_nsec = rem * 1000000;\n}\n',
   ],
   [
     'stat nanoseconds',

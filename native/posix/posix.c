@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <node_api.h>
@@ -324,6 +325,17 @@ static napi_value js_fallocate(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// realtimeCoarseNs(): CLOCK_REALTIME_COARSE in nanoseconds, as a BigInt. The clock the
+// kernel stamps file times with (current_time()), which lags the precise clock by up
+// to a tick: a "now" taken from it is never later than the ctime the change then gets.
+static napi_value js_realtime_coarse_ns(napi_env env, napi_callback_info info) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  napi_value out;
+  napi_create_bigint_int64(env, (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec, &out);
+  return out;
+}
+
 // ---- module -----------------------------------------------------------------
 
 NAPI_MODULE_INIT() {
@@ -332,6 +344,7 @@ NAPI_MODULE_INIT() {
       {"utimensat", NULL, js_utimensat, NULL, NULL, NULL, napi_enumerable, NULL},
       {"renameat2", NULL, js_renameat2, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fallocate", NULL, js_fallocate, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"realtimeCoarseNs", NULL, js_realtime_coarse_ns, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   return exports;

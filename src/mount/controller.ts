@@ -599,11 +599,24 @@ export class MirrorController {
       const known = this.names.listed(req.path);
       if (known) return { result: { names: known.map((e) => e.name), entries: known } as T, payload: EMPTY };
       const generation = this.names.generation;
-      const out = await this.readFromPeers<{ entries: Array<{ name: string; stat: WireStat | null }> }>(req);
+      const out = await this.readFromPeers<{ entries: Array<{ name: string; stat: WireStat | null }> }>(req, undefined, this.identityOrder());
       this.names.noteListing(req.path, out.result.entries, generation);
       return out as CallResult<T>;
     }
-    return this.readFromPeers<T>(req);
+    return this.readFromPeers<T>(req, undefined, req.op === 'getattr' ? this.identityOrder() : undefined);
+  }
+
+  /**
+   * Where attributes come from without a local copy: the first in-sync peer in
+   * --peers order, then the others. Inode numbers differ between peers, and the
+   * kernel (use_ino) shows the ones we give it: from one peer they are unique and
+   * the names of a hard-linked file share one (rsync -H, tar and git rely on both);
+   * mixed from two peers, two files could share a number and be taken for links.
+   * The answers of changes, whose attributes the name cache keeps, are judged in
+   * the same order (the first peer that committed the outcome speaks for it).
+   */
+  private identityOrder(): Member[] {
+    return this.opts.members.filter((m) => m.inStep).sort((a, b) => Number(b.healthy) - Number(a.healthy));
   }
 
   /**
@@ -629,9 +642,8 @@ export class MirrorController {
    * (Spreading the blocks of one sequential read over both peers was measured
    * slower here: every process shares the same two cores.)
    */
-  private async readFromPeers<T>(req: ReadRequest, into?: Buffer): Promise<CallResult<T>> {
+  private async readFromPeers<T>(req: ReadRequest, into?: Buffer, order = this.readOrder()): Promise<CallResult<T>> {
     // A peer that is behind may lack changes: never read from it.
-    const order = this.readOrder();
     if (order.length === 0) throw new MirrorError('MFS_OUT_OF_STEP', 'no peer is in sync to read from');
     let lastError: unknown;
     for (const member of order) {

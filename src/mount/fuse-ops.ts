@@ -1,10 +1,11 @@
 import type { Logger } from '../log.js';
 import { MirrorError, errnoNumber, toMirrorError } from '../protocol/errors.js';
 import type { WireStat, WireStatfs } from '../protocol/ops.js';
-import { NAME_MAX_BYTES, fusePathToWire } from '../protocol/paths.js';
+import { NAME_MAX_BYTES, PATH_MAX_BYTES, fusePathToWire } from '../protocol/paths.js';
 import { BufferPool, PooledBytes } from '../protocol/buffer-pool.js';
 import type { MirrorController } from './controller.js';
 import type { Caller } from './fuse-binding.js';
+import { realtimeCoarseNs } from '../store/posix.js';
 
 /**
  * FUSE operations -> mirror controller. Each operation has the same short
@@ -309,6 +310,10 @@ function wire(fusePath: string): string {
  * of more than 85 units need counting.
  */
 function checkNameLengths(fusePath: string): void {
+  // PATH_MAX counts the whole path below the mount point too (the wire's limit): ENAMETOOLONG, not a malformed request.
+  if (fusePath.length > PATH_MAX_BYTES / 3 && Buffer.byteLength(fusePath) - 1 > PATH_MAX_BYTES) {
+    throw new MirrorError('MFS_ERRNO', `${JSON.stringify(fusePath.slice(0, 64))}... is longer than ${PATH_MAX_BYTES} bytes below the mount point`, { errno: 'ENAMETOOLONG' });
+  }
   let start = 1;
   while (start < fusePath.length) {
     let end = fusePath.indexOf('/', start);
@@ -339,9 +344,9 @@ function fromFuseTime(ns: bigint, now: string): string | null {
   return ns.toString();
 }
 
-/** The wall clock in nanoseconds (its milliseconds; the kernel's "now" is no finer in practice). */
+/** "Now" for utimens: the kernel's file-time clock (store/posix.ts), one value for every copy. */
 function nowNs(): string {
-  return (BigInt(Date.now()) * 1_000_000n).toString();
+  return realtimeCoarseNs().toString();
 }
 
 /** FUSE passes (uid_t)-1 for "leave unchanged" as 4294967295. */

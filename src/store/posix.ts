@@ -23,6 +23,7 @@ interface PosixAddon {
   utimensat(path: string | Buffer, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number, noFollow: boolean): void;
   renameat2(from: string | Buffer, to: string | Buffer, flags: number): void;
   fallocate(fd: number, mode: number, offset: number, length: number): void;
+  realtimeCoarseNs(): bigint;
 }
 
 let addon: PosixAddon | undefined;
@@ -131,4 +132,14 @@ function checkUint32(n: number, what: string): number {
 function checkDev(dev: number): number {
   if (!Number.isSafeInteger(dev) || dev < 0) throw new RangeError(`a dev_t must be a non-negative safe integer (got ${dev})`);
   return dev;
+}
+
+/**
+ * The wall clock the kernel stamps file times with (CLOCK_REALTIME_COARSE), in
+ * nanoseconds. It lags the precise clock (Date.now) by up to a tick, so a "now"
+ * for utimens taken from it is not later than the ctime that change then gets,
+ * as on a local file system.
+ */
+export function realtimeCoarseNs(): bigint {
+  return posix().realtimeCoarseNs();
 }

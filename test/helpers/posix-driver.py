@@ -46,7 +46,15 @@ UTIME_OMIT = (1 << 30) - 2
 XATTR_CREATE = 1
 XATTR_REPLACE = 2
 
-libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+def load_libc():
+    # glibc's soname first: ctypes.util.find_library runs ldconfig (~40 ms a driver run)
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
+libc = load_libc()
 
 
 class Timespec(ctypes.Structure):
@@ -512,25 +520,28 @@ def exit_outcome(code):
 
 
 def wait_children(pids):
-    """Exit codes of forked children, killing any still running at the deadline."""
+    """Exit codes of forked children: waits on their pidfds (no polling), and
+    kills any still running at the deadline."""
     codes = {}
+    fds = {os.pidfd_open(pid): pid for pid in pids}
     deadline = time.monotonic() + CHILD_DEADLINE_S
-    while len(codes) < len(pids):
-        for pid in pids:
-            if pid in codes:
-                continue
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                codes[pid] = os.waitstatus_to_exitcode(status)
-        if len(codes) < len(pids):
-            if time.monotonic() > deadline:
-                for pid in pids:
-                    if pid not in codes:
-                        os.kill(pid, 9)
-                        os.waitpid(pid, 0)
-                        codes[pid] = "killed at the deadline"
+    try:
+        while fds:
+            left = deadline - time.monotonic()
+            ready = select.select(list(fds), [], [], max(left, 0))[0] if left > 0 else []
+            if not ready:
+                for fd, pid in fds.items():
+                    os.kill(pid, 9)
+                    os.waitpid(pid, 0)
+                    codes[pid] = "killed at the deadline"
                 break
-            select.select([], [], [], 0.005)  # a bounded poll of the children, not a synchronisation
+            for fd in ready:
+                pid = fds.pop(fd)
+                os.close(fd)
+                codes[pid] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    finally:
+        for fd in fds:
+            os.close(fd)
     return [codes[p] for p in pids]
 
 
@@ -697,10 +708,13 @@ def op_tree(s):
     the caller sees it): type, mode, owner, size, nlink (not of directories),
     rdev, content hash, symlink target, xattrs of every namespace the caller
     can list (values base64), hard-link groups, and with "mtimes": true the
-    mtime of everything but directories. The root's own state directory
-    .mirrorfs (a peer's) is skipped."""
+    mtime of everything but directories (with "dir_mtimes": true, of
+    directories too: for trees whose directory times were set explicitly,
+    as a copy tool sets them). The root's own state directory .mirrorfs (a
+    peer's) is skipped."""
     root = path_of(s)
     with_mtimes = s.get("mtimes", False)
+    with_dir_mtimes = s.get("dir_mtimes", False)
     skip = {os.fsencode(n) for n in s.get("skip_at_root", [".mirrorfs"])}
     out = {}
     first_by_ino = {}
@@ -714,6 +728,8 @@ def op_tree(s):
             e["nlink"] = st.st_nlink
             if with_mtimes:
                 e["mtime_ns"] = str(st.st_mtime_ns)
+        elif with_dir_mtimes:
+            e["mtime_ns"] = str(st.st_mtime_ns)
         if t in ("chr", "blk"):
             e["rdev"] = [os.major(st.st_rdev), os.minor(st.st_rdev)]
         if t == "file":

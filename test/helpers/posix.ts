@@ -70,6 +70,8 @@ export type Step =
   /** With blocks: also st_blocks (512-byte units). */
   | ({ op: 'stat' | 'lstat'; blocks?: boolean } & P)
   | { op: 'rename' | 'link'; src: string; dst: string }
+  /** Names as raw bytes (base64), for names that are not UTF-8. */
+  | { op: 'rename' | 'link'; src_b64: string; dst_b64: string }
   | ({ op: 'symlink'; target: string } & P)
   | ({ op: 'mknod'; mode: number; major?: number; minor?: number } & P)
   | ({ op: 'mkfifo'; mode?: number } & P)
@@ -81,7 +83,7 @@ export type Step =
   | ({ op: 'listxattr'; size?: number; follow?: boolean } & P)
   | ({ op: 'removexattr'; name: string; follow?: boolean } & P)
   | { op: 'umask'; mask: number }
-  | ({ op: 'tree'; mtimes?: boolean; skip_at_root?: string[] } & P)
+  | ({ op: 'tree'; mtimes?: boolean; dir_mtimes?: boolean; skip_at_root?: string[] } & P)
   /** Wait (bounded, a clock tick at most) until every time stamped later is later than every time stamped before. */
   | { op: 'tick' }
   /** { size, sha256, map }: map is the file's 4 KiB blocks as runs of "d" (data) and "z" (zeros), e.g. "d1 z2 d13". */
@@ -367,8 +369,8 @@ export type OwnedTree = Map<string, OwnedEntry>;
  * groups and xattrs of every namespace but system.* (long values as a hash).
  * The root's .mirrorfs (a peer's state) is skipped. Times only with mtimes.
  */
-export async function snapshotWithOwners(root: string, opts: { mtimes?: boolean } = {}): Promise<OwnedTree> {
-  const [r] = await runPosix(root, [{ op: 'tree', path: '.', mtimes: opts.mtimes ?? false }]);
+export async function snapshotWithOwners(root: string, opts: { mtimes?: boolean; dirMtimes?: boolean } = {}): Promise<OwnedTree> {
+  const [r] = await runPosix(root, [{ op: 'tree', path: '.', mtimes: opts.mtimes ?? false, ...(opts.dirMtimes ? { dir_mtimes: true } : {}) }]);
   const tree = valueOf<Record<string, OwnedEntry>>(r);
   for (const e of Object.values(tree)) {
     e.mode = octal(e.mode as unknown as number);
@@ -393,7 +395,7 @@ export function diffOwnedTrees(a: OwnedTree, b: OwnedTree, labels: [string, stri
 }
 
 /** compareDirs with owners and all xattrs: every directory against the first. */
-export async function compareDirsWithOwners(dirs: { label: string; dir: string }[], opts: { mtimes?: boolean } = {}): Promise<string[]> {
+export async function compareDirsWithOwners(dirs: { label: string; dir: string }[], opts: { mtimes?: boolean; dirMtimes?: boolean } = {}): Promise<string[]> {
   const snaps = await Promise.all(dirs.map((d) => snapshotWithOwners(d.dir, opts)));
   return dirs.slice(1).flatMap((d, i) => diffOwnedTrees(snaps[0]!, snaps[i + 1]!, [dirs[0]!.label, d.label]));
 }

@@ -389,39 +389,55 @@ export const timesCases: ConformanceCase[] = [
           ['target', 'l', 'dangling'],
         ),
       );
+      // Nothing here follows the link before the last step: following it reads it, which updates its atime (relatime; the atime case's business).
       const steps: Step[] = [
         { op: 'utime', path: 'l', atime_ns: T.billion, mtime_ns: T.baseM, nofollow: true },
         { op: 'lstat', path: 'l' },
-        { op: 'stat', path: 'l' }, // the target: untouched (following the link reads it: its atime becomes now, relatime)
+        { op: 'lstat', path: 'target' }, // untouched
         { op: 'utime', path: 'dangling', atime_ns: T.after2038, mtime_ns: T.year2100, nofollow: true },
         { op: 'lstat', path: 'dangling' },
         { op: 'utime', path: 'l', atime_ns: 'omit', mtime_ns: T.after2038, nofollow: true },
         { op: 'lstat', path: 'l' },
+        { op: 'lstat', path: 'target' },
         { op: 'utime', path: 'dangling', atime_ns: T.billion, mtime_ns: T.billion }, // follows: ENOENT
-        { op: 'utime', path: 'l', atime_ns: T.year2100, mtime_ns: T.year2100 }, // follows: the target
-        { op: 'lstat', path: 'l' },
+        { op: 'utime', path: 'l', atime_ns: T.year2100, mtime_ns: T.year2100 }, // follows: the target's times
         { op: 'lstat', path: 'target' },
       ];
       const r = await c.run(steps, actor);
       expect(valueOf<StatValue>(r.oracle[1])).toMatchObject({ atime_ns: T.billion, mtime_ns: T.baseM });
       expect(valueOf<StatValue>(r.oracle[2])).toMatchObject({ atime_ns: T.baseA, mtime_ns: T.baseA });
       expect(valueOf<StatValue>(r.oracle[4])).toMatchObject({ atime_ns: T.after2038, mtime_ns: T.year2100 });
-      expect(valueOf<StatValue>(r.oracle[6])).toMatchObject({ mtime_ns: T.after2038 });
-      expect(outcome(r.oracle[7])).toBe('ENOENT');
-      expect(valueOf<StatValue>(r.oracle[9])).toMatchObject({ mtime_ns: T.after2038 });
+      expect(valueOf<StatValue>(r.oracle[6])).toMatchObject({ atime_ns: T.billion, mtime_ns: T.after2038 });
+      expect(valueOf<StatValue>(r.oracle[7])).toMatchObject({ atime_ns: T.baseA, mtime_ns: T.baseA });
+      expect(outcome(r.oracle[8])).toBe('ENOENT');
       expect(valueOf<StatValue>(r.oracle[10])).toMatchObject({ atime_ns: T.year2100, mtime_ns: T.year2100 });
       await compareExplicitMtimes(c);
     },
   },
   {
     name: 'atime',
-    title: 'a read updates atime as ext4\'s relatime does (when atime is not after mtime), a second read does not',
+    title: 'a read updates atime as ext4\'s relatime does (when atime is not after mtime), a second read does not; following a symlink updates the symlink\'s atime',
+    knownLimit: 'README known limits: reads through the mount do not update atime (as with noatime)',
     actors: [ROOT, USER_A],
     body: async (c, actor) => {
-      await c.setup(ownedBy(actor, [{ op: 'create', path: 'f', mode: 0o644 }, { op: 'write', path: 'f', data: 'data to read' }, { op: 'utime', path: 'f', atime_ns: T.baseA, mtime_ns: T.baseM }], ['f']));
+      await c.setup(
+        ownedBy(
+          actor,
+          [
+            { op: 'create', path: 'f', mode: 0o644 },
+            { op: 'write', path: 'f', data: 'data to read' },
+            { op: 'utime', path: 'f', atime_ns: T.baseA, mtime_ns: T.baseM },
+            { op: 'symlink', target: 'f', path: 'l' },
+            { op: 'utime', path: 'l', atime_ns: T.baseA, mtime_ns: T.baseM, nofollow: true },
+          ],
+          ['f', 'l'],
+        ),
+      );
       const { steps, laid } = layOut([
         { what: 'first read', ops: [{ op: 'read', path: 'f' }], watch: [{ before: 'f', expect: { atime: 'later', mtime: 'same', ctime: 'same' } }] },
         { what: 'second read', ops: [{ op: 'read', path: 'f' }], watch: [{ before: 'f', expect: { atime: 'same', mtime: 'same', ctime: 'same' } }] },
+        // following a symlink reads it
+        { what: 'following a symlink', ops: [{ op: 'stat', path: 'l' }], watch: [{ before: 'l', expect: { atime: 'later', mtime: 'same', ctime: 'same' } }] },
       ]);
       const r = await c.run(steps, actor);
       compareRelations(c, laid, r.oracle, r.mount, actor);
