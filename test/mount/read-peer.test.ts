@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { linkSync, lstatSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runNode } from '../helpers/child.js';
@@ -43,5 +43,30 @@ describe('where reads go without a local copy', () => {
     expect(readFileSync(join(east.dataDir, 'f')).equals(data)).toBe(true);
     expect(await readsFrom('east')).toBeGreaterThan(0);
     expect(await readsFrom('west')).toBe(0);
+  });
+
+  it('attributes, and so inode numbers, come from the first peer in --peers order, whichever is faster', async () => {
+    const [east, far] = await Promise.all([spawnPeer({ name: 'east' }), spawnPeer({ name: 'west' })]);
+    const link = await spawnLink(far.port, '15ms');
+    const mount = await startMount({ peers: [{ ...far, url: link.url }, east], extraArgs: ['--control-listen', '127.0.0.1:0'] });
+    const url = await controlUrl(mount);
+    const m = (p: string) => join(mount.mountpoint, p);
+    writeFileSync(m('f'), Buffer.alloc(1024 * 1024, 1)); // every write measures both peers: east is the faster
+    linkSync(m('f'), m('g'));
+    // Made on the peers directly (each its own inode), then listed through the mount.
+    for (const peer of [far, east]) writeFileSync(join(peer.dataDir, 'outside'), 'x');
+    readdirSync(mount.mountpoint);
+    const inodes = JSON.parse(await runNode(
+      `import { statSync, readFileSync } from 'node:fs';
+       readFileSync(ARGS[0] + '/f');
+       console.log(JSON.stringify(['f', 'g', 'outside'].map((n) => statSync(ARGS[0] + '/' + n).ino)));`,
+      [mount.mountpoint],
+    )) as number[];
+    const inodeOn = (dir: string, name: string) => lstatSync(join(dir, name)).ino;
+    // The two names of one file show one number, and it is the first peer's, as for a file no link shares.
+    expect(inodes).toEqual([inodeOn(far.dataDir, 'f'), inodeOn(far.dataDir, 'f'), inodeOn(far.dataDir, 'outside')]);
+    expect(inodeOn(east.dataDir, 'f')).not.toBe(inodeOn(far.dataDir, 'f')); // two copies: two numbers, only one of which is shown
+    // while data reads went to the faster peer
+    expect(sumOf(await scrape(`${url}/metrics`), 'mirrorfs_peer_operations_total', { peer: 'east', op: 'read' })).toBeGreaterThan(0);
   });
 });
