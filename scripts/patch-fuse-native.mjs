@@ -28,7 +28,10 @@ const addon = join(dir, 'build/Release/fuse.node');
  *    sentinels INT64_MAX and INT64_MAX-1 (JS_EDITS 4 makes them a BigInt); and a
  *    stat carries, after its three millisecond times, the nanoseconds within each
  *    millisecond (JS_EDITS 5 fills them); a stat's milliseconds are signed, so times
- *    before 1970 show as such.
+ *    before 1970 show as such; a time beyond what int64 nanoseconds hold (before 1678,
+ *    after 2262) is the sentinel INT64_MAX-2, refused as EOVERFLOW. The stat also
+ *    carries the high half of st_ino: with use_ino, inode numbers over 2^32 (XFS)
+ *    cut to 32 bits could make two files look like links of one.
  * 6-9. fallocate(2) (libfuse 2.9.1's op) is not in the binding at all, so the kernel
  *    answered EOPNOTSUPP: a new op 34 that hands JavaScript the mode, offset and
  *    length (JS_EDITS 6-7).
@@ -43,7 +46,7 @@ const C_EDITS = [
   [
     'utimens in nanoseconds, UTIME_NOW/UTIME_OMIT sentinels',
     'static uint64_t timespec_to_uint64 (const struct timespec* ts) {\n  uint64_t ms = (ts->tv_sec * 1000) + (ts->tv_nsec / 1000000);\n  return ms;\n}\n',
-    'static uint64_t timespec_to_uint64 (const struct timespec* ts) {\n  if (ts->tv_nsec == UTIME_NOW) return (uint64_t) INT64_MAX;\n  if (ts->tv_nsec == UTIME_OMIT) return (uint64_t) INT64_MAX - 1;\n  return (uint64_t) ((int64_t) ts->tv_sec * 1000000000LL + ts->tv_nsec);\n}\n',
+    'static uint64_t timespec_to_uint64 (const struct timespec* ts) {\n  if (ts->tv_nsec == UTIME_NOW) return (uint64_t) INT64_MAX;\n  if (ts->tv_nsec == UTIME_OMIT) return (uint64_t) INT64_MAX - 1;\n  if (ts->tv_sec > 9223372035LL || ts->tv_sec < -9223372035LL) return (uint64_t) INT64_MAX - 2; /* beyond int64 ns: refused as EOVERFLOW */\n  return (uint64_t) ((int64_t) ts->tv_sec * 1000000000LL + ts->tv_nsec);\n}\n',
   ],
   [
     'stat times before 1970',
@@ -53,7 +56,7 @@ const C_EDITS = [
   [
     'stat nanoseconds',
     '  uint32s_to_timespec(&stat->st_ctim, &ints);\n#endif\n',
-    '  uint32s_to_timespec(&stat->st_ctim, &ints);\n  // mirrorfs: the nanoseconds within each millisecond (getStatArray ints 18-20)\n  stat->st_atim.tv_nsec += *ints++;\n  stat->st_mtim.tv_nsec += *ints++;\n  stat->st_ctim.tv_nsec += *ints++;\n#endif\n',
+    '  uint32s_to_timespec(&stat->st_ctim, &ints);\n  // mirrorfs: the nanoseconds within each millisecond (getStatArray ints 18-20), and the high half of st_ino (21)\n  stat->st_atim.tv_nsec += *ints++;\n  stat->st_mtim.tv_nsec += *ints++;\n  stat->st_ctim.tv_nsec += *ints++;\n  stat->st_ino |= ((uint64_t) *ints++) << 32;\n#endif\n',
   ],
   [
     'caller in the thread locals',
@@ -116,7 +119,7 @@ const JS_EDITS = [
   [
     'stat nanoseconds',
     '  const ints = new Uint32Array(18)\n',
-    '  const ints = new Uint32Array(21)\n  ints[18] = (stat && stat.atimeNsRem) || 0\n  ints[19] = (stat && stat.mtimeNsRem) || 0\n  ints[20] = (stat && stat.ctimeNsRem) || 0\n',
+    '  const ints = new Uint32Array(22)\n  ints[18] = (stat && stat.atimeNsRem) || 0\n  ints[19] = (stat && stat.mtimeNsRem) || 0\n  ints[20] = (stat && stat.ctimeNsRem) || 0\n  ints[21] = Math.floor(((stat && stat.ino) || 0) / 4294967296)\n',
   ],
   ['fallocate op', "  ['rmdir', {\n    op: binding.op_rmdir\n  }]\n])\n", "  ['rmdir', {\n    op: binding.op_rmdir\n  }],\n  ['fallocate', {\n    op: binding.op_fallocate\n  }]\n])\n"],
   [

@@ -96,11 +96,25 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
     }
   };
   const writePayloads = new BufferPool(FUSE_MAX_WRITE, WRITE_BUFFERS_KEPT);
-  /** The owner of what the current request creates: its caller's fsuid and fsgid (the peer applies set-group-ID directories). */
-  const ownerOfNew = (): { uid?: number; gid?: number } => {
-    if (!opts.caller) return {};
-    const { uid, gid } = opts.caller();
-    return { uid, gid };
+  /**
+   * Answer a request that creates an entry: its owner is the caller's fsuid and
+   * fsgid (the peer applies set-group-ID directories), read now, synchronously;
+   * a binding that cannot say who called fails the request (EIO, logged) rather
+   * than making the entry someone else's.
+   */
+  type Owner = { uid?: number; gid?: number };
+  const answerOwned = (op: string, path: string, cb: Cb, work: (owner: Owner) => Promise<unknown[] | void>) => {
+    let owner: Owner = {};
+    let failure: unknown = null;
+    try {
+      if (opts.caller) {
+        const { uid, gid } = opts.caller();
+        owner = { uid, gid };
+      }
+    } catch (err) {
+      failure = err;
+    }
+    answer(op, path, cb, () => (failure ? Promise.reject(failure) : work(owner)));
   };
   const read = controller.read.bind(controller);
 
@@ -141,28 +155,24 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
     },
 
     // ---- files ----------------------------------------------------------------
-    create: (path: string, mode: number, cb: Cb) => {
-      const owner = ownerOfNew();
-      answer('create', path, cb, async () => {
+    create: (path: string, mode: number, cb: Cb) =>
+      answerOwned('create', path, cb, async (owner) => {
         // The kernel checks O_EXCL itself (lookup before create); two racing
         // creators of one name both succeed, as with open(O_CREAT) on ext4.
         await mutate({ op: 'create', path: wire(path), mode: mode & PERMISSION_BITS, exclusive: false, ...owner });
         return [handle()];
-      });
-    },
+      }),
 
     // A regular file (mknod(2) of S_IFREG) is an exclusive create; FIFOs, sockets
     // and device nodes are made as such on every peer (devices with their number).
-    mknod: (path: string, mode: number, dev: number, cb: Cb) => {
-      const owner = ownerOfNew();
-      answer('mknod', path, cb, async () => {
+    mknod: (path: string, mode: number, dev: number, cb: Cb) =>
+      answerOwned('mknod', path, cb, async (owner) => {
         const type = mode & S_IFMT;
         if (type === S_IFREG) return void (await mutate({ op: 'create', path: wire(path), mode: mode & PERMISSION_BITS, exclusive: true, ...owner }));
         const kind = NODE_KINDS.get(type);
         if (!kind) throw new MirrorError('MFS_ERRNO', `mknod ${path}: unknown file type ${type.toString(8)}`, { errno: 'EINVAL' });
         await mutate({ op: 'mknod', path: wire(path), kind, mode: mode & PERMISSION_BITS, rdev: kind === 'char' || kind === 'block' ? dev : 0, ...owner });
-      });
-    },
+      }),
 
     read: (path: string, _fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
       // Straight into the kernel's buffer, which stays ours until we answer (no buffer of our own per read).
@@ -214,19 +224,15 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
     link: (src: string, dest: string, cb: Cb) =>
       answer('link', dest, cb, async () => void (await mutate({ op: 'link', from: wire(src), path: wire(dest) }))),
 
-    symlink: (target: string, path: string, cb: Cb) => {
-      const owner = ownerOfNew();
-      answer('symlink', path, cb, async () => {
+    symlink: (target: string, path: string, cb: Cb) =>
+      answerOwned('symlink', path, cb, async (owner) => {
         checkText(target, 'symlink target');
         await mutate({ op: 'symlink', target, path: wire(path), ...owner });
-      });
-    },
+      }),
 
     // ---- directories ----------------------------------------------------------
-    mkdir: (path: string, mode: number, cb: Cb) => {
-      const owner = ownerOfNew();
-      answer('mkdir', path, cb, async () => void (await mutate({ op: 'mkdir', path: wire(path), mode: mode & PERMISSION_BITS, ...owner })));
-    },
+    mkdir: (path: string, mode: number, cb: Cb) =>
+      answerOwned('mkdir', path, cb, async (owner) => void (await mutate({ op: 'mkdir', path: wire(path), mode: mode & PERMISSION_BITS, ...owner }))),
 
     rmdir: (path: string, cb: Cb) => answer('rmdir', path, cb, async () => void (await mutate({ op: 'rmdir', path: wire(path) }))),
 
@@ -338,9 +344,12 @@ function checkText(text: string, what: string): void {
  */
 const UTIME_NOW_NS = 2n ** 63n - 1n;
 const UTIME_OMIT_NS = 2n ** 63n - 2n;
+/** A time that 64-bit nanoseconds cannot hold (before 1678 or after 2262). */
+const UTIME_OUT_OF_RANGE_NS = 2n ** 63n - 3n;
 function fromFuseTime(ns: bigint, now: string): string | null {
   if (ns === UTIME_OMIT_NS) return null;
   if (ns === UTIME_NOW_NS) return now;
+  if (ns === UTIME_OUT_OF_RANGE_NS) throw new MirrorError('MFS_ERRNO', 'utimens: mirrorfs carries times from 1678 to 2262 (nanoseconds in 64 bits)', { errno: 'EOVERFLOW' });
   return ns.toString();
 }
 

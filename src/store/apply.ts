@@ -344,10 +344,9 @@ function entryKindOf(st: ReturnType<typeof lstatSync>): keyof typeof NODE_TYPE_B
  * an owner (an older mount) leaves the entry to the peer process, as before.
  */
 function chownNew(req: { uid?: number; gid?: number }, parentAbs: string, chown: (uid: number, gid: number) => void): boolean {
-  if (req.uid === undefined && req.gid === undefined) return false;
   const parent = lstatSync(parentAbs);
   const inherited = (parent.mode & S_ISGID) !== 0;
-  chown(req.uid ?? -1, inherited ? parent.gid : (req.gid ?? -1));
+  if (req.uid !== undefined || req.gid !== undefined) chown(req.uid ?? -1, inherited ? parent.gid : (req.gid ?? -1));
   return inherited;
 }
 

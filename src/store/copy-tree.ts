@@ -208,9 +208,11 @@ export async function makeEqual(source: CopyHandle, target: CopyHandle, path: st
             await setAttributes(target, s, d); // a symlink's mode is not settable on Linux
           } else if (s.type !== 'file' && s.type !== 'other') {
             // A FIFO, socket or device node: made with its mode, owner and device number.
-            if (!d) await target.apply({ op: 'mknod', path: s.path, kind: s.type, mode: s.mode & 0o7777, rdev: s.rdev ?? 0, uid: s.uid, gid: s.gid });
+            if (!d) await target.apply({ op: 'mknod', path: s.path, kind: s.type, mode: s.mode & 0o7777, rdev: s.rdev ?? 0 });
             else if ((d.mode & 0o7777) !== (s.mode & 0o7777)) modes.push(s);
-            await setAttributes(target, s, d ?? { ...s, xattrs: {} });
+            // The source's owner exactly (a new node's group could be its directory's, set-group-ID), and its mtime.
+            await setAttributes(target, s, d);
+            if (!d || d.mtimeNs !== s.mtimeNs) await target.apply({ op: 'utimens', path: s.path, atimeNs: null, ...exactMtime(s) });
           } else {
             await copyFile(source, target, s, d, modes, progress, flush, recreated, opts.onProgress);
           }
