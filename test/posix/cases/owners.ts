@@ -12,6 +12,15 @@ import { ROOT, SHARED_GID, USER_A, USER_A_SHARED, outcome, resultOf, statOf, typ
 const S_IFCHR = 0o020000;
 const S_IFREG = 0o100000;
 
+/** Root's directory of the shared group with this (set-group-ID) mode. */
+function setgidDir(path: string, mode: number): Step[] {
+  return [
+    { op: 'mkdir', path, mode: 0o755 },
+    { op: 'chown', path, uid: 0, gid: SHARED_GID },
+    { op: 'chmod', path, mode },
+  ];
+}
+
 export const ownersCases: ConformanceCase[] = [
   {
     name: 'created',
@@ -92,11 +101,7 @@ export const ownersCases: ConformanceCase[] = [
     title: 'in a setgid directory a new file takes its group, a new directory its group and the setgid bit',
     actors: [ROOT, USER_A_SHARED],
     body: async (c, actor) => {
-      await c.setup([
-        { op: 'mkdir', path: 'sg', mode: 0o755 },
-        { op: 'chown', path: 'sg', uid: 0, gid: SHARED_GID },
-        { op: 'chmod', path: 'sg', mode: 0o2775 },
-      ]);
+      await c.setup(setgidDir('sg', 0o2775));
       const steps: Step[] = [
         { op: 'create', path: 'sg/f', mode: 0o644 },
         { op: 'mkdir', path: 'sg/d', mode: 0o755 },
@@ -124,11 +129,7 @@ export const ownersCases: ConformanceCase[] = [
     title: 'a creator outside the setgid directory\'s group still gets the group, and loses the setgid bit it asks for',
     actors: [ROOT, USER_A],
     body: async (c, actor) => {
-      await c.setup([
-        { op: 'mkdir', path: 'sg', mode: 0o755 },
-        { op: 'chown', path: 'sg', uid: 0, gid: SHARED_GID },
-        { op: 'chmod', path: 'sg', mode: 0o2777 },
-      ]);
+      await c.setup(setgidDir('sg', 0o2777));
       const steps: Step[] = [
         { op: 'create', path: 'sg/f', mode: 0o755 },
         { op: 'chmod', path: 'sg/f', mode: 0o2755 }, // not in group 2100: the kernel drops S_ISGID silently
