@@ -2,6 +2,8 @@
 // Where the time of one 4 KiB write goes (not a test): the same loop of
 // sequential 4 KiB pwrite() calls, from a separate process, on
 //   (1) a plain directory, (2) a mirrorfs mount with one peer, (3) with two peers,
+//   (4) with two peers, to a file with a second name the kernel holds attributes for
+//       (each write refreshes that name: src/mount/linked-names.ts),
 // plus the peers' own view (latency of the write RPC, from `mirrorfs status`).
 //   node scripts/write-latency.mjs [--writes N]
 import { execFileSync, spawn } from 'node:child_process';
@@ -61,6 +63,11 @@ try {
   const south = await startPeer('south', 37073);
   const m2 = mount([west, south], 'two');
   rows.push(['mirrorfs, 2 peers (same disk)', measure(join(m2, 'f'))]);
+  // A second name, stat'ed from another process (so the kernel caches it and the mount notes it).
+  writeFileSync(join(m2, 'linked'), '');
+  execFileSync('ln', [join(m2, 'linked'), join(m2, 'second-name')]);
+  execFileSync('stat', [join(m2, 'second-name')], { stdio: 'ignore' });
+  rows.push(['mirrorfs, 2 peers, a hard-linked file', measure(join(m2, 'linked'))]);
   const status2 = JSON.parse(execFileSync(process.execPath, [join(root, 'dist/cli/mirrorfs.js'), 'status', m2, '--json'], { encoding: 'utf8' }));
   execFileSync(process.execPath, [join(root, 'dist/cli/mirrorfs.js'), 'unmount', m2]);
   console.log(`\nsequential 4 KiB pwrite(), ${N} writes, from a separate process\n`);

@@ -1,5 +1,5 @@
 // mirrorfs posix addon: the few file system calls node:fs lacks (see src/store/posix.ts).
-// Plain C on Node-API, synchronous, no dependencies. Failures throw Errors shaped like
+// Plain C on Node-API, synchronous (but forceStat), no dependencies. Failures throw Errors shaped like
 // node:fs errors: message "CODE: description, syscall 'path'", and code, errno
 // (negative, as Node gives it), syscall and path properties.
 #ifndef _GNU_SOURCE
@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/openat2.h>
 #include <node_api.h>
 
 // Largest integer a JavaScript number holds exactly (2^53).
@@ -336,6 +337,76 @@ static napi_value js_realtime_coarse_ns(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// forceStat(path, cachedOnly): a Promise of the errno (0 for success) of a statx with
+// AT_STATX_FORCE_SYNC of `path` (a final symbolic link not followed), run on libuv's
+// thread pool. The one asynchronous call here, because its point is to make a FUSE file
+// system ask its daemon for the attributes again: when the daemon is this process, a
+// synchronous call would wait for an answer that only this (blocked) thread could give.
+// The attributes are not returned: the call is made for its effect on the kernel's cache.
+//
+// cachedOnly: reach `path` only through the dentry cache (openat2 RESOLVE_CACHED, an
+// O_PATH descriptor, then statx of that descriptor), else fail with EAGAIN. Such a walk
+// never takes a directory's lock, which a request this daemon has not answered yet may
+// hold (an unlink holds its directory's): a plain walk that must look a name up would
+// wait for that answer. A name that is not in the cache has no cached attributes either.
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  char *path;
+  bool cached_only;
+  int err;
+} force_stat_job;
+
+static void force_stat_execute(napi_env env, void *data) {
+  (void)env;
+  force_stat_job *job = data;
+  struct statx stx;
+  const int flags = AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC;
+  if (!job->cached_only) {
+    job->err = statx(AT_FDCWD, job->path, flags, STATX_BASIC_STATS, &stx) == 0 ? 0 : errno;
+    return;
+  }
+  struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC, .resolve = RESOLVE_CACHED};
+  int fd = (int)syscall(SYS_openat2, AT_FDCWD, job->path, &how, sizeof how);
+  if (fd < 0) {
+    job->err = errno;
+    return;
+  }
+  job->err = statx(fd, "", flags | AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) == 0 ? 0 : errno;
+  close(fd);
+}
+
+static void force_stat_complete(napi_env env, napi_status status, void *data) {
+  force_stat_job *job = data;
+  napi_value result;
+  napi_create_int32(env, status == napi_ok ? job->err : ECANCELED, &result);
+  napi_resolve_deferred(env, job->deferred, result);
+  napi_delete_async_work(env, job->work);
+  free(job->path);
+  free(job);
+}
+
+static napi_value js_force_stat(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  path_arg path;
+  if (!get_args(env, info, 2, argv, "statx")) return NULL;
+  if (!get_path(env, argv[0], "path", "statx", &path)) return NULL;
+  force_stat_job *job = calloc(1, sizeof *job);
+  if (!job) {
+    free_path(&path);
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  job->path = path.bytes;
+  job->cached_only = get_bool(env, argv[1]);
+  napi_value promise, name;
+  napi_create_promise(env, &job->deferred, &promise);
+  napi_create_string_utf8(env, "mirrorfs.forceStat", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, force_stat_execute, force_stat_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return promise;
+}
+
 // ---- module -----------------------------------------------------------------
 
 NAPI_MODULE_INIT() {
@@ -345,6 +416,7 @@ NAPI_MODULE_INIT() {
       {"renameat2", NULL, js_renameat2, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fallocate", NULL, js_fallocate, NULL, NULL, NULL, napi_enumerable, NULL},
       {"realtimeCoarseNs", NULL, js_realtime_coarse_ns, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"forceStat", NULL, js_force_stat, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   return exports;

@@ -5,6 +5,7 @@ import { NAME_MAX_BYTES, PATH_MAX_BYTES, fusePathToWire } from '../protocol/path
 import { BufferPool, PooledBytes } from '../protocol/buffer-pool.js';
 import type { MirrorController } from './controller.js';
 import type { Caller } from './fuse-binding.js';
+import type { LinkedNames } from './linked-names.js';
 import { realtimeCoarseNs } from '../store/posix.js';
 
 /**
@@ -59,6 +60,11 @@ export interface FuseOpsOptions {
    * these operations) they are the peer process's.
    */
   caller?: () => Caller;
+  /**
+   * Keeps the other names of hard-linked files fresh in the kernel's cache
+   * (linked-names.ts); without it (unit tests, no kernel) nothing is refreshed.
+   */
+  linkedNames?: LinkedNames;
 }
 
 export function buildFuseOps(controller: MirrorController, log: Logger, opts: FuseOpsOptions = { fsyncTimeoutMs: 30_000 }): Record<string, (...args: never[]) => void> {
@@ -118,6 +124,27 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
   };
   const read = controller.read.bind(controller);
 
+  const linked = opts.linkedNames;
+  /** getattr's answer, noted for hard links on its way to the kernel. */
+  const statOf = async (path: string) => {
+    const st = (await read<WireStat>({ op: 'getattr', path: wire(path) })).result;
+    linked?.note(path, st);
+    return [toFuseStat(st)];
+  };
+  /**
+   * A change to the file at `path`: once done (or failed: some peers may have
+   * applied it), the kernel's attributes of the file's other names are
+   * refreshed before the kernel hears the outcome.
+   */
+  const mutateFile = async (path: string, work: () => Promise<unknown>, namesChange = false): Promise<void> => {
+    const others = linked?.othersOf(path) ?? [];
+    try {
+      await work();
+    } finally {
+      await linked?.refresh(others, { namesChange });
+    }
+  };
+
   return {
     // ---- metadata -------------------------------------------------------------
     getattr: (path: string, cb: Cb) => {
@@ -127,11 +154,10 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
         opts.onError?.('getattr', 'ENOENT');
         return cb(-ENOENT);
       }
-      answer('getattr', path, cb, async () => [toFuseStat((await read<WireStat>({ op: 'getattr', path: wire(path) })).result)]);
+      answer('getattr', path, cb, () => statOf(path));
     },
 
-    fgetattr: (path: string, _fd: number, cb: Cb) =>
-      answer('getattr', path, cb, async () => [toFuseStat((await read<WireStat>({ op: 'getattr', path: wire(path) })).result)]),
+    fgetattr: (path: string, _fd: number, cb: Cb) => answer('getattr', path, cb, () => statOf(path)),
 
     access: (path: string, _mode: number, cb: Cb) =>
       // Permission checks are the kernel's (default_permissions); access only says whether it exists.
@@ -144,14 +170,14 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
       answer('readlink', path, cb, async () => [(await read<{ target: string }>({ op: 'readlink', path: wire(path) })).result.target]),
 
     chmod: (path: string, mode: number, cb: Cb) =>
-      answer('chmod', path, cb, async () => void (await mutate({ op: 'chmod', path: wire(path), mode: mode & PERMISSION_BITS }))),
+      answer('chmod', path, cb, () => mutateFile(path, () => mutate({ op: 'chmod', path: wire(path), mode: mode & PERMISSION_BITS }))),
 
     chown: (path: string, uid: number, gid: number, cb: Cb) =>
-      answer('chown', path, cb, async () => void (await mutate({ op: 'chown', path: wire(path), uid: asId(uid), gid: asId(gid) }))),
+      answer('chown', path, cb, () => mutateFile(path, () => mutate({ op: 'chown', path: wire(path), uid: asId(uid), gid: asId(gid) }))),
 
     utimens: (path: string, atime: bigint, mtime: bigint, cb: Cb) => {
       const now = nowNs(); // one "now" for both times and every copy
-      answer('utimens', path, cb, async () => void (await mutate({ op: 'utimens', path: wire(path), atimeNs: fromFuseTime(atime, now), mtimeNs: fromFuseTime(mtime, now) })));
+      answer('utimens', path, cb, () => mutateFile(path, () => mutate({ op: 'utimens', path: wire(path), atimeNs: fromFuseTime(atime, now), mtimeNs: fromFuseTime(mtime, now) })));
     },
 
     // ---- files ----------------------------------------------------------------
@@ -185,23 +211,26 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
         // (ack 1 or quorum, a timed-out stream). Into a reused buffer, not a new one each
         // time, so streaming writes leave no garbage (buffer-pool.ts).
         const pooled = PooledBytes.copyOf(writePayloads, buf.subarray(0, len));
+        const others = linked?.othersOf(path) ?? [];
         try {
           await mutate({ op: 'write', path: wire(path), offset: pos }, pooled?.bytes ?? Buffer.from(buf.subarray(0, len)), pooled ?? undefined);
         } finally {
           pooled?.release();
+          // a write to a hard-linked file (rare): its other names' size and times
+          if (others.length > 0) await linked!.refresh(others);
         }
         return [len];
       }, true),
 
     truncate: (path: string, size: number, cb: Cb) =>
-      answer('truncate', path, cb, async () => void (await mutate({ op: 'truncate', path: wire(path), size }))),
+      answer('truncate', path, cb, () => mutateFile(path, () => mutate({ op: 'truncate', path: wire(path), size }))),
 
     ftruncate: (path: string, _fd: number, size: number, cb: Cb) =>
-      answer('truncate', path, cb, async () => void (await mutate({ op: 'truncate', path: wire(path), size }))),
+      answer('truncate', path, cb, () => mutateFile(path, () => mutate({ op: 'truncate', path: wire(path), size }))),
 
     // The kernel passes on KEEP_SIZE, PUNCH_HOLE and ZERO_RANGE (it refuses the other modes itself).
     fallocate: (path: string, mode: number, offset: number, length: number, cb: Cb) =>
-      answer('fallocate', path, cb, async () => void (await mutate({ op: 'fallocate', path: wire(path), mode, offset, length }))),
+      answer('fallocate', path, cb, () => mutateFile(path, () => mutate({ op: 'fallocate', path: wire(path), mode, offset, length }))),
 
     // Every acknowledged change is already durable at each route's first hop:
     // flush has nothing left to wait for, and neither has fsync in first-hop
@@ -216,13 +245,51 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
     } } : {}),
 
     // ---- names ----------------------------------------------------------------
-    unlink: (path: string, cb: Cb) => answer('unlink', path, cb, async () => void (await mutate({ op: 'unlink', path: wire(path) }))),
+    // For a hard-linked file, a name's removal changes the others' nlink and ctime;
+    // a rename, the ctime of the file renamed and (replacing it) of the one at dest.
+    // The kernel holds the directories of an unlink, link or rename locked until it is answered (namesChange).
+    unlink: (path: string, cb: Cb) =>
+      answer('unlink', path, cb, () =>
+        mutateFile(
+          path,
+          async () => {
+            await mutate({ op: 'unlink', path: wire(path) });
+            linked?.removed(path);
+          },
+          true,
+        ),
+      ),
 
     rename: (src: string, dest: string, cb: Cb) =>
-      answer('rename', src, cb, async () => void (await mutate({ op: 'rename', from: wire(src), to: wire(dest) }))),
+      answer('rename', src, cb, () =>
+        mutateFile(
+          dest,
+          () =>
+            mutateFile(
+              src,
+              async () => {
+                await mutate({ op: 'rename', from: wire(src), to: wire(dest) });
+                linked?.renamed(src, dest);
+              },
+              true,
+            ),
+          true,
+        ),
+      ),
 
+    // The new name is looked up (and noted) after this answer. src is refreshed too:
+    // the kernel does not count the new link in src's cached attributes, since with
+    // libfuse's path API the new name is another inode to it; src's answer then notes
+    // it as linked (it may have been seen with one link only).
     link: (src: string, dest: string, cb: Cb) =>
-      answer('link', dest, cb, async () => void (await mutate({ op: 'link', from: wire(src), path: wire(dest) }))),
+      answer('link', dest, cb, async () => {
+        const names = [src, ...(linked?.othersOf(src) ?? [])];
+        try {
+          await mutate({ op: 'link', from: wire(src), path: wire(dest) });
+        } finally {
+          await linked?.refresh(names, { namesChange: true });
+        }
+      }),
 
     symlink: (target: string, path: string, cb: Cb) =>
       answerOwned('symlink', path, cb, async (owner) => {
@@ -259,7 +326,7 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
         // without ACLs, rather than stored and ignored.
         if (POSIX_ACL_XATTRS.has(name)) throw new MirrorError('MFS_ERRNO', `${name}: POSIX ACLs are not supported through the mount (the kernel would not enforce them)`, { errno: 'EOPNOTSUPP' });
         const mode = flags & XATTR_CREATE ? 'create' : flags & XATTR_REPLACE ? 'replace' : 'any';
-        await mutate({ op: 'setxattr', path: wire(path), name, flags: mode }, Buffer.from(value));
+        await mutateFile(path, () => mutate({ op: 'setxattr', path: wire(path), name, flags: mode }, Buffer.from(value)));
       }),
 
     getxattr: (path: string, name: string, _position: number, cb: Cb) => {
@@ -293,7 +360,7 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
     removexattr: (path: string, name: string, cb: Cb) =>
       answer('removexattr', path, cb, async () => {
         if (name === STATE_XATTR) throw new MirrorError('MFS_ERRNO', `${STATE_XATTR} is kept by mirrorfs and cannot be removed`, { errno: 'EPERM' });
-        await mutate({ op: 'removexattr', path: wire(path), name });
+        await mutateFile(path, () => mutate({ op: 'removexattr', path: wire(path), name }));
       }),
   };
 }

@@ -13,6 +13,7 @@ import { startControlServer } from './control.js';
 import { callerOf, loadFuse, type FuseInstance } from './fuse-binding.js';
 import { buildFuseOps } from './fuse-ops.js';
 import { loadMountId } from './identity.js';
+import { LinkedNames } from './linked-names.js';
 import { LocalCopy } from './local-copy.js';
 import { Member } from './member.js';
 import { checkMountpoint } from './mountpoint.js';
@@ -23,6 +24,7 @@ import { LeaseKeeper } from './lease.js';
 import { MountMetrics } from '../metrics/mount-metrics.js';
 import { startHttpListener } from '../metrics/http.js';
 import { STATUS_PAGE } from './status-page.js';
+import { forceStat } from '../store/posix.js';
 
 export interface MountOptions {
   mountpoint: string;
@@ -58,6 +60,8 @@ const DRAIN_TIMEOUT_MS = 30_000;
 export const DEFAULT_FSYNC_TIMEOUT_MS = 30_000;
 /** Seconds the kernel may cache names and attributes. */
 const KERNEL_CACHE_S = 60;
+/** The longest a change to a hard-linked file waits for its other names' attributes to be refreshed (linked-names.ts). */
+const LINK_REFRESH_WAIT_MS = 2_000;
 /**
  * Seconds the kernel may cache "no such name". Short: a change whose call
  * failed can still be rolled forward (it reached a peer), and libfuse 2's
@@ -136,7 +140,9 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     metrics.attach(() => controller.status());
     let fuseInstance: FuseInstance | null = null;
     const caller = () => callerOf(fuseInstance!);
-    const fuse = new Fuse(mountpoint, buildFuseOps(controller, log, { fsyncTimeoutMs, onError: (op, errno) => metrics.callFailed(op, errno), caller }), {
+    // Hard links: the kernel caches attributes per name (KERNEL_CACHE_S); a change through one name refreshes the others.
+    const linkedNames = new LinkedNames({ forceStat: (fusePath, cachedOnly) => forceStat(mountpoint + (fusePath === '/' ? '' : fusePath), { cachedOnly }), waitMs: LINK_REFRESH_WAIT_MS, log });
+    const fuse = new Fuse(mountpoint, buildFuseOps(controller, log, { fsyncTimeoutMs, onError: (op, errno) => metrics.callFailed(op, errno), caller, linkedNames }), {
       // fuse-native joins options with commas, so options it does not know ride
       // on fsname: big_writes (else the kernel splits writes into 4 KiB requests,
       // FIELD-NOTES), negative_timeout (cache "no such name" answers) and use_ino

@@ -13,8 +13,10 @@ import { dirname, join } from 'node:path';
  * - renameat2: fs.rename always replaces; RENAME_NOREPLACE and RENAME_EXCHANGE
  *   make "create if absent" and "swap" atomic;
  * - fallocate: node:fs can only truncate, not reserve blocks or punch holes.
- * All calls are synchronous (short metadata syscalls; fallocate may take longer)
- * and throw errors shaped like node:fs ones: code, errno, syscall, path.
+ * - forceStat: statx with AT_STATX_FORCE_SYNC, which node:fs never passes; it
+ *   makes a FUSE file system's kernel side ask the daemon for attributes anew.
+ * All calls but forceStat are synchronous (short metadata syscalls; fallocate may
+ * take longer) and throw errors shaped like node:fs ones: code, errno, syscall, path.
  * Paths are strings (UTF-8) or Buffers (raw bytes: names that are not UTF-8).
  */
 
@@ -24,6 +26,7 @@ interface PosixAddon {
   renameat2(from: string | Buffer, to: string | Buffer, flags: number): void;
   fallocate(fd: number, mode: number, offset: number, length: number): void;
   realtimeCoarseNs(): bigint;
+  forceStat(path: string | Buffer, cachedOnly: boolean): Promise<number>;
 }
 
 let addon: PosixAddon | undefined;
@@ -142,4 +145,17 @@ function checkDev(dev: number): number {
  */
 export function realtimeCoarseNs(): bigint {
   return posix().realtimeCoarseNs();
+}
+
+/**
+ * statx(2) of `path` (not following a final symbolic link) with AT_STATX_FORCE_SYNC,
+ * on libuv's thread pool: on a FUSE mount the kernel drops the attributes it cached
+ * for that name and asks the daemon again. With `cachedOnly` the path is resolved
+ * through the dentry cache alone (openat2 RESOLVE_CACHED), never taking a directory's
+ * lock, and the result is EAGAIN when some part of it is not cached (or must be
+ * revalidated). Resolves with the call's errno, 0 when it succeeded (the attributes
+ * themselves are not wanted); never rejects for a failed call.
+ */
+export function forceStat(path: string | Buffer, opts: { cachedOnly: boolean }): Promise<number> {
+  return posix().forceStat(path, opts.cachedOnly);
 }

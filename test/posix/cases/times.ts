@@ -281,7 +281,6 @@ export const timesCases: ConformanceCase[] = [
     name: 'hardlinks',
     title: 'link, unlink of one name and rename onto one name change the ctime of the file under every name',
     actors: [ROOT, USER_A],
-    knownLimit: "README known limits: hard links: the kernel caches each name's attributes on its own (60 s)",
     body: async (c, actor) => {
       await c.setup(
         ownedBy(
