@@ -89,7 +89,8 @@ async function main(): Promise<void> {
   let transport: Transport;
   try {
     const initCommand = ['mirrorfs-peer init', o.data !== undefined ? `--data ${o.data}` : '', o.state !== undefined || o.data === undefined ? `--state ${stateDir}` : '', o.tlsIdentity !== undefined ? `--tls-identity ${o.tlsIdentity}` : ''].filter(Boolean).join(' ');
-    transport = transportFromFlags({ insecureCleartext: o.insecureCleartext, tlsIdentity: o.tlsIdentity ?? join(stateDir, 'tls'), trust: o.trust ?? join(stateDir, 'trust'), trustGiven: o.trust !== undefined, trustCa: o.trustCa }, initCommand);
+    // Absolute: the peer works in its data directory from here on (below), and the trust file is read again later.
+    transport = transportFromFlags({ insecureCleartext: o.insecureCleartext, tlsIdentity: resolve(o.tlsIdentity ?? join(stateDir, 'tls')), trust: resolve(o.trust ?? join(stateDir, 'trust')), trustGiven: o.trust !== undefined, trustCa: o.trustCa === undefined ? undefined : resolve(o.trustCa) }, initCommand);
     for (const route of o.forwardTo?.split('|') ?? []) checkScheme(route, transport, '--forward-to');
   } catch (err) {
     fail((err as Error).message);
@@ -113,6 +114,10 @@ async function main(): Promise<void> {
     const maxQueueMib = Number(o.maxQueueMib);
     if (!Number.isInteger(maxQueueMib) || maxQueueMib < 1) fail(`--max-queue-mib ${o.maxQueueMib}: give a whole number of MiB, at least 1`);
     const forwardTo = o.forwardTo === undefined ? undefined : { url: o.forwardTo, token: o.forwardTokenFile === undefined ? token : readTokenFile(resolve(o.forwardTokenFile)), maxQueueBytes: maxQueueMib * 1024 * 1024 };
+    // Work in the data directory, so the tree's paths reach system calls relative to it: a
+    // path of PATH_MAX - 1 bytes below the mount point then fits, whatever --data's own length
+    // (store/tree.ts). Every path from the command line is absolute by now.
+    if (dataDir !== undefined) process.chdir(realpathSync(dataDir));
     server = await PeerServer.start({ dataDir, stateDir, host, port, name: o.name, token, transport, logger: log, forwardTo });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;

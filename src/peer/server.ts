@@ -728,7 +728,7 @@ export class PeerServer {
     stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson', [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) });
     if (path === null) return void stream.end();
     await this.lock.run(false, async () => {
-      for await (const entry of walkManifest(this.requireCopy().tree.root, { content, path })) {
+      for await (const entry of walkManifest(this.requireCopy().tree.fsRoot, { content, path })) {
         if (stream.destroyed) return;
         if (!stream.write(`${JSON.stringify(entry)}\n`)) await new Promise((r) => stream.once('drain', r));
       }

@@ -31,7 +31,7 @@ export function storeCopy(name: string, ctx: ApplyContext, opts: { usable?: () =
     usable: opts.usable ?? (() => true),
     manifest: async (path, content) => {
       const out: ManifestEntry[] = [];
-      for await (const e of walkManifest(ctx.tree.root, { path, content })) out.push(e);
+      for await (const e of walkManifest(ctx.tree.fsRoot, { path, content })) out.push(e);
       return out;
     },
     stat: async (path) => serveRead(ctx, { op: 'getattr', path }).result as WireStat,
