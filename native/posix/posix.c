@@ -1,5 +1,5 @@
 // mirrorfs posix addon: the few file system calls node:fs lacks (see src/store/posix.ts).
-// Plain C on Node-API, synchronous (but forceStat), no dependencies. Failures throw Errors shaped like
+// Plain C on Node-API, synchronous but for forceStat, openTmpfile and linkFd, no dependencies. Failures throw Errors shaped like
 // node:fs errors: message "CODE: description, syscall 'path'", and code, errno
 // (negative, as Node gives it), syscall and path properties.
 #ifndef _GNU_SOURCE
@@ -74,8 +74,8 @@ static const struct {
 
 // Throw the node:fs-shaped error for `err` from `syscall` on `path` (length `path_len`,
 // may hold any bytes; NULL for calls on a descriptor) and `dest` (renames only, or NULL).
-static void throw_errno(napi_env env, int err, const char *syscall, const char *path, size_t path_len,
-                        const char *dest, size_t dest_len) {
+static napi_value make_errno_error(napi_env env, int err, const char *syscall, const char *path, size_t path_len,
+                                   const char *dest, size_t dest_len) {
   const char *name = "UNKNOWN";
   const char *description = strerror(err);
   for (size_t i = 0; i < sizeof ERRNOS / sizeof ERRNOS[0]; i++) {
@@ -89,8 +89,10 @@ static void throw_errno(napi_env env, int err, const char *syscall, const char *
   size_t cap = strlen(name) + strlen(description) + strlen(syscall) + path_len + dest_len + 16;
   char *message = malloc(cap);
   if (!message) {
-    napi_throw_error(env, "ENOMEM", "out of memory");
-    return;
+    napi_value fallback, fallback_message;
+    napi_create_string_utf8(env, "out of memory", NAPI_AUTO_LENGTH, &fallback_message);
+    napi_create_error(env, NULL, fallback_message, &fallback);
+    return fallback;
   }
   size_t len = 0;
 #define APPEND(bytes, n) (memcpy(message + len, (bytes), (n)), len += (n))
@@ -134,7 +136,12 @@ static void throw_errno(napi_env env, int err, const char *syscall, const char *
     napi_create_string_utf8(env, dest, dest_len, &js_dest);
     napi_set_named_property(env, error, "dest", js_dest);
   }
-  napi_throw(env, error);
+  return error;
+}
+
+static void throw_errno(napi_env env, int err, const char *syscall, const char *path, size_t path_len,
+                        const char *dest, size_t dest_len) {
+  napi_throw(env, make_errno_error(env, err, syscall, path, path_len, dest, dest_len));
 }
 
 // ---- arguments --------------------------------------------------------------
@@ -326,6 +333,97 @@ static napi_value js_fallocate(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// openTmpfile(dir, mode) and linkFd(fd, path), both Promises, run on libuv's thread pool
+// (both wait on the file system's journal when the disk is busy, as a create does):
+// - openTmpfile: open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode), an unnamed regular
+//   file in dir's file system, resolved with its descriptor;
+// - linkFd: give the file open as fd that name, through /proc/self/fd with
+//   AT_SYMLINK_FOLLOW (AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH); EEXIST when path
+//   exists, as link(2).
+// Together they make a new file appear under its name only once it is complete (owner,
+// mode): a crash before the link leaves nothing behind. Rejected with node:fs-shaped errors.
+typedef enum { JOB_OPEN_TMPFILE, JOB_LINK_FD } file_job_kind;
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  file_job_kind kind;
+  path_arg path;
+  int64_t number; // mode (openTmpfile) or fd (linkFd)
+  int result;     // the descriptor (openTmpfile) or 0
+  int err;
+} file_job;
+
+static void file_job_execute(napi_env env, void *data) {
+  (void)env;
+  file_job *job = data;
+  if (job->kind == JOB_OPEN_TMPFILE) {
+    int fd;
+    do fd = open(job->path.bytes, O_TMPFILE | O_WRONLY | O_CLOEXEC, (mode_t)job->number);
+    while (fd < 0 && errno == EINTR);
+    job->result = fd;
+    job->err = fd < 0 ? errno : 0;
+  } else {
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", (int)job->number);
+    job->err = linkat(AT_FDCWD, proc, AT_FDCWD, job->path.bytes, AT_SYMLINK_FOLLOW) == 0 ? 0 : errno;
+  }
+}
+
+static void file_job_complete(napi_env env, napi_status status, void *data) {
+  file_job *job = data;
+  const char *syscall = job->kind == JOB_OPEN_TMPFILE ? "open" : "linkat";
+  int err = status == napi_ok ? job->err : ECANCELED;
+  napi_value value;
+  if (err != 0) {
+    napi_reject_deferred(env, job->deferred, make_errno_error(env, err, syscall, job->path.bytes, job->path.len, NULL, 0));
+  } else {
+    if (job->kind == JOB_OPEN_TMPFILE) napi_create_int32(env, job->result, &value);
+    else napi_get_undefined(env, &value);
+    napi_resolve_deferred(env, job->deferred, value);
+  }
+  napi_delete_async_work(env, job->work);
+  free_path(&job->path);
+  free(job);
+}
+
+static napi_value queue_file_job(napi_env env, file_job_kind kind, napi_value path_value, const char *what,
+                                 const char *syscall, int64_t number) {
+  file_job *job = calloc(1, sizeof *job);
+  if (!job) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  if (!get_path(env, path_value, what, syscall, &job->path)) {
+    free(job);
+    return NULL;
+  }
+  job->kind = kind;
+  job->number = number;
+  napi_value promise, name;
+  napi_create_promise(env, &job->deferred, &promise);
+  napi_create_string_utf8(env, kind == JOB_OPEN_TMPFILE ? "mirrorfs.openTmpfile" : "mirrorfs.linkFd", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, file_job_execute, file_job_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return promise;
+}
+
+static napi_value js_open_tmpfile(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int64_t mode;
+  if (!get_args(env, info, 2, argv, "open")) return NULL;
+  if (!get_integer(env, argv[1], "mode", "open", 0, 07777, &mode)) return NULL;
+  return queue_file_job(env, JOB_OPEN_TMPFILE, argv[0], "dir", "open", mode);
+}
+
+static napi_value js_link_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int64_t fd;
+  if (!get_args(env, info, 2, argv, "linkat")) return NULL;
+  if (!get_integer(env, argv[0], "fd", "linkat", 0, 2147483647.0, &fd)) return NULL;
+  return queue_file_job(env, JOB_LINK_FD, argv[1], "path", "linkat", fd);
+}
+
 // realtimeCoarseNs(): CLOCK_REALTIME_COARSE in nanoseconds, as a BigInt. The clock the
 // kernel stamps file times with (current_time()), which lags the precise clock by up
 // to a tick: a "now" taken from it is never later than the ctime the change then gets.
@@ -417,6 +515,8 @@ NAPI_MODULE_INIT() {
       {"fallocate", NULL, js_fallocate, NULL, NULL, NULL, napi_enumerable, NULL},
       {"realtimeCoarseNs", NULL, js_realtime_coarse_ns, NULL, NULL, NULL, napi_enumerable, NULL},
       {"forceStat", NULL, js_force_stat, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openTmpfile", NULL, js_open_tmpfile, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"linkFd", NULL, js_link_fd, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   return exports;

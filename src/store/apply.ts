@@ -23,7 +23,7 @@ import type { Mutation } from '../protocol/ops.js';
 import type { Syncer } from './durable.js';
 import type { FdCache } from './fd-cache.js';
 import type { Tree } from './tree.js';
-import { fallocate, mknod, utimens } from './posix.js';
+import { fallocate, linkFd, mknod, openTmpfile, utimens } from './posix.js';
 import { requestedTime } from './times.js';
 import { isSpecial, openNoSpecial } from './open-file.js';
 
@@ -62,10 +62,10 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
   async create({ tree, sync }, req, _payload, redo) {
     const abs = tree.resolve(req.path);
     let fd: number;
-    // O_EXCL first, so the answer can say whether the file is new (a new file has no security.capability).
+    // Whether the file is new: a new file has no security.capability (the answer says so).
     let created = true;
     try {
-      fd = await openAsync(abs, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, req.mode);
+      fd = await createComplete(abs, req);
     } catch (err) {
       // An existing file: fine for a non-exclusive create; after a crash (redo) it may be our own.
       if (!(errnoOf(err) === 'EEXIST' && (!req.exclusive || (redo && lstatSync(abs).isFile())))) throw err;
@@ -73,9 +73,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       created = false;
     }
     try {
-      // The creator's, not the peer's; before the mode, since chown clears set-ID bits.
-      if (created) chownNew(req, dirname(abs), (uid, gid) => fchownSync(fd, uid, gid));
-      fchmodSync(fd, req.mode); // exact mode, whatever the umask
+      if (!created) fchmodSync(fd, req.mode); // exact mode, as a new file gets it
     } finally {
       closeSync(fd);
     }
@@ -143,15 +141,19 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
 
   async mkdir({ tree, sync }, req, _payload, redo) {
     const abs = tree.resolve(req.path);
+    let made = true;
     try {
       mkdirSync(abs, { mode: req.mode });
     } catch (err) {
       if (!(redo && errnoOf(err) === 'EEXIST' && lstatSync(abs).isDirectory())) throw err;
+      made = false;
     }
-    const inherited = chownNew(req, dirname(abs), (uid, gid) => lchownSync(abs, uid, gid));
-    // Exact mode, whatever the umask (abs is a directory we just made, not a symlink);
-    // in a set-group-ID directory a new directory is set-group-ID too (ext4, mkdir(2)).
-    chmodSync(abs, req.mode | (inherited ? S_ISGID : 0));
+    completeOrRemove(made, abs, () => rmdirSync(abs), () => {
+      const inherited = chownNew(req, dirname(abs), (uid, gid) => lchownSync(abs, uid, gid));
+      // Exact mode, whatever the umask (abs is a directory we just made, not a symlink);
+      // in a set-group-ID directory a new directory is set-group-ID too (ext4, mkdir(2)).
+      chmodSync(abs, req.mode | (inherited ? S_ISGID : 0));
+    });
     await sync.dir(dirname(abs)); // commits the new directory with its entry (journaling file system)
     return { stats: statsOf([req.path, abs], parentOf(req.path, abs)) };
   },
@@ -188,26 +190,32 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
 
   async symlink({ tree, sync }, req, _payload, redo) {
     const abs = tree.resolve(req.path);
+    let made = true;
     try {
       // The target is data (like a file's contents): the peer stores it and never follows it.
       symlinkSync(req.target, abs);
     } catch (err) {
       if (!(redo && errnoOf(err) === 'EEXIST' && lstatSync(abs).isSymbolicLink())) throw err;
+      made = false;
     }
-    chownNew(req, dirname(abs), (uid, gid) => lchownSync(abs, uid, gid));
+    completeOrRemove(made, abs, () => unlinkSync(abs), () => chownNew(req, dirname(abs), (uid, gid) => lchownSync(abs, uid, gid)));
     await sync.dir(dirname(abs));
     return { stats: statsOf([req.path, abs], parentOf(req.path, abs)) };
   },
 
   async mknod({ tree, sync }, req, _payload, redo) {
     const abs = tree.resolve(req.path);
+    let made = true;
     try {
       mknod(abs, NODE_TYPE_BITS[req.kind] | req.mode, req.kind === 'char' || req.kind === 'block' ? req.rdev : 0);
     } catch (err) {
       if (!(redo && errnoOf(err) === 'EEXIST' && entryKindOf(lstatSync(abs)) === req.kind)) throw err;
+      made = false;
     }
-    chownNew(req, dirname(abs), (uid, gid) => lchownSync(abs, uid, gid));
-    chmodSync(abs, req.mode); // exact mode, whatever the umask; chmod of a node changes the node, opens nothing
+    completeOrRemove(made, abs, () => unlinkSync(abs), () => {
+      chownNew(req, dirname(abs), (uid, gid) => lchownSync(abs, uid, gid));
+      chmodSync(abs, req.mode); // exact mode, whatever the umask; chmod of a node changes the node, opens nothing
+    });
     await sync.dir(dirname(abs));
     return { stats: statsOf([req.path, abs], parentOf(req.path, abs)) };
   },
@@ -348,6 +356,67 @@ function chownNew(req: { uid?: number; gid?: number }, parentAbs: string, chown:
   const inherited = (parent.mode & S_ISGID) !== 0;
   if (req.uid !== undefined || req.gid !== undefined) chown(req.uid ?? -1, inherited ? parent.gid : (req.gid ?? -1));
   return inherited;
+}
+
+/** O_TMPFILE's errors where a file system (or an old kernel) cannot make an unnamed file. */
+const NO_TMPFILE: ReadonlySet<string | undefined> = new Set(['EOPNOTSUPP', 'ENOTSUP', 'EISDIR']);
+
+/**
+ * A new regular file at `abs` with the request's owner and exact mode, open for
+ * writing; EEXIST when the name exists. Made unnamed (O_TMPFILE), completed, then
+ * linked in: the name never shows a half-made file (the peer's own, or the umask's
+ * mode), neither to a reader nor to a redo after a crash, which could not tell such a
+ * file from one that was there before. Where O_TMPFILE is missing, created by name and
+ * completed (removed again if that fails).
+ */
+async function createComplete(abs: string, req: { mode: number; uid?: number; gid?: number }): Promise<number> {
+  const dir = dirname(abs);
+  const complete = (fd: number) => {
+    // The creator's, not the peer's; before the mode, since chown clears set-ID bits.
+    chownNew(req, dir, (uid, gid) => fchownSync(fd, uid, gid));
+    fchmodSync(fd, req.mode); // exact mode, whatever the umask
+  };
+  let fd: number;
+  try {
+    fd = await openTmpfile(dir, req.mode);
+  } catch (err) {
+    if (!NO_TMPFILE.has(errnoOf(err))) throw err;
+    fd = await openAsync(abs, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, req.mode);
+    try {
+      completeOrRemove(true, abs, () => unlinkSync(abs), () => complete(fd));
+    } catch (completing) {
+      closeSync(fd);
+      throw completing;
+    }
+    return fd;
+  }
+  try {
+    complete(fd);
+    await linkFd(fd, abs);
+  } catch (err) {
+    closeSync(fd); // unnamed: gone with its descriptor
+    throw err;
+  }
+  return fd;
+}
+
+/**
+ * Finish an entry just made (owner, mode); if that fails, remove it again (when this
+ * call made it) so that a failed change leaves nothing behind, then throw.
+ */
+function completeOrRemove(made: boolean, abs: string, remove: () => void, complete: () => void): void {
+  try {
+    complete();
+  } catch (err) {
+    if (made) {
+      try {
+        remove();
+      } catch {
+        // the change fails either way; what is left is the repair's to find
+      }
+    }
+    throw err;
+  }
 }
 
 function hasXattr(abs: string, name: string): boolean {

@@ -13,10 +13,14 @@ import { dirname, join } from 'node:path';
  * - renameat2: fs.rename always replaces; RENAME_NOREPLACE and RENAME_EXCHANGE
  *   make "create if absent" and "swap" atomic;
  * - fallocate: node:fs can only truncate, not reserve blocks or punch holes.
+ * - openTmpfile and linkFd: O_TMPFILE (no constant in node:fs, and it differs by
+ *   architecture) and linkat through /proc/self/fd, so a new file gets its name
+ *   only once its owner and mode are set;
  * - forceStat: statx with AT_STATX_FORCE_SYNC, which node:fs never passes; it
  *   makes a FUSE file system's kernel side ask the daemon for attributes anew.
- * All calls but forceStat are synchronous (short metadata syscalls; fallocate may
- * take longer) and throw errors shaped like node:fs ones: code, errno, syscall, path.
+ * Calls are synchronous (short metadata syscalls; fallocate may take longer) but
+ * forceStat, openTmpfile and linkFd, which run on libuv's thread pool and return
+ * Promises; failures are errors shaped like node:fs ones: code, errno, syscall, path.
  * Paths are strings (UTF-8) or Buffers (raw bytes: names that are not UTF-8).
  */
 
@@ -27,6 +31,8 @@ interface PosixAddon {
   fallocate(fd: number, mode: number, offset: number, length: number): void;
   realtimeCoarseNs(): bigint;
   forceStat(path: string | Buffer, cachedOnly: boolean): Promise<number>;
+  openTmpfile(dir: string | Buffer, mode: number): Promise<number>;
+  linkFd(fd: number, path: string | Buffer): Promise<void>;
 }
 
 let addon: PosixAddon | undefined;
@@ -158,4 +164,18 @@ export function realtimeCoarseNs(): bigint {
  */
 export function forceStat(path: string | Buffer, opts: { cachedOnly: boolean }): Promise<number> {
   return posix().forceStat(path, opts.cachedOnly);
+}
+
+/**
+ * An unnamed regular file in `dir`'s file system (open with O_TMPFILE, write-only),
+ * as a descriptor, opened on libuv's thread pool; the umask applies to `mode`. Throws EOPNOTSUPP (or EISDIR on old
+ * kernels) where the file system cannot make one.
+ */
+export function openTmpfile(dir: string | Buffer, mode: number): Promise<number> {
+  return posix().openTmpfile(dir, mode);
+}
+
+/** Give the file open as `fd` (from openTmpfile) the name `path`; EEXIST when it exists, as link(2). */
+export function linkFd(fd: number, path: string | Buffer): Promise<void> {
+  return posix().linkFd(fd, path);
 }

@@ -5,7 +5,7 @@ import {
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FALLOC, fallocate, makedev, major, minor, mknod, renameat2, utimens } from '../../src/store/posix.js';
+import { FALLOC, fallocate, linkFd, makedev, major, minor, mknod, openTmpfile, renameat2, utimens } from '../../src/store/posix.js';
 
 /** The addon's syscalls for real, in a temporary directory. */
 
@@ -266,6 +266,34 @@ describe('fallocate', () => {
     expect(err.syscall).toBe('fallocate');
     expect(err.path).toBeUndefined();
     expect(err.message).toBe('EBADF: bad file descriptor, fallocate');
+  });
+});
+
+describe('openTmpfile and linkFd', () => {
+  it('make a file that has no name until it is complete, then give it one; EEXIST onto an existing name', async () => {
+    const fd = await openTmpfile(dir, 0o600);
+    try {
+      writeSync(fd, Buffer.from('complete'));
+      expect(readdirSync(dir)).toEqual([]); // nothing to see yet
+      await linkFd(fd, join(dir, 'named'));
+      expect(readFileSync(join(dir, 'named'), 'utf8')).toBe('complete');
+      expect(lstatSync(join(dir, 'named')).mode & 0o777).toBe(0o600 & ~umask);
+      const again = await openTmpfile(dir, 0o600);
+      try {
+        const err = await linkFd(again, join(dir, 'named')).then(() => null, (e: NodeJS.ErrnoException) => e);
+        expect(err).toMatchObject({ code: 'EEXIST', syscall: 'linkat', path: join(dir, 'named') });
+      } finally {
+        closeSync(again);
+      }
+      expect(readdirSync(dir)).toEqual(['named']);
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it('reject like node:fs for a directory that is not there', async () => {
+    const err = await openTmpfile(join(dir, 'missing'), 0o600).then(() => null, (e: NodeJS.ErrnoException) => e);
+    expect(err).toMatchObject({ code: 'ENOENT', errno: -osConstants.errno.ENOENT, syscall: 'open', path: join(dir, 'missing') });
   });
 });
 
