@@ -1,5 +1,5 @@
 // mirrorfs posix addon: the few file system calls node:fs lacks (see src/store/posix.ts).
-// Plain C on Node-API, synchronous but for forceStat, openTmpfile and linkFd, no dependencies. Failures throw Errors shaped like
+// Plain C on Node-API, synchronous but for forceStat, openTmpfile, linkFd and fallocate, no dependencies. Failures throw Errors shaped like
 // node:fs errors: message "CODE: description, syscall 'path'", and code, errno
 // (negative, as Node gives it), syscall and path properties.
 #ifndef _GNU_SOURCE
@@ -317,22 +317,6 @@ static napi_value js_renameat2(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// fallocate(fd, mode, offset, length)
-static napi_value js_fallocate(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  int64_t fd, mode, offset, length;
-  if (!get_args(env, info, 4, argv, "fallocate")) return NULL;
-  if (!get_integer(env, argv[0], "fd", "fallocate", 0, 2147483647.0, &fd)) return NULL;
-  if (!get_integer(env, argv[1], "mode", "fallocate", 0, 2147483647.0, &mode)) return NULL;
-  if (!get_integer(env, argv[2], "offset", "fallocate", 0, MAX_SAFE, &offset)) return NULL;
-  if (!get_integer(env, argv[3], "length", "fallocate", 0, MAX_SAFE, &length)) return NULL;
-  int rc;
-  do rc = fallocate((int)fd, (int)mode, (off_t)offset, (off_t)length);
-  while (rc != 0 && errno == EINTR);
-  if (rc != 0) throw_errno(env, errno, "fallocate", NULL, 0, NULL, 0);
-  return NULL;
-}
-
 // openTmpfile(dir, mode) and linkFd(fd, path), both Promises, run on libuv's thread pool
 // (both wait on the file system's journal when the disk is busy, as a create does):
 // - openTmpfile: open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode), an unnamed regular
@@ -342,14 +326,15 @@ static napi_value js_fallocate(napi_env env, napi_callback_info info) {
 //   exists, as link(2).
 // Together they make a new file appear under its name only once it is complete (owner,
 // mode): a crash before the link leaves nothing behind. Rejected with node:fs-shaped errors.
-typedef enum { JOB_OPEN_TMPFILE, JOB_LINK_FD } file_job_kind;
+typedef enum { JOB_OPEN_TMPFILE, JOB_LINK_FD, JOB_FALLOCATE } file_job_kind;
 
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
   file_job_kind kind;
   path_arg path;
-  int64_t number; // mode (openTmpfile) or fd (linkFd)
+  int64_t number; // mode (openTmpfile) or fd (linkFd, fallocate)
+  int64_t mode, offset, length; // fallocate
   int result;     // the descriptor (openTmpfile) or 0
   int err;
 } file_job;
@@ -363,6 +348,11 @@ static void file_job_execute(napi_env env, void *data) {
     while (fd < 0 && errno == EINTR);
     job->result = fd;
     job->err = fd < 0 ? errno : 0;
+  } else if (job->kind == JOB_FALLOCATE) {
+    int rc;
+    do rc = fallocate((int)job->number, (int)job->mode, (off_t)job->offset, (off_t)job->length);
+    while (rc != 0 && errno == EINTR);
+    job->err = rc == 0 ? 0 : errno;
   } else {
     char proc[64];
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", (int)job->number);
@@ -372,10 +362,11 @@ static void file_job_execute(napi_env env, void *data) {
 
 static void file_job_complete(napi_env env, napi_status status, void *data) {
   file_job *job = data;
-  const char *syscall = job->kind == JOB_OPEN_TMPFILE ? "open" : "linkat";
+  const char *syscall = job->kind == JOB_OPEN_TMPFILE ? "open" : job->kind == JOB_LINK_FD ? "linkat" : "fallocate";
   int err = status == napi_ok ? job->err : ECANCELED;
   napi_value value;
   if (err != 0) {
+    // fallocate works on a descriptor: its error names no path, as node:fs's do not.
     napi_reject_deferred(env, job->deferred, make_errno_error(env, err, syscall, job->path.bytes, job->path.len, NULL, 0));
   } else {
     if (job->kind == JOB_OPEN_TMPFILE) napi_create_int32(env, job->result, &value);
@@ -387,22 +378,28 @@ static void file_job_complete(napi_env env, napi_status status, void *data) {
   free(job);
 }
 
+// Queue a job; path_value may be NULL (fallocate: no path). `extra` is copied into the job.
 static napi_value queue_file_job(napi_env env, file_job_kind kind, napi_value path_value, const char *what,
-                                 const char *syscall, int64_t number) {
+                                 const char *syscall, int64_t number, const file_job *extra) {
   file_job *job = calloc(1, sizeof *job);
   if (!job) {
     napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
   }
-  if (!get_path(env, path_value, what, syscall, &job->path)) {
+  if (path_value && !get_path(env, path_value, what, syscall, &job->path)) {
     free(job);
     return NULL;
   }
   job->kind = kind;
   job->number = number;
+  if (extra) {
+    job->mode = extra->mode;
+    job->offset = extra->offset;
+    job->length = extra->length;
+  }
   napi_value promise, name;
   napi_create_promise(env, &job->deferred, &promise);
-  napi_create_string_utf8(env, kind == JOB_OPEN_TMPFILE ? "mirrorfs.openTmpfile" : "mirrorfs.linkFd", NAPI_AUTO_LENGTH, &name);
+  napi_create_string_utf8(env, kind == JOB_OPEN_TMPFILE ? "mirrorfs.openTmpfile" : kind == JOB_LINK_FD ? "mirrorfs.linkFd" : "mirrorfs.fallocate", NAPI_AUTO_LENGTH, &name);
   napi_create_async_work(env, NULL, name, file_job_execute, file_job_complete, job, &job->work);
   napi_queue_async_work(env, job->work);
   return promise;
@@ -413,7 +410,7 @@ static napi_value js_open_tmpfile(napi_env env, napi_callback_info info) {
   int64_t mode;
   if (!get_args(env, info, 2, argv, "open")) return NULL;
   if (!get_integer(env, argv[1], "mode", "open", 0, 07777, &mode)) return NULL;
-  return queue_file_job(env, JOB_OPEN_TMPFILE, argv[0], "dir", "open", mode);
+  return queue_file_job(env, JOB_OPEN_TMPFILE, argv[0], "dir", "open", mode, NULL);
 }
 
 static napi_value js_link_fd(napi_env env, napi_callback_info info) {
@@ -421,7 +418,21 @@ static napi_value js_link_fd(napi_env env, napi_callback_info info) {
   int64_t fd;
   if (!get_args(env, info, 2, argv, "linkat")) return NULL;
   if (!get_integer(env, argv[0], "fd", "linkat", 0, 2147483647.0, &fd)) return NULL;
-  return queue_file_job(env, JOB_LINK_FD, argv[1], "path", "linkat", fd);
+  return queue_file_job(env, JOB_LINK_FD, argv[1], "path", "linkat", fd, NULL);
+}
+
+// fallocate(fd, mode, offset, length): a Promise, on the thread pool (reserving or
+// zeroing a large range can take long, and the peer serves other changes meanwhile).
+static napi_value js_fallocate(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  int64_t fd;
+  file_job extra = {0};
+  if (!get_args(env, info, 4, argv, "fallocate")) return NULL;
+  if (!get_integer(env, argv[0], "fd", "fallocate", 0, 2147483647.0, &fd)) return NULL;
+  if (!get_integer(env, argv[1], "mode", "fallocate", 0, 2147483647.0, &extra.mode)) return NULL;
+  if (!get_integer(env, argv[2], "offset", "fallocate", 0, MAX_SAFE, &extra.offset)) return NULL;
+  if (!get_integer(env, argv[3], "length", "fallocate", 0, MAX_SAFE, &extra.length)) return NULL;
+  return queue_file_job(env, JOB_FALLOCATE, NULL, NULL, "fallocate", fd, &extra);
 }
 
 // realtimeCoarseNs(): CLOCK_REALTIME_COARSE in nanoseconds, as a BigInt. The clock the

@@ -119,7 +119,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
   async fallocate({ tree, fds, sync }, req) {
     const { fd, release } = fds.acquire(req.path, () => tree.resolve(req.path), { write: true });
     try {
-      fallocate(fd, req.mode, req.offset, req.length);
+      await fallocate(fd, req.mode, req.offset, req.length);
       await sync.data(fd); // the blocks and, past the end, the new size
       return { stats: { [req.path]: toWireStat(fstatSync(fd, { bigint: true })) } };
     } finally {

@@ -18,8 +18,8 @@ import { dirname, join } from 'node:path';
  *   only once its owner and mode are set;
  * - forceStat: statx with AT_STATX_FORCE_SYNC, which node:fs never passes; it
  *   makes a FUSE file system's kernel side ask the daemon for attributes anew.
- * Calls are synchronous (short metadata syscalls; fallocate may take longer) but
- * forceStat, openTmpfile and linkFd, which run on libuv's thread pool and return
+ * Calls are synchronous (short metadata syscalls) but forceStat, openTmpfile, linkFd
+ * and fallocate (which may take long), which run on libuv's thread pool and return
  * Promises; failures are errors shaped like node:fs ones: code, errno, syscall, path.
  * Paths are strings (UTF-8) or Buffers (raw bytes: names that are not UTF-8).
  */
@@ -28,7 +28,7 @@ interface PosixAddon {
   mknod(path: string | Buffer, mode: number, rdev: number): void;
   utimensat(path: string | Buffer, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number, noFollow: boolean): void;
   renameat2(from: string | Buffer, to: string | Buffer, flags: number): void;
-  fallocate(fd: number, mode: number, offset: number, length: number): void;
+  fallocate(fd: number, mode: number, offset: number, length: number): Promise<void>;
   realtimeCoarseNs(): bigint;
   forceStat(path: string | Buffer, cachedOnly: boolean): Promise<number>;
   openTmpfile(dir: string | Buffer, mode: number): Promise<number>;
@@ -100,9 +100,9 @@ export function renameat2(from: string | Buffer, to: string | Buffer, flags: { n
   posix().renameat2(from, to, (flags.noReplace ? RENAME_NOREPLACE : 0) | (flags.exchange ? RENAME_EXCHANGE : 0));
 }
 
-/** fallocate(2) on an open descriptor; mode is 0 or a combination of FALLOC flags. */
-export function fallocate(fd: number, mode: number, offset: number, length: number): void {
-  posix().fallocate(fd, mode, offset, length);
+/** fallocate(2) on an open descriptor, on libuv's thread pool; mode is 0 or a combination of FALLOC flags. */
+export function fallocate(fd: number, mode: number, offset: number, length: number): Promise<void> {
+  return posix().fallocate(fd, mode, offset, length);
 }
 
 /** The FALLOC_FL_* modes of fallocate(2). */

@@ -212,21 +212,21 @@ describe('renameat2', () => {
 describe('fallocate', () => {
   const MiB = 1 << 20;
 
-  function withFile(fn: (fd: number, path: string) => void): void {
+  async function withFile(fn: (fd: number, path: string) => Promise<void>): Promise<void> {
     const path = join(dir, 'f');
     const fd = openSync(path, 'w+');
     try {
-      fn(fd, path);
+      await fn(fd, path);
     } finally {
       closeSync(fd);
     }
   }
 
-  it('with KEEP_SIZE reserves blocks but keeps the size', () => {
-    withFile((fd) => {
+  it('with KEEP_SIZE reserves blocks but keeps the size', async () => {
+    await withFile(async (fd) => {
       writeSync(fd, Buffer.from('hello'));
       const before = fstatSync(fd);
-      fallocate(fd, FALLOC.KEEP_SIZE, 0, 4 * MiB);
+      await fallocate(fd, FALLOC.KEEP_SIZE, 0, 4 * MiB);
       const after = fstatSync(fd);
       expect(after.size).toBe(5);
       expect(after.blocks * 512).toBeGreaterThanOrEqual(4 * MiB);
@@ -234,10 +234,10 @@ describe('fallocate', () => {
     });
   });
 
-  it('with PUNCH_HOLE | KEEP_SIZE zeroes a range and keeps the rest', () => {
-    withFile((fd, path) => {
+  it('with PUNCH_HOLE | KEEP_SIZE zeroes a range and keeps the rest', async () => {
+    await withFile(async (fd, path) => {
       writeSync(fd, Buffer.alloc(64 * 1024, 0xaa));
-      fallocate(fd, FALLOC.PUNCH_HOLE | FALLOC.KEEP_SIZE, 4096, 8192);
+      await fallocate(fd, FALLOC.PUNCH_HOLE | FALLOC.KEEP_SIZE, 4096, 8192);
       const data = readFileSync(path);
       expect(data.length).toBe(64 * 1024);
       expect(data.subarray(0, 4096).every((b) => b === 0xaa)).toBe(true);
@@ -246,10 +246,10 @@ describe('fallocate', () => {
     });
   });
 
-  it('with mode 0 extends the size with zeroes', () => {
-    withFile((fd, path) => {
+  it('with mode 0 extends the size with zeroes', async () => {
+    await withFile(async (fd, path) => {
       writeSync(fd, Buffer.from('abc'));
-      fallocate(fd, 0, 0, 100_000);
+      await fallocate(fd, 0, 0, 100_000);
       expect(fstatSync(fd).size).toBe(100_000);
       const data = readFileSync(path);
       expect(data.subarray(0, 3).toString()).toBe('abc');
@@ -257,10 +257,10 @@ describe('fallocate', () => {
     });
   });
 
-  it('fails like node:fs on a bad descriptor (no path)', () => {
+  it('fails like node:fs on a bad descriptor (no path)', async () => {
     const fd = openSync(join(dir, 'closed'), 'w');
     closeSync(fd);
-    const err = thrown(() => fallocate(fd, 0, 0, 1));
+    const err = (await fallocate(fd, 0, 0, 1).then(() => null, (e: NodeJS.ErrnoException) => e))!;
     expect(err.code).toBe('EBADF');
     expect(err.errno).toBe(-osConstants.errno.EBADF);
     expect(err.syscall).toBe('fallocate');
