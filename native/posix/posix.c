@@ -18,7 +18,25 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__has_include)
+#if __has_include(<linux/openat2.h>)
 #include <linux/openat2.h>
+#endif
+#endif
+#ifndef RESOLVE_CACHED
+// Headers older than Linux 5.6 (openat2) or 5.12 (RESOLVE_CACHED): the kernel's ABI, so
+// the call still works on a newer kernel; an older one answers ENOSYS or EINVAL.
+struct mirrorfs_open_how {
+  uint64_t flags;
+  uint64_t mode;
+  uint64_t resolve;
+};
+#define open_how mirrorfs_open_how
+#define RESOLVE_CACHED 0x20
+#endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
 #include <node_api.h>
 
 // Largest integer a JavaScript number holds exactly (2^53).
@@ -322,7 +340,8 @@ static napi_value js_renameat2(napi_env env, napi_callback_info info) {
 // - openTmpfile: open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode), an unnamed regular
 //   file in dir's file system, resolved with its descriptor;
 // - linkFd: give the file open as fd that name, through /proc/self/fd with
-//   AT_SYMLINK_FOLLOW (AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH); EEXIST when path
+//   AT_SYMLINK_FOLLOW, or with AT_EMPTY_PATH where /proc is missing (that needs
+//   CAP_DAC_READ_SEARCH, which a peer running as root has); EEXIST when path
 //   exists, as link(2).
 // Together they make a new file appear under its name only once it is complete (owner,
 // mode): a crash before the link leaves nothing behind. Rejected with node:fs-shaped errors.
@@ -357,6 +376,9 @@ static void file_job_execute(napi_env env, void *data) {
     char proc[64];
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", (int)job->number);
     job->err = linkat(AT_FDCWD, proc, AT_FDCWD, job->path.bytes, AT_SYMLINK_FOLLOW) == 0 ? 0 : errno;
+    if (job->err == ENOENT && access("/proc/self/fd", F_OK) != 0) {
+      job->err = linkat((int)job->number, "", AT_FDCWD, job->path.bytes, AT_EMPTY_PATH) == 0 ? 0 : errno;
+    }
   }
 }
 
@@ -364,6 +386,8 @@ static void file_job_complete(napi_env env, napi_status status, void *data) {
   file_job *job = data;
   const char *syscall = job->kind == JOB_OPEN_TMPFILE ? "open" : job->kind == JOB_LINK_FD ? "linkat" : "fallocate";
   int err = status == napi_ok ? job->err : ECANCELED;
+  // A descriptor opened for a job that is then cancelled is nobody's: close it.
+  if (status != napi_ok && job->kind == JOB_OPEN_TMPFILE && job->err == 0 && job->result >= 0) close(job->result);
   napi_value value;
   if (err != 0) {
     // fallocate works on a descriptor: its error names no path, as node:fs's do not.
@@ -400,8 +424,16 @@ static napi_value queue_file_job(napi_env env, file_job_kind kind, napi_value pa
   napi_value promise, name;
   napi_create_promise(env, &job->deferred, &promise);
   napi_create_string_utf8(env, kind == JOB_OPEN_TMPFILE ? "mirrorfs.openTmpfile" : kind == JOB_LINK_FD ? "mirrorfs.linkFd" : "mirrorfs.fallocate", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, file_job_execute, file_job_complete, job, &job->work);
-  napi_queue_async_work(env, job->work);
+  if (napi_create_async_work(env, NULL, name, file_job_execute, file_job_complete, job, &job->work) != napi_ok ||
+      napi_queue_async_work(env, job->work) != napi_ok) {
+    napi_value reason, message;
+    napi_create_string_utf8(env, "cannot queue work on the thread pool", NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, NULL, message, &reason);
+    napi_reject_deferred(env, job->deferred, reason);
+    if (job->work) napi_delete_async_work(env, job->work);
+    free_path(&job->path);
+    free(job);
+  }
   return promise;
 }
 
@@ -446,7 +478,7 @@ static napi_value js_realtime_coarse_ns(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// forceStat(path, cachedOnly): a Promise of the errno (0 for success) of a statx with
+// forceStat(path, cachedOnly, dropData): a Promise of the errno (0 for success) of a statx with
 // AT_STATX_FORCE_SYNC of `path` (a final symbolic link not followed), run on libuv's
 // thread pool. The one asynchronous call here, because its point is to make a FUSE file
 // system ask its daemon for the attributes again: when the daemon is this process, a
@@ -458,13 +490,32 @@ static napi_value js_realtime_coarse_ns(napi_env env, napi_callback_info info) {
 // never takes a directory's lock, which a request this daemon has not answered yet may
 // hold (an unlink holds its directory's): a plain walk that must look a name up would
 // wait for that answer. A name that is not in the cache has no cached attributes either.
+//
+// dropData: for a regular file, also open it (read-only, non-blocking) and close it
+// again: a FUSE file system without keep_cache drops the kernel's cached pages of a file
+// when it is opened, also from descriptors and maps already open on it. The open is
+// answered inside libfuse (mirrorfs has no open operation).
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
   char *path;
   bool cached_only;
+  bool drop_data;
   int err;
 } force_stat_job;
+
+// Open and close a regular file to drop its cached pages (see dropData); errors ignored.
+static void drop_cached_data(force_stat_job *job, const struct statx *stx) {
+  if (!job->drop_data || !S_ISREG(stx->stx_mode)) return;
+  int fd;
+  if (job->cached_only) {
+    struct open_how how = {.flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, .resolve = RESOLVE_CACHED};
+    fd = (int)syscall(SYS_openat2, AT_FDCWD, job->path, &how, sizeof how);
+  } else {
+    fd = open(job->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  }
+  if (fd >= 0) close(fd);
+}
 
 static void force_stat_execute(napi_env env, void *data) {
   (void)env;
@@ -473,6 +524,7 @@ static void force_stat_execute(napi_env env, void *data) {
   const int flags = AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC;
   if (!job->cached_only) {
     job->err = statx(AT_FDCWD, job->path, flags, STATX_BASIC_STATS, &stx) == 0 ? 0 : errno;
+    if (job->err == 0) drop_cached_data(job, &stx);
     return;
   }
   struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC, .resolve = RESOLVE_CACHED};
@@ -483,6 +535,7 @@ static void force_stat_execute(napi_env env, void *data) {
   }
   job->err = statx(fd, "", flags | AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) == 0 ? 0 : errno;
   close(fd);
+  if (job->err == 0) drop_cached_data(job, &stx);
 }
 
 static void force_stat_complete(napi_env env, napi_status status, void *data) {
@@ -496,9 +549,9 @@ static void force_stat_complete(napi_env env, napi_status status, void *data) {
 }
 
 static napi_value js_force_stat(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
+  napi_value argv[3];
   path_arg path;
-  if (!get_args(env, info, 2, argv, "statx")) return NULL;
+  if (!get_args(env, info, 3, argv, "statx")) return NULL;
   if (!get_path(env, argv[0], "path", "statx", &path)) return NULL;
   force_stat_job *job = calloc(1, sizeof *job);
   if (!job) {
@@ -508,11 +561,19 @@ static napi_value js_force_stat(napi_env env, napi_callback_info info) {
   }
   job->path = path.bytes;
   job->cached_only = get_bool(env, argv[1]);
+  job->drop_data = get_bool(env, argv[2]);
   napi_value promise, name;
   napi_create_promise(env, &job->deferred, &promise);
   napi_create_string_utf8(env, "mirrorfs.forceStat", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, force_stat_execute, force_stat_complete, job, &job->work);
-  napi_queue_async_work(env, job->work);
+  if (napi_create_async_work(env, NULL, name, force_stat_execute, force_stat_complete, job, &job->work) != napi_ok ||
+      napi_queue_async_work(env, job->work) != napi_ok) {
+    napi_value result;
+    napi_create_int32(env, ECANCELED, &result);
+    napi_resolve_deferred(env, job->deferred, result);
+    if (job->work) napi_delete_async_work(env, job->work);
+    free(job->path);
+    free(job);
+  }
   return promise;
 }
 

@@ -136,12 +136,14 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
    * applied it), the kernel's attributes of the file's other names are
    * refreshed before the kernel hears the outcome.
    */
-  const mutateFile = async (path: string, work: () => Promise<unknown>, namesChange = false): Promise<void> => {
+  /** An unlink or rename of `names`: not refreshed meanwhile (linked-names.ts). */
+  const removing = <T>(names: string[], work: () => Promise<T>): Promise<T> => (linked ? linked.removing(names, work) : work());
+  const mutateFile = async (path: string, work: () => Promise<unknown>, namesChange = false, data = false): Promise<void> => {
     const others = linked?.othersOf(path) ?? [];
     try {
       await work();
     } finally {
-      await linked?.refresh(others, { namesChange });
+      await linked?.refresh(others, { namesChange, data });
     }
   };
 
@@ -217,20 +219,20 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
         } finally {
           pooled?.release();
           // a write to a hard-linked file (rare): its other names' size and times
-          if (others.length > 0) await linked!.refresh(others);
+          if (others.length > 0) await linked!.refresh(others, { data: true });
         }
         return [len];
       }, true),
 
     truncate: (path: string, size: number, cb: Cb) =>
-      answer('truncate', path, cb, () => mutateFile(path, () => mutate({ op: 'truncate', path: wire(path), size }))),
+      answer('truncate', path, cb, () => mutateFile(path, () => mutate({ op: 'truncate', path: wire(path), size }), false, true)),
 
     ftruncate: (path: string, _fd: number, size: number, cb: Cb) =>
-      answer('truncate', path, cb, () => mutateFile(path, () => mutate({ op: 'truncate', path: wire(path), size }))),
+      answer('truncate', path, cb, () => mutateFile(path, () => mutate({ op: 'truncate', path: wire(path), size }), false, true)),
 
     // The kernel passes on KEEP_SIZE, PUNCH_HOLE and ZERO_RANGE (it refuses the other modes itself).
     fallocate: (path: string, mode: number, offset: number, length: number, cb: Cb) =>
-      answer('fallocate', path, cb, () => mutateFile(path, () => mutate({ op: 'fallocate', path: wire(path), mode, offset, length }))),
+      answer('fallocate', path, cb, () => mutateFile(path, () => mutate({ op: 'fallocate', path: wire(path), mode, offset, length }), false, true)),
 
     // Every acknowledged change is already durable at each route's first hop:
     // flush has nothing left to wait for, and neither has fsync in first-hop
@@ -247,33 +249,38 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
     // ---- names ----------------------------------------------------------------
     // For a hard-linked file, a name's removal changes the others' nlink and ctime;
     // a rename, the ctime of the file renamed and (replacing it) of the one at dest.
-    // The kernel holds the directories of an unlink, link or rename locked until it is answered (namesChange).
+    // The kernel holds the directories of an unlink, link or rename locked until it
+    // is answered (namesChange), and libfuse the names it removes or moves (removing).
     unlink: (path: string, cb: Cb) =>
       answer('unlink', path, cb, () =>
-        mutateFile(
-          path,
-          async () => {
-            await mutate({ op: 'unlink', path: wire(path) });
-            linked?.removed(path);
-          },
-          true,
+        removing([path], () =>
+          mutateFile(
+            path,
+            async () => {
+              await mutate({ op: 'unlink', path: wire(path) });
+              linked?.removed(path);
+            },
+            true,
+          ),
         ),
       ),
 
     rename: (src: string, dest: string, cb: Cb) =>
       answer('rename', src, cb, () =>
-        mutateFile(
-          dest,
-          () =>
-            mutateFile(
-              src,
-              async () => {
-                await mutate({ op: 'rename', from: wire(src), to: wire(dest) });
-                linked?.renamed(src, dest);
-              },
-              true,
-            ),
-          true,
+        removing([src, dest], () =>
+          mutateFile(
+            dest,
+            () =>
+              mutateFile(
+                src,
+                async () => {
+                  await mutate({ op: 'rename', from: wire(src), to: wire(dest) });
+                  linked?.renamed(src, dest);
+                },
+                true,
+              ),
+            true,
+          ),
         ),
       ),
 

@@ -1,7 +1,12 @@
 import { constants } from 'node:os';
 import type { Logger } from '../log.js';
 
-const EAGAIN = constants.errno.EAGAIN;
+/**
+ * What a stat through the dentry cache alone answers when it could not reach the
+ * name that way: EAGAIN (not all cached), and on kernels before 5.12 (no
+ * RESOLVE_CACHED) EINVAL, before 5.6 (no openat2) ENOSYS. The name is walked then.
+ */
+const WALK_INSTEAD: ReadonlySet<number> = new Set([constants.errno.EAGAIN, constants.errno.EINVAL, constants.errno.ENOSYS]);
 
 /**
  * Keeps the kernel's view of hard-linked files fresh under all their names.
@@ -19,8 +24,9 @@ const EAGAIN = constants.errno.EAGAIN;
  * Which names to refresh: every attribute the kernel caches comes from this
  * daemon's getattr, so noting each answer with nlink > 1 knows every name
  * whose cached attributes could go stale. A name first seen with one link is
- * not noted, and needs not be: the link that gives it a second name makes the
- * kernel drop its cached attributes (fuse_link) and the new name is looked up.
+ * not noted, and needs not be: the link that gives it a second name is made
+ * through this mount, which refreshes the source too (the kernel counts the new
+ * link only in the new name's inode) and looks the new name up.
  *
  * How a name is refreshed matters, because the kernel may hold locks that only
  * this daemon's answer releases: an unlink, link or rename holds its
@@ -39,8 +45,15 @@ const EAGAIN = constants.errno.EAGAIN;
  * a directory that some other request, waiting behind this one, holds): then
  * the change is answered anyway. And at most MAX_STATS_IN_FLIGHT cached stats
  * and MAX_WALKS_IN_FLIGHT walks run at once, each kind in its own queue (a walk
- * blocked on a lock never delays a cached stat), so blocked calls cannot take
- * all of libuv's thread pool (4 threads), which the mount's file I/O shares.
+ * blocked on a lock never delays a cached stat), so blocked calls take at most
+ * three of libuv's four threads, which the mount's file I/O shares; a name
+ * already waiting for a cached stat is not queued twice.
+ *
+ * libfuse 2 also locks names: an unlink or a rename holds the names it removes
+ * or moves until it is answered, and a getattr of such a name waits. So a name
+ * with an unlink or rename in flight (`removing`) is not refreshed: two unlinks
+ * of two names of one file would otherwise each wait for the other's answer
+ * (the kernel drops the attributes of a name it unlinks itself).
  */
 export class LinkedNames {
   /** Name -> inode number, for names last seen with more than one link; in the order noted (oldest first). */
@@ -52,6 +65,10 @@ export class LinkedNames {
   static readonly MAX_WALKS_IN_FLIGHT = 1;
   private readonly cachedStats = new Limiter(LinkedNames.MAX_STATS_IN_FLIGHT);
   private readonly walks = new Limiter(LinkedNames.MAX_WALKS_IN_FLIGHT);
+  /** Cached stats queued and not yet started, by name: a second refresh of the name joins the first. */
+  private readonly queuedStats = new Map<string, Promise<number>>();
+  /** Names an unlink or rename has in flight (locked by libfuse until answered), with how many. */
+  private readonly inRemoval = new Map<string, number>();
 
   constructor(
     private readonly opts: {
@@ -59,7 +76,7 @@ export class LinkedNames {
        * Make the kernel fetch the attributes of this mount path again; resolves
        * with the errno (0: done; EAGAIN with cachedOnly: not all in the dentry cache).
        */
-      forceStat: (fusePath: string, cachedOnly: boolean) => Promise<number>;
+      forceStat: (fusePath: string, cachedOnly: boolean, dropData: boolean) => Promise<number>;
       /** The longest a change's answer waits for the other names' refresh. */
       waitMs: number;
       log: Logger;
@@ -103,29 +120,62 @@ export class LinkedNames {
     for (const [, moved, ino] of moves) if (moved) this.hold(moved, ino);
   }
 
+  /** Run an unlink or rename of `names`: while it runs, those names are not refreshed. */
+  async removing<T>(names: string[], work: () => Promise<T>): Promise<T> {
+    for (const name of names) this.inRemoval.set(name, (this.inRemoval.get(name) ?? 0) + 1);
+    try {
+      return await work();
+    } finally {
+      for (const name of names) {
+        const left = this.inRemoval.get(name)! - 1;
+        if (left === 0) this.inRemoval.delete(name);
+        else this.inRemoval.set(name, left);
+      }
+    }
+  }
+
   /**
    * Make the kernel fetch the attributes of `names` again, before the change
    * that made them stale is answered; undefined when there is nothing to do
    * (the common case: no await on the write path). `namesChange`: the change
    * is an unlink, link or rename (its directories are locked until answered).
+   * `data`: the change wrote the file's bytes (write, truncate, fallocate): the
+   * kernel's cached pages of the other names are dropped too, or a descriptor or
+   * map already open on one would go on reading the old bytes.
    */
-  refresh(names: string[], opts: { namesChange?: boolean } = {}): Promise<void> | undefined {
-    if (names.length === 0) return undefined;
+  refresh(names: string[], opts: { namesChange?: boolean; data?: boolean } = {}): Promise<void> | undefined {
+    const wanted = this.inRemoval.size === 0 ? names : names.filter((name) => !this.inRemoval.has(name));
+    if (wanted.length === 0) return undefined;
     let timer: NodeJS.Timeout | undefined;
-    const all = Promise.all(names.map((name) => this.refreshOne(name, opts.namesChange ?? false)));
+    const all = Promise.all(wanted.map((name) => this.refreshOne(name, opts.namesChange ?? false, opts.data ?? false)));
     const bound = new Promise<'late'>((resolve) => {
       timer = setTimeout(() => resolve('late'), this.opts.waitMs);
     });
     return Promise.race([all, bound]).then((outcome) => {
       clearTimeout(timer);
-      if (outcome === 'late') this.opts.log.debug({ names: names.slice(0, 8), waitMs: this.opts.waitMs }, 'hard links: other names not refreshed in time; answering the change anyway');
+      if (outcome === 'late') this.opts.log.debug({ names: wanted.slice(0, 8), waitMs: this.opts.waitMs }, 'hard links: other names not refreshed in time; answering the change anyway');
     });
   }
 
-  private async refreshOne(name: string, namesChange: boolean): Promise<void> {
-    if ((await this.stat(this.cachedStats, name, true)) !== EAGAIN) return;
-    const walk = this.stat(this.walks, name, false);
+  private async refreshOne(name: string, namesChange: boolean, data: boolean): Promise<void> {
+    if (!WALK_INSTEAD.has(await this.cachedStat(name, data))) return;
+    const walk = this.stat(this.walks, name, false, data);
     if (!namesChange) await walk;
+  }
+
+  /**
+   * A stat through the dentry cache; one that is queued and not yet started serves
+   * every refresh of its name (one that drops data serves one that does not).
+   */
+  private cachedStat(name: string, data: boolean): Promise<number> {
+    const key = `${data ? 'd' : 'a'}${name}`;
+    const queued = this.queuedStats.get(key) ?? (data ? undefined : this.queuedStats.get(`d${name}`));
+    if (queued) return queued;
+    const stat = this.stat(this.cachedStats, name, true, data, () => {
+      if (this.queuedStats.get(key) === stat) this.queuedStats.delete(key);
+    });
+    this.queuedStats.set(key, stat);
+    return stat;
   }
 
   private hold(path: string, ino: string): void {
@@ -149,10 +199,12 @@ export class LinkedNames {
     if (names.size === 0) this.namesOf.delete(ino);
   }
 
-  private async stat(limiter: Limiter, name: string, cachedOnly: boolean): Promise<number> {
+  /** forceStat within `limiter`; `started` is called when it leaves the queue (a stat begun may predate the change being answered). */
+  private async stat(limiter: Limiter, name: string, cachedOnly: boolean, data: boolean, started?: () => void): Promise<number> {
     await limiter.acquire();
+    started?.();
     try {
-      return await this.opts.forceStat(name, cachedOnly);
+      return await this.opts.forceStat(name, cachedOnly, data);
     } catch (err) {
       this.opts.log.debug({ name, err }, 'hard links: refreshing another name failed');
       return -1;

@@ -141,7 +141,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     let fuseInstance: FuseInstance | null = null;
     const caller = () => callerOf(fuseInstance!);
     // Hard links: the kernel caches attributes per name (KERNEL_CACHE_S); a change through one name refreshes the others.
-    const linkedNames = new LinkedNames({ forceStat: (fusePath, cachedOnly) => forceStat(mountpoint + (fusePath === '/' ? '' : fusePath), { cachedOnly }), waitMs: LINK_REFRESH_WAIT_MS, log });
+    const linkedNames = new LinkedNames({ forceStat: (fusePath, cachedOnly, dropData) => forceStat(mountpoint + (fusePath === '/' ? '' : fusePath), { cachedOnly, dropData }), waitMs: LINK_REFRESH_WAIT_MS, log });
     const fuse = new Fuse(mountpoint, buildFuseOps(controller, log, { fsyncTimeoutMs, onError: (op, errno) => metrics.callFailed(op, errno), caller, linkedNames }), {
       // fuse-native joins options with commas, so options it does not know ride
       // on fsname: big_writes (else the kernel splits writes into 4 KiB requests,

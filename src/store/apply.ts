@@ -376,12 +376,8 @@ async function createComplete(abs: string, req: { mode: number; uid?: number; gi
     chownNew(req, dir, (uid, gid) => fchownSync(fd, uid, gid));
     fchmodSync(fd, req.mode); // exact mode, whatever the umask
   };
-  let fd: number;
-  try {
-    fd = await openTmpfile(dir, req.mode);
-  } catch (err) {
-    if (!NO_TMPFILE.has(errnoOf(err))) throw err;
-    fd = await openAsync(abs, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, req.mode);
+  const byName = async (): Promise<number> => {
+    const fd = await openAsync(abs, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, req.mode);
     try {
       completeOrRemove(true, abs, () => unlinkSync(abs), () => complete(fd));
     } catch (completing) {
@@ -389,12 +385,25 @@ async function createComplete(abs: string, req: { mode: number; uid?: number; gi
       throw completing;
     }
     return fd;
+  };
+  let fd: number;
+  try {
+    fd = await openTmpfile(dir, req.mode);
+  } catch (err) {
+    if (NO_TMPFILE.has(errnoOf(err))) return byName();
+    // An existing name is EEXIST first, as O_CREAT | O_EXCL answers (a full disk would
+    // otherwise make an exclusive create, or the redo of a finished one, fail ENOSPC).
+    if (exists(abs)) throw Object.assign(new Error(`${abs}: file exists`), { code: 'EEXIST' });
+    throw err;
   }
   try {
     complete(fd);
     await linkFd(fd, abs);
   } catch (err) {
     closeSync(fd); // unnamed: gone with its descriptor
+    // ENOENT with the directory there: no way to link a descriptor here (no /proc, and
+    // no CAP_DAC_READ_SEARCH for AT_EMPTY_PATH): made by name instead.
+    if (errnoOf(err) === 'ENOENT' && exists(dir)) return byName();
     throw err;
   }
   return fd;

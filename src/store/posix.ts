@@ -30,7 +30,7 @@ interface PosixAddon {
   renameat2(from: string | Buffer, to: string | Buffer, flags: number): void;
   fallocate(fd: number, mode: number, offset: number, length: number): Promise<void>;
   realtimeCoarseNs(): bigint;
-  forceStat(path: string | Buffer, cachedOnly: boolean): Promise<number>;
+  forceStat(path: string | Buffer, cachedOnly: boolean, dropData: boolean): Promise<number>;
   openTmpfile(dir: string | Buffer, mode: number): Promise<number>;
   linkFd(fd: number, path: string | Buffer): Promise<void>;
 }
@@ -159,11 +159,13 @@ export function realtimeCoarseNs(): bigint {
  * for that name and asks the daemon again. With `cachedOnly` the path is resolved
  * through the dentry cache alone (openat2 RESOLVE_CACHED), never taking a directory's
  * lock, and the result is EAGAIN when some part of it is not cached (or must be
- * revalidated). Resolves with the call's errno, 0 when it succeeded (the attributes
- * themselves are not wanted); never rejects for a failed call.
+ * revalidated). With `dropData`, a regular file is also opened and closed, which
+ * drops the kernel's cached pages of it (FUSE without keep_cache), also under
+ * descriptors and maps already open. Resolves with the statx's errno, 0 when it
+ * succeeded (the attributes themselves are not wanted); never rejects for a failed call.
  */
-export function forceStat(path: string | Buffer, opts: { cachedOnly: boolean }): Promise<number> {
-  return posix().forceStat(path, opts.cachedOnly);
+export function forceStat(path: string | Buffer, opts: { cachedOnly: boolean; dropData?: boolean }): Promise<number> {
+  return posix().forceStat(path, opts.cachedOnly, opts.dropData ?? false);
 }
 
 /**

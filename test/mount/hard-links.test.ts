@@ -52,6 +52,24 @@ describe('hard links through the mount', () => {
     expect(lstatSync(m(`repo/${object}`)).nlink).toBe(1);
   });
 
+  it('a descriptor and a map already open on one name read what a write through another name wrote (same size)', async () => {
+    const [east, west] = await Promise.all([spawnPeer({ name: 'east' }), spawnPeer({ name: 'west' })]);
+    const mount = await startMount({ peers: [east, west] });
+    // One process holds the second name open and mapped while another process writes through the first.
+    const out = await run('/usr/bin/python3', ['-c', `
+import mmap, os, subprocess, sys
+m = sys.argv[1]
+with open(m + '/f', 'w') as f: f.write('AAAAAAAA')
+os.link(m + '/f', m + '/g')
+fd = os.open(m + '/g', os.O_RDONLY)
+mm = mmap.mmap(fd, 8, prot=mmap.PROT_READ)
+before = os.pread(fd, 8, 0) + mm[:8]
+subprocess.run([sys.executable, '-c', "open(__import__('sys').argv[1], 'r+').write('BBBBBBBB')", m + '/f'], check=True)
+print((before + os.pread(fd, 8, 0) + mm[:8]).decode())
+`, mount.mountpoint]);
+    expect(out.trim()).toBe('AAAAAAAAAAAAAAAABBBBBBBBBBBBBBBB');
+  });
+
   it('changes racing through the names of one file in one directory all complete, and every name ends showing what the peers hold', async () => {
     const [east, west] = await Promise.all([spawnPeer({ name: 'east' }), spawnPeer({ name: 'west' })]);
     const mount = await startMount({ peers: [east, west] });

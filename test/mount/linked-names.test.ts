@@ -143,6 +143,39 @@ describe('the names of hard-linked files the kernel may hold attributes for', ()
     await hung;
   });
 
+  it('does not refresh a name an unlink or rename has in flight (libfuse holds it locked until answered)', async () => {
+    const { linked, stated } = names();
+    let release: () => void = () => {};
+    const unlinking = linked.removing(['/b'], () => new Promise<void>((resolve) => (release = resolve)));
+    await linked.refresh(['/a', '/b']);
+    expect(stated).toEqual(['/a']);
+    release();
+    await unlinking;
+    await linked.refresh(['/b']);
+    expect(stated).toEqual(['/a', '/b']);
+  });
+
+  it('queues one stat for a name however many changes ask for it while it waits its turn', async () => {
+    const released: Array<() => void> = [];
+    const stated: string[] = [];
+    const { linked } = names({
+      forceStat: (p) => {
+        stated.push(p);
+        return new Promise<number>((resolve) => released.push(() => resolve(0)));
+      },
+    });
+    // two slots taken, then three refreshes of /c queued behind them
+    const first = linked.refresh(['/a', '/b'])!;
+    const waiting = [linked.refresh(['/c'])!, linked.refresh(['/c'])!, linked.refresh(['/c'])!];
+    await expect.poll(() => released.length).toBe(2);
+    released[0]!();
+    await expect.poll(() => released.length).toBe(3);
+    released[1]!();
+    released[2]!();
+    await Promise.all([first, ...waiting]);
+    expect(stated).toEqual(['/a', '/b', '/c']);
+  });
+
   it('a failing stat does not fail the change it follows', async () => {
     const { linked } = names({ forceStat: () => Promise.reject(new Error('EIO')) });
     await expect(linked.refresh(['/a'])).resolves.toBeUndefined();

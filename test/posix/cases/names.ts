@@ -25,10 +25,10 @@ function nameOf(bytes: number, unit = 'n', prefix = ''): string {
 
 const b64 = (b: Buffer) => b.toString('base64');
 
-/** A chain of `levels` directories of `compBytes`-byte names, then a file name filling the path to `total` bytes. */
 /** Linux's PATH_MAX: the longest path a system call takes, with its NUL. */
 const PATH_MAX = 4096;
 
+/** A chain of `levels` directories of `compBytes`-byte names, then a file name filling the path to `total` bytes. */
 export function deepPath(total: number, levels: number, compBytes = 250): { dirs: string[]; file: string; other: string } {
   const comps = Array.from({ length: levels }, (_, i) => nameOf(compBytes, 'd', `${i}-`));
   const dirs = comps.map((_, i) => comps.slice(0, i + 1).join('/'));
