@@ -134,18 +134,23 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
   /**
    * A change to the file at `path`: once done (or failed: some peers may have
    * applied it), the kernel's attributes of the file's other names are
-   * refreshed before the kernel hears the outcome.
+   * refreshed before the kernel hears the outcome (linked-names.ts):
+   * `namesChange` for an unlink, link or rename, `data` for a change of the
+   * bytes, `self` to refresh `path` itself too (a link's source).
    */
-  /** An unlink or rename of `names`: not refreshed meanwhile (linked-names.ts). */
-  const removing = <T>(names: string[], work: () => Promise<T>): Promise<T> => (linked ? linked.removing(names, work) : work());
-  const mutateFile = async (path: string, work: () => Promise<unknown>, namesChange = false, data = false): Promise<void> => {
+  type FileChange = { namesChange?: boolean; data?: boolean; self?: boolean };
+  const mutateFile = async (path: string, work: () => Promise<unknown>, change: FileChange = {}): Promise<void> => {
     const others = linked?.othersOf(path) ?? [];
+    const names = change.self ? [path, ...others] : others;
     try {
       await work();
     } finally {
-      await linked?.refresh(others, { namesChange, data });
+      const refreshing = linked?.refresh(names, change); // undefined, and no await, for a file with one name
+      if (refreshing) await refreshing;
     }
   };
+  /** An unlink or rename of `names`: not refreshed meanwhile (linked-names.ts). */
+  const removing = <T>(names: string[], work: () => Promise<T>): Promise<T> => (linked ? linked.removing(names, work) : work());
 
   return {
     // ---- metadata -------------------------------------------------------------
@@ -213,26 +218,25 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
         // (ack 1 or quorum, a timed-out stream). Into a reused buffer, not a new one each
         // time, so streaming writes leave no garbage (buffer-pool.ts).
         const pooled = PooledBytes.copyOf(writePayloads, buf.subarray(0, len));
-        const others = linked?.othersOf(path) ?? [];
-        try {
-          await mutate({ op: 'write', path: wire(path), offset: pos }, pooled?.bytes ?? Buffer.from(buf.subarray(0, len)), pooled ?? undefined);
-        } finally {
-          pooled?.release();
-          // a write to a hard-linked file (rare): its other names' size and times
-          if (others.length > 0) await linked!.refresh(others, { data: true });
-        }
+        await mutateFile(path, async () => {
+          try {
+            await mutate({ op: 'write', path: wire(path), offset: pos }, pooled?.bytes ?? Buffer.from(buf.subarray(0, len)), pooled ?? undefined);
+          } finally {
+            pooled?.release();
+          }
+        }, { data: true });
         return [len];
       }, true),
 
     truncate: (path: string, size: number, cb: Cb) =>
-      answer('truncate', path, cb, () => mutateFile(path, () => mutate({ op: 'truncate', path: wire(path), size }), false, true)),
+      answer('truncate', path, cb, () => mutateFile(path, () => mutate({ op: 'truncate', path: wire(path), size }), { data: true })),
 
     ftruncate: (path: string, _fd: number, size: number, cb: Cb) =>
-      answer('truncate', path, cb, () => mutateFile(path, () => mutate({ op: 'truncate', path: wire(path), size }), false, true)),
+      answer('truncate', path, cb, () => mutateFile(path, () => mutate({ op: 'truncate', path: wire(path), size }), { data: true })),
 
     // The kernel passes on KEEP_SIZE, PUNCH_HOLE and ZERO_RANGE (it refuses the other modes itself).
     fallocate: (path: string, mode: number, offset: number, length: number, cb: Cb) =>
-      answer('fallocate', path, cb, () => mutateFile(path, () => mutate({ op: 'fallocate', path: wire(path), mode, offset, length }), false, true)),
+      answer('fallocate', path, cb, () => mutateFile(path, () => mutate({ op: 'fallocate', path: wire(path), mode, offset, length }), { data: true })),
 
     // Every acknowledged change is already durable at each route's first hop:
     // flush has nothing left to wait for, and neither has fsync in first-hop
@@ -260,7 +264,7 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
               await mutate({ op: 'unlink', path: wire(path) });
               linked?.removed(path);
             },
-            true,
+            { namesChange: true },
           ),
         ),
       ),
@@ -277,9 +281,9 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
                   await mutate({ op: 'rename', from: wire(src), to: wire(dest) });
                   linked?.renamed(src, dest);
                 },
-                true,
+                { namesChange: true },
               ),
-            true,
+            { namesChange: true },
           ),
         ),
       ),
@@ -289,14 +293,7 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
     // libfuse's path API the new name is another inode to it; src's answer then notes
     // it as linked (it may have been seen with one link only).
     link: (src: string, dest: string, cb: Cb) =>
-      answer('link', dest, cb, async () => {
-        const names = [src, ...(linked?.othersOf(src) ?? [])];
-        try {
-          await mutate({ op: 'link', from: wire(src), path: wire(dest) });
-        } finally {
-          await linked?.refresh(names, { namesChange: true });
-        }
-      }),
+      answer('link', dest, cb, () => mutateFile(src, () => mutate({ op: 'link', from: wire(src), path: wire(dest) }), { namesChange: true, self: true })),
 
     symlink: (target: string, path: string, cb: Cb) =>
       answerOwned('symlink', path, cb, async (owner) => {
