@@ -35,11 +35,18 @@ const addon = join(dir, 'build/Release/fuse.node');
  * 6-9. fallocate(2) (libfuse 2.9.1's op) is not in the binding at all, so the kernel
  *    answered EOPNOTSUPP: a new op 34 that hands JavaScript the mode, offset and
  *    length (JS_EDITS 6-7).
+ * 10-13. Names are bytes, but the binding decoded every path, name and symlink
+ *    target as UTF-8 (invalid bytes became U+FFFD, so two names could become one)
+ *    and encoded them back likewise: they now cross as latin1 strings, one
+ *    character per byte, both ways (mount/fuse-names.ts turns them into wire forms).
  * 4-5. The binding hides who made a request (fuse_get_context: the caller's fsuid,
  *    fsgid, pid and umask), so everything created through the mount was owned by
  *    the mount process. Each request's caller is copied into the first 16 bytes of
  *    the thread's locals, which JavaScript holds as a Buffer (see JS_EDITS 1).
  */
+/** Marks an edit that replaces every occurrence of its bug (done when none is left). */
+const ALL = 'all';
+
 const C_EDITS = [
   ['utimens mtime', 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)', 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)'],
   ['utimens with one time', 'struct fuse_operations ops = { };', 'struct fuse_operations ops = { };\n  ops.flag_utime_omit_ok = 1;'],
@@ -77,6 +84,14 @@ const C_EDITS = [
   ['fallocate registered', '  if (implemented[op_rmdir]) ops.rmdir = fuse_native_rmdir;\n', '  if (implemented[op_rmdir]) ops.rmdir = fuse_native_rmdir;\n  if (implemented[op_fallocate]) ops.fallocate = fuse_native_fallocate;\n'],
   ['fallocate exported', '  NAPI_EXPORT_FUNCTION(fuse_native_signal_rmdir)\n', '  NAPI_EXPORT_FUNCTION(fuse_native_signal_rmdir)\n  NAPI_EXPORT_FUNCTION(fuse_native_signal_fallocate)\n'],
   ['fallocate op exported', '  NAPI_EXPORT_UINT32(op_rmdir)\n', '  NAPI_EXPORT_UINT32(op_rmdir)\n  NAPI_EXPORT_UINT32(op_fallocate)\n'],
+  [
+    'names as bytes: the macro',
+    '#include <napi-macros.h>\n',
+    '#include <napi-macros.h>\n\n// mirrorfs: a name from JavaScript as latin1, one byte per character (names are bytes, not UTF-8)\n#define NAPI_LATIN1(name, size, val) \\\n  char name[size]; \\\n  size_t name##_len; \\\n  if (napi_get_value_string_latin1(env, val, (char *) &name, size, &name##_len) != napi_ok) { \\\n    napi_throw_error(env, "EINVAL", "Expected string"); \\\n    return NULL; \\\n  }\n',
+  ],
+  ['names as bytes: paths and names to JavaScript', 'napi_create_string_utf8(env, l->', 'napi_create_string_latin1(env, l->', ALL],
+  ['names as bytes: readdir names from JavaScript', 'NAPI_UTF8(name, 1024, raw_name)', 'NAPI_LATIN1(name, 1024, raw_name)', ALL],
+  ['names as bytes: readlink target from JavaScript', 'NAPI_ARGV_UTF8(linkname, l->len, 2)', 'NAPI_LATIN1(linkname, l->len, argv[2])'],
 ];
 
 /**
@@ -94,6 +109,7 @@ const C_EDITS = [
  * 5. getStatArray carries atimeNsRem, mtimeNsRem and ctimeNsRem: the nanoseconds
  *    within each millisecond time (C_EDITS 4).
  * 6-7. The fallocate op (C_EDITS 6-9): ops.fallocate(path, mode, offset, length, cb).
+ * 9-10. listxattr writes names as latin1, one byte per character (C_EDITS 10-13).
  */
 const JS_EDITS = [
   [
@@ -132,19 +148,28 @@ const JS_EDITS = [
     '        let ptr = 0\n        for (const name of list) {\n',
     '        let need = 0\n        for (const name of list) need += Buffer.byteLength(name) + 1\n        if (need > listBuf.length) return signal(-34, listBuf.buffer)\n        let ptr = 0\n        for (const name of list) {\n',
   ],
+  ['listxattr names as bytes: sizes', 'Buffer.byteLength(name)', "Buffer.byteLength(name, 'latin1')", ALL],
+  ['listxattr names as bytes: writes', 'listBuf.write(name, ptr)', "listBuf.write(name, ptr, 'latin1')", ALL],
 ];
 
-/** Apply edits to one file; true when it changed. An edit is done when its fix is there (an empty fix: when its bug is gone). */
+/**
+ * Apply edits to one file; true when it changed. An edit is done when its fix is
+ * there, also as later ALL edits have rewritten it (an empty fix, or an ALL edit:
+ * when its bug is gone).
+ */
 function patch(file, edits) {
   let text = readFileSync(file, 'utf8');
   let changed = false;
-  for (const [what, bug, fix] of edits) {
-    if (fix ? text.includes(fix) : !text.includes(bug)) continue;
+  const rewrites = edits.filter((e) => e[3] === ALL);
+  const rewritten = (fix) => rewrites.reduce((t, [, bug, to]) => t.replaceAll(bug, to), fix);
+  for (const [what, bug, fix, scope] of edits) {
+    const done = scope === ALL || !fix ? !text.includes(bug) : text.includes(fix) || text.includes(rewritten(fix));
+    if (done) continue;
     if (!text.includes(bug)) {
       console.error(`patch-fuse-native: cannot apply "${what}": ${file} does not look like fuse-native 2.2.6`);
       process.exit(1);
     }
-    text = text.replace(bug, fix);
+    text = scope === ALL ? text.replaceAll(bug, fix) : text.replace(bug, fix);
     changed = true;
     console.error(`patch-fuse-native: applied "${what}"`);
   }

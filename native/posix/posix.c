@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -577,6 +578,127 @@ static napi_value js_force_stat(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+// ---- extended attributes ----------------------------------------------------
+// The l* calls: an xattr of a symlink is the link's own, never its target's. Names,
+// like paths, are strings (UTF-8) or Buffers (any bytes): names are bytes on Linux.
+
+// lgetxattr(path, name) -> Buffer. The value may grow between asking its size and
+// reading it (ERANGE): asked again, a bounded number of times.
+static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  path_arg path, name;
+  if (!get_args(env, info, 2, argv, "lgetxattr")) return NULL;
+  if (!get_path(env, argv[0], "path", "lgetxattr", &path)) return NULL;
+  if (!get_path(env, argv[1], "name", "lgetxattr", &name)) {
+    free_path(&path);
+    return NULL;
+  }
+  napi_value result = NULL;
+  for (int attempt = 0; attempt < 8; attempt++) {
+    ssize_t size = lgetxattr(path.bytes, name.bytes, NULL, 0);
+    if (size < 0) break;
+    void *data = NULL;
+    napi_value buffer;
+    if (napi_create_buffer(env, (size_t)size, &data, &buffer) != napi_ok) break;
+    if (size == 0) {  // an empty value: nothing to read
+      result = buffer;
+      break;
+    }
+    ssize_t got = lgetxattr(path.bytes, name.bytes, data, (size_t)size);
+    if (got < 0 && errno == ERANGE) continue;
+    if (got < 0) break;
+    if ((size_t)got == (size_t)size) {
+      result = buffer;
+    } else {
+      napi_value shorter;
+      void *copy;
+      napi_create_buffer_copy(env, (size_t)got, data, &copy, &shorter);
+      result = shorter;
+    }
+    break;
+  }
+  if (!result) throw_errno(env, errno ? errno : ERANGE, "lgetxattr", path.bytes, path.len, NULL, 0);
+  free_path(&path);
+  free_path(&name);
+  return result;
+}
+
+// lsetxattr(path, name, value, flags): flags XATTR_CREATE = 1, XATTR_REPLACE = 2.
+static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  path_arg path, name;
+  int64_t flags;
+  bool is_buffer = false;
+  if (!get_args(env, info, 4, argv, "lsetxattr")) return NULL;
+  napi_is_buffer(env, argv[2], &is_buffer);
+  if (!is_buffer) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "lsetxattr: value must be a Buffer");
+    return NULL;
+  }
+  if (!get_integer(env, argv[3], "flags", "lsetxattr", 0, 3, &flags)) return NULL;
+  void *value;
+  size_t value_len;
+  napi_get_buffer_info(env, argv[2], &value, &value_len);
+  if (!get_path(env, argv[0], "path", "lsetxattr", &path)) return NULL;
+  if (!get_path(env, argv[1], "name", "lsetxattr", &name)) {
+    free_path(&path);
+    return NULL;
+  }
+  if (lsetxattr(path.bytes, name.bytes, value, value_len, (int)flags) != 0) throw_errno(env, errno, "lsetxattr", path.bytes, path.len, NULL, 0);
+  free_path(&path);
+  free_path(&name);
+  return NULL;
+}
+
+// llistxattr(path) -> Buffer: the names, each ended by a NUL byte, as the kernel lists them.
+static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  path_arg path;
+  if (!get_args(env, info, 1, argv, "llistxattr")) return NULL;
+  if (!get_path(env, argv[0], "path", "llistxattr", &path)) return NULL;
+  napi_value result = NULL;
+  for (int attempt = 0; attempt < 8; attempt++) {
+    ssize_t size = llistxattr(path.bytes, NULL, 0);
+    if (size < 0) break;
+    char *list = malloc(size > 0 ? (size_t)size : 1);
+    if (!list) {
+      errno = ENOMEM;
+      break;
+    }
+    ssize_t got = llistxattr(path.bytes, list, (size_t)size);
+    if (got < 0) {
+      int saved = errno;
+      free(list);
+      errno = saved;
+      if (errno == ERANGE) continue;
+      break;
+    }
+    void *copy;
+    napi_create_buffer_copy(env, (size_t)got, list, &copy, &result);
+    free(list);
+    break;
+  }
+  if (!result) throw_errno(env, errno ? errno : ERANGE, "llistxattr", path.bytes, path.len, NULL, 0);
+  free_path(&path);
+  return result;
+}
+
+// lremovexattr(path, name)
+static napi_value js_lremovexattr(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  path_arg path, name;
+  if (!get_args(env, info, 2, argv, "lremovexattr")) return NULL;
+  if (!get_path(env, argv[0], "path", "lremovexattr", &path)) return NULL;
+  if (!get_path(env, argv[1], "name", "lremovexattr", &name)) {
+    free_path(&path);
+    return NULL;
+  }
+  if (lremovexattr(path.bytes, name.bytes) != 0) throw_errno(env, errno, "lremovexattr", path.bytes, path.len, NULL, 0);
+  free_path(&path);
+  free_path(&name);
+  return NULL;
+}
+
 // ---- module -----------------------------------------------------------------
 
 NAPI_MODULE_INIT() {
@@ -589,6 +711,10 @@ NAPI_MODULE_INIT() {
       {"forceStat", NULL, js_force_stat, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openTmpfile", NULL, js_open_tmpfile, NULL, NULL, NULL, napi_enumerable, NULL},
       {"linkFd", NULL, js_link_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"lsetxattr", NULL, js_lsetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"lremovexattr", NULL, js_lremovexattr, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   return exports;

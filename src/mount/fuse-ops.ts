@@ -2,6 +2,7 @@ import type { Logger } from '../log.js';
 import { MirrorError, errnoNumber, toMirrorError } from '../protocol/errors.js';
 import type { WireStat, WireStatfs } from '../protocol/ops.js';
 import { NAME_MAX_BYTES, PATH_MAX_BYTES, fusePathToWire } from '../protocol/paths.js';
+import { wireByteLength } from '../protocol/byte-names.js';
 import { BufferPool, PooledBytes } from '../protocol/buffer-pool.js';
 import type { MirrorController } from './controller.js';
 import type { Caller } from './fuse-binding.js';
@@ -297,7 +298,6 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
 
     symlink: (target: string, path: string, cb: Cb) =>
       answerOwned('symlink', path, cb, async (owner) => {
-        checkText(target, 'symlink target');
         await mutate({ op: 'symlink', target, path: wire(path), ...owner });
       }),
 
@@ -322,7 +322,6 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
     // ---- extended attributes --------------------------------------------------
     setxattr: (path: string, name: string, value: Buffer, _position: number, flags: number, cb: Cb) =>
       answer('setxattr', path, cb, async () => {
-        checkText(name, 'xattr name');
         if (name === STATE_XATTR) throw new MirrorError('MFS_ERRNO', `${STATE_XATTR} is kept by mirrorfs and cannot be set`, { errno: 'EPERM' });
         // The kernel stores a POSIX ACL given to a FUSE file system that does not
         // announce ACL support (libfuse 2 cannot), but never enforces it: a user an
@@ -370,12 +369,10 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
 }
 
 /**
- * A FUSE path as a wire path. fuse-native decodes names as UTF-8 and turns
- * invalid bytes into U+FFFD, so two different names could become one: refuse
- * such names (EILSEQ) rather than silently merging files.
+ * A FUSE path (its wire form: fuse-names.ts) as a wire path, with ext4's length
+ * errors.
  */
 function wire(fusePath: string): string {
-  checkText(fusePath, 'name');
   checkNameLengths(fusePath);
   return fusePathToWire(fusePath);
 }
@@ -383,28 +380,22 @@ function wire(fusePath: string): string {
 /**
  * ENAMETOOLONG for a component over NAME_MAX bytes, as ext4 answers: the kernel
  * passes FUSE names of up to 1,024 bytes, and a lookup of one would otherwise be
- * "no such file". A UTF-16 unit is at most 3 bytes of UTF-8, so only components
+ * "no such file". A UTF-16 unit stands for at most 3 bytes, so only components
  * of more than 85 units need counting.
  */
 function checkNameLengths(fusePath: string): void {
   // PATH_MAX counts the whole path below the mount point too (the wire's limit): ENAMETOOLONG, not a malformed request.
-  if (fusePath.length > PATH_MAX_BYTES / 3 && Buffer.byteLength(fusePath) - 1 > PATH_MAX_BYTES) {
+  if (fusePath.length > PATH_MAX_BYTES / 3 && wireByteLength(fusePath) - 1 > PATH_MAX_BYTES) {
     throw new MirrorError('MFS_ERRNO', `${JSON.stringify(fusePath.slice(0, 64))}... is longer than ${PATH_MAX_BYTES} bytes below the mount point`, { errno: 'ENAMETOOLONG' });
   }
   let start = 1;
   while (start < fusePath.length) {
     let end = fusePath.indexOf('/', start);
     if (end < 0) end = fusePath.length;
-    if (end - start > NAME_MAX_BYTES / 3 && Buffer.byteLength(fusePath.slice(start, end)) > NAME_MAX_BYTES) {
+    if (end - start > NAME_MAX_BYTES / 3 && wireByteLength(fusePath.slice(start, end)) > NAME_MAX_BYTES) {
       throw new MirrorError('MFS_ERRNO', `a name in ${JSON.stringify(fusePath.slice(0, 64))}... is longer than ${NAME_MAX_BYTES} bytes`, { errno: 'ENAMETOOLONG' });
     }
     start = end + 1;
-  }
-}
-
-function checkText(text: string, what: string): void {
-  if (text.includes('\uFFFD')) {
-    throw new MirrorError('MFS_ERRNO', `${what} ${JSON.stringify(text)} is not valid UTF-8 (or contains U+FFFD); mirrorfs carries names as UTF-8`, { errno: 'EILSEQ' });
   }
 }
 

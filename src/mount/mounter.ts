@@ -25,6 +25,8 @@ import { MountMetrics } from '../metrics/mount-metrics.js';
 import { startHttpListener } from '../metrics/http.js';
 import { STATUS_PAGE } from './status-page.js';
 import { forceStat } from '../store/posix.js';
+import { fsPath } from '../protocol/byte-names.js';
+import { withByteNames } from './fuse-names.js';
 
 export interface MountOptions {
   mountpoint: string;
@@ -141,8 +143,8 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     let fuseInstance: FuseInstance | null = null;
     const caller = () => callerOf(fuseInstance!);
     // Hard links: the kernel caches attributes per name (KERNEL_CACHE_S); a change through one name refreshes the others.
-    const linkedNames = new LinkedNames({ forceStat: (fusePath, cachedOnly, dropData) => forceStat(mountpoint + (fusePath === '/' ? '' : fusePath), { cachedOnly, dropData }), waitMs: LINK_REFRESH_WAIT_MS, log });
-    const fuse = new Fuse(mountpoint, buildFuseOps(controller, log, { fsyncTimeoutMs, onError: (op, errno) => metrics.callFailed(op, errno), caller, linkedNames }), {
+    const linkedNames = new LinkedNames({ forceStat: (fusePath, cachedOnly, dropData) => forceStat(fsPath(mountpoint + (fusePath === '/' ? '' : fusePath)), { cachedOnly, dropData }), waitMs: LINK_REFRESH_WAIT_MS, log });
+    const fuse = new Fuse(mountpoint, withByteNames(buildFuseOps(controller, log, { fsyncTimeoutMs, onError: (op, errno) => metrics.callFailed(op, errno), caller, linkedNames })), {
       // fuse-native joins options with commas, so options it does not know ride
       // on fsname: big_writes (else the kernel splits writes into 4 KiB requests,
       // FIELD-NOTES), negative_timeout (cache "no such name" answers) and use_ino

@@ -21,6 +21,7 @@ import { BufferPool } from '../protocol/buffer-pool.js';
 import { PeerState } from './state.js';
 import { ServedChannel } from './channel.js';
 import { Forwarder } from '../relay/forwarder.js';
+import { wireQueryParam } from '../protocol/byte-names.js';
 import { Tree } from '../store/tree.js';
 import { PeerMetrics } from '../metrics/peer-metrics.js';
 import { checkScheme, createServer, sessionVerdict, type SessionVerdict, type Transport } from '../security/transport.js';
@@ -214,7 +215,7 @@ export class PeerServer {
     if (method === 'POST' && route === ROUTES.call) return this.handleCall(stream, headers);
     if (method === 'GET' && route === ROUTES.status) return respondJson(stream, await this.statusWithHops());
     if (method === 'GET' && route === ROUTES.manifest) {
-      const path = url.searchParams.get('path') ?? '';
+      const path = wireQueryParam(headers[':path'] ?? '', 'path') ?? ''; // any bytes: not searchParams (byte-names.ts)
       if (!this.ctx) return this.manifestViaNextHop(stream, url.searchParams.get('content') !== '0', path);
       return this.streamManifest(stream, url.searchParams.get('content') !== '0', this.manifestRoot(path));
     }

@@ -1,10 +1,12 @@
+import { checkCanonicalWire, wireByteLength } from './byte-names.js';
 import { MirrorError } from './errors.js';
 
 /**
  * Wire paths name an entry relative to the root of the mirrored tree:
  * "a/b/c", with "" for the root itself. They never start with "/", never
  * contain "." or ".." components, empty components, NUL bytes, or components
- * longer than NAME_MAX. Validating here (both sides share this module) means a
+ * longer than NAME_MAX (counted in bytes: names are bytes, carried as in
+ * byte-names.ts, and only their canonical wire form is accepted). Validating here (both sides share this module) means a
  * path that escapes is refused before any file system call is made.
  */
 
@@ -18,17 +20,18 @@ export const RESERVED_ROOT_NAMES = new Set(['.mirrorfs']);
 export function parseWirePath(path: unknown, what = 'path'): string[] {
   if (typeof path !== 'string') throw new MirrorError('MFS_MALFORMED', `${what} must be a string`);
   if (path === '') return [];
-  if (Buffer.byteLength(path) > PATH_MAX_BYTES) {
+  if (wireByteLength(path) > PATH_MAX_BYTES) {
     throw new MirrorError('MFS_PATH_ESCAPE', `${what} longer than ${PATH_MAX_BYTES} bytes`, { errno: 'ENAMETOOLONG' });
   }
   if (path.includes('\0')) throw new MirrorError('MFS_PATH_ESCAPE', `${what} contains a NUL byte`, { errno: 'EINVAL' });
+  checkCanonicalWire(path, what);
   if (path.startsWith('/')) throw new MirrorError('MFS_PATH_ESCAPE', `${what} is absolute: ${JSON.stringify(path)}`);
   const parts = path.split('/');
   for (const part of parts) {
     if (part === '' || part === '.' || part === '..') {
       throw new MirrorError('MFS_PATH_ESCAPE', `${what} has a ${JSON.stringify(part)} component: ${JSON.stringify(path)}`);
     }
-    if (Buffer.byteLength(part) > NAME_MAX_BYTES) {
+    if (part.length > NAME_MAX_BYTES / 3 && wireByteLength(part) > NAME_MAX_BYTES) {
       throw new MirrorError('MFS_PATH_ESCAPE', `${what} has a component longer than ${NAME_MAX_BYTES} bytes`, { errno: 'ENAMETOOLONG' });
     }
   }

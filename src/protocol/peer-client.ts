@@ -1,3 +1,4 @@
+import { queryValueOfWire } from './byte-names.js';
 import http2, { type ClientHttp2Session } from 'node:http2';
 import { openSession, type Transport } from '../security/transport.js';
 import { decodeFrame, decodeFrameInto, encodeFrameParts, responseResult, wireErrorIn, writeParts, type ResponseHeader } from './codec.js';
@@ -172,10 +173,10 @@ export class PeerClient {
    * content is false. Allowed 30 times the call timeout: it walks the whole tree.
    */
   async manifest(opts: { content?: boolean; path?: string } = {}): Promise<ManifestEntry[]> {
-    const query = new URLSearchParams();
-    if (opts.content === false) query.set('content', '0');
-    if (opts.path) query.set('path', opts.path);
-    const route = query.size > 0 ? `${ROUTES.manifest}?${query.toString()}` : ROUTES.manifest;
+    const query: string[] = [];
+    if (opts.content === false) query.push('content=0');
+    if (opts.path) query.push(`path=${queryValueOfWire(opts.path)}`); // any bytes (byte-names.ts)
+    const route = query.length > 0 ? `${ROUTES.manifest}?${query.join('&')}` : ROUTES.manifest;
     const text = joined(await this.send('GET', route, undefined, 'manifest', this.timeoutMs * 30)).toString('utf8');
     return text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as ManifestEntry);
   }

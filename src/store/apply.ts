@@ -14,16 +14,15 @@ const openAsync = promisify(open);
 function writeAsync(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
   return new Promise((resolve, reject) => write(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))));
 }
-import { dirname } from 'node:path';
+import { fsDirname, fsPath, fsPathEquals, fsPathText, type FsPath } from '../protocol/byte-names.js';
 import type { WireStat } from '../protocol/ops.js';
 import { toWireStat } from './reads.js';
-import { removeAttributeSync, setAttributeSync, getAttributeSync } from 'fs-xattr';
 import { MirrorError } from '../protocol/errors.js';
 import type { Mutation } from '../protocol/ops.js';
 import type { Syncer } from './durable.js';
 import type { FdCache } from './fd-cache.js';
 import type { Tree } from './tree.js';
-import { fallocate, linkFd, mknod, openTmpfile, utimens } from './posix.js';
+import { fallocate, getXattr, linkFd, mknod, openTmpfile, removeXattr, setXattr, utimens } from './posix.js';
 import { requestedTime } from './times.js';
 import { isSpecial, openNoSpecial } from './open-file.js';
 
@@ -79,7 +78,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     }
     // One flush: on a journaling file system (ext4, xfs) the parent directory's
     // fsync commits the new inode, its mode and the entry together.
-    await sync.dir(dirname(abs));
+    await sync.dir(fsDirname(abs));
     return { created, stats: statsOf([req.path, abs], parentOf(req.path, abs)) };
   },
 
@@ -135,7 +134,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     } catch (err) {
       if (!(redo && errnoOf(err) === 'ENOENT')) throw err;
     }
-    await sync.dir(dirname(abs));
+    await sync.dir(fsDirname(abs));
     return { stats: statsOf(parentOf(req.path, abs)) };
   },
 
@@ -149,12 +148,12 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       made = false;
     }
     completeOrRemove(made, abs, () => rmdirSync(abs), () => {
-      const inherited = chownNew(req, dirname(abs), (uid, gid) => lchownSync(abs, uid, gid));
+      const inherited = chownNew(req, fsDirname(abs), (uid, gid) => lchownSync(abs, uid, gid));
       // Exact mode, whatever the umask (abs is a directory we just made, not a symlink);
       // in a set-group-ID directory a new directory is set-group-ID too (ext4, mkdir(2)).
       chmodSync(abs, req.mode | (inherited ? S_ISGID : 0));
     });
-    await sync.dir(dirname(abs)); // commits the new directory with its entry (journaling file system)
+    await sync.dir(fsDirname(abs)); // commits the new directory with its entry (journaling file system)
     return { stats: statsOf([req.path, abs], parentOf(req.path, abs)) };
   },
 
@@ -167,7 +166,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     } catch (err) {
       if (!(redo && errnoOf(err) === 'ENOENT')) throw err;
     }
-    await sync.dir(dirname(abs));
+    await sync.dir(fsDirname(abs));
     return { stats: statsOf(parentOf(req.path, abs)) };
   },
 
@@ -182,8 +181,8 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     } catch (err) {
       if (!(redo && errnoOf(err) === 'ENOENT' && exists(to))) throw err;
     }
-    await sync.dir(dirname(to));
-    if (dirname(from) !== dirname(to)) await sync.dir(dirname(from));
+    await sync.dir(fsDirname(to));
+    if (!fsPathEquals(fsDirname(from), fsDirname(to))) await sync.dir(fsDirname(from));
     // `from` is listed when it still exists: rename(2) onto another link of the same file does nothing.
     return { stats: statsOf([req.to, to], [req.from, from], parentOf(req.to, to), parentOf(req.from, from)) };
   },
@@ -193,13 +192,13 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     let made = true;
     try {
       // The target is data (like a file's contents): the peer stores it and never follows it.
-      symlinkSync(req.target, abs);
+      symlinkSync(fsPath(req.target), abs); // any bytes, as names (protocol/byte-names.ts)
     } catch (err) {
       if (!(redo && errnoOf(err) === 'EEXIST' && lstatSync(abs).isSymbolicLink())) throw err;
       made = false;
     }
-    completeOrRemove(made, abs, () => unlinkSync(abs), () => chownNew(req, dirname(abs), (uid, gid) => lchownSync(abs, uid, gid)));
-    await sync.dir(dirname(abs));
+    completeOrRemove(made, abs, () => unlinkSync(abs), () => chownNew(req, fsDirname(abs), (uid, gid) => lchownSync(abs, uid, gid)));
+    await sync.dir(fsDirname(abs));
     return { stats: statsOf([req.path, abs], parentOf(req.path, abs)) };
   },
 
@@ -213,10 +212,10 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       made = false;
     }
     completeOrRemove(made, abs, () => unlinkSync(abs), () => {
-      chownNew(req, dirname(abs), (uid, gid) => lchownSync(abs, uid, gid));
+      chownNew(req, fsDirname(abs), (uid, gid) => lchownSync(abs, uid, gid));
       chmodSync(abs, req.mode); // exact mode, whatever the umask; chmod of a node changes the node, opens nothing
     });
-    await sync.dir(dirname(abs));
+    await sync.dir(fsDirname(abs));
     return { stats: statsOf([req.path, abs], parentOf(req.path, abs)) };
   },
 
@@ -228,7 +227,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     } catch (err) {
       if (!(redo && errnoOf(err) === 'EEXIST')) throw err;
     }
-    await sync.dir(dirname(abs));
+    await sync.dir(fsDirname(abs));
     return { stats: statsOf([req.path, abs], [req.from, from], parentOf(req.path, abs)) };
   },
 
@@ -237,7 +236,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     fds.invalidate(req.path); // a cached read-only fd must not outlive a mode that allows writing
     if (isSpecial(lstatSync(abs))) {
       chmodSync(abs, req.mode); // by path: a special file is never opened (open-file.ts)
-      await sync.dir(dirname(abs));
+      await sync.dir(fsDirname(abs));
       return { stats: statsOf([req.path, abs]) };
     }
     const fd = openNoSpecial(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -273,7 +272,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       if (req.flags === 'create' && present) throw new MirrorError('MFS_ERRNO', `xattr ${req.name} exists`, { errno: 'EEXIST' });
       if (req.flags === 'replace' && !present) throw new MirrorError('MFS_ERRNO', `xattr ${req.name} does not exist`, { errno: 'ENODATA' });
     }
-    setAttributeSync(abs, req.name, payload);
+    setXattr(abs, fsPath(req.name), payload);
     await syncInode(sync, abs);
     return { stats: statsOf([req.path, abs]) };
   },
@@ -281,7 +280,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
   async removexattr({ tree, sync }, req, _payload, redo) {
     const { abs } = tree.resolveNoFollow(req.path);
     try {
-      removeAttributeSync(abs, req.name);
+      removeXattr(abs, fsPath(req.name));
     } catch (err) {
       if (!(redo && errnoOf(err) === 'ENODATA')) throw err;
     }
@@ -302,13 +301,13 @@ export function applyMutation(ctx: ApplyContext, req: Mutation, payload: Buffer,
 }
 
 /** The wire path and absolute path of a name's parent directory. */
-function parentOf(wirePath: string, abs: string): [string, string] {
+function parentOf(wirePath: string, abs: FsPath): [string, FsPath] {
   const slash = wirePath.lastIndexOf('/');
-  return [slash < 0 ? '' : wirePath.slice(0, slash), dirname(abs)];
+  return [slash < 0 ? '' : wirePath.slice(0, slash), fsDirname(abs)];
 }
 
 /** Attributes of the given names that exist now (see MutationResult). */
-function statsOf(...names: Array<[string, string]>): Record<string, WireStat> {
+function statsOf(...names: Array<[string, FsPath]>): Record<string, WireStat> {
   const out: Record<string, WireStat> = {};
   for (const [wirePath, abs] of names) {
     try {
@@ -324,9 +323,9 @@ function statsOf(...names: Array<[string, string]>): Record<string, WireStat> {
  * fsync an inode; a symlink cannot be opened and a special file must not be
  * (open-file.ts), so their parent directory's flush carries them (ext4 journals both).
  */
-async function syncInode(sync: Syncer, abs: string): Promise<void> {
+async function syncInode(sync: Syncer, abs: FsPath): Promise<void> {
   const st = lstatSync(abs);
-  if (st.isSymbolicLink() || isSpecial(st)) return sync.dir(dirname(abs));
+  if (st.isSymbolicLink() || isSpecial(st)) return sync.dir(fsDirname(abs));
   const fd = openNoSpecial(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     await sync.all(fd);
@@ -351,7 +350,7 @@ function entryKindOf(st: ReturnType<typeof lstatSync>): keyof typeof NODE_TYPE_B
  * did, so a new directory can take the set-group-ID bit too. A request without
  * an owner (an older mount) leaves the entry to the peer process, as before.
  */
-function chownNew(req: { uid?: number; gid?: number }, parentAbs: string, chown: (uid: number, gid: number) => void): boolean {
+function chownNew(req: { uid?: number; gid?: number }, parentAbs: FsPath, chown: (uid: number, gid: number) => void): boolean {
   const parent = lstatSync(parentAbs);
   const inherited = (parent.mode & S_ISGID) !== 0;
   if (req.uid !== undefined || req.gid !== undefined) chown(req.uid ?? -1, inherited ? parent.gid : (req.gid ?? -1));
@@ -369,8 +368,8 @@ const NO_TMPFILE: ReadonlySet<string | undefined> = new Set(['EOPNOTSUPP', 'ENOT
  * file from one that was there before. Where O_TMPFILE is missing, created by name and
  * completed (removed again if that fails).
  */
-async function createComplete(abs: string, req: { mode: number; uid?: number; gid?: number }): Promise<number> {
-  const dir = dirname(abs);
+async function createComplete(abs: FsPath, req: { mode: number; uid?: number; gid?: number }): Promise<number> {
+  const dir = fsDirname(abs);
   const complete = (fd: number) => {
     // The creator's, not the peer's; before the mode, since chown clears set-ID bits.
     chownNew(req, dir, (uid, gid) => fchownSync(fd, uid, gid));
@@ -393,7 +392,7 @@ async function createComplete(abs: string, req: { mode: number; uid?: number; gi
     if (NO_TMPFILE.has(errnoOf(err))) return byName();
     // An existing name is EEXIST first, as O_CREAT | O_EXCL answers (a full disk would
     // otherwise make an exclusive create, or the redo of a finished one, fail ENOSPC).
-    if (exists(abs)) throw Object.assign(new Error(`${abs}: file exists`), { code: 'EEXIST' });
+    if (exists(abs)) throw Object.assign(new Error(`${fsPathText(abs)}: file exists`), { code: 'EEXIST' });
     throw err;
   }
   try {
@@ -413,7 +412,7 @@ async function createComplete(abs: string, req: { mode: number; uid?: number; gi
  * Finish an entry just made (owner, mode); if that fails, remove it again (when this
  * call made it) so that a failed change leaves nothing behind, then throw.
  */
-function completeOrRemove(made: boolean, abs: string, remove: () => void, complete: () => void): void {
+function completeOrRemove(made: boolean, abs: FsPath, remove: () => void, complete: () => void): void {
   try {
     complete();
   } catch (err) {
@@ -428,9 +427,9 @@ function completeOrRemove(made: boolean, abs: string, remove: () => void, comple
   }
 }
 
-function hasXattr(abs: string, name: string): boolean {
+function hasXattr(abs: FsPath, name: string): boolean {
   try {
-    getAttributeSync(abs, name);
+    getXattr(abs, fsPath(name));
     return true;
   } catch (err) {
     if (errnoOf(err) === 'ENODATA') return false;
@@ -438,7 +437,7 @@ function hasXattr(abs: string, name: string): boolean {
   }
 }
 
-function exists(abs: string): boolean {
+function exists(abs: FsPath): boolean {
   try {
     lstatSync(abs);
     return true;

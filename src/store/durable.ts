@@ -1,3 +1,4 @@
+import { fsPathText, type FsPath } from '../protocol/byte-names.js';
 import { closeSync, constants, fdatasync, fsync, openSync } from 'node:fs';
 import { openNoSpecial } from './open-file.js';
 import { promisify } from 'node:util';
@@ -29,11 +30,12 @@ export function syncAll(fd: number): Promise<void> {
  */
 const dirFlushes = new Map<string, { running: Promise<void>; next: Promise<void> | null }>();
 
-export function syncDir(dir: string): Promise<void> {
-  const entry = dirFlushes.get(dir);
+export function syncDir(dir: FsPath): Promise<void> {
+  const key = fsPathText(dir); // a Buffer path's wire form: one key per directory
+  const entry = dirFlushes.get(key);
   if (!entry) {
-    const running = flushDir(dir).finally(() => advance(dir));
-    dirFlushes.set(dir, { running, next: null });
+    const running = flushDir(dir).finally(() => advance(key));
+    dirFlushes.set(key, { running, next: null });
     return running;
   }
   if (!entry.next) {
@@ -53,7 +55,7 @@ function advance(dir: string): void {
   }
 }
 
-async function flushDir(dir: string): Promise<void> {
+async function flushDir(dir: FsPath): Promise<void> {
   const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
     await fsyncAsync(fd);
@@ -63,7 +65,7 @@ async function flushDir(dir: string): Promise<void> {
 }
 
 /** Flush a path's inode by opening it without following a final symlink. */
-export async function syncPath(abs: string, all = true): Promise<void> {
+export async function syncPath(abs: FsPath, all = true): Promise<void> {
   const fd = openNoSpecial(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     await (all ? fsyncAsync(fd) : fdatasyncAsync(fd));
@@ -76,7 +78,7 @@ export async function syncPath(abs: string, all = true): Promise<void> {
 export interface Syncer {
   data(fd: number): Promise<void>;
   all(fd: number): Promise<void>;
-  dir(dir: string): Promise<void>;
+  dir(dir: FsPath): Promise<void>;
   /** True when writes through the fd cache are opened O_DSYNC and need no flush of their own. */
   readonly writesAreSynchronous: boolean;
 }

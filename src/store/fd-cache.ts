@@ -1,3 +1,4 @@
+import type { FsPath } from '../protocol/byte-names.js';
 import { closeSync, constants, fstatSync, type Stats } from 'node:fs';
 import { openNoSpecial } from './open-file.js';
 
@@ -41,7 +42,7 @@ export class FdCache {
    * Borrow an fd for wirePath (opening abs on a miss); call release() after.
    * `open` is only called on a miss, so the caller's confinement checks run then.
    */
-  acquire(wirePath: string, abs: () => string, opts: { write?: boolean } = {}): { fd: number; release: () => void; stats?: Stats } {
+  acquire(wirePath: string, abs: () => FsPath, opts: { write?: boolean } = {}): { fd: number; release: () => void; stats?: Stats } {
     let entry = this.entries.get(wirePath);
     // The attributes looked at for a cached fd go to the caller (a write needs the size before it): one fstat, not two.
     // `stats` is present only on a cache hit, and is that fd's state when acquired.
@@ -83,7 +84,7 @@ export class FdCache {
    * not running as root) is opened read-only, so reads work and writes fail
    * with the file system's own error.
    */
-  private open(abs: string): { fd: number; readOnly: boolean } {
+  private open(abs: FsPath): { fd: number; readOnly: boolean } {
     try {
       return { fd: openNoSpecial(abs, this.flags), readOnly: false };
     } catch (err) {

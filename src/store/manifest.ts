@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, constants, lstatSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, createReadStream, constants, lstatSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { getAttributeSync } from 'fs-xattr';
+import { fsPath, type FsPath } from '../protocol/byte-names.js';
 import type { ManifestEntry } from '../protocol/ops.js';
-import { entryType, listNames, xattrNames } from './reads.js';
+import { entryType, listNames, readTarget, xattrNames, xattrValue } from './reads.js';
 import { openNoSpecial } from './open-file.js';
 
 /**
@@ -28,7 +28,7 @@ export async function* walkManifest(root: string, opts: { content?: boolean; pat
 }
 
 async function* walk(root: string, rel: string, content: boolean): AsyncGenerator<ManifestEntry> {
-  const abs = rel === '' ? root : join(root, rel);
+  const abs = rel === '' ? root : fsPath(join(root, rel));
   const names = listNames(abs, rel === '').sort();
   for (const name of names) {
     const childRel = rel === '' ? name : `${rel}/${name}`;
@@ -40,7 +40,7 @@ async function* walk(root: string, rel: string, content: boolean): AsyncGenerato
 }
 
 async function describeEntry(root: string, rel: string, content: boolean): Promise<ManifestEntry | null> {
-  const abs = join(root, rel);
+  const abs = fsPath(join(root, rel));
   let st;
   try {
     st = lstatSync(abs, { bigint: true }); // the only stat that holds nanoseconds
@@ -60,12 +60,12 @@ async function describeEntry(root: string, rel: string, content: boolean): Promi
   };
   if (content && st.isFile()) entry.sha256 = await hashFile(abs, size);
   if (st.isFile() && st.nlink > 1n) entry.inode = Number(st.ino);
-  if (st.isSymbolicLink()) entry.target = readlinkSync(abs);
+  if (st.isSymbolicLink()) entry.target = readTarget(abs);
   if (st.isCharacterDevice() || st.isBlockDevice()) entry.rdev = Number(st.rdev);
   const xnames = xattrNames(abs, st).sort();
   if (xnames.length > 0) {
     entry.xattrs = {};
-    for (const x of xnames) entry.xattrs[x] = getAttributeSync(abs, x).toString('base64');
+    for (const x of xnames) entry.xattrs[x] = xattrValue(abs, x).toString('base64');
   }
   return entry;
 }
@@ -73,7 +73,7 @@ async function describeEntry(root: string, rel: string, content: boolean): Promi
 /** Files up to this size are hashed with one synchronous read (a stream per small file costs more than the read). */
 const SMALL_FILE_BYTES = 256 * 1024;
 
-function hashFile(abs: string, size: number): Promise<string> {
+function hashFile(abs: FsPath, size: number): Promise<string> {
   const fd = openNoSpecial(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
   if (size <= SMALL_FILE_BYTES) {
     try {

@@ -1,4 +1,5 @@
 import { constants, lstatSync, openSync } from 'node:fs';
+import { fsPathText, type FsPath } from '../protocol/byte-names.js';
 import { MirrorError } from '../protocol/errors.js';
 
 /**
@@ -13,10 +14,10 @@ import { MirrorError } from '../protocol/errors.js';
  * FIFO put there in between return at once instead of blocking (it changes
  * nothing for regular files).
  */
-export function openNoSpecial(abs: string, flags: number, mode?: number): number {
+export function openNoSpecial(abs: FsPath, flags: number, mode?: number): number {
   const st = lstatSync(abs, { throwIfNoEntry: false });
   if (st && !st.isFile() && !st.isDirectory() && !st.isSymbolicLink()) {
-    throw new MirrorError('MFS_ERRNO', `${abs}: a FIFO, socket or device node is never opened by mirrorfs`, { errno: 'EINVAL' });
+    throw new MirrorError('MFS_ERRNO', `${fsPathText(abs)}: a FIFO, socket or device node is never opened by mirrorfs`, { errno: 'EINVAL' });
   }
   return openSync(abs, flags | constants.O_NONBLOCK, mode);
 }

@@ -17,7 +17,10 @@ import { dirname, join } from 'node:path';
  *   architecture) and linkat through /proc/self/fd, so a new file gets its name
  *   only once its owner and mode are set;
  * - forceStat: statx with AT_STATX_FORCE_SYNC, which node:fs never passes; it
- *   makes a FUSE file system's kernel side ask the daemon for attributes anew.
+ *   makes a FUSE file system's kernel side ask the daemon for attributes anew;
+ * - getXattr, setXattr, listXattrs, removeXattr: node:fs has no xattr calls, and
+ *   the fs-xattr package (used before) takes names and paths as UTF-8 strings only,
+ *   follows symlinks, and emulates XATTR_CREATE / XATTR_REPLACE not at all.
  * Calls are synchronous (short metadata syscalls) but forceStat, openTmpfile, linkFd
  * and fallocate (which may take long), which run on libuv's thread pool and return
  * Promises; failures are errors shaped like node:fs ones: code, errno, syscall, path.
@@ -33,6 +36,10 @@ interface PosixAddon {
   forceStat(path: string | Buffer, cachedOnly: boolean, dropData: boolean): Promise<number>;
   openTmpfile(dir: string | Buffer, mode: number): Promise<number>;
   linkFd(fd: number, path: string | Buffer): Promise<void>;
+  lgetxattr(path: string | Buffer, name: string | Buffer): Buffer;
+  lsetxattr(path: string | Buffer, name: string | Buffer, value: Buffer, flags: number): void;
+  llistxattr(path: string | Buffer): Buffer;
+  lremovexattr(path: string | Buffer, name: string | Buffer): void;
 }
 
 let addon: PosixAddon | undefined;
@@ -180,4 +187,34 @@ export function openTmpfile(dir: string | Buffer, mode: number): Promise<number>
 /** Give the file open as `fd` (from openTmpfile) the name `path`; EEXIST when it exists, as link(2). */
 export function linkFd(fd: number, path: string | Buffer): Promise<void> {
   return posix().linkFd(fd, path);
+}
+
+/** The value of xattr `name` of `path` itself (lgetxattr: a symlink's own, never its target's); ENODATA when it has none. */
+export function getXattr(path: string | Buffer, name: string | Buffer): Buffer {
+  return posix().lgetxattr(path, name);
+}
+
+/** XATTR_CREATE: fail with EEXIST when the name is set; XATTR_REPLACE: fail with ENODATA when it is not. */
+export const XATTR_FLAGS = { any: 0, create: 1, replace: 2 } as const;
+
+/** Set xattr `name` of `path` itself (lsetxattr), with the kernel's own create/replace check. */
+export function setXattr(path: string | Buffer, name: string | Buffer, value: Buffer, flags: keyof typeof XATTR_FLAGS = 'any'): void {
+  posix().lsetxattr(path, name, value, XATTR_FLAGS[flags]);
+}
+
+/** The xattr names of `path` itself (llistxattr), each as raw bytes (a name need not be UTF-8). */
+export function listXattrs(path: string | Buffer): Buffer[] {
+  const list = posix().llistxattr(path);
+  const names: Buffer[] = [];
+  let start = 0;
+  for (let end = list.indexOf(0); end >= 0; end = list.indexOf(0, start)) {
+    if (end > start) names.push(list.subarray(start, end));
+    start = end + 1;
+  }
+  return names;
+}
+
+/** Remove xattr `name` of `path` itself (lremovexattr); ENODATA when it has none. */
+export function removeXattr(path: string | Buffer, name: string | Buffer): void {
+  posix().lremovexattr(path, name);
 }

@@ -1,12 +1,13 @@
-import { closeSync, constants, fstatSync, lstatSync, read, readSync, readdirSync, readlinkSync, statfsSync, type BigIntStats, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, type Dirent, lstatSync, read, readSync, readdirSync, readlinkSync, statfsSync, type BigIntStats, type Stats } from 'node:fs';
 import { join } from 'node:path';
-import { getAttributeSync, listAttributesSync } from 'fs-xattr';
+import { fsPath, fsPathText, wireFromBytes, type FsPath } from '../protocol/byte-names.js';
 import { MAX_PAYLOAD_BYTES } from '../protocol/codec.js';
 import { MirrorError } from '../protocol/errors.js';
 import type { ReadRequest, WireStat, WireStatfs } from '../protocol/ops.js';
 import { RESERVED_ROOT_NAMES } from '../protocol/paths.js';
 import type { ApplyContext } from './apply.js';
 import { openNoSpecial } from './open-file.js';
+import { getXattr, listXattrs } from './posix.js';
 
 /**
  * Serving reads from the data directory. None of these follow a symlink at the
@@ -52,10 +53,18 @@ export function toWireStat(st: BigIntStats): WireStat {
   };
 }
 
-/** Names in a directory, hiding the peer's own state at the root. */
-export function listNames(abs: string, isRoot: boolean): string[] {
-  const names = readdirSync(abs);
+/** Names in a directory (wire forms), hiding the peer's own state at the root. */
+export function listNames(abs: FsPath, isRoot: boolean): string[] {
+  let names = readdirSync(abs);
+  // Node decodes names as UTF-8, a byte that is not as U+FFFD: such a listing is read again as bytes.
+  if (names.some((n) => n.includes('\uFFFD'))) names = readdirSync(abs, { encoding: 'buffer' }).map(wireFromBytes);
   return isRoot ? names.filter((n) => !RESERVED_ROOT_NAMES.has(n)) : names;
+}
+
+/** A symlink's target (its wire form: any bytes, as names). */
+export function readTarget(abs: FsPath): string {
+  const target = readlinkSync(abs);
+  return target.includes('\uFFFD') ? wireFromBytes(readlinkSync(abs, { encoding: 'buffer' })) : target;
 }
 
 /** A directory entry's name and type: all that readdir gives the kernel (libfuse 2 uses only the type bits). */
@@ -72,19 +81,27 @@ export interface EntryType {
 export function listTypes({ tree }: Pick<ApplyContext, 'tree'>, path: string): EntryType[] {
   const abs = tree.resolve(path);
   if (!lstatSync(abs).isDirectory()) throw new MirrorError('MFS_ERRNO', `readdir ${JSON.stringify(path)}: not a directory`, { errno: 'ENOTDIR' });
-  const entries = readdirSync(abs, { withFileTypes: true });
+  let entries: { name: string | Buffer; isFile(): boolean }[] = readdirSync(abs, { withFileTypes: true });
+  // Names that are not UTF-8 come back as U+FFFD: read again as bytes (see listNames).
+  if (entries.some((e) => (e.name as string).includes('\uFFFD'))) entries = readdirSync(abs, { withFileTypes: true, encoding: 'buffer' });
   const out: EntryType[] = [];
-  for (const e of entries) {
-    if (path === '' && RESERVED_ROOT_NAMES.has(e.name)) continue;
-    out.push({ name: e.name, type: entryType(e) });
+  for (const e of entries as Dirent<string | Buffer>[]) {
+    const name = typeof e.name === 'string' ? e.name : wireFromBytes(e.name);
+    if (path === '' && RESERVED_ROOT_NAMES.has(name)) continue;
+    out.push({ name, type: entryType(e) });
   }
   return out;
 }
 
-/** xattr names readable on a path (none on symlinks: reading them would follow the link). */
-export function xattrNames(abs: string, st: Pick<Stats | BigIntStats, 'isSymbolicLink'>): string[] {
+/** xattr names (wire forms) readable on a path; none on symlinks (user.* ones cannot exist there). */
+export function xattrNames(abs: FsPath, st: Pick<Stats | BigIntStats, 'isSymbolicLink'>): string[] {
   if (st.isSymbolicLink()) return [];
-  return listAttributesSync(abs);
+  return listXattrs(abs).map(wireFromBytes);
+}
+
+/** The value of xattr `name` (its wire form) of `abs`. */
+export function xattrValue(abs: FsPath, name: string): Buffer {
+  return getXattr(abs, fsPath(name));
 }
 
 /** Read a file's bytes into `dest` (from its start); returns how many (fewer at the end of the file). */
@@ -134,7 +151,7 @@ export function serveRead({ tree, fds }: ApplyContext, req: ReadRequest): ReadOu
       if (!req.withAttrs) return { result: { names } };
       const entries: { name: string; stat: WireStat | null }[] = names.map((name) => {
         try {
-          return { name, stat: toWireStat(lstatSync(join(abs, name), { bigint: true })) };
+          return { name, stat: toWireStat(lstatSync(fsPath(join(fsPathText(abs), name)), { bigint: true })) };
         } catch {
           return { name, stat: null }; // vanished between readdir and lstat
         }
@@ -148,12 +165,12 @@ export function serveRead({ tree, fds }: ApplyContext, req: ReadRequest): ReadOu
     case 'read-many':
       return readMany(tree, req.paths);
     case 'readlink':
-      return { result: { target: readlinkSync(tree.resolve(req.path)) } };
+      return { result: { target: readTarget(tree.resolve(req.path)) } };
     case 'getxattr': {
       const abs = tree.resolve(req.path);
       // user.* xattrs cannot exist on symlinks (Linux), and reading one would follow the link.
       if (lstatSync(abs).isSymbolicLink()) throw new MirrorError('MFS_ERRNO', 'no xattrs on symlinks', { errno: 'ENODATA' });
-      return { payload: getAttributeSync(abs, req.name) };
+      return { payload: xattrValue(abs, req.name) };
     }
     case 'listxattr': {
       const abs = tree.resolve(req.path);

@@ -1,7 +1,8 @@
 import { chmodSync, closeSync, constants, fchmodSync, fchownSync, lchownSync, lstatSync, mkdirSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { fdatasync, write } from 'node:fs';
 import { promisify } from 'node:util';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { fsDirname, fsPath, fsPathText, type FsPath } from '../protocol/byte-names.js';
 import { execFile } from 'node:child_process';
 import { MirrorError } from '../protocol/errors.js';
 import type { Mutation, RepairAction } from '../protocol/ops.js';
@@ -65,7 +66,7 @@ async function putFile({ tree, fds, sync }: ApplyContext, action: Extract<Repair
   } finally {
     closeSync(fd);
   }
-  if (action.flush) await sync.dir(dirname(abs));
+  if (action.flush) await sync.dir(fsDirname(abs));
 }
 
 function writeAsync(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
@@ -99,7 +100,7 @@ async function putDir({ tree, sync }: ApplyContext, action: Extract<RepairAction
   chmodSync(abs, action.mode); // abs is a directory (checked above), not a symlink
   if (!action.flush) return;
   await sync.dir(abs); // its own mode and owner
-  if (action.path !== '') await sync.dir(dirname(abs));
+  if (action.path !== '') await sync.dir(fsDirname(abs));
 }
 
 /**
@@ -117,7 +118,7 @@ async function flushFileSystem({ tree, sync }: ApplyContext): Promise<void> {
 const FLUSH_TIMEOUT_MS = 10 * 60_000;
 
 async function removeTree({ tree, fds, sync }: ApplyContext, path: string): Promise<void> {
-  let abs: string;
+  let abs: FsPath;
   try {
     abs = tree.resolve(path);
   } catch (err) {
@@ -129,7 +130,7 @@ async function removeTree({ tree, fds, sync }: ApplyContext, path: string): Prom
   fds.invalidate(path);
   if (path === '') {
     // The root itself stays, and so does the peer's state directory inside it.
-    for (const name of listNames(abs, true)) rmSync(join(abs, name), { recursive: true, force: true });
+    for (const name of listNames(abs, true)) rmSync(fsPath(join(fsPathText(abs), name)), { recursive: true, force: true });
     await sync.dir(abs);
     return;
   }
@@ -142,5 +143,5 @@ async function removeTree({ tree, fds, sync }: ApplyContext, path: string): Prom
   }
   if (isDir) rmSync(abs, { recursive: true, force: true });
   else unlinkSync(abs);
-  await sync.dir(dirname(abs));
+  await sync.dir(fsDirname(abs));
 }

@@ -1,5 +1,6 @@
 import { lstatSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
+import { fsPath, type FsPath } from '../protocol/byte-names.js';
 import { MirrorError } from '../protocol/errors.js';
 import { parseWirePath } from '../protocol/paths.js';
 
@@ -18,6 +19,9 @@ import { parseWirePath } from '../protocol/paths.js';
  * root itself. Relative to the data directory, any wire path (at most
  * PATH_MAX - 1 bytes) fits in one system call, as on a local file system;
  * with the data directory's own path in front it might not.
+ *
+ * A path is a string, or a Buffer when a name in it is not UTF-8 (its wire
+ * form escapes bytes: protocol/byte-names.ts); node:fs and store/posix take both.
  */
 export class Tree {
   /** Where the paths this tree hands out start: "." or `root`. */
@@ -28,22 +32,22 @@ export class Tree {
   }
 
   /** The path of a wire path for system calls (from fsRoot), its ancestors verified real directories. */
-  resolve(wirePath: unknown, what = 'path'): string {
+  resolve(wirePath: unknown, what = 'path'): FsPath {
     const parts = parseWirePath(wirePath, what);
     let current = this.fsRoot;
     for (let i = 0; i < parts.length - 1; i++) {
       current = join(current, parts[i]!);
-      const st = lstatOrThrow(current, wirePath as string);
+      const st = lstatOrThrow(fsPath(current), wirePath as string);
       if (st.isSymbolicLink()) {
         throw new MirrorError('MFS_PATH_ESCAPE', `${what} ${JSON.stringify(wirePath)} passes through a symlink at ${JSON.stringify(parts.slice(0, i + 1).join('/'))}`);
       }
       if (!st.isDirectory()) throw new MirrorError('MFS_ERRNO', `${what} ${JSON.stringify(wirePath)}: a component is not a directory`, { errno: 'ENOTDIR' });
     }
-    return parts.length === 0 ? this.fsRoot : join(current, parts[parts.length - 1]!);
+    return parts.length === 0 ? this.fsRoot : fsPath(join(current, parts[parts.length - 1]!));
   }
 
   /** Resolve, and refuse when the final component is a symlink (operations that would follow it). */
-  resolveNoFollow(wirePath: unknown, what = 'path'): { abs: string; stat: Stats } {
+  resolveNoFollow(wirePath: unknown, what = 'path'): { abs: FsPath; stat: Stats } {
     const abs = this.resolve(wirePath, what);
     const stat = lstatOrThrow(abs, wirePath as string);
     if (stat.isSymbolicLink()) {
@@ -61,7 +65,7 @@ function workingDirectory(): string | null {
   }
 }
 
-function lstatOrThrow(abs: string, wirePath: string): Stats {
+function lstatOrThrow(abs: FsPath, wirePath: string): Stats {
   try {
     return lstatSync(abs);
   } catch (err) {

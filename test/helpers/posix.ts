@@ -73,6 +73,8 @@ export type Step =
   /** Names as raw bytes (base64), for names that are not UTF-8. */
   | { op: 'rename' | 'link'; src_b64: string; dst_b64: string }
   | ({ op: 'symlink'; target: string } & P)
+  /** The target as raw bytes (base64). */
+  | ({ op: 'symlink'; target_b64: string } & P)
   | ({ op: 'mknod'; mode: number; major?: number; minor?: number } & P)
   | ({ op: 'mkfifo'; mode?: number } & P)
   | ({ op: 'bindsocket' } & P)

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { lstatSync, readFileSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
-import { getAttributeSync, listAttributesSync } from 'fs-xattr';
+import { getAttributeSync } from 'fs-xattr';
+import { fsPath, hasLoneSurrogate, wireFromBytes } from '../../src/protocol/byte-names.js';
+import { getXattr, listXattrs } from '../../src/store/posix.js';
 
 /**
  * Snapshot and compare directory trees: the check behind promise 2 ("exact
@@ -34,12 +36,18 @@ export function snapshotTree(root: string): TreeSnapshot {
   return out;
 }
 
+/**
+ * Names are bytes: each directory is read as bytes and keyed by the name's wire
+ * form (src/protocol/byte-names.ts), so names that are not UTF-8 are compared
+ * as themselves, not as U+FFFD.
+ */
 function walk(root: string, rel: string, out: TreeSnapshot): void {
-  const abs = rel ? join(root, rel) : root;
-  for (const name of readdirSync(abs).sort()) {
+  const abs = rel ? fsPath(join(root, rel)) : root;
+  for (const raw of readdirSync(abs, { encoding: 'buffer' }).sort(Buffer.compare)) {
+    const name = wireFromBytes(raw);
     if (!rel && SKIP_AT_ROOT.has(name)) continue;
     const childRel = rel ? `${rel}/${name}` : name;
-    const childAbs = join(abs, name);
+    const childAbs = fsPath(join(root, childRel));
     const st = lstatSync(childAbs);
     const entry: EntrySnapshot = {
       type: typeOf(st),
@@ -49,14 +57,23 @@ function walk(root: string, rel: string, out: TreeSnapshot): void {
     };
     if (st.isCharacterDevice() || st.isBlockDevice()) entry.rdev = st.rdev;
     if (st.isFile()) entry.sha256 = createHash('sha256').update(readFileSync(childAbs)).digest('hex');
-    if (st.isSymbolicLink()) entry.target = readlinkSync(childAbs);
-    if (!st.isSymbolicLink()) {
-      const names = listAttributesSync(childAbs).filter((n) => n.startsWith('user.')).sort();
-      if (names.length) entry.xattrs = Object.fromEntries(names.map((n) => [n, getAttributeSync(childAbs, n).toString('base64')]));
-    }
+    if (st.isSymbolicLink()) entry.target = wireFromBytes(readlinkSync(childAbs, { encoding: 'buffer' }));
+    if (!st.isSymbolicLink()) entry.xattrs = userXattrs(childAbs);
+    if (entry.xattrs === undefined) delete entry.xattrs;
     out.set(childRel, entry);
     if (st.isDirectory()) walk(root, childRel, out);
   }
+}
+
+/**
+ * user.* xattrs, values base64. Listed with the posix addon's llistxattr (names as
+ * bytes); values read with fs-xattr where path and name are text, else the addon.
+ */
+function userXattrs(abs: string | Buffer): Record<string, string> | undefined {
+  const names = listXattrs(abs).map(wireFromBytes);
+  const user = names.filter((n) => n.startsWith('user.')).sort();
+  if (!user.length) return undefined;
+  return Object.fromEntries(user.map((n) => [n, (typeof abs === 'string' && !hasLoneSurrogate(n) ? getAttributeSync(abs, n) : getXattr(abs, fsPath(n))).toString('base64')]));
 }
 
 function typeOf(st: Stats): EntrySnapshot['type'] {

@@ -5,7 +5,7 @@ import {
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FALLOC, fallocate, linkFd, makedev, major, minor, mknod, openTmpfile, renameat2, utimens } from '../../src/store/posix.js';
+import { FALLOC, fallocate, getXattr, linkFd, listXattrs, makedev, major, minor, mknod, openTmpfile, removeXattr, renameat2, setXattr, utimens } from '../../src/store/posix.js';
 
 /** The addon's syscalls for real, in a temporary directory. */
 
@@ -294,6 +294,38 @@ describe('openTmpfile and linkFd', () => {
   it('reject like node:fs for a directory that is not there', async () => {
     const err = await openTmpfile(join(dir, 'missing'), 0o600).then(() => null, (e: NodeJS.ErrnoException) => e);
     expect(err).toMatchObject({ code: 'ENOENT', errno: -osConstants.errno.ENOENT, syscall: 'open', path: join(dir, 'missing') });
+  });
+});
+
+describe('xattrs', () => {
+  it('set, get, list and remove, with empty values, the kernel\'s create/replace checks and names as bytes', () => {
+    const file = join(dir, 'f');
+    writeFileSync(file, 'x');
+    setXattr(file, 'user.empty', Buffer.alloc(0));
+    expect(getXattr(file, 'user.empty')).toEqual(Buffer.alloc(0));
+    setXattr(file, 'user.v', Buffer.from('one'), 'create');
+    expect(thrown(() => setXattr(file, 'user.v', Buffer.from('two'), 'create'))).toMatchObject({ code: 'EEXIST', syscall: 'lsetxattr' });
+    expect(thrown(() => setXattr(file, 'user.absent', Buffer.from('x'), 'replace')).code).toBe('ENODATA');
+    setXattr(file, 'user.v', Buffer.from('two'), 'replace');
+    expect(getXattr(file, 'user.v').toString()).toBe('two');
+    const byteName = Buffer.from([...Buffer.from('user.n'), 0xe9]); // not UTF-8
+    setXattr(file, byteName, Buffer.alloc(3_000, 7)); // larger than a first guess at its size
+    expect(getXattr(file, byteName)).toEqual(Buffer.alloc(3_000, 7));
+    expect(listXattrs(file).map((n) => n.toString('hex')).sort()).toEqual([byteName, Buffer.from('user.empty'), Buffer.from('user.v')].map((n) => n.toString('hex')).sort());
+    removeXattr(file, byteName);
+    expect(thrown(() => getXattr(file, byteName))).toMatchObject({ code: 'ENODATA', syscall: 'lgetxattr', path: file });
+    expect(thrown(() => removeXattr(file, byteName)).code).toBe('ENODATA');
+  });
+
+  it('acts on a symlink itself, never on its target', () => {
+    const file = join(dir, 'f');
+    writeFileSync(file, 'x');
+    setXattr(file, 'user.t', Buffer.from('target'));
+    symlinkSync('f', join(dir, 'l'));
+    expect(listXattrs(join(dir, 'l')).map(String).filter((n) => n.startsWith('user.'))).toEqual([]);
+    expect(thrown(() => getXattr(join(dir, 'l'), 'user.t')).code).toBe('ENODATA');
+    expect(thrown(() => setXattr(join(dir, 'l'), 'user.t', Buffer.from('x'))).code).toBe('EPERM'); // user.* cannot be set on a symlink
+    expect(getXattr(file, 'user.t').toString()).toBe('target');
   });
 });
 

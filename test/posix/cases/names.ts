@@ -5,9 +5,10 @@ import { ROOT, USER_A, outcome, valueOf, type ConformanceCase, type Step } from 
  * Length limits of names and paths as ext4 answers them: a component of
  * NAME_MAX = 255 bytes works everywhere, 256 bytes is ENAMETOOLONG (also in
  * multibyte UTF-8, where the limit is bytes, not characters); a relative path
- * of 4,000 bytes below the case directory works; one of PATH_MAX - 1 = 4,095
- * bytes works on ext4 but not on the mount (each peer prepends its data
- * directory: a known limit). Names that are not UTF-8: a known limit too.
+ * of 4,000 bytes below the case directory works, and so does one of
+ * PATH_MAX - 1 = 4,095 bytes below the mount point; one longer than that below
+ * the mount point is a known limit. Names that are not UTF-8 are bytes like
+ * any other (as names, symlink targets and xattr names).
  *
  * The driver runs in the case directory, so every path here is relative to it.
  */
@@ -227,26 +228,72 @@ export const namesCases: ConformanceCase[] = [
   },
   {
     name: 'non-utf8',
-    title: 'names that are not UTF-8 (bytes caf\\xe9, \\xff) work as any other name',
+    title: 'names that are not UTF-8 (caf\\xe9, \\xff, mixed with valid UTF-8, U+FFFD itself) work as any other name, also as symlink targets and xattr names',
     actors: [ROOT, USER_A],
-    knownLimit: 'README known limits: names must be UTF-8',
     body: async (c, actor) => {
-      const cafe = b64(Buffer.from([0x63, 0x61, 0x66, 0xe9]));
-      const dir = b64(Buffer.from([0x64, 0xff]));
+      const raw = (...bytes: number[]) => Buffer.from(bytes);
+      const cafe = raw(0x63, 0x61, 0x66, 0xe9); // caf\xe9 (Latin-1)
+      const cafeUtf8 = Buffer.from('café'); // the same word in UTF-8: another name
+      const replacement = Buffer.from('caf\uFFFD'); // U+FFFD spelt out in UTF-8: yet another
+      const dir = raw(0x64, 0xff); // d\xff
+      const mixed = Buffer.concat([Buffer.from('é-'), raw(0xe9, 0xc3), Buffer.from('-€'), raw(0xed, 0xa0, 0x80)]); // valid, lone bytes, a cut sequence, an encoded surrogate
+      const under = (d: Buffer, n: Buffer) => Buffer.concat([d, Buffer.from('/'), n]);
       const steps: Step[] = [
-        { op: 'create', path_b64: cafe, mode: 0o644 },
-        { op: 'write', path_b64: cafe, data: 'latin-1 name' },
-        { op: 'lstat', path_b64: cafe },
-        { op: 'read', path_b64: cafe },
-        { op: 'mkdir', path_b64: dir, mode: 0o755 },
+        { op: 'create', path_b64: b64(cafe), mode: 0o644 },
+        { op: 'write', path_b64: b64(cafe), data: 'latin-1 name' },
+        { op: 'create', path_b64: b64(cafeUtf8), mode: 0o644 },
+        { op: 'write', path_b64: b64(cafeUtf8), data: 'utf-8 name' },
+        { op: 'create', path_b64: b64(replacement), mode: 0o644 },
+        { op: 'lstat', path_b64: b64(cafe) },
+        { op: 'read', path_b64: b64(cafe) },
+        { op: 'read', path_b64: b64(cafeUtf8) },
+        { op: 'mkdir', path_b64: b64(dir), mode: 0o755 },
+        { op: 'create', path_b64: b64(under(dir, mixed)), mode: 0o600 },
+        { op: 'write', path_b64: b64(under(dir, mixed)), data: 'mixed' },
         { op: 'listdir', path: '.' },
-        { op: 'link', src_b64: cafe, dst_b64: b64(Buffer.from([0x64, 0xff, 0x2f, 0x68])) }, // d\xff/h
-        { op: 'rename', src_b64: cafe, dst_b64: b64(Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x32])) }, // caf\xe92
-        { op: 'listdir', path_b64: dir },
+        { op: 'listdir', path_b64: b64(dir) },
+        { op: 'link', src_b64: b64(cafe), dst_b64: b64(under(dir, raw(0x68, 0xe9))) }, // d\xff/h\xe9
+        { op: 'rename', src_b64: b64(cafe), dst_b64: b64(raw(0x63, 0x61, 0x66, 0xe9, 0x32)) }, // caf\xe92
+        { op: 'lstat', path_b64: b64(under(dir, raw(0x68, 0xe9))) },
+        { op: 'symlink', target_b64: b64(under(dir, mixed)), path_b64: b64(raw(0x6c, 0xe9)) },
+        { op: 'readlink', path_b64: b64(raw(0x6c, 0xe9)) },
+        { op: 'read', path_b64: b64(raw(0x6c, 0xe9)) }, // followed by the kernel: the bytes must name the file
+        { op: 'mkfifo', path_b64: b64(under(dir, raw(0x66, 0xfe))), mode: 0o644 },
+        { op: 'setxattr', path_b64: b64(cafeUtf8), name: 'user.n\udce9', value: b64(Buffer.from('v1')) }, // user.n\xe9 (as Python and the wire spell it)
+        { op: 'setxattr', path_b64: b64(cafeUtf8), name: 'user.né', value: b64(Buffer.from('v2')) },
+        { op: 'listxattr', path_b64: b64(cafeUtf8) },
+        { op: 'getxattr', path_b64: b64(cafeUtf8), name: 'user.n\udce9' },
+        { op: 'getxattr', path_b64: b64(cafeUtf8), name: 'user.né' },
+        { op: 'removexattr', path_b64: b64(cafeUtf8), name: 'user.né' },
+        { op: 'unlink', path_b64: b64(replacement) },
+        { op: 'rmdir', path_b64: b64(dir) }, // ENOTEMPTY
         { op: 'listdir', path: '.' },
       ];
       const r = await c.run(steps, actor);
-      expect(r.oracle.map(outcome)).toEqual(new Array(steps.length).fill('ok'));
+      expect(r.oracle.map(outcome)).toEqual(steps.map((_, i) => (i === steps.length - 2 ? 'ENOTEMPTY' : 'ok')));
+      expect(valueOf(r.oracle[7])).toBe('utf-8 name');
+      expect(valueOf<unknown[]>(r.oracle[11])).toHaveLength(4);
+    },
+  },
+  {
+    name: 'non-utf8-255',
+    title: 'a name of 255 bytes that are not UTF-8 works (the limit counts bytes); 256 such bytes give ENAMETOOLONG',
+    actors: [ROOT, USER_A],
+    body: async (c, actor) => {
+      const ok = Buffer.alloc(255, 0xe9);
+      const bad = Buffer.alloc(256, 0xe9);
+      const steps: Step[] = [
+        { op: 'create', path_b64: b64(ok), mode: 0o644 },
+        { op: 'write', path_b64: b64(ok), data: '255 bytes' },
+        { op: 'lstat', path_b64: b64(ok) },
+        { op: 'mkdir', path_b64: b64(Buffer.alloc(255, 0xfa)), mode: 0o755 },
+        { op: 'rename', src_b64: b64(ok), dst_b64: b64(Buffer.concat([Buffer.alloc(255, 0xfa), Buffer.from('/'), ok])) },
+        { op: 'create', path_b64: b64(bad), mode: 0o644 },
+        { op: 'lstat', path_b64: b64(bad) },
+        { op: 'listdir', path: '.' },
+      ];
+      const r = await c.run(steps, actor);
+      expect(r.oracle.map(outcome)).toEqual(['ok', 'ok', 'ok', 'ok', 'ok', 'ENAMETOOLONG', 'ENAMETOOLONG', 'ok']);
     },
   },
 ];
