@@ -2,13 +2,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SHARED_GID, USER_A, USER_B, compareDirsWithOwners, makeTraversable, outcome, runPosix, snapshotWithOwners, usePosixMount, type StatValue, type Step } from '../helpers/posix.js';
+import { SHARED_GID, USER_A, USER_B, compareDirsWithOwners, makeTraversable, outcome, runPosix, snapshotWithOwners, usePosixMount, valueOf, type StatValue, type Step } from '../helpers/posix.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 /**
  * The round trip: a tree holding every file type (files, directories,
- * symlinks, FIFOs, sockets, character and block devices, hard links), odd but
- * valid UTF-8 names, user.* and trusted.* xattrs, nanosecond mtimes, setuid
+ * symlinks, FIFOs, sockets, character and block devices, hard links), odd
+ * UTF-8 names and names that are not UTF-8, user.* and trusted.* xattrs, nanosecond mtimes, setuid
  * files and setgid directories, several owners, is copied from local ext4
  * into the mount with rsync -aHX, tar and cp -a, each into its own directory;
  * then `rsync -aHXc --numeric-ids --delete --dry-run --itemize-changes`
@@ -179,6 +179,21 @@ function sourceTree(): Step[] {
     { op: 'setxattr', path: ODD_NAMES[7]!, name: 'user.emoji', value: b64('😀') },
     { op: 'setxattr', path: 'h1', name: 'user.shared', value: b64('one inode, three names') },
   );
+  // names from a Latin-1 system: bytes that are not UTF-8, as names, a symlink target, a hard link and an xattr name
+  const latin1 = (s: string) => Buffer.from(s, 'latin1').toString('base64');
+  steps.push(
+    { op: 'mkdir', path_b64: latin1('r\xe9pertoire'), mode: 0o755 },
+    { op: 'create', path_b64: latin1('r\xe9pertoire/caf\xe9'), mode: 0o644 },
+    { op: 'write', path_b64: latin1('r\xe9pertoire/caf\xe9'), data: 'a Latin-1 name\n' },
+    { op: 'create', path_b64: latin1('\xff\xfe'), mode: 0o600 },
+    { op: 'symlink', target_b64: latin1('r\xe9pertoire/caf\xe9'), path_b64: latin1('lien-\xe9') },
+    { op: 'link', src_b64: latin1('r\xe9pertoire/caf\xe9'), dst_b64: latin1('dir/caf\xe9-hard') },
+    { op: 'setxattr', path_b64: latin1('\xff\xfe'), name: 'user.\udce9t\udce9', value: b64('an xattr name that is not UTF-8') },
+    ...['r\xe9pertoire/caf\xe9', '\xff\xfe', 'lien-\xe9', 'r\xe9pertoire'].map((p, i): Step => {
+      const ns = `${1_500_000_000 + i * 1000}${String(987_654_321 - i).padStart(9, '0')}`;
+      return { op: 'utime', path_b64: latin1(p), atime_ns: ns, mtime_ns: ns, nofollow: true };
+    }),
+  );
   // nanosecond mtimes on everything, deepest first (directories last: their entries are done)
   const timed = [
     'plain', 'empty', 'exec', 'setuid', 'setgid-file', 'big', 'owned-a', 'owned-b', 'private/secret', 'sticky/f', 'setgid/inherits',
@@ -259,9 +274,11 @@ describe('round trip of every file type through the mount: rsync -aHX, tar, cp -
       xattrNamespaces: [...new Set(tree.flatMap((e) => Object.keys(e.xattrs ?? {}).map((k) => k.split('.')[0])))].sort(),
       nanoseconds: tree.filter((e) => e.mtime_ns && !e.mtime_ns.endsWith('000')).length,
       setgidDirs: tree.filter((e) => e.type === 'dir' && (parseInt(e.mode.slice(2), 8) & 0o2000) !== 0).length,
+      notUtf8: (await runPosix(src, [{ op: 'listdir', path: '.' }, { op: 'listdir', path_b64: Buffer.from('r\xe9pertoire', 'latin1').toString('base64') }])).flatMap((x) => valueOf<unknown[]>(x)).filter((n) => typeof n !== 'string').length,
     };
     expect(has).toMatchObject({ types: ['blk', 'chr', 'dir', 'fifo', 'file', 'socket', 'symlink'], xattrNamespaces: ['trusted', 'user'] });
-    expect(has.hardLinked).toBe(5);
+    expect(has.hardLinked).toBe(7);
+    expect(has.notUtf8).toBe(4); // répertoire, \xff\xfe and lien-é at the root; café inside
     expect(has.owners).toBeGreaterThanOrEqual(5);
     expect(has.nanoseconds).toBeGreaterThan(30);
     expect(has.setgidDirs).toBe(2);
