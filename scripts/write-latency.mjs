@@ -4,6 +4,9 @@
 //   (1) a plain directory, (2) a mirrorfs mount with one peer, (3) with two peers,
 //   (4) with two peers, to a file with a second name the kernel holds attributes for
 //       (each write refreshes that name: src/mount/linked-names.ts),
+//   (5) with two peers, each write followed by open + 4 KiB pread() + close of what it
+//       wrote (the time of the three): with relatime each read after a write stamps atime
+//       on every copy (src/mount/access-times.ts), with --atime noatime none does,
 // plus the peers' own view (latency of the write RPC, from `mirrorfs status`).
 //   node scripts/write-latency.mjs [--writes N]
 import { execFileSync, spawn } from 'node:child_process';
@@ -24,15 +27,28 @@ const children = [];
 
 const loop = `
   const fs = require('node:fs');
-  const fd = fs.openSync(process.argv[1], 'w');
+  const readBack = process.argv[2] === 'read-back';
+  const fd = fs.openSync(process.argv[1], readBack ? 'w+' : 'w');
   const buf = Buffer.alloc(4096, 7);
+  const back = Buffer.alloc(4096);
   const lat = [];
-  for (let i = 0; i < ${N}; i++) { const t = process.hrtime.bigint(); fs.writeSync(fd, buf, 0, 4096, i * 4096); lat.push(Number(process.hrtime.bigint() - t) / 1000); }
+  for (let i = 0; i < ${N}; i++) {
+    const t = process.hrtime.bigint();
+    fs.writeSync(fd, buf, 0, 4096, i * 4096);
+    if (readBack) {
+      // A new descriptor, as another reader would open it: the read reaches the mount (a FUSE
+      // open drops the file's cached pages), where a read of pages still cached would not.
+      const r = fs.openSync(process.argv[1], 'r');
+      fs.readSync(r, back, 0, 4096, i * 4096);
+      fs.closeSync(r);
+    }
+    lat.push(Number(process.hrtime.bigint() - t) / 1000);
+  }
   fs.closeSync(fd);
   lat.sort((a, b) => a - b);
   console.log(JSON.stringify({ p50: lat[lat.length >> 1], p99: lat[Math.floor(lat.length * 0.99)] }));
 `;
-const measure = (file) => JSON.parse(execFileSync(process.execPath, ['-e', loop, file], { encoding: 'utf8' }));
+const measure = (file, how = 'write') => JSON.parse(execFileSync(process.execPath, ['-e', loop, file, how], { encoding: 'utf8' }));
 
 async function startPeer(name, port) {
   const data = join(base, name);
@@ -43,10 +59,11 @@ async function startPeer(name, port) {
   return `${name}=${transport.scheme}://127.0.0.1:${port}`;
 }
 
-function mount(peers, label) {
+/** Mount at mnt-LABEL; the state directory of `stateOf` (the same mount again: the peers know its identity). */
+function mount(peers, label, extra = [], stateOf = label) {
   const mnt = join(base, `mnt-${label}`);
   mkdirSync(mnt);
-  execFileSync(process.execPath, [join(root, 'dist/cli/mirrorfs.js'), 'mount', mnt, '--peers', peers.join(','), '--token-file', token, '--state-dir', join(base, `state-${label}`), '--log-level', 'warn', ...transport.mountArgs]);
+  execFileSync(process.execPath, [join(root, 'dist/cli/mirrorfs.js'), 'mount', mnt, '--peers', peers.join(','), '--token-file', token, '--state-dir', join(base, `state-${stateOf}`), '--log-level', 'warn', ...transport.mountArgs, ...extra]);
   return mnt;
 }
 
@@ -68,9 +85,13 @@ try {
   execFileSync('ln', [join(m2, 'linked'), join(m2, 'second-name')]);
   execFileSync('stat', [join(m2, 'second-name')], { stdio: 'ignore' });
   rows.push(['mirrorfs, 2 peers, a hard-linked file', measure(join(m2, 'linked'))]);
+  rows.push(['mirrorfs, 2 peers, write + read back (relatime)', measure(join(m2, 'rw'), 'read-back')]);
   const status2 = JSON.parse(execFileSync(process.execPath, [join(root, 'dist/cli/mirrorfs.js'), 'status', m2, '--json'], { encoding: 'utf8' }));
   execFileSync(process.execPath, [join(root, 'dist/cli/mirrorfs.js'), 'unmount', m2]);
-  console.log(`\nsequential 4 KiB pwrite(), ${N} writes, from a separate process\n`);
+  const m3 = mount([west, south], 'noatime', ['--atime', 'noatime'], 'two');
+  rows.push(['mirrorfs, 2 peers, write + read back (--atime noatime)', measure(join(m3, 'rw'), 'read-back')]);
+  execFileSync(process.execPath, [join(root, 'dist/cli/mirrorfs.js'), 'unmount', m3]);
+  console.log(`\nsequential 4 KiB pwrite() (with read back: then open, pread() of it, close), ${N} times, from a separate process\n`);
   console.log('| target | p50 µs | p99 µs |');
   console.log('| --- | ---: | ---: |');
   for (const [label, r] of rows) console.log(`| ${label} | ${r.p50.toFixed(0)} | ${r.p99.toFixed(0)} |`);

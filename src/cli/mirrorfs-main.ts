@@ -1,3 +1,4 @@
+import type { AtimeMode } from '../mount/access-times.js';
 import { Command, Option } from 'commander';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, statSync, writeFileSync } from 'node:fs';
@@ -43,6 +44,7 @@ interface MountFlags {
   ack: string;
   ackMode: string;
   fsyncTimeout: string;
+  atime: string;
   resyncFrom?: string;
   takeover?: boolean;
   foreground?: boolean;
@@ -71,6 +73,11 @@ function withMountOptions(cmd: Command): Command {
         .default('first-hop'),
     )
     .option('--fsync-timeout <ms>', 'ack mode end-to-end: bound on an fsync waiting for the far mirrors (then EIO)', '30000')
+    .addOption(
+      new Option('--atime <mode>', 'whether a read stamps atime on every copy: relatime (the first read after a change, or a day later, as Linux mounts by default) or noatime (never); each copy\'s own mount options apply too (a peer mounted noatime never stamps)')
+        .choices(['relatime', 'noatime'])
+        .default('relatime'),
+    )
     .option('--tls-identity <dir>', `${TRANSPORT_HELP.tlsIdentity} (default: tlsIdentity in the config, else ${DEFAULT_TLS_IDENTITY_DIR})`)
     .option('--trust <file>', `${TRANSPORT_HELP.trust} (default: trust in the config, else ${DEFAULT_TRUST_FILE})`)
     .option('--trust-ca <file>', TRANSPORT_HELP.trustCa)
@@ -100,7 +107,7 @@ function mountSettings(mp: string, flags: MountFlags): Omit<MountOptions, 'log'>
   if (flags.resyncFrom !== undefined && !peers.some((p) => p.name === flags.resyncFrom)) fail(`--resync-from ${flags.resyncFrom}: not one of --peers (${peers.map((p) => p.name).join(', ')})`);
   return {
     mountpoint, peers, localCopyDir: flags.localCopy ? resolve(flags.localCopy) : undefined, stateDir, peerTimeoutMs, ackPolicy,
-    ackMode: flags.ackMode as 'first-hop' | 'end-to-end', fsyncTimeoutMs, resyncFrom: flags.resyncFrom, takeover: flags.takeover === true,
+    ackMode: flags.ackMode as 'first-hop' | 'end-to-end', fsyncTimeoutMs, atime: flags.atime as AtimeMode, resyncFrom: flags.resyncFrom, takeover: flags.takeover === true,
     controlListen: flags.controlListen === undefined ? undefined : parseListenOrFail(flags.controlListen, '--control-listen'),
   };
 }

@@ -19,7 +19,10 @@ const FLAG_OPTIONS = ['insecure-cleartext', 'takeover'] as const;
  * mount (FUSE mounts are nosuid and nodev; every change is synchronous), or do not
  * apply to it: accepted and ignored.
  */
-const GENERIC = new Set(['rw', 'defaults', 'auto', 'noauto', 'nouser', '_netdev', 'nofail', 'nodev', 'nosuid', 'exec', 'atime', 'noatime', 'relatime', 'strictatime', 'nodiratime', 'diratime', 'async', 'sync', 'dirsync', 'lazytime', 'nolazytime', 'silent', 'loud', 'iversion', 'noiversion', 'symfollow']);
+const GENERIC = new Set(['rw', 'defaults', 'auto', 'noauto', 'nouser', '_netdev', 'nofail', 'nodev', 'nosuid', 'exec', 'nodiratime', 'diratime', 'async', 'sync', 'dirsync', 'lazytime', 'nolazytime', 'silent', 'loud', 'iversion', 'noiversion', 'symfollow']);
+
+/** The atime options of mount(8), as `mirrorfs mount --atime` (the last one given wins, as with mount). */
+const ATIME_OPTIONS: Record<string, string> = { atime: 'relatime', relatime: 'relatime', noatime: 'noatime' };
 
 /** Options mirrorfs cannot honour: refused, each with why, rather than ignored. */
 const REFUSED: Record<string, string> = {
@@ -33,6 +36,7 @@ const REFUSED: Record<string, string> = {
   owner: 'mirrorfs mounts need root: drop owner',
   group: 'mirrorfs mounts need root: drop group',
   remount: 'a mirrorfs mount cannot be remounted with new options: unmount it and mount it again',
+  strictatime: 'strictatime cannot be honoured: each copy stamps atime under its own mount options (relatime by default); use relatime or noatime',
   bind: 'a mirrorfs mount cannot be bind-mounted through its helper: bind-mount the mounted directory instead',
 };
 
@@ -101,6 +105,10 @@ export function parseHelperArgs(argv: string[]): HelperInvocation {
     const rawName = eq === -1 ? option : option.slice(0, eq);
     const name = rawName.replace(/_/g, '-');
     if (GENERIC.has(rawName) || rawName.startsWith('x-') || rawName === 'comment' || rawName === 'context' || rawName.endsWith('context')) continue;
+    if (Object.hasOwn(ATIME_OPTIONS, rawName)) {
+      args.push('--atime', ATIME_OPTIONS[rawName]!);
+      continue;
+    }
     if (Object.hasOwn(REFUSED, rawName)) throw new Error(REFUSED[rawName]!);
     if ((VALUE_OPTIONS as readonly string[]).includes(name)) {
       if (eq === -1 || eq === option.length - 1) throw new Error(`option ${rawName} needs a value (${rawName}=...)`);

@@ -524,6 +524,7 @@ export class MirrorController {
 
   /** Drop cached answers that this change may make wrong. */
   private forgetCachedAnswers(req: MutationRequest): void {
+    if (req.op === 'access') return; // atime only: the name cache takes the new attributes from the answer
     this.readAhead.invalidate();
     if (req.op === 'setxattr' || req.op === 'removexattr') this.absentXattrs.clear();
     else if (subtreesMovedOrRemoved(req).length > 0) for (const name of namesOf(req)) this.absentXattrs.forget(name);
@@ -704,6 +705,15 @@ export class MirrorController {
     const deadline = Date.now() + timeoutMs;
     while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     return this.inFlight === 0;
+  }
+
+  /**
+   * Whether a change could be committed now (not fenced, not unmounting, enough peers
+   * in sync for the ack policy): a reader's access stamps atime only then, so that
+   * reads during an outage do not each fail a change of their own (access-times.ts).
+   */
+  get canCommit(): boolean {
+    return this.fencedReason === null && this.stoppingReason === null && this.opts.members.filter((m) => m.inStep).length >= this.required;
   }
 
   /** True when every peer has every change (a clean unmount may then settle the peers' histories). */

@@ -7,6 +7,8 @@ import { BufferPool, PooledBytes } from '../protocol/buffer-pool.js';
 import type { MirrorController } from './controller.js';
 import type { Caller } from './fuse-binding.js';
 import type { LinkedNames } from './linked-names.js';
+import type { AccessTimes } from './access-times.js';
+import type { MutationRequest } from '../ordering/claims.js';
 import { realtimeCoarseNs } from '../store/posix.js';
 
 /**
@@ -66,6 +68,8 @@ export interface FuseOpsOptions {
    * (linked-names.ts); without it (unit tests, no kernel) nothing is refreshed.
    */
   linkedNames?: LinkedNames;
+  /** Stamps atime on reads as a local file system would (access-times.ts); without it reads leave atime alone. */
+  accessTimes?: AccessTimes;
 }
 
 export function buildFuseOps(controller: MirrorController, log: Logger, opts: FuseOpsOptions = { fsyncTimeoutMs: 30_000 }): Record<string, (...args: never[]) => void> {
@@ -93,7 +97,28 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
     );
   };
 
-  const mutate = controller.mutate.bind(controller);
+  const atimes = opts.accessTimes;
+  /** Every change goes through here: the names it changes are stamped again on their next read (access-times.ts). */
+  const mutate: MirrorController['mutate'] = (req, payload, hold) => {
+    atimes?.changed(...changedNames(req));
+    return controller.mutate(req, payload, hold);
+  };
+  /**
+   * A reader's access to a file, directory or symlink: atime stamped on every copy
+   * where a local file system would stamp it, alongside the read. Never fails the
+   * read; skipped while no change could be committed (an outage, fenced, unmounting).
+   */
+  const accessed = (wirePath: string): Promise<void> | undefined => {
+    if (!atimes || !controller.canCommit) return undefined;
+    return atimes.read(wirePath).catch((err: unknown) => log.debug({ path: wirePath, err: (err as Error).message }, 'atime not stamped'));
+  };
+  /** The read-like work `read` does, with atime stamped alongside (see accessed). */
+  const reading = async <T>(wirePath: string, work: () => Promise<T>): Promise<T> => {
+    const stamping = accessed(wirePath);
+    const value = await work();
+    if (stamping) await stamping;
+    return value;
+  };
   /** A question the controller can answer "absent" without asking anyone; false for a name wire() refuses (answered with its error by the full path). */
   const knownAbsent = (path: string, check: (wirePath: string) => boolean): boolean => {
     try {
@@ -128,7 +153,9 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
   const linked = opts.linkedNames;
   /** getattr's answer, noted for hard links on its way to the kernel. */
   const statOf = async (path: string) => {
+    const since = atimes?.mark() ?? 0;
     const st = (await read<WireStat>({ op: 'getattr', path: wire(path) })).result;
+    atimes?.noteStat(wire(path), st, since);
     linked?.note(path, st);
     return [toFuseStat(st)];
   };
@@ -142,6 +169,7 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
   type FileChange = { namesChange?: boolean; data?: boolean; self?: boolean };
   const mutateFile = async (path: string, work: () => Promise<unknown>, change: FileChange = {}): Promise<void> => {
     const others = linked?.othersOf(path) ?? [];
+    atimes?.changed(...others.map(fusePathToWire)); // one inode: its ctime changes under every name
     const names = change.self ? [path, ...others] : others;
     try {
       await work();
@@ -175,7 +203,7 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
       answer('statfs', path, cb, async () => [toFuseStatfs(await controller.statfs())]),
 
     readlink: (path: string, cb: Cb) =>
-      answer('readlink', path, cb, async () => [(await read<{ target: string }>({ op: 'readlink', path: wire(path) })).result.target]),
+      answer('readlink', path, cb, async () => [(await reading(wire(path), () => read<{ target: string }>({ op: 'readlink', path: wire(path) }))).result.target]),
 
     chmod: (path: string, mode: number, cb: Cb) =>
       answer('chmod', path, cb, () => mutateFile(path, () => mutate({ op: 'chmod', path: wire(path), mode: mode & PERMISSION_BITS }))),
@@ -210,7 +238,7 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
 
     read: (path: string, _fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
       // Straight into the kernel's buffer, which stays ours until we answer (no buffer of our own per read).
-      answer('read', path, cb, async () => [await controller.readInto(wire(path), pos, len, buf)], true),
+      answer('read', path, cb, async () => [await reading(wire(path), () => controller.readInto(wire(path), pos, len, buf))], true),
 
     write: (path: string, _fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
       answer('write', path, cb, async () => {
@@ -314,7 +342,7 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
         // takes d_ino from each entry too: a listing knows no inode numbers (they would
         // cost an lstat per entry), so every entry says "unknown", as libfuse does
         // without use_ino (never 0: glibc's readdir skips such entries as deleted).
-        const entries = await controller.listDir(wire(path));
+        const entries = await reading(wire(path), () => controller.listDir(wire(path)));
         const dot = { mode: TYPE_BITS.dir, ino: UNKNOWN_INO };
         return [['.', '..', ...entries.map((e) => e.name)], [dot, dot, ...entries.map((e) => ({ mode: TYPE_BITS[e.type], ino: UNKNOWN_INO }))]];
       }),
@@ -398,6 +426,22 @@ function checkNameLengths(fusePath: string): void {
     start = end + 1;
   }
 }
+
+/** The names a change alters (their times), by wire path: its own, and for a change of names their directories. */
+function changedNames(req: MutationRequest): string[] {
+  const names: string[] = [];
+  const add = (p: string | undefined, parent: boolean) => {
+    if (p === undefined) return;
+    names.push(p);
+    if (parent) names.push(p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '');
+  };
+  const namespace = NAMESPACE_CHANGES.has(req.op);
+  if ('path' in req) add(req.path, namespace);
+  if ('from' in req) add(req.from, namespace);
+  if ('to' in req) add(req.to, namespace);
+  return names;
+}
+const NAMESPACE_CHANGES: ReadonlySet<string> = new Set(['create', 'mkdir', 'mknod', 'symlink', 'link', 'unlink', 'rmdir', 'rename']);
 
 /**
  * Times from our patched fuse-native (scripts/patch-fuse-native.mjs): nanoseconds

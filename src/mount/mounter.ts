@@ -27,6 +27,7 @@ import { STATUS_PAGE } from './status-page.js';
 import { forceStat } from '../store/posix.js';
 import { fsPath } from '../protocol/byte-names.js';
 import { withByteNames } from './fuse-names.js';
+import { AccessTimes, type AtimeMode } from './access-times.js';
 
 export interface MountOptions {
   mountpoint: string;
@@ -40,6 +41,8 @@ export interface MountOptions {
   ackMode?: 'first-hop' | 'end-to-end';
   /** Bound on an fsync waiting for end-to-end commitment. */
   fsyncTimeoutMs?: number;
+  /** When a read stamps atime on every copy (default relatime, as Linux mounts). */
+  atime?: AtimeMode;
   /** Take the peers over from the mount that owns them (the backup site, when the primary is lost). */
   takeover?: boolean;
   /** Rebuild every other peer from this one before mounting. */
@@ -144,7 +147,8 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     const caller = () => callerOf(fuseInstance!);
     // Hard links: the kernel caches attributes per name (KERNEL_CACHE_S); a change through one name refreshes the others.
     const linkedNames = new LinkedNames({ forceStat: (fusePath, cachedOnly, dropData) => forceStat(fsPath(mountpoint + (fusePath === '/' ? '' : fusePath)), { cachedOnly, dropData }), waitMs: LINK_REFRESH_WAIT_MS, log });
-    const fuse = new Fuse(mountpoint, withByteNames(buildFuseOps(controller, log, { fsyncTimeoutMs, onError: (op, errno) => metrics.callFailed(op, errno), caller, linkedNames })), {
+    const accessTimes = new AccessTimes({ mode: opts.atime ?? 'relatime', access: async (path) => void (await controller.mutate({ op: 'access', path })) });
+    const fuse = new Fuse(mountpoint, withByteNames(buildFuseOps(controller, log, { fsyncTimeoutMs, onError: (op, errno) => metrics.callFailed(op, errno), caller, linkedNames, accessTimes })), {
       // fuse-native joins options with commas, so options it does not know ride
       // on fsname: big_writes (else the kernel splits writes into 4 KiB requests,
       // FIELD-NOTES), negative_timeout (cache "no such name" answers) and use_ino

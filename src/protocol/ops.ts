@@ -77,6 +77,13 @@ export const mutationSchemas = {
   setxattr: z.object({ op: z.literal('setxattr'), path: wirePath, name: xattrName, flags: z.enum(['any', 'create', 'replace']).default('any'), ...stamp }),
   removexattr: z.object({ op: z.literal('removexattr'), path: wirePath, name: xattrName, ...stamp }),
   fsync: z.object({ op: z.literal('fsync'), path: wirePath, ...stamp }),
+  /**
+   * A reader's access (a read of a file, a listing of a directory, a symlink followed):
+   * each copy reads the entry once, so its own kernel updates atime as it would for a
+   * local reader (relatime, noatime: the peer's mount options decide). Sent by the mount
+   * only when that would change atime (mount/access-times.ts).
+   */
+  access: z.object({ op: z.literal('access'), path: wirePath, ...stamp }),
 } as const;
 
 /** Files one read-many request may name. */

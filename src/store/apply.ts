@@ -1,6 +1,6 @@
 import {
   chmodSync, closeSync, constants, fchmodSync, fchownSync, fstatSync, ftruncateSync, lchownSync, linkSync, lstatSync,
-  mkdirSync, open, renameSync, rmdirSync, symlinkSync, unlinkSync, write,
+  mkdirSync, open, opendirSync, openSync, readSync, readlinkSync, renameSync, rmdirSync, symlinkSync, unlinkSync, write,
 } from 'node:fs';
 import { promisify } from 'node:util';
 
@@ -285,6 +285,31 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       if (!(redo && errnoOf(err) === 'ENODATA')) throw err;
     }
     await syncInode(sync, abs);
+    return { stats: statsOf([req.path, abs]) };
+  },
+
+  async access({ tree }, req) {
+    // Read the entry once as a reader would: this kernel's atime rules (relatime, the
+    // peer's noatime) decide. Nothing is flushed: atime never is on its own.
+    const abs = tree.resolve(req.path);
+    const st = lstatSync(abs);
+    if (st.isFile()) {
+      const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK); // a regular file (just checked): no O_NOATIME
+      try {
+        readSync(fd, Buffer.alloc(1), 0, 1, 0);
+      } finally {
+        closeSync(fd);
+      }
+    } else if (st.isDirectory()) {
+      const dir = opendirSync(abs, { bufferSize: 1 });
+      try {
+        dir.readSync();
+      } finally {
+        dir.closeSync();
+      }
+    } else if (st.isSymbolicLink()) {
+      readlinkSync(abs);
+    }
     return { stats: statsOf([req.path, abs]) };
   },
 

@@ -39,6 +39,13 @@ describe('mount helper options', () => {
     expect(inv.ignored).toEqual(['cache_size=9']);
   });
 
+  it('maps the atime options to --atime (the last one given wins, as mount(8) reads them)', () => {
+    expect(parseHelperArgs(['e,w', '/d', '-o', 'noatime']).args).toEqual(['--peers', 'e,w', '--atime', 'noatime']);
+    expect(parseHelperArgs(['e,w', '/d', '-o', 'noatime,relatime']).args).toEqual(['--peers', 'e,w', '--atime', 'noatime', '--atime', 'relatime']);
+    expect(() => parseHelperArgs(['e,w', '/d', '-o', 'strictatime'])).toThrow(/strictatime cannot be honoured/);
+    expect(parseHelperArgs(['e,w', '/d', '-o', 'atime']).args).toEqual(['--peers', 'e,w', '--atime', 'relatime']);
+  });
+
   it('refuses options it cannot honour rather than ignoring them', () => {
     expect(() => parseHelperArgs(['e,w', '/d', '-o', 'noexec'])).toThrow(/noexec is not supported/);
     expect(() => parseHelperArgs(['e,w', '/d', '-o', 'user'])).toThrow(/need root/);

@@ -4,6 +4,7 @@ import {
   USER_A,
   USER_B,
   outcome,
+  runPosix,
   snapshotWithOwners,
   valueOf,
   type Actor,
@@ -415,8 +416,7 @@ export const timesCases: ConformanceCase[] = [
   },
   {
     name: 'atime',
-    title: 'a read updates atime as ext4\'s relatime does (when atime is not after mtime), a second read does not; following a symlink updates the symlink\'s atime',
-    knownLimit: 'README known limits: reads through the mount do not update atime (as with noatime)',
+    title: 'a read updates atime as ext4\'s relatime does (when atime is not after mtime), a second read does not; so do listing a directory and following a symlink; every peer\'s copy is stamped too',
     actors: [ROOT, USER_A],
     body: async (c, actor) => {
       await c.setup(
@@ -428,8 +428,11 @@ export const timesCases: ConformanceCase[] = [
             { op: 'utime', path: 'f', atime_ns: T.baseA, mtime_ns: T.baseM },
             { op: 'symlink', target: 'f', path: 'l' },
             { op: 'utime', path: 'l', atime_ns: T.baseA, mtime_ns: T.baseM, nofollow: true },
+            { op: 'mkdir', path: 'd', mode: 0o755 },
+            { op: 'create', path: 'd/x', mode: 0o644 },
+            { op: 'utime', path: 'd', atime_ns: T.baseA, mtime_ns: T.baseM },
           ],
-          ['f', 'l'],
+          ['f', 'l', 'd'],
         ),
       );
       const { steps, laid } = layOut([
@@ -437,9 +440,19 @@ export const timesCases: ConformanceCase[] = [
         { what: 'second read', ops: [{ op: 'read', path: 'f' }], watch: [{ before: 'f', expect: { atime: 'same', mtime: 'same', ctime: 'same' } }] },
         // following a symlink reads it
         { what: 'following a symlink', ops: [{ op: 'stat', path: 'l' }], watch: [{ before: 'l', expect: { atime: 'later', mtime: 'same', ctime: 'same' } }] },
+        { what: 'listing a directory', ops: [{ op: 'listdir', path: 'd' }], watch: [{ before: 'd', expect: { atime: 'later', mtime: 'same', ctime: 'same' } }] },
+        { what: 'listing it again', ops: [{ op: 'listdir', path: 'd' }], watch: [{ before: 'd', expect: { atime: 'same', mtime: 'same', ctime: 'same' } }] },
+        // a change makes atime not after mtime again: the next read stamps it
+        { what: 'a write, then a read', ops: [{ op: 'write', path: 'f', data: 'more', offset: 0 }, { op: 'read', path: 'f' }], watch: [{ before: 'f', expect: { atime: 'later', mtime: 'later', ctime: 'later' } }] },
       ]);
       const r = await c.run(steps, actor);
       compareRelations(c, laid, r.oracle, r.mount, actor);
+      // Every copy was stamped, not only the one that served the reads: each peer's atimes are past the times set.
+      for (const peer of c.sides.peers) {
+        const seen = await runPosix(peer.dir, ['f', 'l', 'd'].map((path): Step => ({ op: 'lstat', path })));
+        const atimes = seen.map((x) => BigInt(valueOf<StatValue>(x).atime_ns));
+        expect(atimes.map((a) => a > BigInt(T.baseM)), `${peer.label}: atime of f, l and d stamped`).toEqual([true, true, true]);
+      }
     },
   },
 ];
