@@ -1,7 +1,11 @@
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { printable } from './protocol/byte-names.js';
 
 export type { Logger };
+
+/** Log fields that hold a file's name. */
+const PATH_FIELDS = ['path', 'from', 'to', 'target'];
 
 /**
  * The one way mirrorfs logs, on stderr (a command's own output on stdout stays
@@ -15,7 +19,10 @@ export function createLogger(name: string, level = process.env.MIRRORFS_LOG_LEVE
     process.stderr.write(`mirrorfs: MIRRORFS_LOG_FORMAT=${format} is neither json nor pretty; logging JSON\n`);
     format = 'json';
   }
-  const options = { name, level, base: { name, pid: process.pid } };
+  // A name that is not UTF-8 holds lone surrogates (protocol/byte-names.ts), which a log line
+  // written as UTF-8 would show as U+FFFD: the path fields show those bytes as \xNN instead.
+  const serializers = Object.fromEntries(PATH_FIELDS.map((k) => [k, (v: unknown) => (typeof v === 'string' ? printable(v) : v)]));
+  const options = { name, level, base: { name, pid: process.pid }, serializers };
   if (format === 'pretty') {
     // Synchronous: a terminal reader wants each line as it happens, and nothing lost at exit.
     return pino(options, pretty({ destination: 2, sync: true, colorize: process.stderr.isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));

@@ -1,3 +1,4 @@
+import { printable } from '../protocol/byte-names.js';
 import type { ControllerStatus, RouteHop } from '../mount/controller.js';
 import type { MemberStatus } from '../mount/member.js';
 import type { VerifyReport } from '../mount/verify.js';
@@ -65,8 +66,9 @@ export function formatVerify(r: VerifyReport): string {
   const lines = [`compared ${r.copies.join(', ')}: ${r.entries} entries in ${r.seconds.toFixed(1)} s`];
   for (const s of r.skipped) lines.push(`skipped ${s}`);
   for (const d of r.differences) {
-    lines.push(`${d.path === '' ? '(root)' : d.path}:`);
-    for (const [copy, what] of Object.entries(d.copies)) lines.push(`  ${copy}: ${what}`);
+    // Names that are not UTF-8 show their odd bytes as \xNN (--json keeps the wire form).
+    lines.push(`${d.path === '' ? '(root)' : printable(d.path)}:`);
+    for (const [copy, what] of Object.entries(d.copies)) lines.push(`  ${copy}: ${printable(what)}`);
     if (d.repairedFrom) lines.push(`  repaired from ${d.repairedFrom}`);
     if (d.unresolved) lines.push(`  NOT repaired: ${d.unresolved}`);
   }

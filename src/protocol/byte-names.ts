@@ -146,6 +146,11 @@ export function latin1FromWire(text: string): string {
   return ASCII_ONLY.test(text) ? text : bytesOfWire(text).toString('latin1');
 }
 
+/** A wire form for people: each escaped byte as \xNN (caf\xe9), the rest as it is. */
+export function printable(text: string): string {
+  return hasLoneSurrogate(text) ? text.replace(/[\uDC80-\uDCFF]/g, (c) => `\\x${(c.charCodeAt(0) - FIRST_ESCAPE + 0x80).toString(16)}`) : text;
+}
+
 function malformed(text: string): MirrorError {
   return new MirrorError('MFS_MALFORMED', `${JSON.stringify(text)} holds a lone surrogate that is not an escaped byte (U+DC80..U+DCFF)`, { errno: 'EILSEQ' });
 }

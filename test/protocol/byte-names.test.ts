@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
-  bytesOfWire, checkCanonicalWire, fsDirname, fsPath, fsPathEquals, latin1FromWire, queryValueOfWire, wireByteLength, wireFromBytes, wireFromLatin1, wireQueryParam,
+  bytesOfWire, checkCanonicalWire, fsDirname, fsPath, fsPathEquals, latin1FromWire, printable, queryValueOfWire, wireByteLength, wireFromBytes, wireFromLatin1, wireQueryParam,
 } from '../../src/protocol/byte-names.js';
 import { parseWirePath } from '../../src/protocol/paths.js';
 
@@ -53,6 +53,11 @@ describe('names as bytes on the wire (surrogateescape)', () => {
     expect(fsDirname('d/x')).toBe('d');
     expect(fsPathEquals(fsPath('d\udcff'), hex('64ff'))).toBe(true);
     expect(fsPathEquals('d', hex('64ff'))).toBe(false);
+  });
+
+  it('shows escaped bytes to people as \\xNN', () => {
+    expect(printable(wireFromBytes(hex('636166e9 2f 2d ff')))).toBe('caf\\xe9/-\\xff');
+    expect(printable('café 😀')).toBe('café 😀');
   });
 
   it('carries any bytes in a query parameter', () => {
