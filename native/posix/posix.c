@@ -599,7 +599,10 @@ static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
     if (size < 0) break;
     void *data = NULL;
     napi_value buffer;
-    if (napi_create_buffer(env, (size_t)size, &data, &buffer) != napi_ok) break;
+    if (napi_create_buffer(env, (size_t)size, &data, &buffer) != napi_ok) {
+      errno = ENOMEM;
+      break;
+    }
     if (size == 0) {  // an empty value: nothing to read
       result = buffer;
       break;
@@ -612,7 +615,10 @@ static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
     } else {
       napi_value shorter;
       void *copy;
-      napi_create_buffer_copy(env, (size_t)got, data, &copy, &shorter);
+      if (napi_create_buffer_copy(env, (size_t)got, data, &copy, &shorter) != napi_ok) {
+        errno = ENOMEM;
+        break;
+      }
       result = shorter;
     }
     break;
@@ -660,7 +666,12 @@ static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
   for (int attempt = 0; attempt < 8; attempt++) {
     ssize_t size = llistxattr(path.bytes, NULL, 0);
     if (size < 0) break;
-    char *list = malloc(size > 0 ? (size_t)size : 1);
+    if (size == 0) {  // no names: a size of 0 would only ask the size again
+      void *none;
+      if (napi_create_buffer(env, 0, &none, &result) != napi_ok) result = NULL;
+      break;
+    }
+    char *list = malloc((size_t)size);
     if (!list) {
       errno = ENOMEM;
       break;
@@ -674,7 +685,10 @@ static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
       break;
     }
     void *copy;
-    napi_create_buffer_copy(env, (size_t)got, list, &copy, &result);
+    if (napi_create_buffer_copy(env, (size_t)got, list, &copy, &result) != napi_ok) {
+      result = NULL;
+      errno = ENOMEM;
+    }
     free(list);
     break;
   }

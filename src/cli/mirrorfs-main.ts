@@ -45,6 +45,7 @@ interface MountFlags {
   ackMode: string;
   fsyncTimeout: string;
   atime: string;
+  nodiratime?: boolean;
   resyncFrom?: string;
   takeover?: boolean;
   foreground?: boolean;
@@ -78,6 +79,7 @@ function withMountOptions(cmd: Command): Command {
         .choices(['relatime', 'noatime'])
         .default('relatime'),
     )
+    .option('--nodiratime', 'listing a directory never stamps its atime (reads of files still do)')
     .option('--tls-identity <dir>', `${TRANSPORT_HELP.tlsIdentity} (default: tlsIdentity in the config, else ${DEFAULT_TLS_IDENTITY_DIR})`)
     .option('--trust <file>', `${TRANSPORT_HELP.trust} (default: trust in the config, else ${DEFAULT_TRUST_FILE})`)
     .option('--trust-ca <file>', TRANSPORT_HELP.trustCa)
@@ -107,7 +109,7 @@ function mountSettings(mp: string, flags: MountFlags): Omit<MountOptions, 'log'>
   if (flags.resyncFrom !== undefined && !peers.some((p) => p.name === flags.resyncFrom)) fail(`--resync-from ${flags.resyncFrom}: not one of --peers (${peers.map((p) => p.name).join(', ')})`);
   return {
     mountpoint, peers, localCopyDir: flags.localCopy ? resolve(flags.localCopy) : undefined, stateDir, peerTimeoutMs, ackPolicy,
-    ackMode: flags.ackMode as 'first-hop' | 'end-to-end', fsyncTimeoutMs, atime: flags.atime as AtimeMode, resyncFrom: flags.resyncFrom, takeover: flags.takeover === true,
+    ackMode: flags.ackMode as 'first-hop' | 'end-to-end', fsyncTimeoutMs, atime: flags.atime as AtimeMode, noDiratime: flags.nodiratime === true, resyncFrom: flags.resyncFrom, takeover: flags.takeover === true,
     controlListen: flags.controlListen === undefined ? undefined : parseListenOrFail(flags.controlListen, '--control-listen'),
   };
 }

@@ -12,14 +12,14 @@ const VALUE_OPTIONS = [
   'tls-identity', 'trust', 'trust-ca', 'log-level', 'control-listen', 'resync-from',
 ] as const;
 /** mirrorfs mount flags without a value. */
-const FLAG_OPTIONS = ['insecure-cleartext', 'takeover'] as const;
+const FLAG_OPTIONS = ['insecure-cleartext', 'takeover', 'nodiratime'] as const;
 
 /**
  * Options that belong to mount(8), fstab or the kernel and are true of every mirrorfs
  * mount (FUSE mounts are nosuid and nodev; every change is synchronous), or do not
  * apply to it: accepted and ignored.
  */
-const GENERIC = new Set(['rw', 'defaults', 'auto', 'noauto', 'nouser', '_netdev', 'nofail', 'nodev', 'nosuid', 'exec', 'nodiratime', 'diratime', 'async', 'sync', 'dirsync', 'lazytime', 'nolazytime', 'silent', 'loud', 'iversion', 'noiversion', 'symfollow']);
+const GENERIC = new Set(['rw', 'defaults', 'auto', 'noauto', 'nouser', '_netdev', 'nofail', 'nodev', 'nosuid', 'exec', 'diratime', 'async', 'sync', 'dirsync', 'lazytime', 'nolazytime', 'silent', 'loud', 'iversion', 'noiversion', 'symfollow']);
 
 /** The atime options of mount(8), as `mirrorfs mount --atime` (the last one given wins, as with mount). */
 const ATIME_OPTIONS: Record<string, string> = { atime: 'relatime', relatime: 'relatime', noatime: 'noatime' };

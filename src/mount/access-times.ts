@@ -43,6 +43,8 @@ export class AccessTimes {
   constructor(
     private readonly opts: {
       mode: AtimeMode;
+      /** nodiratime: listing a directory never stamps it. */
+      noDirectories?: boolean;
       /** Send the access operation for this FUSE path to every copy. */
       access: (path: string) => Promise<void>;
       now?: () => number;
@@ -64,23 +66,40 @@ export class AccessTimes {
     }
   }
 
+  /**
+   * Names under these directories (not the names themselves): after a rename, or the
+   * removal of a directory, they are other files. A scan of every name held: renames only.
+   */
+  changedBelow(...dirs: string[]): void {
+    const prefixes = dirs.map((d) => (d === '' ? '' : `${d}/`));
+    for (const path of this.freshUntil.keys()) {
+      if (prefixes.some((p) => path.startsWith(p) && path !== p)) this.freshUntil.delete(path);
+    }
+  }
+
   /** A getattr answer for `path`, asked when mark() was `since`. */
   noteStat(path: string, st: WireStat, since: number): void {
-    if (this.changedSince(path, since)) return;
     if (st.atimeNs === undefined || st.mtimeNs === undefined || st.ctimeNs === undefined) return;
     const atime = BigInt(st.atimeNs);
-    if (atime <= BigInt(st.mtimeNs) || atime <= BigInt(st.ctimeNs)) return; // relatime would stamp it
-    this.keepFresh(path, Number((atime + DAY_NS) / 1_000_000n));
+    if (atime <= BigInt(st.mtimeNs) || atime <= BigInt(st.ctimeNs)) {
+      this.freshUntil.delete(path); // relatime would stamp it, whatever was noted before
+      return;
+    }
+    if (!this.changedSince(path, since)) this.keepFresh(path, Number((atime + DAY_NS) / 1_000_000n));
   }
 
   /**
    * A reader's access to `path` (a read, a listing, a symlink followed): resolves once
    * every copy has stamped it, where a local file system would; at once otherwise.
    */
-  read(path: string): Promise<void> {
-    if (this.opts.mode === 'noatime') return Promise.resolve();
+  read(path: string, kind: 'file' | 'directory' = 'file'): Promise<void> {
+    if (this.opts.mode === 'noatime' || (kind === 'directory' && this.opts.noDirectories)) return Promise.resolve();
     const now = this.now();
-    if ((this.freshUntil.get(path) ?? 0) > now) return Promise.resolve();
+    const until = this.freshUntil.get(path) ?? 0;
+    if (until > now) {
+      this.keepFresh(path, until); // read often: kept longest
+      return Promise.resolve();
+    }
     const running = this.inFlight.get(path);
     if (running) return running;
     const since = this.mark();

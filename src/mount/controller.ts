@@ -13,7 +13,7 @@ import { keepReadPeer } from './read-choice.js';
 import { ReadAhead } from './read-ahead.js';
 import { ABSENT, NameCache, type ChangeToken } from './name-cache.js';
 import { RESERVED_ROOT_NAMES } from '../protocol/paths.js';
-import { namesOf, type MutationRequest } from '../ordering/claims.js';
+import { namesOf, orderingClaims, type MutationRequest } from '../ordering/claims.js';
 import { Scheduler, claimsFor } from '../ordering/scheduler.js';
 
 export type { MutationRequest };
@@ -269,7 +269,7 @@ export class MirrorController {
       }
       this.pastGate++;
       try {
-        return await this.scheduler.run(claimsFor(...namesOf(req)), () => {
+        return await this.scheduler.run(orderingClaims(req), () => {
           if (Date.now() > deadline) throw this.tooLate(req, 'waited for an earlier change to the same names');
           return this.fanOut(req, payload, hold);
         });
@@ -347,7 +347,7 @@ export class MirrorController {
 
   private async sendEverywhere(req: MutationRequest, payload: Buffer, hold?: BodyHold): Promise<unknown> {
     this.admit(req);
-    this.opts.commits?.admit();
+    if (req.op !== 'access') this.opts.commits?.admit(); // atime: nothing an fsync or the state xattr waits for
     const stamped = { ...req, mount: this.opts.mountId, epoch: this.opts.epoch, seq: ++this.seq } as Mutation;
     const local = this.opts.local?.active ? this.opts.local : null;
     const members = this.opts.members;
@@ -363,7 +363,7 @@ export class MirrorController {
       ]);
       const verdict = this.judge(stamped, peerOutcomes);
       if (verdict.lacking.length > 0) await this.journal(stamped, req, payload, verdict);
-      if (this.opts.commits && verdict.authoritative !== null) {
+      if (this.opts.commits && verdict.authoritative !== null && req.op !== 'access') {
         const routes = members.filter((m, i) => sent[i] && !verdict.lacking.some((l) => l.member === m));
         this.opts.commits.noteAcked(stamped.seq, namesOf(req), routes);
       }
@@ -708,12 +708,13 @@ export class MirrorController {
   }
 
   /**
-   * Whether a change could be committed now (not fenced, not unmounting, enough peers
-   * in sync for the ack policy): a reader's access stamps atime only then, so that
-   * reads during an outage do not each fail a change of their own (access-times.ts).
+   * Whether every peer is in step and the mount takes changes (not fenced, not
+   * unmounting): a reader's access stamps atime only then, so that reads during an
+   * outage neither fail a change of their own nor fill the journal with atimes
+   * for a peer that is out (access-times.ts).
    */
-  get canCommit(): boolean {
-    return this.fencedReason === null && this.stoppingReason === null && this.opts.members.filter((m) => m.inStep).length >= this.required;
+  get everyPeerInStep(): boolean {
+    return this.fencedReason === null && this.stoppingReason === null && this.opts.members.every((m) => m.inStep);
   }
 
   /** True when every peer has every change (a clean unmount may then settle the peers' histories). */

@@ -100,23 +100,32 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
   const atimes = opts.accessTimes;
   /** Every change goes through here: the names it changes are stamped again on their next read (access-times.ts). */
   const mutate: MirrorController['mutate'] = (req, payload, hold) => {
-    atimes?.changed(...changedNames(req));
-    return controller.mutate(req, payload, hold);
+    if (!atimes) return controller.mutate(req, payload, hold);
+    const names = changedNames(req);
+    atimes.changed(...names);
+    if (req.op === 'rename') atimes.changedBelow(req.from, req.to); // a directory moved: what was under either name is another file now
+    // Again once done: a getattr answered meanwhile may show the state before the change.
+    return controller.mutate(req, payload, hold).finally(() => atimes.changed(...names));
   };
   /**
    * A reader's access to a file, directory or symlink: atime stamped on every copy
    * where a local file system would stamp it, alongside the read. Never fails the
-   * read; skipped while no change could be committed (an outage, fenced, unmounting).
+   * read; skipped unless every peer is in step (an outage, fenced, unmounting).
    */
-  const accessed = (wirePath: string): Promise<void> | undefined => {
-    if (!atimes || !controller.canCommit) return undefined;
-    return atimes.read(wirePath).catch((err: unknown) => log.debug({ path: wirePath, err: (err as Error).message }, 'atime not stamped'));
+  const accessed = (wirePath: string, kind: 'file' | 'directory'): Promise<void> | undefined => {
+    if (!atimes || !controller.everyPeerInStep) return undefined;
+    return atimes.read(wirePath, kind).catch((err: unknown) => log.debug({ path: wirePath, err: (err as Error).message }, 'atime not stamped'));
   };
-  /** The read-like work `read` does, with atime stamped alongside (see accessed). */
-  const reading = async <T>(wirePath: string, work: () => Promise<T>): Promise<T> => {
-    const stamping = accessed(wirePath);
+  /**
+   * The read-like work `read` does, with atime stamped alongside (see accessed): the
+   * answer waits for the stamp, so a stat after the read shows it, but at most
+   * ACCESS_WAIT_MS (a peer that stalls before it is found out delays a read that long,
+   * once; the stamp then lands late).
+   */
+  const reading = async <T>(wirePath: string, work: () => Promise<T>, kind: 'file' | 'directory' = 'file'): Promise<T> => {
+    const stamping = accessed(wirePath, kind);
     const value = await work();
-    if (stamping) await stamping;
+    if (stamping) await withinMs(stamping, ACCESS_WAIT_MS);
     return value;
   };
   /** A question the controller can answer "absent" without asking anyone; false for a name wire() refuses (answered with its error by the full path). */
@@ -342,7 +351,7 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
         // takes d_ino from each entry too: a listing knows no inode numbers (they would
         // cost an lstat per entry), so every entry says "unknown", as libfuse does
         // without use_ino (never 0: glibc's readdir skips such entries as deleted).
-        const entries = await reading(wire(path), () => controller.listDir(wire(path)));
+        const entries = await reading(wire(path), () => controller.listDir(wire(path)), 'directory');
         const dot = { mode: TYPE_BITS.dir, ino: UNKNOWN_INO };
         return [['.', '..', ...entries.map((e) => e.name)], [dot, dot, ...entries.map((e) => ({ mode: TYPE_BITS[e.type], ino: UNKNOWN_INO }))]];
       }),
@@ -425,6 +434,15 @@ function checkNameLengths(fusePath: string): void {
     }
     start = end + 1;
   }
+}
+
+/** How long a read waits for its atime stamp (fuse-ops.ts reading). */
+const ACCESS_WAIT_MS = 2000;
+
+/** Wait for `work`, but no longer than `ms` (it goes on in the background). */
+function withinMs(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([work.then(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
 }
 
 /** The names a change alters (their times), by wire path: its own, and for a change of names their directories. */

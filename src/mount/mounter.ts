@@ -43,6 +43,8 @@ export interface MountOptions {
   fsyncTimeoutMs?: number;
   /** When a read stamps atime on every copy (default relatime, as Linux mounts). */
   atime?: AtimeMode;
+  /** Listing a directory never stamps it (mount -o nodiratime). */
+  noDiratime?: boolean;
   /** Take the peers over from the mount that owns them (the backup site, when the primary is lost). */
   takeover?: boolean;
   /** Rebuild every other peer from this one before mounting. */
@@ -147,7 +149,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     const caller = () => callerOf(fuseInstance!);
     // Hard links: the kernel caches attributes per name (KERNEL_CACHE_S); a change through one name refreshes the others.
     const linkedNames = new LinkedNames({ forceStat: (fusePath, cachedOnly, dropData) => forceStat(fsPath(mountpoint + (fusePath === '/' ? '' : fusePath)), { cachedOnly, dropData }), waitMs: LINK_REFRESH_WAIT_MS, log });
-    const accessTimes = new AccessTimes({ mode: opts.atime ?? 'relatime', access: async (path) => void (await controller.mutate({ op: 'access', path })) });
+    const accessTimes = new AccessTimes({ mode: opts.atime ?? 'relatime', noDirectories: opts.noDiratime ?? false, access: async (path) => void (await controller.mutate({ op: 'access', path })) });
     const fuse = new Fuse(mountpoint, withByteNames(buildFuseOps(controller, log, { fsyncTimeoutMs, onError: (op, errno) => metrics.callFailed(op, errno), caller, linkedNames, accessTimes })), {
       // fuse-native joins options with commas, so options it does not know ride
       // on fsname: big_writes (else the kernel splits writes into 4 KiB requests,

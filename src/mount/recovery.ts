@@ -265,6 +265,7 @@ async function reconcilePreviousOwner(opts: RecoveryOptions, healthy: Member[], 
     const behind = healthy.filter((_, i) => entries[i]?.state !== 'done');
     if (!source || behind.length === 0) continue;
     const subject = JSON.parse(entries[healthy.indexOf(source)]!.subject) as MutationRequest;
+    if (subject.op === 'access') continue; // atime only: nothing to copy (a copy of '' would compare the whole tree)
     for (const target of behind) {
       for (const name of namesOf(subject)) await makeEqual(peerCopy(source, opts.mountId, opts.epoch), peerCopy(target, opts.mountId, opts.epoch), name);
       opts.log.info({ previousOwner: previous, seq, op: subject.op, from: source.name, to: target.name }, 'takeover: copied a change of the previous owner');

@@ -12,6 +12,17 @@ export function namesOf(req: MutationRequest | Mutation): string[] {
   return [req.path];
 }
 
+/**
+ * The ordering claims of a change as the mount issues it: each name it touches
+ * exclusively, their ancestors shared. A reader's access (atime) holds its name
+ * shared: ordered after a change of that name, but not holding up changes below
+ * a directory being listed, nor other readers.
+ */
+export function orderingClaims(req: MutationRequest | Mutation): Claim[] {
+  const claims = claimsFor(...namesOf(req));
+  return req.op === 'access' ? claims.map((c) => ({ path: c.path, exclusive: false })) : claims;
+}
+
 /** Writes are ordered per block of this size when changes are re-sent. */
 const WRITE_BLOCK_BYTES = 128 * 1024;
 
@@ -25,7 +36,7 @@ const WRITE_BLOCK_BYTES = 128 * 1024;
  * else on the file (truncate, rename, unlink) holds it exclusively and waits.
  */
 export function resendClaims(req: MutationRequest | Mutation, payloadBytes: number): Claim[] {
-  if (req.op !== 'write' || payloadBytes === 0) return claimsFor(...namesOf(req));
+  if (req.op !== 'write' || payloadBytes === 0) return orderingClaims(req);
   const claims = claimsFor(req.path).map((c) => (c.path === req.path ? { path: c.path, exclusive: false } : c));
   const first = Math.floor(req.offset / WRITE_BLOCK_BYTES);
   const last = Math.floor((req.offset + payloadBytes - 1) / WRITE_BLOCK_BYTES);

@@ -14,7 +14,7 @@ const openAsync = promisify(open);
 function writeAsync(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
   return new Promise((resolve, reject) => write(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))));
 }
-import { fsDirname, fsPath, fsPathEquals, fsPathText, type FsPath } from '../protocol/byte-names.js';
+import { checkCanonicalWire, fsDirname, fsPath, fsPathEquals, fsPathText, type FsPath } from '../protocol/byte-names.js';
 import type { WireStat } from '../protocol/ops.js';
 import { toWireStat } from './reads.js';
 import { MirrorError } from '../protocol/errors.js';
@@ -192,7 +192,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     let made = true;
     try {
       // The target is data (like a file's contents): the peer stores it and never follows it.
-      symlinkSync(fsPath(req.target), abs); // any bytes, as names (protocol/byte-names.ts)
+      symlinkSync(fsPath(canonical(req.target, 'symlink target')), abs); // any bytes, as names (protocol/byte-names.ts)
     } catch (err) {
       if (!(redo && errnoOf(err) === 'EEXIST' && lstatSync(abs).isSymbolicLink())) throw err;
       made = false;
@@ -272,7 +272,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       if (req.flags === 'create' && present) throw new MirrorError('MFS_ERRNO', `xattr ${req.name} exists`, { errno: 'EEXIST' });
       if (req.flags === 'replace' && !present) throw new MirrorError('MFS_ERRNO', `xattr ${req.name} does not exist`, { errno: 'ENODATA' });
     }
-    setXattr(abs, fsPath(req.name), payload);
+    setXattr(abs, fsPath(canonical(req.name, 'xattr name')), payload);
     await syncInode(sync, abs);
     return { stats: statsOf([req.path, abs]) };
   },
@@ -280,7 +280,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
   async removexattr({ tree, sync }, req, _payload, redo) {
     const { abs } = tree.resolveNoFollow(req.path);
     try {
-      removeXattr(abs, fsPath(req.name));
+      removeXattr(abs, fsPath(canonical(req.name, 'xattr name')));
     } catch (err) {
       if (!(redo && errnoOf(err) === 'ENODATA')) throw err;
     }
@@ -469,6 +469,12 @@ function exists(abs: FsPath): boolean {
   } catch {
     return false;
   }
+}
+
+/** A wire form, refused unless it is the one form of its bytes (one name, one spelling). */
+function canonical(text: string, what: string): string {
+  checkCanonicalWire(text, what);
+  return text;
 }
 
 function errnoOf(err: unknown): string | undefined {

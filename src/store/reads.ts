@@ -1,6 +1,6 @@
 import { closeSync, constants, fstatSync, type Dirent, lstatSync, read, readSync, readdirSync, readlinkSync, statfsSync, type BigIntStats, type Stats } from 'node:fs';
 import { join } from 'node:path';
-import { fsPath, fsPathText, wireFromBytes, type FsPath } from '../protocol/byte-names.js';
+import { checkCanonicalWire, fsPath, fsPathText, wireFromBytes, type FsPath } from '../protocol/byte-names.js';
 import { MAX_PAYLOAD_BYTES } from '../protocol/codec.js';
 import { MirrorError } from '../protocol/errors.js';
 import type { ReadRequest, WireStat, WireStatfs } from '../protocol/ops.js';
@@ -81,9 +81,12 @@ export interface EntryType {
 export function listTypes({ tree }: Pick<ApplyContext, 'tree'>, path: string): EntryType[] {
   const abs = tree.resolve(path);
   if (!lstatSync(abs).isDirectory()) throw new MirrorError('MFS_ERRNO', `readdir ${JSON.stringify(path)}: not a directory`, { errno: 'ENOTDIR' });
-  let entries: { name: string | Buffer; isFile(): boolean }[] = readdirSync(abs, { withFileTypes: true });
-  // Names that are not UTF-8 come back as U+FFFD: read again as bytes (see listNames).
-  if (entries.some((e) => (e.name as string).includes('\uFFFD'))) entries = readdirSync(abs, { withFileTypes: true, encoding: 'buffer' });
+  // A Buffer path is listed as bytes straight away (Node cannot give string names under a
+  // Buffer path where it must lstat entries itself); a string path as strings, and again
+  // as bytes when a name came back as U+FFFD (see listNames).
+  let entries: { name: string | Buffer; isFile(): boolean }[] =
+    typeof abs === 'string' ? readdirSync(abs, { withFileTypes: true }) : readdirSync(abs, { withFileTypes: true, encoding: 'buffer' });
+  if (entries.some((e) => typeof e.name === 'string' && e.name.includes('\uFFFD'))) entries = readdirSync(abs, { withFileTypes: true, encoding: 'buffer' });
   const out: EntryType[] = [];
   for (const e of entries as Dirent<string | Buffer>[]) {
     const name = typeof e.name === 'string' ? e.name : wireFromBytes(e.name);
@@ -99,8 +102,9 @@ export function xattrNames(abs: FsPath, st: Pick<Stats | BigIntStats, 'isSymboli
   return listXattrs(abs).map(wireFromBytes);
 }
 
-/** The value of xattr `name` (its wire form) of `abs`. */
+/** The value of xattr `name` (its wire form, canonical only) of `abs`. */
 export function xattrValue(abs: FsPath, name: string): Buffer {
+  checkCanonicalWire(name, 'xattr name');
   return getXattr(abs, fsPath(name));
 }
 

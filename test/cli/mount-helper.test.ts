@@ -44,6 +44,7 @@ describe('mount helper options', () => {
     expect(parseHelperArgs(['e,w', '/d', '-o', 'noatime,relatime']).args).toEqual(['--peers', 'e,w', '--atime', 'noatime', '--atime', 'relatime']);
     expect(() => parseHelperArgs(['e,w', '/d', '-o', 'strictatime'])).toThrow(/strictatime cannot be honoured/);
     expect(parseHelperArgs(['e,w', '/d', '-o', 'atime']).args).toEqual(['--peers', 'e,w', '--atime', 'relatime']);
+    expect(parseHelperArgs(['e,w', '/d', '-o', 'nodiratime']).args).toEqual(['--peers', 'e,w', '--nodiratime']);
   });
 
   it('refuses options it cannot honour rather than ignoring them', () => {

@@ -73,6 +73,34 @@ describe('AccessTimes (relatime)', () => {
     expect(sent).toEqual(['f']);
   });
 
+  it('forgets a fresh name when a later getattr shows atime not after mtime (a change another way, or answered late)', async () => {
+    const { times, sent, now } = setup();
+    await times.read('f');
+    times.noteStat('f', stat(now() - 5000, now() - 1000), times.mark());
+    await times.read('f');
+    expect(sent).toEqual(['f', 'f']);
+  });
+
+  it('after a rename, names under either directory are stamped again; others are not', async () => {
+    const { times, sent } = setup();
+    for (const p of ['a/f', 'a/sub/g', 'b/h', 'ab/k', 'a']) await times.read(p);
+    times.changedBelow('a', 'b');
+    for (const p of ['a/f', 'a/sub/g', 'b/h', 'ab/k', 'a']) await times.read(p);
+    expect(sent.slice(5)).toEqual(['a/f', 'a/sub/g', 'b/h']);
+  });
+
+  it('keeps the names read most recently when it must forget some', async () => {
+    const { times, sent } = setup();
+    await times.read('hot');
+    for (let i = 0; i < AccessTimes.MAX_NAMES - 1; i++) await times.read(`n${i}`);
+    await times.read('hot'); // a hit: now the newest
+    await times.read('one-more'); // forgets the oldest, n0
+    sent.length = 0;
+    await times.read('hot');
+    await times.read('n0');
+    expect(sent).toEqual(['n0']);
+  });
+
   it('shares one access among concurrent reads, and keeps none fresh that a change overtook', async () => {
     const s = setup();
     s.holdAccesses();
@@ -111,6 +139,14 @@ describe('AccessTimes (relatime)', () => {
 });
 
 describe('AccessTimes (other modes)', () => {
+  it('nodiratime leaves directories alone and still stamps files', async () => {
+    const sent: string[] = [];
+    const times = new AccessTimes({ mode: 'relatime', noDirectories: true, access: async (p) => void sent.push(p) });
+    await times.read('d', 'directory');
+    await times.read('f', 'file');
+    expect(sent).toEqual(['f']);
+  });
+
   it('noatime never stamps', async () => {
     const never = setup('noatime');
     await never.times.read('f');
