@@ -4,7 +4,7 @@
 // source on this platform when its prebuild cannot load). Idempotent: does
 // nothing once the source carries the fixes and the addon was built after them.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
@@ -49,7 +49,6 @@ const ALL = 'all';
 
 const C_EDITS = [
   ['utimens mtime', 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)', 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)'],
-  ['utimens with one time', 'struct fuse_operations ops = { };', 'struct fuse_operations ops = { };\n  ops.flag_utime_omit_ok = 1;'],
   [
     'utimens in nanoseconds, UTIME_NOW/UTIME_OMIT sentinels',
     'static uint64_t timespec_to_uint64 (const struct timespec* ts) {\n  uint64_t ms = (ts->tv_sec * 1000) + (ts->tv_nsec / 1000000);\n  return ms;\n}\n',
@@ -92,6 +91,54 @@ const C_EDITS = [
   ['names as bytes: paths and names to JavaScript', 'napi_create_string_utf8(env, l->', 'napi_create_string_latin1(env, l->', ALL],
   ['names as bytes: readdir names from JavaScript', 'NAPI_UTF8(name, 1024, raw_name)', 'NAPI_LATIN1(name, 1024, raw_name)', ALL],
   ['names as bytes: readlink target from JavaScript', 'NAPI_ARGV_UTF8(linkname, l->len, 2)', 'NAPI_LATIN1(linkname, l->len, argv[2])'],
+  // libfuse 3 (C_EDITS 14-30; docs/decisions/0003-libfuse3.md)
+  ['libfuse 3: no flag_utime_omit_ok (it always passes UTIME_NOW and UTIME_OMIT)', '\n  ops.flag_utime_omit_ok = 1;', ''],
+  ['libfuse 3: API version', '#define FUSE_USE_VERSION 29\n', '#define FUSE_USE_VERSION 31\n'],
+  ['libfuse 3: no channel', '  struct fuse_chan *ch;\n', ''],
+  ['libfuse 3: getattr', 'FUSE_METHOD(getattr, 1, 1, (const char *path, struct stat *stat), {', 'FUSE_METHOD(getattr, 1, 1, (const char *path, struct stat *stat, struct fuse_file_info *info), {'],
+  ['libfuse 3: utimens', 'FUSE_METHOD_VOID(utimens, 5, 0, (const char *path, const struct timespec tv[2]), {', 'FUSE_METHOD_VOID(utimens, 5, 0, (const char *path, const struct timespec tv[2], struct fuse_file_info *info), {'],
+  ['libfuse 3: readdir', 'FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler, off_t offset, struct fuse_file_info *info), {', 'FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler, off_t offset, struct fuse_file_info *info, enum fuse_readdir_flags readdir_flags), {'],
+  // No FUSE_FILL_DIR_PLUS: an entry's stat carries only its type bits, not attributes the kernel may keep.
+  ['libfuse 3: readdir names', 'l->readdir_filler((char *) l->buf, name, NULL, 0);', 'l->readdir_filler((char *) l->buf, name, NULL, 0, 0);'],
+  ['libfuse 3: readdir entries', 'l->readdir_filler((char *) l->buf, name, (struct stat *) &st, 0);', 'l->readdir_filler((char *) l->buf, name, (struct stat *) &st, 0, 0);'],
+  ['libfuse 3: truncate', 'FUSE_METHOD_VOID(truncate, 3, 0, (const char *path, off_t size), {', 'FUSE_METHOD_VOID(truncate, 3, 0, (const char *path, off_t size, struct fuse_file_info *info), {'],
+  ['libfuse 3: chown', 'FUSE_METHOD_VOID(chown, 3, 0, (const char *path, uid_t uid, gid_t gid), {', 'FUSE_METHOD_VOID(chown, 3, 0, (const char *path, uid_t uid, gid_t gid, struct fuse_file_info *info), {'],
+  ['libfuse 3: chmod', 'FUSE_METHOD_VOID(chmod, 2, 0, (const char *path, mode_t mode), {', 'FUSE_METHOD_VOID(chmod, 2, 0, (const char *path, mode_t mode, struct fuse_file_info *info), {'],
+  [
+    'libfuse 3: rename with its flags (RENAME_NOREPLACE 1, RENAME_EXCHANGE 2)',
+    'FUSE_METHOD_VOID(rename, 2, 0, (const char *path, const char *dest), {\n  l->path = path;\n  l->dest = dest;\n}, {\n  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));\n  napi_create_string_latin1(env, l->dest, NAPI_AUTO_LENGTH, &(argv[3]));\n})',
+    'FUSE_METHOD_VOID(rename, 3, 0, (const char *path, const char *dest, unsigned int flags), {\n  l->path = path;\n  l->dest = dest;\n  l->flags = flags;\n}, {\n  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));\n  napi_create_string_latin1(env, l->dest, NAPI_AUTO_LENGTH, &(argv[3]));\n  napi_create_uint32(env, l->flags, &(argv[4]));\n})',
+  ],
+  [
+    'libfuse 3: init, with inode numbers from getattr (use_ino is no longer an option)',
+    'static void * fuse_native_init (struct fuse_conn_info *conn) {\n',
+    '// mirrorfs: st_ino is the file\'s own (names of a hard-linked file share it). The kernel keeps\n// doing what it did with libfuse 2: O_TRUNC as a truncate of its own (the mount answers no open,\n// so an O_TRUNC inside open would be lost), and clearing set-ID bits itself (with a chmod).\nstatic void mirrorfs_configure (struct fuse_conn_info *conn, struct fuse_config *cfg) {\n  cfg->use_ino = 1;\n  conn->want &= ~(FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_HANDLE_KILLPRIV);\n}\n\n// The binding\'s own data stays private_data.\nstatic void * mirrorfs_init (struct fuse_conn_info *conn, struct fuse_config *cfg) {\n  mirrorfs_configure(conn, cfg);\n  return fuse_get_context()->private_data;\n}\n\nstatic void * fuse_native_init (struct fuse_conn_info *conn, struct fuse_config *cfg) {\n  mirrorfs_configure(conn, cfg);\n',
+  ],
+  ['libfuse 3: init always', '  if (implemented[op_init]) ops.init = fuse_native_init;\n', '  ops.init = implemented[op_init] ? fuse_native_init : mirrorfs_init;\n'],
+  ['libfuse 3: no ftruncate', '  if (implemented[op_ftruncate]) ops.ftruncate = fuse_native_ftruncate;\n', ''],
+  ['libfuse 3: no fgetattr', '  if (implemented[op_fgetattr]) ops.fgetattr = fuse_native_fgetattr;\n', ''],
+  [
+    'libfuse 3: the loop and unmount',
+    '  fuse_loop_mt(ft->fuse);\n\n  fuse_unmount(ft->mnt, ft->ch);\n  fuse_session_remove_chan(ft->ch);\n',
+    '  fuse_loop_mt(ft->fuse, 0);\n\n  fuse_unmount(ft->fuse);\n',
+  ],
+  [
+    'libfuse 3: new, then mount',
+    '  struct fuse_chan *ch = fuse_mount(mnt, &args);\n\n  if (ch == NULL) {\n    napi_throw_error(env, "fuse failed", "fuse failed");\n    return NULL;\n  }\n\n  struct fuse *fuse = fuse_new(ch, &args, &ops, sizeof(struct fuse_operations), ft);\n',
+    '  struct fuse *fuse = fuse_new(&args, &ops, sizeof(struct fuse_operations), ft);\n  if (fuse == NULL || fuse_mount(fuse, mnt) != 0) {\n    if (fuse != NULL) fuse_destroy(fuse);\n    napi_throw_error(env, "fuse failed", "fuse failed");\n    return NULL;\n  }\n',
+  ],
+  ['libfuse 3: no channel kept', '  ft->ch = ch;\n', ''],
+];
+
+/** The build file: libfuse 3 from the system (pkg-config fuse3), instead of fuse-shared-library's libfuse 2. */
+const GYP_EDITS = [
+  ['libfuse 3 headers', `"<!(node -e \\"require('fuse-shared-library/include')\\")",`, '"<!@(pkg-config fuse3 --cflags-only-I | sed s/-I//g)",'],
+  ['libfuse 3 library', `"libraries": [\n      "<!(node -e \\"require('fuse-shared-library/lib')\\")",\n    ],`, '"libraries": [\n      "<!@(pkg-config --libs fuse3)",\n    ],'],
+  [
+    'no copy of libfuse 2',
+    `, {\n    "target_name": "postinstall",\n    "type": "none",\n    "dependencies": ["fuse"],\n    "copies": [{\n      "destination": "build/Release",\n      "files": [ "<!(node -e \\"require('fuse-shared-library/lib')\\")" ],\n    }]\n  }]`,
+    ']',
+  ],
 ];
 
 /**
@@ -149,6 +196,7 @@ const JS_EDITS = [
     '        let need = 0\n        for (const name of list) need += Buffer.byteLength(name) + 1\n        if (need > listBuf.length) return signal(-34, listBuf.buffer)\n        let ptr = 0\n        for (const name of list) {\n',
   ],
   ['listxattr names as bytes: sizes', 'Buffer.byteLength(name)', "Buffer.byteLength(name, 'latin1')", ALL],
+  ['libfuse 3: rename with its flags', '  _op_rename (signal, src, dest) {\n    this.ops.rename(src, dest, err => {', '  _op_rename (signal, src, dest, flags) {\n    this.ops.rename(src, dest, flags, err => {'],
   ['listxattr names as bytes: writes', 'listBuf.write(name, ptr)', "listBuf.write(name, ptr, 'latin1')", ALL],
 ];
 
@@ -178,7 +226,8 @@ function patch(file, edits) {
 }
 
 patch(join(dir, 'index.js'), JS_EDITS);
-patch(source, C_EDITS);
+const gypChanged = patch(join(dir, 'binding.gyp'), GYP_EDITS);
+if (patch(source, C_EDITS) || gypChanged) utimesSync(source, new Date(), new Date()); // rebuild below
 if (existsSync(addon) && statSync(addon).mtimeMs > statSync(source).mtimeMs) process.exit(0);
 
 const npmDir = dirname(dirname(require.resolve('npm/package.json', { paths: [join(dirname(process.execPath), '../lib/node_modules')] })));

@@ -7,14 +7,15 @@ cd "$(dirname "$0")/.."
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
-# fuse-native's prebuilt addon links libfuse.so.2 (Debian: libfuse2); fusermount
-# (Debian: fuse) unmounts a dead mount without root tricks. attr gives getfattr
+# The FUSE binding is built against libfuse 3 (Debian: libfuse3-dev, found with
+# pkg-config; docs/decisions/0003); fuse3 gives fusermount (a link to fusermount3),
+# which unmounts a dead mount without root tricks (it replaces Debian's fuse). attr gives getfattr
 # and setfattr for looking at xattrs by hand. For the tests only: chromium renders
 # the status page, faketime runs a peer whose clock is off (doctor's skew check),
 # python3 drives the POSIX conformance cases (mknod, utimensat, raw xattr buffers),
 # rsync, acl (getfacl/setfacl) and tar round-trip trees through the mount.
 missing=()
-for pkg in libfuse2 fuse attr chromium faketime python3 rsync acl tar; do
+for pkg in libfuse3-dev fuse3 pkg-config attr chromium faketime python3 rsync acl tar; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

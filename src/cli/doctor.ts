@@ -45,9 +45,9 @@ export function checkFuse(): Finding[] {
   }
   try {
     loadFuse();
-    out.push({ check: 'FUSE library', ok: true, detail: 'fuse-native and libfuse.so.2 load' });
+    out.push({ check: 'FUSE library', ok: true, detail: 'fuse-native and libfuse3.so.3 load' });
   } catch (err) {
-    out.push({ check: 'FUSE library', ok: false, detail: (err as Error).message, fix: 'apt-get install -y libfuse2 fuse, or run scripts/setup.sh' });
+    out.push({ check: 'FUSE library', ok: false, detail: (err as Error).message, fix: 'apt-get install -y libfuse3-dev fuse3, then node scripts/patch-fuse-native.mjs; or run scripts/setup.sh' });
   }
   const fusermount = (process.env.PATH ?? '/usr/bin:/bin').split(delimiter).map((d) => join(d, 'fusermount')).find((p) => {
     try {

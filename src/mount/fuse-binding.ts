@@ -39,7 +39,7 @@ export interface FuseConstructor {
 
 /**
  * Load fuse-native with a message that says what to do when FUSE is missing
- * (FIELD-NOTES: the prebuilt addon links libfuse.so.2, which a fresh Debian lacks).
+ * (our build of the addon links libfuse3.so.3: docs/decisions/0003).
  */
 export function loadFuse(): FuseConstructor {
   if (!existsSync('/dev/fuse')) {
@@ -49,8 +49,8 @@ export function loadFuse(): FuseConstructor {
     return createRequire(import.meta.url)('fuse-native') as FuseConstructor;
   } catch (err) {
     const msg = (err as Error).message;
-    if (msg.includes('libfuse.so.2')) {
-      throw new Error('the FUSE library libfuse.so.2 is missing: install it with `apt-get install -y libfuse2 fuse` (or run scripts/setup.sh)');
+    if (msg.includes('libfuse3.so')) {
+      throw new Error('the FUSE library libfuse3.so.3 is missing: install it with `apt-get install -y libfuse3-dev fuse3` and run `node scripts/patch-fuse-native.mjs` (or run scripts/setup.sh)');
     }
     throw new Error(`cannot load fuse-native: ${msg}`);
   }

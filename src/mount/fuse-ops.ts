@@ -36,6 +36,8 @@ const ENOENT = errnoNumber('ENOENT');
 const TYPE_BITS: Record<WireStat['type'], number> = { file: 0o100000, dir: 0o040000, symlink: 0o120000, fifo: 0o010000, socket: 0o140000, char: 0o020000, block: 0o060000, other: 0 };
 /** The special files mknod makes, by their st_mode type bits. */
 const NODE_KINDS: ReadonlyMap<number, 'fifo' | 'socket' | 'char' | 'block'> = new Map([[0o010000, 'fifo'], [0o140000, 'socket'], [0o020000, 'char'], [0o060000, 'block']]);
+/** renameat2(2)'s flags, as libfuse 3 passes them. */
+const RENAME_NOREPLACE = 1;
 const XATTR_CREATE = 1;
 const XATTR_REPLACE = 2;
 const PERMISSION_BITS = 0o7777;
@@ -43,7 +45,7 @@ const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 /** libfuse's FUSE_UNKNOWN_INO: a directory entry's inode number when it is not known. */
 const UNKNOWN_INO = 0xffff_ffff;
-/** The largest write the kernel sends with big_writes (libfuse 2 cannot negotiate more). */
+/** Writes up to this size are copied into reused buffers; libfuse 3 lets the kernel send up to 1 MiB (larger ones get a buffer of their own). */
 const FUSE_MAX_WRITE = 128 * 1024;
 /** Free write buffers kept: enough for the writes one busy mount has in flight (4 MiB). */
 const WRITE_BUFFERS_KEPT = 32;
@@ -307,24 +309,27 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
         ),
       ),
 
-    rename: (src: string, dest: string, cb: Cb) =>
-      answer('rename', src, cb, () =>
-        removing([src, dest], () =>
+    // renameat2's flags: RENAME_NOREPLACE is mirrored (an atomic "only if absent" on
+    // every copy); RENAME_EXCHANGE is refused with EINVAL, as by a file system without it.
+    rename: (src: string, dest: string, flags: number, cb: Cb) =>
+      answer('rename', src, cb, () => {
+        if (flags & ~RENAME_NOREPLACE) throw new MirrorError('MFS_ERRNO', `rename ${src} -> ${dest}: renameat2 flags ${flags} (RENAME_EXCHANGE) are not supported`, { errno: 'EINVAL' });
+        return removing([src, dest], () =>
           mutateFile(
             dest,
             () =>
               mutateFile(
                 src,
                 async () => {
-                  await mutate({ op: 'rename', from: wire(src), to: wire(dest) });
+                  await mutate({ op: 'rename', from: wire(src), to: wire(dest), ...(flags & RENAME_NOREPLACE ? { noReplace: true } : {}) });
                   linked?.renamed(src, dest);
                 },
                 { namesChange: true },
               ),
             { namesChange: true },
           ),
-        ),
-      ),
+        );
+      }),
 
     // The new name is looked up (and noted) after this answer. src is refreshed too:
     // the kernel does not count the new link in src's cached attributes, since with
@@ -361,7 +366,7 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
       answer('setxattr', path, cb, async () => {
         if (name === STATE_XATTR) throw new MirrorError('MFS_ERRNO', `${STATE_XATTR} is kept by mirrorfs and cannot be set`, { errno: 'EPERM' });
         // The kernel stores a POSIX ACL given to a FUSE file system that does not
-        // announce ACL support (libfuse 2 cannot), but never enforces it: a user an
+        // announce ACL support (the mount does not yet: docs/decisions/0003), but never enforces it: a user an
         // ACL denies would still read through the mount. Refused, as on a file system
         // without ACLs, rather than stored and ignored.
         if (POSIX_ACL_XATTRS.has(name)) throw new MirrorError('MFS_ERRNO', `${name}: POSIX ACLs are not supported through the mount (the kernel would not enforce them)`, { errno: 'EOPNOTSUPP' });

@@ -11,12 +11,12 @@ const WALK_INSTEAD: ReadonlySet<number> = new Set([constants.errno.EAGAIN, const
 /**
  * Keeps the kernel's view of hard-linked files fresh under all their names.
  *
- * libfuse 2's path API gives every name its own kernel inode, so the kernel
+ * libfuse's path API gives every name its own kernel inode, so the kernel
  * caches attributes per name (for the mount's attr_timeout), and a change
  * through one name of a hard-linked file (chmod, write, link, unlink...) would
  * leave every other name's cached nlink, mode, size and ctime stale for up to
- * that long. The path API has no call to drop another name's cache
- * (fuse_invalidate is a stub in libfuse 2), so the mount does what a reader
+ * that long. The binding has no call to drop another name's cache (libfuse 3's
+ * fuse_invalidate_path is not exposed: docs/decisions/0003), so the mount does what a reader
  * would: before it answers such a change, it stats each other name it knows
  * with AT_STATX_FORCE_SYNC, which makes the kernel ask this daemon for that
  * name's attributes again; the answer already shows the change.
@@ -49,7 +49,7 @@ const WALK_INSTEAD: ReadonlySet<number> = new Set([constants.errno.EAGAIN, const
  * three of libuv's four threads, which the mount's file I/O shares; a name
  * already waiting for a cached stat is not queued twice.
  *
- * libfuse 2 also locks names: an unlink or a rename holds the names it removes
+ * libfuse's high-level API also locks names: an unlink or a rename holds the names it removes
  * or moves until it is answered, and a getattr of such a name waits. So a name
  * with an unlink or rename in flight (`removing`) is not refreshed: two unlinks
  * of two names of one file would otherwise each wait for the other's answer

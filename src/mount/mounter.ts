@@ -71,8 +71,8 @@ const KERNEL_CACHE_S = 60;
 const LINK_REFRESH_WAIT_MS = 2_000;
 /**
  * Seconds the kernel may cache "no such name". Short: a change whose call
- * failed can still be rolled forward (it reached a peer), and libfuse 2's
- * high-level API cannot invalidate the kernel's entry, so the name would stay
+ * failed can still be rolled forward (it reached a peer), and the binding
+ * cannot invalidate the kernel's entry, so the name would stay
  * invisible to lookups (while readdir lists it) for this long.
  */
 const NEGATIVE_CACHE_S = 1;
@@ -152,12 +152,11 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     const accessTimes = new AccessTimes({ mode: opts.atime ?? 'relatime', noDirectories: opts.noDiratime ?? false, access: async (path) => void (await controller.mutate({ op: 'access', path })) });
     const fuse = new Fuse(mountpoint, withByteNames(buildFuseOps(controller, log, { fsyncTimeoutMs, onError: (op, errno) => metrics.callFailed(op, errno), caller, linkedNames, accessTimes })), {
       // fuse-native joins options with commas, so options it does not know ride
-      // on fsname: big_writes (else the kernel splits writes into 4 KiB requests,
-      // FIELD-NOTES), negative_timeout (cache "no such name" answers) and use_ino
-      // (st_ino is the file's inode number on the copy that answers, so the names
-      // of a hard-linked file share it, as git's local clone checks; without it
-      // libfuse numbers each name on its own).
-      fsname: `mirrorfs,big_writes,negative_timeout=${NEGATIVE_CACHE_S},use_ino`,
+      // on fsname: negative_timeout (cache "no such name" answers). libfuse 3 needs
+      // no big_writes (writes arrive up to 1 MiB), and use_ino (st_ino is the file's
+      // inode number on the copy that answers, so the names of a hard-linked file
+      // share it, as git's local clone checks) is set by our patch of the binding.
+      fsname: `mirrorfs,negative_timeout=${NEGATIVE_CACHE_S}`,
       // The mount is the only writer of the tree, and every change goes through
       // this kernel, which updates its own caches: names and attributes can be
       // cached well beyond libfuse's 1 s default.

@@ -52,7 +52,8 @@ export const mutationSchemas = {
   unlink: z.object({ op: z.literal('unlink'), path: wirePath, ...stamp }),
   mkdir: z.object({ op: z.literal('mkdir'), path: wirePath, mode, ...owner, ...stamp }),
   rmdir: z.object({ op: z.literal('rmdir'), path: wirePath, ...stamp }),
-  rename: z.object({ op: z.literal('rename'), from: wirePath, to: wirePath, ...stamp }),
+  /** noReplace: RENAME_NOREPLACE, EEXIST when `to` exists (renameat2). */
+  rename: z.object({ op: z.literal('rename'), from: wirePath, to: wirePath, noReplace: z.boolean().optional(), ...stamp }),
   symlink: z.object({ op: z.literal('symlink'), target: z.string().min(1).max(4095), path: wirePath, ...owner, ...stamp }),
   /** A FIFO, socket, or character or block device node (`kind`), with its permission bits and, for devices, its number. */
   mknod: z.object({ op: z.literal('mknod'), path: wirePath, kind: z.enum(['fifo', 'socket', 'char', 'block']), mode, rdev: z.number().int().min(0).max(0xffff_ffff).default(0), ...owner, ...stamp }),

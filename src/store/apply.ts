@@ -22,7 +22,7 @@ import type { Mutation } from '../protocol/ops.js';
 import type { Syncer } from './durable.js';
 import type { FdCache } from './fd-cache.js';
 import type { Tree } from './tree.js';
-import { fallocate, getXattr, linkFd, mknod, openTmpfile, removeXattr, setXattr, utimens } from './posix.js';
+import { fallocate, getXattr, linkFd, mknod, openTmpfile, removeXattr, renameat2, setXattr, utimens } from './posix.js';
 import { requestedTime } from './times.js';
 import { isSpecial, openNoSpecial } from './open-file.js';
 
@@ -177,9 +177,14 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     fds.invalidate(req.from);
     fds.invalidate(req.to);
     try {
-      renameSync(from, to);
+      // RENAME_NOREPLACE: atomic "only if `to` does not exist" (EEXIST otherwise).
+      if (req.noReplace) renameat2(from, to, { noReplace: true });
+      else renameSync(from, to);
     } catch (err) {
-      if (!(redo && errnoOf(err) === 'ENOENT' && exists(to))) throw err;
+      // A redo of a rename that was applied: `from` is gone and `to` is there (for
+      // noReplace, the EEXIST is then its own earlier success).
+      const code = errnoOf(err);
+      if (!(redo && (code === 'ENOENT' || (req.noReplace && code === 'EEXIST')) && !exists(from) && exists(to))) throw err;
     }
     await sync.dir(fsDirname(to));
     if (!fsPathEquals(fsDirname(from), fsDirname(to))) await sync.dir(fsDirname(from));

@@ -67,7 +67,7 @@ export function readTarget(abs: FsPath): string {
   return target.includes('\uFFFD') ? wireFromBytes(readlinkSync(abs, { encoding: 'buffer' })) : target;
 }
 
-/** A directory entry's name and type: all that readdir gives the kernel (libfuse 2 uses only the type bits). */
+/** A directory entry's name and type: all that readdir gives the kernel (the binding passes only the type bits: no readdirplus attributes). */
 export interface EntryType {
   name: string;
   type: WireStat['type'];

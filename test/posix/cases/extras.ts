@@ -257,10 +257,28 @@ export const extrasCases: ConformanceCase[] = [
     },
   },
   {
+    name: 'renameat2-noreplace',
+    title: 'renameat2: RENAME_NOREPLACE onto an absent name renames (a file, and a directory into another directory)',
+    actors: [ROOT, USER_A],
+    body: async (c, actor) => {
+      await c.setup([...patternFile('a', 10, actor), { op: 'mkdir', path: 'd', mode: 0o755 }, { op: 'chown', path: 'd', uid: actor.uid, gid: actor.gid }, { op: 'mkdir', path: 'e', mode: 0o777 }, { op: 'chmod', path: 'e', mode: 0o777 }]);
+      const steps: Step[] = [
+        { op: 'rename2', src: 'a', dst: 'a2', flags: 'noreplace' },
+        { op: 'rename2', src: 'd', dst: 'e/d2', flags: 'noreplace' },
+        { op: 'digest', path: 'a2' },
+        { op: 'lstat', path: 'e/d2' },
+        { op: 'lstat', path: 'a' },
+        { op: 'listdir', path: '.' },
+      ];
+      const r = await c.run(steps, actor);
+      expect(r.oracle.map(outcome)).toEqual(['ok', 'ok', 'ok', 'ok', 'ENOENT', 'ok']);
+    },
+  },
+  {
     name: 'renameat2-flags',
     title: 'renameat2: RENAME_NOREPLACE onto an absent name renames; RENAME_EXCHANGE swaps two names (files, and a file with a directory)',
     actors: [ROOT, USER_A],
-    knownLimit: 'README known limits: renameat2 flags',
+    knownLimit: 'README known limits: RENAME_EXCHANGE',
     body: async (c, actor) => {
       await c.setup([
         ...patternFile('a', 10, actor),
