@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// postinstall: fix fuse-native 2.2.6 (see C_EDITS and JS_EDITS) and rebuild its addon
-// from source with the node-gyp that ships with npm (npm already builds it from
-// source on this platform when its prebuild cannot load). Idempotent: does
-// nothing once the source carries the fixes and the addon was built after them.
+// postinstall: fix fuse-native 2.2.6 (see C_EDITS and JS_EDITS), port it to libfuse 3
+// (C_EDITS 14-30, GYP_EDITS; docs/decisions/0003: needs libfuse3-dev and pkg-config) and
+// rebuild its addon from source with the node-gyp that ships with npm. Idempotent: does
+// nothing once the source carries the fixes and the addon was built after them; a tree
+// patched by an earlier version of this script is brought to the same result.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
