@@ -45,10 +45,14 @@ const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 /** libfuse's FUSE_UNKNOWN_INO: a directory entry's inode number when it is not known. */
 const UNKNOWN_INO = 0xffff_ffff;
-/** Writes up to this size are copied into reused buffers; libfuse 3 lets the kernel send up to 1 MiB (larger ones get a buffer of their own). */
-const FUSE_MAX_WRITE = 128 * 1024;
-/** Free write buffers kept: enough for the writes one busy mount has in flight (4 MiB). */
+/** Writes up to this size (most: 4-128 KiB) are copied into reused buffers of this size. */
+const SMALL_WRITE = 128 * 1024;
+/** Free small buffers kept: enough for the writes one busy mount has in flight (4 MiB). */
 const WRITE_BUFFERS_KEPT = 32;
+/** The largest write libfuse 3 lets the kernel send (max_pages 256); larger writes, for streams, get these. */
+const FUSE_MAX_WRITE = 1024 * 1024;
+/** Free large buffers kept: a streaming writer has a few in flight (4 MiB). */
+const LARGE_WRITE_BUFFERS_KEPT = 4;
 
 /** The xattrs that hold POSIX ACLs. */
 const POSIX_ACL_XATTRS: ReadonlySet<string> = new Set(['system.posix_acl_access', 'system.posix_acl_default']);
@@ -138,7 +142,8 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
       return false;
     }
   };
-  const writePayloads = new BufferPool(FUSE_MAX_WRITE, WRITE_BUFFERS_KEPT);
+  const writePayloads = new BufferPool(SMALL_WRITE, WRITE_BUFFERS_KEPT);
+  const largeWritePayloads = new BufferPool(FUSE_MAX_WRITE, LARGE_WRITE_BUFFERS_KEPT);
   /**
    * Answer a request that creates an entry: its owner is the caller's fsuid and
    * fsgid (the peer applies set-group-ID directories), read now, synchronously;
@@ -257,7 +262,7 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
         // times the request out): copied at once, since a peer's send may outlast the call
         // (ack 1 or quorum, a timed-out stream). Into a reused buffer, not a new one each
         // time, so streaming writes leave no garbage (buffer-pool.ts).
-        const pooled = PooledBytes.copyOf(writePayloads, buf.subarray(0, len));
+        const pooled = PooledBytes.copyOf(len <= SMALL_WRITE ? writePayloads : largeWritePayloads, buf.subarray(0, len));
         await mutateFile(path, async () => {
           try {
             await mutate({ op: 'write', path: wire(path), offset: pos }, pooled?.bytes ?? Buffer.from(buf.subarray(0, len)), pooled ?? undefined);
