@@ -582,17 +582,23 @@ static napi_value js_force_stat(napi_env env, napi_callback_info info) {
 // The l* calls: an xattr of a symlink is the link's own, never its target's. Names,
 // like paths, are strings (UTF-8) or Buffers (any bytes): names are bytes on Linux.
 
+// Read a path and an xattr name; false (with a pending exception, nothing left allocated) otherwise.
+static bool get_path_and_name(napi_env env, napi_value *argv, const char *syscall, path_arg *path, path_arg *name) {
+  if (!get_path(env, argv[0], "path", syscall, path)) return false;
+  if (!get_path(env, argv[1], "name", syscall, name)) {
+    free_path(path);
+    return false;
+  }
+  return true;
+}
+
 // lgetxattr(path, name) -> Buffer. The value may grow between asking its size and
 // reading it (ERANGE): asked again, a bounded number of times.
 static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   path_arg path, name;
   if (!get_args(env, info, 2, argv, "lgetxattr")) return NULL;
-  if (!get_path(env, argv[0], "path", "lgetxattr", &path)) return NULL;
-  if (!get_path(env, argv[1], "name", "lgetxattr", &name)) {
-    free_path(&path);
-    return NULL;
-  }
+  if (!get_path_and_name(env, argv, "lgetxattr", &path, &name)) return NULL;
   napi_value result = NULL;
   for (int attempt = 0; attempt < 8; attempt++) {
     ssize_t size = lgetxattr(path.bytes, name.bytes, NULL, 0);
@@ -645,11 +651,7 @@ static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
   void *value;
   size_t value_len;
   napi_get_buffer_info(env, argv[2], &value, &value_len);
-  if (!get_path(env, argv[0], "path", "lsetxattr", &path)) return NULL;
-  if (!get_path(env, argv[1], "name", "lsetxattr", &name)) {
-    free_path(&path);
-    return NULL;
-  }
+  if (!get_path_and_name(env, argv, "lsetxattr", &path, &name)) return NULL;
   if (lsetxattr(path.bytes, name.bytes, value, value_len, (int)flags) != 0) throw_errno(env, errno, "lsetxattr", path.bytes, path.len, NULL, 0);
   free_path(&path);
   free_path(&name);
@@ -702,11 +704,7 @@ static napi_value js_lremovexattr(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   path_arg path, name;
   if (!get_args(env, info, 2, argv, "lremovexattr")) return NULL;
-  if (!get_path(env, argv[0], "path", "lremovexattr", &path)) return NULL;
-  if (!get_path(env, argv[1], "name", "lremovexattr", &name)) {
-    free_path(&path);
-    return NULL;
-  }
+  if (!get_path_and_name(env, argv, "lremovexattr", &path, &name)) return NULL;
   if (lremovexattr(path.bytes, name.bytes) != 0) throw_errno(env, errno, "lremovexattr", path.bytes, path.len, NULL, 0);
   free_path(&path);
   free_path(&name);
