@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // postinstall: fix fuse-native 2.2.6 (see C_EDITS and JS_EDITS), port it to libfuse 3
-// (C_EDITS 14-30, GYP_EDITS; docs/decisions/0003: needs libfuse3-dev and pkg-config) and
+// (C_EDITS 14-33, GYP_EDITS; docs/decisions/0003: needs libfuse3-dev and pkg-config: with
+// POSIX ACLs, and `invalidate(path, cb)` for the names of hard-linked files) and
 // rebuild its addon from source with the node-gyp that ships with npm. Idempotent: does
 // nothing once the source carries the fixes and the addon was built after them; a tree
 // patched by an earlier version of this script is brought to the same result.
@@ -92,7 +93,7 @@ const C_EDITS = [
   ['names as bytes: paths and names to JavaScript', 'napi_create_string_utf8(env, l->', 'napi_create_string_latin1(env, l->', ALL],
   ['names as bytes: readdir names from JavaScript', 'NAPI_UTF8(name, 1024, raw_name)', 'NAPI_LATIN1(name, 1024, raw_name)', ALL],
   ['names as bytes: readlink target from JavaScript', 'NAPI_ARGV_UTF8(linkname, l->len, 2)', 'NAPI_LATIN1(linkname, l->len, argv[2])'],
-  // libfuse 3 (C_EDITS 14-30; docs/decisions/0003-libfuse3.md)
+  // libfuse 3 (C_EDITS 14-33; docs/decisions/0003-libfuse3.md)
   ['libfuse 3: no flag_utime_omit_ok (it always passes UTIME_NOW and UTIME_OMIT)', '\n  ops.flag_utime_omit_ok = 1;', ''],
   ['libfuse 3: API version', '#define FUSE_USE_VERSION 29\n', '#define FUSE_USE_VERSION 31\n'],
   ['libfuse 3: no channel', '  struct fuse_chan *ch;\n', ''],
@@ -115,6 +116,11 @@ const C_EDITS = [
     'static void * fuse_native_init (struct fuse_conn_info *conn) {\n',
     '// mirrorfs: st_ino is the file\'s own (names of a hard-linked file share it). The kernel keeps\n// doing what it did with libfuse 2: O_TRUNC as a truncate of its own (the mount answers no open,\n// so an O_TRUNC inside open would be lost), and clearing set-ID bits itself (with a chmod).\nstatic void mirrorfs_configure (struct fuse_conn_info *conn, struct fuse_config *cfg) {\n  cfg->use_ino = 1;\n  conn->want &= ~(FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_HANDLE_KILLPRIV);\n}\n\n// The binding\'s own data stays private_data.\nstatic void * mirrorfs_init (struct fuse_conn_info *conn, struct fuse_config *cfg) {\n  mirrorfs_configure(conn, cfg);\n  return fuse_get_context()->private_data;\n}\n\nstatic void * fuse_native_init (struct fuse_conn_info *conn, struct fuse_config *cfg) {\n  mirrorfs_configure(conn, cfg);\n',
   ],
+  [
+    'libfuse 3: POSIX ACLs, enforced by the kernel, and the umask left to the mount',
+    '  conn->want &= ~(FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_HANDLE_KILLPRIV);\n}\n',
+    '  conn->want &= ~(FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_HANDLE_KILLPRIV);\n  // POSIX ACLs: the kernel checks them (it reads system.posix_acl_* through getxattr). A new\n  // entry\'s mode then arrives with the caller\'s umask beside it, not applied: a default ACL\n  // in its directory overrides the umask, and only the copies, which hold that ACL, know.\n  if ((conn->capable & FUSE_CAP_POSIX_ACL) && (conn->capable & FUSE_CAP_DONT_MASK)) conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;\n}\n',
+  ],
   ['libfuse 3: init always', '  if (implemented[op_init]) ops.init = fuse_native_init;\n', '  ops.init = implemented[op_init] ? fuse_native_init : mirrorfs_init;\n'],
   ['libfuse 3: no ftruncate', '  if (implemented[op_ftruncate]) ops.ftruncate = fuse_native_ftruncate;\n', ''],
   ['libfuse 3: no fgetattr', '  if (implemented[op_fgetattr]) ops.fgetattr = fuse_native_fgetattr;\n', ''],
@@ -129,6 +135,8 @@ const C_EDITS = [
     '  struct fuse *fuse = fuse_new(&args, &ops, sizeof(struct fuse_operations), ft);\n  if (fuse == NULL || fuse_mount(fuse, mnt) != 0) {\n    if (fuse != NULL) fuse_destroy(fuse);\n    napi_throw_error(env, "fuse failed", "fuse failed");\n    return NULL;\n  }\n',
   ],
   ['libfuse 3: no channel kept', '  ft->ch = ch;\n', ''],
+  ['libfuse 3: invalidate one path (for the names of hard-linked files)', 'NAPI_INIT() {\n', "// mirrorfs: drop the kernel's attributes and cached pages of one path, as libfuse knows it\n// (fuse_invalidate_path): what a change through another name of a hard-linked file made\n// stale. The next stat or read of that name asks us again. On libuv's thread pool: dropping\n// pages waits for a read of that file in flight, which the JavaScript thread answers.\ntypedef struct {\n  napi_async_work work;\n  napi_ref callback;\n  fuse_thread_t *ft;\n  char path[4097];\n  int result;\n} mirrorfs_invalidation_t;\n\nstatic void mirrorfs_invalidate_execute (napi_env env, void *data) {\n  mirrorfs_invalidation_t *w = (mirrorfs_invalidation_t *) data;\n  if (w->result != 0) return;\n  w->result = (w->ft->mounted && w->ft->fuse != NULL) ? fuse_invalidate_path(w->ft->fuse, w->path) : -ENOENT;\n}\n\nstatic void mirrorfs_invalidate_complete (napi_env env, napi_status status, void *data) {\n  mirrorfs_invalidation_t *w = (mirrorfs_invalidation_t *) data;\n  napi_value callback, global, argv[1], ignored;\n  napi_get_reference_value(env, w->callback, &callback);\n  napi_get_global(env, &global);\n  napi_create_int32(env, status == napi_ok ? w->result : -EIO, &(argv[0]));\n  napi_call_function(env, global, callback, 1, argv, &ignored);\n  napi_delete_reference(env, w->callback);\n  napi_delete_async_work(env, w->work);\n  free(w);\n}\n\n// invalidate(thread, path as latin1, callback(result)): result 0, or a negative errno (-ENOENT: not known to the kernel).\nNAPI_METHOD(fuse_native_invalidate) {\n  NAPI_ARGV(3)\n  NAPI_ARGV_BUFFER_CAST(fuse_thread_t *, ft, 0);\n  mirrorfs_invalidation_t *w = calloc(1, sizeof(mirrorfs_invalidation_t));\n  if (w == NULL) {\n    napi_throw_error(env, \"ENOMEM\", \"out of memory\");\n    return NULL;\n  }\n  size_t len = 0;\n  w->ft = ft;\n  if (napi_get_value_string_latin1(env, argv[1], w->path, sizeof(w->path), &len) != napi_ok) {\n    free(w);\n    napi_throw_error(env, \"EINVAL\", \"Expected string\");\n    return NULL;\n  }\n  if (len >= sizeof(w->path) - 1) w->result = -ENAMETOOLONG;\n  napi_value name;\n  napi_create_string_utf8(env, \"mirrorfs:invalidate\", NAPI_AUTO_LENGTH, &name);\n  napi_create_reference(env, argv[2], 1, &(w->callback));\n  napi_create_async_work(env, NULL, name, mirrorfs_invalidate_execute, mirrorfs_invalidate_complete, w, &(w->work));\n  napi_queue_async_work(env, w->work);\n  return NULL;\n}\n\nNAPI_INIT() {\n"],
+  ['libfuse 3: invalidate exported', '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n', '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n  NAPI_EXPORT_FUNCTION(fuse_native_invalidate)\n'],
 ];
 
 /** The build file: libfuse 3 from the system (pkg-config fuse3), instead of fuse-shared-library's libfuse 2. */
@@ -199,20 +207,26 @@ const JS_EDITS = [
   ['listxattr names as bytes: sizes', 'Buffer.byteLength(name)', "Buffer.byteLength(name, 'latin1')", ALL],
   ['libfuse 3: rename with its flags', '  _op_rename (signal, src, dest) {\n    this.ops.rename(src, dest, err => {', '  _op_rename (signal, src, dest, flags) {\n    this.ops.rename(src, dest, flags, err => {'],
   ['listxattr names as bytes: writes', 'listBuf.write(name, ptr)', "listBuf.write(name, ptr, 'latin1')", ALL],
+  [
+    'invalidate one path',
+    '  // Public API\n\n  mount (cb) {\n',
+    '  // Public API\n\n  // mirrorfs: make the kernel drop what it caches for path (attributes, pages); cb(0 or -errno).\n  invalidate (path, cb) {\n    if (!this._thread) return process.nextTick(cb, Fuse.ENOENT)\n    binding.fuse_native_invalidate(this._thread, path, cb)\n  }\n\n  mount (cb) {\n',
+  ],
 ];
 
 /**
  * Apply edits to one file; true when it changed. An edit is done when its fix is
- * there, also as later ALL edits have rewritten it (an empty fix, or an ALL edit:
+ * there, also as later edits have rewritten it (an empty fix, or an ALL edit:
  * when its bug is gone).
  */
 function patch(file, edits) {
   let text = readFileSync(file, 'utf8');
   let changed = false;
-  const rewrites = edits.filter((e) => e[3] === ALL);
-  const rewritten = (fix) => rewrites.reduce((t, [, bug, to]) => t.replaceAll(bug, to), fix);
-  for (const [what, bug, fix, scope] of edits) {
-    const done = scope === ALL || !fix ? !text.includes(bug) : text.includes(fix) || text.includes(rewritten(fix));
+  // An edit's fix as the edits after it leave it (each ALL edit everywhere, any other where its bug is in the fix).
+  const rewritten = (fix, index) =>
+    edits.slice(index + 1).reduce((t, [, bug, to, scope]) => (scope === ALL ? t.replaceAll(bug, to) : t.replace(bug, to)), fix);
+  for (const [index, [what, bug, fix, scope]] of edits.entries()) {
+    const done = scope === ALL || !fix ? !text.includes(bug) : text.includes(fix) || text.includes(rewritten(fix, index));
     if (done) continue;
     if (!text.includes(bug)) {
       console.error(`patch-fuse-native: cannot apply "${what}": ${file} does not look like fuse-native 2.2.6`);

@@ -1,5 +1,5 @@
 // mirrorfs posix addon: the few file system calls node:fs lacks (see src/store/posix.ts).
-// Plain C on Node-API, synchronous but for forceStat, openTmpfile, linkFd and fallocate, no dependencies. Failures throw Errors shaped like
+// Plain C on Node-API, synchronous but for openTmpfile, linkFd and fallocate, no dependencies. Failures throw Errors shaped like
 // node:fs errors: message "CODE: description, syscall 'path'", and code, errno
 // (negative, as Node gives it), syscall and path properties.
 #ifndef _GNU_SOURCE
@@ -19,25 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__has_include)
-#if __has_include(<linux/openat2.h>)
-#include <linux/openat2.h>
-#endif
-#endif
-#ifndef RESOLVE_CACHED
-// Headers older than Linux 5.6 (openat2) or 5.12 (RESOLVE_CACHED): the kernel's ABI, so
-// the call still works on a newer kernel; an older one answers ENOSYS or EINVAL.
-struct mirrorfs_open_how {
-  uint64_t flags;
-  uint64_t mode;
-  uint64_t resolve;
-};
-#define open_how mirrorfs_open_how
-#define RESOLVE_CACHED 0x20
-#endif
-#ifndef SYS_openat2
-#define SYS_openat2 437
-#endif
 #include <node_api.h>
 
 // Largest integer a JavaScript number holds exactly (2^53).
@@ -479,105 +460,6 @@ static napi_value js_realtime_coarse_ns(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// forceStat(path, cachedOnly, dropData): a Promise of the errno (0 for success) of a statx with
-// AT_STATX_FORCE_SYNC of `path` (a final symbolic link not followed), run on libuv's
-// thread pool. The one asynchronous call here, because its point is to make a FUSE file
-// system ask its daemon for the attributes again: when the daemon is this process, a
-// synchronous call would wait for an answer that only this (blocked) thread could give.
-// The attributes are not returned: the call is made for its effect on the kernel's cache.
-//
-// cachedOnly: reach `path` only through the dentry cache (openat2 RESOLVE_CACHED, an
-// O_PATH descriptor, then statx of that descriptor), else fail with EAGAIN. Such a walk
-// never takes a directory's lock, which a request this daemon has not answered yet may
-// hold (an unlink holds its directory's): a plain walk that must look a name up would
-// wait for that answer. A name that is not in the cache has no cached attributes either.
-//
-// dropData: for a regular file, also open it (read-only, non-blocking) and close it
-// again: a FUSE file system without keep_cache drops the kernel's cached pages of a file
-// when it is opened, also from descriptors and maps already open on it. The open is
-// answered inside libfuse (mirrorfs has no open operation).
-typedef struct {
-  napi_async_work work;
-  napi_deferred deferred;
-  char *path;
-  bool cached_only;
-  bool drop_data;
-  int err;
-} force_stat_job;
-
-// Open and close a regular file to drop its cached pages (see dropData); errors ignored.
-static void drop_cached_data(force_stat_job *job, const struct statx *stx) {
-  if (!job->drop_data || !S_ISREG(stx->stx_mode)) return;
-  int fd;
-  if (job->cached_only) {
-    struct open_how how = {.flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, .resolve = RESOLVE_CACHED};
-    fd = (int)syscall(SYS_openat2, AT_FDCWD, job->path, &how, sizeof how);
-  } else {
-    fd = open(job->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  }
-  if (fd >= 0) close(fd);
-}
-
-static void force_stat_execute(napi_env env, void *data) {
-  (void)env;
-  force_stat_job *job = data;
-  struct statx stx;
-  const int flags = AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC;
-  if (!job->cached_only) {
-    job->err = statx(AT_FDCWD, job->path, flags, STATX_BASIC_STATS, &stx) == 0 ? 0 : errno;
-    if (job->err == 0) drop_cached_data(job, &stx);
-    return;
-  }
-  struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC, .resolve = RESOLVE_CACHED};
-  int fd = (int)syscall(SYS_openat2, AT_FDCWD, job->path, &how, sizeof how);
-  if (fd < 0) {
-    job->err = errno;
-    return;
-  }
-  job->err = statx(fd, "", flags | AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) == 0 ? 0 : errno;
-  close(fd);
-  if (job->err == 0) drop_cached_data(job, &stx);
-}
-
-static void force_stat_complete(napi_env env, napi_status status, void *data) {
-  force_stat_job *job = data;
-  napi_value result;
-  napi_create_int32(env, status == napi_ok ? job->err : ECANCELED, &result);
-  napi_resolve_deferred(env, job->deferred, result);
-  napi_delete_async_work(env, job->work);
-  free(job->path);
-  free(job);
-}
-
-static napi_value js_force_stat(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  path_arg path;
-  if (!get_args(env, info, 3, argv, "statx")) return NULL;
-  if (!get_path(env, argv[0], "path", "statx", &path)) return NULL;
-  force_stat_job *job = calloc(1, sizeof *job);
-  if (!job) {
-    free_path(&path);
-    napi_throw_error(env, "ENOMEM", "out of memory");
-    return NULL;
-  }
-  job->path = path.bytes;
-  job->cached_only = get_bool(env, argv[1]);
-  job->drop_data = get_bool(env, argv[2]);
-  napi_value promise, name;
-  napi_create_promise(env, &job->deferred, &promise);
-  napi_create_string_utf8(env, "mirrorfs.forceStat", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_async_work(env, NULL, name, force_stat_execute, force_stat_complete, job, &job->work) != napi_ok ||
-      napi_queue_async_work(env, job->work) != napi_ok) {
-    napi_value result;
-    napi_create_int32(env, ECANCELED, &result);
-    napi_resolve_deferred(env, job->deferred, result);
-    if (job->work) napi_delete_async_work(env, job->work);
-    free(job->path);
-    free(job);
-  }
-  return promise;
-}
-
 // ---- extended attributes ----------------------------------------------------
 // The l* calls: an xattr of a symlink is the link's own, never its target's. Names,
 // like paths, are strings (UTF-8) or Buffers (any bytes): names are bytes on Linux.
@@ -720,7 +602,6 @@ NAPI_MODULE_INIT() {
       {"renameat2", NULL, js_renameat2, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fallocate", NULL, js_fallocate, NULL, NULL, NULL, napi_enumerable, NULL},
       {"realtimeCoarseNs", NULL, js_realtime_coarse_ns, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"forceStat", NULL, js_force_stat, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openTmpfile", NULL, js_open_tmpfile, NULL, NULL, NULL, napi_enumerable, NULL},
       {"linkFd", NULL, js_link_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},

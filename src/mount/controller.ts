@@ -792,6 +792,7 @@ function namesMadeAndRemoved(req: MutationRequest, stats?: Record<string, WireSt
     case 'rmdir':
       return { created: [], removed: [req.path] };
     case 'rename':
+      if (req.exchange) return { created: [], removed: [] }; // both names stay, each naming the other's file
       // `from` still there afterwards: it and `to` were links to one file, and rename(2) did nothing.
       return { created: [req.to], removed: req.from === req.to || (stats && req.from in stats) ? [] : [req.from] };
     default:

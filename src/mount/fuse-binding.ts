@@ -1,5 +1,8 @@
 import { existsSync } from 'node:fs';
+import { constants } from 'node:os';
 import { createRequire } from 'node:module';
+
+const ENOENT = constants.errno.ENOENT;
 
 /** The parts of fuse-native's API the mount uses. */
 export interface FuseInstance {
@@ -11,6 +14,8 @@ export interface FuseInstance {
    * the caller's uid, gid, pid and umask as four uint32 at offset 0.
    */
   caller?: Buffer;
+  /** Our patch: drop what the kernel caches for a path (attributes, pages); cb(0 or -errno). */
+  invalidate?(path: string, cb: (result: number) => void): void;
 }
 
 /** The process that made a FUSE request, as the kernel gave it (fsuid and fsgid). */
@@ -18,6 +23,8 @@ export interface Caller {
   uid: number;
   gid: number;
   pid: number;
+  /** Its umask: set for a create, mkdir or mknod (the kernel leaves applying it to us with POSIX ACLs on). */
+  umask: number;
 }
 
 /**
@@ -30,8 +37,21 @@ export function callerOf(fuse: FuseInstance): Caller {
   if (!locals || locals.length < 16) {
     throw new Error('fuse-native does not report the caller of a request: run `node scripts/patch-fuse-native.mjs` (npm ci does) to patch and rebuild it');
   }
-  return { uid: locals.readUInt32LE(0), gid: locals.readUInt32LE(4), pid: locals.readUInt32LE(8) };
+  return { uid: locals.readUInt32LE(0), gid: locals.readUInt32LE(4), pid: locals.readUInt32LE(8), umask: locals.readUInt32LE(12) & 0o777 };
 }
+/**
+ * Make the kernel drop its attributes and cached pages of a mount path (latin1,
+ * as the binding passes paths); resolves with 0 or a negative errno (-ENOENT: the
+ * kernel holds nothing for it). Not mounted (yet): -ENOENT.
+ */
+export function invalidatePath(fuse: FuseInstance | null, fusePath: string): Promise<number> {
+  if (!fuse) return Promise.resolve(-ENOENT);
+  if (!fuse.invalidate) {
+    return Promise.reject(new Error('fuse-native cannot invalidate a path: run `node scripts/patch-fuse-native.mjs` (npm ci does) to patch and rebuild it'));
+  }
+  return new Promise((resolve) => fuse.invalidate!(fusePath, resolve));
+}
+
 export interface FuseConstructor {
   new (mnt: string, ops: Record<string, unknown>, opts: Record<string, unknown>): FuseInstance;
   unmount(mnt: string, cb: (err: Error | null) => void): void;

@@ -38,6 +38,7 @@ const TYPE_BITS: Record<WireStat['type'], number> = { file: 0o100000, dir: 0o040
 const NODE_KINDS: ReadonlyMap<number, 'fifo' | 'socket' | 'char' | 'block'> = new Map([[0o010000, 'fifo'], [0o140000, 'socket'], [0o020000, 'char'], [0o060000, 'block']]);
 /** renameat2(2)'s flags, as libfuse 3 passes them. */
 const RENAME_NOREPLACE = 1;
+const RENAME_EXCHANGE = 2;
 const XATTR_CREATE = 1;
 const XATTR_REPLACE = 2;
 const PERMISSION_BITS = 0o7777;
@@ -54,8 +55,6 @@ const FUSE_MAX_WRITE = 1024 * 1024;
 /** Free large buffers kept: a streaming writer has a few in flight (4 MiB). */
 const LARGE_WRITE_BUFFERS_KEPT = 4;
 
-/** The xattrs that hold POSIX ACLs. */
-const POSIX_ACL_XATTRS: ReadonlySet<string> = new Set(['system.posix_acl_access', 'system.posix_acl_default']);
 
 /** The virtual xattr that tells an application whether a file's changes reached the far mirrors (ack mode end-to-end). */
 export const STATE_XATTR = 'user.mirrorfs.state';
@@ -150,14 +149,15 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
    * a binding that cannot say who called fails the request (EIO, logged) rather
    * than making the entry someone else's.
    */
-  type Owner = { uid?: number; gid?: number };
+  type Owner = { uid?: number; gid?: number; umask?: number };
   const answerOwned = (op: string, path: string, cb: Cb, work: (owner: Owner) => Promise<unknown[] | void>) => {
     let owner: Owner = {};
     let failure: unknown = null;
     try {
       if (opts.caller) {
-        const { uid, gid } = opts.caller();
-        owner = { uid, gid };
+        // The umask too: with POSIX ACLs the kernel leaves it to us (a default ACL overrides it).
+        const { uid, gid, umask } = opts.caller();
+        owner = op === 'symlink' ? { uid, gid } : { uid, gid, umask };
       }
     } catch (err) {
       failure = err;
@@ -177,25 +177,21 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
   };
   /**
    * A change to the file at `path`: once done (or failed: some peers may have
-   * applied it), the kernel's attributes of the file's other names are
-   * refreshed before the kernel hears the outcome (linked-names.ts):
-   * `namesChange` for an unlink, link or rename, `data` for a change of the
-   * bytes, `self` to refresh `path` itself too (a link's source).
+   * applied it), what the kernel caches for the file's other names is dropped
+   * before the kernel hears the outcome (linked-names.ts); `self` drops
+   * `path`'s own too (a link's source, whose cached nlink the kernel does not count up).
    */
-  type FileChange = { namesChange?: boolean; data?: boolean; self?: boolean };
-  const mutateFile = async (path: string, work: () => Promise<unknown>, change: FileChange = {}): Promise<void> => {
+  const mutateFile = async (path: string, work: () => Promise<unknown>, change: { self?: boolean } = {}): Promise<void> => {
     const others = linked?.othersOf(path) ?? [];
     atimes?.changed(...others.map(fusePathToWire)); // one inode: its ctime changes under every name
     const names = change.self ? [path, ...others] : others;
     try {
       await work();
     } finally {
-      const refreshing = linked?.refresh(names, change); // undefined, and no await, for a file with one name
+      const refreshing = linked?.refresh(names); // undefined, and no await, for a file with one name
       if (refreshing) await refreshing;
     }
   };
-  /** An unlink or rename of `names`: not refreshed meanwhile (linked-names.ts). */
-  const removing = <T>(names: string[], work: () => Promise<T>): Promise<T> => (linked ? linked.removing(names, work) : work());
 
   return {
     // ---- metadata -------------------------------------------------------------
@@ -269,19 +265,19 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
           } finally {
             pooled?.release();
           }
-        }, { data: true });
+        });
         return [len];
       }, true),
 
     truncate: (path: string, size: number, cb: Cb) =>
-      answer('truncate', path, cb, () => mutateFile(path, () => mutate({ op: 'truncate', path: wire(path), size }), { data: true })),
+      answer('truncate', path, cb, () => mutateFile(path, () => mutate({ op: 'truncate', path: wire(path), size }))),
 
     ftruncate: (path: string, _fd: number, size: number, cb: Cb) =>
-      answer('truncate', path, cb, () => mutateFile(path, () => mutate({ op: 'truncate', path: wire(path), size }), { data: true })),
+      answer('truncate', path, cb, () => mutateFile(path, () => mutate({ op: 'truncate', path: wire(path), size }))),
 
     // The kernel passes on KEEP_SIZE, PUNCH_HOLE and ZERO_RANGE (it refuses the other modes itself).
     fallocate: (path: string, mode: number, offset: number, length: number, cb: Cb) =>
-      answer('fallocate', path, cb, () => mutateFile(path, () => mutate({ op: 'fallocate', path: wire(path), mode, offset, length }), { data: true })),
+      answer('fallocate', path, cb, () => mutateFile(path, () => mutate({ op: 'fallocate', path: wire(path), mode, offset, length }))),
 
     // Every acknowledged change is already durable at each route's first hop:
     // flush has nothing left to wait for, and neither has fsync in first-hop
@@ -298,41 +294,27 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
     // ---- names ----------------------------------------------------------------
     // For a hard-linked file, a name's removal changes the others' nlink and ctime;
     // a rename, the ctime of the file renamed and (replacing it) of the one at dest.
-    // The kernel holds the directories of an unlink, link or rename locked until it
-    // is answered (namesChange), and libfuse the names it removes or moves (removing).
     unlink: (path: string, cb: Cb) =>
       answer('unlink', path, cb, () =>
-        removing([path], () =>
-          mutateFile(
-            path,
-            async () => {
-              await mutate({ op: 'unlink', path: wire(path) });
-              linked?.removed(path);
-            },
-            { namesChange: true },
-          ),
-        ),
+        mutateFile(path, async () => {
+          await mutate({ op: 'unlink', path: wire(path) });
+          linked?.removed(path);
+        }),
       ),
 
-    // renameat2's flags: RENAME_NOREPLACE is mirrored (an atomic "only if absent" on
-    // every copy); RENAME_EXCHANGE is refused with EINVAL, as by a file system without it.
+    // renameat2's flags, each mirrored: RENAME_NOREPLACE (an atomic "only if absent" on
+    // every copy) and RENAME_EXCHANGE (both names swapped on every copy); anything else
+    // (RENAME_WHITEOUT, for overlayfs) is refused with EINVAL, as by a file system without it.
     rename: (src: string, dest: string, flags: number, cb: Cb) =>
       answer('rename', src, cb, () => {
-        if (flags & ~RENAME_NOREPLACE) throw new MirrorError('MFS_ERRNO', `rename ${src} -> ${dest}: renameat2 flags ${flags} (RENAME_EXCHANGE) are not supported`, { errno: 'EINVAL' });
-        return removing([src, dest], () =>
-          mutateFile(
-            dest,
-            () =>
-              mutateFile(
-                src,
-                async () => {
-                  await mutate({ op: 'rename', from: wire(src), to: wire(dest), ...(flags & RENAME_NOREPLACE ? { noReplace: true } : {}) });
-                  linked?.renamed(src, dest);
-                },
-                { namesChange: true },
-              ),
-            { namesChange: true },
-          ),
+        if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) throw new MirrorError('MFS_ERRNO', `rename ${src} -> ${dest}: renameat2 flags ${flags} are not supported (RENAME_NOREPLACE and RENAME_EXCHANGE are)`, { errno: 'EINVAL' });
+        const exchange = (flags & RENAME_EXCHANGE) !== 0;
+        return mutateFile(dest, () =>
+          mutateFile(src, async () => {
+            await mutate({ op: 'rename', from: wire(src), to: wire(dest), ...(flags & RENAME_NOREPLACE ? { noReplace: true } : {}), ...(exchange ? { exchange: true } : {}) });
+            if (exchange) linked?.exchanged(src, dest);
+            else linked?.renamed(src, dest);
+          }),
         );
       }),
 
@@ -341,7 +323,7 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
     // libfuse's path API the new name is another inode to it; src's answer then notes
     // it as linked (it may have been seen with one link only).
     link: (src: string, dest: string, cb: Cb) =>
-      answer('link', dest, cb, () => mutateFile(src, () => mutate({ op: 'link', from: wire(src), path: wire(dest) }), { namesChange: true, self: true })),
+      answer('link', dest, cb, () => mutateFile(src, () => mutate({ op: 'link', from: wire(src), path: wire(dest) }), { self: true })),
 
     symlink: (target: string, path: string, cb: Cb) =>
       answerOwned('symlink', path, cb, async (owner) => {
@@ -370,11 +352,9 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
     setxattr: (path: string, name: string, value: Buffer, _position: number, flags: number, cb: Cb) =>
       answer('setxattr', path, cb, async () => {
         if (name === STATE_XATTR) throw new MirrorError('MFS_ERRNO', `${STATE_XATTR} is kept by mirrorfs and cannot be set`, { errno: 'EPERM' });
-        // The kernel stores a POSIX ACL given to a FUSE file system that does not
-        // announce ACL support (the mount does not yet: docs/decisions/0003), but never enforces it: a user an
-        // ACL denies would still read through the mount. Refused, as on a file system
-        // without ACLs, rather than stored and ignored.
-        if (POSIX_ACL_XATTRS.has(name)) throw new MirrorError('MFS_ERRNO', `${name}: POSIX ACLs are not supported through the mount (the kernel would not enforce them)`, { errno: 'EOPNOTSUPP' });
+        // POSIX ACLs (system.posix_acl_access/default) are xattrs like any other here: the
+        // kernel has already checked the caller may set them, and enforces them itself.
+        // Each copy's own kernel keeps the file's mode in step with the ACL.
         const mode = flags & XATTR_CREATE ? 'create' : flags & XATTR_REPLACE ? 'replace' : 'any';
         await mutateFile(path, () => mutate({ op: 'setxattr', path: wire(path), name, flags: mode }, Buffer.from(value)));
       }),

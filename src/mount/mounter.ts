@@ -10,7 +10,7 @@ import { progressReporter } from './progress.js';
 import { recover } from './recovery.js';
 import { verifyCopies } from './verify.js';
 import { startControlServer } from './control.js';
-import { callerOf, loadFuse, type FuseInstance } from './fuse-binding.js';
+import { callerOf, invalidatePath, loadFuse, type FuseInstance } from './fuse-binding.js';
 import { buildFuseOps } from './fuse-ops.js';
 import { loadMountId } from './identity.js';
 import { LinkedNames } from './linked-names.js';
@@ -24,8 +24,6 @@ import { LeaseKeeper } from './lease.js';
 import { MountMetrics } from '../metrics/mount-metrics.js';
 import { startHttpListener } from '../metrics/http.js';
 import { STATUS_PAGE } from './status-page.js';
-import { forceStat } from '../store/posix.js';
-import { fsPath } from '../protocol/byte-names.js';
 import { withByteNames } from './fuse-names.js';
 import { AccessTimes, type AtimeMode } from './access-times.js';
 
@@ -148,7 +146,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     let fuseInstance: FuseInstance | null = null;
     const caller = () => callerOf(fuseInstance!);
     // Hard links: the kernel caches attributes per name (KERNEL_CACHE_S); a change through one name refreshes the others.
-    const linkedNames = new LinkedNames({ forceStat: (fusePath, cachedOnly, dropData) => forceStat(fsPath(mountpoint + (fusePath === '/' ? '' : fusePath)), { cachedOnly, dropData }), waitMs: LINK_REFRESH_WAIT_MS, log });
+    const linkedNames = new LinkedNames({ invalidate: (fusePath) => invalidatePath(fuseInstance, fusePath), waitMs: LINK_REFRESH_WAIT_MS, log });
     const accessTimes = new AccessTimes({ mode: opts.atime ?? 'relatime', noDirectories: opts.noDiratime ?? false, access: async (path) => void (await controller.mutate({ op: 'access', path })) });
     const fuse = new Fuse(mountpoint, withByteNames(buildFuseOps(controller, log, { fsyncTimeoutMs, onError: (op, errno) => metrics.callFailed(op, errno), caller, linkedNames, accessTimes })), {
       // fuse-native joins options with commas, so options it does not know ride

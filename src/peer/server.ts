@@ -7,7 +7,7 @@ import { MAX_FRAME_BYTES, decodeFrame, encodeError, encodeFrameParts, encodeResp
 import { MirrorError, isDeterministic, toMirrorError, type WireError } from '../protocol/errors.js';
 import { NAMESPACE_OPS, isMutation, requestSchema, type ControlRequest, type HandshakeResult, type Mutation, type PeerStatus, type PullProgress, type RepairAction, type Request } from '../protocol/ops.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from '../protocol/version.js';
-import { applyMutation, type ApplyContext, type MutationResult } from '../store/apply.js';
+import { applyMutation, witnessOf, type ApplyContext, type MutationResult } from '../store/apply.js';
 import { clientCopy, makeEqual, storeCopy } from '../store/copy-tree.js';
 import { applyRepair } from '../store/repair.js';
 import { PeerClient } from '../protocol/peer-client.js';
@@ -523,12 +523,14 @@ export class PeerServer {
     if (!prior && req.seq < this.state.forgottenBelow(req.mount)) {
       throw new MirrorError('MFS_SEQ_FORGOTTEN', `seq ${req.seq} of mount ${req.mount} is older than the retained history`);
     }
-    const work = this.applyOnce(req, payload, subject, prior?.state === 'intent').finally(() => this.running.delete(key));
+    const inDoubt = prior?.state === 'intent' ? { witness: prior.result } : null;
+    const work = this.applyOnce(req, payload, subject, inDoubt).finally(() => this.running.delete(key));
     this.running.set(key, { subject, work });
     return work;
   }
 
-  private async applyOnce(req: Mutation, payload: Buffer, subject: string, inDoubt: boolean): Promise<{ result: unknown }> {
+  /** `inDoubt`: an intent for this change was found without an outcome (a crash), with its witness. */
+  private async applyOnce(req: Mutation, payload: Buffer, subject: string, inDoubt: { witness: string | null } | null): Promise<{ result: unknown }> {
     const path = 'path' in req ? req.path : req.from;
     return this.lock.run(EXCLUSIVE_OPS.has(req.op), async () => {
       this.checkOwnership(req); // again: a takeover may have completed while this waited for the lock
@@ -546,11 +548,11 @@ export class PeerServer {
         return { result: outcome };
       }
       const withIntent = needsIntent(req);
-      if (withIntent && !inDoubt) this.state.recordIntent(req.mount, req.seq, req.epoch, req.op, subject);
+      if (withIntent && !inDoubt) this.state.recordIntent(req.mount, req.seq, req.epoch, req.op, subject, witnessOf(ctx, req));
       let outcome: { ok: true; result?: unknown } | { ok: false; error: WireError };
       let stats: NonNullable<MutationResult>['stats'];
       try {
-        const applied = await applyMutation(ctx, req, payload, inDoubt);
+        const applied = await applyMutation(ctx, req, payload, inDoubt !== null, inDoubt?.witness ?? null);
         // The attributes after the change go to the caller, not into the record (see MutationResult).
         const { stats: touched, ...result } = applied ?? {};
         stats = touched;

@@ -53,12 +53,14 @@ export class PeerState {
       getMeta: this.db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
       setMeta: this.db.prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
       lookup: this.db.prepare<[string, number], OutcomeRow>('SELECT state, result, op, subject FROM outcomes WHERE mount = ? AND seq = ?'),
-      intent: this.db.prepare('INSERT INTO outcomes(mount, seq, epoch, op, subject, state, result, at_ms) VALUES (?, ?, ?, ?, ?, \'intent\', NULL, ?) ON CONFLICT(mount, seq) DO NOTHING'),
+      // An intent's `result` holds its witness, if any (store/apply.ts witnessOf), until the outcome replaces it.
+      intent: this.db.prepare('INSERT INTO outcomes(mount, seq, epoch, op, subject, state, result, at_ms) VALUES (?, ?, ?, ?, ?, \'intent\', ?, ?) ON CONFLICT(mount, seq) DO NOTHING'),
       done: this.db.prepare('INSERT INTO outcomes(mount, seq, epoch, op, subject, state, result, at_ms) VALUES (?, ?, ?, ?, ?, \'done\', ?, ?) ON CONFLICT(mount, seq) DO UPDATE SET state = \'done\', result = excluded.result, at_ms = excluded.at_ms'),
       forget: this.db.prepare('DELETE FROM outcomes WHERE mount = ? AND seq = ?'),
       maxSeq: this.db.prepare<[string], { m: number | null }>('SELECT MAX(seq) AS m FROM outcomes WHERE mount = ?'),
       seqsAbove: this.db.prepare<[string, number], { seq: number; state: 'intent' | 'done' }>('SELECT seq, state FROM outcomes WHERE mount = ? AND seq > ? ORDER BY seq'),
-      history: this.db.prepare<[string, number, number], HistoryEntry>('SELECT seq, op, subject, state, result FROM outcomes WHERE mount = ? AND seq > ? ORDER BY seq LIMIT ?'),
+      // An intent's witness is this peer's own business (inode numbers): history shows outcomes only.
+      history: this.db.prepare<[string, number, number], HistoryEntry>('SELECT seq, op, subject, state, CASE state WHEN \'done\' THEN result END AS result FROM outcomes WHERE mount = ? AND seq > ? ORDER BY seq LIMIT ?'),
       mounts: this.db.prepare<[], { mount: string }>('SELECT DISTINCT mount FROM outcomes'),
       prune: this.db.prepare('DELETE FROM outcomes WHERE mount = ? AND seq < ? AND state = \'done\''),
       enqueue: this.db.prepare('INSERT INTO forward(mount, seq, epoch, request, payload, outcome, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)'),
@@ -178,12 +180,15 @@ export class PeerState {
     if (seq > this.maxSeq(mount)) this.maxSeqs.set(mount, seq);
   }
 
-  /** Record, durably (synchronous=FULL), that an operation in INTENT_OPS is about to be applied. */
-  recordIntent(mount: string, seq: number, epoch: number, op: string, subject: string): void {
+  /**
+   * Record, durably (synchronous=FULL), that an operation in INTENT_OPS is about
+   * to be applied, with what a redo will need to tell whether it was (`witness`).
+   */
+  recordIntent(mount: string, seq: number, epoch: number, op: string, subject: string, witness: string | null = null): void {
     this.noteSeq(mount, seq);
     this.durably(() => {
       this.flushPending(); // keep history a prefix: earlier outcomes commit first
-      this.stmts.intent.run(mount, seq, epoch, op, subject, Date.now());
+      this.stmts.intent.run(mount, seq, epoch, op, subject, witness, Date.now());
     });
   }
 

@@ -42,7 +42,10 @@ export interface ApplyContext {
  * outcome: it crashed while applying it, so the change may already be there.
  * Namespace operations then treat "already done" states as success, which is
  * safe because the mount orders operations on one name (nothing later on that
- * name can have been applied before this one was acknowledged).
+ * name can have been applied before this one was acknowledged). An operation
+ * whose state after looks like its state before (RENAME_EXCHANGE, its own
+ * inverse) cannot be told apart that way: `witnessOf` notes what it will
+ * change, the peer keeps that with the intent, and a redo gets it back.
  */
 
 /**
@@ -55,16 +58,17 @@ export interface ApplyContext {
  */
 export type MutationResult = { written?: number; created?: boolean; stats?: Record<string, WireStat> } | null;
 
-type Handler<K extends Mutation['op']> = (ctx: ApplyContext, req: Extract<Mutation, { op: K }>, payload: Buffer, redo: boolean) => Promise<MutationResult>;
+type Handler<K extends Mutation['op']> = (ctx: ApplyContext, req: Extract<Mutation, { op: K }>, payload: Buffer, redo: boolean, witness: string | null) => Promise<MutationResult>;
 
 const handlers: { [K in Mutation['op']]: Handler<K> } = {
   async create({ tree, sync }, req, _payload, redo) {
     const abs = tree.resolve(req.path);
+    const mode = newEntryMode(req, fsDirname(abs));
     let fd: number;
     // Whether the file is new: a new file has no security.capability (the answer says so).
     let created = true;
     try {
-      fd = await createComplete(abs, req);
+      fd = await createComplete(abs, req, mode);
     } catch (err) {
       // An existing file: fine for a non-exclusive create; after a crash (redo) it may be our own.
       if (!(errnoOf(err) === 'EEXIST' && (!req.exclusive || (redo && lstatSync(abs).isFile())))) throw err;
@@ -72,7 +76,8 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       created = false;
     }
     try {
-      if (!created) fchmodSync(fd, req.mode); // exact mode, as a new file gets it
+      // Exact mode, as a new file gets it (one whose ACL decided it keeps what it has).
+      if (!created && mode.exact !== null) fchmodSync(fd, mode.exact);
     } finally {
       closeSync(fd);
     }
@@ -141,17 +146,20 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
   async mkdir({ tree, sync }, req, _payload, redo) {
     const abs = tree.resolve(req.path);
     let made = true;
+    const mode = newEntryMode(req, fsDirname(abs));
     try {
-      mkdirSync(abs, { mode: req.mode });
+      mkdirSync(abs, { mode: mode.exact ?? req.mode });
     } catch (err) {
       if (!(redo && errnoOf(err) === 'EEXIST' && lstatSync(abs).isDirectory())) throw err;
       made = false;
     }
     completeOrRemove(made, abs, () => rmdirSync(abs), () => {
+      const asCreated = lstatSync(abs).mode & 0o7777; // an inherited ACL's, set-group-ID included
       const inherited = chownNew(req, fsDirname(abs), (uid, gid) => lchownSync(abs, uid, gid));
       // Exact mode, whatever the umask (abs is a directory we just made, not a symlink);
       // in a set-group-ID directory a new directory is set-group-ID too (ext4, mkdir(2)).
-      chmodSync(abs, req.mode | (inherited ? S_ISGID : 0));
+      if (mode.exact !== null) chmodSync(abs, mode.exact | (inherited ? S_ISGID : 0));
+      else if (made) chmodSync(abs, asCreated);
     });
     await sync.dir(fsDirname(abs)); // commits the new directory with its entry (journaling file system)
     return { stats: statsOf([req.path, abs], parentOf(req.path, abs)) };
@@ -170,21 +178,28 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     return { stats: statsOf(parentOf(req.path, abs)) };
   },
 
-  async rename({ tree, fds, sync }, req, _payload, redo) {
+  async rename({ tree, fds, sync }, req, _payload, redo, witness) {
     if (req.from === '' || req.to === '') throw new MirrorError('MFS_ERRNO', 'cannot rename the root of the tree', { errno: 'EBUSY' });
+    if (req.noReplace && req.exchange) throw new MirrorError('MFS_ERRNO', 'rename: RENAME_NOREPLACE and RENAME_EXCHANGE together', { errno: 'EINVAL' });
     const from = tree.resolve(req.from, 'from');
     const to = tree.resolve(req.to, 'to');
     fds.invalidate(req.from);
     fds.invalidate(req.to);
-    try {
-      // RENAME_NOREPLACE: atomic "only if `to` does not exist" (EEXIST otherwise).
-      if (req.noReplace) renameat2(from, to, { noReplace: true });
-      else renameSync(from, to);
-    } catch (err) {
-      // A redo of a rename that was applied: `from` is gone and `to` is there (for
-      // noReplace, the EEXIST is then its own earlier success).
-      const code = errnoOf(err);
-      if (!(redo && (code === 'ENOENT' || (req.noReplace && code === 'EEXIST')) && !exists(from) && exists(to))) throw err;
+    if (req.exchange) {
+      // RENAME_EXCHANGE: both names stay, each now names what the other did. A redo
+      // swaps only if the first attempt did not (the witness: the inodes before).
+      if (!(redo && exchangeDone(from, to, witness))) renameat2(from, to, { exchange: true });
+    } else {
+      try {
+        // RENAME_NOREPLACE: atomic "only if `to` does not exist" (EEXIST otherwise).
+        if (req.noReplace) renameat2(from, to, { noReplace: true });
+        else renameSync(from, to);
+      } catch (err) {
+        // A redo of a rename that was applied: `from` is gone and `to` is there (for
+        // noReplace, the EEXIST is then its own earlier success).
+        const code = errnoOf(err);
+        if (!(redo && (code === 'ENOENT' || (req.noReplace && code === 'EEXIST')) && !exists(from) && exists(to))) throw err;
+      }
     }
     await sync.dir(fsDirname(to));
     if (!fsPathEquals(fsDirname(from), fsDirname(to))) await sync.dir(fsDirname(from));
@@ -210,15 +225,20 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
   async mknod({ tree, sync }, req, _payload, redo) {
     const abs = tree.resolve(req.path);
     let made = true;
+    const mode = newEntryMode(req, fsDirname(abs));
     try {
-      mknod(abs, NODE_TYPE_BITS[req.kind] | req.mode, req.kind === 'char' || req.kind === 'block' ? req.rdev : 0);
+      mknod(abs, NODE_TYPE_BITS[req.kind] | (mode.exact ?? req.mode), req.kind === 'char' || req.kind === 'block' ? req.rdev : 0);
     } catch (err) {
       if (!(redo && errnoOf(err) === 'EEXIST' && entryKindOf(lstatSync(abs)) === req.kind)) throw err;
       made = false;
     }
     completeOrRemove(made, abs, () => unlinkSync(abs), () => {
+      const asCreated = lstatSync(abs).mode & 0o7777;
       chownNew(req, fsDirname(abs), (uid, gid) => lchownSync(abs, uid, gid));
-      chmodSync(abs, req.mode); // exact mode, whatever the umask; chmod of a node changes the node, opens nothing
+      // Exact mode, whatever the umask (or as an inherited ACL made it: chown may have cleared set-ID bits);
+      // chmod of a node changes the node, opens nothing.
+      if (mode.exact !== null) chmodSync(abs, mode.exact);
+      else if (made) chmodSync(abs, asCreated);
     });
     await sync.dir(fsDirname(abs));
     return { stats: statsOf([req.path, abs], parentOf(req.path, abs)) };
@@ -325,9 +345,41 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
   },
 };
 
-export function applyMutation(ctx: ApplyContext, req: Mutation, payload: Buffer, redo: boolean): Promise<MutationResult> {
+/**
+ * Apply one change. `redo`: an intent for it was found without an outcome (see
+ * above); `witness`: what `witnessOf` noted with that intent, if anything.
+ */
+export function applyMutation(ctx: ApplyContext, req: Mutation, payload: Buffer, redo: boolean, witness: string | null = null): Promise<MutationResult> {
   const handler = handlers[req.op] as Handler<typeof req.op>;
-  return handler(ctx, req as never, payload, redo);
+  return handler(ctx, req as never, payload, redo, witness);
+}
+
+/**
+ * What a redo of this change will need to tell whether it was applied, noted
+ * just before it is (kept with its intent); null for the changes whose result
+ * shows by itself. For RENAME_EXCHANGE, the inode numbers at both names.
+ */
+export function witnessOf({ tree }: ApplyContext, req: Mutation): string | null {
+  if (req.op !== 'rename' || !req.exchange) return null;
+  try {
+    const from = lstatSync(tree.resolve(req.from, 'from'), { bigint: true });
+    const to = lstatSync(tree.resolve(req.to, 'to'), { bigint: true });
+    // Inode numbers only: a device's number may change across the reboot that makes a redo.
+    return JSON.stringify({ exchange: [String(from.ino), String(to.ino)] });
+  } catch {
+    return null; // a name missing (the exchange fails ENOENT) or refused: nothing to witness
+  }
+}
+
+/** Does each name now hold what the other held when the witness was taken? */
+function exchangeDone(from: FsPath, to: FsPath, witness: string | null): boolean {
+  if (witness === null) {
+    // An intent without a witness (a name was missing when it was taken): applying again answers as the first did.
+    return false;
+  }
+  const [fromIno, toIno] = (JSON.parse(witness) as { exchange: string[] }).exchange;
+  const now = { from: lstatSync(from, { bigint: true }).ino, to: lstatSync(to, { bigint: true }).ino };
+  return String(now.from) === toIno && String(now.to) === fromIno;
 }
 
 /** The wire path and absolute path of a name's parent directory. */
@@ -398,15 +450,17 @@ const NO_TMPFILE: ReadonlySet<string | undefined> = new Set(['EOPNOTSUPP', 'ENOT
  * file from one that was there before. Where O_TMPFILE is missing, created by name and
  * completed (removed again if that fails).
  */
-async function createComplete(abs: FsPath, req: { mode: number; uid?: number; gid?: number }): Promise<number> {
+async function createComplete(abs: FsPath, req: { mode: number; uid?: number; gid?: number }, mode: NewEntryMode): Promise<number> {
   const dir = fsDirname(abs);
+  const createMode = mode.exact ?? req.mode;
   const complete = (fd: number) => {
+    const asCreated = fstatSync(fd).mode & 0o7777; // as an inherited ACL made it
     // The creator's, not the peer's; before the mode, since chown clears set-ID bits.
     chownNew(req, dir, (uid, gid) => fchownSync(fd, uid, gid));
-    fchmodSync(fd, req.mode); // exact mode, whatever the umask
+    fchmodSync(fd, mode.exact ?? asCreated); // exact mode, whatever the peer's umask
   };
   const byName = async (): Promise<number> => {
-    const fd = await openAsync(abs, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, req.mode);
+    const fd = await openAsync(abs, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, createMode);
     try {
       completeOrRemove(true, abs, () => unlinkSync(abs), () => complete(fd));
     } catch (completing) {
@@ -417,7 +471,7 @@ async function createComplete(abs: FsPath, req: { mode: number; uid?: number; gi
   };
   let fd: number;
   try {
-    fd = await openTmpfile(dir, req.mode);
+    fd = await openTmpfile(dir, createMode);
   } catch (err) {
     if (NO_TMPFILE.has(errnoOf(err))) return byName();
     // An existing name is EEXIST first, as O_CREAT | O_EXCL answers (a full disk would
@@ -457,12 +511,34 @@ function completeOrRemove(made: boolean, abs: FsPath, remove: () => void, comple
   }
 }
 
-function hasXattr(abs: FsPath, name: string): boolean {
+/**
+ * The permissions of a new entry: `exact`, or null when its directory's default ACL
+ * decides them (as this copy's kernel makes the entry, inheriting that ACL).
+ */
+interface NewEntryMode {
+  exact: number | null;
+}
+
+/**
+ * A request with a `umask` comes from a mount that enforces POSIX ACLs (protocol/ops.ts
+ * creatorUmask): as on ext4, a default ACL on the directory decides the new entry's
+ * permissions from the requested mode and the umask is ignored; without one, the umask
+ * applies. Without a `umask`, `mode` is exact.
+ */
+function newEntryMode(req: { mode: number; umask?: number }, parentAbs: FsPath): NewEntryMode {
+  if (req.umask === undefined) return { exact: req.mode };
+  return hasXattr(parentAbs, 'system.posix_acl_default', NO_ACLS) ? { exact: null } : { exact: req.mode & ~req.umask };
+}
+
+/** Where a file system keeps no ACLs, its directories have no default ACL. */
+const NO_ACLS: ReadonlySet<string | undefined> = new Set(['EOPNOTSUPP', 'ENOTSUP']);
+
+function hasXattr(abs: FsPath, name: string, absentToo: ReadonlySet<string | undefined> = new Set()): boolean {
   try {
     getXattr(abs, fsPath(name));
     return true;
   } catch (err) {
-    if (errnoOf(err) === 'ENODATA') return false;
+    if (errnoOf(err) === 'ENODATA' || absentToo.has(errnoOf(err))) return false;
     throw err;
   }
 }

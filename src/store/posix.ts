@@ -16,12 +16,10 @@ import { dirname, join } from 'node:path';
  * - openTmpfile and linkFd: O_TMPFILE (no constant in node:fs, and it differs by
  *   architecture) and linkat through /proc/self/fd, so a new file gets its name
  *   only once its owner and mode are set;
- * - forceStat: statx with AT_STATX_FORCE_SYNC, which node:fs never passes; it
- *   makes a FUSE file system's kernel side ask the daemon for attributes anew;
  * - getXattr, setXattr, listXattrs, removeXattr: node:fs has no xattr calls, and
  *   the fs-xattr package (used before) takes names and paths as UTF-8 strings only,
  *   follows symlinks, and emulates XATTR_CREATE / XATTR_REPLACE not at all.
- * Calls are synchronous (short metadata syscalls) but forceStat, openTmpfile, linkFd
+ * Calls are synchronous (short metadata syscalls) but openTmpfile, linkFd
  * and fallocate (which may take long), which run on libuv's thread pool and return
  * Promises; failures are errors shaped like node:fs ones: code, errno, syscall, path.
  * Paths are strings (UTF-8) or Buffers (raw bytes: names that are not UTF-8).
@@ -33,7 +31,6 @@ interface PosixAddon {
   renameat2(from: string | Buffer, to: string | Buffer, flags: number): void;
   fallocate(fd: number, mode: number, offset: number, length: number): Promise<void>;
   realtimeCoarseNs(): bigint;
-  forceStat(path: string | Buffer, cachedOnly: boolean, dropData: boolean): Promise<number>;
   openTmpfile(dir: string | Buffer, mode: number): Promise<number>;
   linkFd(fd: number, path: string | Buffer): Promise<void>;
   lgetxattr(path: string | Buffer, name: string | Buffer): Buffer;
@@ -158,21 +155,6 @@ function checkDev(dev: number): number {
  */
 export function realtimeCoarseNs(): bigint {
   return posix().realtimeCoarseNs();
-}
-
-/**
- * statx(2) of `path` (not following a final symbolic link) with AT_STATX_FORCE_SYNC,
- * on libuv's thread pool: on a FUSE mount the kernel drops the attributes it cached
- * for that name and asks the daemon again. With `cachedOnly` the path is resolved
- * through the dentry cache alone (openat2 RESOLVE_CACHED), never taking a directory's
- * lock, and the result is EAGAIN when some part of it is not cached (or must be
- * revalidated). With `dropData`, a regular file is also opened and closed, which
- * drops the kernel's cached pages of it (FUSE without keep_cache), also under
- * descriptors and maps already open. Resolves with the statx's errno, 0 when it
- * succeeded (the attributes themselves are not wanted); never rejects for a failed call.
- */
-export function forceStat(path: string | Buffer, opts: { cachedOnly: boolean; dropData?: boolean }): Promise<number> {
-  return posix().forceStat(path, opts.cachedOnly, opts.dropData ?? false);
 }
 
 /**

@@ -2,6 +2,12 @@ import Database from 'better-sqlite3';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { witnessOf } from '../../src/store/apply.js';
+import { noSync } from '../../src/store/durable.js';
+import { FdCache } from '../../src/store/fd-cache.js';
+import { renameat2 } from '../../src/store/posix.js';
+import { Tree } from '../../src/store/tree.js';
+import type { Mutation } from '../../src/protocol/ops.js';
 import { cleanupPeers, spawnPeer } from '../helpers/peer.js';
 import { Stamper } from '../helpers/stamp.js';
 import { cleanupTmp } from '../helpers/tmp.js';
@@ -89,4 +95,32 @@ describe('the same operation sent twice is applied once', () => {
     expect(readFileSync(join(again.dataDir, 'd/dst'), 'utf8')).toBe('S');
     expect(await again.client().progress(stamp.mount)).toMatchObject({ contiguousSeq: 2, maxSeq: 2 });
   });
+
+  // An exchange is its own inverse: after it both names exist, as before. Only the
+  // witness kept with the intent (the inode numbers before) tells whether it happened.
+  for (const appliedBeforeCrash of [true, false]) {
+    it(`a RENAME_EXCHANGE in doubt after a crash is swapped exactly once (${appliedBeforeCrash ? 'it was applied' : 'it was not'})`, async () => {
+      const { peer, stamp, client } = await ownedPeer();
+      writeFileSync(join(peer.dataDir, 'a'), 'A');
+      writeFileSync(join(peer.dataDir, 'b'), 'B');
+      await client.call(stamp.next({ op: 'mkdir', path: 'd', mode: 0o755 }));
+      await peer.stop();
+      const exchange = stamp.next({ op: 'rename', from: 'a', to: 'b', exchange: true });
+      // The intent as the peer records it: with the witness its own apply code takes.
+      const witness = witnessOf({ tree: new Tree(peer.dataDir), fds: new FdCache({ synchronousWrites: false }), sync: noSync }, { ...exchange, mount: stamp.mount, epoch: stamp.epoch } as Mutation);
+      expect(witness).not.toBeNull();
+      const db = new Database(join(peer.stateDir, 'peer.db'));
+      db.prepare("INSERT INTO outcomes(mount, seq, epoch, op, subject, state, result, at_ms) VALUES (?, ?, ?, 'rename', ?, 'intent', ?, 0)").run(stamp.mount, exchange.seq, stamp.epoch, JSON.stringify({ op: 'rename', from: 'a', to: 'b', exchange: true }), witness);
+      db.close();
+      if (appliedBeforeCrash) renameat2(join(peer.dataDir, 'a'), join(peer.dataDir, 'b'), { exchange: true });
+      const again = await peer.restart();
+      // The witness is the peer's own: its history shows an intent without a result.
+      expect((await again.client().history(stamp.mount, 1)).find((e) => e.seq === exchange.seq)).toMatchObject({ state: 'intent', result: null });
+      await again.client().call(exchange);
+      expect([readFileSync(join(again.dataDir, 'a'), 'utf8'), readFileSync(join(again.dataDir, 'b'), 'utf8')]).toEqual(['B', 'A']);
+      await again.client().call(exchange); // answered from the outcome now recorded: not swapped back
+      expect(readFileSync(join(again.dataDir, 'a'), 'utf8')).toBe('B');
+      expect(await again.client().progress(stamp.mount)).toMatchObject({ contiguousSeq: 2, maxSeq: 2 });
+    });
+  }
 });

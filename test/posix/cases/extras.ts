@@ -275,33 +275,56 @@ export const extrasCases: ConformanceCase[] = [
     },
   },
   {
-    name: 'renameat2-flags',
-    title: 'renameat2: RENAME_NOREPLACE onto an absent name renames; RENAME_EXCHANGE swaps two names (files, and a file with a directory)',
+    name: 'renameat2-exchange',
+    title: 'renameat2: RENAME_EXCHANGE swaps two names (files, a file with a directory, directories with what is below them, across directories, two links of one file); ENOENT without a second name, EINVAL into its own subdirectory',
     actors: [ROOT, USER_A],
-    knownLimit: 'README known limits: RENAME_EXCHANGE',
     body: async (c, actor) => {
+      const dir = (path: string): Step[] => [{ op: 'mkdir', path, mode: 0o755 }, { op: 'chown', path, uid: actor.uid, gid: actor.gid }];
       await c.setup([
-        ...patternFile('a', 10, actor),
         ...patternFile('b', 20, actor),
         ...patternFile('c', 30, actor),
-        { op: 'mkdir', path: 'd', mode: 0o755 },
-        { op: 'chown', path: 'd', uid: actor.uid, gid: actor.gid },
+        ...dir('d'),
+        ...dir('p'),
+        ...patternFile('p/inner', 40, actor),
+        ...dir('q'),
+        ...dir('q/sub'),
+        ...patternFile('q/sub/deep', 50, actor),
+        ...patternFile('q/x', 60, actor),
+        ...patternFile('h', 70, actor),
+        { op: 'link', src: 'h', dst: 'h2' },
       ]);
       const steps: Step[] = [
-        { op: 'rename2', src: 'a', dst: 'a2', flags: 'noreplace' },
+        { op: 'lstat', path: 'b' }, // attributes the kernel then holds for b and c: the swap must replace them
+        { op: 'lstat', path: 'c' },
         { op: 'rename2', src: 'b', dst: 'c', flags: 'exchange' },
         { op: 'digest', path: 'b' },
         { op: 'digest', path: 'c' },
         { op: 'rename2', src: 'c', dst: 'd', flags: 'exchange' }, // a file and a directory
         { op: 'lstat', path: 'c' },
         { op: 'lstat', path: 'd' },
-        { op: 'rename2', src: 'b', dst: 'absent', flags: 'exchange' }, // ENOENT: nothing to swap with
+        { op: 'rename2', src: 'p', dst: 'q', flags: 'exchange' }, // two directories: what is below moves with them
+        { op: 'digest', path: 'q/inner' },
+        { op: 'digest', path: 'p/sub/deep' },
+        { op: 'digest', path: 'p/x' },
+        { op: 'lstat', path: 'p/inner' }, // gone with the directory that held it
+        { op: 'rename2', src: 'b', dst: 'p/sub/deep', flags: 'exchange' }, // across directories
+        { op: 'digest', path: 'b' },
+        { op: 'digest', path: 'p/sub/deep' },
+        { op: 'rename2', src: 'h', dst: 'h2', flags: 'exchange' }, // two names of one file: nothing changes
+        { op: 'lstat', path: 'h' },
+        { op: 'rename2', src: 'b', dst: 'absent', flags: 'exchange' }, // nothing to swap with
+        { op: 'rename2', src: 'p', dst: 'p/sub', flags: 'exchange' }, // into its own subdirectory
         { op: 'listdir', path: '.' },
+        { op: 'listdir', path: 'p' },
+        { op: 'listdir', path: 'q' },
       ];
       const r = await c.run(steps, actor);
-      expect(r.oracle.map(outcome)).toEqual(['ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ENOENT', 'ok']);
-      expect([2, 3].map((i) => valueOf<{ size: number }>(r.oracle[i]).size)).toEqual([30, 20]);
+      expect(r.oracle.map(outcome)).toEqual([...Array(12).fill('ok'), 'ENOENT', ...Array(5).fill('ok'), 'ENOENT', 'EINVAL', 'ok', 'ok', 'ok']);
+      const size = (i: number) => valueOf<{ size: number }>(r.oracle[i]).size;
+      expect([3, 4].map(size)).toEqual([30, 20]);
       expect(statOf(steps, r.oracle, 'c').type).toBe('dir');
+      expect([9, 10, 11, 14, 15].map(size)).toEqual([40, 50, 60, 50, 30]);
+      expect(valueOf(r.oracle[20])).toEqual(expect.arrayContaining(['b', 'c', 'd', 'h', 'h2', 'p', 'q']));
     },
   },
   {
@@ -339,27 +362,57 @@ export const extrasCases: ConformanceCase[] = [
   },
   {
     name: 'posix-acl',
-    title: 'POSIX ACLs: system.posix_acl_access is stored and enforced (a named user\'s read), a default ACL is inherited',
+    title: 'POSIX ACLs: system.posix_acl_access is stored, keeps the mode in step and is enforced (a named user\'s read, through both names of a hard-linked file, then a chmod that masks it); a default ACL is inherited by files, directories and nodes and overrides the umask; without one the umask applies',
     actors: [ROOT, USER_A],
-    knownLimit: 'README known limits: POSIX ACLs',
     body: async (c, actor) => {
       await c.setup([...patternFile('f', 100, actor, 0o640), { op: 'mkdir', path: 'd', mode: 0o755 }, { op: 'chown', path: 'd', uid: actor.uid, gid: actor.gid }]);
+      await c.setup([{ op: 'link', src: 'f', dst: 'f-link' }], actor);
+      // Before any ACL: the named user is "other" to f, through either name (the kernel now holds "no ACL" for both)
+      const before = await c.run([{ op: 'read', path: 'f' }, { op: 'read', path: 'f-link' }], USER_B);
+      expect(before.oracle.map(outcome)).toEqual(['EACCES', 'EACCES']);
       const acl = aclValue();
       const steps: Step[] = [
         { op: 'setxattr', path: 'f', name: 'system.posix_acl_access', value: acl },
         { op: 'getxattr', path: 'f', name: 'system.posix_acl_access' },
         { op: 'lstat', path: 'f' },
         { op: 'setxattr', path: 'd', name: 'system.posix_acl_default', value: acl },
+        { op: 'umask', mask: 0o077 }, // ignored under a default ACL, applied elsewhere
         { op: 'create', path: 'd/inherits', mode: 0o666 },
         { op: 'getxattr', path: 'd/inherits', name: 'system.posix_acl_access' },
         { op: 'lstat', path: 'd/inherits' },
+        { op: 'mkdir', path: 'd/sub', mode: 0o777 }, // a directory inherits the default ACL as its own default too
+        { op: 'getxattr', path: 'd/sub', name: 'system.posix_acl_default' },
+        { op: 'lstat', path: 'd/sub' },
+        { op: 'mkfifo', path: 'd/fifo', mode: 0o666 },
+        { op: 'lstat', path: 'd/fifo' },
+        { op: 'create', path: 'plain', mode: 0o666 },
+        { op: 'lstat', path: 'plain' },
+        { op: 'getxattr', path: 'plain', name: 'system.posix_acl_access' },
+        { op: 'umask', mask: 0o022 },
       ];
       const r = await c.run(steps, actor);
-      expect(r.oracle.map(outcome)).toEqual(new Array(steps.length).fill('ok'));
+      expect(r.oracle.map(outcome)).toEqual([...new Array(15).fill('ok'), 'ENODATA', 'ok']);
       expect(valueOf(r.oracle[1])).toBe(acl);
-      // the named user (2002) may read; before the ACL, as group "other", it could not
-      const reader = await c.run([{ op: 'read', path: 'f' }, { op: 'read', path: 'd/inherits' }], USER_B);
-      expect(reader.oracle.map(outcome)).toEqual(['ok', 'ok']);
+      expect([2, 7, 10, 12, 14].map((i) => valueOf<StatValue>(r.oracle[i]).mode & 0o7777)).toEqual([0o640, 0o640, 0o640, 0o640, 0o600]);
+      // the named user (2002) may read; as group "other" it could not
+      const reader = await c.run([{ op: 'read', path: 'f-link' }, { op: 'read', path: 'f' }, { op: 'read', path: 'd/inherits' }], USER_B);
+      expect(reader.oracle.map(outcome)).toEqual(['ok', 'ok', 'ok']);
+      // a chmod masks the named user out (the ACL's mask follows the group bits); removing the default ACL ends inheritance
+      const after = await c.run(
+        [
+          { op: 'chmod', path: 'f', mode: 0o600 },
+          { op: 'getxattr', path: 'f', name: 'system.posix_acl_access' },
+          { op: 'removexattr', path: 'd', name: 'system.posix_acl_default' },
+          { op: 'create', path: 'd/after', mode: 0o666 },
+          { op: 'lstat', path: 'd/after' },
+          { op: 'getxattr', path: 'd/after', name: 'system.posix_acl_access' },
+        ],
+        actor,
+      );
+      expect(after.oracle.map(outcome)).toEqual(['ok', 'ok', 'ok', 'ok', 'ok', 'ENODATA']);
+      expect(valueOf(after.oracle[1])).not.toBe(acl);
+      const denied = await c.run([{ op: 'read', path: 'f-link' }, { op: 'read', path: 'f' }, { op: 'read', path: 'd/inherits' }], USER_B);
+      expect(denied.oracle.map(outcome)).toEqual(['EACCES', 'EACCES', 'ok']);
     },
   },
 ];
