@@ -540,6 +540,78 @@ static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// An 8-byte little-endian xattr (the mirror's inode numbers: src/store/inode-ids.ts) of a
+// path (never a symlink's target) or of an open descriptor: the target is a string or
+// Buffer (a path) or a number (a descriptor). getU64Xattr(target, name) -> BigInt, or null
+// when the entry has none (ENODATA, or a value of another size) or its file system keeps
+// none (ENOTSUP); setU64Xattr(target, name, BigInt).
+static bool get_target(napi_env env, napi_value value, const char *syscall, int *fd, path_arg *path) {
+  napi_valuetype type;
+  napi_typeof(env, value, &type);
+  path->bytes = NULL;
+  path->len = 0;
+  if (type == napi_number) {
+    int64_t n;
+    if (!get_integer(env, value, "fd", syscall, 0, 2147483647.0, &n)) return false;
+    *fd = (int)n;
+    return true;
+  }
+  *fd = -1;
+  return get_path(env, value, "path", syscall, path);
+}
+
+static napi_value js_get_u64_xattr(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  path_arg path, name;
+  int fd;
+  if (!get_args(env, info, 2, argv, "getxattr")) return NULL;
+  if (!get_target(env, argv[0], "getxattr", &fd, &path)) return NULL;
+  if (!get_path(env, argv[1], "name", "getxattr", &name)) {
+    free_path(&path);
+    return NULL;
+  }
+  unsigned char bytes[8];
+  ssize_t got = fd >= 0 ? fgetxattr(fd, name.bytes, bytes, sizeof bytes) : lgetxattr(path.bytes, name.bytes, bytes, sizeof bytes);
+  napi_value result = NULL;
+  if (got == (ssize_t)sizeof bytes) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | bytes[i];
+    napi_create_bigint_uint64(env, v, &result);
+  } else if (got >= 0 || errno == ENODATA || errno == ERANGE || errno == ENOTSUP) {
+    napi_get_null(env, &result);
+  } else {
+    throw_errno(env, errno, fd >= 0 ? "fgetxattr" : "lgetxattr", path.bytes, path.len, NULL, 0);
+  }
+  free_path(&path);
+  free_path(&name);
+  return result;
+}
+
+static napi_value js_set_u64_xattr(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  path_arg path, name;
+  int fd;
+  uint64_t v;
+  bool lossless;
+  if (!get_args(env, info, 3, argv, "setxattr")) return NULL;
+  if (napi_get_value_bigint_uint64(env, argv[2], &v, &lossless) != napi_ok || !lossless) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "setxattr: value must be a BigInt from 0 to 2^64-1");
+    return NULL;
+  }
+  if (!get_target(env, argv[0], "setxattr", &fd, &path)) return NULL;
+  if (!get_path(env, argv[1], "name", "setxattr", &name)) {
+    free_path(&path);
+    return NULL;
+  }
+  unsigned char bytes[8];
+  for (int i = 0; i < 8; i++) bytes[i] = (unsigned char)(v >> (8 * i));
+  int rc = fd >= 0 ? fsetxattr(fd, name.bytes, bytes, sizeof bytes, 0) : lsetxattr(path.bytes, name.bytes, bytes, sizeof bytes, 0);
+  if (rc != 0) throw_errno(env, errno, fd >= 0 ? "fsetxattr" : "lsetxattr", path.bytes, path.len, NULL, 0);
+  free_path(&path);
+  free_path(&name);
+  return NULL;
+}
+
 // llistxattr(path) -> Buffer: the names, each ended by a NUL byte, as the kernel lists them.
 static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -606,6 +678,8 @@ NAPI_MODULE_INIT() {
       {"linkFd", NULL, js_link_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lsetxattr", NULL, js_lsetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"getU64Xattr", NULL, js_get_u64_xattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setU64Xattr", NULL, js_set_u64_xattr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lremovexattr", NULL, js_lremovexattr, NULL, NULL, NULL, napi_enumerable, NULL},
   };

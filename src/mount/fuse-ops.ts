@@ -1,3 +1,4 @@
+import { INODE_ID_XATTR, type InodeIds } from '../store/inode-ids.js';
 import type { Logger } from '../log.js';
 import { MirrorError, errnoNumber, toMirrorError } from '../protocol/errors.js';
 import type { WireStat, WireStatfs } from '../protocol/ops.js';
@@ -68,6 +69,8 @@ export interface FuseOpsOptions {
    * these operations) they are the peer process's.
    */
   caller?: () => Caller;
+  /** Hands out the mirror's inode numbers for new entries (store/inode-ids.ts); without it, none are sent. */
+  inodeIds?: InodeIds;
   /**
    * Keeps the other names of hard-linked files fresh in the kernel's cache
    * (linked-names.ts); without it (unit tests, no kernel) nothing is refreshed.
@@ -149,7 +152,7 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
    * a binding that cannot say who called fails the request (EIO, logged) rather
    * than making the entry someone else's.
    */
-  type Owner = { uid?: number; gid?: number; umask?: number };
+  type Owner = { uid?: number; gid?: number; umask?: number; ino?: number };
   const answerOwned = (op: string, path: string, cb: Cb, work: (owner: Owner) => Promise<unknown[] | void>) => {
     let owner: Owner = {};
     let failure: unknown = null;
@@ -159,6 +162,9 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
         const { uid, gid, umask } = opts.caller();
         owner = op === 'symlink' ? { uid, gid } : { uid, gid, umask };
       }
+      // The mirror's inode number for it, the same on every copy (store/inode-ids.ts).
+      const ino = opts.inodeIds?.allocate();
+      if (ino !== undefined) owner.ino = ino;
     } catch (err) {
       failure = err;
     }
@@ -351,7 +357,7 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
     // ---- extended attributes --------------------------------------------------
     setxattr: (path: string, name: string, value: Buffer, _position: number, flags: number, cb: Cb) =>
       answer('setxattr', path, cb, async () => {
-        if (name === STATE_XATTR) throw new MirrorError('MFS_ERRNO', `${STATE_XATTR} is kept by mirrorfs and cannot be set`, { errno: 'EPERM' });
+        if (name === STATE_XATTR || name === INODE_ID_XATTR) throw new MirrorError('MFS_ERRNO', `${name} is kept by mirrorfs and cannot be set`, { errno: 'EPERM' });
         // POSIX ACLs (system.posix_acl_access/default) are xattrs like any other here: the
         // kernel has already checked the caller may set them, and enforces them itself.
         // Each copy's own kernel keeps the file's mode in step with the ACL.
@@ -362,7 +368,8 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
     getxattr: (path: string, name: string, _position: number, cb: Cb) => {
       // The kernel asks for security.capability before every write: a name known to
       // have none is answered here, without building an error (measured ~27 us a write).
-      if (knownAbsent(path, (p) => controller.xattrKnownAbsent(p, name))) {
+      // The mirror's inode number is the copies' business: not there, to anyone.
+      if (name === INODE_ID_XATTR || knownAbsent(path, (p) => controller.xattrKnownAbsent(p, name))) {
         opts.onError?.('getxattr', 'ENODATA');
         return cb(-ENODATA);
       }
@@ -383,13 +390,13 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
       const privileged = (opts.caller?.().uid ?? 0) === 0;
       answer('listxattr', path, cb, async () => {
         const names = (await read<{ names: string[] }>({ op: 'listxattr', path: wire(path) })).result.names;
-        return [privileged ? names : names.filter((n) => !n.startsWith('trusted.'))];
+        return [names.filter((n) => n !== INODE_ID_XATTR && (privileged || !n.startsWith('trusted.')))];
       });
     },
 
     removexattr: (path: string, name: string, cb: Cb) =>
       answer('removexattr', path, cb, async () => {
-        if (name === STATE_XATTR) throw new MirrorError('MFS_ERRNO', `${STATE_XATTR} is kept by mirrorfs and cannot be removed`, { errno: 'EPERM' });
+        if (name === STATE_XATTR || name === INODE_ID_XATTR) throw new MirrorError('MFS_ERRNO', `${name} is kept by mirrorfs and cannot be removed`, { errno: 'EPERM' });
         await mutateFile(path, () => mutate({ op: 'removexattr', path: wire(path), name }));
       }),
   };

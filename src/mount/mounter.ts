@@ -1,3 +1,4 @@
+import { InodeIds } from '../store/inode-ids.js';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
@@ -148,7 +149,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     // Hard links: the kernel caches attributes per name (KERNEL_CACHE_S); a change through one name refreshes the others.
     const linkedNames = new LinkedNames({ invalidate: (fusePath) => invalidatePath(fuseInstance, fusePath), waitMs: LINK_REFRESH_WAIT_MS, log });
     const accessTimes = new AccessTimes({ mode: opts.atime ?? 'relatime', noDirectories: opts.noDiratime ?? false, access: async (path) => void (await controller.mutate({ op: 'access', path })) });
-    const fuse = new Fuse(mountpoint, withByteNames(buildFuseOps(controller, log, { fsyncTimeoutMs, onError: (op, errno) => metrics.callFailed(op, errno), caller, linkedNames, accessTimes })), {
+    const fuse = new Fuse(mountpoint, withByteNames(buildFuseOps(controller, log, { fsyncTimeoutMs, onError: (op, errno) => metrics.callFailed(op, errno), caller, linkedNames, accessTimes, inodeIds: new InodeIds(epoch) })), {
       // fuse-native joins options with commas, so options it does not know ride
       // on fsname: negative_timeout (cache "no such name" answers). libfuse 3 needs
       // no big_writes (writes arrive up to 1 MiB), and use_ino (st_ino is the file's

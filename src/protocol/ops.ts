@@ -38,6 +38,13 @@ const owner = { uid: id.optional(), gid: id.optional() };
  */
 const creatorUmask = { umask: z.number().int().min(0).max(0o777).optional() };
 
+/**
+ * The mirror's inode number for a new entry (store/inode-ids.ts): every copy keeps it in
+ * the inode and answers stats with it, so st_ino is the same whichever copy answers.
+ * Absent (repairs, copies, older mounts): the copy's own numbers show.
+ */
+const inodeId = { ino: z.number().int().min(2 ** 52).max(2 ** 53 - 1).optional() };
+
 export const mountId = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'mount id: 1-128 of [A-Za-z0-9_.:-]');
 
 const stamp = {
@@ -48,7 +55,7 @@ const stamp = {
 
 /** Changing operations. `write` and `setxattr` carry their bytes as the frame payload. */
 export const mutationSchemas = {
-  create: z.object({ op: z.literal('create'), path: wirePath, mode, exclusive: z.boolean().default(true), ...owner, ...creatorUmask, ...stamp }),
+  create: z.object({ op: z.literal('create'), path: wirePath, mode, exclusive: z.boolean().default(true), ...owner, ...creatorUmask, ...inodeId, ...stamp }),
   write: z.object({ op: z.literal('write'), path: wirePath, offset, ...stamp }),
   truncate: z.object({ op: z.literal('truncate'), path: wirePath, size: offset, ...stamp }),
   /**
@@ -58,16 +65,16 @@ export const mutationSchemas = {
    */
   fallocate: z.object({ op: z.literal('fallocate'), path: wirePath, mode: z.number().int().refine((m) => (m & ~(1 | 2 | 16)) === 0, 'fallocate mode: KEEP_SIZE (1), PUNCH_HOLE (2) and ZERO_RANGE (16) only'), offset, length: offset.refine((n) => n > 0, 'fallocate length must be positive'), ...stamp }),
   unlink: z.object({ op: z.literal('unlink'), path: wirePath, ...stamp }),
-  mkdir: z.object({ op: z.literal('mkdir'), path: wirePath, mode, ...owner, ...creatorUmask, ...stamp }),
+  mkdir: z.object({ op: z.literal('mkdir'), path: wirePath, mode, ...owner, ...creatorUmask, ...inodeId, ...stamp }),
   rmdir: z.object({ op: z.literal('rmdir'), path: wirePath, ...stamp }),
   /**
    * renameat2's flags: noReplace (RENAME_NOREPLACE) fails with EEXIST when `to` exists;
    * exchange (RENAME_EXCHANGE) swaps the two names, which must both exist. Not both.
    */
   rename: z.object({ op: z.literal('rename'), from: wirePath, to: wirePath, noReplace: z.boolean().optional(), exchange: z.boolean().optional(), ...stamp }),
-  symlink: z.object({ op: z.literal('symlink'), target: z.string().min(1).max(4095), path: wirePath, ...owner, ...stamp }),
+  symlink: z.object({ op: z.literal('symlink'), target: z.string().min(1).max(4095), path: wirePath, ...owner, ...inodeId, ...stamp }),
   /** A FIFO, socket, or character or block device node (`kind`), with its permission bits and, for devices, its number. */
-  mknod: z.object({ op: z.literal('mknod'), path: wirePath, kind: z.enum(['fifo', 'socket', 'char', 'block']), mode, rdev: z.number().int().min(0).max(0xffff_ffff).default(0), ...owner, ...creatorUmask, ...stamp }),
+  mknod: z.object({ op: z.literal('mknod'), path: wirePath, kind: z.enum(['fifo', 'socket', 'char', 'block']), mode, rdev: z.number().int().min(0).max(0xffff_ffff).default(0), ...owner, ...creatorUmask, ...inodeId, ...stamp }),
   link: z.object({ op: z.literal('link'), from: wirePath, path: wirePath, ...stamp }),
   chmod: z.object({ op: z.literal('chmod'), path: wirePath, mode, ...stamp }),
   chown: z.object({ op: z.literal('chown'), path: wirePath, uid: z.number().int().min(-1).max(0xffff_fffe), gid: z.number().int().min(-1).max(0xffff_fffe), ...stamp }),

@@ -17,6 +17,7 @@ function writeAsync(fd: number, buf: Buffer, offset: number, length: number, pos
 import { checkCanonicalWire, fsDirname, fsPath, fsPathEquals, fsPathText, type FsPath } from '../protocol/byte-names.js';
 import type { WireStat } from '../protocol/ops.js';
 import { toWireStat } from './reads.js';
+import { INODE_ID_XATTR, readInodeId, withInodeId, writeInodeId } from './inode-ids.js';
 import { MirrorError } from '../protocol/errors.js';
 import type { Mutation } from '../protocol/ops.js';
 import type { Syncer } from './durable.js';
@@ -78,6 +79,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     try {
       // Exact mode, as a new file gets it (one whose ACL decided it keeps what it has).
       if (!created && mode.exact !== null) fchmodSync(fd, mode.exact);
+      if (!created && redo) keepInodeId(fd, req, false); // made by name before a crash, perhaps without it
     } finally {
       closeSync(fd);
     }
@@ -103,7 +105,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
         if (fstatSync(fd).size > sizeBefore) ftruncateSync(fd, sizeBefore);
         throw err;
       }
-      return { written: done, stats: { [req.path]: toWireStat(fstatSync(fd, { bigint: true })) } };
+      return { written: done, stats: { [req.path]: withInodeId(toWireStat(fstatSync(fd, { bigint: true })), fd) } };
     } finally {
       release();
     }
@@ -114,7 +116,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     try {
       ftruncateSync(fd, req.size);
       await sync.data(fd);
-      return { stats: { [req.path]: toWireStat(fstatSync(fd, { bigint: true })) } };
+      return { stats: { [req.path]: withInodeId(toWireStat(fstatSync(fd, { bigint: true })), fd) } };
     } finally {
       release();
     }
@@ -125,7 +127,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     try {
       await fallocate(fd, req.mode, req.offset, req.length);
       await sync.data(fd); // the blocks and, past the end, the new size
-      return { stats: { [req.path]: toWireStat(fstatSync(fd, { bigint: true })) } };
+      return { stats: { [req.path]: withInodeId(toWireStat(fstatSync(fd, { bigint: true })), fd) } };
     } finally {
       release();
     }
@@ -154,6 +156,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       made = false;
     }
     completeOrRemove(made, abs, () => rmdirSync(abs), () => {
+      keepInodeId(abs, req, made);
       const asCreated = lstatSync(abs).mode & 0o7777; // an inherited ACL's, set-group-ID included
       const inherited = chownNew(req, fsDirname(abs), (uid, gid) => lchownSync(abs, uid, gid));
       // Exact mode, whatever the umask (abs is a directory we just made, not a symlink);
@@ -217,7 +220,10 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       if (!(redo && errnoOf(err) === 'EEXIST' && lstatSync(abs).isSymbolicLink())) throw err;
       made = false;
     }
-    completeOrRemove(made, abs, () => unlinkSync(abs), () => chownNew(req, fsDirname(abs), (uid, gid) => lchownSync(abs, uid, gid)));
+    completeOrRemove(made, abs, () => unlinkSync(abs), () => {
+      keepInodeId(abs, req, made);
+      chownNew(req, fsDirname(abs), (uid, gid) => lchownSync(abs, uid, gid));
+    });
     await sync.dir(fsDirname(abs));
     return { stats: statsOf([req.path, abs], parentOf(req.path, abs)) };
   },
@@ -233,6 +239,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       made = false;
     }
     completeOrRemove(made, abs, () => unlinkSync(abs), () => {
+      keepInodeId(abs, req, made);
       const asCreated = lstatSync(abs).mode & 0o7777;
       chownNew(req, fsDirname(abs), (uid, gid) => lchownSync(abs, uid, gid));
       // Exact mode, whatever the umask (or as an inherited ACL made it: chown may have cleared set-ID bits);
@@ -268,7 +275,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     try {
       fchmodSync(fd, req.mode);
       await sync.all(fd);
-      return { stats: { [req.path]: toWireStat(fstatSync(fd, { bigint: true })) } };
+      return { stats: { [req.path]: withInodeId(toWireStat(fstatSync(fd, { bigint: true })), fd) } };
     } finally {
       closeSync(fd);
     }
@@ -290,7 +297,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
   },
 
   async setxattr({ tree, sync }, req, payload, redo) {
-    const { abs } = tree.resolveNoFollow(req.path);
+    const { abs } = resolveForXattr(tree, req);
     // On redo the first attempt may have set it already: set the value whatever the flag says.
     if (req.flags !== 'any' && !redo) {
       const present = hasXattr(abs, req.name);
@@ -303,7 +310,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
   },
 
   async removexattr({ tree, sync }, req, _payload, redo) {
-    const { abs } = tree.resolveNoFollow(req.path);
+    const { abs } = resolveForXattr(tree, req);
     try {
       removeXattr(abs, fsPath(canonical(req.name, 'xattr name')));
     } catch (err) {
@@ -393,7 +400,7 @@ function statsOf(...names: Array<[string, FsPath]>): Record<string, WireStat> {
   const out: Record<string, WireStat> = {};
   for (const [wirePath, abs] of names) {
     try {
-      out[wirePath] = toWireStat(lstatSync(abs, { bigint: true }));
+      out[wirePath] = withInodeId(toWireStat(lstatSync(abs, { bigint: true })), abs);
     } catch {
       // Gone already (renamed over, say): nothing to tell.
     }
@@ -450,10 +457,11 @@ const NO_TMPFILE: ReadonlySet<string | undefined> = new Set(['EOPNOTSUPP', 'ENOT
  * file from one that was there before. Where O_TMPFILE is missing, created by name and
  * completed (removed again if that fails).
  */
-async function createComplete(abs: FsPath, req: { mode: number; uid?: number; gid?: number }, mode: NewEntryMode): Promise<number> {
+async function createComplete(abs: FsPath, req: { mode: number; uid?: number; gid?: number; ino?: number }, mode: NewEntryMode): Promise<number> {
   const dir = fsDirname(abs);
   const createMode = mode.exact ?? req.mode;
   const complete = (fd: number) => {
+    keepInodeId(fd, req, true);
     const asCreated = fstatSync(fd).mode & 0o7777; // as an inherited ACL made it
     // The creator's, not the peer's; before the mode, since chown clears set-ID bits.
     chownNew(req, dir, (uid, gid) => fchownSync(fd, uid, gid));
@@ -509,6 +517,24 @@ function completeOrRemove(made: boolean, abs: FsPath, remove: () => void, comple
     }
     throw err;
   }
+}
+
+/**
+ * The entry whose xattr changes: never through a symlink, and a symlink itself only for
+ * the mirror's inode number (the one xattr a symlink has here; a copy carries it so).
+ */
+function resolveForXattr(tree: Tree, req: { path: string; name: string }): { abs: FsPath } {
+  return req.name === INODE_ID_XATTR ? { abs: tree.resolve(req.path) } : tree.resolveNoFollow(req.path);
+}
+
+/**
+ * Give a new entry the mirror's inode number it was sent with (store/inode-ids.ts). On a
+ * redo (`made` false: the entry was there) only when it lacks one: the first attempt may
+ * have been cut between making the entry and this.
+ */
+function keepInodeId(target: FsPath | number, req: { ino?: number }, made: boolean): void {
+  if (req.ino === undefined) return;
+  if (made || readInodeId(target) === null) writeInodeId(target, req.ino);
 }
 
 /**

@@ -35,6 +35,8 @@ interface PosixAddon {
   linkFd(fd: number, path: string | Buffer): Promise<void>;
   lgetxattr(path: string | Buffer, name: string | Buffer): Buffer;
   lsetxattr(path: string | Buffer, name: string | Buffer, value: Buffer, flags: number): void;
+  getU64Xattr(target: string | Buffer | number, name: string): bigint | null;
+  setU64Xattr(target: string | Buffer | number, name: string, value: bigint): void;
   llistxattr(path: string | Buffer): Buffer;
   lremovexattr(path: string | Buffer, name: string | Buffer): void;
 }
@@ -182,6 +184,20 @@ export const XATTR_FLAGS = { any: 0, create: 1, replace: 2 } as const;
 /** Set xattr `name` of `path` itself (lsetxattr), with the kernel's own create/replace check. */
 export function setXattr(path: string | Buffer, name: string | Buffer, value: Buffer, flags: keyof typeof XATTR_FLAGS = 'any'): void {
   posix().lsetxattr(path, name, value, XATTR_FLAGS[flags]);
+}
+
+/**
+ * An 8-byte little-endian xattr of a path itself (never a symlink's target) or of an
+ * open descriptor: null when the entry has none (or one of another size) or its file
+ * system keeps none.
+ */
+export function getU64Xattr(target: string | Buffer | number, name: string): bigint | null {
+  return posix().getU64Xattr(target, name);
+}
+
+/** Set an 8-byte little-endian xattr of a path itself or of an open descriptor. */
+export function setU64Xattr(target: string | Buffer | number, name: string, value: bigint): void {
+  posix().setU64Xattr(target, name, value);
 }
 
 /** The xattr names of `path` itself (llistxattr), each as raw bytes (a name need not be UTF-8). */

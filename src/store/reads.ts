@@ -1,3 +1,4 @@
+import { INODE_ID_XATTR, readInodeId, withInodeId } from './inode-ids.js';
 import { closeSync, constants, fstatSync, type Dirent, lstatSync, read, readSync, readdirSync, readlinkSync, statfsSync, type BigIntStats, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { checkCanonicalWire, fsPath, fsPathText, wireFromBytes, type FsPath } from '../protocol/byte-names.js';
@@ -98,7 +99,8 @@ export function listTypes({ tree }: Pick<ApplyContext, 'tree'>, path: string): E
 
 /** xattr names (wire forms) readable on a path; none on symlinks (user.* ones cannot exist there). */
 export function xattrNames(abs: FsPath, st: Pick<Stats | BigIntStats, 'isSymbolicLink'>): string[] {
-  if (st.isSymbolicLink()) return [];
+  // A symlink has no xattrs of its own (Linux refuses user.* on one) but the mirror's inode number.
+  if (st.isSymbolicLink()) return readInodeId(abs) === null ? [] : [INODE_ID_XATTR];
   return listXattrs(abs).map(wireFromBytes);
 }
 
@@ -146,8 +148,10 @@ export async function preadFully(fd: number, dest: Buffer, offset: number, lengt
 
 export function serveRead({ tree, fds }: ApplyContext, req: ReadRequest): ReadOutcome {
   switch (req.op) {
-    case 'getattr':
-      return { result: toWireStat(lstatSync(tree.resolve(req.path), { bigint: true })) };
+    case 'getattr': {
+      const abs = tree.resolve(req.path);
+      return { result: withInodeId(toWireStat(lstatSync(abs, { bigint: true })), abs) };
+    }
     case 'readdir': {
       const abs = tree.resolve(req.path);
       if (!lstatSync(abs).isDirectory()) throw new MirrorError('MFS_ERRNO', `readdir ${JSON.stringify(req.path)}: not a directory`, { errno: 'ENOTDIR' });
@@ -155,7 +159,8 @@ export function serveRead({ tree, fds }: ApplyContext, req: ReadRequest): ReadOu
       if (!req.withAttrs) return { result: { names } };
       const entries: { name: string; stat: WireStat | null }[] = names.map((name) => {
         try {
-          return { name, stat: toWireStat(lstatSync(fsPath(join(fsPathText(abs), name)), { bigint: true })) };
+          const entry = fsPath(join(fsPathText(abs), name));
+          return { name, stat: withInodeId(toWireStat(lstatSync(entry, { bigint: true })), entry) };
         } catch {
           return { name, stat: null }; // vanished between readdir and lstat
         }

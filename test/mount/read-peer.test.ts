@@ -1,3 +1,4 @@
+import { readInodeId } from '../../src/store/inode-ids.js';
 import { linkSync, lstatSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -45,7 +46,7 @@ describe('where reads go without a local copy', () => {
     expect(await readsFrom('west')).toBe(0);
   });
 
-  it('attributes, and so inode numbers, come from the first peer in --peers order, whichever is faster', async () => {
+  it('attributes come from the first peer in --peers order, whichever is faster: the mirror\'s inode number for what the mount made, that peer\'s own for the rest', async () => {
     const [east, far] = await Promise.all([spawnPeer({ name: 'east' }), spawnPeer({ name: 'west' })]);
     const link = await spawnLink(far.port, '15ms');
     const mount = await startMount({ peers: [{ ...far, url: link.url }, east], extraArgs: ['--control-listen', '127.0.0.1:0'] });
@@ -63,9 +64,12 @@ describe('where reads go without a local copy', () => {
       [mount.mountpoint],
     )) as number[];
     const inodeOn = (dir: string, name: string) => lstatSync(join(dir, name)).ino;
-    // The two names of one file show one number, and it is the first peer's, as for a file no link shares.
-    expect(inodes).toEqual([inodeOn(far.dataDir, 'f'), inodeOn(far.dataDir, 'f'), inodeOn(far.dataDir, 'outside')]);
-    expect(inodeOn(east.dataDir, 'f')).not.toBe(inodeOn(far.dataDir, 'f')); // two copies: two numbers, only one of which is shown
+    // The two names of one file show one number: the mirror's own, which both copies keep (store/inode-ids.ts).
+    expect(inodes[0]).toBe(inodes[1]);
+    expect([readInodeId(join(far.dataDir, 'f')), readInodeId(join(east.dataDir, 'f'))]).toEqual([inodes[0], inodes[0]]);
+    // A file the mount did not make shows the first peer's own number (two copies: two numbers, only one shown).
+    expect(inodes[2]).toBe(inodeOn(far.dataDir, 'outside'));
+    expect(inodeOn(east.dataDir, 'outside')).not.toBe(inodeOn(far.dataDir, 'outside'));
     // while data reads went to the faster peer
     expect(sumOf(await scrape(`${url}/metrics`), 'mirrorfs_peer_operations_total', { peer: 'east', op: 'read' })).toBeGreaterThan(0);
   });

@@ -5,7 +5,8 @@ import {
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FALLOC, fallocate, getXattr, linkFd, listXattrs, makedev, major, minor, mknod, openTmpfile, removeXattr, renameat2, setXattr, utimens } from '../../src/store/posix.js';
+import { FALLOC, fallocate, getU64Xattr, getXattr, linkFd, listXattrs, makedev, major, minor, mknod, openTmpfile, removeXattr, renameat2, setU64Xattr, setXattr, utimens } from '../../src/store/posix.js';
+import { INODE_ID_BASE, InodeIds, MAX_INODE_ID_EPOCH } from '../../src/store/inode-ids.js';
 
 /** The addon's syscalls for real, in a temporary directory. */
 
@@ -372,5 +373,46 @@ describe('makedev', () => {
       expect([major(dev), minor(dev)]).toEqual([ma, mi]);
     }
     expect(() => makedev(2 ** 31, 0)).toThrow(RangeError);
+  });
+});
+
+describe('8-byte xattrs (the mirror\'s inode numbers)', () => {
+  it('sets and reads one through a path, a descriptor and a symlink itself; null where there is none', () => {
+    const file = join(dir, 'f');
+    writeFileSync(file, 'x');
+    const link = join(dir, 'l');
+    symlinkSync('f', link);
+    expect(getU64Xattr(file, 'trusted.t')).toBeNull();
+    setU64Xattr(file, 'trusted.t', 2n ** 52n + 5n);
+    const fd = openSync(file, 'r');
+    try {
+      expect(getU64Xattr(fd, 'trusted.t')).toBe(2n ** 52n + 5n);
+      setU64Xattr(fd, 'trusted.t', 2n ** 64n - 1n);
+      expect(getU64Xattr(file, 'trusted.t')).toBe(2n ** 64n - 1n);
+    } finally {
+      closeSync(fd);
+    }
+    expect(getXattr(file, 'trusted.t')).toEqual(Buffer.from([255, 255, 255, 255, 255, 255, 255, 255])); // little-endian, 8 bytes
+    setU64Xattr(link, 'trusted.t', 7n); // the link's own, not its target's
+    expect(getU64Xattr(link, 'trusted.t')).toBe(7n);
+    expect(getU64Xattr(file, 'trusted.t')).toBe(2n ** 64n - 1n);
+    setXattr(file, 'trusted.short', Buffer.from([1, 2]));
+    expect(getU64Xattr(file, 'trusted.short')).toBeNull(); // another size: not one of ours
+    expect(thrown(() => getU64Xattr(join(dir, 'absent'), 'trusted.t')).code).toBe('ENOENT');
+    expect(() => setU64Xattr(file, 'trusted.t', -1n)).toThrow(TypeError);
+  });
+
+  it('numbers new entries above every ext4 inode number and below 2^53, uniquely per epoch, and stops past its range', () => {
+    const a = new InodeIds(1);
+    const b = new InodeIds(2);
+    const fromA = [a.allocate()!, a.allocate()!];
+    const fromB = b.allocate()!;
+    expect(fromA[0]).toBeGreaterThan(INODE_ID_BASE);
+    expect(fromA[1]).toBe(fromA[0] + 1);
+    expect(fromB).toBeGreaterThan(fromA[1]);
+    const last = new InodeIds(MAX_INODE_ID_EPOCH);
+    expect(last.allocate()!).toBeLessThan(2 ** 53);
+    expect(Number.isSafeInteger(last.allocate()!)).toBe(true);
+    expect(new InodeIds(MAX_INODE_ID_EPOCH + 1).allocate()).toBeUndefined();
   });
 });
