@@ -460,17 +460,25 @@ const NAMESPACE_CHANGES: ReadonlySet<string> = new Set(['create', 'mkdir', 'mkno
 
 /**
  * Times from our patched fuse-native (scripts/patch-fuse-native.mjs): nanoseconds
- * since the epoch, or a sentinel for UTIME_NOW / UTIME_OMIT. As the wire carries
- * them: decimal nanoseconds, or null to leave that time as it is.
+ * since the epoch (any year: the binding reads one beyond 64 bits exactly), or a
+ * sentinel for UTIME_NOW / UTIME_OMIT. As the wire carries them: decimal
+ * nanoseconds, or null to leave that time as it is.
  */
 const UTIME_NOW_NS = 2n ** 63n - 1n;
 const UTIME_OMIT_NS = 2n ** 63n - 2n;
-/** A time that 64-bit nanoseconds cannot hold (before 1678 or after 2262). */
+/** What a binding without the wide-times patch passes for a time beyond 64-bit nanoseconds. */
 const UTIME_OUT_OF_RANGE_NS = 2n ** 63n - 3n;
+/**
+ * The wire's bound (protocol/ops.ts timeNs): some 31,000 years either side of 1970. ext4
+ * would clamp such a time to its own range (1901-2446), which each copy's kernel does for
+ * times inside this bound.
+ */
+const MAX_WIRE_TIME_NS = 10n ** 21n - 1n;
 function fromFuseTime(ns: bigint, now: string): string | null {
   if (ns === UTIME_OMIT_NS) return null;
   if (ns === UTIME_NOW_NS) return now;
-  if (ns === UTIME_OUT_OF_RANGE_NS) throw new MirrorError('MFS_ERRNO', 'utimens: mirrorfs carries times from 1678 to 2262 (nanoseconds in 64 bits)', { errno: 'EOVERFLOW' });
+  if (ns === UTIME_OUT_OF_RANGE_NS) throw new MirrorError('MFS_ERRNO', 'utimens: a time before 1678 or after 2262 needs the wide-times patch of fuse-native (run `node scripts/patch-fuse-native.mjs`)', { errno: 'EOVERFLOW' });
+  if (ns > MAX_WIRE_TIME_NS || ns < -MAX_WIRE_TIME_NS) throw new MirrorError('MFS_ERRNO', `utimens: ${ns} ns is more than 31,000 years from 1970`, { errno: 'EOVERFLOW' });
   return ns.toString();
 }
 

@@ -19,7 +19,8 @@ const timeMs = z.number().finite().min(0).max(253402300799999);
  * A time in nanoseconds since the epoch, in decimal: a JSON number cannot hold one
  * exactly (a double near 1.7e18 resolves 256 ns), and copies must be exact.
  */
-const timeNs = z.string().regex(/^-?\d{1,19}$/, 'a time: nanoseconds since the epoch, in decimal');
+// Up to 21 digits: some 31,000 years either side of 1970 (a copy's file system clamps to its own range).
+const timeNs = z.string().regex(/^-?\d{1,21}$/, 'a time: nanoseconds since the epoch, in decimal');
 /** A numeric user or group id ((uid_t)-1 is not an id). */
 const id = z.number().int().min(0).max(0xffff_fffe);
 /**
