@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // postinstall: fix fuse-native 2.2.6 (see C_EDITS and JS_EDITS), port it to libfuse 3
-// (C_EDITS 14-35, GYP_EDITS; docs/decisions/0003: needs libfuse3-dev and pkg-config: with
+// (C_EDITS 14-38, GYP_EDITS; docs/decisions/0003: needs libfuse3-dev and pkg-config: with
 // POSIX ACLs, and `invalidate(path, cb)` for the names of hard-linked files) and
 // rebuild its addon from source with the node-gyp that ships with npm. Idempotent: does
 // nothing once the source carries the fixes and the addon was built after them; a tree
@@ -94,7 +94,7 @@ const C_EDITS = [
   ['names as bytes: paths and names to JavaScript', 'napi_create_string_utf8(env, l->', 'napi_create_string_latin1(env, l->', ALL],
   ['names as bytes: readdir names from JavaScript', 'NAPI_UTF8(name, 1024, raw_name)', 'NAPI_LATIN1(name, 1024, raw_name)', ALL],
   ['names as bytes: readlink target from JavaScript', 'NAPI_ARGV_UTF8(linkname, l->len, 2)', 'NAPI_LATIN1(linkname, l->len, argv[2])'],
-  // libfuse 3 (C_EDITS 14-35; docs/decisions/0003-libfuse3.md)
+  // libfuse 3 (C_EDITS 14-38; docs/decisions/0003-libfuse3.md)
   ['libfuse 3: no flag_utime_omit_ok (it always passes UTIME_NOW and UTIME_OMIT)', '\n  ops.flag_utime_omit_ok = 1;', ''],
   ['libfuse 3: API version', '#define FUSE_USE_VERSION 29\n', '#define FUSE_USE_VERSION 31\n'],
   ['libfuse 3: no channel', '  struct fuse_chan *ch;\n', ''],
@@ -136,7 +136,7 @@ const C_EDITS = [
     '  struct fuse *fuse = fuse_new(&args, &ops, sizeof(struct fuse_operations), ft);\n  if (fuse == NULL || fuse_mount(fuse, mnt) != 0) {\n    if (fuse != NULL) fuse_destroy(fuse);\n    napi_throw_error(env, "fuse failed", "fuse failed");\n    return NULL;\n  }\n',
   ],
   ['libfuse 3: no channel kept', '  ft->ch = ch;\n', ''],
-  ['libfuse 3: invalidate one path (for the names of hard-linked files)', 'NAPI_INIT() {\n', "// mirrorfs: drop the kernel's attributes and cached pages of one path, as libfuse knows it\n// (fuse_invalidate_path): what a change through another name of a hard-linked file made\n// stale. The next stat or read of that name asks us again. On libuv's thread pool: dropping\n// pages waits for a read of that file in flight, which the JavaScript thread answers.\ntypedef struct {\n  napi_async_work work;\n  napi_ref callback;\n  fuse_thread_t *ft;\n  char path[4097];\n  int result;\n} mirrorfs_invalidation_t;\n\nstatic void mirrorfs_invalidate_execute (napi_env env, void *data) {\n  mirrorfs_invalidation_t *w = (mirrorfs_invalidation_t *) data;\n  if (w->result != 0) return;\n  w->result = (w->ft->mounted && w->ft->fuse != NULL) ? fuse_invalidate_path(w->ft->fuse, w->path) : -ENOENT;\n}\n\nstatic void mirrorfs_invalidate_complete (napi_env env, napi_status status, void *data) {\n  mirrorfs_invalidation_t *w = (mirrorfs_invalidation_t *) data;\n  napi_value callback, global, argv[1], ignored;\n  napi_get_reference_value(env, w->callback, &callback);\n  napi_get_global(env, &global);\n  napi_create_int32(env, status == napi_ok ? w->result : -EIO, &(argv[0]));\n  napi_call_function(env, global, callback, 1, argv, &ignored);\n  napi_delete_reference(env, w->callback);\n  napi_delete_async_work(env, w->work);\n  free(w);\n}\n\n// invalidate(thread, path as latin1, callback(result)): result 0, or a negative errno (-ENOENT: not known to the kernel).\nNAPI_METHOD(fuse_native_invalidate) {\n  NAPI_ARGV(3)\n  NAPI_ARGV_BUFFER_CAST(fuse_thread_t *, ft, 0);\n  mirrorfs_invalidation_t *w = calloc(1, sizeof(mirrorfs_invalidation_t));\n  if (w == NULL) {\n    napi_throw_error(env, \"ENOMEM\", \"out of memory\");\n    return NULL;\n  }\n  size_t len = 0;\n  w->ft = ft;\n  if (napi_get_value_string_latin1(env, argv[1], w->path, sizeof(w->path), &len) != napi_ok) {\n    free(w);\n    napi_throw_error(env, \"EINVAL\", \"Expected string\");\n    return NULL;\n  }\n  if (len >= sizeof(w->path) - 1) w->result = -ENAMETOOLONG;\n  napi_value name;\n  napi_create_string_utf8(env, \"mirrorfs:invalidate\", NAPI_AUTO_LENGTH, &name);\n  napi_create_reference(env, argv[2], 1, &(w->callback));\n  napi_create_async_work(env, NULL, name, mirrorfs_invalidate_execute, mirrorfs_invalidate_complete, w, &(w->work));\n  napi_queue_async_work(env, w->work);\n  return NULL;\n}\n\nNAPI_INIT() {\n"],
+  ['libfuse 3: invalidate one path (for the names of hard-linked files)', 'NAPI_INIT() {\n', "// mirrorfs: drop the kernel's attributes and cached pages of one path, as libfuse knows it\n// (fuse_invalidate_path): what a change through another name of a hard-linked file made\n// stale. The next stat or read of that name asks us again. On libuv's thread pool: dropping\n// pages waits for a read of that file in flight, which the JavaScript thread answers.\ntypedef struct {\n  napi_async_work work;\n  napi_ref callback;\n  fuse_thread_t *ft;\n  char path[4097];\n  int result;\n} mirrorfs_invalidation_t;\n\nstatic void mirrorfs_invalidate_execute (napi_env env, void *data) {\n  mirrorfs_invalidation_t *w = (mirrorfs_invalidation_t *) data;\n  if (w->result != 0) return;\n  // The FUSE thread tears the session down (unmount, destroy) only once no invalidation holds this.\n  uv_rwlock_rdlock(&(w->ft->mirrorfs_alive_lock));\n  w->result = w->ft->mirrorfs_alive ? fuse_invalidate_path(w->ft->fuse, w->path) : -ENOENT;\n  uv_rwlock_rdunlock(&(w->ft->mirrorfs_alive_lock));\n}\n\nstatic void mirrorfs_invalidate_complete (napi_env env, napi_status status, void *data) {\n  mirrorfs_invalidation_t *w = (mirrorfs_invalidation_t *) data;\n  napi_value callback, global, argv[1], ignored;\n  napi_get_reference_value(env, w->callback, &callback);\n  napi_get_global(env, &global);\n  napi_create_int32(env, status == napi_ok ? w->result : -EIO, &(argv[0]));\n  napi_call_function(env, global, callback, 1, argv, &ignored);\n  napi_delete_reference(env, w->callback);\n  napi_delete_async_work(env, w->work);\n  free(w);\n}\n\n// invalidate(thread, path as latin1, callback(result)): result 0, or a negative errno (-ENOENT: not known to the kernel).\nNAPI_METHOD(fuse_native_invalidate) {\n  NAPI_ARGV(3)\n  NAPI_ARGV_BUFFER_CAST(fuse_thread_t *, ft, 0);\n  mirrorfs_invalidation_t *w = calloc(1, sizeof(mirrorfs_invalidation_t));\n  if (w == NULL) {\n    napi_throw_error(env, \"ENOMEM\", \"out of memory\");\n    return NULL;\n  }\n  size_t len = 0;\n  w->ft = ft;\n  if (napi_get_value_string_latin1(env, argv[1], w->path, sizeof(w->path), &len) != napi_ok) {\n    free(w);\n    napi_throw_error(env, \"EINVAL\", \"Expected string\");\n    return NULL;\n  }\n  if (len >= sizeof(w->path) - 1) w->result = -ENAMETOOLONG;\n  if (ft->mounted <= 0) w->result = -ENOENT; // never mounted (its lock not made yet), or unmounted\n  napi_value name;\n  napi_create_string_utf8(env, \"mirrorfs:invalidate\", NAPI_AUTO_LENGTH, &name);\n  napi_create_reference(env, argv[2], 1, &(w->callback));\n  napi_create_async_work(env, NULL, name, mirrorfs_invalidate_execute, mirrorfs_invalidate_complete, w, &(w->work));\n  napi_queue_async_work(env, w->work);\n  return NULL;\n}\n\nNAPI_INIT() {\n"],
   [
     "utimens times beyond 64-bit nanoseconds: room in the thread locals",
     "  uint32_t caller[4];\n  napi_ref self;\n",
@@ -146,6 +146,21 @@ const C_EDITS = [
     "utimens times beyond 64-bit nanoseconds: kept",
     "  l->atime = timespec_to_uint64(&tv[0]);\n  l->mtime = timespec_to_uint64(&tv[1]);\n",
     "  l->atime = timespec_to_uint64(&tv[0]);\n  l->mtime = timespec_to_uint64(&tv[1]);\n  for (int i = 0; i < 2; i++) {\n    uint64_t sec = (uint64_t) (int64_t) tv[i].tv_sec;\n    l->times[3 * i] = (uint32_t) sec;\n    l->times[3 * i + 1] = (uint32_t) (sec >> 32);\n    l->times[3 * i + 2] = (uint32_t) tv[i].tv_nsec;\n  }\n",
+  ],
+  [
+    "invalidate: the session's lifetime, in the thread",
+    "  int mounted;\n",
+    "  int mounted;\n  // mirrorfs: invalidations (fuse_invalidate_path) run while this is set, under its lock\n  uv_rwlock_t mirrorfs_alive_lock;\n  int mirrorfs_alive;\n",
+  ],
+  [
+    "invalidate: the session's lifetime, from the mount",
+    "  ft->mounted++;\n",
+    "  ft->mounted++;\n  uv_rwlock_init(&(ft->mirrorfs_alive_lock));\n  ft->mirrorfs_alive = 1;\n",
+  ],
+  [
+    "invalidate: the session's lifetime, to the unmount",
+    "  fuse_loop_mt(ft->fuse, 0);\n\n  fuse_unmount(ft->fuse);\n",
+    "  fuse_loop_mt(ft->fuse, 0);\n\n  // mirrorfs: no invalidation may reach the session once it is torn down (its fd closed, its memory freed)\n  uv_rwlock_wrlock(&(ft->mirrorfs_alive_lock));\n  ft->mirrorfs_alive = 0;\n  uv_rwlock_wrunlock(&(ft->mirrorfs_alive_lock));\n  fuse_unmount(ft->fuse);\n",
   ],
   ['libfuse 3: invalidate exported', '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n', '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n  NAPI_EXPORT_FUNCTION(fuse_native_invalidate)\n'],
 ];

@@ -1,4 +1,5 @@
-import { InodeIds } from '../store/inode-ids.js';
+import { latin1FromWire } from '../protocol/byte-names.js';
+import { InodeIds, canKeepInodeIds } from '../store/inode-ids.js';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
@@ -113,7 +114,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
   journal.onError = (err) => log.error({ err: err.message }, 'journal: could not record deliveries; they will be sent again');
   try {
     await checkRoutes(members, log);
-    const { epoch, peerIds, progress, lastSeq: peersLastSeq, progressAgrees, previousOwners } = await establishOwnership(mountId, members, log, opts.takeover === true);
+    const { epoch, peerIds, progress, lastSeq: peersLastSeq, progressAgrees, previousOwners, peersWithoutInodeIds } = await establishOwnership(mountId, members, log, opts.takeover === true);
     // Renewed from now on, through recovery: a standby must not take over a mount that is still recovering.
     lease = new LeaseKeeper(mountId, epoch, members, (m, err) => log.error({ peer: m.name, err: err.message }, 'fenced while mounting'), log);
     lease.start();
@@ -147,9 +148,14 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     let fuseInstance: FuseInstance | null = null;
     const caller = () => callerOf(fuseInstance!);
     // Hard links: the kernel caches attributes per name (KERNEL_CACHE_S); a change through one name refreshes the others.
-    const linkedNames = new LinkedNames({ invalidate: (fusePath) => invalidatePath(fuseInstance, fusePath), waitMs: LINK_REFRESH_WAIT_MS, log });
+    // LinkedNames holds names as fuse-ops sees them (wire forms: fuse-names.ts); the binding takes bytes as latin1.
+    // The mirror's inode numbers, when every copy can keep them (copies that differ would never compare equal).
+    const withoutInodeIds = [...peersWithoutInodeIds, ...(local && !canKeepInodeIds(local.dir) ? ['the local copy'] : [])];
+    if (withoutInodeIds.length > 0) log.warn({ copies: withoutInodeIds }, 'inode numbers: these copies cannot keep trusted.* xattrs (no CAP_SYS_ADMIN, or a file system without xattrs): st_ino comes from the copy that answers');
+    const inodeIds = withoutInodeIds.length === 0 ? new InodeIds(epoch) : undefined;
+    const linkedNames = new LinkedNames({ invalidate: (path) => invalidatePath(fuseInstance, latin1FromWire(path)), waitMs: LINK_REFRESH_WAIT_MS, log });
     const accessTimes = new AccessTimes({ mode: opts.atime ?? 'relatime', noDirectories: opts.noDiratime ?? false, access: async (path) => void (await controller.mutate({ op: 'access', path })) });
-    const fuse = new Fuse(mountpoint, withByteNames(buildFuseOps(controller, log, { fsyncTimeoutMs, onError: (op, errno) => metrics.callFailed(op, errno), caller, linkedNames, accessTimes, inodeIds: new InodeIds(epoch) })), {
+    const fuse = new Fuse(mountpoint, withByteNames(buildFuseOps(controller, log, { fsyncTimeoutMs, onError: (op, errno) => metrics.callFailed(op, errno), caller, linkedNames, accessTimes, inodeIds })), {
       // fuse-native joins options with commas, so options it does not know ride
       // on fsname: negative_timeout (cache "no such name" answers). libfuse 3 needs
       // no big_writes (writes arrive up to 1 MiB), and use_ino (st_ino is the file's

@@ -13,6 +13,8 @@ export interface Ownership {
   lastSeq: number;
   /** False when the peers have applied different amounts of this mount's history (one missed changes). */
   progressAgrees: boolean;
+  /** Peers that cannot keep the mirror's inode numbers (store/inode-ids.ts): then none are handed out. */
+  peersWithoutInodeIds: string[];
   /**
    * Earlier owners whose last changes no later owner has reconciled yet
    * (every peer's list, merged, oldest epoch first; after a takeover it holds
@@ -59,11 +61,13 @@ export async function establishOwnership(mountId: string, members: Member[], log
   const epoch = newest + 1;
   const order = members.map((m, i) => ({ m, i, id: statuses[i]!.id })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const peerIds: string[] = new Array<string>(members.length);
+  const withoutInodeIds: string[] = [];
   for (const { m, i } of order) {
     try {
       const hello = await m.client.handshake(mountId, epoch);
       m.markConnected();
       peerIds[i] = hello.peer.id;
+      if (hello.inodeIds !== true) withoutInodeIds.push(m.name);
     } catch (err) {
       if (err instanceof MirrorError && (err.code === 'MFS_NOT_OWNER' || err.code === 'MFS_FENCED')) {
         throw new Error(`peer ${m.name} was taken by another mount at the same time (${err.message}); this mount stands down. Check which primary runs now (mirrorfs status on it) before trying again.`);
@@ -79,7 +83,7 @@ export async function establishOwnership(mountId: string, members: Member[], log
   const lastSeq = Math.max(0, ...progress.map((p) => p.maxSeq));
   const progressAgrees = progress.every((p) => p.maxSeq === progress[0]!.maxSeq && p.contiguousSeq === progress[0]!.contiguousSeq);
   log.info({ epoch, lastSeq, progressAgrees, peers: members.map((m) => m.name) }, 'ownership established on every peer');
-  return { epoch, peerIds, progress, lastSeq, progressAgrees, previousOwners };
+  return { epoch, peerIds, progress, lastSeq, progressAgrees, previousOwners, peersWithoutInodeIds: withoutInodeIds };
 }
 
 /** One entry per owner (its newest epoch), oldest first. */

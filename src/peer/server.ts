@@ -1,3 +1,4 @@
+import { canKeepInodeIds } from '../store/inode-ids.js';
 import { mkdirSync, realpathSync, statSync, statfsSync } from 'node:fs';
 import http2, { type Http2Session, type Http2SecureServer, type Http2Server, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -107,6 +108,9 @@ export class PeerServer {
   private appliedBytes = 0;
   private shuttingDown = false;
   port = 0;
+
+  /** Whether this copy can keep the mirror's inode numbers: tried at the first handshake. */
+  private inodeIds: boolean | undefined;
 
   private constructor(private readonly opts: PeerServerOptions) {
     this.log = opts.logger;
@@ -426,7 +430,8 @@ export class PeerServer {
       this.state.setOwner(req.epoch, req.mount);
       this.log.info({ epoch: req.epoch, owner: req.mount }, 'ownership established');
     }
-    return { protocol: PROTOCOL_VERSION, peer: { name: this.opts.name, id: this.state.peerId }, epoch: this.state.epoch, owner: this.state.owner };
+    this.inodeIds ??= this.tree === null || canKeepInodeIds(this.tree.root);
+    return { protocol: PROTOCOL_VERSION, peer: { name: this.opts.name, id: this.state.peerId }, epoch: this.state.epoch, owner: this.state.owner, inodeIds: this.inodeIds };
   }
 
   /**

@@ -287,6 +287,8 @@ export interface HandshakeResult {
   peer: { name: string; id: string };
   epoch: number;
   owner: string | null;
+  /** Whether this copy keeps the mirror's inode numbers (store/inode-ids.ts); a pure relay says true. */
+  inodeIds?: boolean;
 }
 
 export interface ProgressResult {

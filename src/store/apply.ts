@@ -157,6 +157,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     }
     completeOrRemove(made, abs, () => rmdirSync(abs), () => {
       keepInodeId(abs, req, made);
+      if (made && mode.stripInherited) stripInheritedAcls(abs, true);
       const asCreated = lstatSync(abs).mode & 0o7777; // an inherited ACL's, set-group-ID included
       const inherited = chownNew(req, fsDirname(abs), (uid, gid) => lchownSync(abs, uid, gid));
       // Exact mode, whatever the umask (abs is a directory we just made, not a symlink);
@@ -240,6 +241,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     }
     completeOrRemove(made, abs, () => unlinkSync(abs), () => {
       keepInodeId(abs, req, made);
+      if (made && mode.stripInherited) stripInheritedAcls(abs, false);
       const asCreated = lstatSync(abs).mode & 0o7777;
       chownNew(req, fsDirname(abs), (uid, gid) => lchownSync(abs, uid, gid));
       // Exact mode, whatever the umask (or as an inherited ACL made it: chown may have cleared set-ID bits);
@@ -378,15 +380,20 @@ export function witnessOf({ tree }: ApplyContext, req: Mutation): string | null 
   }
 }
 
-/** Does each name now hold what the other held when the witness was taken? */
+/**
+ * On a redo: has the exchange been done? The names hold what the witness recorded (not
+ * yet: swap), or each what the other held (done). Anything else (a name made again in
+ * between, say by a repair) is not this change's to decide: refused as an error the peer
+ * does not record, so the mount's recovery copies the names from a peer that has them.
+ */
 function exchangeDone(from: FsPath, to: FsPath, witness: string | null): boolean {
-  if (witness === null) {
-    // An intent without a witness (a name was missing when it was taken): applying again answers as the first did.
-    return false;
-  }
+  // An intent without a witness (a name was missing when it was taken): applying again answers as the first did.
+  if (witness === null) return false;
   const [fromIno, toIno] = (JSON.parse(witness) as { exchange: string[] }).exchange;
-  const now = { from: lstatSync(from, { bigint: true }).ino, to: lstatSync(to, { bigint: true }).ino };
-  return String(now.from) === toIno && String(now.to) === fromIno;
+  const now = { from: String(lstatSync(from, { bigint: true }).ino), to: String(lstatSync(to, { bigint: true }).ino) };
+  if (now.from === toIno && now.to === fromIno) return true; // swapped (or two links of one file: nothing to do)
+  if (now.from === fromIno && now.to === toIno) return false;
+  throw new MirrorError('MFS_INTERNAL', `rename exchange redo: ${fsPathText(from)} and ${fsPathText(to)} hold neither what they held nor each other's`, { errno: 'EIO' });
 }
 
 /** The wire path and absolute path of a name's parent directory. */
@@ -460,8 +467,9 @@ const NO_TMPFILE: ReadonlySet<string | undefined> = new Set(['EOPNOTSUPP', 'ENOT
 async function createComplete(abs: FsPath, req: { mode: number; uid?: number; gid?: number; ino?: number }, mode: NewEntryMode): Promise<number> {
   const dir = fsDirname(abs);
   const createMode = mode.exact ?? req.mode;
-  const complete = (fd: number) => {
+  const complete = (fd: number, named: boolean) => {
     keepInodeId(fd, req, true);
+    if (named && mode.stripInherited) stripInheritedAcls(abs, false);
     const asCreated = fstatSync(fd).mode & 0o7777; // as an inherited ACL made it
     // The creator's, not the peer's; before the mode, since chown clears set-ID bits.
     chownNew(req, dir, (uid, gid) => fchownSync(fd, uid, gid));
@@ -470,13 +478,15 @@ async function createComplete(abs: FsPath, req: { mode: number; uid?: number; gi
   const byName = async (): Promise<number> => {
     const fd = await openAsync(abs, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, createMode);
     try {
-      completeOrRemove(true, abs, () => unlinkSync(abs), () => complete(fd));
+      completeOrRemove(true, abs, () => unlinkSync(abs), () => complete(fd, true));
     } catch (completing) {
       closeSync(fd);
       throw completing;
     }
     return fd;
   };
+  // Inherited ACLs are removed by name (no call here takes them off a descriptor).
+  if (mode.stripInherited) return byName();
   let fd: number;
   try {
     fd = await openTmpfile(dir, createMode);
@@ -488,7 +498,7 @@ async function createComplete(abs: FsPath, req: { mode: number; uid?: number; gi
     throw err;
   }
   try {
-    complete(fd);
+    complete(fd, false);
     await linkFd(fd, abs);
   } catch (err) {
     closeSync(fd); // unnamed: gone with its descriptor
@@ -543,6 +553,12 @@ function keepInodeId(target: FsPath | number, req: { ino?: number }, made: boole
  */
 interface NewEntryMode {
   exact: number | null;
+  /**
+   * An exact mode (no umask: a repair or copy) in a directory with a default ACL: the ACLs
+   * the entry inherits on this copy are removed, since the copy gives it exactly what it has
+   * on the source (its own ACLs among its xattrs, if any).
+   */
+  stripInherited: boolean;
 }
 
 /**
@@ -552,8 +568,28 @@ interface NewEntryMode {
  * applies. Without a `umask`, `mode` is exact.
  */
 function newEntryMode(req: { mode: number; umask?: number }, parentAbs: FsPath): NewEntryMode {
-  if (req.umask === undefined) return { exact: req.mode };
-  return hasXattr(parentAbs, 'system.posix_acl_default', NO_ACLS) ? { exact: null } : { exact: req.mode & ~req.umask };
+  const defaultAcl = hasXattr(parentAbs, 'system.posix_acl_default', NO_ACLS);
+  if (req.umask === undefined) return { exact: req.mode, stripInherited: defaultAcl };
+  return defaultAcl ? { exact: null, stripInherited: false } : { exact: req.mode & ~req.umask, stripInherited: false };
+}
+
+/**
+ * For a repair that just made `abs` (put-file, put-dir): remove what it inherited from a
+ * default ACL on its directory, since it gets exactly the source's attributes.
+ */
+export function dropInheritedAcls(abs: FsPath, directory: boolean): void {
+  if (hasXattr(fsDirname(abs), 'system.posix_acl_default', NO_ACLS)) stripInheritedAcls(abs, directory);
+}
+
+/** Remove the ACLs a new entry inherited from its directory (see NewEntryMode). */
+function stripInheritedAcls(abs: FsPath, directory: boolean): void {
+  for (const name of directory ? ['system.posix_acl_access', 'system.posix_acl_default'] : ['system.posix_acl_access']) {
+    try {
+      removeXattr(abs, fsPath(name));
+    } catch (err) {
+      if (errnoOf(err) !== 'ENODATA') throw err;
+    }
+  }
 }
 
 /** Where a file system keeps no ACLs, its directories have no default ACL. */

@@ -1,6 +1,6 @@
 import type { WireStat } from '../protocol/ops.js';
 import type { FsPath } from '../protocol/byte-names.js';
-import { getU64Xattr, setU64Xattr } from './posix.js';
+import { getU64Xattr, removeXattr, setU64Xattr } from './posix.js';
 
 /**
  * The mirror's own inode numbers. Each copy's file system numbers its inodes its own way,
@@ -59,6 +59,22 @@ export function writeInodeId(target: FsPath | number, id: number): void {
   }
 }
 const NO_INODE_IDS: ReadonlySet<string | undefined> = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP']);
+
+/**
+ * Can this copy keep the mirror's numbers? Tried once on the directory itself: a trusted.*
+ * xattr needs CAP_SYS_ADMIN, and the file system must take xattrs. The mount numbers new
+ * entries only when every copy can: copies that differ here would never compare equal.
+ */
+export function canKeepInodeIds(dir: FsPath): boolean {
+  try {
+    setU64Xattr(dir, PROBE_XATTR, 1n);
+    removeXattr(dir, PROBE_XATTR);
+    return true;
+  } catch {
+    return false;
+  }
+}
+const PROBE_XATTR = 'trusted.mirrorfs.probe';
 
 /** A stat as the mount should see it: with the mirror's number when the inode keeps one. */
 export function withInodeId(stat: WireStat, target: FsPath | number): WireStat {

@@ -6,7 +6,7 @@ import { fsDirname, fsPath, fsPathText, type FsPath } from '../protocol/byte-nam
 import { execFile } from 'node:child_process';
 import { MirrorError } from '../protocol/errors.js';
 import type { Mutation, RepairAction } from '../protocol/ops.js';
-import { applyMutation, type ApplyContext, type MutationResult } from './apply.js';
+import { applyMutation, dropInheritedAcls, type ApplyContext, type MutationResult } from './apply.js';
 import { listNames } from './reads.js';
 import { utimens } from './posix.js';
 import { openNoSpecial } from './open-file.js';
@@ -56,6 +56,7 @@ async function putFile({ tree, fds, sync }: ApplyContext, action: Extract<Repair
   // contend for the directory's lock). Only the flush leaves the event loop.
   const fd = openNoSpecial(abs, constants.O_CREAT | constants.O_TRUNC | constants.O_WRONLY | constants.O_NOFOLLOW, 0o600);
   try {
+    if (!existing) dropInheritedAcls(abs, false); // the source's own ACLs, if any, come with its xattrs
     let done = 0;
     while (done < payload.length) done += writeSync(fd, payload, done, payload.length - done, done);
     fchownSync(fd, action.uid, action.gid);
@@ -92,6 +93,7 @@ async function putDir({ tree, sync }: ApplyContext, action: Extract<RepairAction
   const abs = tree.resolve(action.path);
   try {
     mkdirSync(abs, { mode: 0o700 });
+    dropInheritedAcls(abs, true);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     if (!lstatSync(abs).isDirectory()) throw new MirrorError('MFS_ERRNO', `put-dir ${JSON.stringify(action.path)}: something else is there; remove it first`, { errno: 'EEXIST' });

@@ -1,8 +1,8 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { applyMutation, type ApplyContext } from '../../src/store/apply.js';
+import { applyMutation, witnessOf, type ApplyContext } from '../../src/store/apply.js';
 import { noSync } from '../../src/store/durable.js';
 import { FdCache } from '../../src/store/fd-cache.js';
 import { Tree } from '../../src/store/tree.js';
@@ -38,5 +38,34 @@ describe('rename noReplace', () => {
     await applyMutation(ctx, req, Buffer.alloc(0), false);
     await expect(applyMutation(ctx, req, Buffer.alloc(0), true)).resolves.toBeDefined();
     await expect(applyMutation(ctx, { op: 'rename', from: 'b', to: 'c', noReplace: true, ...stamp() }, Buffer.alloc(0), true)).rejects.toMatchObject({ code: 'EEXIST' });
+  });
+});
+
+describe('rename exchange, redone after a crash', () => {
+  const exchange = () => ({ op: 'rename' as const, from: 'a', to: 'b', exchange: true, ...stamp() });
+  const contents = () => [readFileSync(join(dir, 'a'), 'utf8'), readFileSync(join(dir, 'b'), 'utf8')];
+
+  it('swaps when the names still hold what the witness recorded, and not again when they are swapped', async () => {
+    const req = exchange();
+    const witness = witnessOf(ctx, req);
+    await applyMutation(ctx, req, Buffer.alloc(0), true, witness); // the crash came before the swap
+    expect(contents()).toEqual(['b', 'a']);
+    await applyMutation(ctx, req, Buffer.alloc(0), true, witness); // the crash came after it
+    expect(contents()).toEqual(['b', 'a']);
+  });
+
+  it('refuses, as an error the peer does not record, when a name holds neither (made again in between)', async () => {
+    const req = exchange();
+    const witness = witnessOf(ctx, req);
+    writeFileSync(join(dir, 'b2'), 'new b'); // another inode (made while b's is still in use: ext4 reuses a freed number)
+    renameSync(join(dir, 'b2'), join(dir, 'b'));
+    await expect(applyMutation(ctx, req, Buffer.alloc(0), true, witness)).rejects.toMatchObject({ code: 'MFS_INTERNAL', errno: 'EIO' });
+    expect(contents()).toEqual(['a', 'new b']);
+  });
+
+  it('has no witness when a name is missing, and then fails as the first attempt did', async () => {
+    const req = { op: 'rename' as const, from: 'a', to: 'absent', exchange: true, ...stamp() };
+    expect(witnessOf(ctx, req)).toBeNull();
+    await expect(applyMutation(ctx, req, Buffer.alloc(0), true, null)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });

@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { ROOT, SHARED_GID, USER_A, USER_A_SHARED, outcome, resultOf, statOf, type ConformanceCase, type Step } from '../../helpers/posix.js';
+import { ROOT, SHARED_GID, USER_A, USER_A_SHARED, outcome, resultOf, statOf, valueOf, type ConformanceCase, type StatValue, type Step } from '../../helpers/posix.js';
 
 /**
  * Who owns what a user creates: the caller (fsuid:fsgid), or the directory's
@@ -93,6 +93,34 @@ export const ownersCases: ConformanceCase[] = [
       ];
       const r = await c.run(steps, actor);
       expect(statOf(steps, r.oracle, 'f')).toMatchObject({ mode: 0o600, size: 11 });
+    },
+  },
+  {
+    name: 'hardlink-other-name-bytes',
+    title: 'a change through one name of a hard-linked file shows at once through the other, with names that are UTF-8 and names that are not',
+    actors: [ROOT, USER_A],
+    body: async (c, actor) => {
+      const latin1 = (text: string) => Buffer.from(text, 'latin1').toString('base64');
+      const steps: Step[] = [
+        { op: 'mkdir', path: 'répertoire', mode: 0o755 },
+        { op: 'create', path: 'répertoire/café', mode: 0o644 },
+        { op: 'write', path: 'répertoire/café', data: 'data' },
+        { op: 'link', src: 'répertoire/café', dst: 'über' },
+      ];
+      steps.push(
+        { op: 'link', src_b64: Buffer.from('répertoire/café').toString('base64'), dst_b64: latin1('\xfcber-latin1') },
+        { op: 'lstat', path: 'répertoire/café' },
+        { op: 'lstat', path: 'über' },
+        { op: 'lstat', path_b64: latin1('\xfcber-latin1') },
+        { op: 'chmod', path: 'über', mode: 0o600 },
+        { op: 'write', path: 'über', data: 'longer data' },
+        { op: 'lstat', path: 'répertoire/café' },
+        { op: 'lstat', path_b64: latin1('\xfcber-latin1') },
+      );
+      const r = await c.run(steps, actor);
+      expect(r.oracle.map(outcome)).toEqual(new Array(steps.length).fill('ok'));
+      expect(valueOf<StatValue>(r.oracle[10])).toMatchObject({ mode: 0o600, size: 11, nlink: 3 });
+      expect(valueOf<StatValue>(r.oracle[11])).toMatchObject({ mode: 0o600, size: 11, nlink: 3 });
     },
   },
   {
