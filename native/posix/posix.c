@@ -560,16 +560,22 @@ static bool get_target(napi_env env, napi_value value, const char *syscall, int 
   return get_path(env, value, "path", syscall, path);
 }
 
+// A target and an xattr name; false (with a pending exception, nothing left allocated) otherwise.
+static bool get_target_and_name(napi_env env, napi_value *argv, const char *syscall, int *fd, path_arg *path, path_arg *name) {
+  if (!get_target(env, argv[0], syscall, fd, path)) return false;
+  if (!get_path(env, argv[1], "name", syscall, name)) {
+    free_path(path);
+    return false;
+  }
+  return true;
+}
+
 static napi_value js_get_u64_xattr(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   path_arg path, name;
   int fd;
   if (!get_args(env, info, 2, argv, "getxattr")) return NULL;
-  if (!get_target(env, argv[0], "getxattr", &fd, &path)) return NULL;
-  if (!get_path(env, argv[1], "name", "getxattr", &name)) {
-    free_path(&path);
-    return NULL;
-  }
+  if (!get_target_and_name(env, argv, "getxattr", &fd, &path, &name)) return NULL;
   unsigned char bytes[8];
   ssize_t got = fd >= 0 ? fgetxattr(fd, name.bytes, bytes, sizeof bytes) : lgetxattr(path.bytes, name.bytes, bytes, sizeof bytes);
   napi_value result = NULL;
@@ -598,11 +604,7 @@ static napi_value js_set_u64_xattr(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "setxattr: value must be a BigInt from 0 to 2^64-1");
     return NULL;
   }
-  if (!get_target(env, argv[0], "setxattr", &fd, &path)) return NULL;
-  if (!get_path(env, argv[1], "name", "setxattr", &name)) {
-    free_path(&path);
-    return NULL;
-  }
+  if (!get_target_and_name(env, argv, "setxattr", &fd, &path, &name)) return NULL;
   unsigned char bytes[8];
   for (int i = 0; i < 8; i++) bytes[i] = (unsigned char)(v >> (8 * i));
   int rc = fd >= 0 ? fsetxattr(fd, name.bytes, bytes, sizeof bytes, 0) : lsetxattr(path.bytes, name.bytes, bytes, sizeof bytes, 0);

@@ -158,7 +158,8 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     completeOrRemove(made, abs, () => rmdirSync(abs), () => {
       keepInodeId(abs, req, made);
       if (made && mode.stripInherited) stripInheritedAcls(abs, true);
-      const asCreated = lstatSync(abs).mode & 0o7777; // an inherited ACL's, set-group-ID included
+      // Read only when an inherited ACL decided it (set-group-ID included): chown below may change it.
+      const asCreated = mode.exact === null ? lstatSync(abs).mode & 0o7777 : 0;
       const inherited = chownNew(req, fsDirname(abs), (uid, gid) => lchownSync(abs, uid, gid));
       // Exact mode, whatever the umask (abs is a directory we just made, not a symlink);
       // in a set-group-ID directory a new directory is set-group-ID too (ext4, mkdir(2)).
@@ -242,7 +243,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     completeOrRemove(made, abs, () => unlinkSync(abs), () => {
       keepInodeId(abs, req, made);
       if (made && mode.stripInherited) stripInheritedAcls(abs, false);
-      const asCreated = lstatSync(abs).mode & 0o7777;
+      const asCreated = mode.exact === null ? lstatSync(abs).mode & 0o7777 : 0;
       chownNew(req, fsDirname(abs), (uid, gid) => lchownSync(abs, uid, gid));
       // Exact mode, whatever the umask (or as an inherited ACL made it: chown may have cleared set-ID bits);
       // chmod of a node changes the node, opens nothing.
@@ -470,7 +471,7 @@ async function createComplete(abs: FsPath, req: { mode: number; uid?: number; gi
   const complete = (fd: number, named: boolean) => {
     keepInodeId(fd, req, true);
     if (named && mode.stripInherited) stripInheritedAcls(abs, false);
-    const asCreated = fstatSync(fd).mode & 0o7777; // as an inherited ACL made it
+    const asCreated = mode.exact === null ? fstatSync(fd).mode & 0o7777 : 0; // as an inherited ACL made it
     // The creator's, not the peer's; before the mode, since chown clears set-ID bits.
     chownNew(req, dir, (uid, gid) => fchownSync(fd, uid, gid));
     fchmodSync(fd, mode.exact ?? asCreated); // exact mode, whatever the peer's umask
