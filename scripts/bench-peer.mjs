@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { PeerClient } from '../dist/protocol/peer-client.js';
+import { PeerClient } from '../dist/client/peer-client.js';
 import { benchTransport } from './lib/bench-tls.mjs';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '3' }, data: { type: 'string' } } });

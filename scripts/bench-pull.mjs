@@ -15,7 +15,7 @@ import { benchTransport } from './lib/bench-tls.mjs';
 const { values } = parseArgs({ options: { files: { type: 'string', default: '20000' } } });
 const N = Number(values.files);
 const root = resolve(import.meta.dirname, '..');
-const { PeerClient } = await import(join(root, 'dist/protocol/peer-client.js'));
+const { PeerClient } = await import(join(root, 'dist/client/peer-client.js'));
 const base = mkdtempSync(join(tmpdir(), 'mirrorfs-pull-'));
 const transport = await benchTransport(base);
 const token = 'pull-bench-token-0123456789';

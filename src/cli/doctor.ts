@@ -1,9 +1,9 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { loadFuse } from '../mount/fuse-binding.js';
-import { checkMountpoint } from '../mount/mountpoint.js';
-import type { PeerSpec } from '../mount/config.js';
-import { PeerClient } from '../protocol/peer-client.js';
+import { loadFuse } from '../mount/fuse/fuse-binding.js';
+import { checkMountpoint } from '../mount/control/mountpoint.js';
+import type { PeerSpec } from '../mount/peers/config.js';
+import { PeerClient } from '../client/peer-client.js';
 import { MirrorError } from '../protocol/errors.js';
 import type { PeerStatus } from '../protocol/ops.js';
 

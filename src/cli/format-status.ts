@@ -1,7 +1,7 @@
 import { printable } from '../protocol/byte-names.js';
-import type { ControllerStatus, RouteHop } from '../mount/controller.js';
-import type { MemberStatus } from '../mount/member.js';
-import type { VerifyReport } from '../mount/verify.js';
+import type { ControllerStatus, RouteHop } from '../mount/fanout/controller.js';
+import type { MemberStatus } from '../mount/peers/member.js';
+import type { VerifyReport } from '../mount/control/verify.js';
 
 /** `mirrorfs status` as a table for people (`--json` gives the raw object). */
 export function formatStatus(s: ControllerStatus & { mountpoint: string; pid: number; routes?: Record<string, RouteHop[] | { error: string }> }): string {

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, realpathSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createLogger, flushLogger } from '../log.js';
-import { ensureTokenFile, readTokenFile } from '../peer/auth.js';
+import { ensureTokenFile, readTokenFile } from '../security/token.js';
 import { PeerServer } from '../peer/server.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { parseListen } from './listen.js';

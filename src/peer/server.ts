@@ -11,10 +11,10 @@ import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYT
 import { applyMutation, witnessOf, type ApplyContext, type MutationResult } from '../store/apply.js';
 import { clientCopy, makeEqual, storeCopy } from '../store/copy-tree.js';
 import { applyRepair } from '../store/repair.js';
-import { PeerClient } from '../protocol/peer-client.js';
+import { PeerClient } from '../client/peer-client.js';
 import { durableSync } from '../store/durable.js';
 import { FdCache } from '../store/fd-cache.js';
-import { TokenAuth } from './auth.js';
+import { TokenAuth } from '../security/token.js';
 import { walkManifest } from '../store/manifest.js';
 import { NamespaceLock } from '../store/namespace-lock.js';
 import { preadFully, serveRead } from '../store/reads.js';

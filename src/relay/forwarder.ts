@@ -3,7 +3,7 @@ import { resendClaims } from '../ordering/claims.js';
 import { Scheduler } from '../ordering/scheduler.js';
 import { MirrorError, isDeterministic } from '../protocol/errors.js';
 import type { ManifestEntry, Mutation, PeerStatus, RelayStatus, Request } from '../protocol/ops.js';
-import type { CallResult, PeerClient } from '../protocol/peer-client.js';
+import type { CallResult, PeerClient } from '../client/peer-client.js';
 import type { PeerState, QueuedRow } from '../peer/state.js';
 
 /**

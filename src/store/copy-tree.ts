@@ -1,5 +1,5 @@
 import { repairActionSchema, type ManifestEntry, type RepairAction, type RepairActionInput, type WireStat } from '../protocol/ops.js';
-import type { PeerClient } from '../protocol/peer-client.js';
+import type { PeerClient } from '../client/peer-client.js';
 import type { ApplyContext } from './apply.js';
 import { walkManifest } from './manifest.js';
 import { serveRead } from './reads.js';

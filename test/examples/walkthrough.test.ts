@@ -2,7 +2,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SERVICE_V8_FLAGS } from '../../src/cli/node-flags.js';
-import { loadConfig } from '../../src/mount/config.js';
+import { loadConfig } from '../../src/mount/peers/config.js';
 import { runCollect } from '../helpers/child.js';
 import { MIRRORFS_BIN, isMounted, lazyUnmount } from '../helpers/mount.js';
 import { cleanupTmp, tmpDir } from '../helpers/tmp.js';

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { PeerClient } from '../../src/protocol/peer-client.js';
+import { PeerClient } from '../../src/client/peer-client.js';
 import type { Transport } from '../../src/security/transport.js';
 import { killAll } from './child.js';
 import { tmpDir } from './tmp.js';

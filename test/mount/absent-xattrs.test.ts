@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AbsentXattrs } from '../../src/mount/absent-xattrs.js';
+import { AbsentXattrs } from '../../src/mount/cache/absent-xattrs.js';
 
 describe('the cache of absent xattrs', () => {
   it('remembers an absence until a change could make it wrong', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AccessTimes, type AtimeMode } from '../../src/mount/access-times.js';
+import { AccessTimes, type AtimeMode } from '../../src/mount/fuse/access-times.js';
 import type { WireStat } from '../../src/protocol/ops.js';
 
 /** The bookkeeping of atime stamps (the stamping itself: test/posix/times.test.ts, case atime). */

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Journal } from '../../src/mount/journal.js';
+import { Journal } from '../../src/mount/recovery/journal.js';
 import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
 
 /** The primary's journal (SQLite, a real file): what peers lack, and leaving it once delivered. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LatencyWindow } from '../../src/mount/latency.js';
+import { LatencyWindow } from '../../src/mount/peers/latency.js';
 
 describe('LatencyWindow', () => {
   it('is exact while small: every query sees every sample', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { constants } from 'node:os';
 import pino from 'pino';
-import { LinkedNames } from '../../src/mount/linked-names.js';
+import { LinkedNames } from '../../src/mount/fuse/linked-names.js';
 
 /**
  * The rules of the mount's list of hard-linked names (src/mount/linked-names.ts).

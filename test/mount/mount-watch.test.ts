@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../../src/log.js';
-import { MountWatch, type KernelTables, type MountInfo } from '../../src/mount/mount-watch.js';
+import { MountWatch, type KernelTables, type MountInfo } from '../../src/mount/control/mount-watch.js';
 
 /**
  * The watch's rules against kernel tables given by the test: the kernel reuses a

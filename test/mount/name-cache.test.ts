@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { WireStat } from '../../src/protocol/ops.js';
-import { ABSENT, NameCache } from '../../src/mount/name-cache.js';
+import { ABSENT, NameCache } from '../../src/mount/cache/name-cache.js';
 
 /** The rules of the mount's cache of names (src/mount/name-cache.ts); the end-to-end behaviour is in operations.test.ts. */
 

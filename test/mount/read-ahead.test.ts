@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BufferPool } from '../../src/protocol/buffer-pool.js';
-import { BLOCK_BYTES, ReadAhead } from '../../src/mount/read-ahead.js';
+import { BLOCK_BYTES, ReadAhead } from '../../src/mount/cache/read-ahead.js';
 
 /** Unit tests of the read-ahead rules, over an in-memory "file" standing in for a peer's answers. */
 function fileOf(size: number) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { keepReadPeer, READ_SWITCH_RATIO } from '../../src/mount/read-choice.js';
+import { keepReadPeer, READ_SWITCH_RATIO } from '../../src/mount/fanout/read-choice.js';
 
 const peer = (name: string, latencyP50: number, healthy = true) => ({ name, latencyP50, healthy });
 

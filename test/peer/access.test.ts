@@ -3,7 +3,7 @@ import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFrame, encodeFrame } from '../../src/protocol/codec.js';
-import type { PeerClient } from '../../src/protocol/peer-client.js';
+import type { PeerClient } from '../../src/client/peer-client.js';
 import { cleanupPeers, spawnPeer, TEST_TOKEN, type PeerProcess } from '../helpers/peer.js';
 import { rawRequest } from '../helpers/raw.js';
 import { Stamper } from '../helpers/stamp.js';

@@ -6,7 +6,7 @@ import { silentLogger } from '../../src/log.js';
 import { PeerServer } from '../../src/peer/server.js';
 import { decodeFrame, encodeFrame } from '../../src/protocol/codec.js';
 import { CHANNEL_ID, EnvelopeReader, encodeEnvelope } from '../../src/protocol/envelope.js';
-import { PeerClient } from '../../src/protocol/peer-client.js';
+import { PeerClient } from '../../src/client/peer-client.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { CLEARTEXT } from '../../src/security/transport.js';
 import { cleanupPeers, spawnPeer, TEST_TOKEN, type PeerProcess } from '../helpers/peer.js';

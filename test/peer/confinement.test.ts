@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MutationInput, RequestInput } from '../../src/protocol/ops.js';
-import type { PeerClient } from '../../src/protocol/peer-client.js';
+import type { PeerClient } from '../../src/client/peer-client.js';
 import { cleanupPeers, spawnPeer, type PeerProcess } from '../helpers/peer.js';
 import { Stamper } from '../helpers/stamp.js';
 import { cleanupTmp, tmpDir } from '../helpers/tmp.js';

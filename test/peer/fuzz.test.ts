@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeFrame } from '../../src/protocol/codec.js';
 import { MirrorError } from '../../src/protocol/errors.js';
 import type { RequestInput } from '../../src/protocol/ops.js';
-import type { PeerClient } from '../../src/protocol/peer-client.js';
+import type { PeerClient } from '../../src/client/peer-client.js';
 import { cleanupPeers, spawnPeer, TEST_TOKEN, type PeerProcess } from '../helpers/peer.js';
 import { rawRequest } from '../helpers/raw.js';
 import { cleanupTmp, tmpDir } from '../helpers/tmp.js';

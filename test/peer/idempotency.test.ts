@@ -44,7 +44,7 @@ describe('the same operation sent twice is applied once', () => {
     const { stamp, client } = await ownedPeer();
     const mkdir = stamp.next({ op: 'mkdir', path: 'd', mode: 0o755 });
     await client.call(mkdir);
-    await expect(client.call({ ...mkdir, path: 'other' })).rejects.toMatchObject({ code: 'MFS_SEQ_CONFLICT', errno: 'EIO' });
+    await expect(client.call({ ...mkdir, path: 'other' } as typeof mkdir)).rejects.toMatchObject({ code: 'MFS_SEQ_CONFLICT', errno: 'EIO' });
   });
 
   it('an error outcome is remembered too: the re-send does not apply the operation late', async () => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { encodeFrame } from '../../src/protocol/codec.js';
-import type { PeerClient } from '../../src/protocol/peer-client.js';
+import type { PeerClient } from '../../src/client/peer-client.js';
 import { cleanupPeers, spawnPeer, TEST_TOKEN, type PeerProcess } from '../helpers/peer.js';
 import { rawRequest } from '../helpers/raw.js';
 import { cleanupTmp } from '../helpers/tmp.js';

@@ -3,7 +3,7 @@ import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import { join } from 'node:path';
 import { getAttributeSync, listAttributesSync } from 'fs-xattr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PeerClient } from '../../src/protocol/peer-client.js';
+import type { PeerClient } from '../../src/client/peer-client.js';
 import type { WireStat } from '../../src/protocol/ops.js';
 import { cleanupPeers, spawnPeer, type PeerProcess } from '../helpers/peer.js';
 import { Stamper } from '../helpers/stamp.js';

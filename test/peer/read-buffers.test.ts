@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeFrame } from '../../src/protocol/codec.js';
-import { PeerClient } from '../../src/protocol/peer-client.js';
+import { PeerClient } from '../../src/client/peer-client.js';
 import { CLEARTEXT } from '../../src/security/transport.js';
 import { cleanupPeers, spawnPeer, TEST_TOKEN, type PeerProcess } from '../helpers/peer.js';
 import { testMountKeyPair } from '../helpers/tls.js';

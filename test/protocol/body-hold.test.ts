@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { BufferPool, PooledBytes } from '../../src/protocol/buffer-pool.js';
-import { PeerClient, type BodyHold } from '../../src/protocol/peer-client.js';
+import { PeerClient, type BodyHold } from '../../src/client/peer-client.js';
 import { cleanupLinks, spawnLink } from '../helpers/link.js';
 import { cleanupPeers, spawnPeer, TEST_TOKEN } from '../helpers/peer.js';
 import { Stamper } from '../helpers/stamp.js';

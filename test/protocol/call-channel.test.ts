@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_FRAME_BYTES, encodeError } from '../../src/protocol/codec.js';
 import { CHANNEL_ID, EnvelopeReader, encodeEnvelope } from '../../src/protocol/envelope.js';
 import { MirrorError } from '../../src/protocol/errors.js';
-import { PeerClient } from '../../src/protocol/peer-client.js';
+import { PeerClient } from '../../src/client/peer-client.js';
 import { CLEARTEXT } from '../../src/security/transport.js';
 import { waitFor } from '../helpers/wait.js';
 

@@ -12,7 +12,7 @@ import { Trust, parseTrustFile } from '../../src/security/trust.js';
 import { runCollect } from '../helpers/child.js';
 import { MIRRORFS_BIN, cleanupMounts, startMount } from '../helpers/mount.js';
 import { PEER_BIN, TEST_TOKEN, cleanupPeers, spawnPeer, type PeerProcess } from '../helpers/peer.js';
-import { PeerClient } from '../../src/protocol/peer-client.js';
+import { PeerClient } from '../../src/client/peer-client.js';
 import { Stamper } from '../helpers/stamp.js';
 import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
 import { testTransport } from '../helpers/tls.js';

@@ -408,8 +408,8 @@ describe('8-byte xattrs (the mirror\'s inode numbers)', () => {
     const fromA = [a.allocate()!, a.allocate()!];
     const fromB = b.allocate()!;
     expect(fromA[0]).toBeGreaterThan(INODE_ID_BASE);
-    expect(fromA[1]).toBe(fromA[0] + 1);
-    expect(fromB).toBeGreaterThan(fromA[1]);
+    expect(fromA[1]).toBe(fromA[0]! + 1);
+    expect(fromB).toBeGreaterThan(fromA[1]!);
     const last = new InodeIds(MAX_INODE_ID_EPOCH);
     expect(last.allocate()!).toBeLessThan(2 ** 53);
     expect(Number.isSafeInteger(last.allocate()!)).toBe(true);

@@ -1,7 +1,7 @@
-import type { Logger } from '../log.js';
-import { MirrorError } from '../protocol/errors.js';
-import type { PeerStatus, ProgressResult } from '../protocol/ops.js';
-import type { Member } from './member.js';
+import type { Logger } from '../../log.js';
+import { MirrorError } from '../../protocol/errors.js';
+import type { PeerStatus, ProgressResult } from '../../protocol/ops.js';
+import type { Member } from '../peers/member.js';
 
 export interface Ownership {
   epoch: number;

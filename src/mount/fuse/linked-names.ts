@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../log.js';
 
 const ENOENT = constants.errno.ENOENT;
 

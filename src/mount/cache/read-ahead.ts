@@ -1,4 +1,4 @@
-import { BufferPool } from '../protocol/buffer-pool.js';
+import { BufferPool } from '../../protocol/buffer-pool.js';
 
 /**
  * Read-ahead for reads served by a peer (no local copy). A FUSE read is at

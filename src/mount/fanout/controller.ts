@@ -1,20 +1,20 @@
-import type { Logger } from '../log.js';
-import { MirrorError, isDeterministic, isTransportFailure, toMirrorError } from '../protocol/errors.js';
-import type { Mutation, PeerStatus, ReadRequest, RelayStatus, WireStat, WireStatfs } from '../protocol/ops.js';
-import type { EntryType } from '../store/reads.js';
+import type { Logger } from '../../log.js';
+import { MirrorError, isDeterministic, isTransportFailure, toMirrorError } from '../../protocol/errors.js';
+import type { Mutation, PeerStatus, ReadRequest, RelayStatus, WireStat, WireStatfs } from '../../protocol/ops.js';
+import type { EntryType } from '../../store/reads.js';
 import type { CommitTracker } from './commit-tracker.js';
-import type { BodyHold, CallResult } from '../protocol/peer-client.js';
-import type { LocalCopy } from './local-copy.js';
-import type { Member, MemberStatus } from './member.js';
-import { AbsentXattrs } from './absent-xattrs.js';
-import { CatchUp } from './catch-up.js';
-import type { Journal, LackKind } from './journal.js';
+import type { BodyHold, CallResult } from '../../client/peer-client.js';
+import type { LocalCopy } from '../peers/local-copy.js';
+import type { Member, MemberStatus } from '../peers/member.js';
+import { AbsentXattrs } from '../cache/absent-xattrs.js';
+import { CatchUp } from '../recovery/catch-up.js';
+import type { Journal, LackKind } from '../recovery/journal.js';
 import { keepReadPeer } from './read-choice.js';
-import { ReadAhead } from './read-ahead.js';
-import { ABSENT, NameCache, type ChangeToken } from './name-cache.js';
-import { RESERVED_ROOT_NAMES } from '../protocol/paths.js';
-import { namesOf, orderingClaims, type MutationRequest } from '../ordering/claims.js';
-import { Scheduler, claimsFor } from '../ordering/scheduler.js';
+import { ReadAhead } from '../cache/read-ahead.js';
+import { ABSENT, NameCache, type ChangeToken } from '../cache/name-cache.js';
+import { RESERVED_ROOT_NAMES } from '../../protocol/paths.js';
+import { namesOf, orderingClaims, type MutationRequest } from '../../ordering/claims.js';
+import { Scheduler, claimsFor } from '../../ordering/scheduler.js';
 
 export type { MutationRequest };
 

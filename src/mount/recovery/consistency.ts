@@ -1,10 +1,10 @@
-import type { Logger } from '../log.js';
-import type { ManifestEntry, WireStat } from '../protocol/ops.js';
-import { clientCopy, makeEqual } from '../store/copy-tree.js';
-import { walkManifest } from '../store/manifest.js';
-import { localCopyHandle } from './copies.js';
-import type { LocalCopy } from './local-copy.js';
-import type { Member } from './member.js';
+import type { Logger } from '../../log.js';
+import type { ManifestEntry, WireStat } from '../../protocol/ops.js';
+import { clientCopy, makeEqual } from '../../store/copy-tree.js';
+import { walkManifest } from '../../store/manifest.js';
+import { localCopyHandle } from '../peers/copies.js';
+import type { LocalCopy } from '../peers/local-copy.js';
+import type { Member } from '../peers/member.js';
 
 /**
  * Mount-time checks that every copy holds the same tree. The comparison is

@@ -1,6 +1,6 @@
-import type { Logger } from '../log.js';
-import { MirrorError } from '../protocol/errors.js';
-import type { Member } from './member.js';
+import type { Logger } from '../../log.js';
+import { MirrorError } from '../../protocol/errors.js';
+import type { Member } from '../peers/member.js';
 
 /**
  * Ack mode end-to-end (para. 41 of the patent): a change is acknowledged to

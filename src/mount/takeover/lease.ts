@@ -1,6 +1,6 @@
-import type { Logger } from '../log.js';
-import { MirrorError } from '../protocol/errors.js';
-import type { Member } from './member.js';
+import type { Logger } from '../../log.js';
+import { MirrorError } from '../../protocol/errors.js';
+import type { Member } from '../peers/member.js';
 
 /**
  * The primary's heartbeat: every second it renews its lease on every peer

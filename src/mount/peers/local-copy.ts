@@ -1,11 +1,11 @@
 import { mkdirSync, readdirSync, realpathSync } from 'node:fs';
-import type { Logger } from '../log.js';
-import type { Mutation, ReadRequest } from '../protocol/ops.js';
-import { applyMutation, type ApplyContext, type MutationResult } from '../store/apply.js';
-import { noSync } from '../store/durable.js';
-import { FdCache } from '../store/fd-cache.js';
-import { listTypes, readInto, serveRead, type EntryType, type ReadOutcome } from '../store/reads.js';
-import { Tree } from '../store/tree.js';
+import type { Logger } from '../../log.js';
+import type { Mutation, ReadRequest } from '../../protocol/ops.js';
+import { applyMutation, type ApplyContext, type MutationResult } from '../../store/apply.js';
+import { noSync } from '../../store/durable.js';
+import { FdCache } from '../../store/fd-cache.js';
+import { listTypes, readInto, serveRead, type EntryType, type ReadOutcome } from '../../store/reads.js';
+import { Tree } from '../../store/tree.js';
 
 /**
  * The optional local copy on the primary (patent para. 29): a plain directory

@@ -1,13 +1,13 @@
-import type { Logger } from '../log.js';
-import { MirrorError, isDeterministic, isTransportFailure, toMirrorError } from '../protocol/errors.js';
-import type { Mutation } from '../protocol/ops.js';
-import { peerCopy } from './copies.js';
-import type { MutationRequest } from '../ordering/claims.js';
+import type { Logger } from '../../log.js';
+import { MirrorError, isDeterministic, isTransportFailure, toMirrorError } from '../../protocol/errors.js';
+import type { Mutation } from '../../protocol/ops.js';
+import { peerCopy } from '../peers/copies.js';
+import type { MutationRequest } from '../../ordering/claims.js';
 import type { Journal, JournalEntry } from './journal.js';
-import type { Member } from './member.js';
-import { makeEqual } from '../store/copy-tree.js';
-import { namesOf, resendClaims } from '../ordering/claims.js';
-import { Scheduler } from '../ordering/scheduler.js';
+import type { Member } from '../peers/member.js';
+import { makeEqual } from '../../store/copy-tree.js';
+import { namesOf, resendClaims } from '../../ordering/claims.js';
+import { Scheduler } from '../../ordering/scheduler.js';
 
 export interface CatchUpDeps {
   mountId: string;

@@ -1,9 +1,9 @@
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
-import { wireErrorIn } from './codec.js';
-import { CHANNEL_ID, EnvelopeReader, MAX_ENVELOPE_BYTES, encodeEnvelope } from './envelope.js';
-import { MirrorError } from './errors.js';
-import { writeCorked } from './cork.js';
-import { ROUTES } from './version.js';
+import { wireErrorIn } from '../protocol/codec.js';
+import { CHANNEL_ID, EnvelopeReader, MAX_ENVELOPE_BYTES, encodeEnvelope } from '../protocol/envelope.js';
+import { MirrorError } from '../protocol/errors.js';
+import { writeCorked } from '../protocol/cork.js';
+import { ROUTES } from '../protocol/version.js';
 
 /** How a call on the channel ends: with the peer's answer frame, or with the error that ended the channel or the call. */
 export type ChannelAnswer = (err: MirrorError | null, frame?: Buffer) => void;

@@ -1,8 +1,8 @@
-import type { Logger } from '../log.js';
-import { MirrorError, isTransportFailure } from '../protocol/errors.js';
-import type { BodyHold, CallIo, CallResult } from '../protocol/peer-client.js';
-import { PeerClient } from '../protocol/peer-client.js';
-import type { RequestInput } from '../protocol/ops.js';
+import type { Logger } from '../../log.js';
+import { MirrorError, isTransportFailure } from '../../protocol/errors.js';
+import type { BodyHold, CallIo, CallResult } from '../../client/peer-client.js';
+import { PeerClient } from '../../client/peer-client.js';
+import type { RequestInput } from '../../protocol/ops.js';
 import type { PeerSpec } from './config.js';
 import { LatencySeries, LatencyWindow } from './latency.js';
 

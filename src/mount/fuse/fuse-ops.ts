@@ -1,16 +1,16 @@
-import { INODE_ID_XATTR, type InodeIds } from '../store/inode-ids.js';
-import type { Logger } from '../log.js';
-import { MirrorError, errnoNumber, toMirrorError } from '../protocol/errors.js';
-import type { WireStat, WireStatfs } from '../protocol/ops.js';
-import { NAME_MAX_BYTES, PATH_MAX_BYTES, fusePathToWire } from '../protocol/paths.js';
-import { wireByteLength } from '../protocol/byte-names.js';
-import { BufferPool, PooledBytes } from '../protocol/buffer-pool.js';
-import type { MirrorController } from './controller.js';
+import { INODE_ID_XATTR, type InodeIds } from '../../store/inode-ids.js';
+import type { Logger } from '../../log.js';
+import { MirrorError, errnoNumber, toMirrorError } from '../../protocol/errors.js';
+import type { WireStat, WireStatfs } from '../../protocol/ops.js';
+import { NAME_MAX_BYTES, PATH_MAX_BYTES, fusePathToWire } from '../../protocol/paths.js';
+import { wireByteLength } from '../../protocol/byte-names.js';
+import { BufferPool, PooledBytes } from '../../protocol/buffer-pool.js';
+import type { MirrorController } from '../fanout/controller.js';
 import type { Caller } from './fuse-binding.js';
 import type { LinkedNames } from './linked-names.js';
 import type { AccessTimes } from './access-times.js';
-import type { MutationRequest } from '../ordering/claims.js';
-import { realtimeCoarseNs } from '../store/posix.js';
+import type { MutationRequest } from '../../ordering/claims.js';
+import { realtimeCoarseNs } from '../../store/posix.js';
 
 /**
  * FUSE operations -> mirror controller. Each operation has the same short

@@ -1,8 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ControllerStatus } from '../mount/controller.js';
-import type { Member } from '../mount/member.js';
-import type { ProgressReporter } from '../mount/progress.js';
-import { LATENCY_BUCKETS } from './peer-metrics.js';
+import type { ControllerStatus } from '../fanout/controller.js';
+import type { Member } from '../peers/member.js';
+import type { ProgressReporter } from '../recovery/progress.js';
+import { LATENCY_BUCKETS } from '../../metrics/peer-metrics.js';
 
 /** A long job's progress (catch-up or resync at mount time), as the status page and metrics show it. */
 export interface JobProgress {

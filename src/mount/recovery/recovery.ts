@@ -1,15 +1,15 @@
-import type { Logger } from '../log.js';
-import { toMirrorError } from '../protocol/errors.js';
-import type { HistoryEntry, Mutation, ProgressResult, PullProgress } from '../protocol/ops.js';
+import type { Logger } from '../../log.js';
+import { toMirrorError } from '../../protocol/errors.js';
+import type { HistoryEntry, Mutation, ProgressResult, PullProgress } from '../../protocol/ops.js';
 import { CatchUp, QUEUED_BY_RELAY, resendWithSeq } from './catch-up.js';
-import { namesOf } from '../ordering/claims.js';
+import { namesOf } from '../../ordering/claims.js';
 import { diffManifests } from './consistency.js';
-import { peerCopy } from './copies.js';
-import type { MutationRequest } from './controller.js';
+import { peerCopy } from '../peers/copies.js';
+import type { MutationRequest } from '../fanout/controller.js';
 import type { Journal } from './journal.js';
-import type { Member } from './member.js';
+import type { Member } from '../peers/member.js';
 import type { ProgressReporter } from './progress.js';
-import { makeEqual } from '../store/copy-tree.js';
+import { makeEqual } from '../../store/copy-tree.js';
 
 /**
  * Mount-time recovery (docs/ARCHITECTURE.md, "Recovery at mount"): before

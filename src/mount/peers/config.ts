@@ -2,8 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import { z } from 'zod';
-import { readTokenFile } from '../peer/auth.js';
-import { checkScheme, schemeOf, type Transport } from '../security/transport.js';
+import { readTokenFile } from '../../security/token.js';
+import { checkScheme, schemeOf, type Transport } from '../../security/transport.js';
 
 /**
  * Which peers a mount mirrors to, and how to reach them. From `--peers`

@@ -1,5 +1,5 @@
-import { latin1FromWire, wireFromLatin1 } from '../protocol/byte-names.js';
-import { errnoNumber } from '../protocol/errors.js';
+import { latin1FromWire, wireFromLatin1 } from '../../protocol/byte-names.js';
+import { errnoNumber } from '../../protocol/errors.js';
 
 /**
  * Names are bytes (protocol/byte-names.ts). Our patched fuse-native hands every

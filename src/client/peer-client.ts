@@ -1,11 +1,11 @@
-import { queryValueOfWire } from './byte-names.js';
+import { queryValueOfWire } from '../protocol/byte-names.js';
 import http2, { type ClientHttp2Session } from 'node:http2';
 import { openSession, type Transport } from '../security/transport.js';
-import { decodeFrame, decodeFrameInto, encodeFrameParts, responseResult, wireErrorIn, writeParts, type ResponseHeader } from './codec.js';
-import { MirrorError } from './errors.js';
-import { isMutation, type HandshakeResult, type HistoryEntry, type PullProgress, type RepairActionInput, type ManifestEntry, type PeerStatus, type ProgressResult, type RequestInput } from './ops.js';
+import { decodeFrame, decodeFrameInto, encodeFrameParts, responseResult, wireErrorIn, writeParts, type ResponseHeader } from '../protocol/codec.js';
+import { MirrorError } from '../protocol/errors.js';
+import { isMutation, type HandshakeResult, type HistoryEntry, type PullProgress, type RepairActionInput, type ManifestEntry, type PeerStatus, type ProgressResult, type RequestInput } from '../protocol/ops.js';
 import { CallChannel } from './call-channel.js';
-import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from './version.js';
+import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from '../protocol/version.js';
 
 export interface PeerClientOptions {
   /** Name used in logs and errors ("east"). */

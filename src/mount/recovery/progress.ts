@@ -1,5 +1,5 @@
 import cliProgress from 'cli-progress';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../log.js';
 
 /**
  * Progress of a long job at mount time (catch-up, resync): a bar on a

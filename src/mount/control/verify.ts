@@ -1,9 +1,9 @@
-import type { ManifestEntry } from '../protocol/ops.js';
-import { entryKey } from './consistency.js';
-import { localCopyHandle, peerCopy } from './copies.js';
-import type { CopyHandle } from '../store/copy-tree.js';
-import type { MirrorController } from './controller.js';
-import { makeEqual } from '../store/copy-tree.js';
+import type { ManifestEntry } from '../../protocol/ops.js';
+import { entryKey } from '../recovery/consistency.js';
+import { localCopyHandle, peerCopy } from '../peers/copies.js';
+import type { CopyHandle } from '../../store/copy-tree.js';
+import type { MirrorController } from '../fanout/controller.js';
+import { makeEqual } from '../../store/copy-tree.js';
 
 export interface VerifyOptions {
   repair: boolean;

@@ -1,4 +1,4 @@
-import type { WireStat } from '../protocol/ops.js';
+import type { WireStat } from '../../protocol/ops.js';
 
 /**
  * atime as a local file system keeps it. The FUSE kernel never updates atime

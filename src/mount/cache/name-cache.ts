@@ -1,4 +1,4 @@
-import type { WireStat } from '../protocol/ops.js';
+import type { WireStat } from '../../protocol/ops.js';
 
 /**
  * What the mount knows about names without asking a peer, for a mount without

@@ -1,5 +1,5 @@
-import type { Logger } from '../log.js';
-import { PeerClient } from '../protocol/peer-client.js';
+import type { Logger } from '../../log.js';
+import { PeerClient } from '../../client/peer-client.js';
 import type { Member } from './member.js';
 
 /**

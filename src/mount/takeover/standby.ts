@@ -1,6 +1,6 @@
-import type { Logger } from '../log.js';
-import { PeerClient } from '../protocol/peer-client.js';
-import type { PeerSpec } from './config.js';
+import type { Logger } from '../../log.js';
+import { PeerClient } from '../../client/peer-client.js';
+import type { PeerSpec } from '../peers/config.js';
 
 /**
  * `mirrorfs standby` waits here until the primary's lease has lapsed on every

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../log.js';
 
 /**
  * Notices when this mount is gone without `mirrorfs unmount` (umount(8) calls
