@@ -143,8 +143,10 @@ function peerFix(err: unknown): string {
       return 'start mirrorfs-peer there, or check the address in --peers and the firewall';
     case 'MFS_UNTRUSTED':
       return 'add the peer\'s fingerprint (mirrorfs-peer init prints it) to this host\'s trust file, if the key is really the peer\'s';
+    case 'MFS_AUTH_CERT':
+      return 'add this host\'s fingerprint (mirrorfs init prints it) to the peer\'s trust file';
     case 'MFS_AUTH':
-      return /certificate/.test(err.message) ? 'add this host\'s fingerprint (mirrorfs init prints it) to the peer\'s trust file' : 'use the token the peer expects (--token-file)';
+      return 'use the token the peer expects (--token-file)';
     case 'MFS_PROTOCOL_MISMATCH':
       return 'run the same mirrorfs version on this host and the peer';
     default:

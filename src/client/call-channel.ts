@@ -118,7 +118,7 @@ export class CallChannel {
       // Calls it was running may be applied all the same: for each caller that is a lost answer (in doubt), not the peer's verdict.
       const reason = this.wireError(frame);
       const why = reason ? `${reason.code}: ${reason.message}` : 'no reason given';
-      return this.end(new MirrorError(reason?.code === 'MFS_AUTH' ? 'MFS_AUTH' : 'MFS_UNREACHABLE', `peer ${this.peer} ended the call channel (${why})`, { context: { peer: this.peer } }));
+      return this.end(new MirrorError(reason?.code === 'MFS_AUTH' || reason?.code === 'MFS_AUTH_CERT' ? reason.code : 'MFS_UNREACHABLE', `peer ${this.peer} ended the call channel (${why})`, { context: { peer: this.peer } }));
     }
     const onAnswer = this.waiting.get(id);
     if (!onAnswer) return; // forgotten (timed out) or never sent: nothing waits for it

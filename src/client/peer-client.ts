@@ -383,7 +383,7 @@ export class PeerClient {
           }
           const refusal = this.refusal(joined(chunks), status, what);
           // A peer that refused our credentials closes the connection: the next call opens a new one (and is judged again).
-          if (refusal.code === 'MFS_AUTH' && this.session === session) this.session = null;
+          if ((refusal.code === 'MFS_AUTH' || refusal.code === 'MFS_AUTH_CERT') && this.session === session) this.session = null;
           reject(refusal);
         });
         // After the handler above, which tells a complete answer from any other end.

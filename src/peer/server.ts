@@ -247,7 +247,7 @@ export class PeerServer {
     if (verdict?.trusted) return;
     // Answered, then the connection is closed: the client reconnects (and is judged again) on its next call.
     if (session) this.refusedSessions.add(session);
-    throw new MirrorError('MFS_AUTH', `this peer does not trust the client certificate ${verdict?.fingerprint ?? '(none)'}; add its fingerprint to the peer's trust file (docs/SECURITY.md)`);
+    throw new MirrorError('MFS_AUTH_CERT', `this peer does not trust the client certificate ${verdict?.fingerprint ?? '(none)'}; add its fingerprint to the peer's trust file (docs/SECURITY.md)`);
   }
 
   /** A refusal answered on a request's own stream, counted; a session refused for its certificate is then closed. */

@@ -14,7 +14,10 @@ const ERRNO = osConstants.errno as Record<string, number>;
 export const WIRE_CODES = {
   MFS_MALFORMED: { errno: 'EINVAL', status: 400, message: 'malformed request' },
   MFS_TOO_LARGE: { errno: 'EFBIG', status: 413, message: 'request too large' },
+  /** The request's bearer token is missing or wrong. */
   MFS_AUTH: { errno: 'EACCES', status: 401, message: 'authentication failed' },
+  /** The peer does not trust this client's TLS certificate (the session is then closed). */
+  MFS_AUTH_CERT: { errno: 'EACCES', status: 401, message: 'client certificate not trusted' },
   /** Client side: the peer's TLS certificate is not one this node trusts (nothing was sent to it). */
   MFS_UNTRUSTED: { errno: 'EACCES', status: 0, message: 'peer certificate not trusted' },
   MFS_PROTOCOL_MISMATCH: { errno: 'EPROTO', status: 426, message: 'protocol version mismatch' },
@@ -139,8 +142,46 @@ export function toMirrorError(err: unknown, context: ErrorContext = {}): MirrorE
  * failed, or one side refused the other's credentials before any operation),
  * not an outcome.
  */
-const TRANSPORT_CODES: ReadonlySet<WireCode> = new Set(['MFS_TIMEOUT', 'MFS_UNREACHABLE', 'MFS_BAD_RESPONSE', 'MFS_SHUTTING_DOWN', 'MFS_INTERNAL', 'MFS_OUT_OF_STEP', 'MFS_AUTH', 'MFS_UNTRUSTED']);
+const TRANSPORT_CODES: ReadonlySet<WireCode> = new Set([
+  'MFS_TIMEOUT', 'MFS_UNREACHABLE', 'MFS_BAD_RESPONSE', 'MFS_SHUTTING_DOWN', 'MFS_INTERNAL', 'MFS_OUT_OF_STEP',
+  'MFS_AUTH', 'MFS_AUTH_CERT', 'MFS_UNTRUSTED',
+]);
 
+/** No answer about the operation: anything that is not a MirrorError, or a code in TRANSPORT_CODES. */
 export function isTransportFailure(err: unknown): boolean {
   return !(err instanceof MirrorError) || TRANSPORT_CODES.has(err.code);
+}
+
+/** The peer could not be reached or did not answer in time (a route or link problem, worth retrying elsewhere). */
+export function isNoAnswer(err: unknown): err is MirrorError {
+  return err instanceof MirrorError && (err.code === 'MFS_UNREACHABLE' || err.code === 'MFS_TIMEOUT');
+}
+
+/** The peer is fenced for this mount: a newer epoch owns it, or another mount does. */
+export function isFenced(err: unknown): err is MirrorError {
+  return err instanceof MirrorError && (err.code === 'MFS_FENCED' || err.code === 'MFS_NOT_OWNER');
+}
+
+/** Either side refused the other's credentials (token, client certificate, or the peer's certificate). */
+export function isAuthRefusal(err: unknown): err is MirrorError {
+  return err instanceof MirrorError && (err.code === 'MFS_AUTH' || err.code === 'MFS_AUTH_CERT' || err.code === 'MFS_UNTRUSTED');
+}
+
+/**
+ * The mount's rule: the peer answered the operation with an outcome it has
+ * recorded as the operation's first result (a deterministic errno such as
+ * ENOENT), so every copy must agree on it. Anything else is no answer.
+ */
+export function isRecordedOutcome(err: unknown): err is MirrorError {
+  return err instanceof MirrorError && err.code === 'MFS_ERRNO' && isDeterministic(err.errno);
+}
+
+/**
+ * The peer's rule for which failures it records as an operation's first
+ * result: any code but MFS_INTERNAL with a deterministic errno. Wider than
+ * isRecordedOutcome (it includes e.g. MFS_RESERVED_NAME and MFS_PATH_ESCAPE);
+ * the two are kept apart on purpose until that difference is settled.
+ */
+export function isRecordable(err: MirrorError): boolean {
+  return err.code !== 'MFS_INTERNAL' && isDeterministic(err.errno);
 }

@@ -64,10 +64,10 @@ describe('peers and relays let in only trusted certificates', () => {
     // The right token does not help a certificate the peer does not trust.
     const intruder = peer.client({ transport: tlsTransport(stranger, trustsPeer) });
     const refusal = intruder.call(stamp.next({ op: 'mkdir', path: 'intruded', mode: 0o755 }));
-    await expect(refusal).rejects.toMatchObject({ code: 'MFS_AUTH', errno: 'EACCES' });
+    await expect(refusal).rejects.toMatchObject({ code: 'MFS_AUTH_CERT', errno: 'EACCES' });
     await expect(refusal).rejects.toThrow(new RegExp(`does not trust the client certificate ${stranger.fingerprint}`));
-    await expect(intruder.status()).rejects.toMatchObject({ code: 'MFS_AUTH' });
-    await expect(intruder.manifest()).rejects.toMatchObject({ code: 'MFS_AUTH' });
+    await expect(intruder.status()).rejects.toMatchObject({ code: 'MFS_AUTH_CERT' });
+    await expect(intruder.manifest()).rejects.toMatchObject({ code: 'MFS_AUTH_CERT' });
     expect(existsSync(join(peer.dataDir, 'intruded'))).toBe(false);
     // The refusal's log line travels through a pipe: it may come after the client's error.
     await waitFor(() => peer.stderr().includes(stranger.fingerprint), 'the peer logging the refused fingerprint');
@@ -96,7 +96,7 @@ describe('peers and relays let in only trusted certificates', () => {
     await owner.call(mountStamp.next({ op: 'mkdir', path: 'from-owner', mode: 0o755 }));
     await waitFor(() => existsSync(join(far.dataDir, 'from-owner')), 'the trusted change at the far mirror');
     const refused = relay.client({ transport: tlsTransport(stranger, trustsRelay) }).call(mountStamp.next({ op: 'mkdir', path: 'from-stranger', mode: 0o755 }));
-    await expect(refused).rejects.toMatchObject({ code: 'MFS_AUTH' });
+    await expect(refused).rejects.toMatchObject({ code: 'MFS_AUTH_CERT' });
     await waitFor(() => relay.stderr().includes(stranger.fingerprint), 'the relay logging the refused fingerprint');
     // What the relay queued has all arrived (status is answered through the relay from the far end): the stranger's change is not there.
     await waitFor(async () => (await owner.status()).relay?.queue.depth === 0, 'the relay queue drained');
@@ -112,7 +112,7 @@ describe('peers and relays let in only trusted certificates', () => {
     // One client each, kept for the whole test, as a mount keeps its connection.
     const newClient = peer.client({ transport: tlsTransport(newKey, trustsPeer) });
     const oldClient = peer.client({ transport: tlsTransport(oldKey, trustsPeer) });
-    await expect(newClient.status()).rejects.toMatchObject({ code: 'MFS_AUTH' });
+    await expect(newClient.status()).rejects.toMatchObject({ code: 'MFS_AUTH_CERT' });
     expect((await oldClient.status()).name).toBe('east');
     writeFileSync(trustFile, `${readFileSync(trustFile, 'utf8')}${newKey.fingerprint} mount-new\n`);
     // The refused client reconnects on its next call and is judged against the new file.
@@ -124,10 +124,10 @@ describe('peers and relays let in only trusted certificates', () => {
     writeFileSync(trustFile, readFileSync(trustFile, 'utf8').split('\n').filter((l) => !l.startsWith(oldKey.fingerprint)).join('\n'));
     // The old key's open connection, and the channel on it, is judged again once the peer sees the file changed (within a second).
     let probe = 0;
-    await waitFor(async () => oldClient.call(stamp.next({ op: 'mkdir', path: `probe${++probe}`, mode: 0o755 })).then(() => false, (err: { code?: string }) => err.code === 'MFS_AUTH'), 'the old key refused on its open channel', 5000);
+    await waitFor(async () => oldClient.call(stamp.next({ op: 'mkdir', path: `probe${++probe}`, mode: 0o755 })).then(() => false, (err: { code?: string }) => err.code === 'MFS_AUTH_CERT'), 'the old key refused on its open channel', 5000);
     expect(existsSync(join(peer.dataDir, `probe${probe}`))).toBe(false); // the refused change was not applied
     // Its connection is closed after the refusal; on a new one it is refused as well.
-    await waitFor(async () => oldClient.status().then(() => false, (err: { code?: string }) => err.code === 'MFS_AUTH'), 'the old key refused on a new connection', 5000);
+    await waitFor(async () => oldClient.status().then(() => false, (err: { code?: string }) => err.code === 'MFS_AUTH_CERT'), 'the old key refused on a new connection', 5000);
     expect((await newClient.status()).name).toBe('east');
   });
 
@@ -269,7 +269,7 @@ describe('trust by CA', () => {
     expect((await peer.client({ transport: viaCa }).status()).name).toBe('east');
     // A self-signed client certificate, not issued by the CA: refused.
     const selfSigned = await newIdentity('stranger');
-    await expect(peer.client({ transport: { kind: 'tls', identity: selfSigned, trust: new Trust(undefined, caFile) } }).status()).rejects.toMatchObject({ code: 'MFS_AUTH' });
+    await expect(peer.client({ transport: { kind: 'tls', identity: selfSigned, trust: new Trust(undefined, caFile) } }).status()).rejects.toMatchObject({ code: 'MFS_AUTH_CERT' });
     // A CA-issued server certificate for another host name is not accepted for 127.0.0.1.
     const impostor = await spawnPeer({ name: 'impostor', extraArgs: ['--tls-identity', wrongHost.dir, '--trust', join(dir, 'no-pins'), '--trust-ca', caFile] });
     await expect(impostor.client({ transport: viaCa }).status()).rejects.toMatchObject({ code: 'MFS_UNTRUSTED' });

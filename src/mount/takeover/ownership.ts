@@ -101,10 +101,10 @@ function describeRefusal(m: Member, err: unknown): string {
       case 'MFS_UNREACHABLE':
       case 'MFS_TIMEOUT':
         return `${where} is unreachable: ${e.message}. Start mirrorfs-peer there, or check the address in --peers.`;
+      case 'MFS_AUTH_CERT':
+        return `${where} does not trust this host's certificate: ${e.message}`;
       case 'MFS_AUTH':
-        return /certificate/.test(e.message)
-          ? `${where} does not trust this host's certificate: ${e.message}`
-          : `${where} refused our token: check --token-file (or the peer's tokenFile in the config file) against the peer's --token-file.`;
+        return `${where} refused our token: check --token-file (or the peer's tokenFile in the config file) against the peer's --token-file.`;
       case 'MFS_UNTRUSTED':
         return `this mount does not trust ${where}: ${e.message}`;
       case 'MFS_PROTOCOL_MISMATCH':
