@@ -153,17 +153,20 @@ export function isTransportFailure(err: unknown): boolean {
 }
 
 /** The peer could not be reached or did not answer in time (a route or link problem, worth retrying elsewhere). */
-export function isNoAnswer(err: unknown): err is MirrorError {
+/** A MirrorError known to carry one of the given codes (what the predicates below narrow to). */
+export type MirrorErrorOf<C extends WireCode> = MirrorError & { readonly code: C };
+
+export function isNoAnswer(err: unknown): err is MirrorErrorOf<'MFS_UNREACHABLE' | 'MFS_TIMEOUT'> {
   return err instanceof MirrorError && (err.code === 'MFS_UNREACHABLE' || err.code === 'MFS_TIMEOUT');
 }
 
 /** The peer is fenced for this mount: a newer epoch owns it, or another mount does. */
-export function isFenced(err: unknown): err is MirrorError {
+export function isFenced(err: unknown): err is MirrorErrorOf<'MFS_FENCED' | 'MFS_NOT_OWNER'> {
   return err instanceof MirrorError && (err.code === 'MFS_FENCED' || err.code === 'MFS_NOT_OWNER');
 }
 
 /** Either side refused the other's credentials (token, client certificate, or the peer's certificate). */
-export function isAuthRefusal(err: unknown): err is MirrorError {
+export function isAuthRefusal(err: unknown): err is MirrorErrorOf<'MFS_AUTH' | 'MFS_AUTH_CERT' | 'MFS_UNTRUSTED'> {
   return err instanceof MirrorError && (err.code === 'MFS_AUTH' || err.code === 'MFS_AUTH_CERT' || err.code === 'MFS_UNTRUSTED');
 }
 
@@ -172,7 +175,7 @@ export function isAuthRefusal(err: unknown): err is MirrorError {
  * recorded as the operation's first result (a deterministic errno such as
  * ENOENT), so every copy must agree on it. Anything else is no answer.
  */
-export function isRecordedOutcome(err: unknown): err is MirrorError {
+export function isRecordedOutcome(err: unknown): err is MirrorErrorOf<'MFS_ERRNO'> {
   return err instanceof MirrorError && err.code === 'MFS_ERRNO' && isDeterministic(err.errno);
 }
 

@@ -1,5 +1,5 @@
 import type { Logger } from '../../log.js';
-import { MirrorError, isDeterministic, isTransportFailure, toMirrorError } from '../../protocol/errors.js';
+import { MirrorError, isFenced, isRecordedOutcome, isTransportFailure, toMirrorError } from '../../protocol/errors.js';
 import type { Mutation } from '../../protocol/ops.js';
 import { peerCopy } from '../peers/copies.js';
 import type { MutationRequest } from '../../ordering/claims.js';
@@ -136,7 +136,7 @@ export class CatchUp {
         }
       } catch (err) {
         const e = toMirrorError(err);
-        if (e.code === 'MFS_FENCED' || e.code === 'MFS_NOT_OWNER') {
+        if (isFenced(e)) {
           this.deps.onFenced(m, e);
           return;
         }
@@ -293,7 +293,7 @@ export async function resendWithSeq(m: Member, stamped: Mutation, payload: Buffe
     return 'ok';
   } catch (err) {
     const e = toMirrorError(err);
-    if (isTransportFailure(e) || !isDeterministic(e.errno) || e.code !== 'MFS_ERRNO') throw e;
+    if (!isRecordedOutcome(e)) throw e;
     return e.errno;
   }
 }

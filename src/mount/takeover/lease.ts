@@ -1,5 +1,5 @@
 import type { Logger } from '../../log.js';
-import { MirrorError } from '../../protocol/errors.js';
+import { MirrorError, isFenced } from '../../protocol/errors.js';
 import type { Member } from '../peers/member.js';
 
 /**
@@ -37,7 +37,7 @@ export class LeaseKeeper {
   private renew(): void {
     for (const m of this.members) {
       m.client.lease(this.mountId, this.epoch, LEASE_RENEW_MS).catch((err: unknown) => {
-        if (err instanceof MirrorError && (err.code === 'MFS_FENCED' || err.code === 'MFS_NOT_OWNER')) this.onFenced(m, err);
+        if (isFenced(err)) this.onFenced(m, err);
         else this.log.debug({ peer: m.name, err: (err as Error).message }, 'lease renewal failed (the peer is down or slow)');
       });
     }

@@ -1,5 +1,5 @@
 import type { Logger } from '../../log.js';
-import { MirrorError } from '../../protocol/errors.js';
+import { MirrorError, isFenced } from '../../protocol/errors.js';
 import type { PeerStatus, ProgressResult } from '../../protocol/ops.js';
 import type { Member } from '../peers/member.js';
 
@@ -69,7 +69,7 @@ export async function establishOwnership(mountId: string, members: Member[], log
       peerIds[i] = hello.peer.id;
       if (hello.inodeIds !== true) withoutInodeIds.push(m.name);
     } catch (err) {
-      if (err instanceof MirrorError && (err.code === 'MFS_NOT_OWNER' || err.code === 'MFS_FENCED')) {
+      if (isFenced(err)) {
         throw new Error(`peer ${m.name} was taken by another mount at the same time (${err.message}); this mount stands down. Check which primary runs now (mirrorfs status on it) before trying again.`);
       }
       throw new Error(describeRefusal(m, err));
