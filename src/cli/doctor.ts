@@ -6,6 +6,7 @@ import type { PeerSpec } from '../mount/peers/config.js';
 import { PeerClient } from '../client/peer-client.js';
 import { MirrorError } from '../protocol/errors.js';
 import type { PeerStatus } from '../protocol/ops.js';
+import { refusalCode, type RefusalCode } from '../refusal.js';
 
 /**
  * `mirrorfs doctor`: everything a mount needs, checked without mounting, each
@@ -69,17 +70,24 @@ export function checkMountPoint(mountpoint: string, mountedBy: number | null = n
     checkMountpoint(mountpoint);
     return { check: `mount point ${mountpoint}`, ok: true, detail: 'an empty directory, not mounted' };
   } catch (err) {
-    const message = (err as Error).message;
-    return { check: `mount point ${mountpoint}`, ok: false, detail: message, fix: mountPointFix(message, mountpoint) };
+    return { check: `mount point ${mountpoint}`, ok: false, detail: (err as Error).message, fix: mountPointFix(refusalCode(err), mountpoint) };
   }
 }
 
-function mountPointFix(message: string, point: string): string {
-  if (/does not exist/.test(message)) return `mkdir -p ${point}`;
-  if (/dead mount|already mounted/.test(message)) return `mirrorfs unmount ${point}`;
-  if (/not empty/.test(message)) return 'mount on an empty directory (files under it would be hidden), or move them away';
-  if (/not a directory/.test(message)) return 'give a directory';
-  return 'see the message';
+function mountPointFix(code: RefusalCode | undefined, point: string): string {
+  switch (code) {
+    case 'MOUNTPOINT_MISSING':
+      return `mkdir -p ${point}`;
+    case 'MOUNTPOINT_DEAD':
+    case 'MOUNTPOINT_MOUNTED':
+      return `mirrorfs unmount ${point}`;
+    case 'MOUNTPOINT_NOT_EMPTY':
+      return 'mount on an empty directory (files under it would be hidden), or move them away';
+    case 'MOUNTPOINT_NOT_DIR':
+      return 'give a directory';
+    default:
+      return 'see the message';
+  }
 }
 
 /** Check one peer: reachability, latency, clock, space, durability. */

@@ -16,7 +16,7 @@ import { startMount, type MountOptions, type RunningMount } from '../mount/contr
 import { waitForLapsedLease } from '../mount/takeover/standby.js';
 import { LEASE_RENEW_MS } from '../mount/takeover/lease.js';
 import type { Logger } from '../log.js';
-import { progressReporter } from '../mount/recovery/progress.js';
+import { progressEventOf, progressReporter, type ProgressEvent } from '../mount/recovery/progress.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { parseListen } from './listen.js';
 import { notifyReady } from './sd-notify.js';
@@ -25,6 +25,7 @@ import type { PeerSpec } from '../mount/peers/config.js';
 import { formatStatus, formatVerify } from './format-status.js';
 import { TOPOLOGY_NAMES, fitAll, latencyForSeparation, loadMeasurements, parseDistance, parseDuration, separationForBudget } from './plan.js';
 import { SERVICE_V8_FLAGS, withServiceFlags } from './node-flags.js';
+import { refusalCode } from '../refusal.js';
 
 /** The distance measurements shipped with mirrorfs (scripts/bench-distance.mjs writes them). */
 const DEFAULT_MEASUREMENTS = resolve(import.meta.dirname, '../../docs/distance.json');
@@ -226,8 +227,9 @@ withMountOptions(program.command('doctor'))
       findings.push({ check: 'TLS', ok: true, detail: transport.kind === 'tls' ? `identity ${transport.identity.fingerprint}, ${transport.trust.size} trusted fingerprints${transport.trust.ca ? ' and a CA' : ''}` : 'INSECURE cleartext (--insecure-cleartext)' });
       peers = resolvePeers(flags.peers, config, transport, flags.tokenFile);
     } catch (err) {
-      const message = (err as Error).message;
-      findings.push({ check: 'configuration', ok: false, detail: message, fix: /TLS identity/.test(message) ? initCommandFor(flags, {}) : /trust/.test(message) ? 'list the peers\' fingerprints in the trust file (mirrorfs-peer init prints them)' : 'see the message' });
+      const code = refusalCode(err);
+      const fix = code === 'TLS_IDENTITY' ? initCommandFor(flags, {}) : code === 'TRUST_INVALID' ? 'list the peers\' fingerprints in the trust file (mirrorfs-peer init prints them)' : 'see the message';
+      findings.push({ check: 'configuration', ok: false, detail: (err as Error).message, fix });
     }
     for (const f of await Promise.all(peers.map((p) => checkPeer(p)))) findings.push(...f);
     process.stdout.write(flags.json ? `${JSON.stringify({ ok: findings.every((f) => f.ok), findings }, null, 2)}\n` : formatFindings(findings));
@@ -370,18 +372,17 @@ class LogProgress {
     if (end < 0) return;
     this.offset += Buffer.byteLength(text.slice(0, end + 1));
     for (const line of text.slice(0, end).split('\n')) {
-      let rec: { msg?: string; job?: string; total?: number; unit?: string; done?: number };
+      let event: ProgressEvent | null;
       try {
-        rec = JSON.parse(line) as typeof rec;
+        event = progressEventOf(JSON.parse(line) as Record<string, unknown>);
       } catch {
         continue;
       }
-      if (!rec.job) continue;
-      if (rec.msg === 'started') {
-        this.bar.start(rec.job, rec.total ?? 0, rec.unit ?? '');
+      if (event?.kind === 'started') {
+        this.bar.start(event.job, event.total, event.unit);
         this.active = true;
-      } else if (rec.msg === 'progress' && this.active) this.bar.update(rec.done ?? 0);
-      else if (rec.msg === 'finished' && this.active) this.stop(rec.done);
+      } else if (event?.kind === 'progress' && this.active) this.bar.update(event.done);
+      else if (event?.kind === 'finished' && this.active) this.stop(event.done);
     }
   }
 

@@ -133,10 +133,6 @@ export function wireErrorIn(buf: Buffer): WireError | undefined {
   }
 }
 
-export function encodeOk(result?: unknown, payload?: Buffer): Buffer {
-  return encodeFrame(result === undefined ? { ok: true } : { ok: true, result }, payload);
-}
-
 export function encodeError(err: MirrorError): Buffer {
   return encodeFrame({ ok: false, error: err.toWire() } satisfies ResponseHeader);
 }

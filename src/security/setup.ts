@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { ensureIdentity, loadIdentity, type Identity } from './identity.js';
 import { CLEARTEXT, type Transport } from './transport.js';
 import { Trust } from './trust.js';
+import { Refusal } from '../refusal.js';
 
 /** The transport flags every command that talks to peers takes. */
 export interface TransportFlags {
@@ -33,7 +34,7 @@ export function transportFromFlags(flags: TransportFlags, initCommand: string): 
   const trustFile = flags.trustCa !== undefined && !flags.trustGiven && !existsSync(resolve(flags.trust)) ? undefined : resolve(flags.trust);
   const trust = new Trust(trustFile, flags.trustCa === undefined ? undefined : resolve(flags.trustCa));
   if (trust.size === 0 && trust.ca === undefined) {
-    throw new Error(`trust file ${resolve(flags.trust)} lists no fingerprint, so no other node could connect: add the fingerprints that \`mirrorfs init\` and \`mirrorfs-peer init\` print on each node (docs/SECURITY.md)`);
+    throw new Refusal('TRUST_INVALID', `trust file ${resolve(flags.trust)} lists no fingerprint, so no other node could connect: add the fingerprints that \`mirrorfs init\` and \`mirrorfs-peer init\` print on each node (docs/SECURITY.md)`);
   }
   return { kind: 'tls', identity, trust };
 }

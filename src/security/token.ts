@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { Refusal } from '../refusal.js';
 
 /**
  * Bearer-token authentication. Tokens are compared through their SHA-256
@@ -11,7 +12,7 @@ export class TokenAuth {
   private readonly digest: Buffer;
 
   constructor(token: string) {
-    if (token.length < 16) throw new Error('token must be at least 16 characters');
+    if (token.length < 16) throw new Refusal('TOKEN_MISSING', 'token must be at least 16 characters');
     this.digest = sha256(token);
   }
 
@@ -28,7 +29,7 @@ function sha256(s: string): Buffer {
 /** Read a token file (first line, trimmed). */
 export function readTokenFile(file: string): string {
   const token = readFileSync(file, 'utf8').split('\n')[0]!.trim();
-  if (!token) throw new Error(`token file ${file} is empty`);
+  if (!token) throw new Refusal('TOKEN_MISSING', `token file ${file} is empty`);
   return token;
 }
 

@@ -3,6 +3,7 @@ import tls, { type TLSSocket } from 'node:tls';
 import { MirrorError } from '../protocol/errors.js';
 import type { Identity } from './identity.js';
 import { presentedFingerprint, type Trust, type TrustVerdict } from './trust.js';
+import { Refusal } from '../refusal.js';
 
 /**
  * How a node talks HTTP/2: over mutual TLS (the default: it presents its
@@ -27,9 +28,9 @@ export function schemeOf(t: Transport): 'https' | 'http' {
 export function checkScheme(url: string, t: Transport, what: string): void {
   const scheme = url.slice(0, url.indexOf(':'));
   if (scheme === schemeOf(t)) return;
-  if (scheme === 'http') throw new Error(`${what}: ${url} is cleartext HTTP/2; use https://, or pass --insecure-cleartext on every node (unauthenticated, unencrypted: for tests on one machine only)`);
-  if (scheme === 'https') throw new Error(`${what}: ${url} is TLS, but this node runs with --insecure-cleartext; use http:// or drop the flag`);
-  throw new Error(`${what}: ${url}: expected https://HOST:PORT`);
+  if (scheme === 'http') throw new Refusal('TRANSPORT_MISMATCH', `${what}: ${url} is cleartext HTTP/2; use https://, or pass --insecure-cleartext on every node (unauthenticated, unencrypted: for tests on one machine only)`);
+  if (scheme === 'https') throw new Refusal('TRANSPORT_MISMATCH', `${what}: ${url} is TLS, but this node runs with --insecure-cleartext; use http:// or drop the flag`);
+  throw new Refusal('TRANSPORT_MISMATCH', `${what}: ${url}: expected https://HOST:PORT`);
 }
 
 /**

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { TLSSocket } from 'node:tls';
 import { normalizeFingerprint } from './identity.js';
+import { Refusal } from '../refusal.js';
 
 /**
  * Whom a node lets in (as a server) and talks to (as a client): certificates
@@ -31,14 +32,14 @@ export class Trust {
   readonly ca: Buffer | undefined;
 
   constructor(readonly file: string | undefined, readonly caFile?: string) {
-    if (file === undefined && caFile === undefined) throw new Error('no trust configured: give a trust file of fingerprints, or a CA bundle');
+    if (file === undefined && caFile === undefined) throw new Refusal('TRUST_INVALID', 'no trust configured: give a trust file of fingerprints, or a CA bundle');
     if (caFile !== undefined) {
-      if (!existsSync(caFile)) throw new Error(`CA bundle ${caFile} does not exist`);
+      if (!existsSync(caFile)) throw new Refusal('TRUST_INVALID', `CA bundle ${caFile} does not exist`);
       this.ca = readFileSync(caFile);
-      if (!this.ca.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`CA bundle ${caFile} holds no PEM certificate`);
+      if (!this.ca.includes('-----BEGIN CERTIFICATE-----')) throw new Refusal('TRUST_INVALID', `CA bundle ${caFile} holds no PEM certificate`);
     }
     if (file !== undefined) {
-      if (!existsSync(file)) throw new Error(`trust file ${file} does not exist: list there, one per line, the fingerprints of the nodes allowed to connect (\`mirrorfs init\` and \`mirrorfs-peer init\` print them)`);
+      if (!existsSync(file)) throw new Refusal('TRUST_INVALID', `trust file ${file} does not exist: list there, one per line, the fingerprints of the nodes allowed to connect (\`mirrorfs init\` and \`mirrorfs-peer init\` print them)`);
       this.reload(true);
     }
   }
@@ -102,7 +103,7 @@ export function parseTrustFile(text: string, file: string): Map<string, string> 
     if (!line) return;
     const [first, ...rest] = line.split(/\s+/);
     const fp = normalizeFingerprint(first!);
-    if (fp === null) throw new Error(`trust file ${file} line ${i + 1}: ${JSON.stringify(first)} is not a SHA-256 fingerprint (64 hex digits, colons allowed)`);
+    if (fp === null) throw new Refusal('TRUST_INVALID', `trust file ${file} line ${i + 1}: ${JSON.stringify(first)} is not a SHA-256 fingerprint (64 hex digits, colons allowed)`);
     pins.set(fp, rest.join(' '));
   });
   return pins;

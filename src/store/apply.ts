@@ -21,18 +21,15 @@ import { INODE_ID_XATTR, readInodeId, withInodeId, writeInodeId } from './inode-
 import { MirrorError } from '../protocol/errors.js';
 import type { Mutation } from '../protocol/ops.js';
 import type { Syncer } from './durable.js';
-import type { FdCache } from './fd-cache.js';
 import type { Tree } from './tree.js';
 import { fallocate, getXattr, linkFd, mknod, openTmpfile, removeXattr, renameat2, setXattr, utimens } from './posix.js';
 import { requestedTime } from './times.js';
 import { isSpecial, openNoSpecial } from './open-file.js';
 
-/** What applying needs: the confined tree, the open-file cache, and how to make changes durable. */
-export interface ApplyContext {
-  tree: Tree;
-  fds: FdCache;
-  sync: Syncer;
-}
+import type { ApplyContext } from './context.js';
+
+// Callers that apply also name the context; it lives in context.ts so reads.ts need not import this file.
+export type { ApplyContext };
 
 /**
  * Applying changing operations to the data directory, durably: each function

@@ -1,6 +1,6 @@
 import { repairActionSchema, type ManifestEntry, type RepairAction, type RepairActionInput, type WireStat } from '../protocol/ops.js';
 import type { PeerClient } from '../client/peer-client.js';
-import type { ApplyContext } from './apply.js';
+import type { ApplyContext } from './context.js';
 import { walkManifest } from './manifest.js';
 import { serveRead } from './reads.js';
 import { applyRepair } from './repair.js';

@@ -1,6 +1,5 @@
 import { fsPathText, type FsPath } from '../protocol/byte-names.js';
 import { closeSync, constants, fdatasync, fsync, openSync } from 'node:fs';
-import { openNoSpecial } from './open-file.js';
 import { promisify } from 'node:util';
 
 const fsyncAsync = promisify(fsync);
@@ -59,16 +58,6 @@ async function flushDir(dir: FsPath): Promise<void> {
   const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
     await fsyncAsync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Flush a path's inode by opening it without following a final symlink. */
-export async function syncPath(abs: FsPath, all = true): Promise<void> {
-  const fd = openNoSpecial(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
-  try {
-    await (all ? fsyncAsync(fd) : fdatasyncAsync(fd));
   } finally {
     closeSync(fd);
   }

@@ -6,7 +6,7 @@ import { MAX_PAYLOAD_BYTES } from '../protocol/codec.js';
 import { MirrorError } from '../protocol/errors.js';
 import type { ReadRequest, WireStat, WireStatfs } from '../protocol/ops.js';
 import { RESERVED_ROOT_NAMES } from '../protocol/paths.js';
-import type { ApplyContext } from './apply.js';
+import type { ApplyContext } from './context.js';
 import { openNoSpecial } from './open-file.js';
 import { getXattr, listXattrs } from './posix.js';
 

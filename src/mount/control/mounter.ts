@@ -28,6 +28,7 @@ import { startHttpListener } from '../../metrics/http.js';
 import { STATUS_PAGE } from './status-page.js';
 import { withByteNames } from '../fuse/fuse-names.js';
 import { AccessTimes, type AtimeMode } from '../fuse/access-times.js';
+import { Refusal } from '../../refusal.js';
 
 export interface MountOptions {
   mountpoint: string;
@@ -88,7 +89,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
   checkMountpoint(mountpoint);
   const mountId = loadMountId(opts.stateDir);
   const members = opts.peers.map((spec) => new Member(spec, opts.peerTimeoutMs, log));
-  if (requiredAcks(opts.ackPolicy, members.length) < 1) throw new Error('the ack policy must require at least one peer');
+  if (requiredAcks(opts.ackPolicy, members.length) < 1) throw new Refusal('ACK_POLICY_INVALID', 'the ack policy must require at least one peer');
   const metrics = new MountMetrics(members, opts.ackMode === 'end-to-end');
   let phase: 'starting' | 'mounted' | 'stopping' = 'starting';
   let controllerRef: MirrorController | null = null;
@@ -105,7 +106,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
           res.end(JSON.stringify({ mountpoint, phase, progress: metrics.progress, status: controllerRef?.status() ?? null, latency }));
         },
       }, log).catch((err: Error) => {
-        throw new Error(`--control-listen ${opts.controlListen!.host}:${opts.controlListen!.port}: ${err.message}`);
+        throw new Refusal('CONTROL_LISTEN_FAILED', `--control-listen ${opts.controlListen!.host}:${opts.controlListen!.port}: ${err.message}`, { cause: err });
       })
     : null;
   let local: LocalCopy | null = null;
@@ -184,7 +185,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
       verify: (v) => verifyCopies(controller, v),
     });
     try {
-      await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(new Error(`FUSE mount of ${mountpoint} failed: ${err.message}`)) : resolve())));
+      await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(new Refusal('FUSE_MOUNT_FAILED', `FUSE mount of ${mountpoint} failed: ${err.message}`, { cause: err })) : resolve())));
     } catch (err) {
       await control.close();
       throw err;

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
+import { Refusal } from '../../refusal.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -35,15 +36,15 @@ export function checkMountpoint(point: string): void {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOTCONN') {
-      throw new Error(`${point} is a dead mount left by a mirrorfs process that died (Transport endpoint is not connected). Clear it with: mirrorfs unmount ${point}   (or: fusermount -u -z ${point})`);
+      throw new Refusal('MOUNTPOINT_DEAD', `${point} is a dead mount left by a mirrorfs process that died (Transport endpoint is not connected). Clear it with: mirrorfs unmount ${point}   (or: fusermount -u -z ${point})`);
     }
-    if (code === 'ENOENT') throw new Error(`mount point ${point} does not exist (create it: mkdir -p ${point})`);
-    throw new Error(`cannot use mount point ${point}: ${code}`);
+    if (code === 'ENOENT') throw new Refusal('MOUNTPOINT_MISSING', `mount point ${point} does not exist (create it: mkdir -p ${point})`);
+    throw new Refusal('MOUNTPOINT_UNUSABLE', `cannot use mount point ${point}: ${code}`);
   }
-  if (!st.isDirectory()) throw new Error(`mount point ${point} is not a directory`);
+  if (!st.isDirectory()) throw new Refusal('MOUNTPOINT_NOT_DIR', `mount point ${point} is not a directory`);
   const existing = mountTable().find((m) => m.point === point);
-  if (existing) throw new Error(`${point} is already mounted (${existing.type} from ${existing.source}); unmount it first: mirrorfs unmount ${point}`);
-  if (readdirSync(point).length > 0) throw new Error(`mount point ${point} is not empty; mount on an empty directory (files under it would be hidden)`);
+  if (existing) throw new Refusal('MOUNTPOINT_MOUNTED', `${point} is already mounted (${existing.type} from ${existing.source}); unmount it first: mirrorfs unmount ${point}`);
+  if (readdirSync(point).length > 0) throw new Refusal('MOUNTPOINT_NOT_EMPTY', `mount point ${point} is not empty; mount on an empty directory (files under it would be hidden)`);
 }
 
 /** True when the mount point answers "Transport endpoint is not connected": its FUSE process is gone. */

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { createRequire } from 'node:module';
+import { Refusal } from '../../refusal.js';
 
 const ENOENT = constants.errno.ENOENT;
 
@@ -35,7 +36,7 @@ export interface Caller {
 export function callerOf(fuse: FuseInstance): Caller {
   const locals = fuse.caller;
   if (!locals || locals.length < 16) {
-    throw new Error('fuse-native does not report the caller of a request: run `node scripts/patch-fuse-native.mjs` (npm ci does) to patch and rebuild it');
+    throw new Refusal('FUSE_UNPATCHED', 'fuse-native does not report the caller of a request: run `node scripts/patch-fuse-native.mjs` (npm ci does) to patch and rebuild it');
   }
   return { uid: locals.readUInt32LE(0), gid: locals.readUInt32LE(4), pid: locals.readUInt32LE(8), umask: locals.readUInt32LE(12) & 0o777 };
 }
@@ -47,7 +48,7 @@ export function callerOf(fuse: FuseInstance): Caller {
 export function invalidatePath(fuse: FuseInstance | null, fusePath: string): Promise<number> {
   if (!fuse) return Promise.resolve(-ENOENT);
   if (!fuse.invalidate) {
-    return Promise.reject(new Error('fuse-native cannot invalidate a path: run `node scripts/patch-fuse-native.mjs` (npm ci does) to patch and rebuild it'));
+    return Promise.reject(new Refusal('FUSE_UNPATCHED', 'fuse-native cannot invalidate a path: run `node scripts/patch-fuse-native.mjs` (npm ci does) to patch and rebuild it'));
   }
   return new Promise((resolve) => fuse.invalidate!(fusePath, resolve));
 }
@@ -63,15 +64,16 @@ export interface FuseConstructor {
  */
 export function loadFuse(): FuseConstructor {
   if (!existsSync('/dev/fuse')) {
-    throw new Error('FUSE is not available: /dev/fuse does not exist (load the module with `modprobe fuse`, or run in a machine or container with FUSE)');
+    throw new Refusal('FUSE_UNAVAILABLE', 'FUSE is not available: /dev/fuse does not exist (load the module with `modprobe fuse`, or run in a machine or container with FUSE)');
   }
   try {
     return createRequire(import.meta.url)('fuse-native') as FuseConstructor;
   } catch (err) {
     const msg = (err as Error).message;
+    // dlopen's failure has no code of its own (ERR_DLOPEN_FAILED for any cause): its text names the missing library.
     if (msg.includes('libfuse3.so')) {
-      throw new Error('the FUSE library libfuse3.so.3 is missing: install it with `apt-get install -y libfuse3-dev fuse3` and run `node scripts/patch-fuse-native.mjs` (or run scripts/setup.sh)');
+      throw new Refusal('FUSE_LIBRARY_MISSING', 'the FUSE library libfuse3.so.3 is missing: install it with `apt-get install -y libfuse3-dev fuse3` and run `node scripts/patch-fuse-native.mjs` (or run scripts/setup.sh)');
     }
-    throw new Error(`cannot load fuse-native: ${msg}`);
+    throw new Refusal('FUSE_LOAD_FAILED', `cannot load fuse-native: ${msg}`);
   }
 }

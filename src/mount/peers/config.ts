@@ -4,6 +4,7 @@ import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc
 import { z } from 'zod';
 import { readTokenFile } from '../../security/token.js';
 import { checkScheme, schemeOf, type Transport } from '../../security/transport.js';
+import { Refusal } from '../../refusal.js';
 
 /**
  * Which peers a mount mirrors to, and how to reach them. From `--peers`
@@ -52,7 +53,7 @@ export type ConfigFile = z.infer<typeof configSchema>;
 export function loadConfig(file: string | undefined): ConfigFile {
   const path = file ?? DEFAULT_CONFIG_FILE;
   if (!existsSync(path)) {
-    if (file) throw new Error(`config file ${path} does not exist`);
+    if (file) throw new Refusal('CONFIG_MISSING', `config file ${path} does not exist`);
     return configSchema.parse({});
   }
   // JSON with comments and trailing commas (jsonc-parser), so the file can explain itself (examples/config.jsonc).
@@ -62,12 +63,12 @@ export function loadConfig(file: string | undefined): ConfigFile {
   if (errors.length > 0) {
     const e = errors[0]!;
     const line = text.slice(0, e.offset).split('\n').length;
-    throw new Error(`config file ${path} is not valid JSON (comments allowed): ${printParseErrorCode(e.error)} at line ${line}`);
+    throw new Refusal('CONFIG_INVALID', `config file ${path} is not valid JSON (comments allowed): ${printParseErrorCode(e.error)} at line ${line}`);
   }
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new Error(`config file ${path}: ${issue.path.join('.') || '(top)'}: ${issue.message}`);
+    throw new Refusal('CONFIG_INVALID', `config file ${path}: ${issue.path.join('.') || '(top)'}: ${issue.message}`);
   }
   return parsed.data;
 }
@@ -80,11 +81,11 @@ export function loadConfig(file: string | undefined): ConfigFile {
  */
 export function resolvePeers(peersArg: string, config: ConfigFile, transport: Transport, tokenFileArg?: string): PeerSpec[] {
   const items = peersArg.split(',').map((s) => s.trim()).filter(Boolean);
-  if (items.length === 0) throw new Error('--peers: name at least one peer (for example --peers east,west)');
+  if (items.length === 0) throw new Refusal('PEERS_INVALID', '--peers: name at least one peer (for example --peers east,west)');
   const specs = items.map((item) => {
     const eq = item.indexOf('=');
     const name = eq === -1 ? item : item.slice(0, eq);
-    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new Error(`--peers: ${JSON.stringify(name)} is not a valid peer name`);
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new Refusal('PEERS_INVALID', `--peers: ${JSON.stringify(name)} is not a valid peer name`);
     const entry = config.peers[name] ?? {};
     const url = eq === -1 ? (entry.routes?.join('|') ?? entry.url ?? `${schemeOf(transport)}://${name}:${DEFAULT_PEER_PORT}`) : item.slice(eq + 1);
     const routes = url.split('|').map((u) => {
@@ -92,19 +93,19 @@ export function resolvePeers(peersArg: string, config: ConfigFile, transport: Tr
       try {
         parsed = new URL(u);
       } catch {
-        throw new Error(`--peers: peer ${name}: ${JSON.stringify(u)} is not a URL (expected https://HOST:PORT, or several joined by |)`);
+        throw new Refusal('PEERS_INVALID', `--peers: peer ${name}: ${JSON.stringify(u)} is not a URL (expected https://HOST:PORT, or several joined by |)`);
       }
       checkScheme(parsed.origin, transport, `--peers: peer ${name}`);
       return parsed.origin;
     });
     const tokenFile = entry.tokenFile ?? config.tokenFile ?? tokenFileArg;
     const token = entry.token ?? (tokenFile ? readTokenFile(resolve(tokenFile)) : undefined);
-    if (!token) throw new Error(`no token for peer ${name}: pass --token-file, or set peers.${name}.tokenFile in the config file`);
+    if (!token) throw new Refusal('TOKEN_MISSING', `no token for peer ${name}: pass --token-file, or set peers.${name}.tokenFile in the config file`);
     return { name, url: routes.join('|'), token, transport };
   });
   const names = new Set<string>();
   for (const s of specs) {
-    if (names.has(s.name)) throw new Error(`--peers: ${s.name} is named twice`);
+    if (names.has(s.name)) throw new Refusal('PEERS_INVALID', `--peers: ${s.name} is named twice`);
     names.add(s.name);
   }
   return specs;

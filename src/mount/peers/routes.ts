@@ -1,6 +1,7 @@
 import type { Logger } from '../../log.js';
 import { PeerClient } from '../../client/peer-client.js';
 import type { Member } from './member.js';
+import { Refusal } from '../../refusal.js';
 
 /**
  * Diverse routes (para. 15): a peer given as URL1|URL2 is reached over the
@@ -32,7 +33,7 @@ export async function checkRoutes(members: Member[], log: Logger): Promise<void>
       }
     }
     if (new Set(ids.values()).size > 1) {
-      throw new Error(`peer ${m.name}: its routes lead to different peers (${[...ids].map(([r, id]) => `${r} -> ${id}`).join(', ')}); every route must reach the same peer (routes through different relays would let changes overtake each other)`);
+      throw new Refusal('ROUTES_DISAGREE', `peer ${m.name}: its routes lead to different peers (${[...ids].map(([r, id]) => `${r} -> ${id}`).join(', ')}); every route must reach the same peer (routes through different relays would let changes overtake each other)`);
     }
   }
 }

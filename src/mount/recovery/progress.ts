@@ -13,6 +13,26 @@ export interface ProgressReporter {
 
 const LOG_EVERY_MS = 1000;
 
+/**
+ * The messages of a job's log lines. `mirrorfs mount` in the background reads
+ * them back from the log file to draw its bar (progressEventOf), so writer and
+ * reader share these names and this shape.
+ */
+export const PROGRESS_MESSAGES = { started: 'started', progress: 'progress', finished: 'finished' } as const;
+
+export type ProgressEvent =
+  | { kind: 'started'; job: string; total: number; unit: string }
+  | { kind: 'progress' | 'finished'; job: string; done: number };
+
+/** The progress event a parsed JSON log line records, or null for any other line. */
+export function progressEventOf(rec: { msg?: unknown; job?: unknown; total?: unknown; unit?: unknown; done?: unknown }): ProgressEvent | null {
+  if (typeof rec.job !== 'string' || !rec.job) return null;
+  const num = (v: unknown): number => (typeof v === 'number' ? v : 0);
+  if (rec.msg === PROGRESS_MESSAGES.started) return { kind: 'started', job: rec.job, total: num(rec.total), unit: typeof rec.unit === 'string' ? rec.unit : '' };
+  if (rec.msg === PROGRESS_MESSAGES.progress || rec.msg === PROGRESS_MESSAGES.finished) return { kind: rec.msg, job: rec.job, done: num(rec.done) };
+  return null;
+}
+
 export function progressReporter(log: Logger, stream: NodeJS.WriteStream = process.stderr): ProgressReporter {
   if (stream.isTTY) {
     let bar: cliProgress.SingleBar | null = null;
@@ -32,16 +52,16 @@ export function progressReporter(log: Logger, stream: NodeJS.WriteStream = proce
   return {
     start(label, total, unit) {
       job = { label, total, unit, startedAt: Date.now(), lastLog: Date.now(), done: 0 };
-      log.info({ job: label, total, unit }, 'started');
+      log.info({ job: label, total, unit }, PROGRESS_MESSAGES.started);
     },
     update(done) {
       job.done = done;
       if (Date.now() - job.lastLog < LOG_EVERY_MS) return;
       job.lastLog = Date.now();
-      log.info({ job: job.label, done, total: job.total, unit: job.unit }, 'progress');
+      log.info({ job: job.label, done, total: job.total, unit: job.unit }, PROGRESS_MESSAGES.progress);
     },
     stop() {
-      log.info({ job: job.label, done: job.done, total: job.total, unit: job.unit, seconds: (Date.now() - job.startedAt) / 1000 }, 'finished');
+      log.info({ job: job.label, done: job.done, total: job.total, unit: job.unit, seconds: (Date.now() - job.startedAt) / 1000 }, PROGRESS_MESSAGES.finished);
     },
   };
 }

@@ -2,6 +2,7 @@ import type { Logger } from '../../log.js';
 import { MirrorError, isFenced } from '../../protocol/errors.js';
 import type { PeerStatus, ProgressResult } from '../../protocol/ops.js';
 import type { Member } from '../peers/member.js';
+import { Refusal } from '../../refusal.js';
 
 export interface Ownership {
   epoch: number;
@@ -41,14 +42,15 @@ export async function establishOwnership(mountId: string, members: Member[], log
       try {
         return await m.client.status();
       } catch (err) {
-        throw new Error(describeRefusal(m, err));
+        throw new Refusal('PEER_REFUSED', describeRefusal(m, err), { cause: err });
       }
     }),
   );
   const newest = Math.max(0, ...statuses.map((s) => s.epoch));
   const rival = statuses.find((s: PeerStatus) => s.epoch === newest && s.owner !== null && s.owner !== mountId);
   if (rival && !takeover) {
-    throw new Error(
+    throw new Refusal(
+      'PEERS_OWNED',
       `peer ${rival.name} is owned by mount ${rival.owner} since ${rival.ownerSince} (epoch ${rival.epoch}); another primary may be using these peers. ` +
         'Stop it and unmount it first; or, on the backup site when the primary is lost, mount with --takeover (it fences the old primary).',
     );
@@ -70,9 +72,9 @@ export async function establishOwnership(mountId: string, members: Member[], log
       if (hello.inodeIds !== true) withoutInodeIds.push(m.name);
     } catch (err) {
       if (isFenced(err)) {
-        throw new Error(`peer ${m.name} was taken by another mount at the same time (${err.message}); this mount stands down. Check which primary runs now (mirrorfs status on it) before trying again.`);
+        throw new Refusal('PEERS_OWNED', `peer ${m.name} was taken by another mount at the same time (${err.message}); this mount stands down. Check which primary runs now (mirrorfs status on it) before trying again.`);
       }
-      throw new Error(describeRefusal(m, err));
+      throw new Refusal('PEER_REFUSED', describeRefusal(m, err), { cause: err });
     }
   }
   // Read after the handshakes: taking a peer over adds its old owner to its list.

@@ -1,0 +1,58 @@
+/**
+ * Refusals before any change is served: a mount, a peer or a command that
+ * will not start, and why. Each has a stable code (callers branch on it, never
+ * on the message) and an errno name; the message says what to do.
+ *
+ * Wire errors (what a peer answers a request) are MirrorError, in
+ * protocol/errors.ts; these never cross the wire.
+ */
+export const REFUSAL_CODES = {
+  /** The mount point is a FUSE mount whose process died (ENOTCONN). */
+  MOUNTPOINT_DEAD: 'ENOTCONN',
+  MOUNTPOINT_MISSING: 'ENOENT',
+  MOUNTPOINT_UNUSABLE: 'EIO',
+  MOUNTPOINT_NOT_DIR: 'ENOTDIR',
+  MOUNTPOINT_MOUNTED: 'EBUSY',
+  MOUNTPOINT_NOT_EMPTY: 'ENOTEMPTY',
+  CONFIG_MISSING: 'ENOENT',
+  CONFIG_INVALID: 'EINVAL',
+  /** --peers (or the config's peers) names no peer, a bad name or URL, or one twice. */
+  PEERS_INVALID: 'EINVAL',
+  TOKEN_MISSING: 'EINVAL',
+  /** This node's TLS identity is missing, half there, or not a matching PEM pair. */
+  TLS_IDENTITY: 'ENOENT',
+  /** The trust file or CA bundle is missing, empty or malformed. */
+  TRUST_INVALID: 'EINVAL',
+  /** A URL's scheme does not match the node's transport (https:// vs --insecure-cleartext). */
+  TRANSPORT_MISMATCH: 'EINVAL',
+  FUSE_UNPATCHED: 'ENOSYS',
+  FUSE_UNAVAILABLE: 'ENODEV',
+  FUSE_LIBRARY_MISSING: 'ENOENT',
+  FUSE_LOAD_FAILED: 'EIO',
+  FUSE_MOUNT_FAILED: 'EIO',
+  /** A peer's routes lead to different peers. */
+  ROUTES_DISAGREE: 'EINVAL',
+  /** A peer refused the mount (unreachable, credentials, version); `cause` holds its MirrorError. */
+  PEER_REFUSED: 'EIO',
+  /** Another mount owns the peers, or took them at the same time. */
+  PEERS_OWNED: 'EBUSY',
+  ACK_POLICY_INVALID: 'EINVAL',
+  CONTROL_LISTEN_FAILED: 'EIO',
+} as const;
+
+export type RefusalCode = keyof typeof REFUSAL_CODES;
+
+export class Refusal extends Error {
+  override readonly name = 'Refusal';
+  readonly errno: string;
+
+  constructor(readonly code: RefusalCode, message: string, opts: { cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+    this.errno = REFUSAL_CODES[code];
+  }
+}
+
+/** The refusal's code, or undefined for anything else (a bug, a plain Error). */
+export function refusalCode(err: unknown): RefusalCode | undefined {
+  return err instanceof Refusal ? err.code : undefined;
+}
