@@ -124,7 +124,7 @@ export class PeerServer {
     this.ctx = this.tree && { tree: this.tree, fds: new FdCache({ synchronousWrites: true }), sync: durableSync };
     if (opts.forwardTo) for (const route of opts.forwardTo.url.split('|')) checkScheme(route, opts.transport, 'next hop');
     this.forwarder = opts.forwardTo
-      ? new Forwarder(this.state, new PeerClient(opts.forwardTo.url, {
+      ? new Forwarder(this.state.queue, new PeerClient(opts.forwardTo.url, {
           name: `next hop ${opts.forwardTo.url}`,
           token: opts.forwardTo.token,
           transport: opts.transport,
