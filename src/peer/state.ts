@@ -174,7 +174,7 @@ export class PeerState {
   }
 
   /**
-   * Record, durably (synchronous=FULL), that an operation in INTENT_OPS is about
+   * Record, durably (synchronous=FULL), that an operation in INTENT_OPS (exactly-once.ts) is about
    * to be applied, with what a redo will need to tell whether it was (`witness`).
    */
   recordIntent(mount: string, seq: number, epoch: number, op: string, subject: string, witness: string | null = null): void {

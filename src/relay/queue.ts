@@ -3,7 +3,7 @@ import type Database from 'better-sqlite3';
 /**
  * A relay's durable queue: every change it accepted, held for its next hop
  * until that hop acknowledges it (the table `forward`, in the peer's own
- * database: peer/state.ts).
+ * database, which PeerState opens).
  *
  * A change is queued in the same transaction as its outcome (PeerState's group
  * commit calls `enqueue` inside it), so both or neither survive a crash; the
