@@ -1,3 +1,4 @@
+import { AssertionFailure, assert } from '../assert.js';
 import type { Logger } from '../log.js';
 import { resendClaims } from '../ordering/claims.js';
 import { Scheduler } from '../ordering/scheduler.js';
@@ -239,6 +240,7 @@ export class Forwarder {
       try {
         await this.step();
       } catch (err) {
+        if (err instanceof AssertionFailure) throw err; // a bug here, not a queue to read again: the forwarder stops (logged by start)
         // The queue is in SQLite: nothing is lost; try again shortly, loudly.
         this.log.error({ err: (err as Error).message }, 'forwarding: could not read the queue; retrying');
         await new Promise((r) => setTimeout(r, RETRY_MAX_MS));
@@ -262,21 +264,24 @@ export class Forwarder {
       return;
     }
     for (const row of rows) {
+      // Each change is loaded once, in acceptance order (what keeps the mount's order per name).
+      assert(row.qid > this.loadedThrough, 'a relay loads its queue in qid order, each change once');
       // Epochs only grow in the queue (a relay refuses an older epoch once it took a newer
       // one). The next hop is told the newer epoch before its first change, which fences
       // the older one there: so every change of the older epoch goes first.
+      assert(row.epoch >= this.runningEpoch, 'epochs only grow along a relay\'s queue');
       if (row.epoch > this.runningEpoch && this.running.size > 0) await Promise.all(this.running);
       if (this.stopped) return;
       this.runningEpoch = row.epoch;
       this.loadedThrough = row.qid;
       let request: Mutation;
-    try {
-      request = JSON.parse(row.request) as Mutation;
-    } catch (err) {
-      this.refused.add(row.qid);
-      this.log.error({ qid: row.qid, seq: row.seq, err: (err as Error).message }, 'forwarding: a queued change cannot be read (damaged state); it stays queued');
-      continue;
-    }
+      try {
+        request = JSON.parse(row.request) as Mutation;
+      } catch (err) {
+        this.refused.add(row.qid);
+        this.log.error({ qid: row.qid, seq: row.seq, err: (err as Error).message }, 'forwarding: a queued change cannot be read (damaged state); it stays queued');
+        continue;
+      }
       const p: Promise<void> = this.order
         .run(resendClaims(request, row.payload.length), () => this.deliver(row, request))
         .catch((err: unknown) => this.log.error({ err, seq: row.seq }, 'forwarding failed unexpectedly'))
@@ -304,6 +309,7 @@ export class Forwarder {
         this.acknowledged(row, request, got);
         return;
       } catch (err) {
+        if (err instanceof AssertionFailure) throw err; // a bug, not a refusal to retry (logged as 'forwarding failed unexpectedly')
         const e = err instanceof MirrorError ? err : new MirrorError('MFS_INTERNAL', String(err));
         if (e.code === 'MFS_NO_HANDSHAKE') this.handshaken.clear();
         if (isFenced(e) && !this.refused.has(row.qid)) this.onFenced(row.mount, row.epoch);
@@ -339,6 +345,8 @@ export class Forwarder {
     this.forwardedBytes += row.payload.length;
     this.queuedRows--;
     this.queuedBytes -= row.payload.length;
+    // Every row delivered was counted when queued (at start, or by noteQueued) and is acknowledged once.
+    assert(this.queuedRows >= 0 && this.queuedBytes >= 0, 'a relay\'s queue counts never go negative');
     this.dequeued.push(row.qid);
     if (!this.dequeueScheduled) {
       this.dequeueScheduled = true;
