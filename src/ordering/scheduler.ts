@@ -11,6 +11,8 @@
  * directory against everything inside it.
  */
 
+import { assert } from '../assert.js';
+
 export interface Claim {
   path: string;
   exclusive: boolean;
@@ -63,12 +65,19 @@ export class Scheduler {
   }
 
   private take(claims: Claim[]): void {
-    for (const c of claims) this.held.set(c.path, c.exclusive ? -1 : (this.held.get(c.path) ?? 0) + 1);
+    for (const c of claims) {
+      const h = this.held.get(c.path);
+      // Taken only when grantable: a name held exclusively by one operation, or shared by any number.
+      assert(h === undefined || (!c.exclusive && h > 0), 'a claim is granted only when no running operation conflicts with it');
+      this.held.set(c.path, c.exclusive ? -1 : (h ?? 0) + 1);
+    }
   }
 
   private release(claims: Claim[]): void {
     for (const c of claims) {
-      const h = this.held.get(c.path)!;
+      const h = this.held.get(c.path);
+      // Released once (run's finally), as it was taken: a second release would free a name another operation holds.
+      assert(h !== undefined && (c.exclusive ? h === -1 : h > 0), 'a claim is released once, by the operation holding it');
       if (h === -1 || h === 1) this.held.delete(c.path);
       else this.held.set(c.path, h - 1);
     }

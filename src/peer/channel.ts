@@ -24,7 +24,7 @@ const END_GRACE_MS = 2000;
 
 /**
  * The peer's end of a call channel (protocol/envelope.ts), admitted already
- * (certificate, token, version: PeerServer.admit). Each envelope is one call,
+ * (certificate, token, version: admission.ts admit). Each envelope is one call,
  * run as soon as it is complete, concurrently with the others; its answer goes
  * back under the same id when it is done. Calls that must keep an order are
  * only sent once what they wait for is answered (the mount's scheduler), as

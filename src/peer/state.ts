@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import type { HistoryEntry, ProgressResult } from '../protocol/ops.js';
+import { RelayQueue, createQueueTable } from '../relay/queue.js';
 
 /**
  * The peer's own state, in SQLite beside (never inside) the mirrored tree:
@@ -22,8 +23,8 @@ export const RETAINED_OUTCOMES = 200_000;
 const PRUNE_EVERY = 10_000;
 
 export type OutcomeRow = { state: 'intent' | 'done'; result: string | null; op: string; subject: string };
-/** A change a relay holds for its next hop until that hop acknowledges it. */
-export type QueuedRow = { qid: number; mount: string; seq: number; epoch: number; request: string; payload: Buffer; outcome: string; atMs: number };
+/** An outcome waiting for the group commit; `forward`: a relay queues the change for its next hop in the same commit. */
+type PendingOutcome = { mount: string; seq: number; epoch: number; op: string; subject: string; result: string; at: number; forward?: { request: string; payload: Buffer } };
 
 export class PeerState {
   private readonly db: Database.Database;
@@ -33,10 +34,12 @@ export class PeerState {
   private readonly maxSeqs = new Map<string, number>();
   private readonly floors = new Map<string, number>();
   /** Outcomes waiting for the next batched commit, and the promise their callers await. */
-  private pending: Array<{ row: unknown[]; forward?: unknown[] }> = [];
+  private pending: PendingOutcome[] = [];
   private pendingCommit: Promise<void> | null = null;
   /** The outcomes' group commit, wrapped once: better-sqlite3 builds a new wrapper (five functions) on each transaction() call. */
   private readonly commitPending: () => void;
+  /** A relay's queue for its next hop (relay/queue.ts): its table lives in this database, so a change is queued in its outcome's commit. */
+  readonly queue: RelayQueue;
   readonly peerId: string;
   epoch: number;
   owner: string | null;
@@ -63,16 +66,8 @@ export class PeerState {
       history: this.db.prepare<[string, number, number], HistoryEntry>('SELECT seq, op, subject, state, CASE state WHEN \'done\' THEN result END AS result FROM outcomes WHERE mount = ? AND seq > ? ORDER BY seq LIMIT ?'),
       mounts: this.db.prepare<[], { mount: string }>('SELECT DISTINCT mount FROM outcomes'),
       prune: this.db.prepare('DELETE FROM outcomes WHERE mount = ? AND seq < ? AND state = \'done\''),
-      enqueue: this.db.prepare('INSERT INTO forward(mount, seq, epoch, request, payload, outcome, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)'),
-      queued: this.db.prepare<[number, number], QueuedRow>('SELECT qid, mount, seq, epoch, request, payload, outcome, at_ms AS atMs FROM forward WHERE qid > ? ORDER BY qid LIMIT ?'),
-      queueOldest: this.db.prepare<[], { at: number }>('SELECT at_ms AS at FROM forward ORDER BY qid LIMIT 1'),
-      queueMinQid: this.db.prepare<[], { m: number | null }>('SELECT MIN(qid) AS m FROM forward'),
-      queueMaxQid: this.db.prepare<[], { m: number | null }>('SELECT MAX(qid) AS m FROM forward'),
-      queueOlderThan: this.db.prepare<[number], { n: number }>('SELECT COUNT(*) AS n FROM forward WHERE epoch < ?'),
-      dequeue: this.db.prepare('DELETE FROM forward WHERE qid = ?'),
-      queueMin: this.db.prepare<[string], { m: number | null }>('SELECT MIN(seq) AS m FROM forward WHERE mount = ?'),
-      queueStats: this.db.prepare<[], { n: number; oldest: number | null; bytes: number | null }>('SELECT COUNT(*) AS n, MIN(at_ms) AS oldest, SUM(LENGTH(payload)) AS bytes FROM forward'),
     };
+    this.queue = new RelayQueue(this.db);
     let id = this.meta('peer_id');
     if (!id) {
       id = randomUUID();
@@ -85,14 +80,12 @@ export class PeerState {
   }
 
   private migrate(): void {
+    // In the order the tables always had: meta, the relay's queue (relay/queue.ts), outcomes.
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS forward (
-        qid INTEGER PRIMARY KEY AUTOINCREMENT,
-        mount TEXT NOT NULL, seq INTEGER NOT NULL, epoch INTEGER NOT NULL,
-        request TEXT NOT NULL, payload BLOB NOT NULL, outcome TEXT NOT NULL, at_ms INTEGER NOT NULL
-      );
-      CREATE INDEX IF NOT EXISTS forward_by_seq ON forward(mount, seq);
+    `);
+    createQueueTable(this.db);
+    this.db.exec(`
       CREATE TABLE IF NOT EXISTS outcomes (
         mount TEXT NOT NULL, seq INTEGER NOT NULL, epoch INTEGER NOT NULL,
         op TEXT NOT NULL, subject TEXT NOT NULL,
@@ -181,7 +174,7 @@ export class PeerState {
   }
 
   /**
-   * Record, durably (synchronous=FULL), that an operation in INTENT_OPS is about
+   * Record, durably (synchronous=FULL), that an operation in INTENT_OPS (exactly-once.ts) is about
    * to be applied, with what a redo will need to tell whether it was (`witness`).
    */
   recordIntent(mount: string, seq: number, epoch: number, op: string, subject: string, witness: string | null = null): void {
@@ -201,7 +194,7 @@ export class PeerState {
   recordDone(mount: string, seq: number, epoch: number, op: string, subject: string, result: string, forward?: { request: string; payload: Buffer }): Promise<void> {
     this.noteSeq(mount, seq);
     const at = Date.now();
-    this.pending.push({ row: [mount, seq, epoch, op, subject, result, at], forward: forward && [mount, seq, epoch, forward.request, forward.payload, result, at] });
+    this.pending.push({ mount, seq, epoch, op, subject, result, at, forward });
     if (!this.pendingCommit) {
       this.pendingCommit = new Promise<void>((resolve, reject) => {
         setImmediate(() => {
@@ -223,49 +216,13 @@ export class PeerState {
     const rows = this.pending;
     this.pending = [];
     this.pendingCommit = null;
-    for (const { row, forward } of rows) {
-      this.stmts.done.run(...row);
-      if (forward) this.stmts.enqueue.run(...forward);
+    for (const { mount, seq, epoch, op, subject, result, at, forward } of rows) {
+      this.stmts.done.run(mount, seq, epoch, op, subject, result, at);
+      // The relay's queue, in this same transaction: a change is queued if and only if its outcome is recorded.
+      if (forward) this.queue.enqueue(mount, seq, epoch, forward.request, forward.payload, result, at);
     }
     this.sincePrune += rows.length;
     if (this.sincePrune >= PRUNE_EVERY) this.prune();
-  }
-
-  /** Queued changes after a qid, oldest first. */
-  queued(afterQid: number, limit: number): QueuedRow[] {
-    return this.stmts.queued.all(afterQid, limit);
-  }
-
-  /** The next hop acknowledged these (NORMAL: a lost delete only causes a re-send, which the far end answers from its record). */
-  dequeue(qids: number[]): void {
-    this.db.transaction(() => {
-      for (const q of qids) this.stmts.dequeue.run(q);
-    })();
-  }
-
-  /** When the oldest change still queued was accepted (a lookup by key, cheap), or null. */
-  queueOldestAtMs(): number | null {
-    return this.stmts.queueOldest.get()?.at ?? null;
-  }
-
-  /** The oldest and newest queue ids still queued (null when the queue is empty). */
-  queueBounds(): { min: number | null; max: number | null } {
-    return { min: this.stmts.queueMinQid.get()!.m, max: this.stmts.queueMaxQid.get()!.m };
-  }
-
-  /** Changes still queued from an epoch before this one. */
-  queuedBefore(epoch: number): number {
-    return this.stmts.queueOlderThan.get(epoch)!.n;
-  }
-
-  /** The lowest seq of a mount still queued for the next hop, or null. */
-  queueMin(mount: string): number | null {
-    return this.stmts.queueMin.get(mount)?.m ?? null;
-  }
-
-  queueStats(): { depth: number; bytes: number; oldestAtMs: number | null } {
-    const r = this.stmts.queueStats.get()!;
-    return { depth: r.n, bytes: r.bytes ?? 0, oldestAtMs: r.oldest };
   }
 
   /** Drop an intent whose operation failed transiently (it was not applied; a retry may succeed). */

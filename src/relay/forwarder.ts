@@ -1,14 +1,15 @@
+import { AssertionFailure, assert } from '../assert.js';
 import type { Logger } from '../log.js';
 import { resendClaims } from '../ordering/claims.js';
 import { Scheduler } from '../ordering/scheduler.js';
-import { MirrorError, isDeterministic } from '../protocol/errors.js';
+import { MirrorError, isFenced, isNoAnswer, isRecordedOutcome } from '../protocol/errors.js';
 import type { ManifestEntry, Mutation, PeerStatus, RelayStatus, Request } from '../protocol/ops.js';
 import type { CallResult, PeerClient } from '../client/peer-client.js';
-import type { PeerState, QueuedRow } from '../peer/state.js';
+import type { QueuedRow, RelayQueue } from './queue.js';
 
 /**
  * A relay's downstream half (Fig. 6 of the patent): every change the relay
- * accepted sits in its durable queue (PeerState `forward`) until the next hop
+ * accepted sits in its durable queue (relay/queue.ts) until the next hop
  * acknowledges it; this sends them on.
  *
  * Order: changes go out in the order the relay accepted them, with the same
@@ -69,14 +70,14 @@ export class Forwarder {
   private queuedBytes: number;
 
   constructor(
-    private readonly state: PeerState,
+    private readonly queue: RelayQueue,
     private readonly next: PeerClient,
     private readonly log: Logger,
     private readonly maxQueueBytes = DEFAULT_MAX_QUEUE_BYTES,
     /** The next hop refused a mount's epoch for good (it was taken over): the relay stops accepting that epoch. */
     private readonly onFenced: (mount: string, epoch: number) => void = () => undefined,
   ) {
-    const q = state.queueStats();
+    const q = queue.stats();
     this.queuedRows = q.depth;
     this.queuedBytes = q.bytes;
   }
@@ -129,11 +130,11 @@ export class Forwarder {
    * everything acknowledged before it), or rejects after timeoutMs.
    */
   async waitQueuedBeforeNow(timeoutMs: number): Promise<void> {
-    const through = this.state.queueBounds().max;
+    const through = this.queue.bounds().max;
     if (through === null) return;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const oldest = this.state.queueBounds().min;
+      const oldest = this.queue.bounds().min;
       if (oldest === null || oldest > through) return;
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
@@ -166,7 +167,7 @@ export class Forwarder {
    */
   async committed(mount: string, seq: number, known: number, deadline: number): Promise<number | null> {
     for (;;) {
-      const own = this.state.queueMin(mount);
+      const own = this.queue.minSeq(mount);
       const remaining = deadline - Date.now();
       if (own !== null && own <= known && own <= seq) {
         if (remaining <= 0) return own;
@@ -176,7 +177,7 @@ export class Forwarder {
       // The lowest queued here is read before asking down the chain as well as after: a change
       // acknowledged by the next hop meanwhile has left this queue and is covered by its answer.
       const next = await this.next.committed(mount, seq, known, Math.max(0, Math.min(10_000, remaining)));
-      return minOrNull(minOrNull(own, this.state.queueMin(mount)), next.holdsFrom);
+      return minOrNull(minOrNull(own, this.queue.minSeq(mount)), next.holdsFrom);
     }
   }
 
@@ -190,7 +191,7 @@ export class Forwarder {
    */
   async handshakeWhenOlderDrained(mount: string, epoch: number, timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    while (this.state.queuedBefore(epoch) > 0) {
+    while (this.queue.queuedBefore(epoch) > 0) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) return false;
       await this.nextDequeue(remaining);
@@ -221,7 +222,7 @@ export class Forwarder {
 
   status(): ForwarderStatus {
     // From the counters kept for admission: status is polled, and a full count would scan the queue.
-    const oldestAt = this.state.queueOldestAtMs();
+    const oldestAt = this.queue.oldestAtMs();
     return {
       to: this.next.url,
       connected: this.connected,
@@ -239,6 +240,7 @@ export class Forwarder {
       try {
         await this.step();
       } catch (err) {
+        if (err instanceof AssertionFailure) throw err; // a bug here, not a queue to read again: the forwarder stops (logged by start)
         // The queue is in SQLite: nothing is lost; try again shortly, loudly.
         this.log.error({ err: (err as Error).message }, 'forwarding: could not read the queue; retrying');
         await new Promise((r) => setTimeout(r, RETRY_MAX_MS));
@@ -252,7 +254,7 @@ export class Forwarder {
       await Promise.race(this.running);
       return;
     }
-    const rows = this.state.queued(this.loadedThrough, WINDOW - this.running.size);
+    const rows = this.queue.queued(this.loadedThrough, WINDOW - this.running.size);
     if (rows.length === 0) {
       await new Promise<void>((resolve) => {
         this.wake = resolve;
@@ -262,21 +264,24 @@ export class Forwarder {
       return;
     }
     for (const row of rows) {
+      // Each change is loaded once, in acceptance order (what keeps the mount's order per name).
+      assert(row.qid > this.loadedThrough, 'a relay loads its queue in qid order, each change once');
       // Epochs only grow in the queue (a relay refuses an older epoch once it took a newer
       // one). The next hop is told the newer epoch before its first change, which fences
       // the older one there: so every change of the older epoch goes first.
+      assert(row.epoch >= this.runningEpoch, 'epochs only grow along a relay\'s queue');
       if (row.epoch > this.runningEpoch && this.running.size > 0) await Promise.all(this.running);
       if (this.stopped) return;
       this.runningEpoch = row.epoch;
       this.loadedThrough = row.qid;
       let request: Mutation;
-    try {
-      request = JSON.parse(row.request) as Mutation;
-    } catch (err) {
-      this.refused.add(row.qid);
-      this.log.error({ qid: row.qid, seq: row.seq, err: (err as Error).message }, 'forwarding: a queued change cannot be read (damaged state); it stays queued');
-      continue;
-    }
+      try {
+        request = JSON.parse(row.request) as Mutation;
+      } catch (err) {
+        this.refused.add(row.qid);
+        this.log.error({ qid: row.qid, seq: row.seq, err: (err as Error).message }, 'forwarding: a queued change cannot be read (damaged state); it stays queued');
+        continue;
+      }
       const p: Promise<void> = this.order
         .run(resendClaims(request, row.payload.length), () => this.deliver(row, request))
         .catch((err: unknown) => this.log.error({ err, seq: row.seq }, 'forwarding failed unexpectedly'))
@@ -296,7 +301,7 @@ export class Forwarder {
         try {
           await this.next.call(request, row.payload);
         } catch (err) {
-          if (!(err instanceof MirrorError) || err.code !== 'MFS_ERRNO' || !isDeterministic(err.errno)) throw err;
+          if (!isRecordedOutcome(err)) throw err;
           got = err.errno; // a committed error outcome
         }
         this.connected = true;
@@ -304,15 +309,16 @@ export class Forwarder {
         this.acknowledged(row, request, got);
         return;
       } catch (err) {
+        if (err instanceof AssertionFailure) throw err; // a bug, not a refusal to retry (logged as 'forwarding failed unexpectedly')
         const e = err instanceof MirrorError ? err : new MirrorError('MFS_INTERNAL', String(err));
         if (e.code === 'MFS_NO_HANDSHAKE') this.handshaken.clear();
-        if ((e.code === 'MFS_FENCED' || e.code === 'MFS_NOT_OWNER') && !this.refused.has(row.qid)) this.onFenced(row.mount, row.epoch);
+        if (isFenced(e) && !this.refused.has(row.qid)) this.onFenced(row.mount, row.epoch);
         if (PERMANENT.has(e.code) && !this.refused.has(row.qid)) {
           // It stays queued (dropping it would lose an acknowledged change) and holds back what follows it.
           this.refused.add(row.qid);
           this.log.error({ to: this.next.url, mount: row.mount, seq: row.seq, epoch: row.epoch, op: request.op, err: e.message }, 'forwarding: the next hop refuses this change for good; it stays queued and blocks the changes after it (the next hop was taken over or fenced apart from this relay)');
         }
-        if (e.code === 'MFS_UNREACHABLE' || e.code === 'MFS_TIMEOUT') this.connected = false;
+        if (isNoAnswer(e)) this.connected = false;
         const message = e.message; // starts with the code
         if (message !== this.lastError) this.log.warn({ to: this.next.url, seq: row.seq, op: request.op, err: message }, 'forwarding: next hop did not take the change; retrying');
         this.lastError = message;
@@ -339,6 +345,8 @@ export class Forwarder {
     this.forwardedBytes += row.payload.length;
     this.queuedRows--;
     this.queuedBytes -= row.payload.length;
+    // Every row delivered was counted when queued (at start, or by noteQueued) and is acknowledged once.
+    assert(this.queuedRows >= 0 && this.queuedBytes >= 0, 'a relay\'s queue counts never go negative');
     this.dequeued.push(row.qid);
     if (!this.dequeueScheduled) {
       this.dequeueScheduled = true;
@@ -352,7 +360,7 @@ export class Forwarder {
       const qids = this.dequeued;
       this.dequeued = [];
       try {
-        this.state.dequeue(qids);
+        this.queue.dequeue(qids);
       } catch (err) {
         // Not fatal: a change left in the queue is only sent again (the next hop answers from its record).
         this.dequeued.push(...qids);

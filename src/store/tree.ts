@@ -12,7 +12,7 @@ import { parseWirePath } from '../protocol/paths.js';
  *
  * The check-then-use window is closed by the peer's namespace lock: every
  * operation that can remove a name or turn a name into a symlink runs
- * exclusively, everything else shares the lock (see server.ts, EXCLUSIVE_OPS).
+ * exclusively, everything else shares the lock (see peer/exactly-once.ts, EXCLUSIVE_OPS).
  *
  * Paths given to system calls start at `fsRoot`: "." when the process runs
  * in the data directory (mirrorfs-peer changes to it at start), else the

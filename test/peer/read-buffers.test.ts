@@ -16,7 +16,7 @@ const MiB = 1024 * 1024;
 
 /**
  * A peer answers data reads of up to 1 MiB from reused buffers
- * (PeerServer.answerRead). Reuse must never let one answer carry another's
+ * (peer/reads.ts answerDataRead). Reuse must never let one answer carry another's
  * bytes, and a buffer whose answer was cut off is never reused.
  */
 describe('read answers from reused buffers', () => {

@@ -1,0 +1,56 @@
+import type { Http2Session, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { MirrorError, toMirrorError } from '../protocol/errors.js';
+import { PROTOCOL_HEADER, PROTOCOL_VERSION } from '../protocol/version.js';
+import { sessionVerdict, type SessionVerdict } from '../security/transport.js';
+import type { PeerContext } from './context.js';
+import { respondError } from './http.js';
+
+/** Who gets in: the client's certificate, the protocol version, the token; and how a refusal is answered. */
+
+/** Let a request (or a channel) in, or throw the refusal: shutting down, certificate, protocol version, token. */
+export function admit(peer: PeerContext, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+  if (peer.shuttingDown) throw new MirrorError('MFS_SHUTTING_DOWN');
+  // The certificate first: an untrusted client learns nothing, not even whether its token is right.
+  checkTrusted(peer, stream.session);
+  const version = headers[PROTOCOL_HEADER];
+  if (version !== String(PROTOCOL_VERSION)) {
+    throw new MirrorError('MFS_PROTOCOL_MISMATCH', `peer speaks mirrorfs protocol ${PROTOCOL_VERSION}, client sent ${version === undefined ? 'no version' : JSON.stringify(version)}; run the same mirrorfs version on both sides`);
+  }
+  if (!peer.auth.check(headers.authorization)) {
+    peer.log.warn({ path: headers[':path'] }, 'refused request with missing or wrong token');
+    throw new MirrorError('MFS_AUTH', 'missing or wrong token (Authorization: Bearer ...)');
+  }
+}
+
+/** Refuse a session whose client certificate is not (or no longer) trusted. */
+export function checkTrusted(peer: PeerContext, session: Http2Session | undefined): void {
+  const verdict = session ? verdictOf(peer, session) : undefined;
+  if (verdict?.trusted) return;
+  // Answered, then the connection is closed: the client reconnects (and is judged again) on its next call.
+  if (session) peer.refusedSessions.add(session);
+  throw new MirrorError('MFS_AUTH_CERT', `this peer does not trust the client certificate ${verdict?.fingerprint ?? '(none)'}; add its fingerprint to the peer's trust file (docs/SECURITY.md)`);
+}
+
+/** A refusal answered on a request's own stream, counted; a session refused for its certificate is then closed. */
+export function refuseStream(peer: PeerContext, stream: ServerHttp2Stream, err: unknown): void {
+  const e = toMirrorError(err, {});
+  if (e.code === 'MFS_INTERNAL') peer.log.error({ err }, 'internal error handling request');
+  if (e.httpStatus !== 200) peer.metrics.refused(e.code, e.errno);
+  respondError(stream, e);
+  if (stream.session && peer.refusedSessions.has(stream.session)) stream.session.close();
+}
+
+/** The (possibly cached) verdict on a session's client; a new refusal is logged once. */
+export function verdictOf(peer: PeerContext, session: Http2Session): SessionVerdict {
+  const cached = peer.verdicts.get(session);
+  const verdict = sessionVerdict(peer.opts.transport, session, cached);
+  if (verdict !== cached) {
+    peer.verdicts.set(session, verdict);
+    if (!verdict.trusted) {
+      const fields = { fingerprint: verdict.fingerprint, why: verdict.why, remote: session.socket?.remoteAddress };
+      if (verdict.generation === -1) peer.log.error(fields, 'refusing a client: the trust file cannot be read');
+      else peer.log.warn(fields, 'refusing a client whose certificate is not trusted');
+    }
+  }
+  return verdict;
+}

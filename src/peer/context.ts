@@ -1,0 +1,93 @@
+import type { Http2Session } from 'node:http2';
+import type { Logger } from '../log.js';
+import type { PeerMetrics } from '../metrics/peer-metrics.js';
+import type { BufferPool } from '../protocol/buffer-pool.js';
+import { MirrorError } from '../protocol/errors.js';
+import type { PullProgress } from '../protocol/ops.js';
+import type { Forwarder } from '../relay/forwarder.js';
+import type { TokenAuth } from '../security/token.js';
+import type { SessionVerdict, Transport } from '../security/transport.js';
+import type { ApplyContext } from '../store/apply.js';
+import type { NamespaceLock } from '../store/namespace-lock.js';
+import type { Tree } from '../store/tree.js';
+import type { ServedChannel } from './channel.js';
+import type { PeerState } from './state.js';
+
+export interface PeerServerOptions {
+  /** Root of the mirrored tree; absent for a pure relay (which keeps no copy). */
+  dataDir?: string;
+  /** Where the peer keeps its SQLite state; default DATA/.mirrorfs (hidden from the protocol); required without dataDir. */
+  stateDir?: string;
+  /** Make this peer a relay: every accepted change is queued durably and sent on to this next hop. */
+  forwardTo?: { url: string; token: string; timeoutMs?: number; maxQueueBytes?: number };
+  host: string;
+  port: number;
+  name: string;
+  token: string;
+  /** Mutual TLS (this peer's identity, whom it lets in) or, only when asked for, cleartext. */
+  transport: Transport;
+  logger: Logger;
+  /** A request body must arrive within this long (a stalled client cannot pin memory). */
+  requestTimeoutMs?: number;
+}
+
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** Bound on each call a pulling peer makes to its source. */
+export const PULL_CALL_TIMEOUT_MS = 60_000;
+/** Bound on what a relay waits for its next hop (its queue to drain, a proxied request). */
+export const NEXT_HOP_TIMEOUT_MS = 10_000;
+
+/**
+ * What the peer's modules share: one per PeerServer (server.ts builds it),
+ * passed to plain functions rather than held by one class with every method.
+ * The fields that change are counters and the little state the status reports.
+ */
+export interface PeerContext {
+  readonly opts: PeerServerOptions;
+  readonly log: Logger;
+  readonly state: PeerState;
+  /** Null for a pure relay: it keeps no copy, and answers reads from its next hop. */
+  readonly tree: Tree | null;
+  /** This peer's copy of the tree, to apply operations to (null with tree). */
+  readonly copy: ApplyContext | null;
+  readonly forwarder: Forwarder | null;
+  readonly auth: TokenAuth;
+  readonly lock: NamespaceLock;
+  /** Prometheus metrics (served by --metrics-listen). */
+  readonly metrics: PeerMetrics;
+  /**
+   * Buffers for answers to data reads of up to 1 MiB (the mount's read-ahead
+   * block), reused instead of one new buffer per read: each new one was
+   * external memory that drove V8's full collections, which took a serving
+   * peer's CPU per MiB read from ~1 ms to ~3 ms (session 8).
+   */
+  readonly readBuffers: BufferPool;
+  /** Open call channels (protocol/envelope.ts): ended at shutdown and with their idle session. */
+  readonly channels: Set<ServedChannel>;
+  /** The verdict on each session's client certificate, judged when it opens and again when the trust file changes. */
+  readonly verdicts: WeakMap<Http2Session, SessionVerdict>;
+  /** Sessions refused for their certificate: closed once the refusal is answered. */
+  readonly refusedSessions: WeakSet<Http2Session>;
+  /** (mount, seq) -> the running application, so a concurrent duplicate joins it. */
+  readonly running: Map<string, { subject: string; work: Promise<{ result: unknown }> }>;
+  /** Per mount: the newest epoch the next hop refused for good (a relay then refuses it too). */
+  readonly fencedDownstream: Map<string, number>;
+  readonly startedAt: number;
+  readonly startedMono: number;
+  inFlight: number;
+  channelCalls: number;
+  applied: number;
+  appliedBytes: number;
+  pulling: PullProgress | null;
+  /** When the owner last renewed its lease (memory only: after a restart the lease counts from the start). */
+  leaseAt: number | null;
+  shuttingDown: boolean;
+  /** Whether this copy can keep the mirror's inode numbers: tried at the first handshake. */
+  inodeIds: boolean | undefined;
+}
+
+/** This peer's copy, or EOPNOTSUPP for a pure relay (which keeps none). */
+export function requireCopy(peer: PeerContext): ApplyContext {
+  if (!peer.copy) throw new MirrorError('MFS_ERRNO', 'this peer is a pure relay and keeps no copy', { errno: 'EOPNOTSUPP' });
+  return peer.copy;
+}

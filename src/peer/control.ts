@@ -1,0 +1,51 @@
+import { MirrorError } from '../protocol/errors.js';
+import type { ControlRequest } from '../protocol/ops.js';
+import { PROTOCOL_VERSION } from '../protocol/version.js';
+import type { PeerContext } from './context.js';
+import { checkOwnership, handshake } from './ownership.js';
+import { handshakeNextHop } from './relay-proxy.js';
+import { adopt } from './repair.js';
+
+/**
+ * The control requests answered with a JSON result: the handshake, the
+ * owner's lease and bookkeeping (reconciled, settle, adopt), and what catch-up
+ * and reconciliation read (progress, history, committed). Repair and pull,
+ * which carry data or run long, are answered by repair.ts.
+ */
+export async function control(peer: PeerContext, req: ControlRequest): Promise<unknown> {
+  if (req.op === 'progress') return peer.state.progress(req.mount);
+  if (req.op === 'reconciled') {
+    checkOwnership(peer, req);
+    peer.state.markReconciled(req.owners);
+    return { unreconciled: peer.state.unreconciled };
+  }
+  if (req.op === 'lease') {
+    checkOwnership(peer, req);
+    peer.leaseAt = performance.now();
+    return { leaseAgeMs: 0 };
+  }
+  if (req.op === 'committed') {
+    // A mirror commits before it answers: whatever it acknowledged is committed. A relay asks down the chain.
+    if (!peer.forwarder) return { holdsFrom: null };
+    return { holdsFrom: await peer.forwarder.committed(req.mount, req.seq, req.known, Date.now() + req.waitMs) };
+  }
+  if (req.op === 'history') return peer.state.history(req.mount, req.after, req.limit);
+  if (req.op === 'adopt') return adopt(peer, req);
+  if (req.op === 'settle') {
+    checkOwnership(peer, req);
+    peer.state.settle(req.mount, req.seq);
+    return { settledThrough: peer.state.settledThrough(req.mount) };
+  }
+  if (req.op === 'repair' || req.op === 'pull') throw new MirrorError('MFS_INTERNAL', `${req.op} is not a control request`);
+  if (req.protocol !== PROTOCOL_VERSION) {
+    throw new MirrorError('MFS_PROTOCOL_MISMATCH', `peer speaks mirrorfs protocol ${PROTOCOL_VERSION}, mount speaks ${req.protocol}`);
+  }
+  // Exclusively: a change of owner waits for every operation already admitted
+  // under the old epoch, so none of them lands after the new owner is told it
+  // owns the peer. A relay passes the handshake down inside the same lock: a
+  // change of the old epoch still being queued is then queued before it looks.
+  return peer.lock.run(true, async () => {
+    if (peer.forwarder) await handshakeNextHop(peer, req);
+    return handshake(peer, req);
+  });
+}

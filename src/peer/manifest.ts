@@ -1,0 +1,49 @@
+import type { ServerHttp2Stream } from 'node:http2';
+import { wireQueryParam } from '../protocol/byte-names.js';
+import { MirrorError } from '../protocol/errors.js';
+import { walkManifest } from '../store/manifest.js';
+import { NEXT_HOP_TIMEOUT_MS, requireCopy, type PeerContext } from './context.js';
+import { respondNdjson, writeNdjson } from './http.js';
+
+/** GET /v1/manifest: every entry of the tree (or a subtree), one JSON line each, for verify and repair. */
+
+/** Answer a manifest request; `rawPath` is the request's :path, whose `path` parameter may hold any bytes. */
+export function answerManifest(peer: PeerContext, stream: ServerHttp2Stream, rawPath: string, url: URL): Promise<void> {
+  const path = wireQueryParam(rawPath, 'path') ?? ''; // any bytes: not searchParams (byte-names.ts)
+  const content = url.searchParams.get('content') !== '0';
+  if (!peer.copy) return manifestViaNextHop(peer, stream, content, path);
+  return streamManifest(peer, stream, content, manifestRoot(peer, path));
+}
+
+/**
+ * The subtree a manifest lists: '' for the whole tree, the path when it is
+ * confined, null (an empty manifest) when a directory above it does not
+ * exist. Escapes (.., symlinked ancestors, reserved names) are refused.
+ */
+function manifestRoot(peer: PeerContext, path: string): string | null {
+  if (path === '') return '';
+  try {
+    requireCopy(peer).tree.resolve(path);
+    return path;
+  } catch (err) {
+    if (err instanceof MirrorError && err.code === 'MFS_ERRNO' && (err.errno === 'ENOENT' || err.errno === 'ENOTDIR')) return null;
+    throw err;
+  }
+}
+
+/** A pure relay's manifest is its next hop's, once everything queued here has reached it. */
+async function manifestViaNextHop(peer: PeerContext, stream: ServerHttp2Stream, content: boolean, path: string): Promise<void> {
+  await peer.forwarder!.waitQueuedBeforeNow(NEXT_HOP_TIMEOUT_MS);
+  const entries = await peer.forwarder!.manifest({ content, path });
+  respondNdjson(stream);
+  await writeNdjson(stream, entries);
+  stream.end();
+}
+
+/** This copy's manifest, walked under the shared lock (no name changes mid-walk). */
+async function streamManifest(peer: PeerContext, stream: ServerHttp2Stream, content: boolean, path: string | null): Promise<void> {
+  respondNdjson(stream);
+  if (path === null) return void stream.end();
+  await peer.lock.run(false, () => writeNdjson(stream, walkManifest(requireCopy(peer).tree.fsRoot, { content, path })));
+  stream.end();
+}

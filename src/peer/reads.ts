@@ -1,0 +1,59 @@
+import http2, { type ServerHttp2Stream } from 'node:http2';
+import type { ReadRequest } from '../protocol/ops.js';
+import type { ApplyContext } from '../store/apply.js';
+import { preadFully, serveRead } from '../store/reads.js';
+import type { PeerContext } from './context.js';
+import { respondFrame } from './http.js';
+
+/** Read answers from this peer's copy: data reads from pooled buffers, everything else (stat, lists, links, xattrs) under the shared lock. */
+
+/** Read answers up to this size come from reused buffers: the mount reads 1 MiB blocks (mount/read-ahead.ts). */
+export const READ_BUFFER_BYTES = 1024 * 1024;
+/** Free read buffers kept: several readers' read-ahead in flight (an idle peer holds at most 8 MiB for this). */
+export const READ_BUFFERS_KEPT = 8;
+
+/** Answer a read; resolves with the errno of an error answer sent in place of one that could not be encoded, else null. */
+export async function answerRead(peer: PeerContext, stream: ServerHttp2Stream, ctx: ApplyContext, req: ReadRequest): Promise<string | null> {
+  if (req.op === 'read') return answerDataRead(peer, stream, ctx, req);
+  const out = await peer.lock.run(false, async () => serveRead(ctx, req));
+  return respondFrame(stream, out.result === undefined ? { ok: true } : { ok: true, result: out.result }, out.payload);
+}
+
+/**
+ * A data read. The namespace lock is held only to open (or find) the file's
+ * fd: the pread runs on the thread pool after it, so a rename or unlink does
+ * not wait for a disk read (the fd cache closes an fd only when its last
+ * user lets go).
+ *
+ * Over TLS the answer comes from a pooled buffer, which goes back to the
+ * pool when its stream closed normally (rstCode 0): the session hands the
+ * bytes to TLS, which encrypts them into its own memory, within the same
+ * native call that sends them, so nothing reads the buffer after that. A
+ * stream reset or cut off may have left them queued, so its buffer is never
+ * reused, only collected. Over cleartext a socket write reads the bytes from
+ * where they lie until the kernel took them, which no stream event reports:
+ * a new buffer per read.
+ */
+async function answerDataRead(peer: PeerContext, stream: ServerHttp2Stream, ctx: ApplyContext, req: Extract<ReadRequest, { op: 'read' }>): Promise<string | null> {
+  const file = await peer.lock.run(false, async () => ctx.fds.acquire(req.path, () => ctx.tree.resolve(req.path)));
+  const pooled = peer.opts.transport.kind === 'tls' && req.length <= READ_BUFFER_BYTES;
+  const buf = pooled ? peer.readBuffers.acquire() : Buffer.allocUnsafe(req.length);
+  const giveBack = () => {
+    if (pooled) peer.readBuffers.release(buf);
+  };
+  let length: number;
+  try {
+    length = await preadFully(file.fd, buf, req.offset, req.length);
+  } catch (err) {
+    giveBack(); // nothing was sent from it
+    throw err;
+  } finally {
+    file.release();
+  }
+  if (stream.destroyed) {
+    giveBack();
+    return null;
+  }
+  if (pooled) stream.once('close', () => (stream.rstCode === http2.constants.NGHTTP2_NO_ERROR ? peer.readBuffers.release(buf) : peer.readBuffers.forget(buf)));
+  return respondFrame(stream, { ok: true }, buf.subarray(0, length));
+}
