@@ -1,5 +1,4 @@
 import { repairActionSchema, type ManifestEntry, type RepairAction, type RepairActionInput, type WireStat } from '../protocol/ops.js';
-import type { PeerClient } from '../client/peer-client.js';
 import type { ApplyContext } from './context.js';
 import { walkManifest } from './manifest.js';
 import { serveRead } from './reads.js';
@@ -42,25 +41,6 @@ export function storeCopy(name: string, ctx: ApplyContext, opts: { usable?: () =
     },
     apply: async (action, payload) => {
       await apply(repairActionSchema.parse(action), payload ?? Buffer.alloc(0));
-    },
-  };
-}
-
-/** A peer reached with a client; changes go through repair requests (owner, epoch), or are refused when none are given. */
-export function clientCopy(client: PeerClient, owner?: { mount: string; epoch: number }, usable: () => boolean = () => true): CopyHandle {
-  return {
-    name: client.name,
-    usable,
-    manifest: (path, content) => client.manifest({ path, content }),
-    stat: async (path) => (await client.call<WireStat>({ op: 'getattr', path })).result,
-    read: async (path, offset, length) => (await client.call({ op: 'read', path, offset, length })).payload,
-    readMany: async (paths) => {
-      const { result, payload } = await client.call<{ sizes: number[] }>({ op: 'read-many', paths });
-      return splitContents(payload, result.sizes);
-    },
-    apply: async (action, payload) => {
-      if (!owner) throw new Error(`copy ${client.name} is read-only here`);
-      await client.repair(owner.mount, owner.epoch, action, payload);
     },
   };
 }
@@ -322,7 +302,8 @@ async function putWholeFile(target: CopyHandle, s: ManifestEntry, d: ManifestEnt
   await setAttributes(target, s, { ...s, xattrs: d?.xattrs ?? {} });
 }
 
-function splitContents(payload: Buffer, sizes: number[]): Buffer[] {
+/** Split the contents of a read-many answer by the sizes it names. */
+export function splitContents(payload: Buffer, sizes: number[]): Buffer[] {
   const out: Buffer[] = [];
   let at = 0;
   for (const size of sizes) {

@@ -1,5 +1,6 @@
 /** The copies the mount repairs and compares: its peers and its local copy. */
-import { clientCopy, storeCopy, type CopyHandle } from '../../store/copy-tree.js';
+import { clientCopy } from '../../client/remote-copy.js';
+import { storeCopy, type CopyHandle } from '../../store/copy-tree.js';
 import type { LocalCopy } from './local-copy.js';
 import type { Member } from './member.js';
 

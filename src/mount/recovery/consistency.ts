@@ -1,6 +1,7 @@
 import type { Logger } from '../../log.js';
 import type { ManifestEntry, WireStat } from '../../protocol/ops.js';
-import { clientCopy, makeEqual } from '../../store/copy-tree.js';
+import { clientCopy } from '../../client/remote-copy.js';
+import { makeEqual } from '../../store/copy-tree.js';
 import { walkManifest } from '../../store/manifest.js';
 import { localCopyHandle } from '../peers/copies.js';
 import type { LocalCopy } from '../peers/local-copy.js';
