@@ -1,4 +1,14 @@
 import { assert } from '../assert.js';
+import { MirrorError } from '../protocol/errors.js';
+
+/**
+ * How long a call waits for the lock before it is refused. Holders are short
+ * (one change, a stat) except a manifest, whose stream the server closes after
+ * 30 s without progress; past twice that something is stuck, and the caller is
+ * better told (MFS_INTERNAL: not recorded, so the mount counts the peer as
+ * lacking the change and catches it up) than left waiting with the call.
+ */
+export const LOCK_WAIT_LIMIT_MS = 60_000;
 
 /**
  * A readers-writer lock over the tree's namespace. Operations that can remove
@@ -11,6 +21,8 @@ export class NamespaceLock {
   private shared = 0;
   private exclusive = false;
   private readonly queue: { exclusive: boolean; grant: () => void }[] = [];
+
+  constructor(private readonly waitLimitMs = LOCK_WAIT_LIMIT_MS) {}
 
   async run<T>(exclusive: boolean, fn: () => Promise<T>): Promise<T> {
     await this.acquire(exclusive);
@@ -26,7 +38,24 @@ export class NamespaceLock {
       this.take(exclusive);
       return Promise.resolve();
     }
-    return new Promise((grant) => this.queue.push({ exclusive, grant }));
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        exclusive,
+        grant: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+      const timer = setTimeout(() => {
+        const at = this.queue.indexOf(waiter);
+        if (at < 0) return; // granted meanwhile
+        this.queue.splice(at, 1);
+        reject(new MirrorError('MFS_INTERNAL', `the namespace lock was not granted within ${this.waitLimitMs} ms (${exclusive ? 'exclusive' : 'shared'})`));
+        // A waiter that gave up may have been what held the ones behind it back.
+        this.grantWaiting();
+      }, this.waitLimitMs);
+      this.queue.push(waiter);
+    });
   }
 
   private canGrant(exclusive: boolean): boolean {
@@ -45,6 +74,11 @@ export class NamespaceLock {
     assert(exclusive ? this.exclusive : this.shared > 0, 'the namespace lock is released once per grant (its count never goes negative)');
     if (exclusive) this.exclusive = false;
     else this.shared--;
+    this.grantWaiting();
+  }
+
+  /** Grant waiters in arrival order while the first one can be granted. */
+  private grantWaiting(): void {
     while (this.queue.length > 0 && this.canGrant(this.queue[0]!.exclusive)) {
       const next = this.queue.shift()!;
       this.take(next.exclusive);
