@@ -3,7 +3,7 @@ import http2, { type ClientHttp2Session } from 'node:http2';
 import { openSession, type Transport } from '../security/transport.js';
 import { decodeFrame, decodeFrameInto, encodeFrameParts, responseResult, wireErrorIn, writeParts, type ResponseHeader } from '../protocol/codec.js';
 import { MirrorError } from '../protocol/errors.js';
-import { isMutation, type HandshakeResult, type HistoryEntry, type PullProgress, type RepairActionInput, type ManifestEntry, type PeerStatus, type ProgressResult, type RequestInput } from '../protocol/ops.js';
+import { isMutation, pathOf, type HandshakeResult, type HistoryEntry, type PullProgress, type RepairActionInput, type ManifestEntry, type PeerStatus, type ProgressResult, type RequestInput } from '../protocol/ops.js';
 import { CallChannel } from './call-channel.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from '../protocol/version.js';
 
@@ -441,9 +441,4 @@ function pingAnswers(session: ClientHttp2Session, ms: number): Promise<boolean> 
       resolve(false);
     }
   });
-}
-
-function pathOf(req: RequestInput): string | undefined {
-  if ('path' in req) return req.path;
-  return 'from' in req && typeof req.from === 'string' ? req.from : undefined;
 }

@@ -1,6 +1,6 @@
 import type { Logger } from '../../log.js';
 import { MirrorError, isDeterministic, isTransportFailure, toMirrorError } from '../../protocol/errors.js';
-import type { Mutation, PeerStatus, ReadRequest, RelayStatus, WireStat, WireStatfs } from '../../protocol/ops.js';
+import { NAMESPACE_OPS, describePaths, logPathOf, type Mutation, type MutationRequest, type PeerStatus, type ReadRequest, type RelayStatus, type WireStat, type WireStatfs } from '../../protocol/ops.js';
 import type { EntryType } from '../../store/reads.js';
 import type { CommitTracker } from './commit-tracker.js';
 import type { BodyHold, CallResult } from '../../client/peer-client.js';
@@ -13,10 +13,8 @@ import { keepReadPeer } from './read-choice.js';
 import { ReadAhead } from '../cache/read-ahead.js';
 import { ABSENT, NameCache, type ChangeToken } from '../cache/name-cache.js';
 import { RESERVED_ROOT_NAMES } from '../../protocol/paths.js';
-import { namesOf, orderingClaims, type MutationRequest } from '../../ordering/claims.js';
+import { namesOf, orderingClaims } from '../../ordering/claims.js';
 import { Scheduler, claimsFor } from '../../ordering/scheduler.js';
-
-export type { MutationRequest };
 
 /** How many peers must commit a change before the call succeeds. */
 export type AckPolicy = { kind: 'all' } | { kind: 'quorum' } | { kind: 'count'; n: number };
@@ -285,8 +283,8 @@ export class MirrorController {
 
   private tooLate(req: MutationRequest, why: string): MirrorError {
     // No peer was asked: the line names none (peer null), as the log's rule for error lines allows.
-    this.log.error({ peer: null, op: req.op, path: pathOf(req), errno: 'EIO', limitMs: this.startLimitMs }, `change refused before it started: it ${why} too long`);
-    return new MirrorError('MFS_ERRNO', `${req.op} ${describe(req)}: not started within ${this.startLimitMs} ms (it ${why}); nothing was changed`, { errno: 'EIO' });
+    this.log.error({ peer: null, op: req.op, path: logPathOf(req), errno: 'EIO', limitMs: this.startLimitMs }, `change refused before it started: it ${why} too long`);
+    return new MirrorError('MFS_ERRNO', `${req.op} ${describePaths(req)}: not started within ${this.startLimitMs} ms (it ${why}); nothing was changed`, { errno: 'EIO' });
   }
 
   /** Changes that passed the admission gate and have not finished (queued for claims, or running). */
@@ -301,7 +299,7 @@ export class MirrorController {
     let token: ChangeToken | null = null;
     let result: unknown;
     try {
-      token = this.names.begin(namesOf(req), NAME_CHANGING_OPS.has(req.op), subtreesMovedOrRemoved(req));
+      token = this.names.begin(namesOf(req), NAMESPACE_OPS.has(req.op), subtreesMovedOrRemoved(req));
       result = await this.sendEverywhere(req, payload, hold);
     } catch (err) {
       if (token) this.names.end(token, { ok: false });
@@ -330,7 +328,7 @@ export class MirrorController {
    * sent, so the application is never told "failed" about a change that lands.
    */
   private admit(req: MutationRequest): void {
-    const context = { op: req.op, path: describe(req) };
+    const context = { op: req.op, path: describePaths(req) };
     if (this.stoppingReason) throw new MirrorError('MFS_ERRNO', `${req.op} refused: ${this.stoppingReason}`, { errno: 'EROFS', context });
     if (this.fencedReason) throw new MirrorError('MFS_FENCED', `${req.op} refused: ${this.fencedReason}`, { context });
     const inSync = this.opts.members.filter((m) => m.inStep).length;
@@ -368,7 +366,7 @@ export class MirrorController {
         this.opts.commits.noteAcked(stamped.seq, namesOf(req), routes);
       }
       if (local && localOutcome && !sameOutcome(localOutcome, verdict)) {
-        local.disable(`${stamped.op} ${describe(stamped)} (seq ${stamped.seq}): local copy ${show(localOutcome)}, peers ${verdict.authoritative ?? 'none committed'}`);
+        local.disable(`${stamped.op} ${describePaths(stamped)} (seq ${stamped.seq}): local copy ${show(localOutcome)}, peers ${verdict.authoritative ?? 'none committed'}`);
       }
       if (!verdict.decided.ok) throw verdict.decided.error;
       return verdict.decided.result;
@@ -450,7 +448,7 @@ export class MirrorController {
     // (a relay's queued "ok" or a peer not yet taken over must not carry the call).
     if (fencedBy) {
       const e = fencedBy as MirrorError;
-      return { decided: { ok: false, error: new MirrorError('MFS_FENCED', `${req.op} ${describe(req)}: ${e.message}`, { context: { op: req.op, path: describe(req) } }) }, authoritative, lacking };
+      return { decided: { ok: false, error: new MirrorError('MFS_FENCED', `${req.op} ${describePaths(req)}: ${e.message}`, { context: { op: req.op, path: describePaths(req) } }) }, authoritative, lacking };
     }
     // Nothing committed anywhere and nothing in doubt (every peer asked refused it
     // for want of space, say): nothing changed, so there is nothing to roll forward.
@@ -473,8 +471,8 @@ export class MirrorController {
     const errno = RESOURCE_ERRNOS.find((e) => errnos.includes(e)) ?? 'EIO';
     // The peers that did not commit it, by name: each error line names peer, path and errno.
     const peers = this.opts.members.filter((_, i) => !outcomes[i]!.ok).map((m) => m.name);
-    this.log.error({ peer: peers.join(',') || null, op: req.op, path: pathOf(req), seq: req.seq, errno, outcomes: detail }, `operation failed: ${why}`);
-    return { ok: false, error: new MirrorError('MFS_ERRNO', `${req.op} ${describe(req)}: ${why} (${detail})`, { errno, context: { op: req.op, path: describe(req) } }) };
+    this.log.error({ peer: peers.join(',') || null, op: req.op, path: logPathOf(req), seq: req.seq, errno, outcomes: detail }, `operation failed: ${why}`);
+    return { ok: false, error: new MirrorError('MFS_ERRNO', `${req.op} ${describePaths(req)}: ${why} (${detail})`, { errno, context: { op: req.op, path: describePaths(req) } }) };
   }
 
   /**
@@ -485,7 +483,7 @@ export class MirrorController {
    */
   private async journal(stamped: Mutation, req: MutationRequest, payload: Buffer, verdict: Verdict): Promise<void> {
     for (const l of verdict.lacking) {
-      l.member.markBehind(stamped.seq, l.reason, l.errno, pathOf(stamped));
+      l.member.markBehind(stamped.seq, l.reason, l.errno, logPathOf(stamped));
       l.member.unjournaled++;
     }
     let recorded = false;
@@ -528,7 +526,7 @@ export class MirrorController {
     this.readAhead.invalidate();
     if (req.op === 'setxattr' || req.op === 'removexattr') this.absentXattrs.clear();
     else if (subtreesMovedOrRemoved(req).length > 0) for (const name of namesOf(req)) this.absentXattrs.forget(name);
-    else if (NAME_CHANGING_OPS.has(req.op)) for (const name of namesOf(req)) this.absentXattrs.forgetName(name);
+    else if (NAMESPACE_OPS.has(req.op)) for (const name of namesOf(req)) this.absentXattrs.forgetName(name);
   }
 
   /** Whether getattr of this name is known to answer ENOENT without asking anyone (the name cache; not with a local copy, which answers itself). */
@@ -761,9 +759,6 @@ export class MirrorController {
 
 const EMPTY = Buffer.alloc(0);
 
-/** Operations that change what a name refers to. */
-const NAME_CHANGING_OPS: ReadonlySet<MutationRequest['op']> = new Set(['create', 'unlink', 'rename', 'rmdir', 'mkdir', 'symlink', 'link', 'mknod']);
-
 function settle(p: Promise<unknown>): Promise<Outcome> {
   return p.then(
     (result) => ({ ok: true as const, result }),
@@ -817,14 +812,4 @@ function isCommittedError(e: MirrorError): boolean {
 
 function show(o: Outcome): string {
   return o.ok ? 'ok' : `${o.error.errno} (${o.error.message})`;
-}
-
-/** The path a change is about, as log lines carry it (unquoted; a rename's source). */
-function pathOf(req: MutationRequest): string {
-  return req.op === 'rename' || req.op === 'link' ? req.from : req.path;
-}
-
-function describe(req: MutationRequest): string {
-  if (req.op === 'rename' || req.op === 'link') return `${JSON.stringify(req.from)} -> ${JSON.stringify(req.op === 'rename' ? req.to : req.path)}`;
-  return JSON.stringify(req.path);
 }

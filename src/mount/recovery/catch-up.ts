@@ -1,8 +1,7 @@
 import type { Logger } from '../../log.js';
 import { MirrorError, isFenced, isRecordedOutcome, isTransportFailure, toMirrorError } from '../../protocol/errors.js';
-import type { Mutation } from '../../protocol/ops.js';
+import type { Mutation, MutationRequest } from '../../protocol/ops.js';
 import { peerCopy } from '../peers/copies.js';
-import type { MutationRequest } from '../../ordering/claims.js';
 import type { Journal, JournalEntry } from './journal.js';
 import type { Member } from '../peers/member.js';
 import { makeEqual } from '../../store/copy-tree.js';
