@@ -8,7 +8,7 @@ import { createLogger, flushLogger } from '../log.js';
 import { loadConfig, resolvePeers, type ConfigFile, DEFAULT_CONFIG_FILE, DEFAULT_TLS_IDENTITY_DIR, DEFAULT_TRUST_FILE } from '../mount/peers/config.js';
 import { TRANSPORT_HELP, describeInit, initNode, transportFromFlags } from '../security/setup.js';
 import { controlRequest, controlSocketPath } from '../mount/control/control.js';
-import type { AckPolicy, ControllerStatus } from '../mount/fanout/controller.js';
+import type { AckPolicy, ControllerStatus } from '../mount/fanout/mirror.js';
 import type { VerifyReport } from '../mount/control/verify.js';
 import { defaultStateDir } from '../mount/control/identity.js';
 import { forceUnmount, isDeadMount, isMounted } from '../mount/control/mountpoint.js';

@@ -6,7 +6,7 @@ import type { Logger } from '../../log.js';
 import type { PeerSpec } from '../peers/config.js';
 import { checkPeersAgree, prepareLocalCopy } from '../recovery/consistency.js';
 import { CommitTracker } from '../fanout/commit-tracker.js';
-import { MirrorController, requiredAcks, type AckPolicy } from '../fanout/controller.js';
+import { MirrorController, requiredAcks, type AckPolicy } from '../fanout/mirror.js';
 import { Journal } from '../recovery/journal.js';
 import { progressReporter } from '../recovery/progress.js';
 import { recover } from '../recovery/recovery.js';

@@ -5,7 +5,7 @@ import { NAMESPACE_OPS, type MutationRequest, type WireStat, type WireStatfs } f
 import { NAME_MAX_BYTES, PATH_MAX_BYTES, fusePathToWire } from '../../protocol/paths.js';
 import { wireByteLength } from '../../protocol/byte-names.js';
 import { BufferPool, PooledBytes } from '../../protocol/buffer-pool.js';
-import type { MirrorController } from '../fanout/controller.js';
+import type { MirrorController } from '../fanout/mirror.js';
 import type { Caller } from './fuse-binding.js';
 import type { LinkedNames } from './linked-names.js';
 import type { AccessTimes } from './access-times.js';
