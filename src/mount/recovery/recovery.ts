@@ -72,8 +72,7 @@ export async function recover(opts: RecoveryOptions): Promise<void> {
     onFenced: (m, err) => {
       throw new Error(`peer ${m.name} fenced this mount during recovery: ${err.message}`);
     },
-    holdAdmission: () => () => undefined, // no change is admitted before the mount is up
-    changesPastGate: () => 0,
+    admission: { hold: () => () => undefined, changesPastGate: 0 }, // no change is admitted before the mount is up
     quietTimeoutMs: 0,
   });
   for (const m of healthy) {
