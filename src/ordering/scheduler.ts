@@ -1,3 +1,5 @@
+import { assert } from '../assert.js';
+
 /**
  * Ordering of changing operations. Each operation declares the names it
  * touches: exclusively (the entry it changes) or shared (the directories it
@@ -68,7 +70,8 @@ export class Scheduler {
 
   private release(claims: Claim[]): void {
     for (const c of claims) {
-      const h = this.held.get(c.path)!;
+      const h = this.held.get(c.path);
+      assert(h !== undefined, 'an ordering claim is released once, while it is held');
       if (h === -1 || h === 1) this.held.delete(c.path);
       else this.held.set(c.path, h - 1);
     }

@@ -176,7 +176,7 @@ export class ReadPath {
   }
 
   private inSyncByPreference(exclude?: Member): Member[] {
-    return this.opts.members.filter((m) => m.inStep && m !== exclude).sort((a, b) => Number(b.healthy) - Number(a.healthy) || a.latencyP50 - b.latencyP50);
+    return this.opts.members.filter((m) => m.inStep && m !== exclude).sort((a, b) => Number(b.healthy) - Number(a.healthy) || a.latencyP50Us - b.latencyP50Us);
   }
 
   /** The in-sync peer reads would go to first (healthy, then fastest), other than `exclude`; catch-up repairs from it. */
