@@ -1,5 +1,6 @@
 import { printable } from '../protocol/byte-names.js';
-import type { ControllerStatus, RouteHop } from '../mount/fanout/controller.js';
+import type { ControllerStatus } from '../mount/fanout/mirror.js';
+import type { RouteHop } from '../mount/fanout/route-status.js';
 import type { MemberStatus } from '../mount/peers/member.js';
 import type { VerifyReport } from '../mount/control/verify.js';
 

@@ -2,8 +2,8 @@ import { queryValueOfWire } from '../protocol/byte-names.js';
 import http2, { type ClientHttp2Session } from 'node:http2';
 import { openSession, type Transport } from '../security/transport.js';
 import { decodeFrame, decodeFrameInto, encodeFrameParts, responseResult, wireErrorIn, writeParts, type ResponseHeader } from '../protocol/codec.js';
-import { MirrorError } from '../protocol/errors.js';
-import { isMutation, type HandshakeResult, type HistoryEntry, type PullProgress, type RepairActionInput, type ManifestEntry, type PeerStatus, type ProgressResult, type RequestInput } from '../protocol/ops.js';
+import { MirrorError, isNoAnswer } from '../protocol/errors.js';
+import { isMutation, pathOf, type HandshakeResult, type HistoryEntry, type PullProgress, type RepairActionInput, type ManifestEntry, type PeerStatus, type ProgressResult, type RequestInput } from '../protocol/ops.js';
 import { CallChannel } from './call-channel.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from '../protocol/version.js';
 
@@ -281,7 +281,7 @@ export class PeerClient {
         return await this.sendOnce(method, path, body, what, perAttempt, hold);
       } catch (err) {
         // An untrusted certificate on one route is switched away from like a dead route (nothing was sent on it), loudly.
-        if (!(err instanceof MirrorError) || (err.code !== 'MFS_UNREACHABLE' && err.code !== 'MFS_TIMEOUT' && err.code !== 'MFS_UNTRUSTED') || this.closed) throw err;
+        if (!(isNoAnswer(err) || (err instanceof MirrorError && err.code === 'MFS_UNTRUSTED')) || this.closed) throw err;
         last = err;
         // One slow answer is not a dead route: a route whose connection still answers a ping is kept.
         if (err.code === 'MFS_TIMEOUT' && session && (await pingAnswers(session, ROUTE_PING_MS))) throw err;
@@ -441,9 +441,4 @@ function pingAnswers(session: ClientHttp2Session, ms: number): Promise<boolean> 
       resolve(false);
     }
   });
-}
-
-function pathOf(req: RequestInput): string | undefined {
-  if ('path' in req) return req.path;
-  return 'from' in req && typeof req.from === 'string' ? req.from : undefined;
 }

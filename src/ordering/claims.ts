@@ -1,9 +1,5 @@
-import type { Mutation } from '../protocol/ops.js';
+import type { Mutation, MutationRequest } from '../protocol/ops.js';
 import { claimsFor, type Claim } from './scheduler.js';
-
-/** A change as the mount issues it, before it is stamped with mount, epoch and seq. */
-export type MutationRequest = Unstamped<Mutation>;
-type Unstamped<T> = T extends unknown ? Omit<T, 'mount' | 'epoch' | 'seq'> : never;
 
 /** The names an operation touches, for ordering. */
 export function namesOf(req: MutationRequest | Mutation): string[] {

@@ -1,3 +1,5 @@
+import { assert } from '../assert.js';
+
 /**
  * Ordering of changing operations. Each operation declares the names it
  * touches: exclusively (the entry it changes) or shared (the directories it
@@ -11,7 +13,6 @@
  * directory against everything inside it.
  */
 
-import { assert } from '../assert.js';
 
 export interface Claim {
   path: string;

@@ -241,13 +241,48 @@ export type Request = Mutation | ReadRequest | ControlRequest;
 /** A mutation as the caller builds it: defaults may be omitted. */
 export type MutationInput = { [K in MutationName]: z.input<(typeof mutationSchemas)[K]> }[MutationName];
 export type RequestInput = { [K in OpName]: z.input<(typeof allSchemas)[K]> }[OpName];
+/** A change as the mount issues it, before it is stamped with mount, epoch and seq. */
+export type MutationRequest = Unstamped<Mutation>;
+type Unstamped<T> = T extends unknown ? Omit<T, 'mount' | 'epoch' | 'seq'> : never;
 
 export function isMutation(req: { op: string }): req is Mutation {
   return Object.prototype.hasOwnProperty.call(mutationSchemas, req.op);
 }
 
-/** Operations that change names in the tree (not just contents or attributes). */
+/**
+ * Operations that change names in the tree (not just contents or attributes).
+ * The one list: the mount's caches and times and the peer's intents all ask it.
+ */
 export const NAMESPACE_OPS: ReadonlySet<MutationName> = new Set(['create', 'unlink', 'mkdir', 'rmdir', 'rename', 'symlink', 'link', 'mknod']);
+
+/**
+ * The path a request names: its `path`, else a rename's source; undefined for
+ * one without a path (statfs, most control operations). What a peer's error
+ * carries as its context, and what the peer records a change under: for
+ * `link`, the new name.
+ */
+export function pathOf(req: Mutation | MutationRequest): string;
+export function pathOf(req: RequestInput): string | undefined;
+export function pathOf(req: RequestInput | MutationRequest): string | undefined {
+  if ('path' in req) return req.path;
+  // `pull` has a `from` too: the peer it copies from, not a path.
+  return 'from' in req && typeof req.from === 'string' ? req.from : undefined;
+}
+
+/**
+ * The path a change is about as the mount's log lines carry it (unquoted): the
+ * source of a rename or a link, else its path. Differs from pathOf for `link`;
+ * both are kept so that neither the logs nor the errors change.
+ */
+export function logPathOf(req: Mutation | MutationRequest): string {
+  return req.op === 'rename' || req.op === 'link' ? req.from : req.path;
+}
+
+/** A change's paths as messages quote them: `"a"`, or `"from" -> "to"` for a rename or a link. */
+export function describePaths(req: Mutation | MutationRequest): string {
+  if (req.op === 'rename' || req.op === 'link') return `${JSON.stringify(req.from)} -> ${JSON.stringify(req.op === 'rename' ? req.to : req.path)}`;
+  return JSON.stringify(req.path);
+}
 
 /** File attributes as they cross the wire (a subset of struct stat). */
 export interface WireStat {

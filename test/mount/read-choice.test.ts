@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { keepReadPeer, READ_SWITCH_RATIO } from '../../src/mount/fanout/read-choice.js';
 
-const peer = (name: string, latencyP50: number, healthy = true) => ({ name, latencyP50, healthy });
+const peer = (name: string, latencyP50Us: number, healthy = true) => ({ name, latencyP50Us, healthy });
 
 describe('which peer reads go to', () => {
   it('keeps the current read peer while the fastest is not clearly faster', () => {

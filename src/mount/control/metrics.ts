@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ControllerStatus } from '../fanout/controller.js';
+import type { ControllerStatus } from '../fanout/mirror.js';
 import type { Member } from '../peers/member.js';
 import type { ProgressReporter } from '../recovery/progress.js';
 import { LATENCY_BUCKETS } from '../../metrics/peer-metrics.js';

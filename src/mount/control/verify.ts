@@ -2,7 +2,7 @@ import type { ManifestEntry } from '../../protocol/ops.js';
 import { entryKey } from '../recovery/consistency.js';
 import { localCopyHandle, peerCopy } from '../peers/copies.js';
 import type { CopyHandle } from '../../store/copy-tree.js';
-import type { MirrorController } from '../fanout/controller.js';
+import type { MirrorController } from '../fanout/mirror.js';
 import { makeEqual } from '../../store/copy-tree.js';
 
 export interface VerifyOptions {

@@ -11,14 +11,14 @@ export const READ_SWITCH_RATIO = 0.7;
 
 export interface ReadCandidate {
   readonly healthy: boolean;
-  /** Median latency (us); unmeasured peers report a very large number. */
-  readonly latencyP50: number;
+  /** Median latency (µs); unmeasured peers report a very large number. */
+  readonly latencyP50Us: number;
 }
 
 /** `byPreference` (fastest first) with `current` moved to the front when it should keep the reads. */
 export function keepReadPeer<T extends ReadCandidate>(byPreference: T[], current: T | null, ratio = READ_SWITCH_RATIO): T[] {
   const at = current ? byPreference.indexOf(current) : -1;
   if (at <= 0 || !current!.healthy) return byPreference;
-  if (byPreference[0]!.latencyP50 < ratio * current!.latencyP50) return byPreference;
+  if (byPreference[0]!.latencyP50Us < ratio * current!.latencyP50Us) return byPreference;
   return [current!, ...byPreference.slice(0, at), ...byPreference.slice(at + 1)];
 }

@@ -1,15 +1,14 @@
 import { INODE_ID_XATTR, type InodeIds } from '../../store/inode-ids.js';
 import type { Logger } from '../../log.js';
 import { MirrorError, errnoNumber, toMirrorError } from '../../protocol/errors.js';
-import type { WireStat, WireStatfs } from '../../protocol/ops.js';
+import { NAMESPACE_OPS, type MutationRequest, type WireStat, type WireStatfs } from '../../protocol/ops.js';
 import { NAME_MAX_BYTES, PATH_MAX_BYTES, fusePathToWire } from '../../protocol/paths.js';
 import { wireByteLength } from '../../protocol/byte-names.js';
 import { BufferPool, PooledBytes } from '../../protocol/buffer-pool.js';
-import type { MirrorController } from '../fanout/controller.js';
+import type { MirrorController } from '../fanout/mirror.js';
 import type { Caller } from './fuse-binding.js';
 import type { LinkedNames } from './linked-names.js';
 import type { AccessTimes } from './access-times.js';
-import type { MutationRequest } from '../../ordering/claims.js';
 import { realtimeCoarseNs } from '../../store/posix.js';
 
 /**
@@ -450,13 +449,12 @@ function changedNames(req: MutationRequest): string[] {
     names.push(p);
     if (parent) names.push(p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '');
   };
-  const namespace = NAMESPACE_CHANGES.has(req.op);
+  const namespace = NAMESPACE_OPS.has(req.op);
   if ('path' in req) add(req.path, namespace);
   if ('from' in req) add(req.from, namespace);
   if ('to' in req) add(req.to, namespace);
   return names;
 }
-const NAMESPACE_CHANGES: ReadonlySet<string> = new Set(['create', 'mkdir', 'mknod', 'symlink', 'link', 'unlink', 'rmdir', 'rename']);
 
 /**
  * Times from our patched fuse-native (scripts/patch-fuse-native.mjs): nanoseconds

@@ -79,8 +79,8 @@ export class Member {
     return this.spec.name;
   }
 
-  /** Median latency, for choosing where reads go; unmeasured peers sort last. */
-  get latencyP50(): number {
+  /** Median latency in µs, for choosing where reads go; unmeasured peers sort last. */
+  get latencyP50Us(): number {
     return this.latency.percentile(50) ?? Number.MAX_SAFE_INTEGER;
   }
 

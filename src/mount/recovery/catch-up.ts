@@ -1,8 +1,7 @@
 import type { Logger } from '../../log.js';
 import { MirrorError, isFenced, isRecordedOutcome, isTransportFailure, toMirrorError } from '../../protocol/errors.js';
-import type { Mutation } from '../../protocol/ops.js';
+import type { Mutation, MutationRequest } from '../../protocol/ops.js';
 import { peerCopy } from '../peers/copies.js';
-import type { MutationRequest } from '../../ordering/claims.js';
 import type { Journal, JournalEntry } from './journal.js';
 import type { Member } from '../peers/member.js';
 import { makeEqual } from '../../store/copy-tree.js';
@@ -20,12 +19,18 @@ export interface CatchUpDeps {
   repairSource: (exclude: Member) => Member | null;
   /** A peer said another mount owns it now. */
   onFenced: (member: Member, err: MirrorError) => void;
-  /** Stop new changes from starting until the returned function is called (the last step of joining). */
-  holdAdmission: () => () => void;
-  /** Changes admitted past the gate that have not finished (queued for their claims, or running). */
-  changesPastGate: () => number;
+  /** The mount's admission gate (fanout/admission.ts), closed for the last step of joining. */
+  admission: Admission;
   /** Bound on waiting for changes in flight to finish. */
   quietTimeoutMs: number;
+}
+
+/** What catch-up needs of the mount's admission gate (an interface: recovery/ does not import fanout/). */
+export interface Admission {
+  /** Stop new changes from starting until the returned function is called (once). */
+  hold(): () => void;
+  /** Changes admitted past the gate that have not finished (queued for their claims, or running). */
+  readonly changesPastGate: number;
 }
 
 export interface DrainProgress {
@@ -116,7 +121,7 @@ export class CatchUp {
         // in flight finish), the last ones are journaled and sent, names the peer holds
         // differently are copied whole from an in-sync peer (whose state is final while
         // the gate is closed), and the peer joins.
-        const release = this.deps.holdAdmission();
+        const release = this.deps.admission.hold();
         try {
           // Every change admitted before the gate closed must have finished (and been
           // journaled for the peer if it skipped it); otherwise try again later.
@@ -160,7 +165,7 @@ export class CatchUp {
   /** Wait (bounded) until no admitted change is unfinished; true when so. */
   private async waitQuiet(m: Member): Promise<boolean> {
     const deadline = Date.now() + this.deps.quietTimeoutMs;
-    const busy = () => this.deps.changesPastGate() > 0 || m.skippedInFlight > 0 || m.unjournaled > 0;
+    const busy = () => this.deps.admission.changesPastGate > 0 || m.skippedInFlight > 0 || m.unjournaled > 0;
     while (busy() && Date.now() < deadline && !this.stopped) await this.pause(m, 20);
     return !busy();
   }

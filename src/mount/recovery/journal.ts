@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { MutationRequest } from '../fanout/controller.js';
+import type { MutationRequest } from '../../protocol/ops.js';
 
 /**
  * The primary's journal (docs/ARCHITECTURE.md, "Catch-up and roll-forward"):

@@ -1,11 +1,10 @@
 import type { Logger } from '../../log.js';
 import { toMirrorError } from '../../protocol/errors.js';
-import type { HistoryEntry, Mutation, ProgressResult, PullProgress } from '../../protocol/ops.js';
+import type { HistoryEntry, Mutation, MutationRequest, ProgressResult, PullProgress } from '../../protocol/ops.js';
 import { CatchUp, QUEUED_BY_RELAY, resendWithSeq } from './catch-up.js';
 import { namesOf } from '../../ordering/claims.js';
 import { diffManifests } from './consistency.js';
 import { peerCopy } from '../peers/copies.js';
-import type { MutationRequest } from '../fanout/controller.js';
 import type { Journal } from './journal.js';
 import type { Member } from '../peers/member.js';
 import type { ProgressReporter } from './progress.js';
@@ -73,8 +72,7 @@ export async function recover(opts: RecoveryOptions): Promise<void> {
     onFenced: (m, err) => {
       throw new Error(`peer ${m.name} fenced this mount during recovery: ${err.message}`);
     },
-    holdAdmission: () => () => undefined, // no change is admitted before the mount is up
-    changesPastGate: () => 0,
+    admission: { hold: () => () => undefined, changesPastGate: 0 }, // no change is admitted before the mount is up
     quietTimeoutMs: 0,
   });
   for (const m of healthy) {

@@ -1,0 +1,401 @@
+import type { Logger } from '../../log.js';
+import { assert } from '../../assert.js';
+import { MirrorError } from '../../protocol/errors.js';
+import { NAMESPACE_OPS, describePaths, logPathOf, type Mutation, type MutationRequest, type ReadRequest, type WireStat, type WireStatfs } from '../../protocol/ops.js';
+import type { EntryType } from '../../store/reads.js';
+import type { BodyHold, CallResult } from '../../client/peer-client.js';
+import { namesOf, orderingClaims } from '../../ordering/claims.js';
+import { Scheduler, claimsFor } from '../../ordering/scheduler.js';
+import { AbsentXattrs } from '../cache/absent-xattrs.js';
+import { forgetCachedAnswers, namesMadeAndRemoved, subtreesMovedOrRemoved } from '../cache/change-effects.js';
+import { NameCache, type ChangeToken } from '../cache/name-cache.js';
+import { CatchUp } from '../recovery/catch-up.js';
+import type { Journal } from '../recovery/journal.js';
+import type { LocalCopy } from '../peers/local-copy.js';
+import type { Member, MemberStatus } from '../peers/member.js';
+import { SKIPPED, describeAckPolicy, judge, requiredAcks, sameOutcome, settle, show, type AckPolicy, type FailureLine, type Verdict } from './ack-policy.js';
+import { AdmissionGate, admissionRefusal } from './admission.js';
+import type { CommitTracker } from './commit-tracker.js';
+import { ReadPath } from './read-path.js';
+import { routeStatus, type RouteHop } from './route-status.js';
+import { enoughOutcomes, stragglerWindowMs } from './straggler.js';
+
+export interface ControllerOptions {
+  mountId: string;
+  epoch: number;
+  /** The last seq this mount used before (from the peers' progress and the journal); new operations continue after it. */
+  lastSeq: number;
+  members: Member[];
+  local: LocalCopy | null;
+  journal: Journal;
+  ackPolicy: AckPolicy;
+  /** The bound on each peer call (the straggler window never exceeds it). */
+  peerTimeoutMs: number;
+  /** A change that has not started (sent) within this long after it arrived fails with EIO instead. */
+  startLimitMs: number;
+  /** Ack mode end-to-end: tracks what the far mirrors have committed (null in first-hop mode). */
+  commits?: CommitTracker | null;
+  log: Logger;
+}
+
+export interface ControllerStatus {
+  mountId: string;
+  epoch: number;
+  seq: number;
+  ackPolicy: string;
+  requiredAcks: number;
+  inFlight: number;
+  queued: number;
+  fenced: string | null;
+  localCopy: { dir: string; active: boolean; reason: string | null } | null;
+  /** first-hop, or end-to-end with the changes still executing and those committed so far. */
+  ackMode: 'first-hop' | 'end-to-end';
+  endToEnd: { executing: number; committed: number; fsyncWaiting: number } | null;
+  peers: MemberStatus[];
+}
+
+/**
+ * The mirror controller: the heart of the mount. A changing operation waits
+ * at the admission gate (admission.ts), is ordered (scheduler.ts), stamped
+ * with (mount, epoch, seq), sent to every in-sync peer in parallel and applied
+ * to the local copy, and answered when the ack policy is met (all by default;
+ * quorum or N; ack-policy.ts, straggler.ts). A peer that lacks a change (did
+ * not answer in time, ran out of space, answered differently, or was behind
+ * already) gets it through the journal and catch-up, and the journal commit
+ * happens before the application is answered. An operation that reached some
+ * peers but failed is rolled forward the same way: the copies converge on one
+ * history. Reads go through read-path.ts.
+ */
+export class MirrorController {
+  private readonly scheduler = new Scheduler();
+  private readonly admission = new AdmissionGate();
+  private readonly absentXattrs = new AbsentXattrs();
+  private readonly names = new NameCache();
+  private readonly reads: ReadPath;
+  private readonly log: Logger;
+  private readonly catchUp: CatchUp;
+  private readonly required: number;
+  private seq: number;
+  private inFlight = 0;
+  private stoppingReason: string | null = null;
+  private fencedReason: string | null = null;
+
+  constructor(private readonly opts: ControllerOptions) {
+    this.log = opts.log;
+    this.seq = opts.lastSeq;
+    this.required = requiredAcks(opts.ackPolicy, opts.members.length);
+    this.reads = new ReadPath({ members: opts.members, local: opts.local, names: this.names, absentXattrs: this.absentXattrs });
+    this.catchUp = new CatchUp({
+      mountId: opts.mountId,
+      epoch: opts.epoch,
+      journal: opts.journal,
+      log: opts.log,
+      withClaims: (names, fn) => this.withClaims(names, fn),
+      repairSource: (exclude) => this.fastestInSync(exclude),
+      onFenced: (m, err) => this.fence(m, err),
+      admission: this.admission,
+      quietTimeoutMs: 2 * opts.peerTimeoutMs,
+    });
+  }
+
+  get members(): readonly Member[] {
+    return this.opts.members;
+  }
+
+  get identity(): { mountId: string; epoch: number } {
+    return { mountId: this.opts.mountId, epoch: this.opts.epoch };
+  }
+
+  get localCopy(): LocalCopy | null {
+    return this.opts.local;
+  }
+
+  get operationsInFlight(): number {
+    return this.inFlight;
+  }
+
+  /** Start catch-up for every peer that is behind (at mount: those recovery could not bring up to date). */
+  startCatchUp(): void {
+    for (const m of this.opts.members) if (!m.inStep) this.catchUp.ensure(m);
+  }
+
+  /** Run fn holding the ordering claims on these names: no change to them runs meanwhile. */
+  withClaims<T>(names: string[], fn: () => Promise<T>): Promise<T> {
+    return this.scheduler.run(claimsFor(...names), async () => {
+      // A repair under these claims may change what peers hold there: nothing cached about it stays.
+      let token: ChangeToken | null = null;
+      try {
+        token = this.names.begin(names, true, names);
+        return await fn();
+      } finally {
+        if (token) this.names.end(token, { ok: false });
+        else this.names.clear();
+      }
+    });
+  }
+
+  /** `hold`: kept by every send of the payload until its stream closes (a payload in a reused buffer, see PooledBytes). */
+  async mutate(req: MutationRequest, payload: Buffer = EMPTY, hold?: BodyHold): Promise<unknown> {
+    // A change must start within this bound or not at all: the kernel's request
+    // (fuse-native's timeout) must never be answered "failed" for a change that
+    // is applied afterwards.
+    const deadline = Date.now() + this.opts.startLimitMs;
+    this.inFlight++;
+    try {
+      // Checked before any await: a change that finds the gate open passes it at once.
+      while (this.admission.isClosed) {
+        if (!(await this.admission.opened(deadline))) throw this.tooLate(req, 'waited for a peer to join');
+      }
+      this.admission.pass();
+      try {
+        return await this.scheduler.run(orderingClaims(req), () => {
+          if (Date.now() > deadline) throw this.tooLate(req, 'waited for an earlier change to the same names');
+          return this.fanOut(req, payload, hold);
+        });
+      } finally {
+        // A catch-up holding the gate waits for the last admitted change to finish.
+        if (this.admission.leave()) for (const m of this.opts.members) this.catchUp.nudge(m);
+      }
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  private tooLate(req: MutationRequest, why: string): MirrorError {
+    const limitMs = this.opts.startLimitMs;
+    // No peer was asked: the line names none (peer null), as the log's rule for error lines allows.
+    this.log.error({ peer: null, op: req.op, path: logPathOf(req), errno: 'EIO', limitMs }, `change refused before it started: it ${why} too long`);
+    return new MirrorError('MFS_ERRNO', `${req.op} ${describePaths(req)}: not started within ${limitMs} ms (it ${why}); nothing was changed`, { errno: 'EIO' });
+  }
+
+  /** Changes that passed the admission gate and have not finished (queued for claims, or running). */
+  get changesPastGate(): number {
+    return this.admission.changesPastGate;
+  }
+
+  private async fanOut(req: MutationRequest, payload: Buffer, hold?: BodyHold): Promise<unknown> {
+    const caches = { readAhead: this.reads.readAhead, absentXattrs: this.absentXattrs };
+    // Before sending and again after the outcome: a read that ran meanwhile may
+    // have fetched the state before the change, and must not be kept.
+    forgetCachedAnswers(req, caches);
+    let token: ChangeToken | null = null;
+    let result: unknown;
+    try {
+      token = this.names.begin(namesOf(req), NAMESPACE_OPS.has(req.op), subtreesMovedOrRemoved(req));
+      result = await this.sendEverywhere(req, payload, hold);
+    } catch (err) {
+      if (token) this.names.end(token, { ok: false });
+      else this.names.clear(); // begin itself failed: nothing cached can be trusted
+      throw err;
+    } finally {
+      forgetCachedAnswers(req, caches);
+    }
+    const answer = result as { created?: boolean; stats?: Record<string, WireStat> } | undefined;
+    if (req.op === 'rename' && req.from !== req.to && !answer?.stats) {
+      // rename(2) onto another link of the same file does nothing: only the peer's
+      // attributes tell whether `from` is still there. Without them, forget what it touched.
+      this.names.end(token, { ok: false });
+    } else {
+      this.names.end(token, { ok: true, ...namesMadeAndRemoved(req, answer?.stats), stats: answer?.stats });
+    }
+    // A file the peers just made has no capabilities: the kernel's question before its first write needs no round trip.
+    if (req.op === 'create' && answer?.created) this.absentXattrs.noteAbsent(req.path, 'security.capability', this.absentXattrs.generation);
+    return result;
+  }
+
+  private async sendEverywhere(req: MutationRequest, payload: Buffer, hold?: BodyHold): Promise<unknown> {
+    const { members, ackPolicy } = this.opts;
+    const refusal = admissionRefusal(req, { stoppingReason: this.stoppingReason, fencedReason: this.fencedReason, members, ackPolicy, required: this.required });
+    if (refusal) throw refusal;
+    if (req.op !== 'access') this.opts.commits?.admit(); // atime: nothing an fsync or the state xattr waits for
+    const stamped = { ...req, mount: this.opts.mountId, epoch: this.opts.epoch, seq: this.nextSeq() } as Mutation;
+    const local = this.opts.local?.active ? this.opts.local : null;
+    const sent = members.map((m) => m.inStep);
+    members.forEach((m, i) => {
+      if (!sent[i]) m.skippedInFlight++;
+    });
+    try {
+      const pending = members.map((m, i) => (sent[i] ? settle(m.mutate(stamped, payload, hold)) : Promise.resolve(SKIPPED)));
+      const windowMs = () => stragglerWindowMs(members, this.opts.peerTimeoutMs);
+      const [peerOutcomes, localOutcome] = await Promise.all([
+        this.required < members.length ? enoughOutcomes(pending, this.required, windowMs) : Promise.all(pending),
+        local ? settle(local.apply(stamped, payload)) : Promise.resolve(null),
+      ]);
+      const { verdict, fencedAt, failure } = judge(stamped, peerOutcomes, this.required, members.map((m) => m.name));
+      for (const f of fencedAt) this.fence(members[f.at]!, f.error);
+      if (failure) this.logFailure(stamped, failure);
+      if (verdict.lacking.length > 0) await this.journal(stamped, req, payload, verdict);
+      if (this.opts.commits && verdict.authoritative !== null && req.op !== 'access') {
+        const routes = members.filter((_, i) => sent[i] && !verdict.lacking.some((l) => l.at === i));
+        this.opts.commits.noteAcked(stamped.seq, namesOf(req), routes);
+      }
+      if (local && localOutcome && !sameOutcome(localOutcome, verdict)) {
+        local.disable(`${stamped.op} ${describePaths(stamped)} (seq ${stamped.seq}): local copy ${show(localOutcome)}, peers ${verdict.authoritative ?? 'none committed'}`);
+      }
+      if (!verdict.decided.ok) throw verdict.decided.error;
+      return verdict.decided.result;
+    } finally {
+      members.forEach((m, i) => {
+        if (sent[i]) return;
+        m.skippedInFlight--;
+        this.catchUp.nudge(m);
+      });
+    }
+  }
+
+  /** The seq of the change being stamped: one past the last, so seqs only grow (peers apply each (mount, seq) once). */
+  private nextSeq(): number {
+    const next = this.seq + 1;
+    assert(Number.isSafeInteger(next) && next > this.seq, "the mount's seq only grows when assigned");
+    this.seq = next;
+    return next;
+  }
+
+  private logFailure(req: Mutation, f: FailureLine): void {
+    this.log.error({ peer: f.peer, op: req.op, path: logPathOf(req), seq: req.seq, errno: f.errno, outcomes: f.outcomes }, `operation failed: ${f.why}`);
+  }
+
+  /**
+   * Journal a change some peers lack, durably, before the application hears
+   * about it; mark those peers behind and start catching them up. If the
+   * journal cannot be written, nothing can promise the change reaches every
+   * peer: the mount stops taking changes (loudly).
+   */
+  private async journal(stamped: Mutation, req: MutationRequest, payload: Buffer, verdict: Verdict): Promise<void> {
+    const lacking = verdict.lacking.map((l) => ({ ...l, member: this.opts.members[l.at]! }));
+    for (const l of lacking) {
+      l.member.markBehind(stamped.seq, l.reason, l.errno, logPathOf(stamped));
+      l.member.unjournaled++;
+    }
+    let recorded = false;
+    try {
+      await this.opts.journal.record(stamped.seq, req, payload, verdict.authoritative, lacking.map((l) => ({ peer: l.member.name, kind: l.kind })));
+      recorded = true;
+    } catch (err) {
+      this.fencedReason ??= `the journal could not be written (${(err as Error).message}); changes some peers lack could be lost, so no change is taken`;
+      this.log.fatal({ err, seq: stamped.seq }, 'journal write failed: refusing every further change');
+      verdict.decided = { ok: false, error: new MirrorError('MFS_ERRNO', `${stamped.op}: journal write failed: ${(err as Error).message}`, { errno: 'EIO' }) };
+      // Nothing can bring those peers this change: they stay behind until a remount reconciles the copies.
+      for (const l of lacking) l.member.markLost(stamped.seq, `journal write failed: ${(err as Error).message}`);
+    } finally {
+      for (const l of lacking) {
+        l.member.unjournaled--;
+        if (recorded) this.catchUp.ensure(l.member);
+      }
+    }
+  }
+
+  /** Another mount owns the peers (a lease renewal was refused as fenced). */
+  fencedBy(m: Member, err: MirrorError): void {
+    this.fence(m, err);
+  }
+
+  private fence(m: Member, err: MirrorError): void {
+    if (this.fencedReason) return;
+    this.fencedReason = `peer ${m.name}: ${err.message}`;
+    this.log.error({ peer: m.name, errno: 'EROFS', err: err.message }, 'fenced: another mount owns the peers now; every further change fails with EROFS');
+  }
+
+  /** Stop admitting changes (unmount in progress); in-flight ones finish. */
+  stopAdmitting(reason: string): void {
+    this.stoppingReason ??= reason;
+  }
+
+  /** Whether getattr of this name is known to answer ENOENT without asking anyone (read-path.ts). */
+  nameKnownAbsent(path: string): boolean {
+    return this.reads.nameKnownAbsent(path);
+  }
+
+  /** Whether getxattr of this name is known to answer ENODATA without asking anyone (read-path.ts). */
+  xattrKnownAbsent(path: string, name: string): boolean {
+    return this.reads.xattrKnownAbsent(path, name);
+  }
+
+  /** A read: from the local copy when there is one, else from the healthiest, fastest peer (read-path.ts). */
+  read<T = unknown>(req: ReadRequest): Promise<CallResult<T>> {
+    return this.reads.read<T>(req);
+  }
+
+  /** A directory's entries and their types, for FUSE readdir (read-path.ts). */
+  listDir(path: string): Promise<EntryType[]> {
+    return this.reads.listDir(path);
+  }
+
+  /** A file's bytes into `dest` (the kernel's buffer, for FUSE; read-path.ts). */
+  readInto(path: string, offset: number, length: number, dest: Buffer): Promise<number> {
+    return this.reads.readInto(path, offset, length, dest);
+  }
+
+  fastestInSync(exclude?: Member): Member | null {
+    return this.reads.fastestInSync(exclude);
+  }
+
+  /** Space as the peers see it (where ENOSPC is decided): the tightest in-step peer's figures. */
+  statfs(): Promise<WireStatfs> {
+    return this.reads.statfs();
+  }
+
+  status(): ControllerStatus {
+    const { local, commits } = this.opts;
+    return {
+      mountId: this.opts.mountId,
+      epoch: this.opts.epoch,
+      seq: this.seq,
+      ackPolicy: describeAckPolicy(this.opts.ackPolicy),
+      requiredAcks: this.required,
+      inFlight: this.inFlight,
+      queued: this.scheduler.queued,
+      fenced: this.fencedReason,
+      localCopy: local ? { dir: local.dir, active: local.active, reason: local.reason } : null,
+      ackMode: commits ? 'end-to-end' : 'first-hop',
+      endToEnd: commits ? { executing: commits.executingCount, committed: commits.committedCount, fsyncWaiting: commits.fsyncWaiting } : null,
+      peers: this.opts.members.map((m) => m.status(m.inStep ? undefined : this.opts.journal.countFor(m.name))),
+    };
+  }
+
+  /** Wait (bounded) until no changing operation is in flight. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    return this.inFlight === 0;
+  }
+
+  /**
+   * Whether every peer is in step and the mount takes changes (not fenced, not
+   * unmounting): a reader's access stamps atime only then, so that reads during an
+   * outage neither fail a change of their own nor fill the journal with atimes
+   * for a peer that is out (access-times.ts).
+   */
+  get everyPeerInStep(): boolean {
+    return this.fencedReason === null && this.stoppingReason === null && this.opts.members.every((m) => m.inStep);
+  }
+
+  /** True when every peer has every change (a clean unmount may then settle the peers' histories). */
+  get allInSync(): boolean {
+    return this.fencedReason === null && this.opts.members.every((m) => m.inStep) && this.opts.journal.peersLacking().length === 0;
+  }
+
+  /** The last seq handed out. */
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  /** Each route's hops as its first hop reports them (route-status.ts). */
+  routes(): Promise<Record<string, RouteHop[] | { error: string }>> {
+    return routeStatus(this.opts.members);
+  }
+
+  /** The end-to-end tracker (ack mode end-to-end), or null. */
+  get commits(): CommitTracker | null {
+    return this.opts.commits ?? null;
+  }
+
+  async close(): Promise<void> {
+    await this.opts.commits?.stop();
+    await this.catchUp.stop();
+    await Promise.all(this.opts.members.map((m) => m.close()));
+    this.opts.local?.close();
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
