@@ -1,5 +1,5 @@
 import { MirrorError, isRecordable, toMirrorError, type WireError } from '../protocol/errors.js';
-import { NAMESPACE_OPS, type Mutation } from '../protocol/ops.js';
+import { NAMESPACE_OPS, pathOf, type Mutation } from '../protocol/ops.js';
 import { applyMutation, witnessOf, type MutationResult } from '../store/apply.js';
 import type { PeerContext } from './context.js';
 import { checkOwnership } from './ownership.js';
@@ -72,7 +72,7 @@ export function mutate(peer: PeerContext, req: Mutation, payload: Buffer): Promi
 
 /** `inDoubt`: an intent for this change was found without an outcome (a crash), with its witness. */
 async function applyOnce(peer: PeerContext, req: Mutation, payload: Buffer, subject: string, inDoubt: { witness: string | null } | null): Promise<{ result: unknown }> {
-  const path = 'path' in req ? req.path : req.from;
+  const path = pathOf(req);
   return peer.lock.run(EXCLUSIVE_OPS.has(req.op), async () => {
     checkOwnership(peer, req); // again: a takeover may have completed while this waited for the lock
     const ctx = peer.copy;

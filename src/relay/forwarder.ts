@@ -3,7 +3,7 @@ import type { Logger } from '../log.js';
 import { resendClaims } from '../ordering/claims.js';
 import { Scheduler } from '../ordering/scheduler.js';
 import { MirrorError, isFenced, isNoAnswer, isRecordedOutcome } from '../protocol/errors.js';
-import type { ManifestEntry, Mutation, PeerStatus, RelayStatus, Request } from '../protocol/ops.js';
+import { pathOf, type ManifestEntry, type Mutation, type PeerStatus, type RelayStatus, type Request } from '../protocol/ops.js';
 import type { CallResult, PeerClient } from '../client/peer-client.js';
 import type { QueuedRow, RelayQueue } from './queue.js';
 
@@ -332,11 +332,11 @@ export class Forwarder {
     const answered = outcomeKey(row.outcome);
     if (isProvisional(row.outcome)) {
       // A pure relay answered "queued", not an outcome: the far mirror's answer is the outcome.
-      if (got !== 'ok') this.log.warn({ to: this.next.url, mount: row.mount, seq: row.seq, op: request.op, path: 'path' in request ? request.path : request.from, nextHop: got }, 'forwarding: the next hop refused a change this relay had queued');
+      if (got !== 'ok') this.log.warn({ to: this.next.url, mount: row.mount, seq: row.seq, op: request.op, path: pathOf(request), nextHop: got }, 'forwarding: the next hop refused a change this relay had queued');
     } else if (got !== answered) {
       this.diverged++;
       this.log.error(
-        { to: this.next.url, mount: row.mount, seq: row.seq, op: request.op, path: 'path' in request ? request.path : request.from, answeredUpstream: answered, nextHop: got },
+        { to: this.next.url, mount: row.mount, seq: row.seq, op: request.op, path: pathOf(request), answeredUpstream: answered, nextHop: got },
         'forwarding: the next hop answered differently from this relay; the copies differ (run mirrorfs verify --repair)',
       );
     }
