@@ -37,6 +37,16 @@ export const REFUSAL_CODES = {
   /** Another mount owns the peers, or took them at the same time. */
   PEERS_OWNED: 'EBUSY',
   ACK_POLICY_INVALID: 'EINVAL',
+  /** The copies hold different trees and nothing orders the difference: the operator chooses (--resync-from). */
+  COPIES_DIFFER: 'EIO',
+  /** Recovery at mount could not finish (a catch-up, a roll-forward or a resync failed, or nothing is left to resync from). */
+  RECOVERY_FAILED: 'EIO',
+  /** A state file (the mount id, the peer's database) is not one this build can use. */
+  STATE_INVALID: 'EINVAL',
+  /** The peer's data directory (or, without one, what a pure relay needs) is wrong. */
+  DATA_DIR_INVALID: 'ENOTDIR',
+  /** Our posix addon (native/posix) is not built or does not load. */
+  ADDON_MISSING: 'ENOENT',
   CONTROL_LISTEN_FAILED: 'EIO',
 } as const;
 

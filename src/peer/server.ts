@@ -25,6 +25,7 @@ import { createForwarder, viaNextHop } from './relay-proxy.js';
 import { adopt, pull, repair } from './repair.js';
 import { PeerState } from './state.js';
 import { status, statusWithHops } from './status.js';
+import { Refusal } from '../refusal.js';
 
 export type { PeerServerOptions } from './context.js';
 
@@ -59,8 +60,8 @@ export class PeerServer {
 
   private constructor(opts: PeerServerOptions) {
     const dataDir = opts.dataDir === undefined ? null : realpathSync(opts.dataDir);
-    if (dataDir !== null && !statSync(dataDir).isDirectory()) throw new Error(`data directory ${dataDir} is not a directory`);
-    if (dataDir === null && (!opts.stateDir || !opts.forwardTo)) throw new Error('a peer without a data directory is a pure relay: it needs a state directory and a next hop');
+    if (dataDir !== null && !statSync(dataDir).isDirectory()) throw new Refusal('DATA_DIR_INVALID', `data directory ${dataDir} is not a directory`);
+    if (dataDir === null && (!opts.stateDir || !opts.forwardTo)) throw new Refusal('DATA_DIR_INVALID', 'a peer without a data directory is a pure relay: it needs a state directory and a next hop');
     const stateDir = opts.stateDir ?? join(dataDir!, '.mirrorfs');
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     const state = new PeerState(join(stateDir, 'peer.db'));

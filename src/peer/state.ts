@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import type { HistoryEntry, ProgressResult } from '../protocol/ops.js';
 import { RelayQueue, createQueueTable } from '../relay/queue.js';
+import { Refusal } from '../refusal.js';
 
 /**
  * The peer's own state, in SQLite beside (never inside) the mirrored tree:
@@ -98,7 +99,7 @@ export class PeerState {
     if (!found) {
       this.db.prepare("INSERT INTO meta(key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION));
     } else if (Number(found.value) !== SCHEMA_VERSION) {
-      throw new Error(`peer state schema ${found.value} is not supported by this build (expects ${SCHEMA_VERSION})`);
+      throw new Refusal('STATE_INVALID', `peer state schema ${found.value} is not supported by this build (expects ${SCHEMA_VERSION})`);
     }
   }
 

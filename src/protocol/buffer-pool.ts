@@ -1,3 +1,5 @@
+import { assert } from '../assert.js';
+
 /**
  * Buffers of one size, handed out again instead of left to the collector.
  *
@@ -35,13 +37,13 @@ export class BufferPool {
   }
 
   release(buf: Buffer): void {
-    if (!this.out.delete(buf)) throw new Error('BufferPool: release of a buffer that is not out (released twice, or not from this pool)');
+    assert(this.out.delete(buf), 'a pooled buffer is released once, to the pool it came from');
     if (this.free.length < this.keep) this.free.push(buf);
   }
 
   /** Give up a buffer that something outside our control may still read: never handed out again, left to the collector. */
   forget(buf: Buffer): void {
-    if (!this.out.delete(buf)) throw new Error('BufferPool: forget of a buffer that is not out');
+    assert(this.out.delete(buf), 'a pooled buffer is forgotten only while it is out');
   }
 
   /** Buffers handed out and not released (for tests and status). */
@@ -87,12 +89,12 @@ export class PooledBytes {
   }
 
   hold(): void {
-    if (this.refs === 0) throw new Error('PooledBytes: held after its buffer went back to the pool');
+    assert(this.refs > 0, 'pooled bytes are not held after their buffer went back to the pool');
     this.refs++;
   }
 
   release(): void {
-    if (this.refs === 0) throw new Error('PooledBytes: released more often than held');
+    assert(this.refs > 0, 'pooled bytes are released no more often than held');
     if (--this.refs > 0) return;
     if (this.spoiled) this.pool.forget(this.buf);
     else this.pool.release(this.buf);

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { Refusal } from '../refusal.js';
 
 /**
  * The file system calls node:fs lacks, from our own Node-API addon (native/posix,
@@ -53,11 +54,11 @@ function loadAddon(): PosixAddon {
   // From src/store (tests) and dist/store (the build) alike: the addon lives at the project root.
   const file = join(projectRoot(import.meta.dirname), 'native/posix/build/Release/posix.node');
   const howToBuild = 'run `node scripts/build-native.mjs` (or scripts/setup.sh) to build it';
-  if (!existsSync(file)) throw new Error(`the mirrorfs posix addon is not built (${file} is missing): ${howToBuild}`);
+  if (!existsSync(file)) throw new Refusal('ADDON_MISSING', `the mirrorfs posix addon is not built (${file} is missing): ${howToBuild}`);
   try {
     return createRequire(import.meta.url)(file) as PosixAddon;
   } catch (err) {
-    throw new Error(`cannot load the mirrorfs posix addon ${file}: ${(err as Error).message}; ${howToBuild}`, { cause: err });
+    throw new Refusal('ADDON_MISSING', `cannot load the mirrorfs posix addon ${file}: ${(err as Error).message}; ${howToBuild}`, { cause: err });
   }
 }
 
@@ -65,7 +66,7 @@ function loadAddon(): PosixAddon {
 function projectRoot(dir: string): string {
   for (let at = dir; ; at = dirname(at)) {
     if (existsSync(join(at, 'package.json'))) return at;
-    if (dirname(at) === at) throw new Error(`no package.json above ${dir}: cannot find the mirrorfs posix addon`);
+    if (dirname(at) === at) throw new Refusal('ADDON_MISSING', `no package.json above ${dir}: cannot find the mirrorfs posix addon`);
   }
 }
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { Refusal } from '../../refusal.js';
 
 /** Default state directory for a mount point: /var/lib/mirrorfs/<mount point with / as _>. */
 export function defaultStateDir(mountpoint: string): string {
@@ -18,7 +19,7 @@ export function loadMountId(stateDir: string): string {
   if (existsSync(file)) {
     const id = readFileSync(file, 'utf8').trim();
     if (/^[A-Za-z0-9_.:-]{1,128}$/.test(id)) return id;
-    throw new Error(`${file} does not hold a valid mount id; remove it to create a new identity`);
+    throw new Refusal('STATE_INVALID', `${file} does not hold a valid mount id; remove it to create a new identity`);
   }
   const host = hostname().replace(/[^A-Za-z0-9_.-]/g, '').slice(0, 40) || 'host';
   const id = `${host}:${randomUUID()}`;

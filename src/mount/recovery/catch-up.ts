@@ -1,4 +1,5 @@
 import type { Logger } from '../../log.js';
+import { AssertionFailure } from '../../assert.js';
 import { MirrorError, isFenced, isRecordedOutcome, isTransportFailure, toMirrorError } from '../../protocol/errors.js';
 import type { Mutation, MutationRequest } from '../../protocol/ops.js';
 import { peerCopy } from '../peers/copies.js';
@@ -140,6 +141,12 @@ export class CatchUp {
           release();
         }
       } catch (err) {
+        if (err instanceof AssertionFailure) {
+          // A bug, not a peer's trouble: retrying would hide it. The peer stays behind (status says why) until the mount restarts.
+          m.noteCatchingUp(false, `catch-up stopped: ${err.message}`);
+          this.deps.log.error({ peer: m.name, err: err.message, stack: err.stack }, 'catch-up stopped: an invariant of mirrorfs is broken (a bug; please report it with this log)');
+          return;
+        }
         const e = toMirrorError(err);
         if (isFenced(e)) {
           this.deps.onFenced(m, e);

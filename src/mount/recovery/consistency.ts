@@ -6,6 +6,7 @@ import { walkManifest } from '../../store/manifest.js';
 import { localCopyHandle } from '../peers/copies.js';
 import type { LocalCopy } from '../peers/local-copy.js';
 import type { Member } from '../peers/member.js';
+import { Refusal } from '../../refusal.js';
 
 /**
  * Mount-time checks that every copy holds the same tree. The comparison is
@@ -56,7 +57,8 @@ export async function checkPeersAgree(members: Member[], opts: { content: boolea
   for (let i = 0; i < rest.length; i++) {
     const diffs = diffManifests(first!, rest[i]!, [members[0]!.name, members[i + 1]!.name]);
     if (diffs.length > 0) {
-      throw new Error(
+      throw new Refusal(
+        'COPIES_DIFFER',
         `peers ${members[0]!.name} and ${members[i + 1]!.name} hold different trees, so mirroring onto them would keep them different:\n  ${diffs.join('\n  ')}\n` +
           'They cannot be reconciled automatically (each holds what the other lacks, and no journal orders it). Choose the copy to keep and mount again with ' +
           `--resync-from NAME (for example --resync-from ${members[0]!.name}): every other peer is rebuilt from it, verified by content hash.`,
@@ -85,7 +87,8 @@ export async function prepareLocalCopy(local: LocalCopy, manifest: ManifestEntry
     for await (const e of walkManifest(local.root, { content })) mine.push(e);
     const diffs = diffManifests(theirs, mine, [source.name, 'local copy']);
     if (diffs.length > 0) {
-      throw new Error(
+      throw new Refusal(
+        'COPIES_DIFFER',
         `the local copy ${local.dir} differs from the peers:\n  ${diffs.join('\n  ')}\nEmpty it (it is rebuilt from a peer at mount) or drop --local-copy.`,
       );
     }

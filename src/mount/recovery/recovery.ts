@@ -9,6 +9,7 @@ import type { Journal } from './journal.js';
 import type { Member } from '../peers/member.js';
 import type { ProgressReporter } from './progress.js';
 import { makeEqual } from '../../store/copy-tree.js';
+import { Refusal } from '../../refusal.js';
 
 /**
  * Mount-time recovery (docs/ARCHITECTURE.md, "Recovery at mount"): before
@@ -59,7 +60,7 @@ export async function recover(opts: RecoveryOptions): Promise<void> {
   }
   const resync = await choosePeersToResync(opts);
   const healthy = members.filter((m) => !resync.includes(m));
-  if (healthy.length === 0) throw new Error('no peer is left to resync from');
+  if (healthy.length === 0) throw new Refusal('RECOVERY_FAILED', 'no peer is left to resync from');
 
   // 2. What the journal holds for the healthy peers.
   const catchUp = new CatchUp({
@@ -70,7 +71,7 @@ export async function recover(opts: RecoveryOptions): Promise<void> {
     withClaims: (_names, fn) => fn(), // nothing else runs before the mount is up
     repairSource: () => null, // repairs wait until every resend is delivered (below)
     onFenced: (m, err) => {
-      throw new Error(`peer ${m.name} fenced this mount during recovery: ${err.message}`);
+      throw new Refusal('PEERS_OWNED', `peer ${m.name} fenced this mount during recovery: ${err.message}`, { cause: err });
     },
     admission: { hold: () => () => undefined, changesPastGate: 0 }, // no change is admitted before the mount is up
     quietTimeoutMs: 0,
@@ -83,7 +84,7 @@ export async function recover(opts: RecoveryOptions): Promise<void> {
     try {
       await catchUp.drain(m, (p) => opts.reporter.update(p.ops));
     } catch (err) {
-      throw new Error(`catching up peer ${m.name} from the journal failed: ${toMirrorError(err).message}. Check the peer and mount again.`);
+      throw new Refusal('RECOVERY_FAILED', `catching up peer ${m.name} from the journal failed: ${toMirrorError(err).message}. Check the peer and mount again.`);
     } finally {
       opts.reporter.stop();
     }
@@ -92,7 +93,7 @@ export async function recover(opts: RecoveryOptions): Promise<void> {
   for (const m of healthy) {
     if (!catchUp.hasDeferred(m)) continue;
     const source = healthy.find((o) => o !== m && !catchUp.hasDeferred(o) && journal.countFor(o.name).ops === 0);
-    if (!source) throw new Error(`peer ${m.name} holds some names differently and no other peer has every change to copy them from; mount with --resync-from NAME to choose the copy to keep`);
+    if (!source) throw new Refusal('COPIES_DIFFER', `peer ${m.name} holds some names differently and no other peer has every change to copy them from; mount with --resync-from NAME to choose the copy to keep`);
     await catchUp.repairDeferred(m, source, false);
   }
 
@@ -115,7 +116,7 @@ export async function recover(opts: RecoveryOptions): Promise<void> {
 async function choosePeersToResync(opts: RecoveryOptions): Promise<Member[]> {
   const { members, journal, log } = opts;
   if (opts.resyncFrom !== undefined) {
-    if (!members.some((m) => m.name === opts.resyncFrom)) throw new Error(`--resync-from ${opts.resyncFrom}: no such peer among --peers`);
+    if (!members.some((m) => m.name === opts.resyncFrom)) throw new Refusal('PEERS_INVALID', `--resync-from ${opts.resyncFrom}: no such peer among --peers`);
     return members.filter((m) => m.name !== opts.resyncFrom);
   }
   const out: Member[] = [];
@@ -130,7 +131,7 @@ async function choosePeersToResync(opts: RecoveryOptions): Promise<Member[]> {
       out.push(m);
     }
   }
-  if (out.length === members.length) throw new Error('every peer needs a full resync, so there is nothing to resync from; mount with --resync-from NAME to choose the copy to keep');
+  if (out.length === members.length) throw new Refusal('RECOVERY_FAILED', 'every peer needs a full resync, so there is nothing to resync from; mount with --resync-from NAME to choose the copy to keep');
   return out;
 }
 
@@ -203,7 +204,7 @@ async function fullResync(opts: RecoveryOptions, source: Member, target: Member)
   // Verified: the target's content hashes must now equal the source's.
   const [a, b] = await Promise.all([source.client.manifest({ content: true }), target.client.manifest({ content: true })]);
   const diffs = diffManifests(a, b, [source.name, target.name]);
-  if (diffs.length > 0) throw new Error(`full resync of ${target.name} from ${source.name} did not verify:\n  ${diffs.join('\n  ')}`);
+  if (diffs.length > 0) throw new Refusal('RECOVERY_FAILED', `full resync of ${target.name} from ${source.name} did not verify:\n  ${diffs.join('\n  ')}`);
   opts.journal.forgetPeer(target.name);
   const seconds = (Date.now() - started) / 1000;
   log.warn(
@@ -280,13 +281,13 @@ async function completeOn(opts: RecoveryOptions, target: Member, seq: number, su
     // The whole operation is in the history: send it again with its seq.
     const stamped = { ...subject, mount: opts.mountId, epoch: opts.epoch, seq } as Mutation;
     const got = await resendWithSeq(target, stamped, Buffer.alloc(0)).catch((err: Error) => {
-      throw new Error(`peer ${target.name} failed re-applying seq ${seq}: ${err.message}`);
+      throw new Refusal('RECOVERY_FAILED', `peer ${target.name} failed re-applying seq ${seq}: ${err.message}`, { cause: err });
     });
     log.info({ peer: target.name, seq, op: subject.op, outcome: got }, 'rolled forward a change in doubt');
     if (expected === null || got === expected || got === QUEUED_BY_RELAY || !source) return;
     log.warn({ peer: target.name, seq, got, expected }, 'change in doubt answered differently: repairing from a peer that has it');
   } else if (!source) {
-    throw new Error(`seq ${seq} (${subject.op} ${JSON.stringify((subject as { path: string }).path)}) was begun on some peers and finished on none, and its data is not in any history; mount with --resync-from NAME to choose the copy to keep`);
+    throw new Refusal('COPIES_DIFFER', `seq ${seq} (${subject.op} ${JSON.stringify((subject as { path: string }).path)}) was begun on some peers and finished on none, and its data is not in any history; mount with --resync-from NAME to choose the copy to keep`);
   }
   for (const name of namesOf(subject)) await makeEqual(peerCopy(source!, opts.mountId, opts.epoch), peerCopy(target, opts.mountId, opts.epoch), name);
   await target.client.adopt(opts.mountId, opts.epoch, seq, ref.subject, ref.result ?? JSON.stringify({ ok: true }));
