@@ -41,7 +41,7 @@ const addon = join(dir, 'build/Release/fuse.node');
  * 10-13. Names are bytes, but the binding decoded every path, name and symlink
  *    target as UTF-8 (invalid bytes became U+FFFD, so two names could become one)
  *    and encoded them back likewise: they now cross as latin1 strings, one
- *    character per byte, both ways (mount/fuse-names.ts turns them into wire forms).
+ *    character per byte, both ways (mount/fuse/fuse-names.ts turns them into wire forms).
  * 4-5. The binding hides who made a request (fuse_get_context: the caller's fsuid,
  *    fsgid, pid and umask), so everything created through the mount was owned by
  *    the mount process. Each request's caller is copied into the first 16 bytes of
@@ -180,7 +180,7 @@ const GYP_EDITS = [
  * The edits to index.js (no rebuild needed).
  * 1. The handler of each request keeps the thread locals that carry its caller in
  *    `fuse.caller` while the operation is called (synchronously), so an operation
- *    reads its caller first thing (mount/fuse-binding.ts callerOf).
+ *    reads its caller first thing (mount/fuse/fuse-binding.ts callerOf).
  * 2. getxattr with a buffer smaller than the value answered the value's length, which
  *    libfuse then tried to send whole: the kernel refused the reply ("writing device:
  *    Invalid argument") and the caller got EIO instead of ERANGE (with which it retries

@@ -3,10 +3,10 @@
 // sequential 4 KiB pwrite() calls, from a separate process, on
 //   (1) a plain directory, (2) a mirrorfs mount with one peer, (3) with two peers,
 //   (4) with two peers, to a file with a second name the kernel holds attributes for
-//       (each write refreshes that name: src/mount/linked-names.ts),
+//       (each write refreshes that name: src/mount/fuse/linked-names.ts),
 //   (5) with two peers, each write followed by open + 4 KiB pread() + close of what it
 //       wrote (the time of the three): with relatime each read after a write stamps atime
-//       on every copy (src/mount/access-times.ts), with --atime noatime none does,
+//       on every copy (src/mount/fuse/access-times.ts), with --atime noatime none does,
 // plus the peers' own view (latency of the write RPC, from `mirrorfs status`).
 //   node scripts/write-latency.mjs [--writes N]
 import { execFileSync, spawn } from 'node:child_process';

@@ -4,7 +4,7 @@ import pino from 'pino';
 import { LinkedNames } from '../../src/mount/fuse/linked-names.js';
 
 /**
- * The rules of the mount's list of hard-linked names (src/mount/linked-names.ts).
+ * The rules of the mount's list of hard-linked names (src/mount/fuse/linked-names.ts).
  * What it is for, that stat through every name of a hard-linked file shows a change
  * made through another at once, is checked end to end through a real mount in
  * test/posix/owners.test.ts and times.test.ts.

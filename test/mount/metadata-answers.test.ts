@@ -11,7 +11,7 @@ import { compareDirs } from '../helpers/tree.js';
 
 /**
  * Without a local copy, the mount answers lookups and attributes of what it
- * changed itself (src/mount/name-cache.ts) instead of asking a peer: a new
+ * changed itself (src/mount/cache/name-cache.ts) instead of asking a peer: a new
  * name in a directory it made is absent without a round trip, and a file's
  * attributes come with the answer to the change. These tests check that the
  * round trips are gone, and that no answer is ever out of date.

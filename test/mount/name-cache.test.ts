@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { WireStat } from '../../src/protocol/ops.js';
 import { ABSENT, NameCache } from '../../src/mount/cache/name-cache.js';
 
-/** The rules of the mount's cache of names (src/mount/name-cache.ts); the end-to-end behaviour is in operations.test.ts. */
+/** The rules of the mount's cache of names (src/mount/cache/name-cache.ts); the end-to-end behaviour is in operations.test.ts. */
 
 const stat = (type: WireStat['type'], extra: Partial<WireStat> = {}): WireStat => ({
   type, mode: type === 'dir' ? 0o40755 : 0o100644, uid: 0, gid: 0, size: 0, nlink: type === 'dir' ? 2 : 1, ino: 1, blocks: 0, atimeMs: 1, mtimeMs: 1, ctimeMs: 1, ...extra,
