@@ -27,9 +27,9 @@ import type { QueuedRow, RelayQueue } from './queue.js';
 /** Refusals that a re-send cannot change. */
 const PERMANENT: ReadonlySet<string> = new Set(['MFS_FENCED', 'MFS_NOT_OWNER', 'MFS_SEQ_CONFLICT', 'MFS_SEQ_FORGOTTEN', 'MFS_MALFORMED']);
 /** Bound on asking the next hop for its status (status pages must not hang on a dead link). */
-const NEXT_STATUS_TIMEOUT_MS = 1000;
+export const NEXT_STATUS_TIMEOUT_MS = 1000;
 /** Bound on passing a handshake down: well inside the mount's own bound on its handshake. */
-const HANDSHAKE_DOWN_TIMEOUT_MS = 1500;
+export const HANDSHAKE_DOWN_TIMEOUT_MS = 1500;
 
 /** Default bound on a relay's queue (payload bytes), and on its number of changes. */
 export const DEFAULT_MAX_QUEUE_BYTES = 2 * 1024 ** 3;

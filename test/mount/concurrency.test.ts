@@ -39,17 +39,23 @@ const expectCopiesEqual = () =>
     ]),
   ).toEqual([]);
 
-const overlappingWriter = `
-  import { openSync, writeSync, closeSync } from 'node:fs';
-  const [file, id] = ARGS;
-  let seed = Number(id) * 7919 + 1;
+/** Writer id's 40 regions [offset, length], from a seeded generator: the test knows what each writer wrote. */
+function writerRegions(id: number): Array<[number, number]> {
+  let seed = id * 7919 + 1;
   const rand = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
-  const fd = openSync(file, 'r+');
-  for (let i = 0; i < 40; i++) {
+  return Array.from({ length: 40 }, () => {
     const len = 1 + Math.floor(rand() * 65536);
     const off = Math.floor(rand() * (1 << 20));
-    writeSync(fd, Buffer.alloc(len, 65 + Number(id)), 0, len, off);
-  }
+    return [off, len];
+  });
+}
+
+/** Fills its regions with its own letter (writer 0 'A', 1 'B', ...). */
+const overlappingWriter = `
+  import { openSync, writeSync, closeSync } from 'node:fs';
+  const [file, id, regions] = ARGS;
+  const fd = openSync(file, 'r+');
+  for (const [off, len] of JSON.parse(regions)) writeSync(fd, Buffer.alloc(len, 65 + Number(id)), 0, len, off);
   closeSync(fd);
 `;
 
@@ -79,8 +85,23 @@ describe('concurrent writers', () => {
   it(`${WRITERS} processes writing overlapping regions of one file`, async () => {
     const file = join(mount.mountpoint, 'overlap.bin');
     await runNode(`import { writeFileSync } from 'node:fs'; writeFileSync(ARGS[0], Buffer.alloc(1 << 20));`, [file]);
-    await Promise.all(Array.from({ length: WRITERS }, (_, id) => runNode(overlappingWriter, [file, String(id)])));
-    expect(readFileSync(file).length).toBeGreaterThanOrEqual(1 << 20);
+    const regions = Array.from({ length: WRITERS }, (_, id) => writerRegions(id));
+    await Promise.all(regions.map((r, id) => runNode(overlappingWriter, [file, String(id), JSON.stringify(r)])));
+    // The file ends where the furthest write ended; each byte holds the letter of one writer
+    // that wrote there (whichever landed last), and a byte no writer touched is still 0.
+    const content = readFileSync(file);
+    expect(content.length).toBe(Math.max(1 << 20, ...regions.flat().map(([off, len]) => off + len)));
+    const wroteBy = new Uint8Array(content.length); // bit id set: writer id wrote this byte
+    regions.forEach((r, id) => {
+      for (const [off, len] of r) for (let i = off; i < off + len; i++) wroteBy[i]! |= 1 << id;
+    });
+    const wrong: string[] = [];
+    for (let i = 0; i < content.length && wrong.length < 5; i++) {
+      const b = content[i]!;
+      const ok = wroteBy[i] === 0 ? b === 0 : b >= 65 && b < 65 + WRITERS && (wroteBy[i]! & (1 << (b - 65))) !== 0;
+      if (!ok) wrong.push(`byte ${i} is ${b}; writers there: ${[...Array(WRITERS).keys()].filter((id) => wroteBy[i]! & (1 << id)).join(',') || 'none'}`);
+    }
+    expect(wrong).toEqual([]);
     expectCopiesEqual();
   });
 

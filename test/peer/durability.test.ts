@@ -32,6 +32,8 @@ describe('durable before ack', () => {
     await client.handshake(stamp.mount, 1);
     const acked: string[] = [];
     let killed = false;
+    // A call that fails while the peer is alive is a failure of the test; after the kill, failing is expected.
+    const errorsBeforeKill: unknown[] = [];
     // 8 writers, each creating and filling files until the peer dies under them.
     const writer = async (w: number) => {
       for (let i = 0; !killed && i < 500; i++) {
@@ -40,7 +42,8 @@ describe('durable before ack', () => {
           await client.call(stamp.next({ op: 'create', path: name, mode: 0o644 }));
           await client.call(stamp.next({ op: 'write', path: name, offset: 0 }), Buffer.from(`content of ${name}`));
           acked.push(name);
-        } catch {
+        } catch (err) {
+          if (!killed) errorsBeforeKill.push(err);
           return;
         }
         if (acked.length >= 60 && !killed) {
@@ -50,6 +53,7 @@ describe('durable before ack', () => {
       }
     };
     await Promise.all(Array.from({ length: 8 }, (_, w) => writer(w)));
+    expect(errorsBeforeKill).toEqual([]);
     expect(killed).toBe(true);
     expect(acked.length).toBeGreaterThanOrEqual(60);
     const again = await peer.restart();

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { HANDSHAKE_DOWN_TIMEOUT_MS, NEXT_STATUS_TIMEOUT_MS } from '../../src/relay/forwarder.js';
 import { runCollect } from '../helpers/child.js';
 import { cleanupLinks, spawnLink } from '../helpers/link.js';
 import { cleanupMounts, startMount } from '../helpers/mount.js';
@@ -68,8 +69,17 @@ describe('a relay whose next hop silently drops everything', () => {
     const link = await spawnLink(mirror.port, '1ms');
     const relay: PeerProcess = await spawnPeer({ name: 'relay', extraArgs: ['--forward-to', link.url] }); // keeps a copy: the mount compares it
     await link.setMode('drop');
+    // Bounds, not benchmarks: the slack is for a loaded machine (starting a process, mounting, TLS).
+    // The mount asks each peer's status before and after its handshakes (takeover/ownership.ts): the
+    // relay waits its status bound on the dead hop for each, and its handshake bound for the handshake.
+    let started = performance.now();
     const m = await startMount({ peers: [east, { ...relay, name: 'west' }] });
-    const st = await relay.client().status();
+    expect(performance.now() - started).toBeLessThanOrEqual(2 * NEXT_STATUS_TIMEOUT_MS + HANDSHAKE_DOWN_TIMEOUT_MS + 10_000);
+    // A client that would wait longer than the relay's own default bound on its next hop (10 s):
+    // the status bound must cut it off, well within that (the slack stays below the 9 s between them).
+    started = performance.now();
+    const st = await relay.client({ timeoutMs: 60_000 }).status();
+    expect(performance.now() - started).toBeLessThanOrEqual(NEXT_STATUS_TIMEOUT_MS + 5_000);
     expect(st.relay!.next).toMatchObject({ error: expect.stringMatching(/did not answer|timed out|within/) });
     await m.stop();
   });

@@ -50,13 +50,23 @@ describe('status page', () => {
     const west = await spawnPeer({ name: 'west' });
     const mount = await startMount({ peers: [east, west], extraArgs: ['--control-listen', '127.0.0.1:0', '--ack', '1', '--peer-timeout', '1000'] });
     const url = await controlUrl(mount);
-    // Writes spread over a few seconds, so the chart has several points per peer.
+    // Writes spread over several seconds, so the chart has several points per peer (one per second
+    // with changes): they go on until status.json holds 4 for each peer, not for a fixed time, which
+    // a loaded machine may spend on fewer writes. The writer stops when the stop file appears.
+    const stop = join(tmpDir('mirrorfs-stop-'), 'stop');
     const writer = runNode(`
-      import { writeFileSync } from 'node:fs';
-      const end = Date.now() + 3500;
+      import { existsSync, writeFileSync } from 'node:fs';
       let i = 0;
-      while (Date.now() < end) { writeFileSync(ARGS[0] + '/w' + (i++ % 50), 'x'.repeat(4096)); await new Promise((r) => setTimeout(r, 20)); }
-    `, [mount.mountpoint]);
+      while (!existsSync(ARGS[1])) { writeFileSync(ARGS[0] + '/w' + (i++ % 50), 'x'.repeat(4096)); await new Promise((r) => setTimeout(r, 20)); }
+    `, [mount.mountpoint, stop]);
+    try {
+      await waitFor(async () => {
+        const { latency } = (await (await fetch(`${url}/status.json`)).json()) as { latency: Record<string, unknown[] | undefined> };
+        return [east.name, west.name].every((name) => (latency[name]?.length ?? 0) >= 4);
+      }, 'status.json to hold 4 latency points per peer', 30_000, 200);
+    } finally {
+      writeFileSync(stop, '');
+    }
     await writer;
     const page = await browser.newPage({ viewport: { width: 1000, height: 700 } });
     try {
@@ -74,13 +84,14 @@ describe('status page', () => {
         expect(status.latency[peer.name]!.length).toBeGreaterThanOrEqual(2);
       }
       expect(await page.locator('#meta').textContent()).toMatch(/phase mounted · epoch 1 · last change \d+ · ack 1/);
-      // The screenshot of the chart holds both peers' lines, in their colours.
-      const parsed = PNG.sync.read(await page.locator('#chart').screenshot());
+      // The screenshot of the chart holds both peers' lines, in their colours: polled, since the page
+      // redraws once a second and may not have drawn the latest points yet.
+      const chart = async (hex: string) => countColour(PNG.sync.read(await page.locator('#chart').screenshot()), hex);
+      await expect.poll(() => chart('#1f77b4'), { timeout: 10_000 }).toBeGreaterThan(30); // east
+      await expect.poll(() => chart('#d62728'), { timeout: 10_000 }).toBeGreaterThan(30); // west
       // Kept where MIRRORFS_SCREENSHOT_DIR says, to look at by eye.
       const shots = process.env.MIRRORFS_SCREENSHOT_DIR ?? tmpDir('mirrorfs-shot-');
       await page.screenshot({ path: join(shots, 'status-page.png') });
-      expect(countColour(parsed, '#1f77b4')).toBeGreaterThan(30); // east
-      expect(countColour(parsed, '#d62728')).toBeGreaterThan(30); // west
       // west goes down: the page says so, with its lag, within a few refreshes.
       await west.kill9();
       await runNode(`import { writeFileSync } from 'node:fs'; for (let i = 0; i < 5; i++) writeFileSync(ARGS[0] + '/late' + i, 'x');`, [mount.mountpoint]);
