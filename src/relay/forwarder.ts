@@ -292,7 +292,7 @@ export class Forwarder {
 
   /** Send one change until the next hop commits an outcome for it (or the relay stops). */
   private async deliver(row: QueuedRow, request: Mutation): Promise<void> {
-    let backoff = RETRY_MIN_MS;
+    let backoffMs = RETRY_MIN_MS;
     while (!this.stopped) {
       try {
         const key = `${request.mount}@${request.epoch}`;
@@ -322,8 +322,8 @@ export class Forwarder {
         const message = e.message; // starts with the code
         if (message !== this.lastError) this.log.warn({ to: this.next.url, seq: row.seq, op: request.op, err: message }, 'forwarding: next hop did not take the change; retrying');
         this.lastError = message;
-        await new Promise((r) => setTimeout(r, backoff));
-        backoff = Math.min(RETRY_MAX_MS, backoff * 2);
+        await new Promise((r) => setTimeout(r, backoffMs));
+        backoffMs = Math.min(RETRY_MAX_MS, backoffMs * 2);
       }
     }
   }

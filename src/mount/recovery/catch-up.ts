@@ -92,7 +92,7 @@ export class CatchUp {
   }
 
   private async loop(m: Member): Promise<void> {
-    let backoff = MIN_BACKOFF_MS;
+    let backoffMs = MIN_BACKOFF_MS;
     let probed = false;
     while (!this.stopped && !m.inStep) {
       try {
@@ -111,7 +111,7 @@ export class CatchUp {
         }
         m.noteCatchingUp(true);
         await this.drain(m);
-        backoff = MIN_BACKOFF_MS;
+        backoffMs = MIN_BACKOFF_MS;
         if (this.complete(m)) {
           // Synchronously after the check: the next change admitted goes to the peer directly.
           m.markInSync();
@@ -154,12 +154,12 @@ export class CatchUp {
         }
         probed = probed && !isTransportFailure(e);
         m.noteCatchingUp(false, `catch-up waits: ${e.message}`, isTransportFailure(e) ? null : e.errno);
-        this.deps.log.debug({ peer: m.name, err: e.message, retryInMs: backoff }, 'catch-up paused');
+        this.deps.log.debug({ peer: m.name, err: e.message, retryInMs: backoffMs }, 'catch-up paused');
         // Not cut short by new changes: while a peer is down every change would
         // otherwise start another connection attempt (measured: most of the
         // mount's CPU during an outage went into TLS handshakes to the dead peer).
-        await this.pause(m, backoff, false);
-        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        await this.pause(m, backoffMs, false);
+        backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS);
       }
     }
   }
