@@ -19,10 +19,14 @@ export const REFUSAL_CODES = {
   /** --peers (or the config's peers) names no peer, a bad name or URL, or one twice. */
   PEERS_INVALID: 'EINVAL',
   TOKEN_MISSING: 'EINVAL',
-  /** This node's TLS identity is missing, half there, or not a matching PEM pair. */
-  TLS_IDENTITY: 'ENOENT',
-  /** The trust file or CA bundle is missing, empty or malformed. */
+  /** This node has no TLS identity yet (mirrorfs init makes one). */
+  TLS_IDENTITY_MISSING: 'ENOENT',
+  /** This node's TLS identity is half there, or not a matching PEM pair. */
+  TLS_IDENTITY_INVALID: 'EINVAL',
+  /** No trust configured, or the trust file is missing, empty or malformed. */
   TRUST_INVALID: 'EINVAL',
+  /** The CA bundle given with --trust-ca is missing or holds no certificate. */
+  CA_BUNDLE_INVALID: 'EINVAL',
   /** A URL's scheme does not match the node's transport (https:// vs --insecure-cleartext). */
   TRANSPORT_MISMATCH: 'EINVAL',
   FUSE_UNPATCHED: 'ENOSYS',

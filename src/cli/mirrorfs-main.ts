@@ -229,7 +229,7 @@ withMountOptions(program.command('doctor'))
       peers = resolvePeers(flags.peers, config, transport, flags.tokenFile);
     } catch (err) {
       const code = refusalCode(err);
-      const fix = code === 'TLS_IDENTITY' ? initCommandFor(flags, {}) : code === 'TRUST_INVALID' ? 'list the peers\' fingerprints in the trust file (mirrorfs-peer init prints them)' : 'see the message';
+      const fix = code === 'TLS_IDENTITY_MISSING' ? initCommandFor(flags, {}) : code === 'TRUST_INVALID' ? 'list the peers\' fingerprints in the trust file (mirrorfs-peer init prints them)' : 'see the message';
       findings.push({ check: 'configuration', ok: false, detail: (err as Error).message, fix });
     }
     for (const f of await Promise.all(peers.map((p) => checkPeer(p)))) findings.push(...f);

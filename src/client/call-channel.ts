@@ -1,7 +1,7 @@
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import { wireErrorIn } from '../protocol/codec.js';
 import { CHANNEL_ID, EnvelopeReader, MAX_ENVELOPE_BYTES, encodeEnvelope } from '../protocol/envelope.js';
-import { MirrorError } from '../protocol/errors.js';
+import { MirrorError, isCredentialRefusal } from '../protocol/errors.js';
 import { writeCorked } from '../protocol/cork.js';
 import { ROUTES } from '../protocol/version.js';
 
@@ -118,7 +118,7 @@ export class CallChannel {
       // Calls it was running may be applied all the same: for each caller that is a lost answer (in doubt), not the peer's verdict.
       const reason = this.wireError(frame);
       const why = reason ? `${reason.code}: ${reason.message}` : 'no reason given';
-      return this.end(new MirrorError(reason?.code === 'MFS_AUTH' || reason?.code === 'MFS_AUTH_CERT' ? reason.code : 'MFS_UNREACHABLE', `peer ${this.peer} ended the call channel (${why})`, { context: { peer: this.peer } }));
+      return this.end(new MirrorError(isCredentialRefusal(reason) ? reason.code : 'MFS_UNREACHABLE', `peer ${this.peer} ended the call channel (${why})`, { context: { peer: this.peer } }));
     }
     const onAnswer = this.waiting.get(id);
     if (!onAnswer) return; // forgotten (timed out) or never sent: nothing waits for it

@@ -2,7 +2,7 @@ import { queryValueOfWire } from '../protocol/byte-names.js';
 import http2, { type ClientHttp2Session } from 'node:http2';
 import { openSession, type Transport } from '../security/transport.js';
 import { decodeFrame, decodeFrameInto, encodeFrameParts, responseResult, wireErrorIn, writeParts, type ResponseHeader } from '../protocol/codec.js';
-import { MirrorError, isNoAnswer } from '../protocol/errors.js';
+import { MirrorError, isCredentialRefusal, isNoAnswer } from '../protocol/errors.js';
 import { isMutation, pathOf, type HandshakeResult, type HistoryEntry, type PullProgress, type RepairActionInput, type ManifestEntry, type PeerStatus, type ProgressResult, type RequestInput } from '../protocol/ops.js';
 import { CallChannel } from './call-channel.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from '../protocol/version.js';
@@ -383,7 +383,7 @@ export class PeerClient {
           }
           const refusal = this.refusal(joined(chunks), status, what);
           // A peer that refused our credentials closes the connection: the next call opens a new one (and is judged again).
-          if ((refusal.code === 'MFS_AUTH' || refusal.code === 'MFS_AUTH_CERT') && this.session === session) this.session = null;
+          if (isCredentialRefusal(refusal) && this.session === session) this.session = null;
           reject(refusal);
         });
         // After the handler above, which tells a complete answer from any other end.

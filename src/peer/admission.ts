@@ -35,6 +35,7 @@ export function checkTrusted(peer: PeerContext, session: Http2Session | undefine
 export function refuseStream(peer: PeerContext, stream: ServerHttp2Stream, err: unknown): void {
   const e = toMirrorError(err, {});
   if (e.code === 'MFS_INTERNAL') peer.log.error({ err }, 'internal error handling request');
+  else if (e.code === 'MFS_TIMEOUT') peer.log.warn({ err: e.message }, 'request refused: it waited too long (see the message)');
   if (e.httpStatus !== 200) peer.metrics.refused(e.code, e.errno);
   respondError(stream, e);
   if (stream.session && peer.refusedSessions.has(stream.session)) stream.session.close();

@@ -68,6 +68,7 @@ async function answerChannelCall(peer: PeerContext, frame: Buffer, channel: Serv
   } catch (err) {
     const e = toMirrorError(err, {});
     if (e.code === 'MFS_INTERNAL') peer.log.error({ err }, 'internal error handling a channel call');
+    else if (e.code === 'MFS_TIMEOUT') peer.log.warn({ err: e.message }, 'channel call refused: it waited too long (see the message)');
     if (op !== null) peer.metrics.observe(op, (performance.now() - started) / 1000, 0, e.errno);
     if (e.httpStatus !== 200) peer.metrics.refused(e.code, e.errno);
     if (session && peer.refusedSessions.has(session)) {

@@ -71,13 +71,30 @@ export function respondNdjson(stream: ServerHttp2Stream): void {
 /**
  * One JSON line per entry, at the pace the client reads (a manifest can be
  * long: nothing is buffered beyond the stream's window). Stops when the stream
- * is gone; the caller ends it.
+ * is gone, also while it waits for the client to read (a stream closed or reset
+ * then never drains, and the walk holds the shared namespace lock); the caller ends it.
  */
 export async function writeNdjson(stream: ServerHttp2Stream, entries: Iterable<unknown> | AsyncIterable<unknown>): Promise<void> {
   for await (const entry of entries) {
-    if (stream.destroyed) return;
-    if (!stream.write(`${JSON.stringify(entry)}\n`)) await new Promise((r) => stream.once('drain', r));
+    if (stream.destroyed || stream.closed) return;
+    if (!stream.write(`${JSON.stringify(entry)}\n`)) await drainedOrGone(stream);
   }
+}
+
+/** Resolves when the stream can take more, or is closed: whichever comes first. */
+function drainedOrGone(stream: ServerHttp2Stream): Promise<void> {
+  if (stream.destroyed || stream.closed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      stream.off('error', done);
+      resolve();
+    };
+    stream.once('drain', done);
+    stream.once('close', done);
+    stream.once('error', done);
+  });
 }
 
 export function respondError(stream: ServerHttp2Stream, err: MirrorError): void {

@@ -152,10 +152,10 @@ export function isTransportFailure(err: unknown): boolean {
   return !(err instanceof MirrorError) || TRANSPORT_CODES.has(err.code);
 }
 
-/** The peer could not be reached or did not answer in time (a route or link problem, worth retrying elsewhere). */
 /** A MirrorError known to carry one of the given codes (what the predicates below narrow to). */
 export type MirrorErrorOf<C extends WireCode> = MirrorError & { readonly code: C };
 
+/** The peer could not be reached or did not answer in time (a route or link problem, worth retrying elsewhere). */
 export function isNoAnswer(err: unknown): err is MirrorErrorOf<'MFS_UNREACHABLE' | 'MFS_TIMEOUT'> {
   return err instanceof MirrorError && (err.code === 'MFS_UNREACHABLE' || err.code === 'MFS_TIMEOUT');
 }
@@ -165,9 +165,9 @@ export function isFenced(err: unknown): err is MirrorErrorOf<'MFS_FENCED' | 'MFS
   return err instanceof MirrorError && (err.code === 'MFS_FENCED' || err.code === 'MFS_NOT_OWNER');
 }
 
-/** Either side refused the other's credentials (token, client certificate, or the peer's certificate). */
-export function isAuthRefusal(err: unknown): err is MirrorErrorOf<'MFS_AUTH' | 'MFS_AUTH_CERT' | 'MFS_UNTRUSTED'> {
-  return err instanceof MirrorError && (err.code === 'MFS_AUTH' || err.code === 'MFS_AUTH_CERT' || err.code === 'MFS_UNTRUSTED');
+/** The peer refused our credentials (the token, or our certificate); it then closes the connection. */
+export function isCredentialRefusal(err: unknown): err is MirrorErrorOf<'MFS_AUTH' | 'MFS_AUTH_CERT'> {
+  return err instanceof MirrorError && (err.code === 'MFS_AUTH' || err.code === 'MFS_AUTH_CERT');
 }
 
 /**

@@ -30,23 +30,23 @@ export function loadIdentity(dir: string, howToCreate: string): Identity {
   const certFile = join(dir, CERT_FILE);
   const hasKey = existsSync(keyFile);
   const hasCert = existsSync(certFile);
-  if (!hasKey && !hasCert) throw new Refusal('TLS_IDENTITY', `no TLS identity in ${dir} (${KEY_FILE} and ${CERT_FILE}): create one with \`${howToCreate}\``);
-  if (!hasKey || !hasCert) throw new Refusal('TLS_IDENTITY', `${dir} holds ${hasKey ? KEY_FILE : CERT_FILE} but not ${hasKey ? CERT_FILE : KEY_FILE}: remove the directory and run init again, or put the missing file back`);
+  if (!hasKey && !hasCert) throw new Refusal('TLS_IDENTITY_MISSING', `no TLS identity in ${dir} (${KEY_FILE} and ${CERT_FILE}): create one with \`${howToCreate}\``);
+  if (!hasKey || !hasCert) throw new Refusal('TLS_IDENTITY_INVALID', `${dir} holds ${hasKey ? KEY_FILE : CERT_FILE} but not ${hasKey ? CERT_FILE : KEY_FILE}: remove the directory and run init again, or put the missing file back`);
   const key = readFileSync(keyFile, 'utf8');
   const cert = readFileSync(certFile, 'utf8');
   let x509: X509Certificate;
   try {
     x509 = new X509Certificate(cert);
   } catch (err) {
-    throw new Refusal('TLS_IDENTITY', `${certFile} is not a PEM certificate: ${(err as Error).message}`);
+    throw new Refusal('TLS_IDENTITY_INVALID', `${certFile} is not a PEM certificate: ${(err as Error).message}`);
   }
   let matches: boolean;
   try {
     matches = x509.checkPrivateKey(createPrivateKey(key));
   } catch (err) {
-    throw new Refusal('TLS_IDENTITY', `${keyFile} is not a PEM private key: ${(err as Error).message}`);
+    throw new Refusal('TLS_IDENTITY_INVALID', `${keyFile} is not a PEM private key: ${(err as Error).message}`);
   }
-  if (!matches) throw new Refusal('TLS_IDENTITY', `${keyFile} does not belong to ${certFile} (a key and a certificate from different identities): restore the pair, or make a new identity in a new directory`);
+  if (!matches) throw new Refusal('TLS_IDENTITY_INVALID', `${keyFile} does not belong to ${certFile} (a key and a certificate from different identities): restore the pair, or make a new identity in a new directory`);
   return { dir, key, cert, fingerprint: x509.fingerprint256 };
 }
 

@@ -113,7 +113,7 @@ export function createServer(t: Transport, options: ServerOptions): Http2Server 
     cert: t.identity.cert,
     ca: t.trust.ca,
     requestCert: true,
-    // Judged per session by Trust (pins need no chain); an untrusted client gets MFS_AUTH answers, not a silent reset.
+    // Judged per session by Trust (pins need no chain); an untrusted client gets MFS_AUTH_CERT answers, not a silent reset.
     rejectUnauthorized: false,
     minVersion: 'TLSv1.3',
     allowHTTP1: false,

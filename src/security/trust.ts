@@ -34,9 +34,9 @@ export class Trust {
   constructor(readonly file: string | undefined, readonly caFile?: string) {
     if (file === undefined && caFile === undefined) throw new Refusal('TRUST_INVALID', 'no trust configured: give a trust file of fingerprints, or a CA bundle');
     if (caFile !== undefined) {
-      if (!existsSync(caFile)) throw new Refusal('TRUST_INVALID', `CA bundle ${caFile} does not exist`);
+      if (!existsSync(caFile)) throw new Refusal('CA_BUNDLE_INVALID', `CA bundle ${caFile} does not exist`);
       this.ca = readFileSync(caFile);
-      if (!this.ca.includes('-----BEGIN CERTIFICATE-----')) throw new Refusal('TRUST_INVALID', `CA bundle ${caFile} holds no PEM certificate`);
+      if (!this.ca.includes('-----BEGIN CERTIFICATE-----')) throw new Refusal('CA_BUNDLE_INVALID', `CA bundle ${caFile} holds no PEM certificate`);
     }
     if (file !== undefined) {
       if (!existsSync(file)) throw new Refusal('TRUST_INVALID', `trust file ${file} does not exist: list there, one per line, the fingerprints of the nodes allowed to connect (\`mirrorfs init\` and \`mirrorfs-peer init\` print them)`);

@@ -3,10 +3,12 @@ import { MirrorError } from '../protocol/errors.js';
 
 /**
  * How long a call waits for the lock before it is refused. Holders are short
- * (one change, a stat) except a manifest, whose stream the server closes after
- * 30 s without progress; past twice that something is stuck, and the caller is
- * better told (MFS_INTERNAL: not recorded, so the mount counts the peer as
- * lacking the change and catches it up) than left waiting with the call.
+ * (one change, a stat) except a manifest (`mirrorfs verify`, a resync), which
+ * holds the shared lock while it walks the tree at the pace its client reads:
+ * changes that need the lock exclusively wait that long. The mount has given up
+ * on such a call long before (--peer-timeout) and journaled it; the bound stops
+ * calls from piling up behind a walk without end. A refused call is MFS_TIMEOUT
+ * (errno EIO: not recorded, so the mount catches the peer up later).
  */
 export const LOCK_WAIT_LIMIT_MS = 60_000;
 
@@ -50,7 +52,7 @@ export class NamespaceLock {
         const at = this.queue.indexOf(waiter);
         if (at < 0) return; // granted meanwhile
         this.queue.splice(at, 1);
-        reject(new MirrorError('MFS_INTERNAL', `the namespace lock was not granted within ${this.waitLimitMs} ms (${exclusive ? 'exclusive' : 'shared'})`));
+        reject(new MirrorError('MFS_TIMEOUT', `the namespace lock was not granted within ${this.waitLimitMs} ms (${exclusive ? 'exclusive' : 'shared'})`));
         // A waiter that gave up may have been what held the ones behind it back.
         this.grantWaiting();
       }, this.waitLimitMs);

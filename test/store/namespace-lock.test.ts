@@ -9,11 +9,11 @@ function held(): { promise: Promise<void>; release: () => void } {
 }
 
 describe('the namespace lock', () => {
-  it('refuses a waiter after its bound (not recorded: MFS_INTERNAL), and the lock still works', async () => {
+  it('refuses a waiter after its bound (MFS_TIMEOUT, errno EIO: not recorded), and the lock still works', async () => {
     const lock = new NamespaceLock(50);
     const holder = held();
     const holding = lock.run(true, () => holder.promise);
-    await expect(lock.run(false, async () => 'never')).rejects.toMatchObject({ code: 'MFS_INTERNAL', message: expect.stringMatching(/not granted within 50 ms \(shared\)/) });
+    await expect(lock.run(false, async () => 'never')).rejects.toMatchObject({ code: 'MFS_TIMEOUT', errno: 'EIO', message: expect.stringMatching(/not granted within 50 ms \(shared\)/) });
     holder.release();
     await holding;
     await expect(lock.run(true, async () => 'granted')).resolves.toBe('granted');
@@ -29,7 +29,7 @@ describe('the namespace lock', () => {
     const secondReader = lock.run(false, async () => {
       secondReaderRan = true;
     });
-    await expect(writer).rejects.toMatchObject({ code: 'MFS_INTERNAL' });
+    await expect(writer).rejects.toMatchObject({ code: 'MFS_TIMEOUT', errno: 'EIO' });
     await secondReader;
     expect(secondReaderRan).toBe(true);
     reader.release();

@@ -66,12 +66,15 @@ export class CatchUp {
   /** Per peer: names it holds differently, and the journaled changes deferred until they are copied. */
   private readonly deferred = new Map<Member, { names: Set<string>; seqs: Set<number> }>();
   private stopped = false;
+  /** Peers whose catch-up met a broken invariant (a bug): not retried, so the bug is not hidden. */
+  private readonly halted = new Set<Member>();
 
   constructor(private readonly deps: CatchUpDeps) {}
 
   /** Make sure a loop is bringing this peer what it lacks. */
   ensure(member: Member): void {
     if (member.isLost) return; // it lacks something the journal does not hold
+    if (this.halted.has(member)) return; // a broken invariant stopped its catch-up: until the mount restarts
     if (this.stopped || this.loops.has(member)) {
       this.wakers.get(member)?.();
       return;
@@ -143,6 +146,7 @@ export class CatchUp {
       } catch (err) {
         if (err instanceof AssertionFailure) {
           // A bug, not a peer's trouble: retrying would hide it. The peer stays behind (status says why) until the mount restarts.
+          this.halted.add(m);
           m.noteCatchingUp(false, `catch-up stopped: ${err.message}`);
           this.deps.log.error({ peer: m.name, err: err.message, stack: err.stack }, 'catch-up stopped: an invariant of mirrorfs is broken (a bug; please report it with this log)');
           return;
