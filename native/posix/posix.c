@@ -1,5 +1,5 @@
 // mirrorfs posix addon: the few file system calls node:fs lacks (see src/store/posix.ts).
-// Plain C on Node-API, synchronous but for openTmpfile, linkFd and fallocate, no dependencies. Failures throw Errors shaped like
+// Plain C on Node-API, synchronous but for openTmpfile, linkFd, fallocate and syncfs, no dependencies. Failures throw Errors shaped like
 // node:fs errors: message "CODE: description, syscall 'path'", and code, errno
 // (negative, as Node gives it), syscall and path properties.
 #ifndef _GNU_SOURCE
@@ -327,7 +327,7 @@ static napi_value js_renameat2(napi_env env, napi_callback_info info) {
 //   exists, as link(2).
 // Together they make a new file appear under its name only once it is complete (owner,
 // mode): a crash before the link leaves nothing behind. Rejected with node:fs-shaped errors.
-typedef enum { JOB_OPEN_TMPFILE, JOB_LINK_FD, JOB_FALLOCATE } file_job_kind;
+typedef enum { JOB_OPEN_TMPFILE, JOB_LINK_FD, JOB_FALLOCATE, JOB_SYNCFS } file_job_kind;
 
 typedef struct {
   napi_async_work work;
@@ -349,6 +349,8 @@ static void file_job_execute(napi_env env, void *data) {
     while (fd < 0 && errno == EINTR);
     job->result = fd;
     job->err = fd < 0 ? errno : 0;
+  } else if (job->kind == JOB_SYNCFS) {
+    job->err = syncfs((int)job->number) == 0 ? 0 : errno;
   } else if (job->kind == JOB_FALLOCATE) {
     int rc;
     do rc = fallocate((int)job->number, (int)job->mode, (off_t)job->offset, (off_t)job->length);
@@ -366,13 +368,13 @@ static void file_job_execute(napi_env env, void *data) {
 
 static void file_job_complete(napi_env env, napi_status status, void *data) {
   file_job *job = data;
-  const char *syscall = job->kind == JOB_OPEN_TMPFILE ? "open" : job->kind == JOB_LINK_FD ? "linkat" : "fallocate";
+  const char *syscall = job->kind == JOB_OPEN_TMPFILE ? "open" : job->kind == JOB_LINK_FD ? "linkat" : job->kind == JOB_SYNCFS ? "syncfs" : "fallocate";
   int err = status == napi_ok ? job->err : ECANCELED;
   // A descriptor opened for a job that is then cancelled is nobody's: close it.
   if (status != napi_ok && job->kind == JOB_OPEN_TMPFILE && job->err == 0 && job->result >= 0) close(job->result);
   napi_value value;
   if (err != 0) {
-    // fallocate works on a descriptor: its error names no path, as node:fs's do not.
+    // fallocate and syncfs work on a descriptor: their errors name no path, as node:fs's do not.
     napi_reject_deferred(env, job->deferred, make_errno_error(env, err, syscall, job->path.bytes, job->path.len, NULL, 0));
   } else {
     if (job->kind == JOB_OPEN_TMPFILE) napi_create_int32(env, job->result, &value);
@@ -405,7 +407,7 @@ static napi_value queue_file_job(napi_env env, file_job_kind kind, napi_value pa
   }
   napi_value promise, name;
   napi_create_promise(env, &job->deferred, &promise);
-  napi_create_string_utf8(env, kind == JOB_OPEN_TMPFILE ? "mirrorfs.openTmpfile" : kind == JOB_LINK_FD ? "mirrorfs.linkFd" : "mirrorfs.fallocate", NAPI_AUTO_LENGTH, &name);
+  napi_create_string_utf8(env, kind == JOB_OPEN_TMPFILE ? "mirrorfs.openTmpfile" : kind == JOB_LINK_FD ? "mirrorfs.linkFd" : kind == JOB_SYNCFS ? "mirrorfs.syncfs" : "mirrorfs.fallocate", NAPI_AUTO_LENGTH, &name);
   if (napi_create_async_work(env, NULL, name, file_job_execute, file_job_complete, job, &job->work) != napi_ok ||
       napi_queue_async_work(env, job->work) != napi_ok) {
     napi_value reason, message;
@@ -447,6 +449,17 @@ static napi_value js_fallocate(napi_env env, napi_callback_info info) {
   if (!get_integer(env, argv[2], "offset", "fallocate", 0, MAX_SAFE, &extra.offset)) return NULL;
   if (!get_integer(env, argv[3], "length", "fallocate", 0, MAX_SAFE, &extra.length)) return NULL;
   return queue_file_job(env, JOB_FALLOCATE, NULL, NULL, "fallocate", fd, &extra);
+}
+
+// syncfs(fd): a Promise, on the thread pool. Writes out everything dirty on the file
+// system that holds fd (data, metadata, the journal) in one call: how a peer makes what
+// it has applied durable in the background, and what an fsync through the mount waits for.
+static napi_value js_syncfs(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int64_t fd;
+  if (!get_args(env, info, 1, argv, "syncfs")) return NULL;
+  if (!get_integer(env, argv[0], "fd", "syncfs", 0, 2147483647.0, &fd)) return NULL;
+  return queue_file_job(env, JOB_SYNCFS, NULL, NULL, "syncfs", fd, NULL);
 }
 
 // realtimeCoarseNs(): CLOCK_REALTIME_COARSE in nanoseconds, as a BigInt. The clock the
@@ -675,6 +688,7 @@ NAPI_MODULE_INIT() {
       {"utimensat", NULL, js_utimensat, NULL, NULL, NULL, napi_enumerable, NULL},
       {"renameat2", NULL, js_renameat2, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fallocate", NULL, js_fallocate, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"syncfs", NULL, js_syncfs, NULL, NULL, NULL, napi_enumerable, NULL},
       {"realtimeCoarseNs", NULL, js_realtime_coarse_ns, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openTmpfile", NULL, js_open_tmpfile, NULL, NULL, NULL, napi_enumerable, NULL},
       {"linkFd", NULL, js_link_fd, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -13,7 +13,7 @@ import { refusalCode, type RefusalCode } from '../refusal.js';
  * problem printed with its fix. Checks: FUSE (/dev/fuse, the library,
  * fusermount), the mount point, then for each peer: reachable (and whether its
  * certificate and our token are accepted), round-trip latency, clock skew,
- * free space, and durability (fsync before ack; data on a disk, not in memory).
+ * free space, and durability (flushes that succeed; data on a disk, not in memory; not restarted uncleanly).
  */
 export interface Finding {
   check: string;
@@ -119,13 +119,19 @@ export async function checkPeer(spec: PeerSpec): Promise<Finding[]> {
     else out.push(Math.abs(skewMs) <= MAX_SKEW_MS
       ? { check: `${where} clock`, ok: true, detail: `skew ${formatSkew(skewMs)} against this host` }
       : { check: `${where} clock`, ok: false, detail: `its clock is ${formatSkew(skewMs)} off this host's (more than ${MAX_SKEW_MS / 1000} s): log times disagree, and certificates may look not yet valid or expired. Leases are safe either way (each peer measures them with its own monotonic clock)`, fix: 'run NTP (chrony or systemd-timesyncd) on this host and on the peer' });
-    const tooOld = status.disk === undefined;
-    if (status.durability !== 'fsync-before-ack') {
-      out.push({ check: `${where} durability`, ok: false, detail: `durability is ${status.durability}`, fix: 'run a mirrorfs-peer that syncs before acknowledging (same mirrorfs version)' });
+    const known = status.durability === 'applied-then-flushed' || status.durability === 'queued-durably';
+    const flush = status.flush;
+    if (!known || !flush) {
+      out.push({ check: `${where} durability`, ok: false, detail: `durability is ${status.durability}`, fix: 'run the same mirrorfs version on the peer as here' });
     } else if (status.disk && VOLATILE_FS.has(status.disk.fsType)) {
-      out.push({ check: `${where} durability`, ok: false, detail: `its data directory ${status.dataDir} is on ${status.disk.fsType}: fsync reaches memory only, and a reboot loses every copy it holds`, fix: 'put the peer\'s --data on a disk-backed file system' });
+      out.push({ check: `${where} durability`, ok: false, detail: `its data directory ${status.dataDir} is on ${status.disk.fsType}: a flush reaches memory only, and a reboot loses every copy it holds`, fix: 'put the peer\'s --data on a disk-backed file system' });
+    } else if (flush.lastError !== null) {
+      out.push({ check: `${where} durability`, ok: false, detail: `its last flush to stable storage failed (${flush.lastError}; ${flush.failures} failures): what it applied is not durable`, fix: 'check the peer\'s disk and its log (dmesg for I/O errors)' });
     } else {
-      out.push({ check: `${where} durability`, ok: true, detail: tooOld ? 'fsync before every acknowledgement (file system and free space not checked: the peer runs an older mirrorfs)' : status.disk ? `fsync before every acknowledgement, data on ${status.disk.fsType}` : 'a pure relay: queue in SQLite, synchronous=FULL' });
+      out.push({ check: `${where} durability`, ok: true, detail: status.disk ? `changes applied before acknowledgement, flushed every ${flush.intervalMs} ms (last flush ${flush.lastFlushMs ?? '-'} ms), data on ${status.disk.fsType}` : 'a pure relay: queue in SQLite, synchronous=FULL' });
+    }
+    if (status.unclean) {
+      out.push({ check: `${where} exact`, ok: false, detail: `it restarted at ${status.unclean.since} after its machine went down with changes not yet flushed: it serves nothing until repaired`, fix: 'mount again (the mount repairs it from a clean peer with a verified resync)' });
     }
     if (status.disk) {
       const { freeBytes, totalBytes } = status.disk;

@@ -46,6 +46,8 @@ interface MountFlags {
   ack: string;
   ackMode: string;
   fsyncTimeout: string;
+  sync?: boolean;
+  dirsync?: boolean;
   atime: string;
   nodiratime?: boolean;
   resyncFrom?: string;
@@ -71,10 +73,12 @@ function withMountOptions(cmd: Command): Command {
     .option('--peer-timeout <ms>', 'bound on each call to a peer; a peer that has not committed a change by then lacks it (journaled, caught up later)', '5000')
     .option('--ack <policy>', 'peers that must commit a change before the call returns: all, quorum (a majority) or a number; peers that miss changes are caught up from the journal', 'all')
     .addOption(
-      new Option('--ack-mode <mode>', 'first-hop: a call returns once the first hop of each route (a peer or the first relay of a cascade) holds the change durably; end-to-end: the same, and each change is tracked until the far mirrors commit it (xattr user.mirrorfs.state, counts in status) and fsync waits for it')
+      new Option('--ack-mode <mode>', 'first-hop: a call returns once the first hop of each route (a peer, or the first relay of a cascade) has applied the change; end-to-end: the same, and each change is tracked until the far mirrors commit it (xattr user.mirrorfs.state, counts in status) and fsync waits for it')
         .choices(['first-hop', 'end-to-end'])
         .default('first-hop'),
     )
+    .option('--sync', 'every change is durable on the peers before it returns (mount -o sync); by default a change returns once the peers applied it, and fsync, fdatasync, fsyncdir and O_SYNC/O_DSYNC writes make it durable')
+    .option('--dirsync', 'changes to names (create, mkdir, rename, unlink...) are durable on the peers before they return (mount -o dirsync)')
     .option('--fsync-timeout <ms>', 'ack mode end-to-end: bound on an fsync waiting for the far mirrors (then EIO)', '30000')
     .addOption(
       new Option('--atime <mode>', 'whether a read stamps atime on every copy: relatime (the first read after a change, or a day later, as Linux mounts by default) or noatime (never); each copy\'s own mount options apply too (a peer mounted noatime never stamps)')
@@ -108,10 +112,11 @@ function mountSettings(mp: string, flags: MountFlags): Omit<MountOptions, 'log'>
   const ackPolicy = parseAckPolicy(flags.ack, peers.length);
   const fsyncTimeoutMs = Number(flags.fsyncTimeout);
   if (!Number.isInteger(fsyncTimeoutMs) || fsyncTimeoutMs < 100 || fsyncTimeoutMs > 600_000) fail('--fsync-timeout: give milliseconds between 100 and 600000');
+  if (flags.sync === true && flags.dirsync === true) fail('--sync already makes changes to names durable: give --sync or --dirsync, not both');
   if (flags.resyncFrom !== undefined && !peers.some((p) => p.name === flags.resyncFrom)) fail(`--resync-from ${flags.resyncFrom}: not one of --peers (${peers.map((p) => p.name).join(', ')})`);
   return {
     mountpoint, peers, localCopyDir: flags.localCopy ? resolve(flags.localCopy) : undefined, stateDir, peerTimeoutMs, ackPolicy,
-    ackMode: flags.ackMode as 'first-hop' | 'end-to-end', fsyncTimeoutMs, atime: flags.atime as AtimeMode, noDiratime: flags.nodiratime === true, resyncFrom: flags.resyncFrom, takeover: flags.takeover === true,
+    ackMode: flags.ackMode as 'first-hop' | 'end-to-end', fsyncTimeoutMs, commitLevel: flags.sync === true ? 'sync' : flags.dirsync === true ? 'dirsync' : 'applied', atime: flags.atime as AtimeMode, noDiratime: flags.nodiratime === true, resyncFrom: flags.resyncFrom, takeover: flags.takeover === true,
     controlListen: flags.controlListen === undefined ? undefined : parseListenOrFail(flags.controlListen, '--control-listen'),
   };
 }

@@ -16,10 +16,16 @@ const FLAG_OPTIONS = ['insecure-cleartext', 'takeover', 'nodiratime'] as const;
 
 /**
  * Options that belong to mount(8), fstab or the kernel and are true of every mirrorfs
- * mount (FUSE mounts are nosuid and nodev; every change is synchronous), or do not
- * apply to it: accepted and ignored.
+ * mount (FUSE mounts are nosuid and nodev), or do not apply to it: accepted and ignored.
  */
-const GENERIC = new Set(['rw', 'defaults', 'auto', 'noauto', 'nouser', '_netdev', 'nofail', 'nodev', 'nosuid', 'exec', 'diratime', 'async', 'sync', 'dirsync', 'lazytime', 'nolazytime', 'silent', 'loud', 'iversion', 'noiversion', 'symfollow']);
+const GENERIC = new Set(['rw', 'defaults', 'auto', 'noauto', 'nouser', '_netdev', 'nofail', 'nodev', 'nosuid', 'exec', 'diratime', 'lazytime', 'nolazytime', 'silent', 'loud', 'iversion', 'noiversion', 'symfollow']);
+
+/**
+ * The commit level, as mount(8) says it: sync (every change durable on the peers before it
+ * returns: --sync), dirsync (changes to names: --dirsync), async (the default: applied, and
+ * durable on fsync). The last one given wins, as with mount; async undoes both.
+ */
+const SYNC_OPTIONS: Record<string, string | null> = { sync: '--sync', dirsync: '--dirsync', async: null };
 
 /** The atime options of mount(8), as `mirrorfs mount --atime` (the last one given wins, as with mount). */
 const ATIME_OPTIONS: Record<string, string> = { atime: 'relatime', relatime: 'relatime', noatime: 'noatime' };
@@ -100,6 +106,7 @@ export function parseHelperArgs(argv: string[]): HelperInvocation {
   const [spec, mountpoint] = positional as [string, string];
   const args = ['--peers', spec];
   const ignored: string[] = [];
+  let syncFlag: string | null = null;
   for (const option of splitOptions(options)) {
     const eq = option.indexOf('=');
     const rawName = eq === -1 ? option : option.slice(0, eq);
@@ -107,6 +114,10 @@ export function parseHelperArgs(argv: string[]): HelperInvocation {
     if (GENERIC.has(rawName) || rawName.startsWith('x-') || rawName === 'comment' || rawName === 'context' || rawName.endsWith('context')) continue;
     if (Object.hasOwn(ATIME_OPTIONS, rawName)) {
       args.push('--atime', ATIME_OPTIONS[rawName]!);
+      continue;
+    }
+    if (Object.hasOwn(SYNC_OPTIONS, rawName)) {
+      syncFlag = SYNC_OPTIONS[rawName]!;
       continue;
     }
     if (Object.hasOwn(REFUSED, rawName)) throw new Error(REFUSED[rawName]!);
@@ -122,5 +133,6 @@ export function parseHelperArgs(argv: string[]): HelperInvocation {
       throw new Error(`unknown option ${rawName}; mirrorfs takes ${[...VALUE_OPTIONS, ...FLAG_OPTIONS].map((o) => o.replace(/-/g, '_')).join(', ')} (see mirrorfs mount --help; mount -s ignores unknown options)`);
     }
   }
+  if (syncFlag) args.push(syncFlag);
   return { spec, mountpoint, args, fake, ignored };
 }

@@ -14,7 +14,8 @@ import { TRANSPORT_HELP, describeInit, initNode, transportFromFlags } from '../s
 const program = new Command('mirrorfs-peer')
   .description(
     'Serve a mirrorfs filer: keep a mirrored tree as ordinary files under --data and apply changes ' +
-      'from authenticated mounts and relays, durably (fsync before acknowledging).',
+      'from authenticated mounts and relays: each is applied before it is acknowledged, flushed to ' +
+      'stable storage in the background (--flush-interval), and at once when the mount asks (fsync, O_SYNC, -o sync).',
   )
   .option('--data <dir>', 'directory holding the mirrored tree (must exist); without it, with --forward-to, a pure relay')
   .option('--forward-to <url>', 'be a relay: queue every change durably, acknowledge at once, and send it on to this next hop (https://HOST:PORT; several routes to it joined by |)')
@@ -28,6 +29,7 @@ const program = new Command('mirrorfs-peer')
   .option('--trust <file>', `${TRANSPORT_HELP.trust} (default: <state>/trust)`)
   .option('--trust-ca <file>', TRANSPORT_HELP.trustCa)
   .option('--insecure-cleartext', TRANSPORT_HELP.insecureCleartext)
+  .option('--flush-interval <ms>', 'flush what was applied to stable storage at least this often (the most a power loss of this machine can take back, which the mount then repairs)', '1000')
   .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (plain HTTP, read-only; off by default)')
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
   .version(`mirrorfs-peer (protocol ${PROTOCOL_VERSION})`, '--version')
@@ -74,7 +76,7 @@ async function runInit(): Promise<void> {
 async function main(): Promise<void> {
   if (process.argv[2] === 'init') return runInit();
   program.parse();
-  const o = program.opts<{ data?: string; forwardTo?: string; forwardTokenFile?: string; maxQueueMib: string; listen: string; name: string; tokenFile?: string; state?: string; tlsIdentity?: string; trust?: string; trustCa?: string; insecureCleartext?: boolean; metricsListen?: string; logLevel: string }>();
+  const o = program.opts<{ data?: string; forwardTo?: string; forwardTokenFile?: string; maxQueueMib: string; flushInterval: string; listen: string; name: string; tokenFile?: string; state?: string; tlsIdentity?: string; trust?: string; trustCa?: string; insecureCleartext?: boolean; metricsListen?: string; logLevel: string }>();
   const log = createLogger(`peer:${o.name}`, o.logLevel);
   if (o.data === undefined && o.forwardTo === undefined) fail('--data is required (or --forward-to and --state for a pure relay)');
   if (o.data === undefined && o.state === undefined) fail('a pure relay (--forward-to without --data) needs --state <dir> for its queue');
@@ -113,12 +115,14 @@ async function main(): Promise<void> {
     if (created) process.stderr.write(`mirrorfs-peer: created a new token in ${tokenFile}; give it to the mount (--token-file)\n`);
     const maxQueueMib = Number(o.maxQueueMib);
     if (!Number.isInteger(maxQueueMib) || maxQueueMib < 1) fail(`--max-queue-mib ${o.maxQueueMib}: give a whole number of MiB, at least 1`);
+    const flushIntervalMs = Number(o.flushInterval);
+    if (!Number.isInteger(flushIntervalMs) || flushIntervalMs < 10 || flushIntervalMs > 60_000) fail(`--flush-interval ${o.flushInterval}: give milliseconds between 10 and 60000`);
     const forwardTo = o.forwardTo === undefined ? undefined : { url: o.forwardTo, token: o.forwardTokenFile === undefined ? token : readTokenFile(resolve(o.forwardTokenFile)), maxQueueBytes: maxQueueMib * 1024 * 1024 };
     // Work in the data directory, so the tree's paths reach system calls relative to it: a
     // path of PATH_MAX - 1 bytes below the mount point then fits, whatever --data's own length
     // (store/tree.ts). Every path from the command line is absolute by now.
     if (dataDir !== undefined) process.chdir(realpathSync(dataDir));
-    server = await PeerServer.start({ dataDir, stateDir, host, port, name: o.name, token, transport, logger: log, forwardTo });
+    server = await PeerServer.start({ dataDir, stateDir, host, port, name: o.name, token, transport, logger: log, forwardTo, flushIntervalMs });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') fail(`cannot listen on ${host}:${port}: address already in use (another peer running? pick another --listen)`);

@@ -3,7 +3,7 @@ import http2, { type ClientHttp2Session } from 'node:http2';
 import { openSession, type Transport } from '../security/transport.js';
 import { decodeFrame, decodeFrameInto, encodeFrameParts, responseResult, wireErrorIn, writeParts, type ResponseHeader } from '../protocol/codec.js';
 import { MirrorError, isCredentialRefusal, isNoAnswer } from '../protocol/errors.js';
-import { isMutation, pathOf, type HandshakeResult, type HistoryEntry, type PullProgress, type RepairActionInput, type ManifestEntry, type PeerStatus, type ProgressResult, type RequestInput } from '../protocol/ops.js';
+import { isMutation, pathOf, type HandshakeResult, type MountDurability, type HistoryEntry, type PullProgress, type RepairActionInput, type ManifestEntry, type PeerStatus, type ProgressResult, type RequestInput } from '../protocol/ops.js';
 import { CallChannel } from './call-channel.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from '../protocol/version.js';
 
@@ -55,6 +55,13 @@ export interface CallIo {
  * peer keeps its errno; transport failures are EIO with MFS_UNREACHABLE or
  * MFS_TIMEOUT.
  */
+/** The answer to a lease renewal: where the copy stands for the mount (absent from a relay's next hop's view), and whether it is unclean. */
+export interface LeaseAnswer {
+  leaseAgeMs: number;
+  durability?: MountDurability;
+  unclean?: boolean;
+}
+
 export class PeerClient {
   readonly name: string;
   /** Diverse routes to the same peer (url split at '|'); `route` is the one in use. */
@@ -130,9 +137,19 @@ export class PeerClient {
     await this.call({ op: 'reconciled', mount, epoch, owners });
   }
 
-  /** Renew the owner's lease on this peer (bounded short: a heartbeat must not queue up). */
-  async lease(mount: string, epoch: number, timeoutMs: number): Promise<void> {
-    await this.call({ op: 'lease', mount, epoch }, undefined, timeoutMs);
+  /** Renew the owner's lease on this peer (bounded short: a heartbeat must not queue up); answers where this copy stands for the mount. */
+  async lease(mount: string, epoch: number, timeoutMs: number): Promise<LeaseAnswer> {
+    return (await this.call<LeaseAnswer>({ op: 'lease', mount, epoch }, undefined, timeoutMs)).result;
+  }
+
+  /** A durability barrier: answers once everything the peer applied before it is on stable storage. */
+  async fsync(mount: string): Promise<MountDurability> {
+    return (await this.call<MountDurability>({ op: 'fsync', mount })).result;
+  }
+
+  /** Tell a peer that restarted uncleanly that its copy is exact again (the owner repaired it). */
+  async clean(mount: string, epoch: number): Promise<void> {
+    await this.call({ op: 'clean', mount, epoch });
   }
 
   /** End-to-end commitment of a mount's changes at this hop and after it (a long poll; docs/PROTOCOL.md). */

@@ -11,6 +11,7 @@ import type { ApplyContext } from '../store/apply.js';
 import type { NamespaceLock } from '../store/namespace-lock.js';
 import type { Tree } from '../store/tree.js';
 import type { ServedChannel } from './channel.js';
+import type { Flusher } from './durability.js';
 import type { PeerState } from './state.js';
 
 export interface PeerServerOptions {
@@ -29,7 +30,14 @@ export interface PeerServerOptions {
   logger: Logger;
   /** A request body must arrive within this long (a stalled client cannot pin memory). */
   requestTimeoutMs?: number;
+  /** How often what was applied is flushed to stable storage in the background (default DEFAULT_FLUSH_INTERVAL_MS). */
+  flushIntervalMs?: number;
+  /** The machine's boot id (default: the kernel's); a test stands in another to play a power loss. */
+  bootId?: string;
 }
+
+/** The background flush's default period: the most an applied change waits to be durable (plus the flush itself). */
+export const DEFAULT_FLUSH_INTERVAL_MS = 1000;
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 /** Bound on each call a pulling peer makes to its source. */
@@ -48,8 +56,12 @@ export interface PeerContext {
   readonly state: PeerState;
   /** Null for a pure relay: it keeps no copy, and answers reads from its next hop. */
   readonly tree: Tree | null;
-  /** This peer's copy of the tree, to apply operations to (null with tree). */
+  /** This peer's copy of the tree, to apply operations to (null with tree): changes are applied, and flushed by `flusher`. */
   readonly copy: ApplyContext | null;
+  /** The same copy for durable changes (O_SYNC writes, `-o sync` mounts): each is flushed before it is answered. */
+  readonly durableCopy: ApplyContext | null;
+  /** The background flush and the barrier (durability.ts). */
+  readonly flusher: Flusher;
   readonly forwarder: Forwarder | null;
   readonly auth: TokenAuth;
   readonly lock: NamespaceLock;
@@ -84,6 +96,16 @@ export interface PeerContext {
   shuttingDown: boolean;
   /** Whether this copy can keep the mirror's inode numbers: tried at the first handshake. */
   inodeIds: boolean | undefined;
+}
+
+/**
+ * Refuse a read or a change while this copy is not exact (it restarted after
+ * its machine crashed, state.ts): it must not count toward an acknowledgement
+ * or answer a read until its owner has repaired it.
+ */
+export function checkExact(peer: PeerContext): void {
+  const unclean = peer.state.unclean;
+  if (unclean) throw new MirrorError('MFS_UNCLEAN', `peer ${peer.opts.name} restarted at ${unclean.since} after its machine went down with changes not yet flushed; it serves nothing until its owner repairs it`);
 }
 
 /** This peer's copy, or EOPNOTSUPP for a pure relay (which keeps none). */

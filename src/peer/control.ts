@@ -1,15 +1,16 @@
 import { MirrorError } from '../protocol/errors.js';
 import type { ControlRequest } from '../protocol/ops.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
-import type { PeerContext } from './context.js';
+import { checkExact, type PeerContext } from './context.js';
 import { checkOwnership, handshake } from './ownership.js';
 import { handshakeNextHop } from './relay-proxy.js';
 import { adopt } from './repair.js';
 
 /**
  * The control requests answered with a JSON result: the handshake, the
- * owner's lease and bookkeeping (reconciled, settle, adopt), and what catch-up
- * and reconciliation read (progress, history, committed). Repair and pull,
+ * owner's lease and bookkeeping (reconciled, settle, adopt, clean), the
+ * durability barrier (fsync), and what catch-up and reconciliation read
+ * (progress, history, committed). Repair and pull,
  * which carry data or run long, are answered by repair.ts.
  */
 export async function control(peer: PeerContext, req: ControlRequest): Promise<unknown> {
@@ -22,7 +23,23 @@ export async function control(peer: PeerContext, req: ControlRequest): Promise<u
   if (req.op === 'lease') {
     checkOwnership(peer, req);
     peer.leaseAt = performance.now();
-    return { leaseAgeMs: 0 };
+    // Where this copy stands for the owner, about every second (mirrorfs status shows it).
+    return { leaseAgeMs: 0, durability: peer.flusher.report(req.mount), unclean: peer.state.unclean !== null };
+  }
+  if (req.op === 'fsync') {
+    // A barrier: everything applied before it arrived, on stable storage. Anyone trusted may ask
+    // (it changes nothing); an unclean copy has nothing durable to promise until it is repaired.
+    checkExact(peer);
+    await peer.flusher.flush();
+    return peer.flusher.report(req.mount);
+  }
+  if (req.op === 'clean') {
+    checkOwnership(peer, req);
+    if (peer.state.unclean) {
+      peer.log.warn({ mount: req.mount, epoch: req.epoch, since: peer.state.unclean.since }, 'the owner repaired this copy after the unclean restart: serving again');
+      peer.state.markExact();
+    }
+    return { unclean: false };
   }
   if (req.op === 'committed') {
     // A mirror commits before it answers: whatever it acknowledged is committed. A relay asks down the chain.

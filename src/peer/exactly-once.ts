@@ -1,7 +1,7 @@
 import { MirrorError, isRecordable, toMirrorError, type WireError } from '../protocol/errors.js';
 import { NAMESPACE_OPS, pathOf, type Mutation } from '../protocol/ops.js';
 import { applyMutation, witnessOf, type MutationResult } from '../store/apply.js';
-import type { PeerContext } from './context.js';
+import { checkExact, type PeerContext } from './context.js';
 import { checkOwnership } from './ownership.js';
 
 /**
@@ -18,7 +18,7 @@ import { checkOwnership } from './ownership.js';
  * a different operation, which is a bug in the sender.
  */
 export function subjectOf(req: Mutation): string {
-  const { mount: _m, epoch: _e, seq: _s, ...args } = req;
+  const { mount: _m, epoch: _e, seq: _s, durable: _d, ...args } = req;
   return JSON.stringify(args);
 }
 
@@ -51,6 +51,7 @@ export const EXCLUSIVE_OPS: ReadonlySet<Mutation['op']> = new Set(['rename', 'rm
 /** Apply one changing operation exactly once; answers a re-send with the first outcome. */
 export function mutate(peer: PeerContext, req: Mutation, payload: Buffer): Promise<{ result: unknown }> {
   checkOwnership(peer, req);
+  checkExact(peer); // not even a re-send's recorded outcome: the record may be older than the tree
   const key = `${req.mount}\0${req.seq}`;
   const subject = subjectOf(req);
   const joined = peer.running.get(key);
@@ -75,7 +76,8 @@ async function applyOnce(peer: PeerContext, req: Mutation, payload: Buffer, subj
   const path = pathOf(req);
   return peer.lock.run(EXCLUSIVE_OPS.has(req.op), async () => {
     checkOwnership(peer, req); // again: a takeover may have completed while this waited for the lock
-    const ctx = peer.copy;
+    const durable = req.durable === true;
+    const ctx = durable ? peer.durableCopy : peer.copy;
     // Queued for the next hop in the same commit as its outcome: both or neither survive a crash.
     const forward = peer.forwarder ? { request: JSON.stringify(req), payload } : undefined;
     peer.forwarder?.checkRoom(payload.length); // before anything is applied
@@ -85,11 +87,12 @@ async function applyOnce(peer: PeerContext, req: Mutation, payload: Buffer, subj
       const outcome = { ok: true, result: req.op === 'write' ? { written: payload.length, provisional: true } : { provisional: true } };
       await peer.state.recordDone(req.mount, req.seq, req.epoch, req.op, subject, JSON.stringify(outcome), forward);
       peer.applied++;
+      peer.flusher.noteApplied(req.mount, req.seq);
       peer.forwarder!.noteQueued(payload.length);
       return { result: outcome };
     }
     const withIntent = needsIntent(req);
-    if (withIntent && !inDoubt) peer.state.recordIntent(req.mount, req.seq, req.epoch, req.op, subject, witnessOf(ctx, req));
+    if (withIntent && !inDoubt) peer.state.recordIntent(req.mount, req.seq, req.epoch, req.op, subject, witnessOf(ctx, req), durable);
     let outcome: { ok: true; result?: unknown } | { ok: false; error: WireError };
     let stats: NonNullable<MutationResult>['stats'];
     try {
@@ -111,7 +114,8 @@ async function applyOnce(peer: PeerContext, req: Mutation, payload: Buffer, subj
       }
       outcome = { ok: false, error: e.toWire() };
     }
-    await peer.state.recordDone(req.mount, req.seq, req.epoch, req.op, subject, JSON.stringify(outcome), forward);
+    await peer.state.recordDone(req.mount, req.seq, req.epoch, req.op, subject, JSON.stringify(outcome), forward, durable);
+    peer.flusher.noteApplied(req.mount, req.seq);
     peer.forwarder?.noteQueued(payload.length);
     if (outcome.ok && stats) return { result: { ok: true, result: { ...(outcome.result as object | undefined), stats } } };
     return { result: outcome };

@@ -60,5 +60,5 @@ export function handshake(peer: PeerContext, req: Extract<ControlRequest, { op: 
     peer.log.info({ epoch: req.epoch, owner: req.mount }, 'ownership established');
   }
   peer.inodeIds ??= peer.tree === null || canKeepInodeIds(peer.tree.root);
-  return { protocol: PROTOCOL_VERSION, peer: { name: peer.opts.name, id: peer.state.peerId }, epoch: peer.state.epoch, owner: peer.state.owner, inodeIds: peer.inodeIds };
+  return { protocol: PROTOCOL_VERSION, peer: { name: peer.opts.name, id: peer.state.peerId }, epoch: peer.state.epoch, owner: peer.state.owner, inodeIds: peer.inodeIds, unclean: peer.state.unclean };
 }

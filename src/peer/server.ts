@@ -5,17 +5,19 @@ import { join } from 'node:path';
 import { PeerMetrics } from '../metrics/peer-metrics.js';
 import { BufferPool } from '../protocol/buffer-pool.js';
 import { MirrorError } from '../protocol/errors.js';
-import { isMutation, type Request } from '../protocol/ops.js';
+import { isMutation, type ControlRequest, type ReadRequest, type Request } from '../protocol/ops.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, ROUTES } from '../protocol/version.js';
 import { TokenAuth } from '../security/token.js';
 import { createServer } from '../security/transport.js';
-import { durableSync } from '../store/durable.js';
+import { flushingSync, noSync } from '../store/durable.js';
 import { FdCache } from '../store/fd-cache.js';
 import { NamespaceLock } from '../store/namespace-lock.js';
 import { Tree } from '../store/tree.js';
 import { admit, refuseStream, verdictOf } from './admission.js';
 import { closeSession, handleCall, openChannel } from './calls.js';
-import { DEFAULT_REQUEST_TIMEOUT_MS, type PeerContext, type PeerServerOptions } from './context.js';
+import { DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_REQUEST_TIMEOUT_MS, checkExact, type PeerContext, type PeerServerOptions } from './context.js';
+import { Flusher } from './durability.js';
+import { readBootId } from './boot-id.js';
 import { control } from './control.js';
 import { mutate } from './exactly-once.js';
 import { CHANNEL_FLUSH_MS, outcomeErrno, respondFrame, respondJson } from './http.js';
@@ -65,13 +67,26 @@ export class PeerServer {
     const stateDir = opts.stateDir ?? join(dataDir!, '.mirrorfs');
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     const state = new PeerState(join(stateDir, 'peer.db'));
+    const unclean = state.beginRun(opts.bootId ?? readBootId(), dataDir !== null);
+    if (unclean) opts.logger.error({ since: unclean.since, durableThrough: unclean.durableThrough }, 'this peer\'s machine went down while it ran (power loss or a crash): changes applied after the durable points may be lost; serving nothing until the owner repairs this copy');
     const tree = dataDir === null ? null : new Tree(dataDir);
-    const copy = tree && { tree, fds: new FdCache({ synchronousWrites: true }), sync: durableSync };
+    // One set of open files for both commit levels: a durable change flushes what it wrote itself.
+    const fds = new FdCache({ synchronousWrites: false });
+    const copy = tree && { tree, fds, sync: noSync };
+    const durableCopy = tree && { tree, fds, sync: flushingSync };
+    const flusher = new Flusher({
+      dirs: dataDir === null ? [stateDir] : [dataDir, stateDir],
+      intervalMs: opts.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS,
+      log: opts.logger,
+      runningSeqs: (mount) => runningSeqs(peer, mount),
+      record: (points) => state.recordDurablePoints(points),
+      recorded: state.durablePoints(),
+    });
     const fencedDownstream = new Map<string, number>();
     const forwarder = createForwarder(opts, state.queue, fencedDownstream);
     const auth = new TokenAuth(opts.token);
     const peer: PeerContext = {
-      opts, log: opts.logger, state, tree, copy, forwarder, auth, fencedDownstream,
+      opts, log: opts.logger, state, tree, copy, durableCopy, flusher, forwarder, auth, fencedDownstream,
       lock: new NamespaceLock(),
       metrics: new PeerMetrics(() => status(peer), forwarder !== null, tree !== null),
       readBuffers: new BufferPool(READ_BUFFER_BYTES, READ_BUFFERS_KEPT),
@@ -109,6 +124,7 @@ export class PeerServer {
     });
     server.port = (server.server.address() as AddressInfo).port;
     peer.forwarder?.start();
+    peer.flusher.start();
     peer.log.info({ host: opts.host, port: server.port, dataDir: peer.tree?.root ?? null, forwardTo: peer.forwarder?.to ?? null, peerId: peer.state.peerId, epoch: peer.state.epoch }, 'peer listening');
     return server;
   }
@@ -134,8 +150,11 @@ export class PeerServer {
     while (peer.channels.size > 0 && Date.now() < channelDeadline) await new Promise((r) => setTimeout(r, 5));
     for (const s of this.sessions) s.destroy();
     await peer.forwarder?.stop();
+    // The last flush: only if it succeeds may the next start trust what was applied.
+    const flushed = await peer.flusher.stop();
+    if (!flushed) peer.log.error('the last flush failed: the next start will treat this copy as not exact if the machine went down');
     peer.copy?.fds.closeAll();
-    peer.state.close();
+    peer.state.close(flushed);
     peer.log.info('peer stopped');
   }
 
@@ -192,12 +211,19 @@ export class PeerServer {
       const result = await repair(peer, req, payload);
       return respondFrame(stream, result === null ? { ok: true } : { ok: true, result });
     }
-    if (req.op === 'handshake' || req.op === 'progress' || req.op === 'history' || req.op === 'adopt' || req.op === 'settle' || req.op === 'committed' || req.op === 'lease' || req.op === 'reconciled') {
-      return respondFrame(stream, { ok: true, result: await control(peer, req) });
-    }
-    return answerRead(peer, stream, peer.copy!, req);
+    if (CONTROL_OPS.has(req.op)) return respondFrame(stream, { ok: true, result: await control(peer, req as ControlRequest) });
+    checkExact(peer); // a copy that may have lost changes answers no read until it is repaired
+    return answerRead(peer, stream, peer.copy!, req as ReadRequest);
   }
 }
 
 /** Control operations a pure relay answers from its own state (everything else goes to its next hop). */
-const LOCAL_CONTROL_OPS: ReadonlySet<string> = new Set(['handshake', 'progress', 'history', 'settle', 'committed', 'lease', 'reconciled']);
+const LOCAL_CONTROL_OPS: ReadonlySet<string> = new Set(['handshake', 'progress', 'history', 'settle', 'committed', 'lease', 'reconciled', 'fsync', 'clean']);
+/** Control operations answered by control.ts (repair and pull are answered above). */
+const CONTROL_OPS: ReadonlySet<string> = new Set([...LOCAL_CONTROL_OPS, 'adopt']);
+
+/** Seqs of a mount being applied right now (peer.running is keyed by mount and seq). */
+function* runningSeqs(peer: PeerContext, mount: string): Iterable<number> {
+  const prefix = `${mount}\0`;
+  for (const key of peer.running.keys()) if (key.startsWith(prefix)) yield Number(key.slice(prefix.length));
+}

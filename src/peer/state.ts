@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
-import type { HistoryEntry, ProgressResult } from '../protocol/ops.js';
+import type { HistoryEntry, ProgressResult, UncleanRestart } from '../protocol/ops.js';
 import { RelayQueue, createQueueTable } from '../relay/queue.js';
 import { Refusal } from '../refusal.js';
 
@@ -12,9 +12,19 @@ import { Refusal } from '../refusal.js';
  * Durability discipline (docs/ARCHITECTURE.md, "Durability on the peer"):
  * the database runs in WAL mode with synchronous=NORMAL, so a commit survives
  * kill -9 (it is in the kernel's page cache) but the newest commits may be lost
- * on power failure. Commits that must survive power loss (namespace intents,
- * epoch changes) switch to synchronous=FULL for that one transaction, which also
- * flushes every earlier commit: what survives is always a prefix of history.
+ * on power failure; the peer's flusher (durability.ts) makes them durable in
+ * the background. Commits that must survive power loss at once (epoch changes,
+ * the intents of durable changes, a relay's queue) switch to synchronous=FULL
+ * for that one transaction, which also flushes every earlier commit: what
+ * survives is always a prefix of history.
+ *
+ * Whether the last run ended cleanly: each start records the machine's boot id
+ * and clears a clean-shutdown mark that a clean stop sets again. A start that
+ * finds the mark cleared and another boot id knows its machine went down while
+ * it ran (power loss, a kernel crash): what it applied after its last durable
+ * point may be lost or half there, in the tree and in this database alike. It
+ * is then "unclean" (kept here until the owner says it is exact again), and
+ * refuses reads and changes until then (docs/PROTOCOL.md, "Unclean restart").
  */
 
 export const SCHEMA_VERSION = 1;
@@ -25,7 +35,7 @@ const PRUNE_EVERY = 10_000;
 
 export type OutcomeRow = { state: 'intent' | 'done'; result: string | null; op: string; subject: string };
 /** An outcome waiting for the group commit; `forward`: a relay queues the change for its next hop in the same commit. */
-type PendingOutcome = { mount: string; seq: number; epoch: number; op: string; subject: string; result: string; at: number; forward?: { request: string; payload: Buffer } };
+type PendingOutcome = { mount: string; seq: number; epoch: number; op: string; subject: string; result: string; at: number; forward?: { request: string; payload: Buffer }; durable: boolean };
 
 export class PeerState {
   private readonly db: Database.Database;
@@ -45,6 +55,8 @@ export class PeerState {
   epoch: number;
   owner: string | null;
   ownerSince: string | null;
+  /** Set when this run began after an unclean end of the last (see above); cleared by the owner's `clean`. */
+  unclean: UncleanRestart | null = null;
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -67,6 +79,8 @@ export class PeerState {
       history: this.db.prepare<[string, number, number], HistoryEntry>('SELECT seq, op, subject, state, CASE state WHEN \'done\' THEN result END AS result FROM outcomes WHERE mount = ? AND seq > ? ORDER BY seq LIMIT ?'),
       mounts: this.db.prepare<[], { mount: string }>('SELECT DISTINCT mount FROM outcomes'),
       prune: this.db.prepare('DELETE FROM outcomes WHERE mount = ? AND seq < ? AND state = \'done\''),
+      forgetMeta: this.db.prepare('DELETE FROM meta WHERE key = ?'),
+      durablePoints: this.db.prepare<[], { key: string; value: string }>("SELECT key, value FROM meta WHERE key LIKE 'durable_through:%'"),
     };
     this.queue = new RelayQueue(this.db);
     let id = this.meta('peer_id');
@@ -175,15 +189,20 @@ export class PeerState {
   }
 
   /**
-   * Record, durably (synchronous=FULL), that an operation in INTENT_OPS (exactly-once.ts) is about
-   * to be applied, with what a redo will need to tell whether it was (`witness`).
+   * Record that an operation in INTENT_OPS (exactly-once.ts) is about to be applied, with what a
+   * redo will need to tell whether it was (`witness`). Committed before the change is applied, so
+   * a peer killed half way finds it; `durable` (a durable change) commits it with synchronous=FULL,
+   * so it is found after a power loss too (an applied change's is flushed in the background: a
+   * peer whose machine crashed is repaired, not trusted).
    */
-  recordIntent(mount: string, seq: number, epoch: number, op: string, subject: string, witness: string | null = null): void {
+  recordIntent(mount: string, seq: number, epoch: number, op: string, subject: string, witness: string | null, durable: boolean): void {
     this.noteSeq(mount, seq);
-    this.durably(() => {
+    const write = () => {
       this.flushPending(); // keep history a prefix: earlier outcomes commit first
       this.stmts.intent.run(mount, seq, epoch, op, subject, witness, Date.now());
-    });
+    };
+    if (durable) this.durably(write);
+    else this.db.transaction(write)();
   }
 
   /**
@@ -192,16 +211,16 @@ export class PeerState {
    * commit); the promise resolves once this outcome is committed, and the
    * caller acknowledges only then.
    */
-  recordDone(mount: string, seq: number, epoch: number, op: string, subject: string, result: string, forward?: { request: string; payload: Buffer }): Promise<void> {
+  recordDone(mount: string, seq: number, epoch: number, op: string, subject: string, result: string, forward?: { request: string; payload: Buffer }, durable = false): Promise<void> {
     this.noteSeq(mount, seq);
     const at = Date.now();
-    this.pending.push({ mount, seq, epoch, op, subject, result, at, forward });
+    this.pending.push({ mount, seq, epoch, op, subject, result, at, forward, durable });
     if (!this.pendingCommit) {
       this.pendingCommit = new Promise<void>((resolve, reject) => {
         setImmediate(() => {
           try {
-            // A relay's queue holds changes no one else has yet: it survives power loss (FULL).
-            if (this.pending.some((p) => p.forward)) this.durably(() => this.flushPending());
+            // A relay's queue holds changes no one else has yet: it survives power loss (FULL); so does a durable change's record.
+            if (this.pending.some((p) => p.forward || p.durable)) this.durably(() => this.flushPending());
             else this.commitPending();
             resolve();
           } catch (err) {
@@ -284,8 +303,51 @@ export class PeerState {
     }
   }
 
-  close(): void {
+  /**
+   * Begin a run on this machine (`bootId`: the kernel's boot id). Finds out
+   * whether the last run ended uncleanly (see above): only a peer that keeps a
+   * copy can have lost applied changes (a relay's queue commits with FULL).
+   */
+  beginRun(bootId: string, keepsCopy: boolean): UncleanRestart | null {
+    const lastBoot = this.meta('run_boot_id');
+    const endedCleanly = this.meta('clean_shutdown') !== '0';
+    const kept = this.meta('unclean');
+    let unclean = kept === null ? null : (JSON.parse(kept) as UncleanRestart);
+    // No boot id recorded: a new state, or one of a build that flushed before every answer.
+    if (unclean === null && keepsCopy && lastBoot !== null && !endedCleanly && lastBoot !== bootId) {
+      unclean = { since: new Date().toISOString(), durableThrough: Object.fromEntries(this.durablePoints()) };
+    }
+    this.durably(() => {
+      if (unclean) this.setMeta('unclean', JSON.stringify(unclean));
+      this.setMeta('run_boot_id', bootId);
+      this.setMeta('clean_shutdown', '0');
+    });
+    this.unclean = unclean;
+    return unclean;
+  }
+
+  /** The owner made this copy exact again: it may serve reads and take changes (durably recorded). */
+  markExact(): void {
+    this.durably(() => this.stmts.forgetMeta.run('unclean'));
+    this.unclean = null;
+  }
+
+  /** Per mount, the seq through which every change applied here was on stable storage at the last flush. */
+  durablePoints(): Map<string, number> {
+    return new Map(this.stmts.durablePoints.all().map((r) => [r.key.slice('durable_through:'.length), Number(r.value)]));
+  }
+
+  /** Record the durable points (NORMAL: the next flush makes the record durable; one lost says less, never more). */
+  recordDurablePoints(points: Map<string, number>): void {
+    this.db.transaction(() => {
+      for (const [mount, seq] of points) this.setMeta(`durable_through:${mount}`, String(seq));
+    })();
+  }
+
+  /** `cleanly`: everything applied was flushed just now, so the next start need not doubt it. */
+  close(cleanly = false): void {
     if (this.pending.length) this.durably(() => this.flushPending());
+    if (cleanly) this.durably(() => this.setMeta('clean_shutdown', '1'));
     this.db.close();
   }
 }

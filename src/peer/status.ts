@@ -2,6 +2,7 @@ import { statfsSync } from 'node:fs';
 import type { PeerStatus } from '../protocol/ops.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import type { PeerContext } from './context.js';
+import { changeFlushes } from '../store/durable.js';
 
 /** The peer's status (GET /v1/status, and what the metrics read at each scrape). */
 
@@ -18,9 +19,13 @@ export function status(peer: PeerContext): PeerStatus {
     applied: peer.applied,
     appliedBytes: peer.appliedBytes,
     dataDir: peer.tree?.root ?? null,
-    durability: 'fsync-before-ack',
+    // What an answer means: applied to the file system (flushed in the background, and at
+    // once for a durable change or a barrier); a pure relay's queue is durable before it answers.
+    durability: peer.copy ? 'applied-then-flushed' : 'queued-durably',
     nowMs: Date.now(),
     disk: peer.tree ? diskOf(peer.tree.root) : null,
+    flush: { ...peer.flusher.stats, changeFlushes: { ...changeFlushes }, mounts: peer.flusher.reportAll() },
+    unclean: peer.state.unclean,
     pull: peer.pulling,
     relay: peer.forwarder ? { ...peer.forwarder.status(), next: null } : null,
     unreconciled: peer.state.unreconciled,

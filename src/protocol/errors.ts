@@ -30,6 +30,8 @@ export const WIRE_CODES = {
   MFS_SEQ_CONFLICT: { errno: 'EIO', status: 200, message: 'sequence number already used by a different operation' },
   MFS_SEQ_FORGOTTEN: { errno: 'EIO', status: 200, message: 'sequence number older than the retained history' },
   MFS_SHUTTING_DOWN: { errno: 'EAGAIN', status: 503, message: 'peer is shutting down' },
+  /** The peer restarted after its machine crashed with changes not yet flushed: not exact until its owner repairs it. */
+  MFS_UNCLEAN: { errno: 'EIO', status: 503, message: 'peer restarted uncleanly and is not exact until repaired' },
   MFS_TIMEOUT: { errno: 'EIO', status: 0, message: 'peer did not answer in time' },
   MFS_UNREACHABLE: { errno: 'EIO', status: 0, message: 'peer unreachable' },
   MFS_BAD_RESPONSE: { errno: 'EIO', status: 0, message: 'peer sent an invalid response' },
@@ -143,7 +145,7 @@ export function toMirrorError(err: unknown, context: ErrorContext = {}): MirrorE
  * not an outcome.
  */
 const TRANSPORT_CODES: ReadonlySet<WireCode> = new Set([
-  'MFS_TIMEOUT', 'MFS_UNREACHABLE', 'MFS_BAD_RESPONSE', 'MFS_SHUTTING_DOWN', 'MFS_INTERNAL', 'MFS_OUT_OF_STEP',
+  'MFS_TIMEOUT', 'MFS_UNREACHABLE', 'MFS_BAD_RESPONSE', 'MFS_SHUTTING_DOWN', 'MFS_UNCLEAN', 'MFS_INTERNAL', 'MFS_OUT_OF_STEP',
   'MFS_AUTH', 'MFS_AUTH_CERT', 'MFS_UNTRUSTED',
 ]);
 

@@ -54,31 +54,41 @@ const stamp = {
   seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
 };
 
+/**
+ * The commit level of one change (docs/PROTOCOL.md, "Durability"). Absent or
+ * false: the peer answers once the change is applied to its file system
+ * (visible there, surviving the peer process's death) and makes it durable in
+ * the background; true: it answers only once the change is on stable storage
+ * (a write on a file opened O_SYNC/O_DSYNC, every change of a `-o sync` mount).
+ * Not part of what the change is recorded under: a re-send may differ in it.
+ */
+const commitLevel = { durable: z.boolean().optional() };
+
 /** Changing operations. `write` and `setxattr` carry their bytes as the frame payload. */
 export const mutationSchemas = {
-  create: z.object({ op: z.literal('create'), path: wirePath, mode, exclusive: z.boolean().default(true), ...owner, ...creatorUmask, ...inodeId, ...stamp }),
-  write: z.object({ op: z.literal('write'), path: wirePath, offset, ...stamp }),
-  truncate: z.object({ op: z.literal('truncate'), path: wirePath, size: offset, ...stamp }),
+  create: z.object({ op: z.literal('create'), path: wirePath, mode, exclusive: z.boolean().default(true), ...owner, ...creatorUmask, ...inodeId, ...stamp, ...commitLevel }),
+  write: z.object({ op: z.literal('write'), path: wirePath, offset, ...stamp, ...commitLevel }),
+  truncate: z.object({ op: z.literal('truncate'), path: wirePath, size: offset, ...stamp, ...commitLevel }),
   /**
    * fallocate(2) of a regular file: mode is FALLOC_FL_* bits, of those the FUSE kernel
    * passes on (KEEP_SIZE 1, PUNCH_HOLE 2, ZERO_RANGE 16; the peer's file system
    * refuses a combination it does not support, as it would locally).
    */
-  fallocate: z.object({ op: z.literal('fallocate'), path: wirePath, mode: z.number().int().refine((m) => (m & ~(1 | 2 | 16)) === 0, 'fallocate mode: KEEP_SIZE (1), PUNCH_HOLE (2) and ZERO_RANGE (16) only'), offset, length: offset.refine((n) => n > 0, 'fallocate length must be positive'), ...stamp }),
-  unlink: z.object({ op: z.literal('unlink'), path: wirePath, ...stamp }),
-  mkdir: z.object({ op: z.literal('mkdir'), path: wirePath, mode, ...owner, ...creatorUmask, ...inodeId, ...stamp }),
-  rmdir: z.object({ op: z.literal('rmdir'), path: wirePath, ...stamp }),
+  fallocate: z.object({ op: z.literal('fallocate'), path: wirePath, mode: z.number().int().refine((m) => (m & ~(1 | 2 | 16)) === 0, 'fallocate mode: KEEP_SIZE (1), PUNCH_HOLE (2) and ZERO_RANGE (16) only'), offset, length: offset.refine((n) => n > 0, 'fallocate length must be positive'), ...stamp, ...commitLevel }),
+  unlink: z.object({ op: z.literal('unlink'), path: wirePath, ...stamp, ...commitLevel }),
+  mkdir: z.object({ op: z.literal('mkdir'), path: wirePath, mode, ...owner, ...creatorUmask, ...inodeId, ...stamp, ...commitLevel }),
+  rmdir: z.object({ op: z.literal('rmdir'), path: wirePath, ...stamp, ...commitLevel }),
   /**
    * renameat2's flags: noReplace (RENAME_NOREPLACE) fails with EEXIST when `to` exists;
    * exchange (RENAME_EXCHANGE) swaps the two names, which must both exist. Not both.
    */
-  rename: z.object({ op: z.literal('rename'), from: wirePath, to: wirePath, noReplace: z.boolean().optional(), exchange: z.boolean().optional(), ...stamp }),
-  symlink: z.object({ op: z.literal('symlink'), target: z.string().min(1).max(4095), path: wirePath, ...owner, ...inodeId, ...stamp }),
+  rename: z.object({ op: z.literal('rename'), from: wirePath, to: wirePath, noReplace: z.boolean().optional(), exchange: z.boolean().optional(), ...stamp, ...commitLevel }),
+  symlink: z.object({ op: z.literal('symlink'), target: z.string().min(1).max(4095), path: wirePath, ...owner, ...inodeId, ...stamp, ...commitLevel }),
   /** A FIFO, socket, or character or block device node (`kind`), with its permission bits and, for devices, its number. */
-  mknod: z.object({ op: z.literal('mknod'), path: wirePath, kind: z.enum(['fifo', 'socket', 'char', 'block']), mode, rdev: z.number().int().min(0).max(0xffff_ffff).default(0), ...owner, ...creatorUmask, ...inodeId, ...stamp }),
-  link: z.object({ op: z.literal('link'), from: wirePath, path: wirePath, ...stamp }),
-  chmod: z.object({ op: z.literal('chmod'), path: wirePath, mode, ...stamp }),
-  chown: z.object({ op: z.literal('chown'), path: wirePath, uid: z.number().int().min(-1).max(0xffff_fffe), gid: z.number().int().min(-1).max(0xffff_fffe), ...stamp }),
+  mknod: z.object({ op: z.literal('mknod'), path: wirePath, kind: z.enum(['fifo', 'socket', 'char', 'block']), mode, rdev: z.number().int().min(0).max(0xffff_ffff).default(0), ...owner, ...creatorUmask, ...inodeId, ...stamp, ...commitLevel }),
+  link: z.object({ op: z.literal('link'), from: wirePath, path: wirePath, ...stamp, ...commitLevel }),
+  chmod: z.object({ op: z.literal('chmod'), path: wirePath, mode, ...stamp, ...commitLevel }),
+  chown: z.object({ op: z.literal('chown'), path: wirePath, uid: z.number().int().min(-1).max(0xffff_fffe), gid: z.number().int().min(-1).max(0xffff_fffe), ...stamp, ...commitLevel }),
   /**
    * Each time in nanoseconds (atimeNs, mtimeNs), or in milliseconds (atimeMs, mtimeMs:
    * requests of protocol 3, which a journal may still hold); a time that is null or not
@@ -93,17 +103,17 @@ export const mutationSchemas = {
     atimeMs: timeMs.nullable().optional(),
     mtimeMs: timeMs.nullable().optional(),
     ...stamp,
+    ...commitLevel,
   }),
-  setxattr: z.object({ op: z.literal('setxattr'), path: wirePath, name: xattrName, flags: z.enum(['any', 'create', 'replace']).default('any'), ...stamp }),
-  removexattr: z.object({ op: z.literal('removexattr'), path: wirePath, name: xattrName, ...stamp }),
-  fsync: z.object({ op: z.literal('fsync'), path: wirePath, ...stamp }),
+  setxattr: z.object({ op: z.literal('setxattr'), path: wirePath, name: xattrName, flags: z.enum(['any', 'create', 'replace']).default('any'), ...stamp, ...commitLevel }),
+  removexattr: z.object({ op: z.literal('removexattr'), path: wirePath, name: xattrName, ...stamp, ...commitLevel }),
   /**
    * A reader's access (a read of a file, a listing of a directory, a symlink followed):
    * each copy reads the entry once, so its own kernel updates atime as it would for a
    * local reader (relatime, noatime: the peer's mount options decide). Sent by the mount
    * only when that would change atime (mount/access-times.ts).
    */
-  access: z.object({ op: z.literal('access'), path: wirePath, ...stamp }),
+  access: z.object({ op: z.literal('access'), path: wirePath, ...stamp, ...commitLevel }),
 } as const;
 
 /** Files one read-many request may name. */
@@ -128,7 +138,7 @@ export const readSchemas = {
  * change it relative to what is there, so they are applied but not recorded;
  * re-sending one is harmless.
  */
-const unstamped = { mount: true, epoch: true, seq: true } as const;
+const unstamped = { mount: true, epoch: true, seq: true, durable: true } as const;
 /** Mode and numeric owner of an entry a repair creates. */
 const ownedMode = { mode, uid: id, gid: id };
 export const repairActionSchema = z.discriminatedUnion('op', [
@@ -195,6 +205,18 @@ export const controlSchemas = {
    * above `known`, or `seq` is below it, or after waitMs (a long poll).
    */
   committed: z.object({ op: z.literal('committed'), mount: mountId, seq: z.number().int().min(0), known: z.number().int().min(0), waitMs: z.number().int().min(0).max(10_000) }),
+  /**
+   * A barrier: answered once everything this peer applied before the request
+   * arrived is on stable storage (fsync, fdatasync, fsyncdir through the mount).
+   * Shares a flush with the background flusher and other barriers (group commit).
+   */
+  fsync: z.object({ op: z.literal('fsync'), mount: mountId }),
+  /**
+   * The owner made this peer exact again after it restarted uncleanly (its
+   * machine crashed with changes not yet flushed): it may serve reads and count
+   * toward acknowledgements again (docs/PROTOCOL.md, "Unclean restart").
+   */
+  clean: z.object({ op: z.literal('clean'), mount: mountId, epoch: stamp.epoch }),
   /** The recorded operations of a mount after a seq, in seq order (what reconciliation compares). */
   history: z.object({ op: z.literal('history'), mount: mountId, after: z.number().int().min(0), limit: z.number().int().min(1).max(10_000).default(10_000) }),
   /** Apply one repair action; only the owner at the current epoch may. */
@@ -324,6 +346,25 @@ export interface HandshakeResult {
   owner: string | null;
   /** Whether this copy keeps the mirror's inode numbers (store/inode-ids.ts); a pure relay says true. */
   inodeIds?: boolean;
+  /** Set when the peer restarted after its machine crashed and is not exact until repaired (docs/PROTOCOL.md, "Unclean restart"). */
+  unclean: UncleanRestart | null;
+}
+
+/** A peer that restarted after its machine went down while it ran: since when, and per mount the seq it held durably then. */
+export interface UncleanRestart {
+  since: string;
+  durableThrough: Record<string, number>;
+}
+
+/**
+ * Where a peer's copy stands against one mount (answers of fsync and lease, the status):
+ * every change up to appliedThrough is applied, up to durableThrough on stable storage.
+ */
+export interface MountDurability {
+  appliedThrough: number;
+  durableThrough: number;
+  /** Age of the oldest applied change not yet durable, ms (null: none). */
+  oldestUndurableAgeMs: number | null;
 }
 
 export interface ProgressResult {
@@ -380,6 +421,19 @@ export interface PeerStatus {
   nowMs: number;
   /** Free space and file system type of the data directory; null for a pure relay. */
   disk: { freeBytes: number; totalBytes: number; fsType: string } | null;
+  /** The background flush: its period, how many ran and failed, the last one's duration; per mount, applied and durable points. */
+  flush: {
+    intervalMs: number;
+    flushes: number;
+    failures: number;
+    lastFlushMs: number | null;
+    lastError: string | null;
+    /** Flushes made for single durable changes (fdatasync of a file, fsync of an inode or a directory). */
+    changeFlushes: { data: number; all: number; dir: number };
+    mounts: Record<string, MountDurability>;
+  };
+  /** Set while the copy is not exact after an unclean restart (it serves nothing until repaired). */
+  unclean: UncleanRestart | null;
   /** For a relay: its queue for the next hop, and the next hop's own status (or why it could not be had). */
   relay: RelayStatus | null;
   /** Earlier owners whose changes no later owner has reconciled yet (a takeover reconciles them). */

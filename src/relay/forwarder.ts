@@ -308,7 +308,9 @@ export class Forwarder {
         if (!this.handshaken.has(key)) await this.handshake(request.mount, request.epoch);
         let got = 'ok';
         try {
-          await this.next.call(request, row.payload);
+          // Durable at the next hop before this relay forgets it (the queue is all that holds it here):
+          // a far mirror that loses power then loses nothing a relay acknowledged.
+          await this.next.call({ ...request, durable: true }, row.payload);
         } catch (err) {
           if (!isRecordedOutcome(err)) throw err;
           got = err.errno; // a committed error outcome

@@ -32,9 +32,11 @@ import type { ApplyContext } from './context.js';
 export type { ApplyContext };
 
 /**
- * Applying changing operations to the data directory, durably: each function
- * returns only once its effect survives a power cut (data via fdatasync,
- * attributes via fsync, names via fsync of the parent directory).
+ * Applying changing operations to the data directory. How durable each is
+ * when it returns is the context's Syncer's choice: with flushingSync (a
+ * durable change) once its effect survives a power cut (data via fdatasync,
+ * attributes via fsync, names via fsync of the parent directory); with noSync
+ * once it is in the file system (the peer's flusher makes it durable later).
  *
  * `redo` is set when the peer finds an intent for this (mount, seq) without an
  * outcome: it crashed while applying it, so the change may already be there.
@@ -343,12 +345,6 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       readlinkSync(abs);
     }
     return { stats: statsOf([req.path, abs]) };
-  },
-
-  async fsync({ tree }, req) {
-    // Every acknowledged change is already durable; fsync only checks the path.
-    tree.resolve(req.path);
-    return null;
   },
 };
 

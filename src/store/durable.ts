@@ -63,7 +63,7 @@ async function flushDir(dir: FsPath): Promise<void> {
   }
 }
 
-/** How a store makes changes durable: really (a peer), or not at all (the mount's local copy, a cache). */
+/** How a store makes one change durable: before answering (a durable change on a peer), or not (an applied change, whose peer flushes in the background; the mount's local copy). */
 export interface Syncer {
   data(fd: number): Promise<void>;
   all(fd: number): Promise<void>;
@@ -72,7 +72,16 @@ export interface Syncer {
   readonly writesAreSynchronous: boolean;
 }
 
-export const durableSync: Syncer = { data: syncData, all: syncAll, dir: syncDir, writesAreSynchronous: true };
+/** Flushes made for single changes (durable changes), counted: the status shows them, so a test can see that an applied change made none. */
+export const changeFlushes = { data: 0, all: 0, dir: 0 };
+
+/** Flushing each change before it is answered, through fds opened without O_DSYNC (a durable change on a peer). */
+export const flushingSync: Syncer = {
+  data: (fd) => (changeFlushes.data++, syncData(fd)),
+  all: (fd) => (changeFlushes.all++, syncAll(fd)),
+  dir: (dir) => (changeFlushes.dir++, syncDir(dir)),
+  writesAreSynchronous: false,
+};
 
 const done = Promise.resolve();
 export const noSync: Syncer = { data: () => done, all: () => done, dir: () => done, writesAreSynchronous: false };

@@ -14,14 +14,15 @@ import { Refusal } from '../refusal.js';
  * - renameat2: fs.rename always replaces; RENAME_NOREPLACE and RENAME_EXCHANGE
  *   make "create if absent" and "swap" atomic;
  * - fallocate: node:fs can only truncate, not reserve blocks or punch holes.
+ * - syncfs: node:fs can flush one file, not a whole file system in one call.
  * - openTmpfile and linkFd: O_TMPFILE (no constant in node:fs, and it differs by
  *   architecture) and linkat through /proc/self/fd, so a new file gets its name
  *   only once its owner and mode are set;
  * - getXattr, setXattr, listXattrs, removeXattr: node:fs has no xattr calls, and
  *   the fs-xattr package (used before) takes names and paths as UTF-8 strings only,
  *   follows symlinks, and emulates XATTR_CREATE / XATTR_REPLACE not at all.
- * Calls are synchronous (short metadata syscalls) but openTmpfile, linkFd
- * and fallocate (which may take long), which run on libuv's thread pool and return
+ * Calls are synchronous (short metadata syscalls) but openTmpfile, linkFd,
+ * fallocate and syncfs (which may take long), which run on libuv's thread pool and return
  * Promises; failures are errors shaped like node:fs ones: code, errno, syscall, path.
  * Paths are strings (UTF-8) or Buffers (raw bytes: names that are not UTF-8).
  */
@@ -31,6 +32,7 @@ interface PosixAddon {
   utimensat(path: string | Buffer, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number, noFollow: boolean): void;
   renameat2(from: string | Buffer, to: string | Buffer, flags: number): void;
   fallocate(fd: number, mode: number, offset: number, length: number): Promise<void>;
+  syncfs(fd: number): Promise<void>;
   realtimeCoarseNs(): bigint;
   openTmpfile(dir: string | Buffer, mode: number): Promise<number>;
   linkFd(fd: number, path: string | Buffer): Promise<void>;
@@ -110,6 +112,11 @@ export function renameat2(from: string | Buffer, to: string | Buffer, flags: { n
 /** fallocate(2) on an open descriptor, on libuv's thread pool; mode is 0 or a combination of FALLOC flags. */
 export function fallocate(fd: number, mode: number, offset: number, length: number): Promise<void> {
   return posix().fallocate(fd, mode, offset, length);
+}
+
+/** Write out everything dirty on the file system holding fd (syncfs(2)), on the thread pool. */
+export function syncfs(fd: number): Promise<void> {
+  return posix().syncfs(fd);
 }
 
 /** The FALLOC_FL_* modes of fallocate(2). */

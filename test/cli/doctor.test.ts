@@ -46,7 +46,7 @@ describe('mirrorfs doctor', () => {
     expect(r.text).toMatch(/^ok +FUSE device: \/dev\/fuse is usable$/m);
     expect(r.text).toMatch(/^ok +peer east \(https:\/\/127\.0\.0\.1:\d+\) reachable: answers as east .*round trip p50 [\d.]+ ms/m);
     expect(r.text).toMatch(/^ok +peer west .* clock: skew [+-]\d+ ms against this host$/m);
-    expect(r.text).toMatch(/^ok +peer west .* durability: fsync before every acknowledgement, data on \S+$/m);
+    expect(r.text).toMatch(/^ok +peer west .* durability: changes applied before acknowledgement, flushed every 1000 ms \(last flush \S+ ms\), data on \S+$/m);
     expect(r.text).toMatch(/no problems found\n$/);
     // The same mount point with a live mount on it: not a problem, the peers are still checked.
     const mount = await startMount({ peers: [east, west], mountpoint });
@@ -79,7 +79,7 @@ describe('mirrorfs doctor', () => {
     expect(clock.detail).toMatch(/its clock is \+(29\d|30\d)\.\d s off this host's/);
     const durability = find(r.findings, /^peer ram .* durability$/);
     expect(durability).toMatchObject({ ok: false, fix: expect.stringMatching(/disk-backed/) });
-    expect(durability.detail).toMatch(/is on tmpfs: fsync reaches memory only/);
+    expect(durability.detail).toMatch(/is on tmpfs: a flush reaches memory only/);
     expect(find(r.findings, /^peer ram .* free space$/)).toMatchObject({ ok: false, detail: expect.stringMatching(/0\.0 GiB free of 0\.0 GiB/) });
     expect(find(r.findings, /^peer gone/)).toMatchObject({ ok: false, detail: expect.stringMatching(/unreachable.*ECONNREFUSED/), fix: expect.stringMatching(/start mirrorfs-peer there/) });
     // The healthy peer is reported healthy, and nothing else is flagged.

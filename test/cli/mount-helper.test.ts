@@ -33,10 +33,17 @@ describe('mount helper options', () => {
     });
   });
 
-  it('takes the generic options a synchronous mount already honours, quoted values, and -s (sloppy)', () => {
-    const inv = parseHelperArgs(['e,w', '/d', '-o', 'sync,dirsync,lazytime,nosuid,nodev,local_copy="/var/lib/a,b"', '-s', '-o', 'cache_size=9']);
+  it('takes the generic options every mirrorfs mount honours, quoted values, and -s (sloppy)', () => {
+    const inv = parseHelperArgs(['e,w', '/d', '-o', 'lazytime,nosuid,nodev,local_copy="/var/lib/a,b"', '-s', '-o', 'cache_size=9']);
     expect(inv.args).toEqual(['--peers', 'e,w', '--local-copy', '/var/lib/a,b']);
     expect(inv.ignored).toEqual(['cache_size=9']);
+  });
+
+  it('maps sync, dirsync and async to the commit level (the last one given wins, as mount(8) reads them)', () => {
+    expect(parseHelperArgs(['e,w', '/d', '-o', 'sync']).args).toEqual(['--peers', 'e,w', '--sync']);
+    expect(parseHelperArgs(['e,w', '/d', '-o', 'dirsync']).args).toEqual(['--peers', 'e,w', '--dirsync']);
+    expect(parseHelperArgs(['e,w', '/d', '-o', 'sync,async']).args).toEqual(['--peers', 'e,w']);
+    expect(parseHelperArgs(['e,w', '/d', '-o', 'dirsync,sync']).args).toEqual(['--peers', 'e,w', '--sync']);
   });
 
   it('maps the atime options to --atime (the last one given wins, as mount(8) reads them)', () => {

@@ -49,7 +49,7 @@ afterAll(async () => {
 });
 
 const OPS = [
-  'create', 'write', 'truncate', 'unlink', 'mkdir', 'rmdir', 'rename', 'symlink', 'link', 'chmod', 'chown', 'utimens', 'setxattr', 'removexattr', 'fsync',
+  'create', 'write', 'truncate', 'unlink', 'mkdir', 'rmdir', 'rename', 'symlink', 'link', 'chmod', 'chown', 'utimens', 'setxattr', 'removexattr', 'fsync', 'clean',
   'getattr', 'readdir', 'read', 'read-many', 'readlink', 'getxattr', 'listxattr', 'statfs',
   'handshake', 'progress', 'history', 'repair', 'adopt', 'settle', 'committed', 'format-disk',
 ];
@@ -117,17 +117,17 @@ const complete = fc.record(fields);
 const FIELDS: Record<string, string[]> = {
   create: ['path', 'mode', 'exclusive'], write: ['path', 'offset'], truncate: ['path', 'size'], unlink: ['path'], mkdir: ['path', 'mode'], rmdir: ['path'],
   rename: ['from', 'to'], symlink: ['target', 'path'], link: ['from', 'path'], chmod: ['path', 'mode'], chown: ['path', 'uid', 'gid'],
-  utimens: ['path', 'atimeMs', 'mtimeMs'], setxattr: ['path', 'name', 'flags'], removexattr: ['path', 'name'], fsync: ['path'],
+  utimens: ['path', 'atimeMs', 'mtimeMs'], setxattr: ['path', 'name', 'flags'], removexattr: ['path', 'name'], fsync: [], clean: [],
   getattr: ['path'], readdir: ['path', 'withAttrs'], read: ['path', 'offset', 'length'], 'read-many': ['paths'], readlink: ['path'], getxattr: ['path', 'name'], listxattr: ['path'],
   statfs: [], progress: [], history: ['after', 'limit'], repair: ['action'], adopt: ['seq', 'subject', 'result'], settle: ['seq'], committed: ['seq', 'known', 'waitMs'],
 };
-const STAMPED = new Set(['create', 'write', 'truncate', 'unlink', 'mkdir', 'rmdir', 'rename', 'symlink', 'link', 'chmod', 'chown', 'utimens', 'setxattr', 'removexattr', 'fsync', 'repair', 'adopt', 'settle']);
+const STAMPED = new Set(['create', 'write', 'truncate', 'unlink', 'mkdir', 'rmdir', 'rename', 'symlink', 'link', 'chmod', 'chown', 'utimens', 'setxattr', 'removexattr', 'clean', 'repair', 'adopt', 'settle']);
 const shaped = fc.constantFrom(...Object.keys(FIELDS)).chain((op) =>
   complete.map((r) => {
     const out: Record<string, unknown> = { op };
     for (const f of FIELDS[op]!) if (f in r) out[f] = (r as Record<string, unknown>)[f];
     if (STAMPED.has(op)) Object.assign(out, { mount: r.mount, epoch: r.epoch, seq: r.seq });
-    if (op === 'progress' || op === 'history' || op === 'committed') out.mount = r.mount;
+    if (op === 'progress' || op === 'history' || op === 'committed' || op === 'fsync') out.mount = r.mount;
     if (op === 'repair' || op === 'settle' || op === 'adopt') delete out.seq;
     if (op === 'settle' || op === 'adopt' || op === 'committed') out.seq = r.seq;
     return out;

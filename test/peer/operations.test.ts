@@ -191,9 +191,17 @@ describe('every changing operation over real HTTP/2 lands in the data directory'
     await expect(client.call(stamp.next({ op: 'removexattr', path: 'orig', name: 'user.color' }))).rejects.toMatchObject({ errno: 'ENODATA' });
   });
 
-  it('fsync succeeds on an existing path and fails on a missing one', async () => {
-    await client.call(stamp.next({ op: 'fsync', path: 'orig' }));
-    await expect(client.call(stamp.next({ op: 'fsync', path: 'nothing/here' }))).rejects.toMatchObject({ errno: 'ENOENT' });
+  it('fsync is a barrier: it answers once everything applied is durable, with the mount\'s applied and durable points', async () => {
+    await client.call(stamp.next({ op: 'create', path: 'barrier', mode: 0o644 }));
+    const applied = stamp.seq;
+    const report = await client.fsync(stamp.mount);
+    expect(report.appliedThrough).toBe(applied);
+    expect(report.durableThrough).toBe(applied);
+    expect(report.oldestUndurableAgeMs).toBeNull();
+    // A re-send with another commit level is the same change (durable is not part of what it is recorded under).
+    const again = { ...stamp.next({ op: 'create', path: 'barrier2', mode: 0o644 }) };
+    await client.call(again);
+    await client.call({ ...again, durable: true });
   });
 });
 
@@ -238,7 +246,9 @@ describe('every read the mount needs', () => {
 
   it('status and manifest describe the tree', async () => {
     const status = await client.status();
-    expect(status).toMatchObject({ name: 'east', epoch: 1, owner: stamp.mount, durability: 'fsync-before-ack' });
+    expect(status).toMatchObject({ name: 'east', epoch: 1, owner: stamp.mount, durability: 'applied-then-flushed', unclean: null });
+    expect(status.flush).toMatchObject({ intervalMs: 1000, failures: 0, lastError: null });
+    expect(status.flush.mounts[stamp.mount]!.appliedThrough).toBe(stamp.seq);
     expect(status.applied).toBeGreaterThan(10);
     const manifest = await client.manifest();
     const f = manifest.find((e) => e.path === 'r/f');

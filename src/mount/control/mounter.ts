@@ -7,7 +7,7 @@ import type { PeerSpec } from '../peers/config.js';
 import { checkPeersAgree, prepareLocalCopy } from '../recovery/consistency.js';
 import { CommitTracker } from '../fanout/commit-tracker.js';
 import { requiredAcks, type AckPolicy } from '../fanout/ack-policy.js';
-import { MirrorController } from '../fanout/mirror.js';
+import { MirrorController, type CommitLevel } from '../fanout/mirror.js';
 import { Journal } from '../recovery/journal.js';
 import { progressReporter } from '../recovery/progress.js';
 import { recover } from '../recovery/recovery.js';
@@ -41,6 +41,8 @@ export interface MountOptions {
   ackPolicy: AckPolicy;
   /** first-hop (default): a call returns once each route's first hop holds the change durably. end-to-end: also track the far mirrors' commits; fsync waits for them. */
   ackMode?: 'first-hop' | 'end-to-end';
+  /** applied (default), sync (-o sync: every change durable before it returns) or dirsync (changes to names). */
+  commitLevel?: CommitLevel;
   /** Bound on an fsync waiting for end-to-end commitment. */
   fsyncTimeoutMs?: number;
   /** When a read stamps atime on every copy (default relatime, as Linux mounts). */
@@ -116,15 +118,15 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
   journal.onError = (err) => log.error({ err: err.message }, 'journal: could not record deliveries; they will be sent again');
   try {
     await checkRoutes(members, log);
-    const { epoch, peerIds, progress, lastSeq: peersLastSeq, progressAgrees, previousOwners, peersWithoutInodeIds } = await establishOwnership(mountId, members, log, opts.takeover === true);
+    const { epoch, peerIds, progress, lastSeq: peersLastSeq, progressAgrees, previousOwners, unclean, peersWithoutInodeIds } = await establishOwnership(mountId, members, log, opts.takeover === true);
     // Renewed from now on, through recovery: a standby must not take over a mount that is still recovering.
     lease = new LeaseKeeper(mountId, epoch, members, (m, err) => log.error({ peer: m.name, err: err.message }, 'fenced while mounting'), log);
     lease.start();
     if (!progressAgrees) log.warn('the peers applied different amounts of this mount\'s history: reconciling, then comparing their contents');
-    await recover({ mountId, epoch, members, peerIds, progress, journal, log, resyncFrom: opts.resyncFrom, previousOwners, reporter: metrics.track(progressReporter(log)) });
+    await recover({ mountId, epoch, members, peerIds, progress, unclean, journal, log, resyncFrom: opts.resyncFrom, previousOwners, reporter: metrics.track(progressReporter(log)) });
     const lastSeq = Math.max(peersLastSeq, journal.maxSeq());
     // After a takeover the copies are compared by content: the previous owner's last changes are not this mount's to vouch for.
-    const manifest = await checkPeersAgree(members, { content: !progressAgrees || previousOwners.length > 0 });
+    const manifest = await checkPeersAgree(members, { content: !progressAgrees || previousOwners.length > 0 || unclean.some((u) => u !== null) });
     if (previousOwners.length > 0) {
       // Every copy is the same: the earlier owners' changes need no reconciling any more.
       await Promise.all(members.map((m) => m.client.reconciled(mountId, epoch, previousOwners.map((p) => p.owner))));
@@ -142,7 +144,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     // Half of fuse-native's bound to start, at most a peer timeout to finish: the kernel's request is always answered by us.
     const commits = opts.ackMode === 'end-to-end' ? new CommitTracker(mountId, members, log) : null;
     commits?.start();
-    const controller = new MirrorController({ mountId, epoch, lastSeq, members, local, journal, ackPolicy: opts.ackPolicy, peerTimeoutMs: opts.peerTimeoutMs, startLimitMs: fuseTimeoutMs / 2, commits, log });
+    const controller = new MirrorController({ mountId, epoch, lastSeq, members, local, journal, ackPolicy: opts.ackPolicy, peerTimeoutMs: opts.peerTimeoutMs, startLimitMs: fuseTimeoutMs / 2, commits, commitLevel: opts.commitLevel, log });
     // An fsync waiting for the far ends must be answered before fuse-native's own bound.
     const fsyncTimeoutMs = Math.min(opts.fsyncTimeoutMs ?? DEFAULT_FSYNC_TIMEOUT_MS, fuseTimeoutMs - 5000);
     controllerRef = controller;
@@ -200,7 +202,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
       void stop(reason);
     }, log);
     watch.start();
-    log.info({ mountpoint, mountId, epoch, ackPolicy: opts.ackPolicy, ackMode: opts.ackMode ?? 'first-hop', peers: members.map((m) => m.name), localCopy: opts.localCopyDir ?? null }, 'mounted');
+    log.info({ mountpoint, mountId, epoch, ackPolicy: opts.ackPolicy, ackMode: opts.ackMode ?? 'first-hop', commitLevel: opts.commitLevel ?? 'applied', peers: members.map((m) => m.name), localCopy: opts.localCopyDir ?? null }, 'mounted');
 
     const stop = (reason: string): Promise<void> => {
       stopping ??= (async () => {

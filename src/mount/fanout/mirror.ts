@@ -1,7 +1,7 @@
 import type { Logger } from '../../log.js';
 import { assert } from '../../assert.js';
 import { MirrorError } from '../../protocol/errors.js';
-import { NAMESPACE_OPS, describePaths, logPathOf, type Mutation, type MutationRequest, type ReadRequest, type WireStat, type WireStatfs } from '../../protocol/ops.js';
+import { NAMESPACE_OPS, describePaths, logPathOf, type MountDurability, type Mutation, type MutationRequest, type ReadRequest, type WireStat, type WireStatfs } from '../../protocol/ops.js';
 import type { EntryType } from '../../store/reads.js';
 import type { BodyHold, CallResult } from '../../client/peer-client.js';
 import { namesOf, orderingClaims } from '../../ordering/claims.js';
@@ -35,8 +35,16 @@ export interface ControllerOptions {
   startLimitMs: number;
   /** Ack mode end-to-end: tracks what the far mirrors have committed (null in first-hop mode). */
   commits?: CommitTracker | null;
+  /**
+   * The commit level: applied (default; a change returns once applied on the peers, durable on
+   * a barrier), sync (`-o sync`: every change durable before it returns) or dirsync (`-o dirsync`:
+   * changes to names durable before they return).
+   */
+  commitLevel?: CommitLevel;
   log: Logger;
 }
+
+export type CommitLevel = 'applied' | 'sync' | 'dirsync';
 
 export interface ControllerStatus {
   mountId: string;
@@ -50,6 +58,10 @@ export interface ControllerStatus {
   localCopy: { dir: string; active: boolean; reason: string | null } | null;
   /** first-hop, or end-to-end with the changes still executing and those committed so far. */
   ackMode: 'first-hop' | 'end-to-end';
+  /** applied: a change returns once applied on the peers, durable on an fsync; sync: every change durable before it returns; dirsync: changes to names. */
+  commitLevel: CommitLevel;
+  /** Durability barriers (fsync, fdatasync, fsyncdir) sent to the peers, and those that failed. */
+  barriers: { sent: number; failed: number };
   endToEnd: { executing: number; committed: number; fsyncWaiting: number } | null;
   peers: MemberStatus[];
 }
@@ -79,6 +91,7 @@ export class MirrorController {
   private inFlight = 0;
   private stoppingReason: string | null = null;
   private fencedReason: string | null = null;
+  private readonly barriers = { sent: 0, failed: 0 };
 
   constructor(private readonly opts: ControllerOptions) {
     this.log = opts.log;
@@ -208,7 +221,10 @@ export class MirrorController {
     const refusal = admissionRefusal(req, { stoppingReason: this.stoppingReason, fencedReason: this.fencedReason, members, ackPolicy, required: this.required });
     if (refusal) throw refusal;
     if (req.op !== 'access') this.opts.commits?.admit(); // atime: nothing an fsync or the state xattr waits for
-    const stamped = { ...req, mount: this.opts.mountId, epoch: this.opts.epoch, seq: this.nextSeq() } as Mutation;
+    // The commit level (ops.ts commitLevel): a `-o sync` mount makes every change durable (an atime update need not be).
+    const level = this.opts.commitLevel ?? 'applied';
+    const durable = req.durable === true || (level === 'sync' && req.op !== 'access') || (level === 'dirsync' && NAMESPACE_OPS.has(req.op));
+    const stamped = { ...req, durable: durable || undefined, mount: this.opts.mountId, epoch: this.opts.epoch, seq: this.nextSeq() } as Mutation;
     const local = this.opts.local?.active ? this.opts.local : null;
     const sent = members.map((m) => m.inStep);
     members.forEach((m, i) => {
@@ -241,6 +257,35 @@ export class MirrorController {
         this.catchUp.nudge(m);
       });
     }
+  }
+
+  /**
+   * A durability barrier (fsync, fdatasync, fsyncdir through the mount): every
+   * change this mount was answered for is on stable storage on the peers the
+   * ack policy requires, when it resolves. Each peer in step flushes what it
+   * applied (one flush shared with its background flusher and other barriers);
+   * a peer behind does not count (it gets every change it lacks from the
+   * journal, and flushes it like any other). Fails with EIO, naming the peers,
+   * when too few flushed.
+   */
+  async barrier(path: string): Promise<void> {
+    const { members, mountId } = this.opts;
+    // On a `-o sync` mount every change was durable on the peers before it returned: nothing to flush.
+    if (this.opts.commitLevel === 'sync') return;
+    this.barriers.sent++;
+    const inStep = members.filter((m) => m.inStep);
+    const outcomes = await Promise.all(inStep.map((m) => settle(m.call<MountDurability>({ op: 'fsync', mount: mountId }).then((r) => m.noteDurability(r.result)))));
+    const flushed = outcomes.filter((o) => o.ok).length;
+    const failures = outcomes.flatMap((o, i) => (o.ok ? [] : [`${inStep[i]!.name}: ${o.error.message}`]));
+    if (flushed >= this.required) {
+      if (failures.length > 0) this.log.warn({ path, failures }, 'fsync: a peer did not flush; enough others did for the ack policy');
+      return;
+    }
+    this.barriers.failed++;
+    const behind = members.filter((m) => !m.inStep).map((m) => `${m.name}: behind (${m.behindReason})`);
+    const why = [...failures, ...behind].join('; ');
+    this.log.error({ peer: null, op: 'fsync', path, errno: 'EIO', flushed, required: this.required, why }, 'fsync failed: too few peers made the changes durable');
+    throw new MirrorError('MFS_ERRNO', `fsync ${JSON.stringify(path)}: ${flushed} of ${members.length} peers flushed, ack policy ${describeAckPolicy(this.opts.ackPolicy)} needs ${this.required} (${why})`, { errno: 'EIO' });
   }
 
   /** The seq of the change being stamped: one past the last, so seqs only grow (peers apply each (mount, seq) once). */
@@ -348,6 +393,8 @@ export class MirrorController {
       fenced: this.fencedReason,
       localCopy: local ? { dir: local.dir, active: local.active, reason: local.reason } : null,
       ackMode: commits ? 'end-to-end' : 'first-hop',
+      commitLevel: this.opts.commitLevel ?? 'applied',
+      barriers: { ...this.barriers },
       endToEnd: commits ? { executing: commits.executingCount, committed: commits.committedCount, fsyncWaiting: commits.fsyncWaiting } : null,
       peers: this.opts.members.map((m) => m.status(m.inStep ? undefined : this.opts.journal.countFor(m.name))),
     };

@@ -17,15 +17,15 @@ import { realtimeCoarseNs } from '../../store/posix.js';
  * kernel; any error becomes its errno (unknown ones EIO, and are logged).
  *
  * Writes and other changes return only after the controller says every peer
- * committed them; reads come from the local copy or a peer.
+ * the ack policy requires applied them; fsync and fsyncdir only once those
+ * peers made them durable. Reads come from the local copy or a peer.
  *
  * Operations with nothing to do are left out, so the kernel's request is
  * answered inside libfuse instead of crossing into JavaScript and back
  * (~60-100 us each on this machine): open and opendir (libfuse hands out
  * handle 0; every operation here works by path), release and releasedir, and
- * flush, fsyncdir and, unless acknowledgements are end-to-end, fsync. Every
- * acknowledged change is already durable, so the kernel's answer to a missing
- * flush or fsync (it stops asking and returns 0) is the right one.
+ * flush: close is not a durability point (as on a local file system), so the
+ * kernel's answer to a missing flush (it stops asking and returns 0) is right.
  */
 
 type Cb = (code: number, ...rest: unknown[]) => void;
@@ -284,17 +284,24 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
     fallocate: (path: string, mode: number, offset: number, length: number, cb: Cb) =>
       answer('fallocate', path, cb, () => mutateFile(path, () => mutate({ op: 'fallocate', path: wire(path), mode, offset, length }))),
 
-    // Every acknowledged change is already durable at each route's first hop:
-    // flush has nothing left to wait for, and neither has fsync in first-hop
-    // mode. In end-to-end mode fsync is the application's barrier: it returns
-    // once this file's changes are committed at every far mirror (or EIO after
-    // the fsync timeout).
-    ...(controller.commits ? { fsync: (path: string, _datasync: number, _fd: number, cb: Cb) => {
-      const commits = controller.commits!;
+    // Durability (docs/PROTOCOL.md, "Durability"): a change returns once the peers applied it;
+    // fsync, fdatasync and fsyncdir are the barriers that make every change so far durable on
+    // them. The kernel turns a write on a file opened O_SYNC/O_DSYNC into the write and an fsync
+    // of its range, so those writes are durable when they return too. close (flush) is not a
+    // durability point, as on a local file system. On a `-o sync` mount every change is durable
+    // already. In end-to-end mode fsync also waits until this file's changes are committed at
+    // every far mirror (or EIO after the fsync timeout).
+    fsync: (path: string, _datasync: number, _fd: number, cb: Cb) =>
       answer('fsync', path, cb, async () => {
-        await commits.waitCommitted(wire(path), opts.fsyncTimeoutMs);
-      });
-    } } : {}),
+        await controller.barrier(wire(path));
+        await controller.commits?.waitCommitted(wire(path), opts.fsyncTimeoutMs);
+      }),
+
+    fsyncdir: (path: string, _datasync: number, _fd: number, cb: Cb) =>
+      answer('fsyncdir', path, cb, async () => {
+        await controller.barrier(wire(path));
+        await controller.commits?.waitCommitted(wire(path), opts.fsyncTimeoutMs);
+      }),
 
     // ---- names ----------------------------------------------------------------
     // For a hard-linked file, a name's removal changes the others' nlink and ctime;

@@ -2,7 +2,7 @@ import type { Logger } from '../../log.js';
 import { MirrorError, isTransportFailure } from '../../protocol/errors.js';
 import type { BodyHold, CallIo, CallResult } from '../../client/peer-client.js';
 import { PeerClient } from '../../client/peer-client.js';
-import type { RequestInput } from '../../protocol/ops.js';
+import type { MountDurability, RequestInput } from '../../protocol/ops.js';
 import type { PeerSpec } from './config.js';
 import { LatencySeries, LatencyWindow } from './latency.js';
 
@@ -32,6 +32,14 @@ export interface MemberStatus {
     etaS: number | null;
   } | null;
   lastError: string | null;
+  /**
+   * Where the copy stands for this mount, as its last answer said (a lease renewal every second,
+   * an fsync): every change through appliedThrough applied, through durableThrough on stable
+   * storage, and how old the oldest change not yet durable is. Null before the first answer.
+   */
+  durability: (MountDurability & { reportedAgeMs: number }) | null;
+  /** The peer restarted after its machine went down and is not exact until a remount repairs it. */
+  unclean: boolean;
   latencyUsP50: number | null;
   latencyUsP99: number | null;
   operations: number;
@@ -64,6 +72,8 @@ export class Member {
   skippedInFlight = 0;
   /** Changes this peer lacks that are not yet committed to the journal. */
   unjournaled = 0;
+  private durability: { report: MountDurability; at: number } | null = null;
+  private unclean = false;
 
   constructor(readonly spec: PeerSpec, timeoutMs: number, private readonly log: Logger) {
     this.client = new PeerClient(spec.url, {
@@ -158,6 +168,12 @@ export class Member {
     this.lag = null;
   }
 
+  /** The copy said where it stands (a lease renewal, an fsync); `unclean`: it restarted after a crash of its machine. */
+  noteDurability(report: MountDurability | null, unclean = false): void {
+    if (report) this.durability = { report, at: Date.now() };
+    this.unclean = unclean;
+  }
+
   /** The peer answered outside call() (the handshake at mount time). */
   markConnected(): void {
     this.connected = true;
@@ -230,6 +246,8 @@ export class Member {
       state: this.lag === null ? 'in-sync' : this.lag.catchingUp ? 'catching-up' : 'down',
       behind,
       lastError: this.lastError,
+      durability: this.durability && { ...this.durability.report, reportedAgeMs: Date.now() - this.durability.at },
+      unclean: this.unclean,
       latencyUsP50: round(this.latency.percentile(50)),
       latencyUsP99: round(this.latency.percentile(99)),
       operations: this.operations,

@@ -110,6 +110,15 @@ export class CatchUp {
             this.deps.log.error({ peer: m.name, was: known, now: hello.peer.id }, 'peer came back with a new identity (data replaced): not catching it up; remount to resync it');
             return;
           }
+          if (hello.unclean) {
+            // Its machine went down with changes not yet flushed: what it holds after its durable
+            // point is unknown, so the journal's changes cannot simply follow. It serves nothing
+            // (the peer refuses) until a remount repairs it with a verified resync.
+            m.noteDurability(null, true);
+            m.noteCatchingUp(false, `it restarted at ${hello.unclean.since} after its machine went down with changes not yet flushed (durable through seq ${hello.unclean.durableThrough[this.deps.mountId] ?? 0}); unmount and mount again to repair it with a verified resync`);
+            this.deps.log.error({ peer: m.name, since: hello.unclean.since, durableThrough: hello.unclean.durableThrough[this.deps.mountId] ?? 0 }, 'peer restarted after its machine went down (unclean): not catching it up; remount to repair it');
+            return;
+          }
           probed = true;
         }
         m.noteCatchingUp(true);

@@ -1,6 +1,6 @@
 import type { Logger } from '../../log.js';
 import { toMirrorError } from '../../protocol/errors.js';
-import type { HistoryEntry, Mutation, MutationRequest, ProgressResult, PullProgress } from '../../protocol/ops.js';
+import type { HistoryEntry, Mutation, MutationRequest, ProgressResult, PullProgress, UncleanRestart } from '../../protocol/ops.js';
 import { CatchUp, QUEUED_BY_RELAY, resendWithSeq } from './catch-up.js';
 import { namesOf } from '../../ordering/claims.js';
 import { diffManifests } from './consistency.js';
@@ -16,8 +16,12 @@ import { Refusal } from '../../refusal.js';
  * the mount takes a change, bring every peer to one history.
  *
  * 1. Peers whose data was replaced (a new peer id where the journal knew
- *    another) or that come back empty with no history of this mount, and with
- *    --resync-from every peer but the named one, are rebuilt by a full resync.
+ *    another), that come back empty with no history of this mount, or that
+ *    restarted after their machine went down (unclean: what they applied after
+ *    their last flush may be lost or half there), and with --resync-from every
+ *    peer but the named one, are rebuilt by a full resync. When every peer is
+ *    unclean, the most advanced durable copy is the one kept, and the changes
+ *    after its durable point that may be lost are named in the log.
  * 2. The others get what the journal says they lack, in seq order.
  * 3. Changes in doubt (the primary stopped mid-call, so some peers applied a
  *    seq and others did not) are rolled forward: operations without a payload
@@ -32,6 +36,8 @@ export interface RecoveryOptions {
   members: Member[];
   peerIds: string[];
   progress: ProgressResult[];
+  /** Per member: set when that peer restarted after its machine went down (not exact until repaired). */
+  unclean?: Array<UncleanRestart | null>;
   journal: Journal;
   log: Logger;
   /** Rebuild every other peer from this one. */
@@ -61,6 +67,8 @@ export async function recover(opts: RecoveryOptions): Promise<void> {
   const resync = await choosePeersToResync(opts);
   const healthy = members.filter((m) => !resync.includes(m));
   if (healthy.length === 0) throw new Refusal('RECOVERY_FAILED', 'no peer is left to resync from');
+  // A copy kept as it is although it restarted uncleanly (every peer did, or --resync-from named it): trusted from here on.
+  for (const m of healthy) if (uncleanOf(opts, m)) await m.client.clean(opts.mountId, opts.epoch);
 
   // 2. What the journal holds for the healthy peers.
   const catchUp = new CatchUp({
@@ -115,6 +123,10 @@ export async function recover(opts: RecoveryOptions): Promise<void> {
 
 async function choosePeersToResync(opts: RecoveryOptions): Promise<Member[]> {
   const { members, journal, log } = opts;
+  for (const m of members) {
+    const u = uncleanOf(opts, m);
+    if (u) log.error({ peer: m.name, since: u.since, durableThrough: u.durableThrough[opts.mountId] ?? 0 }, 'peer restarted after its machine went down: changes applied after its durable point may be lost there; it is repaired before it serves');
+  }
   if (opts.resyncFrom !== undefined) {
     if (!members.some((m) => m.name === opts.resyncFrom)) throw new Refusal('PEERS_INVALID', `--resync-from ${opts.resyncFrom}: no such peer among --peers`);
     return members.filter((m) => m.name !== opts.resyncFrom);
@@ -126,13 +138,32 @@ async function choosePeersToResync(opts: RecoveryOptions): Promise<Member[]> {
     if (known !== null && known !== opts.peerIds[i]) {
       log.warn({ peer: m.name, was: known, now: opts.peerIds[i] }, 'peer has a new identity (its data was replaced): full resync');
       out.push(m);
+    } else if (uncleanOf(opts, m)) {
+      out.push(m);
     } else if (anyHistory && opts.progress[i]!.maxSeq === 0 && (await m.client.manifest({ content: false })).length === 0) {
       log.warn({ peer: m.name }, 'peer is empty and has no history of this mount: full resync');
       out.push(m);
     }
   }
+  if (out.length === members.length && out.every((m) => uncleanOf(opts, m))) {
+    // Every copy may have lost its last changes: keep the one durable the furthest (then the one that applied the most).
+    const durable = (m: Member) => uncleanOf(opts, m)!.durableThrough[opts.mountId] ?? 0;
+    const idx = (m: Member) => members.indexOf(m);
+    const keep = [...out].sort((a, b) => durable(b) - durable(a) || opts.progress[idx(b)]!.maxSeq - opts.progress[idx(a)]!.maxSeq)[0]!;
+    const lastSeq = Math.max(0, ...opts.progress.map((p) => p.maxSeq), journal.maxSeq());
+    log.error(
+      // The last seq is known only as far as some record of it survived (the peers' or this journal's).
+      { keep: keep.name, durableThrough: durable(keep), lastSeqKnown: lastSeq, mayBeLost: lastSeq > durable(keep) ? `seq ${durable(keep) + 1} to ${lastSeq} and any later` : `any change after seq ${durable(keep)}` },
+      'every peer restarted after its machine went down: keeping the copy durable the furthest; the changes after its durable point that it lacks are lost (a change applied but not flushed anywhere). Every other copy is made equal to it',
+    );
+    return out.filter((m) => m !== keep);
+  }
   if (out.length === members.length) throw new Refusal('RECOVERY_FAILED', 'every peer needs a full resync, so there is nothing to resync from; mount with --resync-from NAME to choose the copy to keep');
   return out;
+}
+
+function uncleanOf(opts: RecoveryOptions, m: Member): UncleanRestart | null {
+  return opts.unclean?.[opts.members.indexOf(m)] ?? null;
 }
 
 function pickSource(opts: RecoveryOptions, healthy: Member[]): Member {
@@ -206,6 +237,8 @@ async function fullResync(opts: RecoveryOptions, source: Member, target: Member)
   const diffs = diffManifests(a, b, [source.name, target.name]);
   if (diffs.length > 0) throw new Refusal('RECOVERY_FAILED', `full resync of ${target.name} from ${source.name} did not verify:\n  ${diffs.join('\n  ')}`);
   opts.journal.forgetPeer(target.name);
+  // Exact again: a peer that restarted uncleanly may serve and count from now on.
+  if (uncleanOf(opts, target)) await target.client.clean(opts.mountId, opts.epoch);
   const seconds = (Date.now() - started) / 1000;
   log.warn(
     {

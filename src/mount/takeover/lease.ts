@@ -9,6 +9,8 @@ import type { Member } from '../peers/member.js';
  * from the owner for its grace period (docs/TAKEOVER.md). The age is measured
  * by each peer's own clock, so clock skew between machines does not matter.
  * A renewal that is refused as fenced means another mount owns the peers now.
+ * Each answer says where that copy stands (applied and durable points), which
+ * `mirrorfs status` shows.
  */
 export const LEASE_RENEW_MS = 1000;
 
@@ -36,7 +38,7 @@ export class LeaseKeeper {
 
   private renew(): void {
     for (const m of this.members) {
-      m.client.lease(this.mountId, this.epoch, LEASE_RENEW_MS).catch((err: unknown) => {
+      m.client.lease(this.mountId, this.epoch, LEASE_RENEW_MS).then((answer) => m.noteDurability(answer.durability ?? null, answer.unclean === true)).catch((err: unknown) => {
         if (isFenced(err)) this.onFenced(m, err);
         else this.log.debug({ peer: m.name, err: (err as Error).message }, 'lease renewal failed (the peer is down or slow)');
       });

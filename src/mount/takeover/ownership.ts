@@ -1,6 +1,6 @@
 import type { Logger } from '../../log.js';
 import { MirrorError, isFenced } from '../../protocol/errors.js';
-import type { PeerStatus, ProgressResult } from '../../protocol/ops.js';
+import type { PeerStatus, ProgressResult, UncleanRestart } from '../../protocol/ops.js';
 import type { Member } from '../peers/member.js';
 import { Refusal } from '../../refusal.js';
 
@@ -14,6 +14,8 @@ export interface Ownership {
   lastSeq: number;
   /** False when the peers have applied different amounts of this mount's history (one missed changes). */
   progressAgrees: boolean;
+  /** Per member: set when that peer restarted after its machine went down and is not exact (it must be repaired before it serves). */
+  unclean: Array<UncleanRestart | null>;
   /** Peers that cannot keep the mirror's inode numbers (store/inode-ids.ts): then none are handed out. */
   peersWithoutInodeIds: string[];
   /**
@@ -63,12 +65,14 @@ export async function establishOwnership(mountId: string, members: Member[], log
   const epoch = newest + 1;
   const order = members.map((m, i) => ({ m, i, id: statuses[i]!.id })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const peerIds: string[] = new Array<string>(members.length);
+  const unclean: Array<UncleanRestart | null> = members.map(() => null);
   const withoutInodeIds: string[] = [];
   for (const { m, i } of order) {
     try {
       const hello = await m.client.handshake(mountId, epoch);
       m.markConnected();
       peerIds[i] = hello.peer.id;
+      unclean[i] = hello.unclean ?? null;
       if (hello.inodeIds !== true) withoutInodeIds.push(m.name);
     } catch (err) {
       if (isFenced(err)) {
@@ -85,7 +89,7 @@ export async function establishOwnership(mountId: string, members: Member[], log
   const lastSeq = Math.max(0, ...progress.map((p) => p.maxSeq));
   const progressAgrees = progress.every((p) => p.maxSeq === progress[0]!.maxSeq && p.contiguousSeq === progress[0]!.contiguousSeq);
   log.info({ epoch, lastSeq, progressAgrees, peers: members.map((m) => m.name) }, 'ownership established on every peer');
-  return { epoch, peerIds, progress, lastSeq, progressAgrees, previousOwners, peersWithoutInodeIds: withoutInodeIds };
+  return { epoch, peerIds, progress, lastSeq, progressAgrees, previousOwners, unclean, peersWithoutInodeIds: withoutInodeIds };
 }
 
 /** One entry per owner (its newest epoch), oldest first. */

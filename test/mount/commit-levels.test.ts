@@ -1,0 +1,223 @@
+import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { PeerStatus } from '../../src/protocol/ops.js';
+import { run } from '../helpers/child.js';
+import { cleanupMounts, mirrorfsCli, mountStatus, startMount, type MountProcess } from '../helpers/mount.js';
+import { cleanupPeers, spawnPeer, type PeerProcess } from '../helpers/peer.js';
+import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
+import { compareDirs } from '../helpers/tree.js';
+import { waitFor } from '../helpers/wait.js';
+
+/**
+ * Commit levels (issue 21): a change returns once every required peer applied
+ * it, with no flush on that path; fsync, fdatasync, fsyncdir and O_DSYNC writes
+ * return only once the peers made it durable; `--sync` makes every change
+ * durable; a peer whose machine went down (played here by restarting it from
+ * a copy of its data taken at its last durable point, under another boot id)
+ * is found out and repaired before it serves again.
+ *
+ * Peers run with a long flush interval, so nothing but the call under test
+ * can have flushed them.
+ */
+
+const QUIET_FLUSH = ['--flush-interval', '60000'];
+
+afterEach(async () => {
+  await cleanupMounts();
+  await cleanupPeers();
+  cleanupTmp();
+});
+
+async function peerStatus(p: PeerProcess): Promise<PeerStatus> {
+  const c = p.client();
+  return c.status();
+}
+
+async function mountIdOf(m: MountProcess): Promise<string> {
+  const r = await mirrorfsCli(['status', m.mountpoint, '--json']);
+  return (JSON.parse(r.stdout) as { mountId: string }).mountId;
+}
+
+/** Run a Python snippet as another process (argv[1] is the path). */
+function py(code: string, path: string): Promise<string> {
+  return run('python3', ['-c', code, path], 30_000);
+}
+
+async function twoPeers(env: Record<string, string> = {}): Promise<[PeerProcess, PeerProcess]> {
+  return [await spawnPeer({ name: 'east', extraArgs: QUIET_FLUSH, env }), await spawnPeer({ name: 'west', extraArgs: QUIET_FLUSH, env })];
+}
+
+describe('the applied level (default)', () => {
+  it('a write returns once both peers applied it, with no flush on either', async () => {
+    const peers = await twoPeers();
+    const m = await startMount({ peers });
+    const mount = await mountIdOf(m);
+    const before = await Promise.all(peers.map(peerStatus));
+    await run('sh', ['-c', `mkdir ${m.mountpoint}/d && printf 'applied' > ${m.mountpoint}/d/f && mv ${m.mountpoint}/d/f ${m.mountpoint}/d/g`]);
+    // In both trees the moment the calls returned.
+    for (const p of peers) expect(readFileSync(join(p.dataDir, 'd/g'), 'utf8')).toBe('applied');
+    const after = await Promise.all(peers.map(peerStatus));
+    for (const [i, s] of after.entries()) {
+      expect(s.flush.flushes).toBe(before[i]!.flush.flushes);
+      expect(s.flush.changeFlushes).toEqual(before[i]!.flush.changeFlushes);
+      const d = s.flush.mounts[mount]!;
+      expect(d.appliedThrough).toBeGreaterThan(d.durableThrough);
+      expect(d.oldestUndurableAgeMs).not.toBeNull();
+    }
+    // mirrorfs status shows each peer's applied and durable points (from the lease renewals).
+    await waitFor(async () => {
+      const st = (await mountStatus(m.mountpoint)) as unknown as { commitLevel: string; peers: Array<{ durability: { appliedThrough: number; durableThrough: number } | null }> };
+      return st.commitLevel === 'applied' && st.peers.every((p) => p.durability !== null && p.durability.appliedThrough > p.durability.durableThrough);
+    }, 'status to show applied beyond durable', 15_000, 100);
+  });
+
+  it('fsync, fdatasync, fsyncdir and an O_DSYNC write each return only once the peers flushed', async () => {
+    const peers = await twoPeers();
+    const m = await startMount({ peers });
+    const mount = await mountIdOf(m);
+    const f = join(m.mountpoint, 'f');
+    const cases: Array<[string, string, string]> = [
+      ['fsync', 'import os,sys; fd=os.open(sys.argv[1], os.O_WRONLY|os.O_CREAT, 0o644); os.write(fd, b"one"); os.fsync(fd)', f],
+      ['fdatasync', 'import os,sys; fd=os.open(sys.argv[1], os.O_WRONLY); os.pwrite(fd, b"two", 3); os.fdatasync(fd)', f],
+      ['fsyncdir', 'import os,sys; os.mkdir(sys.argv[1] + "/sub"); fd=os.open(sys.argv[1], os.O_RDONLY|os.O_DIRECTORY); os.fsync(fd)', m.mountpoint],
+      ['O_DSYNC write', 'import os,sys; fd=os.open(sys.argv[1], os.O_WRONLY|os.O_DSYNC); os.pwrite(fd, b"three", 6)', f],
+    ];
+    for (const [what, code, path] of cases) {
+      const before = await Promise.all(peers.map(peerStatus));
+      await py(code, path);
+      const after = await Promise.all(peers.map(peerStatus));
+      for (const [i, s] of after.entries()) {
+        // Nothing else flushes (60 s interval): the call itself made the peers flush, and everything applied is durable.
+        expect(s.flush.flushes, `${what} on ${peers[i]!.name}`).toBeGreaterThan(before[i]!.flush.flushes);
+        const d = s.flush.mounts[mount]!;
+        expect(d.durableThrough, `${what} on ${peers[i]!.name}`).toBe(d.appliedThrough);
+        expect(d.durableThrough, `${what} on ${peers[i]!.name}`).toBeGreaterThan(before[i]!.flush.mounts[mount]?.durableThrough ?? 0);
+      }
+    }
+    for (const p of peers) expect(readFileSync(join(p.dataDir, 'f'), 'utf8')).toBe('onetwothree');
+    const st = (await mountStatus(m.mountpoint)) as unknown as { barriers: { sent: number; failed: number } };
+    expect(st.barriers.sent).toBeGreaterThanOrEqual(cases.length);
+    expect(st.barriers.failed).toBe(0);
+  });
+
+  it('close is not a durability point: a file written and closed is applied, not flushed', async () => {
+    const peers = await twoPeers();
+    const m = await startMount({ peers });
+    const before = await Promise.all(peers.map(peerStatus));
+    await py('import sys; open(sys.argv[1], "w").write("closed")', join(m.mountpoint, 'c'));
+    const after = await Promise.all(peers.map(peerStatus));
+    for (const [i, s] of after.entries()) expect(s.flush.flushes).toBe(before[i]!.flush.flushes);
+    for (const p of peers) expect(readFileSync(join(p.dataDir, 'c'), 'utf8')).toBe('closed');
+  });
+});
+
+describe('the sync level (--sync, mount -o sync)', () => {
+  it('every change is flushed on each peer before it returns', async () => {
+    const peers = await twoPeers();
+    const m = await startMount({ peers, extraArgs: ['--sync'] });
+    const before = await Promise.all(peers.map(peerStatus));
+    await run('sh', ['-c', `printf 'durable' > ${m.mountpoint}/s && mkdir ${m.mountpoint}/sd`]);
+    const after = await Promise.all(peers.map(peerStatus));
+    for (const [i, s] of after.entries()) {
+      const was = before[i]!.flush.changeFlushes;
+      // The create and the mkdir flushed their directory, the write its data.
+      expect(s.flush.changeFlushes.dir).toBeGreaterThanOrEqual(was.dir + 2);
+      expect(s.flush.changeFlushes.data).toBeGreaterThanOrEqual(was.data + 1);
+    }
+    // An fsync has nothing left to flush: every change was durable when it returned.
+    const flushes = (await Promise.all(peers.map(peerStatus))).map((s) => s.flush.flushes);
+    await py('import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)', join(m.mountpoint, 's'));
+    expect((await Promise.all(peers.map(peerStatus))).map((s) => s.flush.flushes)).toEqual(flushes);
+    const st = (await mountStatus(m.mountpoint)) as unknown as { commitLevel: string };
+    expect(st.commitLevel).toBe('sync');
+  });
+});
+
+describe('a peer whose machine went down (unclean restart)', () => {
+  /** Take a copy of a peer's data and state at this moment (the peer stopped meanwhile, so the copy is consistent). */
+  function snapshot(p: PeerProcess): string {
+    const dir = join(tmpDir('mirrorfs-snap-'), 'data');
+    p.proc.kill('SIGSTOP');
+    try {
+      cpSync(p.dataDir, dir, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+    } finally {
+      p.proc.kill('SIGCONT');
+    }
+    return dir;
+  }
+
+  /** Play a power loss: kill the peer, put back what its disk held at the snapshot, start it under a new boot id. */
+  async function powerLoss(p: PeerProcess, snap: string, bootId: string): Promise<PeerProcess> {
+    await p.kill9();
+    const token = readFileSync(p.tokenFile);
+    rmSync(p.dataDir, { recursive: true, force: true });
+    cpSync(snap, p.dataDir, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+    writeFileSync(p.tokenFile, token, { mode: 0o600 });
+    return spawnPeer({ name: p.name, dataDir: p.dataDir, port: p.port, extraArgs: QUIET_FLUSH, env: { MIRRORFS_BOOT_ID: bootId } });
+  }
+
+  it('is refused until repaired; a remount repairs it from the clean peer and nothing acknowledged is lost', async () => {
+    let [east, west] = await twoPeers({ MIRRORFS_BOOT_ID: 'boot-1' });
+    const base = tmpDir('mirrorfs-unclean-');
+    const m = await startMount({ peers: [east, west], stateDir: join(base, 'state'), extraArgs: ['--peer-timeout', '1000'] });
+    await py('import os,sys; fd=os.open(sys.argv[1], os.O_WRONLY|os.O_CREAT, 0o644); os.write(fd, b"durable"); os.fsync(fd)', join(m.mountpoint, 'before'));
+    const snap = snapshot(east);
+    // Acknowledged, applied on both, not yet durable on east: its power loss takes these back.
+    await run('sh', ['-c', `printf 'applied only' > ${m.mountpoint}/after && mkdir ${m.mountpoint}/dir && mv ${m.mountpoint}/before ${m.mountpoint}/dir/moved`]);
+    east = await powerLoss(east, snap, 'boot-2');
+    expect(existsSync(join(east.dataDir, 'after'))).toBe(false); // what the "disk" held
+    // The peer itself refuses to serve: no read, no change, until its owner repairs it.
+    const st = await peerStatus(east);
+    expect(st.unclean).not.toBeNull();
+    await expect(east.client().call({ op: 'getattr', path: '' })).rejects.toMatchObject({ code: 'MFS_UNCLEAN' });
+    // The running mount finds out at its next change and stops counting it.
+    await run('sh', ['-c', `printf x > ${m.mountpoint}/probe`]).catch(() => undefined);
+    await waitFor(async () => {
+      const peers = (await mountStatus(m.mountpoint)).peers;
+      return peers.find((p) => p.name === 'east')!.behind?.reason.includes('machine went down');
+    }, 'the mount to see east restarted uncleanly', 30_000, 100);
+    await m.stop();
+    const again = await startMount({ peers: [east, west], mountpoint: m.mountpoint, stateDir: m.stateDir });
+    expect(again.stderr()).toMatch(/"peer":"east".*restarted after its machine went down/);
+    expect(again.stderr()).toContain('full resync finished and verified by content hash');
+    expect((await peerStatus(east)).unclean).toBeNull();
+    expect(readFileSync(join(east.dataDir, 'after'), 'utf8')).toBe('applied only');
+    expect(readFileSync(join(east.dataDir, 'dir/moved'), 'utf8')).toBe('durable');
+    expect(compareDirs([{ label: 'mount', dir: again.mountpoint }, { label: 'east', dir: east.dataDir }, { label: 'west', dir: west.dataDir }])).toEqual([]);
+    // And it serves and counts again.
+    writeFileSync(join(again.mountpoint, 'later'), 'both');
+    expect(readFileSync(join(east.dataDir, 'later'), 'utf8')).toBe('both');
+  });
+
+  it('when every peer went down, the copy durable the furthest is kept, the others are made equal to it, and the window is named', async () => {
+    let [east, west] = await twoPeers({ MIRRORFS_BOOT_ID: 'boot-1' });
+    const base = tmpDir('mirrorfs-unclean-');
+    const m = await startMount({ peers: [east, west], stateDir: join(base, 'state') });
+    await py('import os,sys; fd=os.open(sys.argv[1], os.O_WRONLY|os.O_CREAT, 0o644); os.write(fd, b"one"); os.fsync(fd)', join(m.mountpoint, 'one'));
+    const westSnap = snapshot(west);
+    await py('import os,sys; fd=os.open(sys.argv[1], os.O_WRONLY|os.O_CREAT, 0o644); os.write(fd, b"two"); os.fsync(fd)', join(m.mountpoint, 'two'));
+    const eastSnap = snapshot(east); // east is durable further than west
+    writeFileSync(join(m.mountpoint, 'three'), 'never flushed');
+    await m.stop();
+    east = await powerLoss(east, eastSnap, 'boot-2');
+    west = await powerLoss(west, westSnap, 'boot-2');
+    const again = await startMount({ peers: [east, west], mountpoint: m.mountpoint, stateDir: m.stateDir });
+    expect(again.stderr()).toMatch(/"keep":"east".*"mayBeLost":"[^"]+".*every peer restarted after its machine went down/);
+    expect(readFileSync(join(west.dataDir, 'two'), 'utf8')).toBe('two');
+    expect(existsSync(join(west.dataDir, 'three'))).toBe(false);
+    for (const p of [east, west]) expect((await peerStatus(p)).unclean).toBeNull();
+    expect(compareDirs([{ label: 'mount', dir: again.mountpoint }, { label: 'east', dir: east.dataDir }, { label: 'west', dir: west.dataDir }])).toEqual([]);
+  });
+
+  it('a peer killed (same boot) is not unclean: it loses nothing and catches up', async () => {
+    let [east, west] = await twoPeers({ MIRRORFS_BOOT_ID: 'boot-1' });
+    const m = await startMount({ peers: [east, west] });
+    writeFileSync(join(m.mountpoint, 'k'), 'kept by the page cache');
+    east = await east.restart();
+    expect((await peerStatus(east)).unclean).toBeNull();
+    expect(readFileSync(join(east.dataDir, 'k'), 'utf8')).toBe('kept by the page cache');
+    writeFileSync(join(m.mountpoint, 'k2'), 'after');
+    expect(compareDirs([{ label: 'mount', dir: m.mountpoint }, { label: 'east', dir: east.dataDir }, { label: 'west', dir: west.dataDir }])).toEqual([]);
+  });
+});
