@@ -2,8 +2,9 @@
 # bench-fs.sh [OUT_DIR] — the file system benchmark of issue 3 (not a test):
 # ../shared/bench/fsbench.sh (fio and small-file loops) run in one sitting on
 #   local           a plain directory on the root disk
-#   mirrorfs        a mirrorfs mount on two loopback peers, durable (no local copy)
-#   mirrorfs-local  the same with --local-copy
+#   mirrorfs        a mirrorfs mount on two loopback peers, commit level applied (the default; no local copy)
+#   mirrorfs-sync   the same with --sync (every change durable before it returns)
+#   mirrorfs-local  the same as mirrorfs with --local-copy
 #   gluster-nowb    GlusterFS replica 2 on loopback, write-behind and flush-behind off
 # then medians and ratios to gluster-nowb (../shared/bench/summarize.mjs), the
 # peak resident memory (VmHWM) of the mount and peer processes, and the floors of
@@ -110,6 +111,7 @@ for r in $(seq 1 "$ROUNDS"); do
     case "$t" in
       local) rm -rf "$BASE/localdir" && mkdir -p "$BASE/localdir" && run_suite "$BASE/localdir" local "$r" ;;
       mirrorfs) start_peers; start_mount ""; run_suite "$BASE/mnt" mirrorfs "$r"; stop_all mirrorfs ;;
+      mirrorfs-sync) start_peers; start_mount "--sync"; run_suite "$BASE/mnt" mirrorfs-sync "$r"; stop_all mirrorfs-sync ;;
       mirrorfs-local) start_peers; start_mount "--local-copy $BASE/local"; run_suite "$BASE/mnt" mirrorfs-local "$r"; stop_all mirrorfs-local ;;
       gluster-nowb) GLUSTER_UP=1; GB_WRITE_BEHIND=off bash "$SHARED/gluster-up.sh" >/dev/null; run_suite "$GB_MNT" gluster-nowb "$r" ;;
       *) log "unknown target $t"; exit 2 ;;
