@@ -11,13 +11,17 @@ export function formatStatus(s: ControllerStatus & { mountpoint: string; pid: nu
     `identity   ${s.mountId}, epoch ${s.epoch}, last seq ${s.seq}`,
     `ack policy ${s.ackPolicy} (${s.requiredAcks} of ${s.peers.length} peers must commit); in flight ${s.inFlight}, waiting for order ${s.queued}`,
     `ack mode   ${s.ackMode}${s.endToEnd ? ` (${s.endToEnd.executing} changes executing, ${s.endToEnd.committed} committed end to end)` : ''}`,
+    `commit     ${describeLevel(s)}; fsync barriers ${s.barriers.sent}${s.barriers.failed ? `, ${s.barriers.failed} FAILED` : ''}${s.barriers.waiting ? `, ${s.barriers.waiting} waiting` : ''}`,
+    ...(s.lag ? [`async lag  limit ${s.lag.max.ops} changes, ${bytes(s.lag.max.bytes)}, ${s.lag.max.ageMs / 1000} s; ${s.lag.waiting} changes waiting for the peers`] : []),
     ...(s.fenced ? [`FENCED     ${s.fenced}`] : []),
     `local copy ${s.localCopy ? `${s.localCopy.dir} (${s.localCopy.active ? 'serving reads' : `DISABLED: ${s.localCopy.reason}`})` : 'none (reads from the fastest peer)'}`,
     '',
   ];
-  const rows = [['peer', 'address', 'state', 'connected', 'p50 µs', 'p99 µs', 'operations', 'bytes', 'in flight', 'failures']];
+  const rows = [['peer', 'address', 'state', 'connected', 'applied', 'durable', 'p50 µs', 'p99 µs', 'operations', 'bytes', 'in flight', 'failures']];
   for (const p of s.peers) {
-    rows.push([p.name, p.url.includes('|') ? `${p.route} (1 of ${p.url.split('|').length} routes)` : p.url, describeState(p), p.connected ? 'yes' : 'no', fmt(p.latencyUsP50), fmt(p.latencyUsP99), String(p.operations), bytes(p.bytes), String(p.inFlight), String(p.failures)]);
+    const d = p.durability;
+    const durable = d ? `${d.durableThrough}${d.oldestUndurableAgeMs !== null ? ` (+${d.appliedThrough - d.durableThrough}, ${d.oldestUndurableAgeMs} ms)` : ''}` : '-';
+    rows.push([p.name, p.url.includes('|') ? `${p.route} (1 of ${p.url.split('|').length} routes)` : p.url, p.unclean ? 'UNCLEAN' : describeState(p), p.connected ? 'yes' : 'no', d ? String(d.appliedThrough) : '-', durable, fmt(p.latencyUsP50), fmt(p.latencyUsP99), String(p.operations), bytes(p.bytes), String(p.inFlight), String(p.failures)]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) lines.push(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
@@ -27,6 +31,14 @@ export function formatStatus(s: ControllerStatus & { mountpoint: string; pid: nu
     else if (hops.some((h) => h.relay)) lines.push('', `${name} route: ${hops.map(describeHop).join(' -> ')}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** The commit level, as a user reads it. */
+function describeLevel(s: ControllerStatus): string {
+  if (s.lag) return 'asynchronous (--ack 0): a call returns once the local copy applied it and the journal holds it; fsync waits for every peer';
+  if (s.commitLevel === 'sync') return 'sync: every change durable on the peers before it returns';
+  if (s.commitLevel === 'dirsync') return 'dirsync: changes applied on the peers before they return, changes to names durable; fsync makes the rest durable';
+  return 'applied: changes applied on the peers before they return; fsync makes them durable';
 }
 
 /** in sync / catching up (behind, rate, ETA) / down since. */

@@ -9,6 +9,7 @@ import { loadConfig, resolvePeers, type ConfigFile, DEFAULT_CONFIG_FILE, DEFAULT
 import { TRANSPORT_HELP, describeInit, initNode, transportFromFlags } from '../security/setup.js';
 import { controlRequest, controlSocketPath } from '../mount/control/control.js';
 import type { AckPolicy } from '../mount/fanout/ack-policy.js';
+import { parseMaxLag, type MaxLag } from '../mount/fanout/lag.js';
 import type { ControllerStatus } from '../mount/fanout/mirror.js';
 import type { VerifyReport } from '../mount/control/verify.js';
 import { defaultStateDir } from '../mount/control/identity.js';
@@ -48,6 +49,7 @@ interface MountFlags {
   fsyncTimeout: string;
   sync?: boolean;
   dirsync?: boolean;
+  maxLag: string;
   atime: string;
   nodiratime?: boolean;
   resyncFrom?: string;
@@ -71,7 +73,8 @@ function withMountOptions(cmd: Command): Command {
     .option('--token-file <file>', 'file holding the token the peers expect (when the config does not name one)')
     .option('--state-dir <dir>', 'where the mount keeps its identity and log (default: /var/lib/mirrorfs/<mountpoint>)')
     .option('--peer-timeout <ms>', 'bound on each call to a peer; a peer that has not committed a change by then lacks it (journaled, caught up later)', '5000')
-    .option('--ack <policy>', 'peers that must commit a change before the call returns: all, quorum (a majority) or a number; peers that miss changes are caught up from the journal', 'all')
+    .option('--ack <policy>', 'peers that must commit a change before the call returns: all, quorum (a majority) or a number; peers that miss changes are caught up from the journal. 0: the asynchronous mode (needs --local-copy): a call returns once the local copy applied it and the journal holds it; the peers follow in order (--max-lag), and fsync waits for them', 'all')
+    .option('--max-lag <limits>', 'with --ack 0: how far a peer may fall behind before changes wait for it, comma-separated: changes (10000), bytes (256MiB), age of its oldest missing change (30s)', '10000,256MiB,30s')
     .addOption(
       new Option('--ack-mode <mode>', 'first-hop: a call returns once the first hop of each route (a peer, or the first relay of a cascade) has applied the change; end-to-end: the same, and each change is tracked until the far mirrors commit it (xattr user.mirrorfs.state, counts in status) and fsync waits for it')
         .choices(['first-hop', 'end-to-end'])
@@ -110,13 +113,20 @@ function mountSettings(mp: string, flags: MountFlags): Omit<MountOptions, 'log'>
     fail((err as Error).message);
   }
   const ackPolicy = parseAckPolicy(flags.ack, peers.length);
+  let maxLag: MaxLag;
+  try {
+    maxLag = parseMaxLag(flags.maxLag);
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  if (ackPolicy.kind === 'none' && !flags.localCopy) fail('--ack 0 (the asynchronous mode) needs --local-copy DIR: the local copy decides each change\'s outcome while the peers follow');
   const fsyncTimeoutMs = Number(flags.fsyncTimeout);
   if (!Number.isInteger(fsyncTimeoutMs) || fsyncTimeoutMs < 100 || fsyncTimeoutMs > 600_000) fail('--fsync-timeout: give milliseconds between 100 and 600000');
   if (flags.sync === true && flags.dirsync === true) fail('--sync already makes changes to names durable: give --sync or --dirsync, not both');
   if (flags.resyncFrom !== undefined && !peers.some((p) => p.name === flags.resyncFrom)) fail(`--resync-from ${flags.resyncFrom}: not one of --peers (${peers.map((p) => p.name).join(', ')})`);
   return {
     mountpoint, peers, localCopyDir: flags.localCopy ? resolve(flags.localCopy) : undefined, stateDir, peerTimeoutMs, ackPolicy,
-    ackMode: flags.ackMode as 'first-hop' | 'end-to-end', fsyncTimeoutMs, commitLevel: flags.sync === true ? 'sync' : flags.dirsync === true ? 'dirsync' : 'applied', atime: flags.atime as AtimeMode, noDiratime: flags.nodiratime === true, resyncFrom: flags.resyncFrom, takeover: flags.takeover === true,
+    ackMode: flags.ackMode as 'first-hop' | 'end-to-end', fsyncTimeoutMs, commitLevel: flags.sync === true ? 'sync' : flags.dirsync === true ? 'dirsync' : 'applied', maxLag, atime: flags.atime as AtimeMode, noDiratime: flags.nodiratime === true, resyncFrom: flags.resyncFrom, takeover: flags.takeover === true,
     controlListen: flags.controlListen === undefined ? undefined : parseListenOrFail(flags.controlListen, '--control-listen'),
   };
 }
@@ -508,12 +518,13 @@ program
     }
   });
 
-/** --ack: all, quorum, or a number of peers (1..peers). */
+/** --ack: all, quorum, a number of peers (1..peers), or 0 (the asynchronous mode). */
 function parseAckPolicy(value: string, peers: number): AckPolicy {
   if (value === 'all') return { kind: 'all' };
   if (value === 'quorum') return { kind: 'quorum' };
+  if (value === '0') return { kind: 'none' };
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > peers) fail(`--ack: give all, quorum, or a number of peers from 1 to ${peers} (got ${JSON.stringify(value)})`);
+  if (!Number.isInteger(n) || n < 1 || n > peers) fail(`--ack: give all, quorum, a number of peers from 1 to ${peers}, or 0 for the asynchronous mode (got ${JSON.stringify(value)})`);
   return { kind: 'count', n };
 }
 

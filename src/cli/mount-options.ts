@@ -8,7 +8,7 @@
 
 /** mirrorfs mount flags that take a value, as -o names (key=value). */
 const VALUE_OPTIONS = [
-  'local-copy', 'config', 'token-file', 'state-dir', 'peer-timeout', 'ack', 'ack-mode', 'fsync-timeout',
+  'local-copy', 'config', 'token-file', 'state-dir', 'peer-timeout', 'ack', 'ack-mode', 'fsync-timeout', 'max-lag',
   'tls-identity', 'trust', 'trust-ca', 'log-level', 'control-listen', 'resync-from',
 ] as const;
 /** mirrorfs mount flags without a value. */

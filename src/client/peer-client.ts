@@ -55,6 +55,9 @@ export interface CallIo {
  * peer keeps its errno; transport failures are EIO with MFS_UNREACHABLE or
  * MFS_TIMEOUT.
  */
+/** Control operations that ride the call channel too: small, frequent and on the write path (an fsync after each O_DSYNC write). */
+export const CHANNEL_CONTROL_OPS: ReadonlySet<string> = new Set(['fsync']);
+
 /** The answer to a lease renewal: where the copy stands for the mount (absent from a relay's next hop's view), and whether it is unclean. */
 export interface LeaseAnswer {
   leaseAgeMs: number;
@@ -97,7 +100,7 @@ export class PeerClient {
   async call<T = unknown>(req: RequestInput, payload?: Buffer, timeoutMs = this.timeoutMs, waitMs = 0, io: CallIo = {}): Promise<CallResult<T>> {
     // Changes go on the call channel (envelope.ts); everything else, whose answers
     // may be large (reads, listings) or long in coming (long polls, pulls), on a stream of its own.
-    const path = isMutation(req) ? ROUTES.channel : ROUTES.call;
+    const path = isMutation(req) || CHANNEL_CONTROL_OPS.has(req.op) ? ROUTES.channel : ROUTES.call;
     const chunks = await this.send('POST', path, encodeFrameParts(req, payload), req.op, timeoutMs, waitMs, io.hold);
     let frame;
     try {
@@ -142,9 +145,9 @@ export class PeerClient {
     return (await this.call<LeaseAnswer>({ op: 'lease', mount, epoch }, undefined, timeoutMs)).result;
   }
 
-  /** A durability barrier: answers once everything the peer applied before it is on stable storage. */
-  async fsync(mount: string): Promise<MountDurability> {
-    return (await this.call<MountDurability>({ op: 'fsync', mount })).result;
+  /** Durability: one entry (`path`, as fsync or fdatasync would flush it), or a barrier for everything the peer applied before it. */
+  async fsync(mount: string, entry: { path?: string; datasync?: boolean } = {}): Promise<MountDurability> {
+    return (await this.call<MountDurability>({ op: 'fsync', mount, ...entry })).result;
   }
 
   /** Tell a peer that restarted uncleanly that its copy is exact again (the owner repaired it). */

@@ -7,6 +7,7 @@ import { admit, checkTrusted, refuseStream } from './admission.js';
 import { ServedChannel } from './channel.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, type PeerContext } from './context.js';
 import { mutate } from './exactly-once.js';
+import { control } from './control.js';
 import { answerParts, decodeCall, endSession, outcomeErrno, readBody } from './http.js';
 
 /**
@@ -59,8 +60,10 @@ async function answerChannelCall(peer: PeerContext, frame: Buffer, channel: Serv
     checkTrusted(peer, session);
     const { req, payload } = decodeCall(frame);
     op = req.op;
-    if (!isMutation(req)) throw new MirrorError('MFS_MALFORMED', `only changes travel on the call channel, not ${req.op}: send it to ${ROUTES.call}`);
-    const { result } = await mutate(peer, req, payload);
+    let result: unknown;
+    if (req.op === 'fsync') result = { ok: true, result: await control(peer, req) }; // the durability barrier: on the write path
+    else if (!isMutation(req)) throw new MirrorError('MFS_MALFORMED', `only changes and fsync travel on the call channel, not ${req.op}: send it to ${ROUTES.call}`);
+    else result = (await mutate(peer, req, payload)).result;
     const { parts, failed } = answerParts(result);
     const errno = failed ?? outcomeErrno(result);
     peer.metrics.observe(op, (performance.now() - started) / 1000, errno === null && req.op === 'write' ? payload.length : 0, errno);

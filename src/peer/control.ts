@@ -1,10 +1,11 @@
-import { MirrorError } from '../protocol/errors.js';
+import { MirrorError, toMirrorError } from '../protocol/errors.js';
 import type { ControlRequest } from '../protocol/ops.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { checkExact, type PeerContext } from './context.js';
 import { checkOwnership, handshake } from './ownership.js';
 import { handshakeNextHop } from './relay-proxy.js';
 import { adopt } from './repair.js';
+import { flushEntry } from '../store/apply.js';
 
 /**
  * The control requests answered with a JSON result: the handshake, the
@@ -27,9 +28,18 @@ export async function control(peer: PeerContext, req: ControlRequest): Promise<u
     return { leaseAgeMs: 0, durability: peer.flusher.report(req.mount), unclean: peer.state.unclean !== null };
   }
   if (req.op === 'fsync') {
-    // A barrier: everything applied before it arrived, on stable storage. Anyone trusted may ask
-    // (it changes nothing); an unclean copy has nothing durable to promise until it is repaired.
+    // Anyone trusted may ask (it changes nothing); an unclean copy has nothing durable to promise until it is repaired.
     checkExact(peer);
+    if (req.path !== undefined && peer.durableCopy) {
+      // One entry, as fsync would flush it locally; under the shared lock, so no rename moves it meanwhile.
+      const flushed = await peer.lock.run(false, () => flushEntry(peer.durableCopy!, req.path!, req.datasync === true).then(() => true, (err: unknown) => {
+        const errno = toMirrorError(err).errno;
+        if (errno === 'ENOENT' || errno === 'ENOTDIR') return false; // gone since (renamed or removed): flush everything instead
+        throw err;
+      }));
+      if (flushed) return peer.flusher.report(req.mount);
+    }
+    // A barrier: everything applied before it arrived, on stable storage.
     await peer.flusher.flush();
     return peer.flusher.report(req.mount);
   }

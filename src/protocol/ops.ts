@@ -206,11 +206,13 @@ export const controlSchemas = {
    */
   committed: z.object({ op: z.literal('committed'), mount: mountId, seq: z.number().int().min(0), known: z.number().int().min(0), waitMs: z.number().int().min(0).max(10_000) }),
   /**
-   * A barrier: answered once everything this peer applied before the request
-   * arrived is on stable storage (fsync, fdatasync, fsyncdir through the mount).
-   * Shares a flush with the background flusher and other barriers (group commit).
+   * Durability. With `path`: that entry is made durable, as fsync (fdatasync with
+   * `datasync`, fsyncdir for a directory) would make it locally (what the mount
+   * sends for those calls). Without: a barrier, answered once everything this peer
+   * applied before the request arrived is on stable storage (a flush shared with
+   * the background flusher and other barriers: group commit).
    */
-  fsync: z.object({ op: z.literal('fsync'), mount: mountId }),
+  fsync: z.object({ op: z.literal('fsync'), mount: mountId, path: wirePath.optional(), datasync: z.boolean().optional() }),
   /**
    * The owner made this peer exact again after it restarted uncleanly (its
    * machine crashed with changes not yet flushed): it may serve reads and count

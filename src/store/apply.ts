@@ -349,6 +349,26 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
 };
 
 /**
+ * Make one entry durable (an fsync, fdatasync or fsyncdir through the mount, as
+ * a local file system would): a regular file's data (and with `datasync` false
+ * its metadata) through its cached fd, a directory's entries, a symlink's or a
+ * special file's through its parent. On ext4 and xfs a file's flush commits the
+ * journal, so its name is durable with it, as it would be locally.
+ */
+export async function flushEntry({ tree, fds, sync }: ApplyContext, wirePath: string, datasync: boolean): Promise<void> {
+  const abs = tree.resolve(wirePath);
+  const st = lstatSync(abs);
+  if (st.isDirectory()) return sync.dir(abs);
+  if (!st.isFile()) return syncInode(sync, abs);
+  const { fd, release } = fds.acquire(wirePath, () => abs);
+  try {
+    await (datasync ? sync.data(fd) : sync.all(fd));
+  } finally {
+    release();
+  }
+}
+
+/**
  * Apply one change. `redo`: an intent for it was found without an outcome (see
  * above); `witness`: what `witnessOf` noted with that intent, if anything.
  */

@@ -1,9 +1,9 @@
-import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PeerStatus } from '../../src/protocol/ops.js';
 import { run } from '../helpers/child.js';
-import { cleanupMounts, mirrorfsCli, mountStatus, startMount, type MountProcess } from '../helpers/mount.js';
+import { cleanupMounts, mirrorfsCli, mountArgs, mountStatus, startMount, type MountProcess } from '../helpers/mount.js';
 import { cleanupPeers, spawnPeer, type PeerProcess } from '../helpers/peer.js';
 import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
 import { compareDirs } from '../helpers/tree.js';
@@ -34,6 +34,11 @@ async function peerStatus(p: PeerProcess): Promise<PeerStatus> {
   return c.status();
 }
 
+/** Every flush a peer made: background and barrier flushes (syncfs) and flushes of single entries (fsync of a file or directory). */
+function allFlushes(s: PeerStatus): number {
+  return s.flush.flushes + s.flush.changeFlushes.data + s.flush.changeFlushes.all + s.flush.changeFlushes.dir;
+}
+
 async function mountIdOf(m: MountProcess): Promise<string> {
   const r = await mirrorfsCli(['status', m.mountpoint, '--json']);
   return (JSON.parse(r.stdout) as { mountId: string }).mountId;
@@ -59,8 +64,7 @@ describe('the applied level (default)', () => {
     for (const p of peers) expect(readFileSync(join(p.dataDir, 'd/g'), 'utf8')).toBe('applied');
     const after = await Promise.all(peers.map(peerStatus));
     for (const [i, s] of after.entries()) {
-      expect(s.flush.flushes).toBe(before[i]!.flush.flushes);
-      expect(s.flush.changeFlushes).toEqual(before[i]!.flush.changeFlushes);
+      expect(allFlushes(s)).toBe(allFlushes(before[i]!));
       const d = s.flush.mounts[mount]!;
       expect(d.appliedThrough).toBeGreaterThan(d.durableThrough);
       expect(d.oldestUndurableAgeMs).not.toBeNull();
@@ -75,25 +79,19 @@ describe('the applied level (default)', () => {
   it('fsync, fdatasync, fsyncdir and an O_DSYNC write each return only once the peers flushed', async () => {
     const peers = await twoPeers();
     const m = await startMount({ peers });
-    const mount = await mountIdOf(m);
     const f = join(m.mountpoint, 'f');
-    const cases: Array<[string, string, string]> = [
-      ['fsync', 'import os,sys; fd=os.open(sys.argv[1], os.O_WRONLY|os.O_CREAT, 0o644); os.write(fd, b"one"); os.fsync(fd)', f],
-      ['fdatasync', 'import os,sys; fd=os.open(sys.argv[1], os.O_WRONLY); os.pwrite(fd, b"two", 3); os.fdatasync(fd)', f],
-      ['fsyncdir', 'import os,sys; os.mkdir(sys.argv[1] + "/sub"); fd=os.open(sys.argv[1], os.O_RDONLY|os.O_DIRECTORY); os.fsync(fd)', m.mountpoint],
-      ['O_DSYNC write', 'import os,sys; fd=os.open(sys.argv[1], os.O_WRONLY|os.O_DSYNC); os.pwrite(fd, b"three", 6)', f],
+    const cases: Array<[string, string, string, 'data' | 'all' | 'dir']> = [
+      ['fsync', 'import os,sys; fd=os.open(sys.argv[1], os.O_WRONLY|os.O_CREAT, 0o644); os.write(fd, b"one"); os.fsync(fd)', f, 'all'],
+      ['fdatasync', 'import os,sys; fd=os.open(sys.argv[1], os.O_WRONLY); os.pwrite(fd, b"two", 3); os.fdatasync(fd)', f, 'data'],
+      ['fsyncdir', 'import os,sys; os.mkdir(sys.argv[1] + "/sub"); fd=os.open(sys.argv[1], os.O_RDONLY|os.O_DIRECTORY); os.fsync(fd)', m.mountpoint, 'dir'],
+      ['O_DSYNC write', 'import os,sys; fd=os.open(sys.argv[1], os.O_WRONLY|os.O_DSYNC); os.pwrite(fd, b"three", 6)', f, 'data'],
     ];
-    for (const [what, code, path] of cases) {
+    for (const [what, code, path, kind] of cases) {
       const before = await Promise.all(peers.map(peerStatus));
       await py(code, path);
       const after = await Promise.all(peers.map(peerStatus));
-      for (const [i, s] of after.entries()) {
-        // Nothing else flushes (60 s interval): the call itself made the peers flush, and everything applied is durable.
-        expect(s.flush.flushes, `${what} on ${peers[i]!.name}`).toBeGreaterThan(before[i]!.flush.flushes);
-        const d = s.flush.mounts[mount]!;
-        expect(d.durableThrough, `${what} on ${peers[i]!.name}`).toBe(d.appliedThrough);
-        expect(d.durableThrough, `${what} on ${peers[i]!.name}`).toBeGreaterThan(before[i]!.flush.mounts[mount]?.durableThrough ?? 0);
-      }
+      // Nothing else flushes (a 60 s interval, and changes are only applied): the call itself made each peer flush that entry.
+      for (const [i, s] of after.entries()) expect(s.flush.changeFlushes[kind], `${what} on ${peers[i]!.name}`).toBeGreaterThan(before[i]!.flush.changeFlushes[kind]);
     }
     for (const p of peers) expect(readFileSync(join(p.dataDir, 'f'), 'utf8')).toBe('onetwothree');
     const st = (await mountStatus(m.mountpoint)) as unknown as { barriers: { sent: number; failed: number } };
@@ -107,7 +105,7 @@ describe('the applied level (default)', () => {
     const before = await Promise.all(peers.map(peerStatus));
     await py('import sys; open(sys.argv[1], "w").write("closed")', join(m.mountpoint, 'c'));
     const after = await Promise.all(peers.map(peerStatus));
-    for (const [i, s] of after.entries()) expect(s.flush.flushes).toBe(before[i]!.flush.flushes);
+    for (const [i, s] of after.entries()) expect(allFlushes(s)).toBe(allFlushes(before[i]!));
     for (const p of peers) expect(readFileSync(join(p.dataDir, 'c'), 'utf8')).toBe('closed');
   });
 });
@@ -126,11 +124,64 @@ describe('the sync level (--sync, mount -o sync)', () => {
       expect(s.flush.changeFlushes.data).toBeGreaterThanOrEqual(was.data + 1);
     }
     // An fsync has nothing left to flush: every change was durable when it returned.
-    const flushes = (await Promise.all(peers.map(peerStatus))).map((s) => s.flush.flushes);
+    const flushes = (await Promise.all(peers.map(peerStatus))).map(allFlushes);
     await py('import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)', join(m.mountpoint, 's'));
-    expect((await Promise.all(peers.map(peerStatus))).map((s) => s.flush.flushes)).toEqual(flushes);
+    expect((await Promise.all(peers.map(peerStatus))).map(allFlushes)).toEqual(flushes);
     const st = (await mountStatus(m.mountpoint)) as unknown as { commitLevel: string };
     expect(st.commitLevel).toBe('sync');
+  });
+});
+
+describe('the asynchronous mode (--ack 0)', () => {
+  type AsyncStatus = { lag: { waiting: number; peers: Record<string, { ops: number }> }; barriers: { waiting: number } };
+  const asyncStatus = async (m: MountProcess) => (await mountStatus(m.mountpoint)) as unknown as AsyncStatus;
+
+  it('calls return while the peers are stopped, up to --max-lag; then they wait; the peers follow in order; fsync waits for every peer', async () => {
+    const peers = await twoPeers();
+    const m = await startMount({ peers, localCopy: true, extraArgs: ['--ack', '0', '--max-lag', '5', '--peer-timeout', '1000'] });
+    writeFileSync(join(m.mountpoint, 'first'), 'one');
+    await waitFor(() => peers.every((p) => existsSync(join(p.dataDir, 'first')) && readFileSync(join(p.dataDir, 'first'), 'utf8') === 'one'), 'the peers to follow', 15_000);
+    for (const p of peers) p.proc.kill('SIGSTOP');
+    try {
+      // One change each: they return with no peer answering (the local copy decides, the journal holds them).
+      for (let i = 0; i < 5; i++) mkdirSync(join(m.mountpoint, `d${i}`));
+      for (const p of peers) expect(existsSync(join(p.dataDir, 'd0'))).toBe(false);
+      expect((await asyncStatus(m)).lag.peers.east!.ops).toBe(5);
+      // The sixth would put them past --max-lag: it waits, applied nowhere yet.
+      const sixth = run('mkdir', [join(m.mountpoint, 'd5')], 60_000);
+      await waitFor(async () => (await asyncStatus(m)).lag.waiting === 1, 'a change to wait for the peers', 15_000, 50);
+      expect(existsSync(join(m.localCopyDir!, 'd5'))).toBe(false);
+      for (const p of peers) p.proc.kill('SIGCONT');
+      await sixth;
+    } finally {
+      for (const p of peers) p.proc.kill('SIGCONT');
+    }
+    // fsync waits until every peer has every change and made it durable.
+    const before = await Promise.all(peers.map(peerStatus));
+    for (const p of peers) p.proc.kill('SIGSTOP');
+    let synced: Promise<string>;
+    try {
+      writeFileSync(join(m.mountpoint, 'last'), 'fsynced');
+      synced = py('import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)', join(m.mountpoint, 'last'));
+      await waitFor(async () => (await asyncStatus(m)).barriers.waiting === 1, 'fsync to wait for the peers', 15_000, 50);
+    } finally {
+      for (const p of peers) p.proc.kill('SIGCONT');
+    }
+    await synced;
+    for (const [i, p] of peers.entries()) {
+      expect(readFileSync(join(p.dataDir, 'last'), 'utf8')).toBe('fsynced');
+      expect(allFlushes(await peerStatus(p))).toBeGreaterThan(allFlushes(before[i]!));
+    }
+    expect(compareDirs([{ label: 'mount', dir: m.mountpoint }, { label: 'local', dir: m.localCopyDir! }, { label: 'east', dir: peers[0]!.dataDir }, { label: 'west', dir: peers[1]!.dataDir }])).toEqual([]);
+  });
+
+  it('is refused without a local copy, saying why', async () => {
+    const peers = await twoPeers();
+    const base = tmpDir('mirrorfs-async-');
+    mkdirSync(join(base, 'mnt'));
+    const r = await mirrorfsCli([...mountArgs(join(base, 'mnt'), peers, join(base, 'state')), '--ack', '0', '--foreground']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/--ack 0 \(the asynchronous mode\) needs --local-copy DIR/);
   });
 });
 

@@ -1,63 +1,76 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanupPeers, spawnPeer } from '../helpers/peer.js';
-import { Stamper } from '../helpers/stamp.js';
-import { cleanupTmp } from '../helpers/tmp.js';
+import { createLogger } from '../../src/log.js';
+import { Flusher } from '../../src/peer/durability.js';
+import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
 
-afterEach(async () => {
-  await cleanupPeers();
-  cleanupTmp();
-});
+/** The peer's background flush and barrier (unit, on a real directory: syncfs runs for real). */
 
-describe('durable before ack', () => {
-  it('kill -9 right after an acknowledgement: the change is there after restart', async () => {
-    const peer = await spawnPeer({ name: 'east' });
-    const stamp = new Stamper();
-    const client = peer.client();
-    await client.handshake(stamp.mount, 1);
-    await client.call(stamp.next({ op: 'mkdir', path: 'dir', mode: 0o700 }));
-    await client.call(stamp.next({ op: 'create', path: 'dir/f', mode: 0o600 }));
-    await client.call(stamp.next({ op: 'write', path: 'dir/f', offset: 0 }), Buffer.from('acknowledged'));
-    await peer.kill9();
-    const again = await peer.restart();
-    expect(readFileSync(join(again.dataDir, 'dir/f'), 'utf8')).toBe('acknowledged');
-    expect((await again.client().status()).epoch).toBe(1);
+afterEach(() => cleanupTmp());
+
+function flusher(running: Map<string, number[]> = new Map(), recorded = new Map<string, number>()) {
+  const dir = tmpDir('mirrorfs-flush-');
+  mkdirSync(join(dir, 'state'));
+  const records: Array<Map<string, number>> = [];
+  const f = new Flusher({
+    dirs: [dir, join(dir, 'state')],
+    intervalMs: 60_000,
+    log: createLogger('test', 'silent'),
+    runningSeqs: (m) => running.get(m) ?? [],
+    record: (points) => records.push(new Map(points)),
+    recorded,
+  });
+  return { f, records };
+}
+
+describe('Flusher', () => {
+  it('a barrier makes what was applied durable and records the durable point', async () => {
+    const { f, records } = flusher();
+    f.noteApplied('m', 1);
+    f.noteApplied('m', 2);
+    expect(f.report('m')).toMatchObject({ appliedThrough: 2, durableThrough: 0 });
+    expect(f.report('m').oldestUndurableAgeMs).not.toBeNull();
+    await f.flush();
+    expect(f.report('m')).toEqual({ appliedThrough: 2, durableThrough: 2, oldestUndurableAgeMs: null });
+    expect(records.at(-1)).toEqual(new Map([['m', 2]]));
+    expect(f.stats.flushes).toBe(1);
+    await f.stop();
   });
 
-  it('kill -9 in the middle of a stream of operations: every acknowledged one is present', async () => {
-    const peer = await spawnPeer({ name: 'east' });
-    const stamp = new Stamper();
-    const client = peer.client({ timeoutMs: 5000 });
-    await client.handshake(stamp.mount, 1);
-    const acked: string[] = [];
-    let killed = false;
-    // A call that fails while the peer is alive is a failure of the test; after the kill, failing is expected.
-    const errorsBeforeKill: unknown[] = [];
-    // 8 writers, each creating and filling files until the peer dies under them.
-    const writer = async (w: number) => {
-      for (let i = 0; !killed && i < 500; i++) {
-        const name = `w${w}-${i}`;
-        try {
-          await client.call(stamp.next({ op: 'create', path: name, mode: 0o644 }));
-          await client.call(stamp.next({ op: 'write', path: name, offset: 0 }), Buffer.from(`content of ${name}`));
-          acked.push(name);
-        } catch (err) {
-          if (!killed) errorsBeforeKill.push(err);
-          return;
-        }
-        if (acked.length >= 60 && !killed) {
-          killed = true;
-          await peer.kill9();
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: 8 }, (_, w) => writer(w)));
-    expect(errorsBeforeKill).toEqual([]);
-    expect(killed).toBe(true);
-    expect(acked.length).toBeGreaterThanOrEqual(60);
-    const again = await peer.restart();
-    for (const name of acked) expect(readFileSync(join(again.dataDir, name), 'utf8')).toBe(`content of ${name}`);
-    expect(readdirSync(again.dataDir).length).toBeGreaterThanOrEqual(acked.length);
+  it('a seq still being applied holds the durable point below it', async () => {
+    const running = new Map([['m', [3]]]);
+    const { f } = flusher(running);
+    f.noteApplied('m', 2);
+    f.noteApplied('m', 4); // 3 is still running
+    await f.flush();
+    expect(f.report('m').durableThrough).toBe(2);
+    running.set('m', []);
+    f.noteApplied('m', 3);
+    await f.flush();
+    expect(f.report('m').durableThrough).toBe(4);
+    await f.stop();
+  });
+
+  it('barriers that arrive while a flush runs share the next one (group commit)', async () => {
+    const { f } = flusher();
+    f.noteApplied('m', 1);
+    const first = f.flush();
+    f.noteApplied('m', 2);
+    const [second, third] = [f.flush(), f.flush()];
+    expect(second).toBe(third);
+    await Promise.all([first, second]);
+    expect(f.stats.flushes).toBe(2);
+    expect(f.report('m').durableThrough).toBe(2);
+    await f.stop();
+  });
+
+  it('starts from the durable points recorded before, and stops with a last flush', async () => {
+    const { f } = flusher(new Map(), new Map([['m', 7]]));
+    expect(f.report('m')).toEqual({ appliedThrough: 7, durableThrough: 7, oldestUndurableAgeMs: null });
+    f.noteApplied('m', 8);
+    expect(await f.stop()).toBe(true);
+    expect(f.report('m').durableThrough).toBe(8);
+    await expect(f.flush()).rejects.toThrow(/stopped/);
   });
 });

@@ -198,6 +198,16 @@ describe('every changing operation over real HTTP/2 lands in the data directory'
     expect(report.appliedThrough).toBe(applied);
     expect(report.durableThrough).toBe(applied);
     expect(report.oldestUndurableAgeMs).toBeNull();
+    // One entry: flushed by itself (the durable point does not move); one that is gone: everything.
+    const status = async () => (await client.status()).flush;
+    const was = await status();
+    await client.call(stamp.next({ op: 'write', path: 'barrier', offset: 0 }), Buffer.from('x'));
+    await client.fsync(stamp.mount, { path: 'barrier', datasync: true });
+    expect((await status()).changeFlushes.data).toBe(was.changeFlushes.data + 1);
+    expect((await status()).flushes).toBe(was.flushes);
+    await client.fsync(stamp.mount, { path: 'no/such/file' });
+    expect((await status()).flushes).toBe(was.flushes + 1);
+    expect((await status()).mounts[stamp.mount]!.durableThrough).toBe(stamp.seq);
     // A re-send with another commit level is the same change (durable is not part of what it is recorded under).
     const again = { ...stamp.next({ op: 'create', path: 'barrier2', mode: 0o644 }) };
     await client.call(again);

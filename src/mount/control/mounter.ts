@@ -8,6 +8,7 @@ import { checkPeersAgree, prepareLocalCopy } from '../recovery/consistency.js';
 import { CommitTracker } from '../fanout/commit-tracker.js';
 import { requiredAcks, type AckPolicy } from '../fanout/ack-policy.js';
 import { MirrorController, type CommitLevel } from '../fanout/mirror.js';
+import type { MaxLag } from '../fanout/lag.js';
 import { Journal } from '../recovery/journal.js';
 import { progressReporter } from '../recovery/progress.js';
 import { recover } from '../recovery/recovery.js';
@@ -41,6 +42,8 @@ export interface MountOptions {
   ackPolicy: AckPolicy;
   /** first-hop (default): a call returns once each route's first hop holds the change durably. end-to-end: also track the far mirrors' commits; fsync waits for them. */
   ackMode?: 'first-hop' | 'end-to-end';
+  /** The asynchronous mode (ack policy none, `--ack 0`): how far the peers may lag before changes wait. */
+  maxLag?: MaxLag;
   /** applied (default), sync (-o sync: every change durable before it returns) or dirsync (changes to names). */
   commitLevel?: CommitLevel;
   /** Bound on an fsync waiting for end-to-end commitment. */
@@ -92,7 +95,11 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
   checkMountpoint(mountpoint);
   const mountId = loadMountId(opts.stateDir);
   const members = opts.peers.map((spec) => new Member(spec, opts.peerTimeoutMs, log));
-  if (requiredAcks(opts.ackPolicy, members.length) < 1) throw new Refusal('ACK_POLICY_INVALID', 'the ack policy must require at least one peer');
+  if (opts.ackPolicy.kind === 'none') {
+    // The asynchronous mode answers each change from the local copy's outcome: there must be one.
+    if (!opts.localCopyDir) throw new Refusal('ACK_POLICY_INVALID', '--ack 0 (the asynchronous mode) needs --local-copy DIR: the local copy decides each change\'s outcome while the peers follow');
+    if (opts.ackMode === 'end-to-end') throw new Refusal('ACK_POLICY_INVALID', '--ack 0 and --ack-mode end-to-end do not go together: in the asynchronous mode no call waits for a peer (fsync waits for every peer anyway)');
+  } else if (requiredAcks(opts.ackPolicy, members.length) < 1) throw new Refusal('ACK_POLICY_INVALID', 'the ack policy must require at least one peer');
   const metrics = new MountMetrics(members, opts.ackMode === 'end-to-end');
   let phase: 'starting' | 'mounted' | 'stopping' = 'starting';
   let controllerRef: MirrorController | null = null;
@@ -144,7 +151,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     // Half of fuse-native's bound to start, at most a peer timeout to finish: the kernel's request is always answered by us.
     const commits = opts.ackMode === 'end-to-end' ? new CommitTracker(mountId, members, log) : null;
     commits?.start();
-    const controller = new MirrorController({ mountId, epoch, lastSeq, members, local, journal, ackPolicy: opts.ackPolicy, peerTimeoutMs: opts.peerTimeoutMs, startLimitMs: fuseTimeoutMs / 2, commits, commitLevel: opts.commitLevel, log });
+    const controller = new MirrorController({ mountId, epoch, lastSeq, members, local, journal, ackPolicy: opts.ackPolicy, peerTimeoutMs: opts.peerTimeoutMs, startLimitMs: fuseTimeoutMs / 2, commits, commitLevel: opts.commitLevel, maxLag: opts.maxLag, barrierWaitMs: Math.min(opts.fsyncTimeoutMs ?? DEFAULT_FSYNC_TIMEOUT_MS, fuseTimeoutMs - 5000), log });
     // An fsync waiting for the far ends must be answered before fuse-native's own bound.
     const fsyncTimeoutMs = Math.min(opts.fsyncTimeoutMs ?? DEFAULT_FSYNC_TIMEOUT_MS, fuseTimeoutMs - 5000);
     controllerRef = controller;

@@ -9,17 +9,22 @@ import type { LackKind } from '../recovery/journal.js';
  * the rules can be tested without peers.
  */
 
-/** How many peers must commit a change before the call succeeds. */
-export type AckPolicy = { kind: 'all' } | { kind: 'quorum' } | { kind: 'count'; n: number };
+/**
+ * How many peers must commit a change before the call succeeds. `none` is the
+ * asynchronous mode (`--ack 0`, patent para. 47): the call returns once the
+ * primary's journal holds the change; the peers follow (fanout/lag.ts).
+ */
+export type AckPolicy = { kind: 'all' } | { kind: 'quorum' } | { kind: 'count'; n: number } | { kind: 'none' };
 
 export function describeAckPolicy(p: AckPolicy): string {
-  return p.kind === 'count' ? String(p.n) : p.kind;
+  return p.kind === 'count' ? String(p.n) : p.kind === 'none' ? '0' : p.kind;
 }
 
 /** Peers that must commit, out of `members`. */
 export function requiredAcks(p: AckPolicy, members: number): number {
   if (p.kind === 'all') return members;
   if (p.kind === 'quorum') return Math.floor(members / 2) + 1;
+  if (p.kind === 'none') return 0;
   return Math.min(p.n, members);
 }
 

@@ -1,6 +1,6 @@
 import type { Logger } from '../../log.js';
 import { assert } from '../../assert.js';
-import { MirrorError } from '../../protocol/errors.js';
+import { MirrorError, isRecordedOutcome } from '../../protocol/errors.js';
 import { NAMESPACE_OPS, describePaths, logPathOf, type MountDurability, type Mutation, type MutationRequest, type ReadRequest, type WireStat, type WireStatfs } from '../../protocol/ops.js';
 import type { EntryType } from '../../store/reads.js';
 import type { BodyHold, CallResult } from '../../client/peer-client.js';
@@ -18,6 +18,9 @@ import { AdmissionGate, admissionRefusal } from './admission.js';
 import type { CommitTracker } from './commit-tracker.js';
 import { ReadPath } from './read-path.js';
 import { routeStatus, type RouteHop } from './route-status.js';
+import { Backlog, DEFAULT_MAX_LAG, type MaxLag, type PeerLag } from './lag.js';
+import { localCopyHandle, peerCopy } from '../peers/copies.js';
+import type { RepairSource } from '../recovery/catch-up.js';
 import { enoughOutcomes, stragglerWindowMs } from './straggler.js';
 
 export interface ControllerOptions {
@@ -41,6 +44,10 @@ export interface ControllerOptions {
    * changes to names durable before they return).
    */
   commitLevel?: CommitLevel;
+  /** Ack policy none (`--ack 0`): how far the peers may lag before a change waits. */
+  maxLag?: MaxLag;
+  /** Bound on an fsync waiting for the peers to catch up in the asynchronous mode (then EIO). */
+  barrierWaitMs?: number;
   log: Logger;
 }
 
@@ -60,8 +67,10 @@ export interface ControllerStatus {
   ackMode: 'first-hop' | 'end-to-end';
   /** applied: a change returns once applied on the peers, durable on an fsync; sync: every change durable before it returns; dirsync: changes to names. */
   commitLevel: CommitLevel;
-  /** Durability barriers (fsync, fdatasync, fsyncdir) sent to the peers, and those that failed. */
-  barriers: { sent: number; failed: number };
+  /** Durability barriers (fsync, fdatasync, fsyncdir) sent to the peers, those that failed, and those waiting now. */
+  barriers: { sent: number; failed: number; waiting: number };
+  /** The asynchronous mode (`--ack 0`): per peer, the changes it lacks, their bytes and the oldest's age; and the limit. Null otherwise. */
+  lag: { max: MaxLag; waiting: number; peers: Record<string, PeerLag> } | null;
   endToEnd: { executing: number; committed: number; fsyncWaiting: number } | null;
   peers: MemberStatus[];
 }
@@ -91,12 +100,18 @@ export class MirrorController {
   private inFlight = 0;
   private stoppingReason: string | null = null;
   private fencedReason: string | null = null;
-  private readonly barriers = { sent: 0, failed: 0 };
+  private readonly barriers = { sent: 0, failed: 0, waiting: 0 };
+  /** The asynchronous mode's backlog (lag.ts); null unless the ack policy is none. */
+  private readonly backlog: Backlog | null;
+  /** Changes waiting for the peers to come back under --max-lag. */
+  private lagWaiting = 0;
 
   constructor(private readonly opts: ControllerOptions) {
     this.log = opts.log;
     this.seq = opts.lastSeq;
     this.required = requiredAcks(opts.ackPolicy, opts.members.length);
+    this.backlog = opts.ackPolicy.kind === 'none' ? new Backlog(opts.members.map((m) => m.name), opts.maxLag ?? DEFAULT_MAX_LAG) : null;
+    assert(this.backlog === null || opts.local !== null, 'the asynchronous mode has a local copy to decide outcomes');
     this.reads = new ReadPath({ members: opts.members, local: opts.local, names: this.names, absentXattrs: this.absentXattrs });
     this.catchUp = new CatchUp({
       mountId: opts.mountId,
@@ -104,7 +119,9 @@ export class MirrorController {
       journal: opts.journal,
       log: opts.log,
       withClaims: (names, fn) => this.withClaims(names, fn),
-      repairSource: (exclude) => this.fastestInSync(exclude),
+      repairSource: (exclude) => this.repairSource(exclude),
+      follow: this.backlog !== null,
+      onDelivered: (m, seq) => this.backlog?.delivered(m.name, seq),
       onFenced: (m, err) => this.fence(m, err),
       admission: this.admission,
       quietTimeoutMs: 2 * opts.peerTimeoutMs,
@@ -159,6 +176,8 @@ export class MirrorController {
       while (this.admission.isClosed) {
         if (!(await this.admission.opened(deadline))) throw this.tooLate(req, 'waited for a peer to join');
       }
+      // The asynchronous mode: the peers may lag only so far (--max-lag) before changes wait for them.
+      if (this.backlog && req.op !== 'access') await this.waitUnderLag(req, deadline);
       this.admission.pass();
       try {
         return await this.scheduler.run(orderingClaims(req), () => {
@@ -225,6 +244,7 @@ export class MirrorController {
     const level = this.opts.commitLevel ?? 'applied';
     const durable = req.durable === true || (level === 'sync' && req.op !== 'access') || (level === 'dirsync' && NAMESPACE_OPS.has(req.op));
     const stamped = { ...req, durable: durable || undefined, mount: this.opts.mountId, epoch: this.opts.epoch, seq: this.nextSeq() } as Mutation;
+    if (this.backlog) return this.sendAsync(stamped, req, payload, this.backlog);
     const local = this.opts.local?.active ? this.opts.local : null;
     const sent = members.map((m) => m.inStep);
     members.forEach((m, i) => {
@@ -260,32 +280,109 @@ export class MirrorController {
   }
 
   /**
-   * A durability barrier (fsync, fdatasync, fsyncdir through the mount): every
-   * change this mount was answered for is on stable storage on the peers the
-   * ack policy requires, when it resolves. Each peer in step flushes what it
-   * applied (one flush shared with its background flusher and other barriers);
-   * a peer behind does not count (it gets every change it lacks from the
-   * journal, and flushes it like any other). Fails with EIO, naming the peers,
-   * when too few flushed.
+   * fsync, fdatasync or fsyncdir through the mount: the entry at `path` is on
+   * stable storage on the peers the ack policy requires when it resolves, as a
+   * local file system would have it (each peer in step flushes that file or
+   * directory; one that lost it since flushes everything). A peer behind does
+   * not count (it gets every change it lacks from the journal, and flushes it
+   * like any other). Fails with EIO, naming the peers, when too few flushed.
    */
-  async barrier(path: string): Promise<void> {
+  async barrier(path: string, datasync = false): Promise<void> {
     const { members, mountId } = this.opts;
     // On a `-o sync` mount every change was durable on the peers before it returned: nothing to flush.
-    if (this.opts.commitLevel === 'sync') return;
+    if (this.opts.commitLevel === 'sync' && !this.backlog) return;
     this.barriers.sent++;
-    const inStep = members.filter((m) => m.inStep);
-    const outcomes = await Promise.all(inStep.map((m) => settle(m.call<MountDurability>({ op: 'fsync', mount: mountId }).then((r) => m.noteDurability(r.result)))));
+    if (this.backlog) await this.waitCaughtUp(path, this.seq);
+    // The asynchronous mode: every peer, once it has everything up to now. Otherwise those in step.
+    const inStep = this.backlog ? [...members] : members.filter((m) => m.inStep);
+    const required = this.backlog ? members.length : this.required;
+    const outcomes = await Promise.all(inStep.map((m) => settle(m.call<MountDurability>({ op: 'fsync', mount: mountId, path, datasync }).then((r) => m.noteDurability(r.result)))));
     const flushed = outcomes.filter((o) => o.ok).length;
     const failures = outcomes.flatMap((o, i) => (o.ok ? [] : [`${inStep[i]!.name}: ${o.error.message}`]));
-    if (flushed >= this.required) {
+    if (flushed >= required) {
       if (failures.length > 0) this.log.warn({ path, failures }, 'fsync: a peer did not flush; enough others did for the ack policy');
       return;
     }
     this.barriers.failed++;
-    const behind = members.filter((m) => !m.inStep).map((m) => `${m.name}: behind (${m.behindReason})`);
+    const behind = this.backlog ? [] : members.filter((m) => !m.inStep).map((m) => `${m.name}: behind (${m.behindReason})`);
     const why = [...failures, ...behind].join('; ');
-    this.log.error({ peer: null, op: 'fsync', path, errno: 'EIO', flushed, required: this.required, why }, 'fsync failed: too few peers made the changes durable');
-    throw new MirrorError('MFS_ERRNO', `fsync ${JSON.stringify(path)}: ${flushed} of ${members.length} peers flushed, ack policy ${describeAckPolicy(this.opts.ackPolicy)} needs ${this.required} (${why})`, { errno: 'EIO' });
+    this.log.error({ peer: null, op: 'fsync', path, errno: 'EIO', flushed, required, why }, 'fsync failed: too few peers made the changes durable');
+    throw new MirrorError('MFS_ERRNO', `fsync ${JSON.stringify(path)}: ${flushed} of ${members.length} peers flushed, ack policy ${describeAckPolicy(this.opts.ackPolicy)} needs ${required} (${why})`, { errno: 'EIO' });
+  }
+
+  /** The asynchronous mode's fsync: wait (bounded) until every peer has every change up to seq. */
+  private async waitCaughtUp(path: string, seq: number): Promise<void> {
+    const backlog = this.backlog!;
+    const limitMs = this.opts.barrierWaitMs ?? 30_000;
+    const deadline = Date.now() + limitMs;
+    this.barriers.waiting++;
+    try {
+      while (!backlog.settledThrough(seq)) {
+        if (Date.now() > deadline) {
+          this.barriers.failed++;
+          const lags = this.opts.members.map((m) => `${m.name}: ${backlog.lagOf(m.name).ops} changes behind`).join('; ');
+          this.log.error({ peer: null, op: 'fsync', path, errno: 'EIO', seq, limitMs, lags }, 'fsync failed: the peers did not catch up in time');
+          throw new MirrorError('MFS_ERRNO', `fsync ${JSON.stringify(path)}: the peers did not receive every change up to seq ${seq} within ${limitMs} ms (${lags})`, { errno: 'EIO' });
+        }
+        await backlog.changed(Math.min(200, Math.max(1, deadline - Date.now())));
+      }
+    } finally {
+      this.barriers.waiting--;
+    }
+  }
+
+  /**
+   * The asynchronous mode (`--ack 0`, patent para. 47): the local copy applies
+   * the change and its outcome is the answer; the change is journaled durably
+   * for every peer before the call returns, and catch-up brings it to them in
+   * order, as fast as they take it (catch-up.ts, follow mode).
+   */
+  private async sendAsync(stamped: Mutation, req: MutationRequest, payload: Buffer, backlog: Backlog): Promise<unknown> {
+    const local = this.opts.local!;
+    if (!local.active) {
+      throw new MirrorError('MFS_ERRNO', `${req.op} ${describePaths(req)}: the asynchronous mode decides each change on the local copy, which is disabled (${local.reason ?? 'unknown'}); unmount and mount again`, { errno: 'EIO' });
+    }
+    // Counted before anything is awaited, so the backlog holds seqs in order (fsync's barrier relies on it).
+    backlog.add(stamped.seq, payload.length);
+    const outcome = await settle(local.apply(stamped, payload));
+    const authoritative = outcome.ok ? 'ok' : isRecordedOutcome(outcome.error) ? outcome.error.errno : null;
+    if (authoritative === null) {
+      // The local copy failed for a passing reason (out of space, I/O): nothing was applied, nothing is sent.
+      for (const m of this.opts.members) backlog.delivered(m.name, stamped.seq);
+      throw outcome.ok ? new MirrorError('MFS_INTERNAL') : outcome.error;
+    }
+    const verdict: Verdict = {
+      decided: outcome,
+      authoritative,
+      lacking: this.opts.members.map((m, at) => ({ at, kind: 'resend' as const, reason: 'asynchronous mode', errno: null })),
+    };
+    await this.journal(stamped, req, payload, verdict, true);
+    if (!verdict.decided.ok) throw verdict.decided.error;
+    return verdict.decided.result;
+  }
+
+  /** Wait (bounded by the change's start limit) until every peer is back under --max-lag. */
+  private async waitUnderLag(req: MutationRequest, deadline: number): Promise<void> {
+    const backlog = this.backlog!;
+    let why = backlog.overLimit();
+    if (why === null) return;
+    this.lagWaiting++;
+    try {
+      while (why !== null) {
+        if (Date.now() > deadline) throw this.tooLate(req, `waited for the peers to catch up: ${why}`);
+        await backlog.changed(Math.min(200, Math.max(1, deadline - Date.now())));
+        why = backlog.overLimit();
+      }
+    } finally {
+      this.lagWaiting--;
+    }
+  }
+
+  /** A copy to repair a peer's names from: an in-sync peer, or in the asynchronous mode the local copy (which decides). */
+  private repairSource(exclude: Member): RepairSource | null {
+    if (this.backlog && this.opts.local?.active) return { name: 'local copy', copy: () => localCopyHandle(this.opts.local!) };
+    const m = this.fastestInSync(exclude);
+    return m && { name: m.name, copy: () => peerCopy(m, this.opts.mountId, this.opts.epoch) };
   }
 
   /** The seq of the change being stamped: one past the last, so seqs only grow (peers apply each (mount, seq) once). */
@@ -306,10 +403,12 @@ export class MirrorController {
    * journal cannot be written, nothing can promise the change reaches every
    * peer: the mount stops taking changes (loudly).
    */
-  private async journal(stamped: Mutation, req: MutationRequest, payload: Buffer, verdict: Verdict): Promise<void> {
+  private async journal(stamped: Mutation, req: MutationRequest, payload: Buffer, verdict: Verdict, following = false): Promise<void> {
     const lacking = verdict.lacking.map((l) => ({ ...l, member: this.opts.members[l.at]! }));
     for (const l of lacking) {
-      l.member.markBehind(stamped.seq, l.reason, l.errno, logPathOf(stamped));
+      // The asynchronous mode: every peer follows from the journal; that is not a fault to log.
+      if (following) l.member.follow();
+      else l.member.markBehind(stamped.seq, l.reason, l.errno, logPathOf(stamped));
       l.member.unjournaled++;
     }
     let recorded = false;
@@ -395,6 +494,7 @@ export class MirrorController {
       ackMode: commits ? 'end-to-end' : 'first-hop',
       commitLevel: this.opts.commitLevel ?? 'applied',
       barriers: { ...this.barriers },
+      lag: this.backlog ? { max: this.backlog.max, waiting: this.lagWaiting, peers: Object.fromEntries(this.opts.members.map((m) => [m.name, this.backlog!.lagOf(m.name)])) } : null,
       endToEnd: commits ? { executing: commits.executingCount, committed: commits.committedCount, fsyncWaiting: commits.fsyncWaiting } : null,
       peers: this.opts.members.map((m) => m.status(m.inStep ? undefined : this.opts.journal.countFor(m.name))),
     };
@@ -404,7 +504,9 @@ export class MirrorController {
   async drain(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    return this.inFlight === 0;
+    // The asynchronous mode: give the peers the time left to take what they lack (the journal keeps the rest).
+    while (this.backlog && !this.backlog.empty && Date.now() < deadline) await this.backlog.changed(100);
+    return this.inFlight === 0 && (this.backlog?.empty ?? true);
   }
 
   /**
@@ -419,6 +521,7 @@ export class MirrorController {
 
   /** True when every peer has every change (a clean unmount may then settle the peers' histories). */
   get allInSync(): boolean {
+    if (this.backlog) return this.fencedReason === null && this.backlog.empty && this.opts.journal.peersLacking().length === 0;
     return this.fencedReason === null && this.opts.members.every((m) => m.inStep) && this.opts.journal.peersLacking().length === 0;
   }
 

@@ -291,9 +291,9 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
     // durability point, as on a local file system. On a `-o sync` mount every change is durable
     // already. In end-to-end mode fsync also waits until this file's changes are committed at
     // every far mirror (or EIO after the fsync timeout).
-    fsync: (path: string, _datasync: number, _fd: number, cb: Cb) =>
+    fsync: (path: string, datasync: number, _fd: number, cb: Cb) =>
       answer('fsync', path, cb, async () => {
-        await controller.barrier(wire(path));
+        await controller.barrier(wire(path), datasync !== 0);
         await controller.commits?.waitCommitted(wire(path), opts.fsyncTimeoutMs);
       }),
 

@@ -13,6 +13,9 @@ import { LatencySeries, LatencyWindow } from './latency.js';
  */
 export type SyncState = 'in-sync' | 'catching-up' | 'down';
 
+/** Why a peer is not in step in the asynchronous mode. */
+export const FOLLOWING = 'asynchronous mode (--ack 0): it receives every change from the journal, in order';
+
 export interface MemberStatus {
   name: string;
   url: string;
@@ -130,6 +133,14 @@ export class Member {
     this.lag = { since: Date.now(), reason: `since seq ${seq}: ${reason}`, errno, catchingUp: false };
     this.caughtUp.length = 0;
     this.log.error({ peer: this.name, seq, path, errno: errno ?? 'EIO', reason }, 'peer is behind: it lacks a change; changes are journaled for it and caught up when it answers');
+  }
+
+  /**
+   * The asynchronous mode (`--ack 0`): the peer receives every change from the
+   * journal, in order, as catch-up brings them; it is never sent one directly.
+   */
+  follow(): void {
+    this.lag ??= { since: Date.now(), reason: FOLLOWING, errno: null, catchingUp: true };
   }
 
   /**

@@ -4,7 +4,8 @@ import { MirrorError, isFenced, isRecordedOutcome, isTransportFailure, toMirrorE
 import type { Mutation, MutationRequest } from '../../protocol/ops.js';
 import { peerCopy } from '../peers/copies.js';
 import type { Journal, JournalEntry } from './journal.js';
-import type { Member } from '../peers/member.js';
+import { FOLLOWING, type Member } from '../peers/member.js';
+import type { CopyHandle } from '../../store/copy-tree.js';
 import { makeEqual } from '../../store/copy-tree.js';
 import { namesOf, resendClaims } from '../../ordering/claims.js';
 import { Scheduler } from '../../ordering/scheduler.js';
@@ -16,8 +17,12 @@ export interface CatchUpDeps {
   log: Logger;
   /** Run fn holding the mount's ordering claims on these names (live changes to them wait). */
   withClaims: <T>(names: string[], fn: () => Promise<T>) => Promise<T>;
-  /** An in-sync peer other than `exclude` to copy from for repairs, or null. */
-  repairSource: (exclude: Member) => Member | null;
+  /** A copy other than `exclude` that has every change, to copy names from for repairs, or null. */
+  repairSource: (exclude: Member) => RepairSource | null;
+  /** The asynchronous mode: peers never join; their loops keep bringing changes as they are journaled. */
+  follow?: boolean;
+  /** A journaled change reached the peer (or was repaired there). */
+  onDelivered?: (m: Member, seq: number) => void;
   /** A peer said another mount owns it now. */
   onFenced: (member: Member, err: MirrorError) => void;
   /** The mount's admission gate (fanout/admission.ts), closed for the last step of joining. */
@@ -32,6 +37,12 @@ export interface Admission {
   hold(): () => void;
   /** Changes admitted past the gate that have not finished (queued for their claims, or running). */
   readonly changesPastGate: number;
+}
+
+/** A copy that has every change: an in-sync peer, or the local copy (the asynchronous mode). */
+export interface RepairSource {
+  name: string;
+  copy: () => CopyHandle;
 }
 
 export interface DrainProgress {
@@ -124,6 +135,18 @@ export class CatchUp {
         m.noteCatchingUp(true);
         await this.drain(m);
         backoffMs = MIN_BACKOFF_MS;
+        if (this.deps.follow) {
+          // Following: names it holds differently are copied from the local copy (which decides
+          // every outcome), then the loop waits for the next change.
+          if (this.hasDeferred(m)) {
+            const source = this.deps.repairSource(m);
+            if (!source) throw new MirrorError('MFS_UNREACHABLE', `no copy to repair ${m.name} from`, { context: { peer: m.name } });
+            await this.repairDeferred(m, source, true);
+          }
+          m.noteCatchingUp(true, FOLLOWING);
+          if (this.deps.journal.countFor(m.name).ops === 0) await this.pause(m, 1000);
+          continue;
+        }
         if (this.complete(m)) {
           // Synchronously after the check: the next change admitted goes to the peer directly.
           m.markInSync();
@@ -242,7 +265,7 @@ export class CatchUp {
               this.deps.log.warn({ peer: m.name, seq: entry.seq, op: entry.request.op, got: outcome, expected: entry.outcome }, 'catch-up: peer answered differently; its names will be copied from an in-sync peer');
               return this.defer(m, entry);
             }
-            this.deps.journal.delivered(m.name, entry.seq);
+            this.delivered(m, entry.seq);
             done.ops++;
             done.bytes += entry.payload.length;
             m.noteCaughtUp(1, entry.payload.length);
@@ -287,17 +310,22 @@ export class CatchUp {
    * runs meanwhile (the gate, or before the mount is up); `withClaims` also
    * holds the names' claims.
    */
-  async repairDeferred(m: Member, source: Member, underClaims: boolean): Promise<void> {
+  async repairDeferred(m: Member, source: RepairSource, underClaims: boolean): Promise<void> {
     const d = this.deferred.get(m);
     if (!d || d.seqs.size === 0) return;
     const names = topmost([...d.names]);
     this.deps.log.warn({ peer: m.name, from: source.name, names: names.slice(0, 20), changes: d.seqs.size }, 'catch-up: copying names the peer holds differently');
     const copy = async () => {
-      for (const name of names) await makeEqual(peerCopy(source, this.deps.mountId, this.deps.epoch), peerCopy(m, this.deps.mountId, this.deps.epoch), name);
+      for (const name of names) await makeEqual(source.copy(), peerCopy(m, this.deps.mountId, this.deps.epoch), name);
     };
     await (underClaims ? this.deps.withClaims(names, copy) : copy());
-    for (const seq of d.seqs) this.deps.journal.delivered(m.name, seq);
+    for (const seq of d.seqs) this.delivered(m, seq);
     this.deferred.delete(m);
+  }
+
+  private delivered(m: Member, seq: number): void {
+    this.deps.journal.delivered(m.name, seq);
+    this.deps.onDelivered?.(m, seq);
   }
 
   /** Send the change again with its seq; returns 'ok' or the errno the peer recorded. */

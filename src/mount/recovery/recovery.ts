@@ -102,7 +102,7 @@ export async function recover(opts: RecoveryOptions): Promise<void> {
     if (!catchUp.hasDeferred(m)) continue;
     const source = healthy.find((o) => o !== m && !catchUp.hasDeferred(o) && journal.countFor(o.name).ops === 0);
     if (!source) throw new Refusal('COPIES_DIFFER', `peer ${m.name} holds some names differently and no other peer has every change to copy them from; mount with --resync-from NAME to choose the copy to keep`);
-    await catchUp.repairDeferred(m, source, false);
+    await catchUp.repairDeferred(m, { name: source.name, copy: () => peerCopy(source, opts.mountId, opts.epoch) }, false);
   }
 
   // 3. Changes in doubt among the healthy peers: earlier owners' (oldest first), then this mount's.
