@@ -82,7 +82,7 @@ function withMountOptions(cmd: Command): Command {
     )
     .option('--sync', 'every change is durable on the peers before it returns (mount -o sync); by default a change returns once the peers applied it, and fsync, fdatasync, fsyncdir and O_SYNC/O_DSYNC writes make it durable')
     .option('--dirsync', 'changes to names (create, mkdir, rename, unlink...) are durable on the peers before they return (mount -o dirsync)')
-    .option('--fsync-timeout <ms>', 'ack mode end-to-end: bound on an fsync waiting for the far mirrors (then EIO)', '30000')
+    .option('--fsync-timeout <ms>', 'ack mode end-to-end, and --ack 0: bound on an fsync waiting for the far mirrors (the peers) (then EIO)', '30000')
     .addOption(
       new Option('--atime <mode>', 'whether a read stamps atime on every copy: relatime (the first read after a change, or a day later, as Linux mounts by default) or noatime (never); each copy\'s own mount options apply too (a peer mounted noatime never stamps)')
         .choices(['relatime', 'noatime'])

@@ -84,6 +84,13 @@ export async function startMount(opts: StartMountOptions): Promise<MountProcess>
   return handle;
 }
 
+let defaultArgs: string[] = [];
+
+/** Arguments every mount these helpers start gets from now on (a fault test run at the sync commit level sets --sync). */
+export function setMountDefaults(args: string[]): void {
+  defaultArgs = args;
+}
+
 /** The arguments of `mirrorfs mount` for these peers (for tests that run the CLI themselves). */
 export function mountArgs(mountpoint: string, peers: PeerProcess[], stateDir: string, localCopyDir?: string, extra: string[] = []): string[] {
   return [
@@ -94,6 +101,7 @@ export function mountArgs(mountpoint: string, peers: PeerProcess[], stateDir: st
     '--config', '/nonexistent-is-fine-when-not-given'.replace(/.*/, join(stateDir, '..', 'no-config.json')),
     ...(localCopyDir ? ['--local-copy', localCopyDir] : []),
     ...mountTlsArgs(),
+    ...defaultArgs,
     ...extra,
   ].filter((a, i, all) => !(a === '--config' || all[i - 1] === '--config'));
 }

@@ -148,7 +148,7 @@ describe('configuration and help', () => {
     writeFileSync(tokenFile, 'some-token-0123456789abcdef');
     const badAck = await cli(['mount', '/nonexistent', '--peers', 'a=http://127.0.0.1:1,b=http://127.0.0.1:2', '--token-file', tokenFile, '--ack', '3', '--insecure-cleartext']);
     expect(badAck.code).toBe(1);
-    expect(badAck.stderr).toMatch(/--ack: give all, quorum, or a number of peers from 1 to 2/);
+    expect(badAck.stderr).toMatch(/--ack: give all, quorum, a number of peers from 1 to 2, or 0 for the asynchronous mode/);
     const peer = await run(process.execPath, [MIRRORFS_BIN.replace('mirrorfs.js', 'mirrorfs-peer.js'), '--help']);
     expect(peer).toMatch(/Usage: mirrorfs-peer[\s\S]*--data <dir>[\s\S]*--token-file/);
   });
@@ -166,7 +166,10 @@ describe('running a mount', () => {
       expect(isMounted(mountpoint)).toBe(true);
       writeFileSync(join(mountpoint, 'hello'), 'world');
       const status = await cli(['status', mountpoint]);
-      expect(status.stdout).toMatch(/east\s+https:\/\/127\.0\.0\.1:\d+\s+in sync\s+yes\s+\d+\s+\d+\s+\d+/);
+      // applied and durable points (a dash before the first lease renewal), then p50, p99, operations
+      expect(status.stdout).toMatch(/peer\s+address\s+state\s+connected\s+applied\s+durable\s+p50/);
+      expect(status.stdout).toMatch(/east\s+https:\/\/127\.0\.0\.1:\d+\s+in sync\s+yes\s+(\d+|-)\s+.*\d+\s+\d+\s+\d+/);
+      expect(status.stdout).toMatch(/commit\s+applied: changes applied on the peers before they return/);
       expect(status.stdout).toMatch(/west\s+https:\/\/127\.0\.0\.1:\d+\s+in sync\s+yes/);
       const json = JSON.parse((await cli(['status', mountpoint, '--json'])).stdout);
       expect(json.peers.map((p: { name: string }) => p.name)).toEqual(['east', 'west']);
