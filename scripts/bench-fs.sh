@@ -4,6 +4,7 @@
 #   local           a plain directory on the root disk
 #   mirrorfs        a mirrorfs mount on two loopback peers, commit level applied (the default; no local copy)
 #   mirrorfs-sync   the same with --sync (every change durable before it returns)
+#   mirrorfs-async  the same with --ack 0 --local-copy (the asynchronous mode; not in the default set)
 #   mirrorfs-local  the same as mirrorfs with --local-copy
 #   gluster-nowb    GlusterFS replica 2 on loopback, write-behind and flush-behind off
 # then medians and ratios to gluster-nowb (../shared/bench/summarize.mjs), the
@@ -112,6 +113,7 @@ for r in $(seq 1 "$ROUNDS"); do
       local) rm -rf "$BASE/localdir" && mkdir -p "$BASE/localdir" && run_suite "$BASE/localdir" local "$r" ;;
       mirrorfs) start_peers; start_mount ""; run_suite "$BASE/mnt" mirrorfs "$r"; stop_all mirrorfs ;;
       mirrorfs-sync) start_peers; start_mount "--sync"; run_suite "$BASE/mnt" mirrorfs-sync "$r"; stop_all mirrorfs-sync ;;
+      mirrorfs-async) start_peers; start_mount "--ack 0 --local-copy $BASE/local"; run_suite "$BASE/mnt" mirrorfs-async "$r"; stop_all mirrorfs-async ;;
       mirrorfs-local) start_peers; start_mount "--local-copy $BASE/local"; run_suite "$BASE/mnt" mirrorfs-local "$r"; stop_all mirrorfs-local ;;
       gluster-nowb) GLUSTER_UP=1; GB_WRITE_BEHIND=off bash "$SHARED/gluster-up.sh" >/dev/null; run_suite "$GB_MNT" gluster-nowb "$r" ;;
       *) log "unknown target $t"; exit 2 ;;
