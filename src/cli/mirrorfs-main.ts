@@ -459,6 +459,18 @@ program
   });
 
 program
+  .command('sync')
+  .description('make every change so far durable on the peers (sync(1) and syncfs(2) do not reach FUSE file systems: the kernel does not pass them on)')
+  .argument('<mountpoint>')
+  .option('--timeout <s>', 'how long to wait for the peers', '60')
+  .action(async (mp: string, flags: { timeout: string }) => {
+    const mountpoint = realPathIfExists(resolve(mp));
+    const answer = await controlRequest(mountpoint, 'POST', '/sync', Number(flags.timeout) * 1000);
+    if (!answer) fail(`${mountpoint}: no mirrorfs process answered (not mounted, or the peers took longer than --timeout)`);
+    if (answer.status !== 200) fail(`sync failed: ${(answer.body as { error?: string }).error ?? JSON.stringify(answer.body)}`);
+  });
+
+program
   .command('verify')
   .description('compare every peer and the local copy by content hash and metadata while the mount stays in use; --repair makes them equal')
   .argument('<mountpoint>')

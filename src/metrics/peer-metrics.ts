@@ -52,6 +52,11 @@ export class PeerMetrics {
       });
     pull('mirrorfs_peer_pull_done_bytes', 'A resync pull in progress: bytes copied so far (absent when none runs)', (p) => p.bytesCopied);
     pull('mirrorfs_peer_pull_total_bytes', 'A resync pull in progress: bytes to copy (absent when none runs)', (p) => p.totalBytes);
+    gauge('mirrorfs_peer_flushes', 'Flushes of everything applied (syncfs: the background flush and barriers) since this process started', (s) => s.flush.flushes);
+    gauge('mirrorfs_peer_flush_failures', 'Flushes that failed (what was applied is not durable; the next flush tries again)', (s) => s.flush.failures);
+    gauge('mirrorfs_peer_last_flush_seconds', 'How long the last flush took', (s) => (s.flush.lastFlushMs === null ? null : s.flush.lastFlushMs / 1000));
+    gauge('mirrorfs_peer_entry_flushes', 'Flushes of single entries (durable changes, fsync of a file or directory) since this process started', (s) => s.flush.changeFlushes.data + s.flush.changeFlushes.all + s.flush.changeFlushes.dir);
+    gauge('mirrorfs_peer_unclean', '1 while this peer restarted after its machine went down and serves nothing until its owner repairs it', (s) => (s.unclean ? 1 : 0));
     if (hasData) gauge('mirrorfs_peer_data_free_bytes', 'Free space for the mirrored tree (statfs of the data directory, as an unprivileged writer sees it)', (s) => s.disk?.freeBytes ?? null);
     if (relay) {
       gauge('mirrorfs_relay_queue_depth', 'Changes queued for the next hop', (s) => s.relay?.queue.depth ?? null);

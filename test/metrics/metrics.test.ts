@@ -65,8 +65,16 @@ describe('metrics', () => {
     expect(valueOf(m, 'mirrorfs_calls_in_flight')).toBe(0);
     expect(valueOf(m, 'mirrorfs_last_seq')).toBeGreaterThanOrEqual(40);
     expect(valueOf(m, 'mirrorfs_mount_process_resident_memory_bytes')).toBeGreaterThan(0);
+    expect(valueOf(m, 'mirrorfs_fsync_barriers')).toBe(0);
+    // Commit levels: each peer's applied and durable points, from its lease answers (every second).
+    await waitFor(async () => valueOf(await scrape(`${url}/metrics`), 'mirrorfs_peer_applied_through_seq', { peer: 'east' }) === valueOf(m, 'mirrorfs_last_seq'), 'the applied point in the metrics', 15_000, 100);
+    m = await scrape(`${url}/metrics`);
+    expect(valueOf(m, 'mirrorfs_peer_durable_through_seq', { peer: 'east' })).toBeLessThanOrEqual(valueOf(m, 'mirrorfs_last_seq')!);
+    expect(valueOf(m, 'mirrorfs_peer_unclean', { peer: 'east' })).toBe(0);
     // The peer's own view of the same writes.
     const p = await scrape(eastMetrics);
+    expect(valueOf(p, 'mirrorfs_peer_flush_failures')).toBe(0);
+    expect(valueOf(p, 'mirrorfs_peer_unclean')).toBe(0);
     expect(valueOf(p, 'mirrorfs_peer_requests_total', { op: 'create', outcome: 'ok' })).toBe(20);
     expect(valueOf(p, 'mirrorfs_peer_written_bytes_total')).toBe(200_000);
     expect(valueOf(p, 'mirrorfs_peer_epoch')).toBe(1);

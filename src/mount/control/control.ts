@@ -20,6 +20,8 @@ export function controlSocketPath(mountpoint: string): string {
 export interface ControlHandlers {
   status: () => unknown | Promise<unknown>;
   unmount: () => Promise<void>;
+  /** `mirrorfs sync`: every change so far durable on the peers (the syncfs the kernel does not pass to FUSE). */
+  sync: () => Promise<unknown>;
   /** Compare (and with repair, fix) the copies; answers when done. */
   verify: (opts: { repair: boolean; source?: string }) => Promise<unknown>;
 }
@@ -60,6 +62,13 @@ export async function startControlServer(mountpoint: string, handlers: ControlHa
           (err: Error) => reply(409, { error: err.message }),
         );
       });
+      return;
+    }
+    if (req.method === 'POST' && req.url === '/sync') {
+      handlers.sync().then(
+        (body) => reply(200, body),
+        (err: Error) => reply(409, { error: err.message }),
+      );
       return;
     }
     if (req.method === 'POST' && req.url === '/unmount') {

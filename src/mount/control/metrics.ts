@@ -60,6 +60,22 @@ export class MountMetrics {
     perPeer('mirrorfs_peer_in_sync', '1 while the peer has every change; 0 while it is behind (catching up or down)', (p) => (p.state === 'in-sync' ? 1 : 0));
     perPeer('mirrorfs_peer_behind_operations', 'Changes the peer lacks (its lag)', (p) => p.behind?.ops ?? 0);
     perPeer('mirrorfs_peer_behind_bytes', 'Bytes of changes the peer lacks', (p) => p.behind?.bytes ?? 0);
+    // Commit levels (issue 21), as the peer's last lease answer said (no sample before the first).
+    const perPeerKnown = (name: string, help: string, read: (p: ControllerStatus['peers'][number]) => number | null) =>
+      new Gauge({
+        name, help, labelNames: ['peer'], registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const p of metrics.status?.().peers ?? []) {
+            const v = read(p);
+            if (v !== null) this.set({ peer: p.name }, v);
+          }
+        },
+      });
+    perPeerKnown('mirrorfs_peer_applied_through_seq', 'Every change of this mount up to this seq is applied on the peer', (p) => p.durability?.appliedThrough ?? null);
+    perPeerKnown('mirrorfs_peer_durable_through_seq', 'Every change of this mount up to this seq is on the peer\'s stable storage (its last flush)', (p) => p.durability?.durableThrough ?? null);
+    perPeerKnown('mirrorfs_peer_undurable_age_seconds', 'Age of the oldest change applied on the peer but not yet durable (0: none)', (p) => (p.durability ? (p.durability.oldestUndurableAgeMs ?? 0) / 1000 : null));
+    perPeer('mirrorfs_peer_unclean', '1 while the peer restarted after its machine went down and is not exact until a remount repairs it', (p) => (p.unclean ? 1 : 0));
     const whole = (name: string, help: string, read: (s: ControllerStatus) => number | null) =>
       new Gauge({
         name, help, registers: [this.registry],
@@ -75,6 +91,9 @@ export class MountMetrics {
     whole('mirrorfs_last_seq', 'Sequence number of the last change', (s) => s.seq);
     whole('mirrorfs_epoch', 'This mount\'s epoch on its peers', (s) => s.epoch);
     whole('mirrorfs_fenced', '1 once another mount took the peers over', (s) => (s.fenced ? 1 : 0));
+    whole('mirrorfs_fsync_barriers', 'fsync, fdatasync, fsyncdir and mirrorfs sync sent to the peers since the mount started', (s) => s.barriers.sent);
+    whole('mirrorfs_fsync_barriers_failed', 'Of those, the ones that failed (too few peers flushed, or in the asynchronous mode caught up in time)', (s) => s.barriers.failed);
+    whole('mirrorfs_async_waiting_changes', 'The asynchronous mode: changes waiting for the peers to come back under --max-lag', (s) => s.lag?.waiting ?? null);
     if (endToEnd) whole('mirrorfs_end_to_end_executing', 'Ack mode end-to-end: changes the far mirrors have not committed yet', (s) => s.endToEnd?.executing ?? null);
     const job = (name: string, help: string, read: (p: JobProgress) => number) =>
       new Gauge({

@@ -192,6 +192,10 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     const control = await startControlServer(mountpoint, {
       status: async () => ({ mountpoint, pid: process.pid, ...controller.status(), routes: await controller.routes() }),
       unmount: () => stop('mirrorfs unmount'),
+      sync: async () => {
+        await controller.barrier(null);
+        return { synced: true, peers: controller.status().peers.map((p) => ({ name: p.name, durability: p.durability })) };
+      },
       verify: (v) => verifyCopies(controller, v),
     });
     try {

@@ -283,11 +283,12 @@ export class MirrorController {
    * fsync, fdatasync or fsyncdir through the mount: the entry at `path` is on
    * stable storage on the peers the ack policy requires when it resolves, as a
    * local file system would have it (each peer in step flushes that file or
-   * directory; one that lost it since flushes everything). A peer behind does
+   * directory; one that lost it since flushes everything). With path null
+   * (`mirrorfs sync`) every change so far is. A peer behind does
    * not count (it gets every change it lacks from the journal, and flushes it
    * like any other). Fails with EIO, naming the peers, when too few flushed.
    */
-  async barrier(path: string, datasync = false): Promise<void> {
+  async barrier(path: string | null, datasync = false): Promise<void> {
     const { members, mountId } = this.opts;
     // On a `-o sync` mount every change was durable on the peers before it returned: nothing to flush.
     if (this.opts.commitLevel === 'sync' && !this.backlog) return;
@@ -296,7 +297,9 @@ export class MirrorController {
     // The asynchronous mode: every peer, once it has everything up to now. Otherwise those in step.
     const inStep = this.backlog ? [...members] : members.filter((m) => m.inStep);
     const required = this.backlog ? members.length : this.required;
-    const outcomes = await Promise.all(inStep.map((m) => settle(m.call<MountDurability>({ op: 'fsync', mount: mountId, path, datasync }).then((r) => m.noteDurability(r.result)))));
+    // No path (mirrorfs sync): each peer flushes everything it applied.
+    const request = path === null ? { op: 'fsync' as const, mount: mountId } : { op: 'fsync' as const, mount: mountId, path, datasync };
+    const outcomes = await Promise.all(inStep.map((m) => settle(m.call<MountDurability>(request).then((r) => m.noteDurability(r.result)))));
     const flushed = outcomes.filter((o) => o.ok).length;
     const failures = outcomes.flatMap((o, i) => (o.ok ? [] : [`${inStep[i]!.name}: ${o.error.message}`]));
     if (flushed >= required) {
@@ -311,7 +314,7 @@ export class MirrorController {
   }
 
   /** The asynchronous mode's fsync: wait (bounded) until every peer has every change up to seq. */
-  private async waitCaughtUp(path: string, seq: number): Promise<void> {
+  private async waitCaughtUp(path: string | null, seq: number): Promise<void> {
     const backlog = this.backlog!;
     const limitMs = this.opts.barrierWaitMs ?? 30_000;
     const deadline = Date.now() + limitMs;
