@@ -105,11 +105,12 @@ export interface PeerContext {
  */
 export function checkExact(peer: PeerContext): void {
   const unclean = peer.state.unclean;
-  if (unclean) throw new MirrorError('MFS_UNCLEAN', `peer ${peer.opts.name} restarted at ${unclean.since} after its machine went down with changes not yet flushed; it serves nothing until its owner repairs it`);
+  if (unclean) throw new MirrorError('MFS_UNCLEAN', `peer ${peer.opts.name} is not known exact since ${unclean.since} (${unclean.reason ?? 'its machine went down while it ran'}); it serves nothing until its owner repairs it`);
 }
 
-/** This peer's copy, or EOPNOTSUPP for a pure relay (which keeps none). */
-export function requireCopy(peer: PeerContext): ApplyContext {
-  if (!peer.copy) throw new MirrorError('MFS_ERRNO', 'this peer is a pure relay and keeps no copy', { errno: 'EOPNOTSUPP' });
-  return peer.copy;
+/** This peer's copy, or EOPNOTSUPP for a pure relay (which keeps none); `durable`: the one that flushes each change (repairs). */
+export function requireCopy(peer: PeerContext, durable = false): ApplyContext {
+  const copy = durable ? peer.durableCopy : peer.copy;
+  if (!copy) throw new MirrorError('MFS_ERRNO', 'this peer is a pure relay and keeps no copy', { errno: 'EOPNOTSUPP' });
+  return copy;
 }

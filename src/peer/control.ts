@@ -46,6 +46,8 @@ export async function control(peer: PeerContext, req: ControlRequest): Promise<u
   if (req.op === 'clean') {
     checkOwnership(peer, req);
     if (peer.state.unclean) {
+      // What the repair wrote, on stable storage before this copy counts again.
+      await peer.flusher.flush();
       peer.log.warn({ mount: req.mount, epoch: req.epoch, since: peer.state.unclean.since }, 'the owner repaired this copy after the unclean restart: serving again');
       peer.state.markExact();
     }
@@ -61,6 +63,7 @@ export async function control(peer: PeerContext, req: ControlRequest): Promise<u
   if (req.op === 'settle') {
     checkOwnership(peer, req);
     peer.state.settle(req.mount, req.seq);
+    peer.flusher.noteSettled(req.mount, req.seq);
     return { settledThrough: peer.state.settledThrough(req.mount) };
   }
   if (req.op === 'repair' || req.op === 'pull') throw new MirrorError('MFS_INTERNAL', `${req.op} is not a control request`);

@@ -20,7 +20,7 @@ import { syncfs } from '../store/posix.js';
  * arriving meanwhile shares.
  *
  * Per mount the flusher knows how far changes are applied ("applied through":
- * every seq up to it that this peer has seen is applied; one still running
+ * every seq up to it is applied here; one still running or still on its way
  * holds it back) and how far they are durable; the durable point is recorded
  * in the peer's state (a flush later makes that record itself durable), so
  * after a crash of the machine the peer knows what it certainly holds.
@@ -31,12 +31,16 @@ export interface DurabilityDeps {
   dirs: string[];
   intervalMs: number;
   log: Logger;
-  /** Seqs of this mount still being applied (peer.running), to hold the applied point back. */
-  runningSeqs: (mount: string) => Iterable<number>;
+  /** Where a mount's applied point starts: every seq up to it is recorded here (the state's progress), asked once per mount. */
+  contiguousFrom: (mount: string) => number;
   /** Record the durable points (they become durable with the next flush). */
   record: (durable: Map<string, number>) => void;
   /** The durable points recorded before this start. */
   recorded: Map<string, number>;
+  /** A flush failed: what was applied may be lost (a writeback error), so the copy is no longer known exact. */
+  onFailure: (err: Error) => void;
+  /** syncfs(2); a unit test stands in a failing one. */
+  syncfs?: (fd: number) => Promise<void>;
 }
 
 export interface FlushStats {
@@ -48,9 +52,15 @@ export interface FlushStats {
   lastError: string | null;
 }
 
+/** One mount's applied point: every seq up to `through` is applied here; `above`: applied seqs past a gap. */
+interface Applied {
+  through: number;
+  above: Set<number>;
+}
+
 export class Flusher {
   private readonly fds: number[];
-  private readonly applied = new Map<string, number>();
+  private readonly applied = new Map<string, Applied>();
   private readonly durable: Map<string, number>;
   /** Per mount: when the oldest change applied since the last flush started was applied. */
   private readonly dirtySince = new Map<string, number>();
@@ -71,7 +81,7 @@ export class Flusher {
       this.fds.push(openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY));
     }
     this.durable = new Map(deps.recorded);
-    for (const [mount, seq] of deps.recorded) this.applied.set(mount, seq);
+    for (const [mount, seq] of deps.recorded) this.applied.set(mount, { through: seq, above: new Set() });
     this.stats = { intervalMs: deps.intervalMs, flushes: 0, failures: 0, lastFlushMs: null, lastError: null };
   }
 
@@ -82,10 +92,36 @@ export class Flusher {
     this.timer.unref();
   }
 
-  /** A change of this mount was applied (its outcome recorded). */
+  /**
+   * A change of this mount was applied (its outcome recorded). The applied point
+   * moves only over seqs without a gap below them: one still running, or still on
+   * its way (sent beside a later one), holds it back.
+   */
   noteApplied(mount: string, seq: number): void {
-    if (seq > (this.applied.get(mount) ?? 0)) this.applied.set(mount, seq);
+    const a = this.appliedOf(mount);
+    if (seq > a.through) {
+      a.above.add(seq);
+      while (a.above.delete(a.through + 1)) a.through++;
+    }
     if (!this.dirtySince.has(mount)) this.dirtySince.set(mount, Date.now());
+  }
+
+  /** Every copy holds this mount's history through seq (the owner settled it, or rebuilt this copy): no gap below it is waited for. */
+  noteSettled(mount: string, seq: number): void {
+    const a = this.appliedOf(mount);
+    if (seq <= a.through) return;
+    a.through = seq;
+    for (const s of a.above) if (s <= seq) a.above.delete(s);
+    while (a.above.delete(a.through + 1)) a.through++;
+  }
+
+  private appliedOf(mount: string): Applied {
+    let a = this.applied.get(mount);
+    if (!a) {
+      a = { through: Math.max(this.durable.get(mount) ?? 0, this.deps.contiguousFrom(mount)), above: new Set() };
+      this.applied.set(mount, a);
+    }
+    return a;
   }
 
   /** Resolves once everything applied before this call is on stable storage. */
@@ -102,7 +138,10 @@ export class Flusher {
 
   private advance(): void {
     if (this.next) {
-      this.running = this.next.finally(() => this.advance());
+      const running = this.next.finally(() => this.advance());
+      // Its callers hold `next` and see a failure there; this copy of it must not count as unhandled.
+      running.catch(() => undefined);
+      this.running = running;
       this.next = null;
     } else {
       this.running = null;
@@ -112,17 +151,18 @@ export class Flusher {
   private async flushOnce(): Promise<void> {
     // What this flush covers: everything applied before it starts.
     const targets = new Map<string, number>();
-    for (const [mount, through] of this.applied) targets.set(mount, this.appliedThrough(mount, through));
+    for (const [mount, a] of this.applied) targets.set(mount, a.through);
     this.dirtySince.clear();
     const started = performance.now();
     try {
-      for (const fd of this.fds) await syncfs(fd);
+      for (const fd of this.fds) await (this.deps.syncfs ?? syncfs)(fd);
     } catch (err) {
       this.stats.failures++;
       this.stats.lastError = (err as Error).message;
-      this.deps.log.error({ err: (err as Error).message }, 'flush to stable storage failed: what was applied is not yet durable');
-      // What it should have covered is still dirty.
+      this.deps.log.error({ err: (err as Error).message }, 'flush to stable storage failed: what was applied may be lost (a write-back error is reported once); this copy serves nothing until its owner repairs it');
+      // What it should have covered is still dirty; and a later flush that succeeds cannot vouch for it.
       for (const mount of targets.keys()) if (!this.dirtySince.has(mount)) this.dirtySince.set(mount, Date.now());
+      this.deps.onFailure(err as Error);
       throw err;
     }
     this.stats.flushes++;
@@ -138,17 +178,10 @@ export class Flusher {
     if (moved) this.deps.record(this.durable);
   }
 
-  /** The applied point of a mount: its highest applied seq, held below any of its seqs still running. */
-  private appliedThrough(mount: string, highest: number): number {
-    let through = highest;
-    for (const seq of this.deps.runningSeqs(mount)) if (seq <= through) through = seq - 1;
-    return through;
-  }
-
   report(mount: string): MountDurability {
     const since = this.dirtySince.get(mount);
     return {
-      appliedThrough: this.appliedThrough(mount, this.applied.get(mount) ?? 0),
+      appliedThrough: this.applied.get(mount)?.through ?? this.durable.get(mount) ?? 0,
       durableThrough: this.durable.get(mount) ?? 0,
       oldestUndurableAgeMs: since === undefined ? null : Date.now() - since,
     };

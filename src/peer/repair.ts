@@ -35,7 +35,8 @@ function applyRepairAs(peer: PeerContext, owner: { mount: string; epoch: number 
   return peer.lock.run(exclusive, async () => {
     checkOwnership(peer, { mount: req.mount, epoch: req.epoch });
     try {
-      const result = await applyRepair(requireCopy(peer), action, payload);
+      // Flushed as a durable change is (a repair is what makes a copy exact again: it must stay so).
+      const result = await applyRepair(requireCopy(peer, true), action, payload);
       peer.log.info({ action: action.op, path }, 'repair applied');
       return result;
     } catch (err) {
@@ -66,7 +67,7 @@ export async function pull(peer: PeerContext, req: Extract<ControlRequest, { op:
     // The caller gave up (its bound, or it died): stop at the next action, so a later pull is not refused as busy.
     let cancelled = false;
     stream.once('close', () => (cancelled = true));
-    const here = storeCopy(peer.opts.name, requireCopy(peer), {
+    const here = storeCopy(peer.opts.name, requireCopy(peer, true), {
       apply: (action, payload) => {
         if (cancelled) throw new MirrorError('MFS_ERRNO', `pull from ${from} cancelled: the caller went away`, { errno: 'ECANCELED' });
         return applyRepairAs(peer, req, action, payload);
@@ -95,5 +96,6 @@ export async function adopt(peer: PeerContext, req: Extract<ControlRequest, { op
     throw new MirrorError('MFS_MALFORMED', 'adopt: subject is not JSON');
   }
   await peer.state.recordDone(req.mount, req.seq, req.epoch, op, req.subject, req.result);
+  peer.flusher.noteApplied(req.mount, req.seq); // brought here by repair: applied as far as the durable point goes
   return { adopted: true };
 }

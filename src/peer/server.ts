@@ -78,9 +78,10 @@ export class PeerServer {
       dirs: dataDir === null ? [stateDir] : [dataDir, stateDir],
       intervalMs: opts.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS,
       log: opts.logger,
-      runningSeqs: (mount) => runningSeqs(peer, mount),
+      contiguousFrom: (mount) => state.progress(mount).contiguousSeq,
       record: (points) => state.recordDurablePoints(points),
       recorded: state.durablePoints(),
+      onFailure: (err) => state.markUnclean(`a flush to stable storage failed (${err.message})`),
     });
     const fencedDownstream = new Map<string, number>();
     const forwarder = createForwarder(opts, state.queue, fencedDownstream);
@@ -150,11 +151,13 @@ export class PeerServer {
     while (peer.channels.size > 0 && Date.now() < channelDeadline) await new Promise((r) => setTimeout(r, 5));
     for (const s of this.sessions) s.destroy();
     await peer.forwarder?.stop();
-    // The last flush: only if it succeeds may the next start trust what was applied.
+    // The last flush: only if it succeeds, after everything finished, may the next start trust what was applied.
     const flushed = await peer.flusher.stop();
+    const quiet = peer.inFlight === 0 && peer.running.size === 0 && peer.pulling === null;
     if (!flushed) peer.log.error('the last flush failed: the next start will treat this copy as not exact if the machine went down');
+    else if (!quiet) peer.log.warn({ inFlight: peer.inFlight }, 'stopped with operations still running: the next start will treat this copy as not exact if the machine went down');
     peer.copy?.fds.closeAll();
-    peer.state.close(flushed);
+    peer.state.close(flushed && quiet);
     peer.log.info('peer stopped');
   }
 
@@ -222,8 +225,3 @@ const LOCAL_CONTROL_OPS: ReadonlySet<string> = new Set(['handshake', 'progress',
 /** Control operations answered by control.ts (repair and pull are answered above). */
 const CONTROL_OPS: ReadonlySet<string> = new Set([...LOCAL_CONTROL_OPS, 'adopt']);
 
-/** Seqs of a mount being applied right now (peer.running is keyed by mount and seq). */
-function* runningSeqs(peer: PeerContext, mount: string): Iterable<number> {
-  const prefix = `${mount}\0`;
-  for (const key of peer.running.keys()) if (key.startsWith(prefix)) yield Number(key.slice(prefix.length));
-}

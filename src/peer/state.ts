@@ -315,7 +315,7 @@ export class PeerState {
     let unclean = kept === null ? null : (JSON.parse(kept) as UncleanRestart);
     // No boot id recorded: a new state, or one of a build that flushed before every answer.
     if (unclean === null && keepsCopy && lastBoot !== null && !endedCleanly && lastBoot !== bootId) {
-      unclean = { since: new Date().toISOString(), durableThrough: Object.fromEntries(this.durablePoints()) };
+      unclean = { since: new Date().toISOString(), durableThrough: Object.fromEntries(this.durablePoints()), reason: 'its machine went down while it ran (another boot, no clean stop)' };
     }
     this.durably(() => {
       if (unclean) this.setMeta('unclean', JSON.stringify(unclean));
@@ -324,6 +324,14 @@ export class PeerState {
     });
     this.unclean = unclean;
     return unclean;
+  }
+
+  /** This copy is no longer known exact while running (a flush failed): as after an unclean restart, until the owner repairs it. */
+  markUnclean(reason: string): void {
+    if (this.unclean) return;
+    const unclean: UncleanRestart = { since: new Date().toISOString(), durableThrough: Object.fromEntries(this.durablePoints()), reason };
+    this.durably(() => this.setMeta('unclean', JSON.stringify(unclean)));
+    this.unclean = unclean;
   }
 
   /** The owner made this copy exact again: it may serve reads and take changes (durably recorded). */

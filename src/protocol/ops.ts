@@ -356,6 +356,8 @@ export interface HandshakeResult {
 export interface UncleanRestart {
   since: string;
   durableThrough: Record<string, number>;
+  /** Why: the machine went down while the peer ran, or a flush failed. */
+  reason?: string;
 }
 
 /**

@@ -70,6 +70,8 @@ export interface Syncer {
   dir(dir: FsPath): Promise<void>;
   /** True when writes through the fd cache are opened O_DSYNC and need no flush of their own. */
   readonly writesAreSynchronous: boolean;
+  /** True when this store flushes at all (a resync's final flush of the whole file system too). */
+  readonly durable: boolean;
 }
 
 /** Flushes made for single changes (durable changes), counted: the status shows them, so a test can see that an applied change made none. */
@@ -81,7 +83,8 @@ export const flushingSync: Syncer = {
   all: (fd) => (changeFlushes.all++, syncAll(fd)),
   dir: (dir) => (changeFlushes.dir++, syncDir(dir)),
   writesAreSynchronous: false,
+  durable: true,
 };
 
 const done = Promise.resolve();
-export const noSync: Syncer = { data: () => done, all: () => done, dir: () => done, writesAreSynchronous: false };
+export const noSync: Syncer = { data: () => done, all: () => done, dir: () => done, writesAreSynchronous: false, durable: false };

@@ -111,7 +111,7 @@ async function putDir({ tree, sync }: ApplyContext, action: Extract<RepairAction
  * two per file. Bounded; a failure is an error the resync reports.
  */
 async function flushFileSystem({ tree, sync }: ApplyContext): Promise<void> {
-  if (!sync.writesAreSynchronous) return; // a store that is never flushed (the local copy)
+  if (!sync.durable) return; // a store that is never flushed (the local copy)
   await new Promise<void>((resolve, reject) =>
     execFile('sync', ['-f', tree.root], { timeout: FLUSH_TIMEOUT_MS }, (err) => (err ? reject(new MirrorError('MFS_ERRNO', `flush of ${tree.root} failed: ${err.message}`, { errno: 'EIO' })) : resolve())),
   );

@@ -149,7 +149,10 @@ describe('the asynchronous mode (--ack 0)', () => {
     const peers = await twoPeers();
     const m = await startMount({ peers, localCopy: true, extraArgs: ['--ack', '0', '--max-lag', '5', '--peer-timeout', '1000'] });
     writeFileSync(join(m.mountpoint, 'first'), 'one');
-    await waitFor(() => peers.every((p) => existsSync(join(p.dataDir, 'first')) && readFileSync(join(p.dataDir, 'first'), 'utf8') === 'one'), 'the peers to follow', 15_000);
+    // Followed: every change delivered (the mount counts a change once the peer answered it).
+    const caughtUp = async () => Object.values((await asyncStatus(m)).lag.peers).every((p) => p.ops === 0);
+    await waitFor(caughtUp, 'the peers to follow', 15_000, 50);
+    for (const p of peers) expect(readFileSync(join(p.dataDir, 'first'), 'utf8')).toBe('one');
     for (const p of peers) p.proc.kill('SIGSTOP');
     try {
       // One change each: they return with no peer answering (the local copy decides, the journal holds them).
@@ -165,6 +168,8 @@ describe('the asynchronous mode (--ack 0)', () => {
     } finally {
       for (const p of peers) p.proc.kill('SIGCONT');
     }
+    await waitFor(caughtUp, 'the peers to catch up', 30_000, 50);
+    for (let i = 0; i < 6; i++) for (const p of peers) expect(existsSync(join(p.dataDir, `d${i}`))).toBe(true);
     // fsync waits until every peer has every change and made it durable.
     const before = await Promise.all(peers.map(peerStatus));
     for (const p of peers) p.proc.kill('SIGSTOP');
@@ -254,16 +259,20 @@ describe('a peer whose machine went down (unclean restart)', () => {
     let [east, west] = await twoPeers({ MIRRORFS_BOOT_ID: 'boot-1' });
     const base = tmpDir('mirrorfs-unclean-');
     const m = await startMount({ peers: [east, west], stateDir: join(base, 'state') });
-    await py('import os,sys; fd=os.open(sys.argv[1], os.O_WRONLY|os.O_CREAT, 0o644); os.write(fd, b"one"); os.fsync(fd)', join(m.mountpoint, 'one'));
+    // mirrorfs sync: everything so far durable on both, so each copy's durable point moves.
+    const sync = async () => expect((await mirrorfsCli(['sync', m.mountpoint])).code).toBe(0);
+    writeFileSync(join(m.mountpoint, 'one'), 'one');
+    await sync();
     const westSnap = snapshot(west);
-    await py('import os,sys; fd=os.open(sys.argv[1], os.O_WRONLY|os.O_CREAT, 0o644); os.write(fd, b"two"); os.fsync(fd)', join(m.mountpoint, 'two'));
+    writeFileSync(join(m.mountpoint, 'two'), 'two');
+    await sync();
     const eastSnap = snapshot(east); // east is durable further than west
     writeFileSync(join(m.mountpoint, 'three'), 'never flushed');
     await m.stop();
     east = await powerLoss(east, eastSnap, 'boot-2');
     west = await powerLoss(west, westSnap, 'boot-2');
     const again = await startMount({ peers: [east, west], mountpoint: m.mountpoint, stateDir: m.stateDir });
-    expect(again.stderr()).toMatch(/"keep":"east".*"mayBeLost":"[^"]+".*every peer restarted after its machine went down/);
+    expect(again.stderr()).toMatch(/"keep":"east","durableThrough":[1-9]\d*.*"mayBeLost":"[^"]+".*every peer restarted after its machine went down/);
     expect(readFileSync(join(west.dataDir, 'two'), 'utf8')).toBe('two');
     expect(existsSync(join(west.dataDir, 'three'))).toBe(false);
     for (const p of [east, west]) expect((await peerStatus(p)).unclean).toBeNull();

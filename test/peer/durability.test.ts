@@ -9,19 +9,22 @@ import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
 
 afterEach(() => cleanupTmp());
 
-function flusher(running: Map<string, number[]> = new Map(), recorded = new Map<string, number>()) {
+function flusher(opts: { recorded?: Map<string, number>; syncfs?: (fd: number) => Promise<void> } = {}) {
   const dir = tmpDir('mirrorfs-flush-');
   mkdirSync(join(dir, 'state'));
   const records: Array<Map<string, number>> = [];
+  const failures: Error[] = [];
   const f = new Flusher({
     dirs: [dir, join(dir, 'state')],
     intervalMs: 60_000,
     log: createLogger('test', 'silent'),
-    runningSeqs: (m) => running.get(m) ?? [],
+    contiguousFrom: () => 0,
     record: (points) => records.push(new Map(points)),
-    recorded,
+    recorded: opts.recorded ?? new Map(),
+    onFailure: (err) => failures.push(err),
+    syncfs: opts.syncfs,
   });
-  return { f, records };
+  return { f, records, failures };
 }
 
 describe('Flusher', () => {
@@ -38,17 +41,46 @@ describe('Flusher', () => {
     await f.stop();
   });
 
-  it('a seq still being applied holds the durable point below it', async () => {
-    const running = new Map([['m', [3]]]);
-    const { f } = flusher(running);
+  it('a seq not yet applied (running, or still on its way) holds the applied and durable points below it', async () => {
+    const { f } = flusher();
+    f.noteApplied('m', 1);
     f.noteApplied('m', 2);
-    f.noteApplied('m', 4); // 3 is still running
+    f.noteApplied('m', 4); // 3 is not here yet
+    expect(f.report('m').appliedThrough).toBe(2);
     await f.flush();
     expect(f.report('m').durableThrough).toBe(2);
-    running.set('m', []);
     f.noteApplied('m', 3);
+    expect(f.report('m').appliedThrough).toBe(4);
     await f.flush();
     expect(f.report('m').durableThrough).toBe(4);
+    // The owner settled the history through 9 (a rebuilt copy): no gap below it is waited for.
+    f.noteApplied('m', 10);
+    f.noteSettled('m', 9);
+    expect(f.report('m').appliedThrough).toBe(10);
+    await f.stop();
+  });
+
+  it('a failed flush is reported, leaves the durable point where it was, and does not crash a queued barrier', async () => {
+    let fail = true;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const { f, failures } = flusher({ syncfs: async () => {
+      await gate;
+      if (fail) throw Object.assign(new Error('EIO: i/o error, syncfs'), { code: 'EIO' });
+    } });
+    f.noteApplied('m', 1);
+    const first = f.flush();
+    const queued = f.flush(); // waits for the next flush, which fails too
+    release();
+    await expect(first).rejects.toThrow(/EIO/);
+    await expect(queued).rejects.toThrow(/EIO/);
+    expect(failures.length).toBeGreaterThanOrEqual(1);
+    expect(f.stats.failures).toBeGreaterThanOrEqual(1);
+    expect(f.report('m').durableThrough).toBe(0);
+    expect(f.report('m').oldestUndurableAgeMs).not.toBeNull();
+    fail = false;
+    await f.flush();
+    expect(f.report('m').durableThrough).toBe(1);
     await f.stop();
   });
 
@@ -66,7 +98,7 @@ describe('Flusher', () => {
   });
 
   it('starts from the durable points recorded before, and stops with a last flush', async () => {
-    const { f } = flusher(new Map(), new Map([['m', 7]]));
+    const { f } = flusher({ recorded: new Map([['m', 7]]) });
     expect(f.report('m')).toEqual({ appliedThrough: 7, durableThrough: 7, oldestUndurableAgeMs: null });
     f.noteApplied('m', 8);
     expect(await f.stop()).toBe(true);

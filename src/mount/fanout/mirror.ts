@@ -260,7 +260,8 @@ export class MirrorController {
       const { verdict, fencedAt, failure } = judge(stamped, peerOutcomes, this.required, members.map((m) => m.name));
       for (const f of fencedAt) this.fence(members[f.at]!, f.error);
       if (failure) this.logFailure(stamped, failure);
-      if (verdict.lacking.length > 0) await this.journal(stamped, req, payload, verdict);
+      // The commit level goes with it: a peer brought the change later applies it as durably.
+      if (verdict.lacking.length > 0) await this.journal(stamped, durable ? { ...req, durable: true } : req, payload, verdict);
       if (this.opts.commits && verdict.authoritative !== null && req.op !== 'access') {
         const routes = members.filter((_, i) => sent[i] && !verdict.lacking.some((l) => l.at === i));
         this.opts.commits.noteAcked(stamped.seq, namesOf(req), routes);
@@ -299,7 +300,9 @@ export class MirrorController {
     const required = this.backlog ? members.length : this.required;
     // No path (mirrorfs sync): each peer flushes everything it applied.
     const request = path === null ? { op: 'fsync' as const, mount: mountId } : { op: 'fsync' as const, mount: mountId, path, datasync };
-    const outcomes = await Promise.all(inStep.map((m) => settle(m.call<MountDurability>(request).then((r) => m.noteDurability(r.result)))));
+    // Bounded by the fsync timeout, not the peer timeout: a flush may take long under much dirty data, and a spurious EIO from fsync is fatal to a database.
+    const bound = this.opts.barrierWaitMs ?? 30_000;
+    const outcomes = await Promise.all(inStep.map((m) => settle(m.call<MountDurability>(request, undefined, undefined, bound).then((r) => m.noteDurability(r.result)))));
     const flushed = outcomes.filter((o) => o.ok).length;
     const failures = outcomes.flatMap((o, i) => (o.ok ? [] : [`${inStep[i]!.name}: ${o.error.message}`]));
     if (flushed >= required) {
@@ -359,7 +362,9 @@ export class MirrorController {
       authoritative,
       lacking: this.opts.members.map((m, at) => ({ at, kind: 'resend' as const, reason: 'asynchronous mode', errno: null })),
     };
-    await this.journal(stamped, req, payload, verdict, true);
+    const recorded = await this.journal(stamped, stamped.durable ? { ...req, durable: true } : req, payload, verdict, true);
+    // Not journaled (the journal failed; the mount takes no more changes): nothing will bring it, so nothing waits for it.
+    if (!recorded) for (const m of this.opts.members) backlog.delivered(m.name, stamped.seq);
     if (!verdict.decided.ok) throw verdict.decided.error;
     return verdict.decided.result;
   }
@@ -406,7 +411,7 @@ export class MirrorController {
    * journal cannot be written, nothing can promise the change reaches every
    * peer: the mount stops taking changes (loudly).
    */
-  private async journal(stamped: Mutation, req: MutationRequest, payload: Buffer, verdict: Verdict, following = false): Promise<void> {
+  private async journal(stamped: Mutation, req: MutationRequest, payload: Buffer, verdict: Verdict, following = false): Promise<boolean> {
     const lacking = verdict.lacking.map((l) => ({ ...l, member: this.opts.members[l.at]! }));
     for (const l of lacking) {
       // The asynchronous mode: every peer follows from the journal; that is not a fault to log.
@@ -430,6 +435,7 @@ export class MirrorController {
         if (recorded) this.catchUp.ensure(l.member);
       }
     }
+    return recorded;
   }
 
   /** Another mount owns the peers (a lease renewal was refused as fenced). */

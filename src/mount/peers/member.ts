@@ -201,11 +201,12 @@ export class Member {
   }
 
   /** `io`: where a read's bytes go, a hold on a write's payload (PeerClient's CallIo). */
-  async call<T = unknown>(req: RequestInput, payload?: Buffer, io?: CallIo): Promise<CallResult<T>> {
+  /** `timeoutMs`: a bound of its own (an fsync, which may wait for a flush of much applied data), else the peer timeout. */
+  async call<T = unknown>(req: RequestInput, payload?: Buffer, io?: CallIo, timeoutMs?: number): Promise<CallResult<T>> {
     const started = performance.now();
     this.inFlight++;
     try {
-      const result = await this.client.call<T>(req, payload, undefined, 0, io);
+      const result = await this.client.call<T>(req, payload, timeoutMs, 0, io);
       this.succeeded(started, payload);
       this.observer?.(this.name, req.op, (performance.now() - started) / 1000, payload?.length ?? 0, null);
       return result;

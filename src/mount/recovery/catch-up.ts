@@ -79,6 +79,8 @@ export class CatchUp {
   private stopped = false;
   /** Peers whose catch-up met a broken invariant (a bug): not retried, so the bug is not hidden. */
   private readonly halted = new Set<Member>();
+  /** Peers only a remount can repair (data replaced, or unclean): not caught up, not asked again for each change. */
+  private readonly parked = new Set<Member>();
 
   constructor(private readonly deps: CatchUpDeps) {}
 
@@ -86,6 +88,7 @@ export class CatchUp {
   ensure(member: Member): void {
     if (member.isLost) return; // it lacks something the journal does not hold
     if (this.halted.has(member)) return; // a broken invariant stopped its catch-up: until the mount restarts
+    if (this.parked.has(member)) return; // only a remount repairs it (status says why)
     if (this.stopped || this.loops.has(member)) {
       this.wakers.get(member)?.();
       return;
@@ -119,6 +122,7 @@ export class CatchUp {
             // everything before them. Only a full resync (at the next mount) rebuilds it.
             m.noteCatchingUp(false, `its data was replaced (peer id ${hello.peer.id}, was ${known}); unmount and mount again to rebuild it with a full resync`);
             this.deps.log.error({ peer: m.name, was: known, now: hello.peer.id }, 'peer came back with a new identity (data replaced): not catching it up; remount to resync it');
+            this.parked.add(m);
             return;
           }
           if (hello.unclean) {
@@ -126,8 +130,9 @@ export class CatchUp {
             // point is unknown, so the journal's changes cannot simply follow. It serves nothing
             // (the peer refuses) until a remount repairs it with a verified resync.
             m.noteDurability(null, true);
-            m.noteCatchingUp(false, `it restarted at ${hello.unclean.since} after its machine went down with changes not yet flushed (durable through seq ${hello.unclean.durableThrough[this.deps.mountId] ?? 0}); unmount and mount again to repair it with a verified resync`);
-            this.deps.log.error({ peer: m.name, since: hello.unclean.since, durableThrough: hello.unclean.durableThrough[this.deps.mountId] ?? 0 }, 'peer restarted after its machine went down (unclean): not catching it up; remount to repair it');
+            m.noteCatchingUp(false, `not exact since ${hello.unclean.since}: ${hello.unclean.reason ?? 'its machine went down while it ran'} (durable through seq ${hello.unclean.durableThrough[this.deps.mountId] ?? 0}); unmount and mount again to repair it with a verified resync`);
+            this.deps.log.error({ peer: m.name, since: hello.unclean.since, reason: hello.unclean.reason ?? null, durableThrough: hello.unclean.durableThrough[this.deps.mountId] ?? 0 }, 'peer is not exact (unclean: its machine went down, or a flush failed): not catching it up; remount to repair it');
+            this.parked.add(m);
             return;
           }
           probed = true;
