@@ -141,6 +141,34 @@ describe('the sync level (--sync, mount -o sync)', () => {
   });
 });
 
+describe('through a relay (ack mode first-hop)', () => {
+  it('an fsync is durable at every hop: it returns only once the far mirror has the change', async () => {
+    const east = await spawnPeer({ name: 'east', extraArgs: QUIET_FLUSH });
+    const mirror = await spawnPeer({ name: 'mirror', extraArgs: QUIET_FLUSH });
+    const relay = await spawnPeer({ name: 'relay', pure: true, extraArgs: ['--forward-to', mirror.url] });
+    const m = await startMount({ peers: [east, { ...relay, name: 'west' }] });
+    const f = join(m.mountpoint, 'f');
+    writeFileSync(f, 'x');
+    await waitFor(() => existsSync(join(mirror.dataDir, 'f')) && readFileSync(join(mirror.dataDir, 'f'), 'utf8') === 'x', 'the mirror to have the file', 15_000);
+    mirror.proc.kill('SIGSTOP');
+    let returnedAt = 0;
+    let resumedAt = 0;
+    try {
+      // Returns at once: east applied it, the relay queued it (durably).
+      await py('import os,sys; fd=os.open(sys.argv[1], os.O_WRONLY); os.pwrite(fd, b"y", 0)', f);
+      const synced = py('import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)', f).then(() => (returnedAt = Date.now()));
+      await waitFor(async () => ((await relay.client().status()).relay?.queue.depth ?? 0) >= 1, 'the change to wait in the relay\'s queue', 15_000, 50);
+      resumedAt = Date.now();
+      mirror.proc.kill('SIGCONT');
+      await synced;
+    } finally {
+      mirror.proc.kill('SIGCONT');
+    }
+    expect(returnedAt).toBeGreaterThanOrEqual(resumedAt);
+    expect(readFileSync(join(mirror.dataDir, 'f'), 'utf8')).toBe('y');
+  });
+});
+
 describe('the asynchronous mode (--ack 0)', () => {
   type AsyncStatus = { lag: { waiting: number; peers: Record<string, { ops: number }> }; barriers: { waiting: number } };
   const asyncStatus = async (m: MountProcess) => (await mountStatus(m.mountpoint)) as unknown as AsyncStatus;
