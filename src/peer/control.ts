@@ -3,7 +3,7 @@ import type { ControlRequest } from '../protocol/ops.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { checkExact, type PeerContext } from './context.js';
 import { checkOwnership, handshake } from './ownership.js';
-import { handshakeNextHop, viaNextHop } from './relay-proxy.js';
+import { handshakeNextHop } from './relay-proxy.js';
 import { adopt } from './repair.js';
 import { flushEntry } from '../store/apply.js';
 
@@ -30,11 +30,10 @@ export async function control(peer: PeerContext, req: ControlRequest): Promise<u
   if (req.op === 'fsync') {
     // Anyone trusted may ask (it changes nothing); an unclean copy has nothing durable to promise until it is repaired.
     checkExact(peer);
-    // A relay: durable at every hop. What it queued before this arrived reaches the next hop
-    // (which applies it as a durable change before it answers), then the next hop takes the
-    // same fsync, and so on down the chain.
-    if (peer.forwarder) await viaNextHop(peer, req, Buffer.alloc(0));
-    if (!peer.copy) return peer.flusher.report(req.mount); // a pure relay's queue is durable (FULL) already
+    // A pure relay: its queue is durable (FULL) before it answers a change, and it forwards each
+    // change as durable, so every hop holds it on stable storage. Waiting here for the far end
+    // would make every fsync fail while a far link is cut; ack mode end-to-end waits for it.
+    if (!peer.copy) return peer.flusher.report(req.mount);
     if (req.path !== undefined && peer.durableCopy) {
       // One entry, as fsync would flush it locally; under the shared lock, so no rename moves it meanwhile.
       const flushed = await peer.lock.run(false, () => flushEntry(peer.durableCopy!, req.path!, req.datasync === true).then(() => true, (err: unknown) => {

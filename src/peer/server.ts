@@ -222,7 +222,6 @@ export class PeerServer {
 
 /** Control operations a pure relay answers from its own state (everything else goes to its next hop). */
 const LOCAL_CONTROL_OPS: ReadonlySet<string> = new Set(['handshake', 'progress', 'history', 'settle', 'committed', 'lease', 'reconciled', 'fsync', 'clean']);
-// fsync is local too: control.ts waits for the queue and passes it down itself (it also arrives on the call channel).
 /** Control operations answered by control.ts (repair and pull are answered above). */
 const CONTROL_OPS: ReadonlySet<string> = new Set([...LOCAL_CONTROL_OPS, 'adopt']);
 
