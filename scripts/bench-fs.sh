@@ -4,7 +4,7 @@
 #   local           a plain directory on the root disk
 #   mirrorfs        a mirrorfs mount on two loopback peers, commit level applied (the default; no local copy)
 #   mirrorfs-sync   the same with --sync (every change durable before it returns)
-#   mirrorfs-async  the same with --ack 0 --local-copy (the asynchronous mode; not in the default set)
+#   mirrorfs-async  the same with --ack 0 --local-copy (the asynchronous mode)
 #   mirrorfs-local  the same as mirrorfs with --local-copy
 #   gluster-nowb    GlusterFS replica 2 on loopback, write-behind and flush-behind off
 # then medians and ratios to gluster-nowb (../shared/bench/summarize.mjs), the
@@ -12,7 +12,7 @@
 # this machine in the same sitting (scripts/bench-floors.mjs: what each target would
 # need of Gluster for the floor alone to meet it).
 #
-# Needs root. Knobs: BENCH_ROUNDS (1), BENCH_TARGETS (all four), BENCH_BASE
+# Needs root. Knobs: BENCH_ROUNDS (1), BENCH_TARGETS (all six), BENCH_BASE
 # (/srv/mirrorfs-bench), SHARED_BENCH (../shared/bench), BENCH_FLOORS (1; 0 skips
 # the floors), and fsbench.sh's FSB_* knobs.
 set -euo pipefail
@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 OUT=$(realpath -m "${1:-bench-results/fs-$(date -u +%Y%m%dT%H%M%S)}")
 ROUNDS=${BENCH_ROUNDS:-1}
-TARGETS=${BENCH_TARGETS:-local mirrorfs mirrorfs-local gluster-nowb}
+TARGETS=${BENCH_TARGETS:-local mirrorfs mirrorfs-sync mirrorfs-async mirrorfs-local gluster-nowb}
 BASE=${BENCH_BASE:-/srv/mirrorfs-bench}
 SHARED=$(realpath "${SHARED_BENCH:-$REPO/../shared/bench}")
 GB_MNT=${GB_MNT:-/mnt/gv}
