@@ -74,14 +74,15 @@ export interface Syncer {
   readonly durable: boolean;
 }
 
-/** Flushes made for single changes (durable changes), counted: the status shows them, so a test can see that an applied change made none. */
+/** Flushes made for single changes (durable changes, fsync of an entry), counted when done: the status shows them, so a test can see that an applied change made none and that an fsync waited for one. */
 export const changeFlushes = { data: 0, all: 0, dir: 0 };
 
 /** Flushing each change before it is answered, through fds opened without O_DSYNC (a durable change on a peer). */
 export const flushingSync: Syncer = {
-  data: (fd) => (changeFlushes.data++, syncData(fd)),
-  all: (fd) => (changeFlushes.all++, syncAll(fd)),
-  dir: (dir) => (changeFlushes.dir++, syncDir(dir)),
+  // Counted once done: a counter that moved means the flush returned.
+  data: (fd) => syncData(fd).then(() => void changeFlushes.data++),
+  all: (fd) => syncAll(fd).then(() => void changeFlushes.all++),
+  dir: (dir) => syncDir(dir).then(() => void changeFlushes.dir++),
   writesAreSynchronous: false,
   durable: true,
 };
