@@ -71,7 +71,7 @@ export class PeerServer {
     if (unclean) opts.logger.error({ since: unclean.since, durableThrough: unclean.durableThrough }, 'this peer\'s machine went down while it ran (power loss or a crash): changes applied after the durable points may be lost; serving nothing until the owner repairs this copy');
     const tree = dataDir === null ? null : new Tree(dataDir);
     // One set of open files for both commit levels: a durable change flushes what it wrote itself.
-    const fds = new FdCache({ synchronousWrites: false });
+    const fds = new FdCache();
     const copy = tree && { tree, fds, sync: noSync };
     const durableCopy = tree && { tree, fds, sync: flushingSync };
     const flusher = new Flusher({

@@ -94,9 +94,9 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       const sizeBefore = (stats ?? fstatSync(fd)).size;
       let done = 0;
       try {
-        // A durable store's fds are O_DSYNC (fd-cache.ts): each write is durable when it returns.
+        // A durable change flushes its data here (flushingSync); an applied one leaves it to the background flush (noSync).
         while (done < payload.length) done += await writeAsync(fd, payload, done, payload.length - done, req.offset + done);
-        if (!sync.writesAreSynchronous) await sync.data(fd);
+        await sync.data(fd);
       } catch (err) {
         // Leave nothing half-applied where we can: a write that failed part-way
         // (ENOSPC) and had extended the file is cut back to the size it had.

@@ -68,8 +68,6 @@ export interface Syncer {
   data(fd: number): Promise<void>;
   all(fd: number): Promise<void>;
   dir(dir: FsPath): Promise<void>;
-  /** True when writes through the fd cache are opened O_DSYNC and need no flush of their own. */
-  readonly writesAreSynchronous: boolean;
   /** True when this store flushes at all (a resync's final flush of the whole file system too). */
   readonly durable: boolean;
 }
@@ -83,9 +81,8 @@ export const flushingSync: Syncer = {
   data: (fd) => syncData(fd).then(() => void changeFlushes.data++),
   all: (fd) => syncAll(fd).then(() => void changeFlushes.all++),
   dir: (dir) => syncDir(dir).then(() => void changeFlushes.dir++),
-  writesAreSynchronous: false,
   durable: true,
 };
 
 const done = Promise.resolve();
-export const noSync: Syncer = { data: () => done, all: () => done, dir: () => done, writesAreSynchronous: false, durable: false };
+export const noSync: Syncer = { data: () => done, all: () => done, dir: () => done, durable: false };

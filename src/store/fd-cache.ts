@@ -14,9 +14,7 @@ import { openNoSpecial } from './open-file.js';
  * releases it, so a recycled fd number can never receive another file's data.
  */
 
-// O_DSYNC (durable stores): a write(2) returns only once its data (and the size,
-// if it grew) is on stable storage. One syscall on the thread pool instead of
-// write + fdatasync.
+// Never O_DSYNC: a durable change flushes what it wrote itself (store/durable.ts flushingSync).
 const BASE_FLAGS = constants.O_RDWR | constants.O_NOFOLLOW;
 
 interface Entry {
@@ -31,8 +29,8 @@ export class FdCache {
 
   private readonly flags: number;
 
-  constructor(opts: { synchronousWrites: boolean; capacity?: number }) {
-    this.flags = BASE_FLAGS | (opts.synchronousWrites ? constants.O_DSYNC : 0);
+  constructor(opts: { capacity?: number } = {}) {
+    this.flags = BASE_FLAGS;
     this.capacity = opts.capacity ?? 256;
   }
 

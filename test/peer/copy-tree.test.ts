@@ -15,7 +15,7 @@ import { compareDirs } from '../helpers/tree.js';
 afterEach(() => cleanupTmp());
 
 function copyOf(dir: string, name: string) {
-  return storeCopy(name, { tree: new Tree(dir), fds: new FdCache({ synchronousWrites: false }), sync: noSync });
+  return storeCopy(name, { tree: new Tree(dir), fds: new FdCache(), sync: noSync });
 }
 
 function dirs() {

@@ -107,7 +107,7 @@ describe('the same operation sent twice is applied once', () => {
       await peer.stop();
       const exchange = stamp.next({ op: 'rename', from: 'a', to: 'b', exchange: true });
       // The intent as the peer records it: with the witness its own apply code takes.
-      const witness = witnessOf({ tree: new Tree(peer.dataDir), fds: new FdCache({ synchronousWrites: false }), sync: noSync }, { ...exchange, mount: stamp.mount, epoch: stamp.epoch } as Mutation);
+      const witness = witnessOf({ tree: new Tree(peer.dataDir), fds: new FdCache(), sync: noSync }, { ...exchange, mount: stamp.mount, epoch: stamp.epoch } as Mutation);
       expect(witness).not.toBeNull();
       const db = new Database(join(peer.stateDir, 'peer.db'));
       db.prepare("INSERT INTO outcomes(mount, seq, epoch, op, subject, state, result, at_ms) VALUES (?, ?, ?, 'rename', ?, 'intent', ?, 0)").run(stamp.mount, exchange.seq, stamp.epoch, JSON.stringify({ op: 'rename', from: 'a', to: 'b', exchange: true }), witness);

@@ -34,7 +34,7 @@ afterEach(() => {
 async function applyAsUser(requests: object[]): Promise<string[]> {
   const program = `
     const [apply, tree, fds, durable] = await Promise.all(${JSON.stringify([APPLY, TREE, FDS, DURABLE])}.map((m) => import(m)));
-    const ctx = { tree: new tree.Tree(process.argv[1]), fds: new fds.FdCache({ synchronousWrites: false }), sync: durable.flushingSync };
+    const ctx = { tree: new tree.Tree(process.argv[1]), fds: new fds.FdCache(), sync: durable.flushingSync };
     const out = [];
     for (const req of JSON.parse(process.argv[2])) {
       try { await apply.applyMutation(ctx, req, Buffer.alloc(0), false); out.push('ok'); }

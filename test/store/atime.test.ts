@@ -29,7 +29,7 @@ beforeEach(() => {
   // atime well before mtime: relatime would stamp any reader's access
   for (const p of ['f', 'd']) utimesSync(join(dir, p), OLD, new Date());
   lutimesSync(join(dir, 'l'), OLD, new Date());
-  ctx = { tree: new Tree(dir), fds: new FdCache({ synchronousWrites: false }), sync: noSync };
+  ctx = { tree: new Tree(dir), fds: new FdCache(), sync: noSync };
 });
 afterEach(() => {
   ctx.fds.closeAll();

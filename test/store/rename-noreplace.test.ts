@@ -18,7 +18,7 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'mirrorfs-rename-'));
   writeFileSync(join(dir, 'a'), 'a');
   writeFileSync(join(dir, 'b'), 'b');
-  ctx = { tree: new Tree(dir), fds: new FdCache({ synchronousWrites: false }), sync: noSync };
+  ctx = { tree: new Tree(dir), fds: new FdCache(), sync: noSync };
 });
 afterEach(() => {
   ctx.fds.closeAll();

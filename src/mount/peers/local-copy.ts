@@ -20,7 +20,7 @@ export class LocalCopy {
 
   constructor(readonly dir: string, private readonly log: Logger) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    this.ctx = { tree: new Tree(realpathSync(dir)), fds: new FdCache({ synchronousWrites: false }), sync: noSync };
+    this.ctx = { tree: new Tree(realpathSync(dir)), fds: new FdCache(), sync: noSync };
   }
 
   /** For repair actions (copies.ts). */
