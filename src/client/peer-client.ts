@@ -155,6 +155,14 @@ export class PeerClient {
     await this.call({ op: 'clean', mount, epoch });
   }
 
+  /**
+   * The owner repairs this unclean peer while it runs: until `clean`, this client's
+   * session (and only it) may read and change the copy. True when the peer is unclean.
+   */
+  async repairing(mount: string, epoch: number): Promise<boolean> {
+    return (await this.call<{ unclean: boolean }>({ op: 'repairing', mount, epoch })).result.unclean;
+  }
+
   /** End-to-end commitment of a mount's changes at this hop and after it (a long poll; docs/PROTOCOL.md). */
   async committed(mount: string, seq: number, known: number, waitMs: number): Promise<{ holdsFrom: number | null }> {
     return (await this.call<{ holdsFrom: number | null }>({ op: 'committed', mount, seq, known, waitMs }, undefined, this.timeoutMs, waitMs)).result;

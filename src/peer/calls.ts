@@ -61,9 +61,9 @@ async function answerChannelCall(peer: PeerContext, frame: Buffer, channel: Serv
     const { req, payload } = decodeCall(frame);
     op = req.op;
     let result: unknown;
-    if (req.op === 'fsync') result = { ok: true, result: await control(peer, req) }; // the durability barrier: on the write path
+    if (req.op === 'fsync') result = { ok: true, result: await control(peer, req, session) }; // the durability barrier: on the write path
     else if (!isMutation(req)) throw new MirrorError('MFS_MALFORMED', `only changes and fsync travel on the call channel, not ${req.op}: send it to ${ROUTES.call}`);
-    else result = (await mutate(peer, req, payload)).result;
+    else result = (await mutate(peer, req, payload, session)).result;
     const { parts, failed } = answerParts(result);
     const errno = failed ?? outcomeErrno(result);
     peer.metrics.observe(op, (performance.now() - started) / 1000, errno === null && req.op === 'write' ? payload.length : 0, errno);

@@ -96,6 +96,12 @@ export interface PeerContext {
   shuttingDown: boolean;
   /** Whether this copy can keep the mirror's inode numbers: tried at the first handshake. */
   inodeIds: boolean | undefined;
+  /**
+   * While this copy is unclean: the owner's session that said it is repairing it (`repairing`).
+   * Only that session may read and change the copy until `clean` (its reads and changes are the
+   * repair); every other client is still refused. Memory only: a restart needs a new `repairing`.
+   */
+  repairSession: Http2Session | null;
 }
 
 /**
@@ -103,8 +109,9 @@ export interface PeerContext {
  * its machine crashed, state.ts): it must not count toward an acknowledgement
  * or answer a read until its owner has repaired it.
  */
-export function checkExact(peer: PeerContext): void {
+export function checkExact(peer: PeerContext, session?: Http2Session): void {
   const unclean = peer.state.unclean;
+  if (unclean && session !== undefined && session === peer.repairSession && !session.destroyed) return; // the owner repairing it
   if (unclean) throw new MirrorError('MFS_UNCLEAN', `peer ${peer.opts.name} is not known exact since ${unclean.since} (${unclean.reason ?? 'its machine went down while it ran'}); it serves nothing until its owner repairs it`);
 }
 

@@ -1,3 +1,4 @@
+import type { Http2Session } from 'node:http2';
 import { MirrorError, toMirrorError } from '../protocol/errors.js';
 import type { ControlRequest } from '../protocol/ops.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
@@ -14,7 +15,7 @@ import { flushEntry } from '../store/apply.js';
  * (progress, history, committed). Repair and pull,
  * which carry data or run long, are answered by repair.ts.
  */
-export async function control(peer: PeerContext, req: ControlRequest): Promise<unknown> {
+export async function control(peer: PeerContext, req: ControlRequest, session?: Http2Session): Promise<unknown> {
   if (req.op === 'progress') return peer.state.progress(req.mount);
   if (req.op === 'reconciled') {
     checkOwnership(peer, req);
@@ -47,8 +48,17 @@ export async function control(peer: PeerContext, req: ControlRequest): Promise<u
     await peer.flusher.flush();
     return peer.flusher.report(req.mount);
   }
+  if (req.op === 'repairing') {
+    checkOwnership(peer, req);
+    if (!peer.state.unclean) return { unclean: false };
+    if (!session) throw new MirrorError('MFS_MALFORMED', 'repairing must come on the session that repairs');
+    peer.repairSession = session;
+    peer.log.warn({ mount: req.mount, epoch: req.epoch, since: peer.state.unclean.since }, 'the owner is repairing this copy after the unclean restart: only its session is served until it is clean');
+    return { unclean: true };
+  }
   if (req.op === 'clean') {
     checkOwnership(peer, req);
+    peer.repairSession = null;
     if (peer.state.unclean) {
       // What the repair wrote, on stable storage before this copy counts again.
       await peer.flusher.flush();

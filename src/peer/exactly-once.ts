@@ -1,3 +1,4 @@
+import type { Http2Session } from 'node:http2';
 import { MirrorError, isRecordable, toMirrorError, type WireError } from '../protocol/errors.js';
 import { NAMESPACE_OPS, pathOf, type Mutation } from '../protocol/ops.js';
 import { applyMutation, witnessOf, type MutationResult } from '../store/apply.js';
@@ -49,9 +50,9 @@ export function needsIntent(req: Mutation): boolean {
 export const EXCLUSIVE_OPS: ReadonlySet<Mutation['op']> = new Set(['rename', 'rmdir', 'unlink', 'symlink', 'link', 'setxattr', 'removexattr']);
 
 /** Apply one changing operation exactly once; answers a re-send with the first outcome. */
-export function mutate(peer: PeerContext, req: Mutation, payload: Buffer): Promise<{ result: unknown }> {
+export function mutate(peer: PeerContext, req: Mutation, payload: Buffer, session?: Http2Session): Promise<{ result: unknown }> {
   checkOwnership(peer, req);
-  checkExact(peer); // not even a re-send's recorded outcome: the record may be older than the tree
+  checkExact(peer, session); // not even a re-send's recorded outcome: the record may be older than the tree
   const key = `${req.mount}\0${req.seq}`;
   const subject = subjectOf(req);
   const joined = peer.running.get(key);

@@ -2,7 +2,7 @@ import type { ServerHttp2Stream } from 'node:http2';
 import { wireQueryParam } from '../protocol/byte-names.js';
 import { MirrorError } from '../protocol/errors.js';
 import { walkManifest } from '../store/manifest.js';
-import { NEXT_HOP_TIMEOUT_MS, requireCopy, type PeerContext } from './context.js';
+import { NEXT_HOP_TIMEOUT_MS, checkExact, requireCopy, type PeerContext } from './context.js';
 import { respondNdjson, writeNdjson } from './http.js';
 
 /** GET /v1/manifest: every entry of the tree (or a subtree), one JSON line each, for verify and repair. */
@@ -12,6 +12,7 @@ export function answerManifest(peer: PeerContext, stream: ServerHttp2Stream, raw
   const path = wireQueryParam(rawPath, 'path') ?? ''; // any bytes: not searchParams (byte-names.ts)
   const content = url.searchParams.get('content') !== '0';
   if (!peer.copy) return manifestViaNextHop(peer, stream, content, path);
+  checkExact(peer, stream.session); // a copy that may have lost changes lists nothing, but to its owner repairing it
   return streamManifest(peer, stream, content, manifestRoot(peer, path));
 }
 

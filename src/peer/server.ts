@@ -93,7 +93,7 @@ export class PeerServer {
       readBuffers: new BufferPool(READ_BUFFER_BYTES, READ_BUFFERS_KEPT),
       channels: new Set(), verdicts: new WeakMap(), refusedSessions: new WeakSet(), running: new Map(),
       startedAt: Date.now(), startedMono: performance.now(),
-      inFlight: 0, channelCalls: 0, applied: 0, appliedBytes: 0, pulling: null, leaseAt: null, shuttingDown: false, inodeIds: undefined,
+      inFlight: 0, channelCalls: 0, applied: 0, appliedBytes: 0, pulling: null, leaseAt: null, shuttingDown: false, inodeIds: undefined, repairSession: null,
     };
     this.peer = peer;
     this.metrics = peer.metrics;
@@ -196,7 +196,7 @@ export class PeerServer {
   private async dispatch(stream: ServerHttp2Stream, req: Request, payload: Buffer): Promise<string | null> {
     const peer = this.peer;
     if (isMutation(req)) {
-      const { result } = await mutate(peer, req, payload);
+      const { result } = await mutate(peer, req, payload, stream.session);
       return respondFrame(stream, result) ?? outcomeErrno(result);
     }
     if (!peer.copy && !LOCAL_CONTROL_OPS.has(req.op)) {
@@ -214,14 +214,14 @@ export class PeerServer {
       const result = await repair(peer, req, payload);
       return respondFrame(stream, result === null ? { ok: true } : { ok: true, result });
     }
-    if (CONTROL_OPS.has(req.op)) return respondFrame(stream, { ok: true, result: await control(peer, req as ControlRequest) });
-    checkExact(peer); // a copy that may have lost changes answers no read until it is repaired
+    if (CONTROL_OPS.has(req.op)) return respondFrame(stream, { ok: true, result: await control(peer, req as ControlRequest, stream.session) });
+    checkExact(peer, stream.session); // a copy that may have lost changes answers no read until it is repaired
     return answerRead(peer, stream, peer.copy!, req as ReadRequest);
   }
 }
 
 /** Control operations a pure relay answers from its own state (everything else goes to its next hop). */
-const LOCAL_CONTROL_OPS: ReadonlySet<string> = new Set(['handshake', 'progress', 'history', 'settle', 'committed', 'lease', 'reconciled', 'fsync', 'clean']);
+const LOCAL_CONTROL_OPS: ReadonlySet<string> = new Set(['handshake', 'progress', 'history', 'settle', 'committed', 'lease', 'reconciled', 'fsync', 'clean', 'repairing']);
 /** Control operations answered by control.ts (repair and pull are answered above). */
 const CONTROL_OPS: ReadonlySet<string> = new Set([...LOCAL_CONTROL_OPS, 'adopt']);
 

@@ -133,6 +133,10 @@ export interface PeerState {
   route: string;
   state: 'in-sync' | 'catching-up' | 'down';
   behind: { ops: number; bytes: number; reason: string } | null;
+  /** Where the copy stands, as its last answer said (null before the first). */
+  durability: { appliedThrough: number; durableThrough: number } | null;
+  /** It restarted after its machine went down and is not exact until repaired. */
+  unclean: boolean;
 }
 
 /** `mirrorfs status --json` of a mount. */

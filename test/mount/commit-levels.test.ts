@@ -1,4 +1,5 @@
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PeerStatus } from '../../src/protocol/ops.js';
@@ -224,12 +225,17 @@ describe('the asynchronous mode (--ack 0)', () => {
 });
 
 describe('a peer whose machine went down (unclean restart)', () => {
+  /** What a disk holds: contents, modes, owners, times and extended attributes (the peers' inode ids live in one). */
+  function copyAll(from: string, to: string): void {
+    execFileSync('cp', ['-a', '--preserve=all', from, to]);
+  }
+
   /** Take a copy of a peer's data and state at this moment (the peer stopped meanwhile, so the copy is consistent). */
   function snapshot(p: PeerProcess): string {
     const dir = join(tmpDir('mirrorfs-snap-'), 'data');
     p.proc.kill('SIGSTOP');
     try {
-      cpSync(p.dataDir, dir, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+      copyAll(p.dataDir, dir);
     } finally {
       p.proc.kill('SIGCONT');
     }
@@ -241,12 +247,60 @@ describe('a peer whose machine went down (unclean restart)', () => {
     await p.kill9();
     const token = readFileSync(p.tokenFile);
     rmSync(p.dataDir, { recursive: true, force: true });
-    cpSync(snap, p.dataDir, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+    copyAll(snap, p.dataDir);
     writeFileSync(p.tokenFile, token, { mode: 0o600 });
     return spawnPeer({ name: p.name, dataDir: p.dataDir, port: p.port, extraArgs: QUIET_FLUSH, env: { MIRRORFS_BOOT_ID: bootId } });
   }
 
-  it('is refused until repaired; a remount repairs it from the clean peer and nothing acknowledged is lost', async () => {
+  it('while the mount runs: only the names changed since its durable point are copied from the clean peer, the journal brings the rest, and it serves and counts again', async () => {
+    let [east, west] = await twoPeers({ MIRRORFS_BOOT_ID: 'boot-1' });
+    const m = await startMount({ peers: [east, west], extraArgs: ['--peer-timeout', '1000', '--ack', '1'] });
+    // Durable everywhere before the "power loss": a tree the repair must not copy again.
+    mkdirSync(join(m.mountpoint, 'old'));
+    for (let i = 0; i < 40; i++) writeFileSync(join(m.mountpoint, 'old', `f${i}`), `old ${i}`);
+    await py('import os,sys; fd=os.open(sys.argv[1], os.O_WRONLY|os.O_CREAT, 0o644); os.write(fd, b"durable"); os.fsync(fd)', join(m.mountpoint, 'before'));
+    expect((await mirrorfsCli(['sync', m.mountpoint])).code).toBe(0);
+    const durableSeq = (await mountStatus(m.mountpoint)).seq;
+    // The mount learns east's durable point from its lease answers (about every second).
+    await waitFor(async () => ((await mountStatus(m.mountpoint)).peers.find((p) => p.name === 'east')!.durability?.durableThrough ?? 0) >= durableSeq, 'east to report its durable point', 30_000, 100);
+    const snap = snapshot(east);
+    // Acknowledged, applied on both, not yet durable on east: its power loss takes these back.
+    await run('sh', ['-c', `printf 'applied only' > ${m.mountpoint}/after && mkdir ${m.mountpoint}/dir && mv ${m.mountpoint}/before ${m.mountpoint}/dir/moved && printf ' changed' >> ${m.mountpoint}/old/f3 && rm ${m.mountpoint}/old/f4`]);
+    east = await powerLoss(east, snap, 'boot-2');
+    expect(existsSync(join(east.dataDir, 'after'))).toBe(false); // what the "disk" held
+    await expect(east.client().call({ op: 'getattr', path: '' })).rejects.toMatchObject({ code: 'MFS_UNCLEAN' });
+    // Changes go on meanwhile (ack 1: west takes them), some to names east holds wrongly.
+    writeFileSync(join(m.mountpoint, 'while'), 'written while east was down');
+    await run('sh', ['-c', `printf ' and more' >> ${m.mountpoint}/after && printf 'new' > ${m.mountpoint}/dir/new`]);
+    await waitFor(async () => {
+      const peers = (await mountStatus(m.mountpoint)).peers;
+      const e = peers.find((p) => p.name === 'east')!;
+      return e.state === 'in-sync' && !e.unclean;
+    }, 'the running mount to repair east and take it back in step', 60_000, 100);
+    expect(m.stderr()).toMatch(/"peer":"east".*"names":\d+.*repairing the names changed since its durable point/);
+    const copied = Number(/"names":(\d+)[^\n]*repairing the names changed since its durable point/.exec(m.stderr())![1]);
+    expect(copied).toBeLessThan(20); // the names changed since the durable point, not the tree of 40 files
+    expect(m.stderr()).toContain('peer repaired after its unclean restart');
+    expect(m.stderr()).not.toContain('full resync');
+    expect((await peerStatus(east)).unclean).toBeNull();
+    expect(readFileSync(join(east.dataDir, 'after'), 'utf8')).toBe('applied only and more');
+    expect(readFileSync(join(east.dataDir, 'dir/moved'), 'utf8')).toBe('durable');
+    expect(readFileSync(join(east.dataDir, 'old/f3'), 'utf8')).toBe('old 3 changed');
+    expect(existsSync(join(east.dataDir, 'old/f4'))).toBe(false);
+    expect(compareDirs([{ label: 'mount', dir: m.mountpoint }, { label: 'east', dir: east.dataDir }, { label: 'west', dir: west.dataDir }])).toEqual([]);
+    // It serves and counts again, and its history holds no hole a later recovery would replay.
+    writeFileSync(join(m.mountpoint, 'later'), 'both');
+    expect(readFileSync(join(east.dataDir, 'later'), 'utf8')).toBe('both');
+    const mountId = await mountIdOf(m);
+    const progress = await east.client().progress(mountId);
+    expect(progress.contiguousSeq).toBe(progress.maxSeq);
+    await m.stop();
+    const again = await startMount({ peers: [east, west], mountpoint: m.mountpoint, stateDir: m.stateDir });
+    expect(again.stderr()).not.toMatch(/rolled forward|full resync/);
+    expect(compareDirs([{ label: 'mount', dir: again.mountpoint }, { label: 'east', dir: east.dataDir }, { label: 'west', dir: west.dataDir }])).toEqual([]);
+  });
+
+  it('with the primary restarted too: refused until repaired; the mount repairs it at start from the clean peer (a verified full resync) and nothing acknowledged is lost', async () => {
     let [east, west] = await twoPeers({ MIRRORFS_BOOT_ID: 'boot-1' });
     const base = tmpDir('mirrorfs-unclean-');
     const m = await startMount({ peers: [east, west], stateDir: join(base, 'state'), extraArgs: ['--peer-timeout', '1000'] });
@@ -254,19 +308,14 @@ describe('a peer whose machine went down (unclean restart)', () => {
     const snap = snapshot(east);
     // Acknowledged, applied on both, not yet durable on east: its power loss takes these back.
     await run('sh', ['-c', `printf 'applied only' > ${m.mountpoint}/after && mkdir ${m.mountpoint}/dir && mv ${m.mountpoint}/before ${m.mountpoint}/dir/moved`]);
+    await m.stop(); // the primary goes too: what it knew of the names changed goes with it
     east = await powerLoss(east, snap, 'boot-2');
     expect(existsSync(join(east.dataDir, 'after'))).toBe(false); // what the "disk" held
-    // The peer itself refuses to serve: no read, no change, until its owner repairs it.
+    // The peer itself refuses to serve: no read, no change, no listing, until its owner repairs it.
     const st = await peerStatus(east);
     expect(st.unclean).not.toBeNull();
     await expect(east.client().call({ op: 'getattr', path: '' })).rejects.toMatchObject({ code: 'MFS_UNCLEAN' });
-    // The running mount finds out at its next change and stops counting it.
-    await run('sh', ['-c', `printf x > ${m.mountpoint}/probe`]).catch(() => undefined);
-    await waitFor(async () => {
-      const peers = (await mountStatus(m.mountpoint)).peers;
-      return peers.find((p) => p.name === 'east')!.behind?.reason.includes('machine went down');
-    }, 'the mount to see east restarted uncleanly', 30_000, 100);
-    await m.stop();
+    await expect(east.client().manifest({ content: false })).rejects.toMatchObject({ code: 'MFS_UNCLEAN' });
     const again = await startMount({ peers: [east, west], mountpoint: m.mountpoint, stateDir: m.stateDir });
     expect(again.stderr()).toMatch(/"peer":"east".*restarted after its machine went down/);
     expect(again.stderr()).toContain('full resync finished and verified by content hash');
@@ -277,6 +326,29 @@ describe('a peer whose machine went down (unclean restart)', () => {
     // And it serves and counts again.
     writeFileSync(join(again.mountpoint, 'later'), 'both');
     expect(readFileSync(join(east.dataDir, 'later'), 'utf8')).toBe('both');
+  });
+
+  it('only the session that said it repairs an unclean peer is served by it, and only its owner may say so', async () => {
+    let [east] = [await spawnPeer({ name: 'east', extraArgs: QUIET_FLUSH, env: { MIRRORFS_BOOT_ID: 'boot-1' } })];
+    const m = await startMount({ peers: [east] });
+    writeFileSync(join(m.mountpoint, 'f'), 'x');
+    const mountId = await mountIdOf(m);
+    await m.stop();
+    const snap = snapshot(east);
+    east = await powerLoss(east, snap, 'boot-2');
+    const owner = east.client();
+    const other = east.client();
+    const { epoch } = await peerStatus(east);
+    const hello = await owner.handshake(mountId, epoch);
+    expect(hello.unclean).not.toBeNull();
+    await expect(owner.repairing('another-mount', epoch)).rejects.toMatchObject({ code: 'MFS_NOT_OWNER' });
+    await expect(owner.call({ op: 'getattr', path: 'f' })).rejects.toMatchObject({ code: 'MFS_UNCLEAN' }); // not before it says so
+    expect(await owner.repairing(mountId, epoch)).toBe(true);
+    expect((await owner.call<{ type: string }>({ op: 'getattr', path: 'f' })).result.type).toBe('file');
+    await expect(other.call({ op: 'getattr', path: 'f' })).rejects.toMatchObject({ code: 'MFS_UNCLEAN' });
+    await expect(other.manifest({ content: false })).rejects.toMatchObject({ code: 'MFS_UNCLEAN' });
+    await owner.clean(mountId, epoch);
+    expect((await other.call<{ type: string }>({ op: 'getattr', path: 'f' })).result.type).toBe('file');
   });
 
   it('when every peer went down, the copy durable the furthest is kept, the others are made equal to it, and the window is named', async () => {

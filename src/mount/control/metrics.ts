@@ -75,7 +75,7 @@ export class MountMetrics {
     perPeerKnown('mirrorfs_peer_applied_through_seq', 'Every change of this mount up to this seq is applied on the peer', (p) => p.durability?.appliedThrough ?? null);
     perPeerKnown('mirrorfs_peer_durable_through_seq', 'Every change of this mount up to this seq is on the peer\'s stable storage (its last flush)', (p) => p.durability?.durableThrough ?? null);
     perPeerKnown('mirrorfs_peer_undurable_age_seconds', 'Age of the oldest change applied on the peer but not yet durable (0: none)', (p) => (p.durability ? (p.durability.oldestUndurableAgeMs ?? 0) / 1000 : null));
-    perPeer('mirrorfs_peer_unclean', '1 while the peer restarted after its machine went down and is not exact until a remount repairs it', (p) => (p.unclean ? 1 : 0));
+    perPeer('mirrorfs_peer_unclean', '1 while the peer restarted after its machine went down and is not exact until it is repaired (while mounted when the mount knows the names changed since its durable point, else by a remount)', (p) => (p.unclean ? 1 : 0));
     const whole = (name: string, help: string, read: (s: ControllerStatus) => number | null) =>
       new Gauge({
         name, help, registers: [this.registry],

@@ -9,6 +9,7 @@ import { Scheduler, claimsFor } from '../../ordering/scheduler.js';
 import { AbsentXattrs } from '../cache/absent-xattrs.js';
 import { forgetCachedAnswers, namesMadeAndRemoved, subtreesMovedOrRemoved } from '../cache/change-effects.js';
 import { NameCache, type ChangeToken } from '../cache/name-cache.js';
+import { ActivityLog } from '../recovery/activity-log.js';
 import { CatchUp } from '../recovery/catch-up.js';
 import type { Journal } from '../recovery/journal.js';
 import type { LocalCopy } from '../peers/local-copy.js';
@@ -105,6 +106,8 @@ export class MirrorController {
   private readonly backlog: Backlog | null;
   /** Changes waiting for the peers to come back under --max-lag. */
   private lagWaiting = 0;
+  /** The names changed since the peers' durable points, to repair a peer whose machine went down (null in the asynchronous mode). */
+  private readonly activity: ActivityLog | null;
 
   constructor(private readonly opts: ControllerOptions) {
     this.log = opts.log;
@@ -112,6 +115,7 @@ export class MirrorController {
     this.required = requiredAcks(opts.ackPolicy, opts.members.length);
     this.backlog = opts.ackPolicy.kind === 'none' ? new Backlog(opts.members.map((m) => m.name), opts.maxLag ?? DEFAULT_MAX_LAG) : null;
     assert(this.backlog === null || opts.local !== null, 'the asynchronous mode has a local copy to decide outcomes');
+    this.activity = this.backlog ? null : new ActivityLog(opts.lastSeq, () => opts.members);
     this.reads = new ReadPath({ members: opts.members, local: opts.local, names: this.names, absentXattrs: this.absentXattrs });
     this.catchUp = new CatchUp({
       mountId: opts.mountId,
@@ -121,6 +125,8 @@ export class MirrorController {
       withClaims: (names, fn) => this.withClaims(names, fn),
       repairSource: (exclude) => this.repairSource(exclude),
       follow: this.backlog !== null,
+      suspectNames: (m, durableThrough) => this.activity?.suspectNames(m.name, durableThrough) ?? null,
+      lastSeq: () => this.seq,
       onDelivered: (m, seq) => this.backlog?.delivered(m.name, seq),
       onFenced: (m, err) => this.fence(m, err),
       admission: this.admission,
@@ -245,6 +251,7 @@ export class MirrorController {
     const durable = req.durable === true || (level === 'sync' && req.op !== 'access') || (level === 'dirsync' && NAMESPACE_OPS.has(req.op));
     const stamped = { ...req, durable: durable || undefined, mount: this.opts.mountId, epoch: this.opts.epoch, seq: this.nextSeq() } as Mutation;
     if (this.backlog) return this.sendAsync(stamped, req, payload, this.backlog);
+    if (req.op !== 'access') this.activity?.note(stamped.seq, namesOf(req)); // an atime alone is not repaired
     const local = this.opts.local?.active ? this.opts.local : null;
     const sent = members.map((m) => m.inStep);
     members.forEach((m, i) => {

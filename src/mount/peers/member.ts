@@ -41,7 +41,7 @@ export interface MemberStatus {
    * storage, and how old the oldest change not yet durable is. Null before the first answer.
    */
   durability: (MountDurability & { reportedAgeMs: number }) | null;
-  /** The peer restarted after its machine went down and is not exact until a remount repairs it. */
+  /** The peer restarted after its machine went down (or a flush failed) and is not exact until it is repaired. */
   unclean: boolean;
   latencyUsP50: number | null;
   latencyUsP99: number | null;
@@ -177,6 +177,11 @@ export class Member {
     if (!this.lag) return;
     this.log.info({ peer: this.name, behindForMs: Date.now() - this.lag.since }, 'peer is in sync again');
     this.lag = null;
+  }
+
+  /** Every change through this seq is on the copy's stable storage, as its last report said (null before the first). */
+  get durableThrough(): number | null {
+    return this.durability?.report.durableThrough ?? null;
   }
 
   /** The copy said where it stands (a lease renewal, an fsync); `unclean`: it restarted after a crash of its machine. */

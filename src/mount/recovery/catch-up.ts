@@ -1,7 +1,7 @@
 import type { Logger } from '../../log.js';
 import { AssertionFailure } from '../../assert.js';
 import { MirrorError, isFenced, isRecordedOutcome, isTransportFailure, toMirrorError } from '../../protocol/errors.js';
-import type { Mutation, MutationRequest } from '../../protocol/ops.js';
+import type { Mutation, MutationRequest, UncleanRestart } from '../../protocol/ops.js';
 import { peerCopy } from '../peers/copies.js';
 import type { Journal, JournalEntry } from './journal.js';
 import { FOLLOWING, type Member } from '../peers/member.js';
@@ -21,6 +21,14 @@ export interface CatchUpDeps {
   repairSource: (exclude: Member) => RepairSource | null;
   /** The asynchronous mode: peers never join; their loops keep bringing changes as they are journaled. */
   follow?: boolean;
+  /**
+   * The names a peer whose machine went down may hold wrongly (changed after its durable
+   * point: activity-log.ts), or null when they are not all known (then only a remount's
+   * full resync repairs it).
+   */
+  suspectNames?: (m: Member, durableThrough: number) => string[] | null;
+  /** The last seq stamped so far (a repaired peer's history is settled through it when it joins). */
+  lastSeq?: () => number;
   /** A journaled change reached the peer (or was repaired there). */
   onDelivered?: (m: Member, seq: number) => void;
   /** A peer said another mount owns it now. */
@@ -81,6 +89,8 @@ export class CatchUp {
   private readonly halted = new Set<Member>();
   /** Peers only a remount can repair (data replaced, or unclean): not caught up, not asked again for each change. */
   private readonly parked = new Set<Member>();
+  /** Unclean peers being repaired while the mount runs: `clean` once their suspect names are copied, as they join. */
+  private readonly repairing = new Set<Member>();
 
   constructor(private readonly deps: CatchUpDeps) {}
 
@@ -125,16 +135,7 @@ export class CatchUp {
             this.parked.add(m);
             return;
           }
-          if (hello.unclean) {
-            // Its machine went down with changes not yet flushed: what it holds after its durable
-            // point is unknown, so the journal's changes cannot simply follow. It serves nothing
-            // (the peer refuses) until a remount repairs it with a verified resync.
-            m.noteDurability(null, true);
-            m.noteCatchingUp(false, `not exact since ${hello.unclean.since}: ${hello.unclean.reason ?? 'its machine went down while it ran'} (durable through seq ${hello.unclean.durableThrough[this.deps.mountId] ?? 0}); unmount and mount again to repair it with a verified resync`);
-            this.deps.log.error({ peer: m.name, since: hello.unclean.since, reason: hello.unclean.reason ?? null, durableThrough: hello.unclean.durableThrough[this.deps.mountId] ?? 0 }, 'peer is not exact (unclean: its machine went down, or a flush failed): not catching it up; remount to repair it');
-            this.parked.add(m);
-            return;
-          }
+          if (hello.unclean && !(await this.beginRepair(m, hello.unclean))) return;
           probed = true;
         }
         m.noteCatchingUp(true);
@@ -152,7 +153,7 @@ export class CatchUp {
           if (this.deps.journal.countFor(m.name).ops === 0) await this.pause(m, 1000);
           continue;
         }
-        if (this.complete(m)) {
+        if (this.complete(m) && !this.repairing.has(m)) {
           // Synchronously after the check: the next change admitted goes to the peer directly.
           m.markInSync();
           return;
@@ -174,6 +175,7 @@ export class CatchUp {
             await this.repairDeferred(m, source, true);
           }
           if (this.complete(m)) {
+            await this.finishRepair(m);
             m.markInSync();
             return;
           }
@@ -205,9 +207,54 @@ export class CatchUp {
     }
   }
 
-  /** Nothing left for the peer: journal empty, no change that skipped it still in flight. */
+  /** Nothing left for the peer: journal empty, no change that skipped it still in flight, no name to copy. */
   private complete(m: Member): boolean {
-    return this.deps.journal.countFor(m.name).ops === 0 && m.skippedInFlight === 0 && m.unjournaled === 0;
+    return this.deps.journal.countFor(m.name).ops === 0 && m.skippedInFlight === 0 && m.unjournaled === 0 && !this.hasDeferred(m);
+  }
+
+  /**
+   * A peer whose machine went down (or whose flush failed): what it applied after its
+   * durable point may be lost or half there, and nothing else. When the mount knows every
+   * name changed since (activity-log.ts), those names are copied whole from a peer that
+   * has every change as it joins (deferred, like names it answered differently), the
+   * journal brings it the rest, and it is told `clean` then. Its own session alone may
+   * read and change it meanwhile (`repairing`). Otherwise it is parked until a remount
+   * repairs it with a verified full resync. False when parked.
+   */
+  private async beginRepair(m: Member, unclean: UncleanRestart): Promise<boolean> {
+    const durableThrough = unclean.durableThrough[this.deps.mountId] ?? 0;
+    const why = `${unclean.reason ?? 'its machine went down while it ran'} (durable through seq ${durableThrough})`;
+    m.noteDurability(null, true);
+    const suspect = this.deps.follow ? null : (this.deps.suspectNames?.(m, durableThrough) ?? null);
+    if (suspect === null) {
+      m.noteCatchingUp(false, `not exact since ${unclean.since}: ${why}; the names changed since are not all known to this mount, so unmount and mount again to repair it with a verified resync`);
+      this.deps.log.error({ peer: m.name, since: unclean.since, reason: unclean.reason ?? null, durableThrough }, 'peer is not exact (unclean: its machine went down, or a flush failed) and this mount does not know every name changed since its durable point: not catching it up; remount to repair it');
+      this.parked.add(m);
+      return false;
+    }
+    if (!(await m.client.repairing(this.deps.mountId, this.deps.epoch))) {
+      m.noteDurability(null, false); // exact again meanwhile (another repair finished)
+      return true;
+    }
+    const d = this.deferredOf(m);
+    for (const name of suspect) d.names.add(name);
+    this.repairing.add(m);
+    m.noteCatchingUp(true, `repairing after an unclean restart: ${why}; ${suspect.length} names changed since are copied from a peer that has every change`);
+    this.deps.log.warn({ peer: m.name, since: unclean.since, reason: unclean.reason ?? null, durableThrough, names: suspect.length }, 'peer is not exact (unclean: its machine went down, or a flush failed): repairing the names changed since its durable point, then it joins');
+    return true;
+  }
+
+  /** Under the closed gate, with nothing left for it: an unclean peer just repaired is settled and told it is exact. */
+  private async finishRepair(m: Member): Promise<void> {
+    if (!this.repairing.has(m)) return;
+    // Its records after the durable point may be lost or half there: its history is settled
+    // through the last change (it has them all now), so no later recovery replays them.
+    const through = this.deps.lastSeq?.() ?? 0;
+    if (through > 0) await m.client.settle(this.deps.mountId, this.deps.epoch, through);
+    await m.client.clean(this.deps.mountId, this.deps.epoch);
+    this.repairing.delete(m);
+    m.noteDurability(null, false);
+    this.deps.log.warn({ peer: m.name, settledThrough: through }, 'peer repaired after its unclean restart: exact again, it serves and counts');
   }
 
   /** Wait (bounded) until no admitted change is unfinished; true when so. */
@@ -306,7 +353,8 @@ export class CatchUp {
 
   /** Names waiting to be copied whole to this peer. */
   hasDeferred(m: Member): boolean {
-    return (this.deferred.get(m)?.seqs.size ?? 0) > 0;
+    const d = this.deferred.get(m);
+    return d !== undefined && (d.seqs.size > 0 || d.names.size > 0);
   }
 
   /**
@@ -317,7 +365,7 @@ export class CatchUp {
    */
   async repairDeferred(m: Member, source: RepairSource, underClaims: boolean): Promise<void> {
     const d = this.deferred.get(m);
-    if (!d || d.seqs.size === 0) return;
+    if (!d || (d.seqs.size === 0 && d.names.size === 0)) return;
     const names = topmost([...d.names]);
     this.deps.log.warn({ peer: m.name, from: source.name, names: names.slice(0, 20), changes: d.seqs.size }, 'catch-up: copying names the peer holds differently');
     const copy = async () => {

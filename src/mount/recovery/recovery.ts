@@ -230,6 +230,8 @@ async function fullResync(opts: RecoveryOptions, source: Member, target: Member)
   const { log } = opts;
   const started = Date.now();
   log.warn({ from: source.name, to: target.name }, 'full resync: the peer copies the other peer\'s tree directly');
+  // An unclean target refuses every other session until it is clean; the verification below reads it.
+  if (uncleanOf(opts, target)) await target.client.repairing(opts.mountId, opts.epoch);
   const result = await pullWithProgress(opts, source, target);
   const copySeconds = (Date.now() - started) / 1000;
   // Verified: the target's content hashes must now equal the source's.
