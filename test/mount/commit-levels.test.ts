@@ -276,7 +276,7 @@ describe('a peer whose machine went down (unclean restart)', () => {
       const peers = (await mountStatus(m.mountpoint)).peers;
       const e = peers.find((p) => p.name === 'east')!;
       return e.state === 'in-sync' && !e.unclean;
-    }, 'the running mount to repair east and take it back in step', 60_000, 100);
+    }, 'the running mount to repair east and take it back in step', 40_000, 100);
     expect(m.stderr()).toMatch(/"peer":"east".*"names":\d+.*repairing the names changed since its durable point/);
     const copied = Number(/"names":(\d+)[^\n]*repairing the names changed since its durable point/.exec(m.stderr())![1]);
     expect(copied).toBeLessThan(20); // the names changed since the durable point, not the tree of 40 files
@@ -298,6 +298,32 @@ describe('a peer whose machine went down (unclean restart)', () => {
     const again = await startMount({ peers: [east, west], mountpoint: m.mountpoint, stateDir: m.stateDir });
     expect(again.stderr()).not.toMatch(/rolled forward|full resync/);
     expect(compareDirs([{ label: 'mount', dir: again.mountpoint }, { label: 'east', dir: east.dataDir }, { label: 'west', dir: west.dataDir }])).toEqual([]);
+  });
+
+  it('when every peer went down while a mount with a local copy runs: both are repaired from the local copy and nothing acknowledged is lost', async () => {
+    let [east, west] = await twoPeers({ MIRRORFS_BOOT_ID: 'boot-1' });
+    const m = await startMount({ peers: [east, west], localCopy: true, extraArgs: ['--peer-timeout', '1000'] });
+    writeFileSync(join(m.mountpoint, 'one'), 'one');
+    expect((await mirrorfsCli(['sync', m.mountpoint])).code).toBe(0);
+    const durableSeq = (await mountStatus(m.mountpoint)).seq;
+    await waitFor(async () => (await mountStatus(m.mountpoint)).peers.every((p) => (p.durability?.durableThrough ?? 0) >= durableSeq), 'both peers to report their durable points', 30_000, 100);
+    const [eastSnap, westSnap] = [snapshot(east), snapshot(west)];
+    // Applied on both peers, flushed on neither: both power losses take these back.
+    await run('sh', ['-c', `printf 'applied only' > ${m.mountpoint}/two && mkdir ${m.mountpoint}/d && mv ${m.mountpoint}/one ${m.mountpoint}/d/one`]);
+    east = await powerLoss(east, eastSnap, 'boot-2');
+    west = await powerLoss(west, westSnap, 'boot-2');
+    // The mount finds out from the peers' lease answers (no change needed) and repairs both from its local copy.
+    await waitFor(async () => (await mountStatus(m.mountpoint)).peers.every((p) => p.state === 'in-sync' && !p.unclean), 'both peers repaired and in step', 40_000, 100);
+    expect(m.stderr()).toContain('"from":"local copy"');
+    expect(m.stderr()).not.toContain('full resync');
+    for (const p of [east, west]) {
+      expect((await peerStatus(p)).unclean).toBeNull();
+      expect(readFileSync(join(p.dataDir, 'two'), 'utf8')).toBe('applied only');
+      expect(readFileSync(join(p.dataDir, 'd/one'), 'utf8')).toBe('one');
+    }
+    expect(compareDirs([{ label: 'mount', dir: m.mountpoint }, { label: 'local', dir: m.localCopyDir! }, { label: 'east', dir: east.dataDir }, { label: 'west', dir: west.dataDir }])).toEqual([]);
+    writeFileSync(join(m.mountpoint, 'later'), 'all');
+    for (const p of [east, west]) expect(readFileSync(join(p.dataDir, 'later'), 'utf8')).toBe('all');
   });
 
   it('with the primary restarted too: refused until repaired; the mount repairs it at start from the clean peer (a verified full resync) and nothing acknowledged is lost', async () => {

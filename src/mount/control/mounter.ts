@@ -206,6 +206,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     }
     phase = 'mounted';
     lease!.onFenced = (m, err) => controller.fencedBy(m, err);
+    lease!.onUnclean = (m) => controller.peerUnclean(m);
     // umount(8) unmounts in the kernel without telling this process: notice, and stop cleanly.
     let unmountedOutside = false;
     const watch = new MountWatch(mountpoint, (reason) => {

@@ -150,6 +150,17 @@ export class MirrorController {
     return this.inFlight;
   }
 
+  /**
+   * A peer's lease answer says it restarted after its machine went down: it is no longer
+   * in step (it refuses every change anyway), and catch-up repairs it without waiting for
+   * the next change to find out.
+   */
+  peerUnclean(m: Member): void {
+    if (!m.inStep || this.backlog) return;
+    m.markBehind(this.seq, 'it restarted after its machine went down (unclean): it may have lost changes after its durable point', 'EIO');
+    this.catchUp.ensure(m);
+  }
+
   /** Start catch-up for every peer that is behind (at mount: those recovery could not bring up to date). */
   startCatchUp(): void {
     for (const m of this.opts.members) if (!m.inStep) this.catchUp.ensure(m);
@@ -393,11 +404,13 @@ export class MirrorController {
     }
   }
 
-  /** A copy to repair a peer's names from: an in-sync peer, or in the asynchronous mode the local copy (which decides). */
+  /** A copy to repair a peer's names from: an in-sync peer, else (or in the asynchronous mode, first) the local copy, which has every change while it is active. */
   private repairSource(exclude: Member): RepairSource | null {
-    if (this.backlog && this.opts.local?.active) return { name: 'local copy', copy: () => localCopyHandle(this.opts.local!) };
+    const local = this.opts.local?.active ? { name: 'local copy', copy: () => localCopyHandle(this.opts.local!) } : null;
+    if (this.backlog && local) return local;
     const m = this.fastestInSync(exclude);
-    return m && { name: m.name, copy: () => peerCopy(m, this.opts.mountId, this.opts.epoch) };
+    // No peer in step (every one restarted uncleanly, say): the local copy has every change too.
+    return m ? { name: m.name, copy: () => peerCopy(m, this.opts.mountId, this.opts.epoch) } : local;
   }
 
   /** The seq of the change being stamped: one past the last, so seqs only grow (peers apply each (mount, seq) once). */

@@ -16,6 +16,8 @@ export const LEASE_RENEW_MS = 1000;
 
 export class LeaseKeeper {
   private timer: NodeJS.Timeout | null = null;
+  /** Told when a peer's answer says it is unclean (it restarted after its machine went down). */
+  onUnclean: (m: Member) => void = () => undefined;
 
   constructor(
     private readonly mountId: string,
@@ -38,7 +40,10 @@ export class LeaseKeeper {
 
   private renew(): void {
     for (const m of this.members) {
-      m.client.lease(this.mountId, this.epoch, LEASE_RENEW_MS).then((answer) => m.noteDurability(answer.durability ?? null, answer.unclean === true)).catch((err: unknown) => {
+      m.client.lease(this.mountId, this.epoch, LEASE_RENEW_MS).then((answer) => {
+        m.noteDurability(answer.durability ?? null, answer.unclean === true);
+        if (answer.unclean === true) this.onUnclean(m);
+      }).catch((err: unknown) => {
         if (isFenced(err)) this.onFenced(m, err);
         else this.log.debug({ peer: m.name, err: (err as Error).message }, 'lease renewal failed (the peer is down or slow)');
       });
