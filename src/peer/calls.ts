@@ -37,6 +37,7 @@ export function openChannel(peer: PeerContext, stream: ServerHttp2Stream, header
     maxUnsentBytes: CHANNEL_UNSENT_BYTES,
     stallMs: peer.opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     logger: peer.log,
+    framePool: peer.forwarder ? undefined : peer.frameBuffers,
   });
   peer.channels.add(channel);
   stream.once('close', () => peer.channels.delete(channel));

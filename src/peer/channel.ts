@@ -3,6 +3,7 @@ import type { Logger } from '../log.js';
 import { encodeError } from '../protocol/codec.js';
 import { CHANNEL_ID, EnvelopeReader, encodeEnvelope } from '../protocol/envelope.js';
 import { MirrorError, toMirrorError } from '../protocol/errors.js';
+import type { BufferPool } from '../protocol/buffer-pool.js';
 import { writeCorked } from '../protocol/cork.js';
 import { PROTOCOL_HEADER, PROTOCOL_VERSION } from '../protocol/version.js';
 
@@ -17,6 +18,12 @@ export interface ServedChannelOptions {
   /** A call's frame that stops arriving part-way for this long ends the channel (it would pin its buffered bytes). */
   stallMs: number;
   logger: Logger;
+  /**
+   * Buffers to put large calls together in (EnvelopeReader), given back once the call is
+   * answered. Only where nothing keeps a call's payload after its answer (not a relay,
+   * whose queue does).
+   */
+  framePool?: BufferPool;
 }
 
 /** How long an ending channel may take to hand over its last bytes before it is reset. */
@@ -47,7 +54,7 @@ export class ServedChannel {
   private writeBlocked = false;
 
   constructor(private readonly stream: ServerHttp2Stream, private readonly onCall: ChannelCallHandler, private readonly opts: ServedChannelOptions) {
-    this.reader = new EnvelopeReader((id, frame) => this.run(id, frame));
+    this.reader = new EnvelopeReader((id, frame, release) => this.run(id, frame, release), opts.framePool);
     stream.respond({ ':status': 200, 'content-type': 'application/x-mirrorfs-channel', [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) });
     stream.on('data', (chunk: Buffer) => {
       if (this.ending) return;
@@ -111,13 +118,16 @@ export class ServedChannel {
     this.resetLater();
   }
 
-  private run(id: number, frame: Buffer): void {
+  private run(id: number, frame: Buffer, release?: () => void): void {
     this.inFlight++;
     this.flow();
     this.onCall(frame, this)
       .then((parts) => this.write(encodeEnvelope(id, parts)))
       .catch((err: unknown) => this.opts.logger.error({ err }, 'channel call handler failed'))
       .finally(() => {
+        // The handler has finished with the call (it awaits its whole application, success or
+        // not, and its answer holds nothing of the frame): the buffer can take another call.
+        release?.();
         this.inFlight--;
         this.flow();
         this.endIfDone();

@@ -74,6 +74,8 @@ export interface PeerContext {
    * peer's CPU per MiB read from ~1 ms to ~3 ms (session 8).
    */
   readonly readBuffers: BufferPool;
+  /** Buffers that large changes arriving on call channels are put together in (channel.ts), reused. */
+  readonly frameBuffers: BufferPool;
   /** Open call channels (protocol/envelope.ts): ended at shutdown and with their idle session. */
   readonly channels: Set<ServedChannel>;
   /** The verdict on each session's client certificate, judged when it opens and again when the trust file changes. */

@@ -91,6 +91,8 @@ export class PeerServer {
       lock: new NamespaceLock(),
       metrics: new PeerMetrics(() => status(peer), forwarder !== null, tree !== null),
       readBuffers: new BufferPool(READ_BUFFER_BYTES, READ_BUFFERS_KEPT),
+      // A 1 MiB write (the largest FUSE sends) with its envelope and header.
+      frameBuffers: new BufferPool(READ_BUFFER_BYTES + 64 * 1024, READ_BUFFERS_KEPT),
       channels: new Set(), verdicts: new WeakMap(), refusedSessions: new WeakSet(), running: new Map(),
       startedAt: Date.now(), startedMono: performance.now(),
       inFlight: 0, channelCalls: 0, applied: 0, appliedBytes: 0, pulling: null, leaseAt: null, shuttingDown: false, inodeIds: undefined, repairSession: null,
