@@ -39,6 +39,11 @@ export interface DurabilityDeps {
   recorded: Map<string, number>;
   /** A flush failed: what was applied may be lost (a writeback error), so the copy is no longer known exact. */
   onFailure: (err: Error) => void;
+  /**
+   * Told when a flush starts (its answer is handed back when that flush succeeded): the state
+   * keeps whether anything not yet flushed may be applied (PeerState.noteUndurable).
+   */
+  undurable?: { flushStarts: () => number; flushed: (startedAt: number) => void };
   /** syncfs(2); a unit test stands in a failing one. */
   syncfs?: (fd: number) => Promise<void>;
 }
@@ -153,6 +158,7 @@ export class Flusher {
     const targets = new Map<string, number>();
     for (const [mount, a] of this.applied) targets.set(mount, a.through);
     this.dirtySince.clear();
+    const undurableAt = this.deps.undurable?.flushStarts();
     const started = performance.now();
     try {
       for (const fd of this.fds) await (this.deps.syncfs ?? syncfs)(fd);
@@ -176,6 +182,7 @@ export class Flusher {
       }
     }
     if (moved) this.deps.record(this.durable);
+    if (undurableAt !== undefined) this.deps.undurable!.flushed(undurableAt);
   }
 
   report(mount: string): MountDurability {

@@ -92,33 +92,47 @@ async function applyOnce(peer: PeerContext, req: Mutation, payload: Buffer, subj
       peer.forwarder!.noteQueued(payload.length);
       return { result: outcome };
     }
-    const withIntent = needsIntent(req);
-    if (withIntent && !inDoubt) peer.state.recordIntent(req.mount, req.seq, req.epoch, req.op, subject, witnessOf(ctx, req), durable);
-    let outcome: { ok: true; result?: unknown } | { ok: false; error: WireError };
-    let stats: NonNullable<MutationResult>['stats'];
+    if (!durable) peer.state.noteUndurable(); // before it touches the tree: a crash from here may take it back
     try {
-      const applied = await applyMutation(ctx, req, payload, inDoubt !== null, inDoubt?.witness ?? null);
-      // The attributes after the change go to the caller, not into the record (see MutationResult).
-      const { stats: touched, ...result } = applied ?? {};
-      stats = touched;
-      outcome = Object.keys(result).length === 0 ? { ok: true } : { ok: true, result };
-      peer.applied++;
-      if (req.op === 'write') peer.appliedBytes += payload.length;
-    } catch (err) {
-      const e = toMirrorError(err, { op: req.op, path });
-      if (!isRecordable(e)) {
-        // Transient: not applied (or undone), so not remembered; a retry may succeed.
-        peer.log.warn({ op: req.op, path, errno: e.errno, err: e.message }, 'operation failed (transient, not recorded)');
-        // An intent recorded now is dropped; one found after a crash stays (the change may be there).
-        if (withIntent && !inDoubt) peer.state.forget(req.mount, req.seq);
-        throw e;
-      }
-      outcome = { ok: false, error: e.toWire() };
+      return await applyRecorded(peer, req, payload, subject, inDoubt, ctx, durable, forward);
+    } finally {
+      if (!durable) peer.state.undurableDone();
     }
-    await peer.state.recordDone(req.mount, req.seq, req.epoch, req.op, subject, JSON.stringify(outcome), forward, durable);
-    peer.flusher.noteApplied(req.mount, req.seq);
-    peer.forwarder?.noteQueued(payload.length);
-    if (outcome.ok && stats) return { result: { ok: true, result: { ...(outcome.result as object | undefined), stats } } };
-    return { result: outcome };
   });
+}
+
+/** Apply a change to this copy and record its outcome (applyOnce, under the namespace lock). */
+async function applyRecorded(
+  peer: PeerContext, req: Mutation, payload: Buffer, subject: string, inDoubt: { witness: string | null } | null,
+  ctx: NonNullable<PeerContext['copy']>, durable: boolean, forward: { request: string; payload: Buffer } | undefined,
+): Promise<{ result: unknown }> {
+  const path = pathOf(req);
+  const withIntent = needsIntent(req);
+  if (withIntent && !inDoubt) peer.state.recordIntent(req.mount, req.seq, req.epoch, req.op, subject, witnessOf(ctx, req), durable);
+  let outcome: { ok: true; result?: unknown } | { ok: false; error: WireError };
+  let stats: NonNullable<MutationResult>['stats'];
+  try {
+    const applied = await applyMutation(ctx, req, payload, inDoubt !== null, inDoubt?.witness ?? null);
+    // The attributes after the change go to the caller, not into the record (see MutationResult).
+    const { stats: touched, ...result } = applied ?? {};
+    stats = touched;
+    outcome = Object.keys(result).length === 0 ? { ok: true } : { ok: true, result };
+    peer.applied++;
+    if (req.op === 'write') peer.appliedBytes += payload.length;
+  } catch (err) {
+    const e = toMirrorError(err, { op: req.op, path });
+    if (!isRecordable(e)) {
+      // Transient: not applied (or undone), so not remembered; a retry may succeed.
+      peer.log.warn({ op: req.op, path, errno: e.errno, err: e.message }, 'operation failed (transient, not recorded)');
+      // An intent recorded now is dropped; one found after a crash stays (the change may be there).
+      if (withIntent && !inDoubt) peer.state.forget(req.mount, req.seq);
+      throw e;
+    }
+    outcome = { ok: false, error: e.toWire() };
+  }
+  await peer.state.recordDone(req.mount, req.seq, req.epoch, req.op, subject, JSON.stringify(outcome), forward, durable);
+  peer.flusher.noteApplied(req.mount, req.seq);
+  peer.forwarder?.noteQueued(payload.length);
+  if (outcome.ok && stats) return { result: { ok: true, result: { ...(outcome.result as object | undefined), stats } } };
+  return { result: outcome };
 }

@@ -62,6 +62,7 @@ export async function pull(peer: PeerContext, req: Extract<ControlRequest, { op:
     throw new MirrorError('MFS_MALFORMED', (err as Error).message);
   }
   const client = new PeerClient(from, { name: `source ${from}`, token: req.from.token, transport: peer.opts.transport, timeoutMs: PULL_CALL_TIMEOUT_MS });
+  peer.state.noteUndurable(); // one flush at the end: a crash before it may take back what was copied
   peer.log.warn({ from, path: req.path }, 'pull: making this tree equal to another peer\'s');
   try {
     // The caller gave up (its bound, or it died): stop at the next action, so a later pull is not refused as busy.
@@ -80,6 +81,7 @@ export async function pull(peer: PeerContext, req: Extract<ControlRequest, { op:
     throw toMirrorError(err, { op: 'pull', path: req.path });
   } finally {
     peer.pulling = null;
+    peer.state.undurableDone();
     await client.close();
   }
 }

@@ -82,6 +82,7 @@ export class PeerServer {
       record: (points) => state.recordDurablePoints(points),
       recorded: state.durablePoints(),
       onFailure: (err) => state.markUnclean(`a flush to stable storage failed (${err.message})`),
+      undurable: { flushStarts: () => state.undurableFlushStarts(), flushed: (at) => state.undurableFlushed(at) },
     });
     const fencedDownstream = new Map<string, number>();
     const forwarder = createForwarder(opts, state.queue, fencedDownstream);

@@ -55,6 +55,10 @@ export class PeerState {
   epoch: number;
   owner: string | null;
   ownerSince: string | null;
+  /** Changes applied that were not flushed before their answers (noteUndurable), and whether meta `undurable` is set. */
+  private undurableStarted = 0;
+  private undurableFinished = 0;
+  private undurableMarked = true;
   /** Set when this run began after an unclean end of the last (see above); cleared by the owner's `clean`. */
   unclean: UncleanRestart | null = null;
 
@@ -313,8 +317,11 @@ export class PeerState {
     const endedCleanly = this.meta('clean_shutdown') !== '0';
     const kept = this.meta('unclean');
     let unclean = kept === null ? null : (JSON.parse(kept) as UncleanRestart);
+    // Cleared only by a flush with nothing applied since that was not flushed (noteUndurable); absent in older states.
+    const mayHaveLost = this.meta('undurable') !== '0';
+    this.undurableMarked = mayHaveLost;
     // No boot id recorded: a new state, or one of a build that flushed before every answer.
-    if (unclean === null && keepsCopy && lastBoot !== null && !endedCleanly && lastBoot !== bootId) {
+    if (unclean === null && keepsCopy && lastBoot !== null && !endedCleanly && lastBoot !== bootId && mayHaveLost) {
       unclean = { since: new Date().toISOString(), durableThrough: Object.fromEntries(this.durablePoints()), reason: 'its machine went down while it ran (another boot, no clean stop)' };
     }
     this.durably(() => {
@@ -324,6 +331,42 @@ export class PeerState {
     });
     this.unclean = unclean;
     return unclean;
+  }
+
+  /**
+   * A change is about to be applied that is not flushed before its answer (an applied-level
+   * change, a repair or pull that flushes at its end). Before the first such change after a
+   * flush, meta `undurable` is set durably: a machine crash from then until the next flush may
+   * take something back. While it is clear, every change applied was on stable storage before
+   * it was answered (a far mirror behind relays, which forward every change as durable; an idle
+   * peer), so a crash of the machine loses nothing and the next start is not unclean.
+   */
+  noteUndurable(): void {
+    this.undurableStarted++;
+    if (this.undurableMarked) return;
+    this.durably(() => this.setMeta('undurable', '1'));
+    this.undurableMarked = true;
+  }
+
+  /** The change noteUndurable announced has finished touching the tree (applied or failed). */
+  undurableDone(): void {
+    this.undurableFinished++;
+  }
+
+  /**
+   * For the flusher: a flush starts. Its token, handed back once it succeeded, says whether it
+   * covers every undurable change so far (-1: one is still being applied, so it may not).
+   */
+  undurableFlushStarts(): number {
+    return this.undurableStarted === this.undurableFinished ? this.undurableStarted : -1;
+  }
+
+  /** A flush that started with `startedAt` succeeded: if it covered every undurable change and none came since, the mark is cleared. */
+  undurableFlushed(startedAt: number): void {
+    if (!this.undurableMarked || startedAt < 0 || this.undurableStarted !== startedAt) return;
+    // NORMAL: if this is lost, the mark stays set, which is the safe side.
+    this.db.transaction(() => this.setMeta('undurable', '0'))();
+    this.undurableMarked = false;
   }
 
   /** This copy is no longer known exact while running (a flush failed): as after an unclean restart, until the owner repairs it. */

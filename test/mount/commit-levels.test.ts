@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -230,6 +231,24 @@ describe('a peer whose machine went down (unclean restart)', () => {
     execFileSync('cp', ['-a', '--preserve=all', from, to]);
   }
 
+  function readMeta(dataDir: string, key: string): string | null {
+    const db = new Database(join(dataDir, '.mirrorfs', 'peer.db')); // not readonly: the killed peer left its WAL to be read
+    try {
+      return db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get(key)?.value ?? null;
+    } finally {
+      db.close();
+    }
+  }
+
+  function writeMeta(dataDir: string, key: string, value: string): void {
+    const db = new Database(join(dataDir, '.mirrorfs', 'peer.db'));
+    try {
+      db.prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+    } finally {
+      db.close();
+    }
+  }
+
   /** Take a copy of a peer's data and state at this moment (the peer stopped meanwhile, so the copy is consistent). */
   function snapshot(p: PeerProcess): string {
     const dir = join(tmpDir('mirrorfs-snap-'), 'data');
@@ -242,12 +261,18 @@ describe('a peer whose machine went down (unclean restart)', () => {
     return dir;
   }
 
-  /** Play a power loss: kill the peer, put back what its disk held at the snapshot, start it under a new boot id. */
+  /**
+   * Play a power loss: kill the peer, put back what its disk held at the snapshot, start it
+   * under a new boot id. What the peer committed with a flush after the snapshot (its mark
+   * that changes not yet flushed were applied, PeerState.noteUndurable) is on the disk too.
+   */
   async function powerLoss(p: PeerProcess, snap: string, bootId: string): Promise<PeerProcess> {
     await p.kill9();
     const token = readFileSync(p.tokenFile);
+    const undurable = readMeta(p.dataDir, 'undurable');
     rmSync(p.dataDir, { recursive: true, force: true });
     copyAll(snap, p.dataDir);
+    if (undurable !== null) writeMeta(p.dataDir, 'undurable', undurable);
     writeFileSync(p.tokenFile, token, { mode: 0o600 });
     return spawnPeer({ name: p.name, dataDir: p.dataDir, port: p.port, extraArgs: QUIET_FLUSH, env: { MIRRORFS_BOOT_ID: bootId } });
   }
@@ -399,6 +424,43 @@ describe('a peer whose machine went down (unclean restart)', () => {
     expect(existsSync(join(west.dataDir, 'three'))).toBe(false);
     for (const p of [east, west]) expect((await peerStatus(p)).unclean).toBeNull();
     expect(compareDirs([{ label: 'mount', dir: again.mountpoint }, { label: 'east', dir: east.dataDir }, { label: 'west', dir: west.dataDir }])).toEqual([]);
+  });
+
+  it('a peer that applied nothing unflushed since its last flush (a --sync mount) is not unclean after its machine went down: it lost nothing and counts at once', async () => {
+    let [east, west] = await twoPeers({ MIRRORFS_BOOT_ID: 'boot-1' });
+    const m = await startMount({ peers: [east, west], extraArgs: ['--sync'] });
+    mkdirSync(join(m.mountpoint, 'd'));
+    writeFileSync(join(m.mountpoint, 'd', 'f'), 'durable when it returned');
+    // One flush of east (its background flush is a minute away here): what came before it, say the
+    // handshake's bookkeeping, is on stable storage; every change after is flushed before it returns.
+    await east.client().call({ op: 'fsync', mount: await mountIdOf(m) });
+    writeFileSync(join(m.mountpoint, 'g'), 'also durable');
+    const snap = snapshot(east); // what a power loss now leaves: everything, as every change was flushed
+    east = await powerLoss(east, snap, 'boot-2');
+    expect((await peerStatus(east)).unclean).toBeNull();
+    writeFileSync(join(m.mountpoint, 'h'), 'after');
+    await waitFor(async () => (await mountStatus(m.mountpoint)).peers.every((p) => p.state === 'in-sync'), 'east back in step', 40_000, 100);
+    expect(m.stderr()).not.toMatch(/unclean|full resync/);
+    expect(compareDirs([{ label: 'mount', dir: m.mountpoint }, { label: 'east', dir: east.dataDir }, { label: 'west', dir: west.dataDir }])).toEqual([]);
+  });
+
+  it('a far mirror behind a relay (which forwards every change as durable) is not unclean after its machine went down, and the chain goes on', async () => {
+    const east = await spawnPeer({ name: 'east', extraArgs: QUIET_FLUSH });
+    let mirror = await spawnPeer({ name: 'mirror', extraArgs: QUIET_FLUSH, env: { MIRRORFS_BOOT_ID: 'boot-1' } });
+    const relay = await spawnPeer({ name: 'relay', pure: true, extraArgs: ['--forward-to', mirror.url] });
+    const m = await startMount({ peers: [east, { ...relay, name: 'west' }] });
+    writeFileSync(join(m.mountpoint, 'a'), 'one');
+    await waitFor(() => existsSync(join(mirror.dataDir, 'a')), 'the mirror to have the first file', 15_000);
+    // One flush of the mirror (its background flush is a minute away here); then only durable changes arrive.
+    await mirror.client().call({ op: 'fsync', mount: await mountIdOf(m) });
+    writeFileSync(join(m.mountpoint, 'b'), 'two');
+    await waitFor(() => existsSync(join(mirror.dataDir, 'b')) && readFileSync(join(mirror.dataDir, 'b'), 'utf8') === 'two', 'the mirror to have the second file', 15_000);
+    const snap = snapshot(mirror);
+    mirror = await powerLoss(mirror, snap, 'boot-2');
+    expect((await peerStatus(mirror)).unclean).toBeNull();
+    writeFileSync(join(m.mountpoint, 'c'), 'three');
+    await waitFor(() => existsSync(join(mirror.dataDir, 'c')) && readFileSync(join(mirror.dataDir, 'c'), 'utf8') === 'three', 'the mirror to get a change after its power loss', 15_000);
+    expect(compareDirs([{ label: 'mount', dir: m.mountpoint }, { label: 'east', dir: east.dataDir }, { label: 'mirror', dir: mirror.dataDir }])).toEqual([]);
   });
 
   it('a peer killed (same boot) is not unclean: it loses nothing and catches up', async () => {

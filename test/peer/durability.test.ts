@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
 import { Flusher } from '../../src/peer/durability.js';
+import { PeerState } from '../../src/peer/state.js';
 import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
 
 /** The peer's background flush and barrier (unit, on a real directory: syncfs runs for real). */
@@ -104,5 +105,55 @@ describe('Flusher', () => {
     expect(await f.stop()).toBe(true);
     expect(f.report('m').durableThrough).toBe(8);
     await expect(f.flush()).rejects.toThrow(/stopped/);
+  });
+});
+
+describe('the unclean rule (PeerState): only a machine crash with something applied and not yet flushed makes a copy unclean', () => {
+  function start(file: string, boot: string): { state: PeerState; unclean: boolean } {
+    const state = new PeerState(file);
+    return { state, unclean: state.beginRun(boot, true) !== null };
+  }
+
+  it('a crash after an unflushed change is unclean; a flush that covered it clears the mark; a change still being applied when the flush began does not', () => {
+    const file = join(tmpDir('mirrorfs-state-'), 'peer.db');
+    let { state } = start(file, 'boot-1');
+    // Before any flush: a new state is taken as possibly holding unflushed changes.
+    state.close(false);
+    expect(start(file, 'boot-2').unclean).toBe(true);
+
+    const file2 = join(tmpDir('mirrorfs-state-'), 'peer.db');
+    ({ state } = start(file2, 'boot-1'));
+    state.undurableFlushed(state.undurableFlushStarts()); // a flush with nothing applied: clean from here
+    state.close(false); // the process dies (no clean stop)...
+    let next = start(file2, 'boot-2'); // ...and the machine with it: nothing was unflushed
+    expect(next.unclean).toBe(false);
+    state = next.state;
+    state.noteUndurable(); // an applied-level change starts
+    const during = state.undurableFlushStarts(); // a flush begins while it is still being applied
+    state.undurableDone();
+    state.undurableFlushed(during); // that flush may have missed it: the mark stays
+    state.close(false);
+    next = start(file2, 'boot-3');
+    expect(next.unclean).toBe(true);
+    next.state.close(false);
+
+    const file3 = join(tmpDir('mirrorfs-state-'), 'peer.db');
+    ({ state } = start(file3, 'boot-1'));
+    state.noteUndurable();
+    state.undurableDone();
+    const covering = state.undurableFlushStarts();
+    state.undurableFlushed(covering); // covered it, and nothing came since
+    state.close(false);
+    next = start(file3, 'boot-2');
+    expect(next.unclean).toBe(false);
+    state = next.state;
+    state.noteUndurable();
+    state.undurableDone();
+    const before = state.undurableFlushStarts();
+    state.noteUndurable(); // one more after the flush began
+    state.undurableDone();
+    state.undurableFlushed(before);
+    state.close(false);
+    expect(start(file3, 'boot-3').unclean).toBe(true);
   });
 });
