@@ -92,11 +92,14 @@ async function applyOnce(peer: PeerContext, req: Mutation, payload: Buffer, subj
       peer.forwarder!.noteQueued(payload.length);
       return { result: outcome };
     }
-    if (!durable) peer.state.noteUndurable(); // before it touches the tree: a crash from here may take it back
+    // Before it touches the tree: a crash from here may take it back. An atime alone is not: a
+    // local file system does not keep it durably either, and a repair never copies one.
+    const undurable = !durable && req.op !== 'access';
+    if (undurable) peer.state.noteUndurable();
     try {
       return await applyRecorded(peer, req, payload, subject, inDoubt, ctx, durable, forward);
     } finally {
-      if (!durable) peer.state.undurableDone();
+      if (undurable) peer.state.undurableDone();
     }
   });
 }

@@ -61,8 +61,13 @@ export async function pull(peer: PeerContext, req: Extract<ControlRequest, { op:
     peer.pulling = null;
     throw new MirrorError('MFS_MALFORMED', (err as Error).message);
   }
+  try {
+    peer.state.noteUndurable(); // one flush at the end: a crash before it may take back what was copied
+  } catch (err) {
+    peer.pulling = null;
+    throw err;
+  }
   const client = new PeerClient(from, { name: `source ${from}`, token: req.from.token, transport: peer.opts.transport, timeoutMs: PULL_CALL_TIMEOUT_MS });
-  peer.state.noteUndurable(); // one flush at the end: a crash before it may take back what was copied
   peer.log.warn({ from, path: req.path }, 'pull: making this tree equal to another peer\'s');
   try {
     // The caller gave up (its bound, or it died): stop at the next action, so a later pull is not refused as busy.

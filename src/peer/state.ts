@@ -342,10 +342,11 @@ export class PeerState {
    * peer), so a crash of the machine loses nothing and the next start is not unclean.
    */
   noteUndurable(): void {
+    if (!this.undurableMarked) {
+      this.durably(() => this.setMeta('undurable', '1')); // a failure here throws before anything is counted or applied
+      this.undurableMarked = true;
+    }
     this.undurableStarted++;
-    if (this.undurableMarked) return;
-    this.durably(() => this.setMeta('undurable', '1'));
-    this.undurableMarked = true;
   }
 
   /** The change noteUndurable announced has finished touching the tree (applied or failed). */

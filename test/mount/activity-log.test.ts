@@ -8,13 +8,13 @@ import { ActivityLog, type LoggedPeer } from '../../src/mount/recovery/activity-
  * "not known" rather than guess once it no longer reaches back that far.
  */
 
-function peers(...list: Array<[string, boolean, number | null]>): LoggedPeer[] {
-  return list.map(([name, inStep, durableThrough]) => ({ name, inStep, durableThrough }));
+function peers(...list: Array<[string, number | null]>): LoggedPeer[] {
+  return list.map(([name, durableThrough]) => ({ name, durableThrough }));
 }
 
 describe('ActivityLog', () => {
   it('names every name changed after a durable point, and nothing changed at or before it', () => {
-    const view = peers(['east', true, null], ['west', true, null]);
+    const view = peers(['east', null], ['west', null]);
     const log = new ActivityLog(0, () => view);
     log.note(1, ['a']);
     log.note(2, ['b', 'c']);
@@ -25,7 +25,7 @@ describe('ActivityLog', () => {
   });
 
   it('uses the lower of the durable point asked about and the one the peer reported before', () => {
-    const view = peers(['east', true, 1], ['west', true, 1]);
+    const view = peers(['east', 1], ['west', 1]);
     const log = new ActivityLog(0, () => view);
     log.note(1, ['a']);
     log.note(2, ['b']);
@@ -34,30 +34,31 @@ describe('ActivityLog', () => {
     expect(log.suspectNames('east', 2)?.sort()).toEqual(['b', 'c']);
   });
 
-  it('drops what every peer in step has durable, and keeps for a peer out of step the names it may lack', () => {
-    let view = peers(['east', true, 0], ['west', true, 0]);
+  it('drops only what every peer has durable, in step or not: a peer behind keeps every name changed since its durable point, also those it was brought later', () => {
+    let view = peers(['east', 0], ['west', 0]);
     const log = new ActivityLog(0, () => view, 1000);
     for (let s = 1; s <= 10; s++) log.note(s, [`n${s}`]);
-    view = peers(['east', true, 4], ['west', true, 8]);
+    view = peers(['east', 4], ['west', 8]);
     log.trim();
     expect(log.size).toBe(6); // seqs 5..10: east is durable only through 4
-    // east falls out of step (its machine went down); west goes on and reports more.
-    view = peers(['east', false, 4], ['west', true, 8]);
-    log.trim();
+    // east falls behind (a timeout): catch-up brings it changes it applies without flushing.
     for (let s = 11; s <= 20; s++) log.note(s, [`n${s}`]);
-    view = peers(['east', false, 4], ['west', true, 20]);
+    view = peers(['east', 4], ['west', 20]);
     log.trim();
-    expect(log.size).toBe(0); // nobody in step needs them
-    expect(log.suspectNames('east', 4)?.sort()).toEqual(['n10', 'n5', 'n6', 'n7', 'n8', 'n9']);
-    // Back in step, it no longer needs them.
-    view = peers(['east', true, 20], ['west', true, 20]);
+    expect(log.size).toBe(16);
+    // Its machine goes down: every name changed after its durable point, the later ones too.
+    expect(log.suspectNames('east', 4)?.length).toBe(16);
+    expect(log.suspectNames('east', 4)).toContain('n20');
+    // Durable everywhere: dropped.
+    view = peers(['east', 20], ['west', 20]);
     log.trim();
+    expect(log.size).toBe(0);
     log.note(21, ['x']);
     expect(log.suspectNames('east', 20)).toEqual(['x']);
   });
 
   it('says "not known" for a point before the mount started or before entries dropped over its bound', () => {
-    const view = peers(['east', true, null], ['west', true, null]);
+    const view = peers(['east', null], ['west', null]);
     const log = new ActivityLog(100, () => view, 5);
     for (let s = 101; s <= 105; s++) log.note(s, [`n${s}`]);
     expect(log.suspectNames('east', 99)).toBeNull(); // seq 100 and before: another run of the mount
@@ -69,13 +70,15 @@ describe('ActivityLog', () => {
     expect(log.suspectNames('east', 101)?.sort()).toEqual(['n102', 'n103', 'n104', 'n105', 'n106']);
   });
 
-  it('keeps "not known" for a peer that left step with no durable point the log reaches', () => {
-    let view = peers(['east', true, null], ['west', true, null]);
+  it('keeps everything while some peer has not reported a durable point', () => {
+    let view = peers(['east', null], ['west', 51]);
     const log = new ActivityLog(50, () => view);
     log.note(51, ['a']);
-    view = peers(['east', false, null], ['west', true, 51]);
     log.trim();
     log.note(52, ['b']);
-    expect(log.suspectNames('east', 51)).toBeNull();
+    expect(log.suspectNames('west', 51)).toEqual(['b']);
+    view = peers(['east', 52], ['west', 52]);
+    log.trim();
+    expect(log.size).toBe(0);
   });
 });

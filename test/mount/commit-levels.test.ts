@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PeerStatus } from '../../src/protocol/ops.js';
@@ -290,10 +290,10 @@ describe('a peer whose machine went down (unclean restart)', () => {
     await waitFor(async () => ((await mountStatus(m.mountpoint)).peers.find((p) => p.name === 'east')!.durability?.durableThrough ?? 0) >= durableSeq, 'east to report its durable point', 30_000, 100);
     const snap = snapshot(east);
     // Acknowledged, applied on both, not yet durable on east: its power loss takes these back.
-    await run('sh', ['-c', `printf 'applied only' > ${m.mountpoint}/after && mkdir ${m.mountpoint}/dir && mv ${m.mountpoint}/before ${m.mountpoint}/dir/moved && printf ' changed' >> ${m.mountpoint}/old/f3 && rm ${m.mountpoint}/old/f4`]);
+    await run('sh', ['-c', `printf 'applied only' > ${m.mountpoint}/after && mkdir ${m.mountpoint}/dir && mv ${m.mountpoint}/before ${m.mountpoint}/dir/moved && printf ' changed' >> ${m.mountpoint}/old/f3 && rm ${m.mountpoint}/old/f4 && ln ${m.mountpoint}/old/f5 ${m.mountpoint}/dir/hard`]);
     east = await powerLoss(east, snap, 'boot-2');
     expect(existsSync(join(east.dataDir, 'after'))).toBe(false); // what the "disk" held
-    await expect(east.client().call({ op: 'getattr', path: '' })).rejects.toMatchObject({ code: 'MFS_UNCLEAN' });
+    // (That it refuses everyone else meanwhile is the next tests' business: the running mount may repair it at once.)
     // Changes go on meanwhile (ack 1: west takes them), some to names east holds wrongly.
     writeFileSync(join(m.mountpoint, 'while'), 'written while east was down');
     await run('sh', ['-c', `printf ' and more' >> ${m.mountpoint}/after && printf 'new' > ${m.mountpoint}/dir/new`]);
@@ -312,6 +312,8 @@ describe('a peer whose machine went down (unclean restart)', () => {
     expect(readFileSync(join(east.dataDir, 'dir/moved'), 'utf8')).toBe('durable');
     expect(readFileSync(join(east.dataDir, 'old/f3'), 'utf8')).toBe('old 3 changed');
     expect(existsSync(join(east.dataDir, 'old/f4'))).toBe(false);
+    // A file with two names is still one file there (a copy of each name alone would make two).
+    expect(statSync(join(east.dataDir, 'dir/hard')).ino).toBe(statSync(join(east.dataDir, 'old/f5')).ino);
     expect(compareDirs([{ label: 'mount', dir: m.mountpoint }, { label: 'east', dir: east.dataDir }, { label: 'west', dir: west.dataDir }])).toEqual([]);
     // It serves and counts again, and its history holds no hole a later recovery would replay.
     writeFileSync(join(m.mountpoint, 'later'), 'both');

@@ -77,6 +77,8 @@ export class Member {
   unjournaled = 0;
   private durability: { report: MountDurability; at: number } | null = null;
   private unclean = false;
+  /** When (performance.now()) a repair after an unclean restart last made this copy exact; -1: never. */
+  repairedAt = -1;
 
   constructor(readonly spec: PeerSpec, timeoutMs: number, private readonly log: Logger) {
     this.client = new PeerClient(spec.url, {

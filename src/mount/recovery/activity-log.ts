@@ -1,6 +1,6 @@
 /**
  * The mount's activity log (the idea of DRBD's): the names each change
- * touched, kept until every peer in step has reported that change durable.
+ * touched, kept until every peer has reported that change durable.
  *
  * A peer whose machine went down (an unclean restart) may have lost, or hold
  * half of, what it applied after its durable point, and nothing else: every
@@ -8,22 +8,23 @@
  * just the names changed after that point from a peer that has every change
  * makes it exact again, instead of a full resync of the whole tree.
  *
- * In memory only: after the mount restarts it knows nothing of the names
- * changed before, and an unclean peer gets the full verified resync at mount
- * time. Bounded: past MAX_ENTRIES the oldest entries are dropped, and a peer
- * durable only before them needs a full resync (a remount).
+ * Trimmed through the lowest durable point any peer reported, in step or not:
+ * a peer behind still applies what catch-up brings it without flushing, and
+ * may lose that too. In memory only: after the mount restarts it knows nothing
+ * of the names changed before, and an unclean peer gets the full verified
+ * resync at mount time. Bounded: past MAX_ENTRIES the oldest entries are
+ * dropped, and a peer durable only before them needs a full resync (a remount).
  */
 
 /** What the log needs to know of a peer. */
 export interface LoggedPeer {
   readonly name: string;
-  readonly inStep: boolean;
   /** The durable point of its last report (null before the first). */
   readonly durableThrough: number | null;
 }
 
-/** Entries kept at most: a few seconds of changes at any rate this mount reaches, a few MiB. */
-export const MAX_ENTRIES = 200_000;
+/** Entries kept at most (each a seq and the names of one change: about 10 MiB in all). */
+export const MAX_ENTRIES = 100_000;
 /** How often at most the log is trimmed (it is trimmed as changes are noted). */
 const TRIM_EVERY_MS = 250;
 
@@ -33,8 +34,6 @@ export class ActivityLog {
   private head = 0;
   /** Changes with a seq at or below this are not known here (before this mount started, or dropped over the bound). */
   private unknownThrough: number;
-  /** Names a peer may hold wrongly, taken when it left step (null: not all known), until it is in step again. */
-  private readonly retained = new Map<string, Set<string> | null>();
   private lastTrim = 0;
 
   constructor(
@@ -68,30 +67,17 @@ export class ActivityLog {
    * not reach back that far (then only a full resync repairs it).
    */
   suspectNames(peer: string, durableThrough: number): string[] | null {
-    if (this.retained.has(peer)) {
-      const kept = this.retained.get(peer)!;
-      return kept && [...kept];
-    }
     const reported = this.peers().find((p) => p.name === peer)?.durableThrough ?? durableThrough;
     const names = this.namesAfter(Math.min(durableThrough, reported));
     return names && [...names];
   }
 
-  /**
-   * Drop what every peer in step has durable. A peer that is not in step keeps
-   * the names it may lack durably (taken now, before anything it needs is dropped).
-   */
+  /** Drop what every peer has durable (and the oldest entries over the bound). */
   trim(): void {
-    const peers = this.peers();
-    for (const p of peers) {
-      if (p.inStep) this.retained.delete(p.name);
-      else if (!this.retained.has(p.name)) this.retained.set(p.name, this.namesAfter(p.durableThrough ?? 0));
-    }
-    const inStep = peers.filter((p) => p.inStep);
-    let through = -1;
-    if (inStep.length > 0 && inStep.every((p) => p.durableThrough !== null)) through = Math.min(...inStep.map((p) => p.durableThrough!));
+    const points = this.peers().map((p) => p.durableThrough);
+    const through = points.length > 0 && points.every((p) => p !== null) ? Math.min(...(points as number[])) : -1;
     while (this.head < this.seqs.length && (this.seqs[this.head]! <= through || this.size > this.maxEntries)) {
-      if (this.seqs[this.head]! > through) this.unknownThrough = this.seqs[this.head]!; // dropped over the bound, not durable
+      if (this.seqs[this.head]! > through) this.unknownThrough = this.seqs[this.head]!; // dropped over the bound, not durable everywhere
       this.head++;
     }
     if (this.head > 4096 && this.head * 2 > this.seqs.length) {

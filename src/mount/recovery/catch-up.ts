@@ -83,7 +83,7 @@ export class CatchUp {
   /** Loops backing off after a failure: woken only by stop(), not by new changes. */
   private readonly backingOff = new Map<Member, () => void>();
   /** Per peer: names it holds differently, and the journaled changes deferred until they are copied. */
-  private readonly deferred = new Map<Member, { names: Set<string>; seqs: Set<number> }>();
+  private readonly deferred = new Map<Member, { names: NameSet; seqs: Set<number> }>();
   private stopped = false;
   /** Peers whose catch-up met a broken invariant (a bug): not retried, so the bug is not hidden. */
   private readonly halted = new Set<Member>();
@@ -252,6 +252,7 @@ export class CatchUp {
     const through = this.deps.lastSeq?.() ?? 0;
     if (through > 0) await m.client.settle(this.deps.mountId, this.deps.epoch, through);
     await m.client.clean(this.deps.mountId, this.deps.epoch);
+    m.repairedAt = performance.now();
     this.repairing.delete(m);
     m.noteDurability(null, false);
     this.deps.log.warn({ peer: m.name, settledThrough: through }, 'peer repaired after its unclean restart: exact again, it serves and counts');
@@ -311,7 +312,7 @@ export class CatchUp {
         const p: Promise<void> = order
           .run(resendClaims(entry.request, entry.payload.length), async () => {
             if (failure !== null || dirty.seqs.has(entry.seq)) return; // failed before, or deferred already
-            if (entry.kind === 'repair' || touchesAny(entry.request, dirty.names)) return this.defer(m, entry);
+            if (entry.kind === 'repair' || namesOf(entry.request).some((n) => dirty.names.related(n))) return this.defer(m, entry);
             const outcome = await this.resend(m, entry);
             if (entry.outcome !== null && outcome !== entry.outcome && outcome !== QUEUED_BY_RELAY) {
               this.deps.log.warn({ peer: m.name, seq: entry.seq, op: entry.request.op, got: outcome, expected: entry.outcome }, 'catch-up: peer answered differently; its names will be copied from an in-sync peer');
@@ -335,10 +336,10 @@ export class CatchUp {
     return done;
   }
 
-  private deferredOf(m: Member): { names: Set<string>; seqs: Set<number> } {
+  private deferredOf(m: Member): { names: NameSet; seqs: Set<number> } {
     let d = this.deferred.get(m);
     if (!d) {
-      d = { names: new Set(), seqs: new Set() };
+      d = { names: new NameSet(), seqs: new Set() };
       this.deferred.set(m, d);
     }
     return d;
@@ -366,8 +367,17 @@ export class CatchUp {
   async repairDeferred(m: Member, source: RepairSource, underClaims: boolean): Promise<void> {
     const d = this.deferred.get(m);
     if (!d || (d.seqs.size === 0 && d.names.size === 0)) return;
-    const names = topmost([...d.names]);
-    this.deps.log.warn({ peer: m.name, from: source.name, names: names.slice(0, 20), changes: d.seqs.size }, 'catch-up: copying names the peer holds differently');
+    let names = d.names.topmost();
+    // A file with several names is copied as one file only when all its names are copied in one
+    // pass (makeEqual links the later names to the first); its other names may be anywhere in
+    // the tree, so a name among them widens the copy to the whole tree (compared by content).
+    for (const name of names.length === 1 && names[0] === '' ? [] : names) {
+      if (!(await source.copy().manifest(name, false)).some((e) => e.inode !== undefined)) continue;
+      this.deps.log.warn({ peer: m.name, name }, 'catch-up: a name to copy is a file with several names: comparing the whole tree instead');
+      names = [''];
+      break;
+    }
+    this.deps.log.warn({ peer: m.name, from: source.name, names: names.slice(0, 20), count: names.length, changes: d.seqs.size }, 'catch-up: copying names the peer holds differently');
     const copy = async () => {
       for (const name of names) await makeEqual(source.copy(), peerCopy(m, this.deps.mountId, this.deps.epoch), name);
     };
@@ -407,19 +417,46 @@ export async function resendWithSeq(m: Member, stamped: Mutation, payload: Buffe
 /** resendWithSeq's answer when a pure relay queued the change (it agrees with any outcome). */
 export const QUEUED_BY_RELAY = '(queued by a relay)';
 
-/** Does an operation touch one of these names, or a name above or below one? */
-function touchesAny(req: MutationRequest, names: Set<string>): boolean {
-  if (names.size === 0) return false;
-  for (const n of namesOf(req)) for (const d of names) if (related(n, d)) return true;
-  return false;
+/**
+ * Names a peer holds differently, kept so that "is this name, or one above or
+ * below it, among them" is a few set lookups (a repair after an unclean
+ * restart may defer many thousands; a pairwise scan per journaled change
+ * would stall the event loop).
+ */
+export class NameSet {
+  private readonly names = new Set<string>();
+  /** Every proper ancestor of a name held ('' is the root). */
+  private readonly ancestors = new Set<string>();
+
+  get size(): number {
+    return this.names.size;
+  }
+
+  add(name: string): void {
+    if (this.names.has(name)) return;
+    this.names.add(name);
+    for (const a of ancestorsOf(name)) this.ancestors.add(a);
+  }
+
+  /** Is `name` held, or a name above or below it? */
+  related(name: string): boolean {
+    if (this.names.size === 0) return false;
+    if (this.names.has(name) || this.ancestors.has(name)) return true; // held, or above one held
+    for (const a of ancestorsOf(name)) if (this.names.has(a)) return true; // below one held
+    return false;
+  }
+
+  /** The names not below another held name (copying a directory copies what is below it). */
+  topmost(): string[] {
+    return [...this.names].filter((n) => !ancestorsOf(n).some((a) => this.names.has(a))).sort();
+  }
 }
 
-function related(a: string, b: string): boolean {
-  return a === b || a === '' || b === '' || a.startsWith(`${b}/`) || b.startsWith(`${a}/`);
-}
-
-/** The names not below another name of the list (copying a directory copies what is below it). */
-function topmost(names: string[]): string[] {
-  const sorted = [...new Set(names)].sort();
-  return sorted.filter((n) => !sorted.some((o) => o !== n && (o === '' || n.startsWith(`${o}/`))));
+/** The proper ancestors of a name, nearest first, ending with the root ''; none for the root itself. */
+function ancestorsOf(name: string): string[] {
+  if (name === '') return [];
+  const out: string[] = [];
+  for (let i = name.lastIndexOf('/'); i > 0; i = name.lastIndexOf('/', i - 1)) out.push(name.slice(0, i));
+  out.push('');
+  return out;
 }

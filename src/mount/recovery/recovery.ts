@@ -68,7 +68,11 @@ export async function recover(opts: RecoveryOptions): Promise<void> {
   const healthy = members.filter((m) => !resync.includes(m));
   if (healthy.length === 0) throw new Refusal('RECOVERY_FAILED', 'no peer is left to resync from');
   // A copy kept as it is although it restarted uncleanly (every peer did, or --resync-from named it): trusted from here on.
-  for (const m of healthy) if (uncleanOf(opts, m)) await m.client.clean(opts.mountId, opts.epoch);
+  for (const m of healthy) {
+    if (!uncleanOf(opts, m)) continue;
+    await m.client.clean(opts.mountId, opts.epoch);
+    m.repairedAt = performance.now();
+  }
 
   // 2. What the journal holds for the healthy peers.
   const catchUp = new CatchUp({
@@ -240,7 +244,10 @@ async function fullResync(opts: RecoveryOptions, source: Member, target: Member)
   if (diffs.length > 0) throw new Refusal('RECOVERY_FAILED', `full resync of ${target.name} from ${source.name} did not verify:\n  ${diffs.join('\n  ')}`);
   opts.journal.forgetPeer(target.name);
   // Exact again: a peer that restarted uncleanly may serve and count from now on.
-  if (uncleanOf(opts, target)) await target.client.clean(opts.mountId, opts.epoch);
+  if (uncleanOf(opts, target)) {
+    await target.client.clean(opts.mountId, opts.epoch);
+    target.repairedAt = performance.now();
+  }
   const seconds = (Date.now() - started) / 1000;
   log.warn(
     {

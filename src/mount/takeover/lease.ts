@@ -40,9 +40,12 @@ export class LeaseKeeper {
 
   private renew(): void {
     for (const m of this.members) {
+      const sentAt = performance.now();
       m.client.lease(this.mountId, this.epoch, LEASE_RENEW_MS).then((answer) => {
-        m.noteDurability(answer.durability ?? null, answer.unclean === true);
-        if (answer.unclean === true) this.onUnclean(m);
+        // An answer to a renewal sent before the peer's last repair finished may still say unclean.
+        const unclean = answer.unclean === true && sentAt > m.repairedAt;
+        m.noteDurability(answer.durability ?? null, unclean);
+        if (unclean) this.onUnclean(m);
       }).catch((err: unknown) => {
         if (isFenced(err)) this.onFenced(m, err);
         else this.log.debug({ peer: m.name, err: (err as Error).message }, 'lease renewal failed (the peer is down or slow)');
