@@ -1,6 +1,7 @@
 import type { AtimeMode } from '../mount/fuse/access-times.js';
 import { Command, Option } from 'commander';
 import { spawn } from 'node:child_process';
+import { privateDir, privateFile } from '../security/private-paths.js';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -325,9 +326,9 @@ withMountOptions(program.command('standby'))
 
 /** Re-run this command in the foreground as a detached child, and wait until it is mounted or has failed. */
 async function background(mountpoint: string, stateDir: string, peerTimeoutMs: number): Promise<void> {
-  const { mkdirSync } = await import('node:fs');
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  privateDir(stateDir);
   const logFile = join(stateDir, 'mount.log');
+  privateFile(logFile); // the log names paths and peers
   const out = openSync(logFile, 'a');
   const child = spawn(process.execPath, [...withServiceFlags(process.execArgv), process.argv[1]!, ...process.argv.slice(2), '--foreground'], {
     detached: true,

@@ -1,5 +1,6 @@
+import { privateDir } from '../security/private-paths.js';
 import { Command, Option } from 'commander';
-import { existsSync, mkdirSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createLogger, flushLogger } from '../log.js';
@@ -60,7 +61,7 @@ async function runInit(): Promise<void> {
   const o = init.opts<{ data?: string; state?: string; name: string; tlsIdentity?: string; trust?: string; tokenFile?: string }>();
   if (o.data === undefined && o.state === undefined) fail('init: give --data <dir> (a peer) or --state <dir> (a pure relay)');
   const stateDir = resolve(o.state ?? join(o.data!, '.mirrorfs'));
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  privateDir(stateDir);
   const trustFile = resolve(o.trust ?? join(stateDir, 'trust'));
   try {
     const r = await initNode(o.tlsIdentity ?? join(stateDir, 'tls'), trustFile, o.name);
@@ -101,7 +102,7 @@ async function main(): Promise<void> {
   let server: PeerServer;
   try {
     // The state directory must exist before the token can be created inside it.
-    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    privateDir(stateDir);
     // Inside the tree, only the reserved name is hidden from mounts (and spared by repairs).
     // Compared by real paths: --data or --state may go through a symlink.
     if (dataDir !== undefined) {

@@ -1,4 +1,5 @@
-import { mkdirSync, realpathSync, statSync } from 'node:fs';
+import { privateDir } from '../security/private-paths.js';
+import { realpathSync, statSync } from 'node:fs';
 import http2, { type Http2Session, type Http2SecureServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -65,7 +66,7 @@ export class PeerServer {
     if (dataDir !== null && !statSync(dataDir).isDirectory()) throw new Refusal('DATA_DIR_INVALID', `data directory ${dataDir} is not a directory`);
     if (dataDir === null && (!opts.stateDir || !opts.forwardTo)) throw new Refusal('DATA_DIR_INVALID', 'a peer without a data directory is a pure relay: it needs a state directory and a next hop');
     const stateDir = opts.stateDir ?? join(dataDir!, '.mirrorfs');
-    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    privateDir(stateDir);
     const state = new PeerState(join(stateDir, 'peer.db'));
     const unclean = state.beginRun(opts.bootId ?? readBootId(), dataDir !== null);
     if (unclean) opts.logger.error({ since: unclean.since, durableThrough: unclean.durableThrough }, 'this peer\'s machine went down while it ran (power loss or a crash): changes applied after the durable points may be lost; serving nothing until the owner repairs this copy');

@@ -1,3 +1,4 @@
+import { privateFile } from '../security/private-paths.js';
 import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import type { HistoryEntry, ProgressResult, UncleanRestart } from '../protocol/ops.js';
@@ -63,6 +64,7 @@ export class PeerState {
   unclean: UncleanRestart | null = null;
 
   constructor(file: string) {
+    privateFile(file); // it holds payloads (a relay's queue) and every change's subject
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');

@@ -1,5 +1,6 @@
+import { privateDir } from '../../security/private-paths.js';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Refusal } from '../../refusal.js';
@@ -14,7 +15,7 @@ export function defaultStateDir(mountpoint: string): string {
  * same mount point is the same writer to the peers (same owner, seqs continue).
  */
 export function loadMountId(stateDir: string): string {
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  privateDir(stateDir);
   const file = join(stateDir, 'mount-id');
   if (existsSync(file)) {
     const id = readFileSync(file, 'utf8').trim();

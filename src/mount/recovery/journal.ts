@@ -1,5 +1,5 @@
+import { privateDir, privateFile } from '../../security/private-paths.js';
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MutationRequest } from '../../protocol/ops.js';
 
@@ -44,7 +44,8 @@ export class Journal {
   onError: ((err: Error) => void) | null = null;
 
   constructor(stateDir: string) {
-    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    privateDir(stateDir);
+    privateFile(join(stateDir, 'journal.db')); // it holds payloads
     this.db = new Database(join(stateDir, 'journal.db'));
     this.db.pragma('journal_mode = WAL');
     // Recording a change commits with FULL (below); everything else (deliveries) with
