@@ -1,3 +1,4 @@
+import { DEFAULT_ADMIT_TIMEOUT_MS } from '../peer/connection-limits.js';
 import { privateDir } from '../security/private-paths.js';
 import { Command, Option } from 'commander';
 import { existsSync, realpathSync, statSync } from 'node:fs';
@@ -31,6 +32,8 @@ const program = new Command('mirrorfs-peer')
   .option('--trust-ca <file>', TRANSPORT_HELP.trustCa)
   .option('--insecure-cleartext', TRANSPORT_HELP.insecureCleartext)
   .option('--flush-interval <ms>', 'flush what was applied to stable storage at least this often (the most a power loss of this machine can take back, which the mount then repairs)', '1000')
+  .option('--max-connections <n>', 'connections held at once at most; more are closed as soon as they arrive (default: half of what the descriptor limit leaves, 16 to 4096)')
+  .option('--admit-timeout <ms>', 'a connection must finish TLS and have a request admitted (certificate, token) within this long, or it is closed', String(DEFAULT_ADMIT_TIMEOUT_MS))
   .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (plain HTTP, read-only; off by default)')
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
   .version(`mirrorfs-peer (protocol ${PROTOCOL_VERSION})`, '--version')
@@ -77,7 +80,7 @@ async function runInit(): Promise<void> {
 async function main(): Promise<void> {
   if (process.argv[2] === 'init') return runInit();
   program.parse();
-  const o = program.opts<{ data?: string; forwardTo?: string; forwardTokenFile?: string; maxQueueMib: string; flushInterval: string; listen: string; name: string; tokenFile?: string; state?: string; tlsIdentity?: string; trust?: string; trustCa?: string; insecureCleartext?: boolean; metricsListen?: string; logLevel: string }>();
+  const o = program.opts<{ data?: string; forwardTo?: string; forwardTokenFile?: string; maxQueueMib: string; flushInterval: string; maxConnections?: string; admitTimeout: string; listen: string; name: string; tokenFile?: string; state?: string; tlsIdentity?: string; trust?: string; trustCa?: string; insecureCleartext?: boolean; metricsListen?: string; logLevel: string }>();
   const log = createLogger(`peer:${o.name}`, o.logLevel);
   if (o.data === undefined && o.forwardTo === undefined) fail('--data is required (or --forward-to and --state for a pure relay)');
   if (o.data === undefined && o.state === undefined) fail('a pure relay (--forward-to without --data) needs --state <dir> for its queue');
@@ -118,12 +121,16 @@ async function main(): Promise<void> {
     if (!Number.isInteger(maxQueueMib) || maxQueueMib < 1) fail(`--max-queue-mib ${o.maxQueueMib}: give a whole number of MiB, at least 1`);
     const flushIntervalMs = Number(o.flushInterval);
     if (!Number.isInteger(flushIntervalMs) || flushIntervalMs < 10 || flushIntervalMs > 60_000) fail(`--flush-interval ${o.flushInterval}: give milliseconds between 10 and 60000`);
+    const maxConnections = o.maxConnections === undefined ? undefined : Number(o.maxConnections);
+    if (maxConnections !== undefined && (!Number.isInteger(maxConnections) || maxConnections < 1)) fail(`--max-connections ${o.maxConnections}: give a whole number, at least 1`);
+    const admitTimeoutMs = Number(o.admitTimeout);
+    if (!Number.isInteger(admitTimeoutMs) || admitTimeoutMs < 100 || admitTimeoutMs > 600_000) fail(`--admit-timeout ${o.admitTimeout}: give milliseconds between 100 and 600000`);
     const forwardTo = o.forwardTo === undefined ? undefined : { url: o.forwardTo, token: o.forwardTokenFile === undefined ? token : readTokenFile(resolve(o.forwardTokenFile)), maxQueueBytes: maxQueueMib * 1024 * 1024 };
     // Work in the data directory, so the tree's paths reach system calls relative to it: a
     // path of PATH_MAX - 1 bytes below the mount point then fits, whatever --data's own length
     // (store/tree.ts). Every path from the command line is absolute by now.
     if (dataDir !== undefined) process.chdir(realpathSync(dataDir));
-    server = await PeerServer.start({ dataDir, stateDir, host, port, name: o.name, token, transport, logger: log, forwardTo, flushIntervalMs });
+    server = await PeerServer.start({ dataDir, stateDir, host, port, name: o.name, token, transport, logger: log, forwardTo, flushIntervalMs, maxConnections, admitTimeoutMs });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') fail(`cannot listen on ${host}:${port}: address already in use (another peer running? pick another --listen)`);

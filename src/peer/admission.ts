@@ -18,8 +18,11 @@ export function admit(peer: PeerContext, stream: ServerHttp2Stream, headers: Inc
   }
   if (!peer.auth.check(headers.authorization)) {
     peer.log.warn({ path: headers[':path'] }, 'refused request with missing or wrong token');
+    // Answered, then the connection is closed: it proved nothing, so it holds nothing.
+    if (stream.session && !peer.admittedSessions.has(stream.session)) peer.refusedSessions.add(stream.session);
     throw new MirrorError('MFS_AUTH', 'missing or wrong token (Authorization: Bearer ...)');
   }
+  if (stream.session) peer.admittedSessions.add(stream.session);
 }
 
 /** Refuse a session whose client certificate is not (or no longer) trusted. */

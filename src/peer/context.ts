@@ -34,6 +34,10 @@ export interface PeerServerOptions {
   flushIntervalMs?: number;
   /** The machine's boot id (default: the kernel's); a test stands in another to play a power loss. */
   bootId?: string;
+  /** Connections held at once at most (default: from the descriptor limit, connection-limits.ts). */
+  maxConnections?: number;
+  /** A connection must complete TLS and have a request admitted within this long, or it is closed (default DEFAULT_ADMIT_TIMEOUT_MS). */
+  admitTimeoutMs?: number;
 }
 
 /** The background flush's default period: the most an applied change waits to be durable (plus the flush itself). */
@@ -80,8 +84,12 @@ export interface PeerContext {
   readonly channels: Set<ServedChannel>;
   /** The verdict on each session's client certificate, judged when it opens and again when the trust file changes. */
   readonly verdicts: WeakMap<Http2Session, SessionVerdict>;
-  /** Sessions refused for their certificate: closed once the refusal is answered. */
+  /** Sessions refused for their certificate or token: closed once the refusal is answered. */
   readonly refusedSessions: WeakSet<Http2Session>;
+  /** Sessions that had a request admitted (certificate, version, token): the others are closed after the admit timeout. */
+  readonly admittedSessions: WeakSet<Http2Session>;
+  /** Connections closed by the bounds: over the cap, or not admitted in time (metrics). */
+  readonly connectionBounds: { max: number; sessions: number; dropped: number; unadmittedClosed: number };
   /** (mount, seq) -> the running application, so a concurrent duplicate joins it. */
   readonly running: Map<string, { subject: string; work: Promise<{ result: unknown }> }>;
   /** Per mount: the newest epoch the next hop refused for good (a relay then refuses it too). */

@@ -454,6 +454,12 @@ export interface PeerStatus {
   readBuffers?: { allocated: number; inUse: number; idle: number };
   /** Call channels (POST /v1/channel) open now, and calls answered on them since the peer started. */
   channels?: { open: number; calls: number };
+  /**
+   * Connections: the cap (--max-connections), sessions open now (connections past TLS), those
+   * closed at once over the cap, and those closed for having no request admitted in time
+   * (absent from peers before session 17).
+   */
+  connections?: { max: number; sessions: number; dropped: number; unadmittedClosed: number };
 }
 
 export interface RelayStatus {

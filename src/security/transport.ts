@@ -105,10 +105,12 @@ function clientContext(t: Extract<Transport, { kind: 'tls' }>): tls.SecureContex
  * a certificate its trust accepts; judged per session, see sessionVerdict) or
  * in cleartext.
  */
-export function createServer(t: Transport, options: ServerOptions): Http2Server | Http2SecureServer {
+export function createServer(t: Transport, options: ServerOptions, handshakeTimeoutMs?: number): Http2Server | Http2SecureServer {
   if (t.kind === 'cleartext') return http2.createServer(options);
   return http2.createSecureServer({
     ...options,
+    // A connection that never finishes TLS is closed after this (Node's default: two minutes).
+    ...(handshakeTimeoutMs === undefined ? {} : { handshakeTimeout: handshakeTimeoutMs }),
     key: t.identity.key,
     cert: t.identity.cert,
     ca: t.trust.ca,

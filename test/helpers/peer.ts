@@ -45,6 +45,8 @@ export interface SpawnPeerOptions {
   pure?: boolean;
   /** More environment for the peer process (for example libfaketime's LD_PRELOAD and FAKETIME). */
   env?: Record<string, string>;
+  /** A command that execs the peer (for example `prlimit --nofile=256:256`): its pid is the peer's. */
+  wrapper?: string[];
 }
 
 /** Start a real mirrorfs-peer process on loopback and wait until it listens. */
@@ -57,13 +59,15 @@ export async function spawnPeer(opts: SpawnPeerOptions = {}): Promise<PeerProces
   mkdirSync(stateDir, { recursive: true });
   const tokenFile = join(stateDir, 'token');
   writeFileSync(tokenFile, `${opts.token ?? TEST_TOKEN}\n`, { mode: 0o600 });
-  return start(name, dataDir, stateDir, tokenFile, opts.port ?? 0, opts.extraArgs ?? [], opts.pure ?? false, opts.env ?? {});
+  return start(name, dataDir, stateDir, tokenFile, opts.port ?? 0, opts.extraArgs ?? [], opts.pure ?? false, opts.env ?? {}, opts.wrapper ?? []);
 }
 
-async function start(name: string, dataDir: string, stateDir: string, tokenFile: string, port: number, extraArgs: string[], pure: boolean, env: Record<string, string>): Promise<PeerProcess> {
+async function start(name: string, dataDir: string, stateDir: string, tokenFile: string, port: number, extraArgs: string[], pure: boolean, env: Record<string, string>, wrapper: string[]): Promise<PeerProcess> {
   const where = pure ? ['--state', stateDir] : ['--data', dataDir];
   // The peer itself is the child (no wrapper process that a kill would miss).
-  const proc = spawn(process.execPath, [PEER_BIN, ...where, '--listen', `127.0.0.1:${port}`, '--name', name, '--token-file', tokenFile, ...peerTlsArgs(), ...extraArgs], {
+  const argv = [process.execPath, PEER_BIN, ...where, '--listen', `127.0.0.1:${port}`, '--name', name, '--token-file', tokenFile, ...peerTlsArgs(), ...extraArgs];
+  const [command, ...args] = [...wrapper, ...argv];
+  const proc = spawn(command!, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
@@ -115,7 +119,7 @@ async function start(name: string, dataDir: string, stateDir: string, tokenFile:
     },
     restart: async () => {
       await self.kill9();
-      return start(name, dataDir, stateDir, tokenFile, actualPort, extraArgs, pure, env);
+      return start(name, dataDir, stateDir, tokenFile, actualPort, extraArgs, pure, env, wrapper);
     },
   };
   return self;
