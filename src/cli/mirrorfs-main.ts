@@ -1,10 +1,10 @@
 import type { AtimeMode } from '../mount/fuse/access-times.js';
 import { Command, Option } from 'commander';
 import { spawn } from 'node:child_process';
-import { privateDir, privateFile } from '../security/private-paths.js';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
+import { privateDir, privateFile } from '../security/private-paths.js';
 import { createLogger, flushLogger } from '../log.js';
 import { loadConfig, resolvePeers, type ConfigFile, DEFAULT_CONFIG_FILE, DEFAULT_TLS_IDENTITY_DIR, DEFAULT_TRUST_FILE } from '../mount/peers/config.js';
 import { TRANSPORT_HELP, describeInit, initNode, transportFromFlags } from '../security/setup.js';

@@ -1,9 +1,9 @@
-import { DEFAULT_ADMIT_TIMEOUT_MS } from '../peer/connection-limits.js';
-import { privateDir } from '../security/private-paths.js';
 import { Command, Option } from 'commander';
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { DEFAULT_ADMIT_TIMEOUT_MS } from '../peer/connection-limits.js';
+import { privateDir } from '../security/private-paths.js';
 import { createLogger, flushLogger } from '../log.js';
 import { ensureTokenFile, readTokenFile } from '../security/token.js';
 import { PeerServer } from '../peer/server.js';

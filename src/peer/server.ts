@@ -1,8 +1,8 @@
-import { privateDir } from '../security/private-paths.js';
 import { realpathSync, statSync } from 'node:fs';
 import http2, { type Http2Session, type Http2SecureServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { privateDir } from '../security/private-paths.js';
 import { PeerMetrics } from '../metrics/peer-metrics.js';
 import { BufferPool } from '../protocol/buffer-pool.js';
 import { MirrorError } from '../protocol/errors.js';

@@ -1,6 +1,6 @@
-import { privateFile } from '../security/private-paths.js';
 import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
+import { privateFile } from '../security/private-paths.js';
 import type { HistoryEntry, ProgressResult, UncleanRestart } from '../protocol/ops.js';
 import { RelayQueue, createQueueTable } from '../relay/queue.js';
 import { Refusal } from '../refusal.js';

@@ -1,8 +1,8 @@
-import { privateDir } from '../../security/private-paths.js';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { privateDir } from '../../security/private-paths.js';
 import { Refusal } from '../../refusal.js';
 
 /** Default state directory for a mount point: /var/lib/mirrorfs/<mount point with / as _>. */

@@ -1,6 +1,6 @@
-import { privateDir, privateFile } from '../../security/private-paths.js';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
+import { privateDir, privateFile } from '../../security/private-paths.js';
 import type { MutationRequest } from '../../protocol/ops.js';
 
 /**
