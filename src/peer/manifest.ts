@@ -1,7 +1,7 @@
 import type { ServerHttp2Stream } from 'node:http2';
 import { wireQueryParam } from '../protocol/byte-names.js';
 import { MirrorError } from '../protocol/errors.js';
-import { walkManifest } from '../store/manifest.js';
+import { walkManifest, type Hold } from '../store/manifest.js';
 import { NEXT_HOP_TIMEOUT_MS, checkExact, requireCopy, type PeerContext } from './context.js';
 import { respondNdjson, writeNdjson } from './http.js';
 
@@ -41,10 +41,17 @@ async function manifestViaNextHop(peer: PeerContext, stream: ServerHttp2Stream, 
   stream.end();
 }
 
-/** This copy's manifest, walked under the shared lock (no name changes mid-walk). */
+/**
+ * This copy's manifest, walked under the shared lock a batch of entries at a time (store/manifest.ts),
+ * never for the whole tree: a reader (any trusted client may ask) must not hold the primary's
+ * renames and unlinks, and the writes queued behind them, for as long as it takes to hash a tree
+ * or to read the answer. So it is not a snapshot: verify checks again what differs, and repairs
+ * hold the mount's claims on what they compare.
+ */
 async function streamManifest(peer: PeerContext, stream: ServerHttp2Stream, content: boolean, path: string | null): Promise<void> {
   respondNdjson(stream);
   if (path === null) return void stream.end();
-  await peer.lock.run(false, () => writeNdjson(stream, walkManifest(requireCopy(peer).tree.fsRoot, { content, path })));
+  const hold: Hold = (fn) => peer.lock.run(false, async () => fn());
+  await writeNdjson(stream, walkManifest(requireCopy(peer).tree.fsRoot, { content, path, hold }));
   stream.end();
 }

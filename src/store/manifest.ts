@@ -13,33 +13,99 @@ import { openNoSpecial } from './open-file.js';
  * Order: depth-first, names sorted by UTF-16 code unit. With content=false the
  * hashes are left out (a cheap structural comparison).
  */
-export async function* walkManifest(root: string, opts: { content?: boolean; path?: string } = {}): AsyncGenerator<ManifestEntry> {
+/**
+ * Run one short piece of the walk while names cannot change (the peer's shared
+ * namespace lock). Without one, the walk runs as it goes: fine where nothing
+ * else changes the tree meanwhile (a local copy the mount alone writes).
+ */
+export type Hold = <T>(fn: () => T) => Promise<T>;
+
+const NO_HOLD: Hold = (fn) => Promise.resolve(fn());
+
+/** Entries described per hold: the lock is taken per batch, never for a whole tree (issue 22). */
+const BATCH = 64;
+
+export async function* walkManifest(root: string, opts: { content?: boolean; path?: string; hold?: Hold } = {}): AsyncGenerator<ManifestEntry> {
   const content = opts.content ?? true;
   const path = opts.path ?? '';
+  const hold = opts.hold ?? NO_HOLD;
   if (path === '') {
-    yield* walk(root, '', content);
+    yield* walk(root, '', content, hold);
     return;
   }
   // One entry and, for a directory, everything under it. Nothing there: nothing yielded.
-  const entry = await describeEntry(root, path, content);
+  const [entry] = await describeBatch(root, parentOf(path), [path], content, hold);
   if (!entry) return;
   yield entry;
-  if (entry.type === 'dir') yield* walk(root, path, content);
+  if (entry.type === 'dir') yield* walk(root, path, content, hold);
 }
 
-async function* walk(root: string, rel: string, content: boolean): AsyncGenerator<ManifestEntry> {
+async function* walk(root: string, rel: string, content: boolean, hold: Hold): AsyncGenerator<ManifestEntry> {
   const abs = rel === '' ? root : fsPath(join(root, rel));
-  const names = listNames(abs, rel === '').sort();
-  for (const name of names) {
-    const childRel = rel === '' ? name : `${rel}/${name}`;
-    const entry = await describeEntry(root, childRel, content);
-    if (!entry) continue; // removed while walking
-    yield entry;
-    if (entry.type === 'dir') yield* walk(root, childRel, content);
+  const names = await hold(() => (realDirectories(root, rel) ? listNames(abs, rel === '').sort() : []));
+  for (let i = 0; i < names.length; i += BATCH) {
+    const rels = names.slice(i, i + BATCH).map((name) => (rel === '' ? name : `${rel}/${name}`));
+    for (const entry of await describeBatch(root, rel, rels, content, hold)) {
+      if (!entry) continue; // removed while walking
+      yield entry;
+      if (entry.type === 'dir') yield* walk(root, entry.path, content, hold);
+    }
   }
 }
 
-async function describeEntry(root: string, rel: string, content: boolean): Promise<ManifestEntry | null> {
+/**
+ * Describe entries of one directory: their metadata under one hold, their
+ * contents hashed after it, from descriptors opened under it (a rename
+ * meanwhile cannot make a hash read another file, and waits for no hash).
+ */
+async function describeBatch(root: string, dirRel: string, rels: string[], content: boolean, hold: Hold): Promise<Array<ManifestEntry | null>> {
+  const described = await hold(() => {
+    // Between holds a directory on the way may have been replaced (by a symlink, say): its
+    // entries are then not read through it (the tree that moved is walked where it is now).
+    if (!realDirectories(root, dirRel)) return rels.map(() => null);
+    const out: Array<{ entry: ManifestEntry; fd: number | null } | null> = [];
+    try {
+      for (const rel of rels) out.push(describeEntry(root, rel, content));
+    } catch (err) {
+      for (const d of out) if (d?.fd !== null && d?.fd !== undefined) closeSync(d.fd);
+      throw err;
+    }
+    return out;
+  });
+  try {
+    for (const d of described) {
+      if (d?.fd === null || d?.fd === undefined) continue;
+      const fd = d.fd;
+      d.fd = null;
+      d.entry.sha256 = await hashFd(fd, d.entry.size);
+    }
+  } finally {
+    for (const d of described) if (d?.fd !== null && d?.fd !== undefined) closeSync(d.fd);
+  }
+  return described.map((d) => d?.entry ?? null);
+}
+
+/** Every directory from the root down to `rel` is a directory, not a symlink to one. */
+function realDirectories(root: string, rel: string): boolean {
+  if (rel === '') return true;
+  const parts = rel.split('/');
+  for (let i = 1; i <= parts.length; i++) {
+    try {
+      if (!lstatSync(fsPath(join(root, parts.slice(0, i).join('/')))).isDirectory()) return false;
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
+function parentOf(rel: string): string {
+  const i = rel.lastIndexOf('/');
+  return i < 0 ? '' : rel.slice(0, i);
+}
+
+/** An entry's metadata, and for a regular file whose content is asked for, a descriptor to hash it from (the caller closes it). */
+function describeEntry(root: string, rel: string, content: boolean): { entry: ManifestEntry; fd: number | null } | null {
   const abs = fsPath(join(root, rel));
   let st;
   try {
@@ -58,7 +124,6 @@ async function describeEntry(root: string, rel: string, content: boolean): Promi
     mtimeMs: Number(st.mtimeNs / 1_000_000n),
     mtimeNs: st.mtimeNs.toString(),
   };
-  if (content && st.isFile()) entry.sha256 = await hashFile(abs, size);
   if (st.isFile() && st.nlink > 1n) entry.inode = Number(st.ino);
   if (st.isSymbolicLink()) entry.target = readTarget(abs);
   if (st.isCharacterDevice() || st.isBlockDevice()) entry.rdev = Number(st.rdev);
@@ -67,14 +132,15 @@ async function describeEntry(root: string, rel: string, content: boolean): Promi
     entry.xattrs = {};
     for (const x of xnames) entry.xattrs[x] = xattrValue(abs, x).toString('base64');
   }
-  return entry;
+  const fd = content && st.isFile() ? openNoSpecial(abs, constants.O_RDONLY | constants.O_NOFOLLOW) : null;
+  return { entry, fd };
 }
 
 /** Files up to this size are hashed with one synchronous read (a stream per small file costs more than the read). */
 const SMALL_FILE_BYTES = 256 * 1024;
 
-function hashFile(abs: FsPath, size: number): Promise<string> {
-  const fd = openNoSpecial(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+/** The SHA-256 of what an open file holds; the descriptor is closed once read. */
+function hashFd(fd: number, size: number): Promise<string> {
   if (size <= SMALL_FILE_BYTES) {
     try {
       return Promise.resolve(createHash('sha256').update(readFileSync(fd)).digest('hex'));
