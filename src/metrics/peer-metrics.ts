@@ -58,7 +58,8 @@ export class PeerMetrics {
     gauge('mirrorfs_peer_entry_flushes', 'Flushes of single entries (durable changes, fsync of a file or directory) since this process started', (s) => s.flush.changeFlushes.data + s.flush.changeFlushes.all + s.flush.changeFlushes.dir);
     gauge('mirrorfs_peer_sessions', 'Connections open now (past TLS)', (s) => s.connections?.sessions ?? null);
     gauge('mirrorfs_peer_max_connections', 'The cap on connections (--max-connections)', (s) => s.connections?.max ?? null);
-    gauge('mirrorfs_peer_connections_dropped', 'Connections closed at once because the cap was reached, since this process started', (s) => s.connections?.dropped ?? null);
+    gauge('mirrorfs_peer_connections_dropped', 'New connections closed at once because the cap was reached and every connection was admitted, since this process started', (s) => s.connections?.dropped ?? null);
+    gauge('mirrorfs_peer_connections_evicted', 'Connections not yet admitted closed to make room for a newer one (at the cap, or too many waiting from one address), since this process started', (s) => s.connections?.evicted ?? null);
     gauge('mirrorfs_peer_connections_unadmitted_closed', 'Connections closed because no request of theirs was admitted (certificate, token) within --admit-timeout, since this process started', (s) => s.connections?.unadmittedClosed ?? null);
     gauge('mirrorfs_peer_unclean', '1 while this peer restarted after its machine went down and serves nothing until its owner repairs it', (s) => (s.unclean ? 1 : 0));
     if (hasData) gauge('mirrorfs_peer_data_free_bytes', 'Free space for the mirrored tree (statfs of the data directory, as an unprivileged writer sees it)', (s) => s.disk?.freeBytes ?? null);

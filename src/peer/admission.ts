@@ -1,6 +1,6 @@
 import type { Http2Session, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { MirrorError, toMirrorError } from '../protocol/errors.js';
-import { PROTOCOL_HEADER, PROTOCOL_VERSION } from '../protocol/version.js';
+import { H2_CONNECTION_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION } from '../protocol/version.js';
 import { sessionVerdict, type SessionVerdict } from '../security/transport.js';
 import type { PeerContext } from './context.js';
 import { respondError } from './http.js';
@@ -22,7 +22,13 @@ export function admit(peer: PeerContext, stream: ServerHttp2Stream, headers: Inc
     if (stream.session && !peer.admittedSessions.has(stream.session)) peer.refusedSessions.add(stream.session);
     throw new MirrorError('MFS_AUTH', 'missing or wrong token (Authorization: Bearer ...)');
   }
-  if (stream.session) peer.admittedSessions.add(stream.session);
+  const session = stream.session;
+  if (session && !peer.admittedSessions.has(session)) {
+    peer.admittedSessions.add(session);
+    peer.connections.admitted(session.socket?.remoteAddress, session.socket?.remotePort);
+    // Only now the large window: a connection that proved nothing may not have the peer buffer 64 MiB of it.
+    session.setLocalWindowSize(H2_CONNECTION_WINDOW_BYTES);
+  }
 }
 
 /** Refuse a session whose client certificate is not (or no longer) trusted. */

@@ -11,6 +11,7 @@ import type { ApplyContext } from '../store/apply.js';
 import type { NamespaceLock } from '../store/namespace-lock.js';
 import type { Tree } from '../store/tree.js';
 import type { ServedChannel } from './channel.js';
+import type { ConnectionGuard } from './connection-limits.js';
 import type { Flusher } from './durability.js';
 import type { PeerState } from './state.js';
 
@@ -86,10 +87,10 @@ export interface PeerContext {
   readonly verdicts: WeakMap<Http2Session, SessionVerdict>;
   /** Sessions refused for their certificate or token: closed once the refusal is answered. */
   readonly refusedSessions: WeakSet<Http2Session>;
-  /** Sessions that had a request admitted (certificate, version, token): the others are closed after the admit timeout. */
+  /** Sessions that had a request admitted (certificate, version, token). */
   readonly admittedSessions: WeakSet<Http2Session>;
-  /** Connections closed by the bounds: over the cap, or not admitted in time (metrics). */
-  readonly connectionBounds: { max: number; sessions: number; dropped: number; unadmittedClosed: number };
+  /** Every connection from its accept: the cap, the admit timeout (connection-limits.ts). */
+  readonly connections: ConnectionGuard;
   /** (mount, seq) -> the running application, so a concurrent duplicate joins it. */
   readonly running: Map<string, { subject: string; work: Promise<{ result: unknown }> }>;
   /** Per mount: the newest epoch the next hop refused for good (a relay then refuses it too). */

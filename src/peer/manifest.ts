@@ -52,6 +52,28 @@ async function streamManifest(peer: PeerContext, stream: ServerHttp2Stream, cont
   respondNdjson(stream);
   if (path === null) return void stream.end();
   const hold: Hold = (fn) => peer.lock.run(false, async () => fn());
-  await writeNdjson(stream, walkManifest(requireCopy(peer).tree.fsRoot, { content, path, hold }));
+  const release = await walkSlot(peer);
+  try {
+    await writeNdjson(stream, walkManifest(requireCopy(peer).tree.fsRoot, { content, path, hold }));
+  } finally {
+    release();
+  }
   stream.end();
+}
+
+/** Manifest walks at once per peer (each holds a few descriptors and hashes on the thread pool); more wait their turn. */
+const WALKS_AT_ONCE = 2;
+const walks = new WeakMap<PeerContext, { running: number; waiting: Array<() => void> }>();
+
+async function walkSlot(peer: PeerContext): Promise<() => void> {
+  let w = walks.get(peer);
+  if (!w) walks.set(peer, (w = { running: 0, waiting: [] }));
+  const slots = w;
+  if (slots.running < WALKS_AT_ONCE) slots.running++;
+  else await new Promise<void>((resolve) => slots.waiting.push(resolve)); // the slot is handed over, still counted
+  return () => {
+    const next = slots.waiting.shift();
+    if (next) next();
+    else slots.running--;
+  };
 }

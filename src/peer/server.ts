@@ -1,6 +1,6 @@
 import { realpathSync, statSync } from 'node:fs';
 import http2, { type Http2Session, type Http2SecureServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import { privateDir } from '../security/private-paths.js';
 import { PeerMetrics } from '../metrics/peer-metrics.js';
@@ -17,7 +17,7 @@ import { Tree } from '../store/tree.js';
 import { admit, refuseStream, verdictOf } from './admission.js';
 import { closeSession, handleCall, openChannel } from './calls.js';
 import { DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_REQUEST_TIMEOUT_MS, checkExact, type PeerContext, type PeerServerOptions } from './context.js';
-import { DEFAULT_ADMIT_TIMEOUT_MS, defaultMaxConnections } from './connection-limits.js';
+import { ConnectionGuard, DEFAULT_ADMIT_TIMEOUT_MS, defaultMaxConnections } from './connection-limits.js';
 import { Flusher } from './durability.js';
 import { readBootId } from './boot-id.js';
 import { control } from './control.js';
@@ -96,7 +96,7 @@ export class PeerServer {
       readBuffers: new BufferPool(READ_BUFFER_BYTES, READ_BUFFERS_KEPT),
       // A 1 MiB write (the largest FUSE sends) with its envelope and header.
       frameBuffers: new BufferPool(READ_BUFFER_BYTES + 64 * 1024, READ_BUFFERS_KEPT),
-      channels: new Set(), verdicts: new WeakMap(), refusedSessions: new WeakSet(), admittedSessions: new WeakSet(), connectionBounds: { max: opts.maxConnections ?? defaultMaxConnections(), sessions: 0, dropped: 0, unadmittedClosed: 0 }, running: new Map(),
+      channels: new Set(), verdicts: new WeakMap(), refusedSessions: new WeakSet(), admittedSessions: new WeakSet(), connections: new ConnectionGuard(opts.maxConnections ?? defaultMaxConnections(), opts.admitTimeoutMs ?? DEFAULT_ADMIT_TIMEOUT_MS), running: new Map(),
       startedAt: Date.now(), startedMono: performance.now(),
       inFlight: 0, channelCalls: 0, applied: 0, appliedBytes: 0, pulling: null, leaseAt: null, shuttingDown: false, inodeIds: undefined, repairSession: null,
     };
@@ -107,33 +107,21 @@ export class PeerServer {
       maxSessionMemory: 256,
       settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, initialWindowSize: H2_STREAM_WINDOW_BYTES, maxFrameSize: H2_MAX_FRAME_BYTES },
     }, admitTimeoutMs);
-    // Past the cap a new connection is closed as soon as it is accepted (Node counts it in 'drop').
-    this.server.maxConnections = peer.connectionBounds.max;
-    this.server.on('drop', () => {
-      if (peer.connectionBounds.dropped++ % 100 === 0) peer.log.warn({ maxConnections: this.server.maxConnections, dropped: peer.connectionBounds.dropped }, 'connection refused: this peer holds as many connections as --max-connections allows');
-    });
-    // A connection that did not finish TLS in time (handshakeTimeout) is closed by Node: counted with the unadmitted.
-    this.server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') peer.connectionBounds.unadmittedClosed++;
+    // Every TCP connection from its accept (before TLS): the cap, and the admit timeout (connection-limits.ts).
+    this.server.on('connection', (socket: Socket) => {
+      const dropped = peer.connections.stats.dropped;
+      peer.connections.accept(socket);
+      if (peer.connections.stats.dropped !== dropped && dropped % 100 === 0) {
+        peer.log.warn({ maxConnections: peer.connections.stats.max, dropped: peer.connections.stats.dropped }, 'connection refused: this peer holds as many admitted connections as --max-connections allows');
+      }
     });
     this.server.on('session', (session: Http2Session) => {
       verdictOf(peer, session);
-      // A connection that proves nothing (no request admitted: certificate, token) is closed soon, not idle-timed.
-      const admitTimer = setTimeout(() => {
-        if (peer.admittedSessions.has(session) || session.destroyed) return;
-        peer.connectionBounds.unadmittedClosed++;
-        session.destroy();
-      }, admitTimeoutMs);
-      admitTimer.unref();
-      peer.connectionBounds.sessions++;
-      session.once('close', () => {
-        clearTimeout(admitTimer);
-        peer.connectionBounds.sessions--;
-      });
+      peer.connections.stats.sessions++;
+      session.once('close', () => peer.connections.stats.sessions--);
       // Idle connections are closed: an untrusted or forgotten client cannot hold one for ever.
       session.setTimeout(SESSION_IDLE_MS, () => closeSession(peer, session));
       this.sessions.add(session);
-      session.setLocalWindowSize(H2_CONNECTION_WINDOW_BYTES);
       session.on('close', () => this.sessions.delete(session));
       session.on('error', (err) => peer.log.debug({ err }, 'session error'));
     });

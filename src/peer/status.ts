@@ -33,7 +33,7 @@ export function status(peer: PeerContext): PeerStatus {
     leaseAgeMs: Math.round(performance.now() - (peer.leaseAt ?? peer.startedMono)),
     readBuffers: { allocated: peer.readBuffers.allocated, inUse: peer.readBuffers.inUse, idle: peer.readBuffers.idle },
     channels: { open: peer.channels.size, calls: peer.channelCalls },
-    connections: { ...peer.connectionBounds },
+    connections: { ...peer.connections.stats },
   };
 }
 

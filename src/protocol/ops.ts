@@ -459,7 +459,7 @@ export interface PeerStatus {
    * closed at once over the cap, and those closed for having no request admitted in time
    * (absent from peers before session 17).
    */
-  connections?: { max: number; sessions: number; dropped: number; unadmittedClosed: number };
+  connections?: { max: number; sessions: number; dropped: number; evicted: number; unadmittedClosed: number };
 }
 
 export interface RelayStatus {

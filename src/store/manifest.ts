@@ -24,6 +24,8 @@ const NO_HOLD: Hold = (fn) => Promise.resolve(fn());
 
 /** Entries described per hold: the lock is taken per batch, never for a whole tree (issue 22). */
 const BATCH = 64;
+/** Files opened per batch at most (to hash after the hold): a walk holds few descriptors. */
+export const MAX_OPEN_PER_BATCH = 8;
 
 export async function* walkManifest(root: string, opts: { content?: boolean; path?: string; hold?: Hold } = {}): AsyncGenerator<ManifestEntry> {
   const content = opts.content ?? true;
@@ -42,10 +44,13 @@ export async function* walkManifest(root: string, opts: { content?: boolean; pat
 
 async function* walk(root: string, rel: string, content: boolean, hold: Hold): AsyncGenerator<ManifestEntry> {
   const abs = rel === '' ? root : fsPath(join(root, rel));
+  // A directory is listed in one hold (its names, not their attributes).
   const names = await hold(() => (realDirectories(root, rel) ? listNames(abs, rel === '').sort() : []));
-  for (let i = 0; i < names.length; i += BATCH) {
+  for (let i = 0; i < names.length; ) {
     const rels = names.slice(i, i + BATCH).map((name) => (rel === '' ? name : `${rel}/${name}`));
-    for (const entry of await describeBatch(root, rel, rels, content, hold)) {
+    const entries = await describeBatch(root, rel, rels, content, hold);
+    i += entries.length;
+    for (const entry of entries) {
       if (!entry) continue; // removed while walking
       yield entry;
       if (entry.type === 'dir') yield* walk(root, entry.path, content, hold);
@@ -57,6 +62,8 @@ async function* walk(root: string, rel: string, content: boolean, hold: Hold): A
  * Describe entries of one directory: their metadata under one hold, their
  * contents hashed after it, from descriptors opened under it (a rename
  * meanwhile cannot make a hash read another file, and waits for no hash).
+ * Stops after MAX_OPEN_PER_BATCH opened files: the answer may describe fewer
+ * entries than asked (the first ones), never none.
  */
 async function describeBatch(root: string, dirRel: string, rels: string[], content: boolean, hold: Hold): Promise<Array<ManifestEntry | null>> {
   const described = await hold(() => {
@@ -64,8 +71,13 @@ async function describeBatch(root: string, dirRel: string, rels: string[], conte
     // entries are then not read through it (the tree that moved is walked where it is now).
     if (!realDirectories(root, dirRel)) return rels.map(() => null);
     const out: Array<{ entry: ManifestEntry; fd: number | null } | null> = [];
+    let opened = 0;
     try {
-      for (const rel of rels) out.push(describeEntry(root, rel, content));
+      for (const rel of rels) {
+        const d = describeEntry(root, rel, content);
+        out.push(d);
+        if (d?.fd !== null && d?.fd !== undefined && ++opened >= MAX_OPEN_PER_BATCH) break;
+      }
     } catch (err) {
       for (const d of out) if (d?.fd !== null && d?.fd !== undefined) closeSync(d.fd);
       throw err;

@@ -2,12 +2,11 @@ import { assert } from '../assert.js';
 import { MirrorError } from '../protocol/errors.js';
 
 /**
- * How long a call waits for the lock before it is refused. Holders are short
- * (one change, a stat) except a manifest (`mirrorfs verify`, a resync), which
- * holds the shared lock while it walks the tree at the pace its client reads:
- * changes that need the lock exclusively wait that long. The mount has given up
- * on such a call long before (--peer-timeout) and journaled it; the bound stops
- * calls from piling up behind a walk without end. A refused call is MFS_TIMEOUT
+ * How long a call waits for the lock before it is refused. Holders are short:
+ * one change, a stat, or a manifest walk's batch (64 entries, at most 8 files
+ * opened; listing a directory is one hold of its own, as long as that listing
+ * takes). The mount has given up on such a call long before (--peer-timeout)
+ * and journaled it; the bound stops calls from piling up without end. A refused call is MFS_TIMEOUT
  * (errno EIO: not recorded, so the mount catches the peer up later).
  */
 export const LOCK_WAIT_LIMIT_MS = 60_000;

@@ -38,6 +38,8 @@ describe('a manifest read while the owner changes names', () => {
     for (let i = 0; i < 70; i++) writeFileSync(join(peer.dataDir, 'd', `f${String(i).padStart(3, '0')}`), `small ${i}`);
     writeFileSync(join(peer.dataDir, 'd', 'zbig'), '');
     truncateSync(join(peer.dataDir, 'd', 'zbig'), 1024 * 1024 * 1024);
+    // And entries after it, described only once its hash is done.
+    for (let i = 0; i < 5; i++) writeFileSync(join(peer.dataDir, 'd', `zz${i}`), `late ${i}`);
     await client.call(stamp.next({ op: 'create', path: 'a', mode: 0o644, uid: 0, gid: 0 }));
 
     const order: string[] = [];
@@ -46,11 +48,15 @@ describe('a manifest read while the owner changes names', () => {
       const req = session.request({ ':method': 'GET', ':path': '/v1/manifest?content=1', authorization: `Bearer ${TEST_TOKEN}`, 'mirrorfs-protocol': String(PROTOCOL_VERSION) });
       let renamed: Promise<void> | null = null;
       const lines: string[] = [];
+      let seenAtRename = '';
       await new Promise<void>((resolve, reject) => {
         req.on('data', (chunk: Buffer) => {
           lines.push(chunk.toString());
           // The walk is under way: the owner renames a name it has already listed.
-          renamed ??= client.call(stamp.next({ op: 'rename', from: 'a', to: 'b' })).then(() => void order.push('rename answered'));
+          renamed ??= client.call(stamp.next({ op: 'rename', from: 'a', to: 'b' })).then(() => {
+            order.push('rename answered');
+            seenAtRename = lines.join('');
+          });
         });
         req.on('end', () => {
           order.push('manifest ended');
@@ -62,6 +68,8 @@ describe('a manifest read while the owner changes names', () => {
       await renamed;
       expect(lines.join('')).toContain('"path":"d/zbig"');
       expect(order).toEqual(['rename answered', 'manifest ended']);
+      // Answered while the walk was still under way: the entries after the large file came later.
+      expect(seenAtRename).not.toContain('"path":"d/zz0"');
     } finally {
       session.destroy();
     }

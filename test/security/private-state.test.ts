@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanupMounts, startMount } from '../helpers/mount.js';
@@ -28,8 +28,12 @@ describe('state files and directories are private', () => {
       const stateDir = join(tmpDir('mirrorfs-private-'), 'state');
       mkdirSync(stateDir, { mode: 0o755 });
       chmodSync(stateDir, 0o755);
+      // Left by an older build: a journal and its WAL file readable by everyone.
+      for (const f of ['journal.db', 'journal.db-wal']) {
+        writeFileSync(join(stateDir, f), '');
+        chmodSync(join(stateDir, f), 0o644);
+      }
       const m = await startMount({ peers: [east, west], stateDir });
-      const { writeFileSync } = await import('node:fs');
       writeFileSync(join(m.mountpoint, 'f'), 'x'); // so every database has written its WAL
       expect(modeOf(stateDir)).toBe('700');
       for (const f of ['journal.db', 'journal.db-wal', 'mount-id']) if (existsSync(join(stateDir, f))) expect(modeOf(join(stateDir, f)), f).toMatch(/^[46]00$/);
@@ -43,5 +47,13 @@ describe('state files and directories are private', () => {
     } finally {
       process.umask(previous);
     }
+  });
+
+  it('a state directory that belongs to another user is refused, saying whose it is', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    const stateDir = join(tmpDir('mirrorfs-private-'), 'state');
+    mkdirSync(stateDir, { mode: 0o700 });
+    chownSync(stateDir, 2100, 2100);
+    await expect(startMount({ peers: [east], stateDir })).rejects.toThrow(/belongs to uid 2100, not to this user/);
   });
 });
