@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generate } from 'selfsigned';
 import { Refusal } from '../refusal.js';
+import { checkCredentialFile } from './private-paths.js';
 
 /**
  * A node's TLS identity: a private key and a self-signed certificate in a
@@ -32,6 +33,7 @@ export function loadIdentity(dir: string, howToCreate: string): Identity {
   const hasCert = existsSync(certFile);
   if (!hasKey && !hasCert) throw new Refusal('TLS_IDENTITY_MISSING', `no TLS identity in ${dir} (${KEY_FILE} and ${CERT_FILE}): create one with \`${howToCreate}\``);
   if (!hasKey || !hasCert) throw new Refusal('TLS_IDENTITY_INVALID', `${dir} holds ${hasKey ? KEY_FILE : CERT_FILE} but not ${hasKey ? CERT_FILE : KEY_FILE}: remove the directory and run init again, or put the missing file back`);
+  checkCredentialFile(keyFile, 'TLS key');
   const key = readFileSync(keyFile, 'utf8');
   const cert = readFileSync(certFile, 'utf8');
   let x509: X509Certificate;

@@ -74,3 +74,19 @@ function checkOwner(path: string, uid: number, what: string): void {
   if (uid === euid()) return;
   throw new Refusal('STATE_INVALID', `${path}: the ${what} holding mirrorfs state belongs to uid ${uid}, not to this user (uid ${euid()}); whoever owns it controls this copy. Give it to this user (chown) or remove it`);
 }
+
+/**
+ * Refuse a credential file (trust file, token, key) that someone other than
+ * this user or root could have written: its owner is another user, or its mode
+ * lets the group or others write it (as ssh's StrictModes refuses). Checked at
+ * start and on every re-read; a file swapped for another user's is refused.
+ */
+export function checkCredentialFile(file: string, what: string): void {
+  const st = statSync(file);
+  if (st.uid !== euid() && st.uid !== 0) {
+    throw new Refusal('STATE_INVALID', `${what} ${file} belongs to uid ${st.uid}, not to this user (uid ${euid()}) or root: whoever owns it decides who gets in. Give it to this user (chown)`);
+  }
+  if ((st.mode & 0o022) !== 0) {
+    throw new Refusal('STATE_INVALID', `${what} ${file} can be written by its group or by others (mode ${(st.mode & 0o777).toString(8)}): anyone who can write it decides who gets in. chmod go-w ${file}`);
+  }
+}

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Refusal } from '../refusal.js';
+import { checkCredentialFile } from './private-paths.js';
 
 /**
  * Bearer-token authentication. Tokens are compared through their SHA-256
@@ -28,6 +29,7 @@ function sha256(s: string): Buffer {
 
 /** Read a token file (first line, trimmed). */
 export function readTokenFile(file: string): string {
+  checkCredentialFile(file, 'token file');
   const token = readFileSync(file, 'utf8').split('\n')[0]!.trim();
   if (!token) throw new Refusal('TOKEN_MISSING', `token file ${file} is empty`);
   return token;

@@ -2,6 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { TLSSocket } from 'node:tls';
 import { normalizeFingerprint } from './identity.js';
 import { Refusal } from '../refusal.js';
+import { checkCredentialFile } from './private-paths.js';
 
 /**
  * Whom a node lets in (as a server) and talks to (as a client): certificates
@@ -82,6 +83,7 @@ export class Trust {
     // ctime cannot be set by hand, and ino changes when a new file is renamed over the old one.
     const stamp = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
     if (stamp === this.loadedStamp) return;
+    checkCredentialFile(this.file, 'trust file');
     this.pins = parseTrustFile(readFileSync(this.file, 'utf8'), this.file);
     this.loadedStamp = stamp;
     this.generation++;

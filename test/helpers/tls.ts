@@ -4,7 +4,7 @@ import type { Transport } from '../../src/security/transport.js';
 import { Trust } from '../../src/security/trust.js';
 
 /** Where global-tls.ts put the shared test identities. */
-function testTlsDir(): string {
+export function testTlsDir(): string {
   const dir = process.env.MIRRORFS_TEST_TLS_DIR;
   if (!dir) throw new Error('MIRRORFS_TEST_TLS_DIR is not set: run the tests through vitest (globalSetup test/helpers/global-tls.ts)');
   return dir;
