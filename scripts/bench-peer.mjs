@@ -21,9 +21,11 @@ const seconds = Number(values.seconds);
 const base = values.data ? resolve(values.data) : mkdtempSync(join(tmpdir(), 'mirrorfs-bench-'));
 const transport = await benchTransport(base);
 const dataDir = join(base, 'data');
-mkdirSync(join(dataDir, '.mirrorfs'), { recursive: true });
+mkdirSync(dataDir, { recursive: true });
+// The peer's state goes beside its data directory (src/peer/state-location.ts).
+mkdirSync(`${dataDir}.state`, { recursive: true, mode: 0o700 });
 const token = 'bench-token-0123456789abcdef';
-writeFileSync(join(dataDir, '.mirrorfs', 'token'), token);
+writeFileSync(join(`${dataDir}.state`, 'token'), token, { mode: 0o600 });
 
 const peer = spawn(process.execPath, [resolve(import.meta.dirname, '../dist/cli/mirrorfs-peer.js'), '--data', dataDir, '--listen', '127.0.0.1:0', '--name', 'bench', ...transport.peerArgs, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
 const port = await new Promise((res, rej) => {

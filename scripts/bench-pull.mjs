@@ -52,8 +52,12 @@ try {
   const west = client(westUrl);
   await east.handshake('bench', 1);
   await west.handshake('bench', 1);
+  // Over TLS the puller reads with a ticket the owner signs (src/security/pull-ticket.ts), as the mount does.
+  const { issuePullTicket } = await import(join(root, 'dist/security/pull-ticket.js'));
+  const identity = transport.clientTransport.kind === 'tls' ? transport.clientTransport.identity : null;
+  const from = identity === null ? { url: eastUrl, token } : { url: eastUrl, ticket: issuePullTicket({ source: (await east.status()).id, mount: 'bench', epoch: 1, target: (await west.status()).certificate }, identity.key) };
   const t0 = performance.now();
-  const r = await west.pull('bench', 1, { url: eastUrl, token }, 600_000);
+  const r = await west.pull('bench', 1, from, 600_000);
   const pullS = (performance.now() - t0) / 1000;
   await east.close();
   await west.close();

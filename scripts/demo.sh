@@ -26,13 +26,13 @@ trap cleanup EXIT
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "init: a TLS identity for each peer and for the mount; every trust file lists all three fingerprints"
+say "init: a TLS identity for each peer and for the mount; every trust file lists all three fingerprints, each with its roles"
 fingerprint() { sed -n 's/^fingerprint: //p'; }
 EAST_FP=$($PEER init --data "$DEMO_DIR/east" --name east --token-file "$TOKEN" | tee /dev/stderr | fingerprint)
 WEST_FP=$($PEER init --data "$DEMO_DIR/west" --name west --token-file "$TOKEN" | fingerprint)
 MOUNT_FP=$($MIRRORFS init --tls-identity "$DEMO_DIR/etc/tls" --trust "$DEMO_DIR/etc/trust" --name primary | fingerprint)
-for trust in "$DEMO_DIR/east/.mirrorfs/trust" "$DEMO_DIR/west/.mirrorfs/trust" "$DEMO_DIR/etc/trust"; do
-  printf '%s east\n%s west\n%s primary\n' "$EAST_FP" "$WEST_FP" "$MOUNT_FP" >> "$trust"
+for trust in "$DEMO_DIR/east.state/trust" "$DEMO_DIR/west.state/trust" "$DEMO_DIR/etc/trust"; do
+  printf '%s east roles=peer\n%s west roles=peer\n%s primary roles=mount,standby\n' "$EAST_FP" "$WEST_FP" "$MOUNT_FP" >> "$trust"
 done
 TLS=(--tls-identity "$DEMO_DIR/etc/tls" --trust "$DEMO_DIR/etc/trust")
 
@@ -71,7 +71,7 @@ rm "$M/project/scripts/demo.sh"
 say "the same tree on the mount and on both peers"
 for d in mnt east west; do
   printf '%-5s ' "$d"
-  (cd "$DEMO_DIR/$d" && find . -path ./.mirrorfs -prune -o -print | LC_ALL=C sort | while read -r p; do
+  (cd "$DEMO_DIR/$d" && find . | LC_ALL=C sort | while read -r p; do
      if [ -f "$p" ] && [ ! -L "$p" ]; then md5sum "$p"; else stat -c '%A %N' "$p"; fi
    done | md5sum | cut -c1-32)
 done

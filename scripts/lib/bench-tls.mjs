@@ -18,7 +18,7 @@ export async function benchTransport(base) {
   const trust = join(base, 'trust');
   const peer = await initNode(join(base, 'tls-peer'), trust, 'bench-peer');
   const mount = await initNode(join(base, 'tls-mount'), trust, 'bench-mount');
-  writeFileSync(trust, `${peer.identity.fingerprint} bench-peer\n${mount.identity.fingerprint} bench-mount\n`);
+  writeFileSync(trust, `${peer.identity.fingerprint} bench-peer roles=peer,relay\n${mount.identity.fingerprint} bench-mount roles=mount,standby\n`);
   return {
     scheme: 'https',
     label: 'mutual TLS',

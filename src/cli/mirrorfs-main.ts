@@ -222,7 +222,7 @@ program
   .action(async (flags: { tlsIdentity: string; trust: string; name: string }) => {
     try {
       mkdirSync(dirname(resolve(flags.trust)), { recursive: true });
-      process.stdout.write(describeInit(flags.name, await initNode(flags.tlsIdentity, resolve(flags.trust), flags.name), resolve(flags.trust)));
+      process.stdout.write(describeInit(flags.name, 'mount,standby', await initNode(flags.tlsIdentity, resolve(flags.trust), flags.name), resolve(flags.trust)));
     } catch (err) {
       fail(`init: ${(err as Error).message}`);
     }

@@ -3,6 +3,7 @@ import { existsSync, realpathSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DEFAULT_ADMIT_TIMEOUT_MS } from '../peer/connection-limits.js';
+import { defaultStateDir, legacyStateAdvice } from '../peer/state-location.js';
 import { privateDir } from '../security/private-paths.js';
 import { createLogger, flushLogger } from '../log.js';
 import { ensureTokenFile, readTokenFile } from '../security/token.js';
@@ -26,7 +27,7 @@ const program = new Command('mirrorfs-peer')
   .option('--listen <host:port>', 'address to listen on', '127.0.0.1:7070')
   .option('--name <name>', 'name of this peer in logs and status', hostname())
   .option('--token-file <file>', 'file holding the shared secret; created (mode 0600) if missing (default: <state>/token)')
-  .option('--state <dir>', 'where the peer keeps its SQLite state (default: <data>/.mirrorfs, hidden from mounts)')
+  .option('--state <dir>', 'where the peer keeps its SQLite state, identity, trust file and token (default: <data>.state, beside the tree; <data>/.mirrorfs if a peer set up before uses it)')
   .option('--tls-identity <dir>', `${TRANSPORT_HELP.tlsIdentity} (default: <state>/tls)`)
   .option('--trust <file>', `${TRANSPORT_HELP.trust} (default: <state>/trust)`)
   .option('--trust-ca <file>', TRANSPORT_HELP.trustCa)
@@ -52,7 +53,7 @@ const program = new Command('mirrorfs-peer')
 
 const init = new Command('mirrorfs-peer init')
   .description('Prepare a peer or relay: create its TLS identity, its token and a trust file (each kept if already there), and print the fingerprint to trust.')
-  .option('--data <dir>', 'the peer\'s data directory (its state goes in <data>/.mirrorfs)')
+  .option('--data <dir>', 'the peer\'s data directory (its state goes beside it, in <data>.state, unless --state)')
   .option('--state <dir>', 'the state directory (a pure relay has no --data)')
   .option('--name <name>', 'name of this peer, written in its certificate', hostname())
   .option('--tls-identity <dir>', 'where to put the identity (default: <state>/tls)')
@@ -63,14 +64,14 @@ async function runInit(): Promise<void> {
   init.parse(process.argv.slice(3), { from: 'user' });
   const o = init.opts<{ data?: string; state?: string; name: string; tlsIdentity?: string; trust?: string; tokenFile?: string }>();
   if (o.data === undefined && o.state === undefined) fail('init: give --data <dir> (a peer) or --state <dir> (a pure relay)');
-  const stateDir = resolve(o.state ?? join(o.data!, '.mirrorfs'));
+  const stateDir = resolve(o.state ?? defaultStateDir(resolve(o.data!)).dir);
   privateDir(stateDir);
   const trustFile = resolve(o.trust ?? join(stateDir, 'trust'));
   try {
     const r = await initNode(o.tlsIdentity ?? join(stateDir, 'tls'), trustFile, o.name);
     const tokenFile = resolve(o.tokenFile ?? join(stateDir, 'token'));
     const { created } = ensureTokenFile(tokenFile);
-    process.stdout.write(describeInit(o.name, r, trustFile));
+    process.stdout.write(describeInit(o.name, o.data === undefined ? 'relay' : 'peer', r, trustFile));
     process.stdout.write(`token: ${tokenFile}${created ? ' (created: give it to the mounts, --token-file)' : ''}\n`);
   } catch (err) {
     fail(`init: ${(err as Error).message}`);
@@ -90,7 +91,9 @@ async function main(): Promise<void> {
     fail(`--data ${dataDir}: not an existing directory (create it first: mkdir -p ${dataDir})`);
   }
   const { host, port } = parseListen(o.listen);
-  const stateDir = resolve(o.state ?? join(dataDir!, '.mirrorfs'));
+  const location = o.state === undefined ? defaultStateDir(dataDir!) : { dir: resolve(o.state), insideTree: false };
+  const stateDir = location.dir;
+  if (location.insideTree) log.warn(legacyStateAdvice(dataDir!));
   const tokenFile = resolve(o.tokenFile ?? join(stateDir, 'token'));
   let transport: Transport;
   try {

@@ -1,16 +1,23 @@
 import { queryValueOfWire } from '../protocol/byte-names.js';
 import http2, { type ClientHttp2Session } from 'node:http2';
 import { openSession, type Transport } from '../security/transport.js';
+import type { Identity } from '../security/identity.js';
+import { signHandshake } from '../security/handshake-proof.js';
 import { decodeFrame, decodeFrameInto, encodeFrameParts, responseResult, wireErrorIn, writeParts, type ResponseHeader } from '../protocol/codec.js';
 import { MirrorError, isCredentialRefusal, isNoAnswer } from '../protocol/errors.js';
 import { isMutation, pathOf, type HandshakeResult, type MountDurability, type HistoryEntry, type PullProgress, type RepairActionInput, type ManifestEntry, type PeerStatus, type ProgressResult, type RequestInput } from '../protocol/ops.js';
 import { CallChannel } from './call-channel.js';
-import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from '../protocol/version.js';
+import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, ORIGIN_HEADER, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES, TICKET_HEADER } from '../protocol/version.js';
 
 export interface PeerClientOptions {
   /** Name used in logs and errors ("east"). */
   name?: string;
-  token: string;
+  /** The peer's bearer token; none for a pull, where a ticket and the certificate stand in (security/pull-ticket.ts). */
+  token?: string;
+  /** The certificate (DER) every request acts for (a pulling peer's owner): sent as mirrorfs-origin, judged by the peer. */
+  origin?: Buffer;
+  /** A pull ticket from the owner, sent with every request (security/pull-ticket.ts). */
+  ticket?: string;
   /** Mutual TLS (identity and trust) or, only when asked for, cleartext. */
   transport: Transport;
   /** Bound on one request, connect to last byte. */
@@ -44,6 +51,8 @@ export interface BodyHold {
 export interface CallIo {
   into?: Buffer;
   hold?: BodyHold;
+  /** The certificate (DER) this one request acts for: a relay passing on another client's request (peer/principal.ts). */
+  origin?: Buffer | null;
 }
 
 /**
@@ -89,7 +98,10 @@ export class PeerClient {
     this.onFailover = opts.onFailover;
     this.transport = opts.transport;
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.headers = { authorization: `Bearer ${opts.token}`, [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) };
+    this.headers = { [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) };
+    if (opts.token !== undefined) this.headers.authorization = `Bearer ${opts.token}`;
+    if (opts.origin) this.headers[ORIGIN_HEADER] = opts.origin.toString('base64');
+    if (opts.ticket !== undefined) this.headers[TICKET_HEADER] = opts.ticket;
   }
 
   /**
@@ -101,7 +113,7 @@ export class PeerClient {
     // Changes go on the call channel (envelope.ts); everything else, whose answers
     // may be large (reads, listings) or long in coming (long polls, pulls), on a stream of its own.
     const path = isMutation(req) || CHANNEL_CONTROL_OPS.has(req.op) ? ROUTES.channel : ROUTES.call;
-    const chunks = await this.send('POST', path, encodeFrameParts(req, payload), req.op, timeoutMs, waitMs, io.hold);
+    const chunks = await this.send('POST', path, encodeFrameParts(req, payload), req.op, timeoutMs, waitMs, io.hold, originHeader(io.origin));
     let frame;
     try {
       frame = io.into ? decodeFrameInto(chunks, io.into) : decodeFrame(joined(chunks));
@@ -123,8 +135,34 @@ export class PeerClient {
     throw new MirrorError('MFS_BAD_RESPONSE', `peer ${this.name} answered ${req.op} without an outcome`, { context: { peer: this.name, op: req.op } });
   }
 
-  async handshake(mount: string, epoch: number, timeoutMs = this.timeoutMs): Promise<HandshakeResult> {
-    const { result } = await this.call<HandshakeResult>({ op: 'handshake', protocol: PROTOCOL_VERSION, mount, epoch }, undefined, timeoutMs);
+  /**
+   * Take ownership of the peer for (mount, epoch). A peer advances one epoch at
+   * a time: one that is several behind (it was away while the set moved on)
+   * answers MFS_EPOCH_SKIP, and is stepped through the epochs between, each a
+   * handshake of its own. `origin`: the certificate a relay passes the handshake on for.
+   */
+  async handshake(mount: string, epoch: number, timeoutMs = this.timeoutMs, passOn: { origin: Buffer; proof: string | null } | null = null): Promise<HandshakeResult> {
+    // The owner signs its own handshake (a relay keeps the signature and passes it on unchanged).
+    const proof = passOn ? passOn.proof ?? undefined : this.transport.kind === 'tls' ? signHandshake(mount, epoch, this.transport.identity.key) : undefined;
+    const origin = passOn?.origin ?? null;
+    // One bound for the whole handshake, steps included.
+    const deadline = Date.now() + timeoutMs;
+    const left = () => Math.max(1, deadline - Date.now());
+    try {
+      return await this.handshakeOnce(mount, epoch, timeoutMs, origin, proof);
+    } catch (err) {
+      if (!(err instanceof MirrorError && err.code === 'MFS_EPOCH_SKIP')) throw err;
+      const from = (await this.status(left())).epoch;
+      if (epoch - from > MAX_EPOCH_STEPS) {
+        throw new MirrorError('MFS_EPOCH_SKIP', `peer ${this.name} is at epoch ${from}, ${epoch - from} behind epoch ${epoch}: more than ${MAX_EPOCH_STEPS} steps; it has been away from this set too long (docs/TAKEOVER.md, epochs)`, { context: { peer: this.name } });
+      }
+      for (let e = from + 1; e < epoch; e++) await this.handshakeOnce(mount, e, left(), origin, proof);
+      return this.handshakeOnce(mount, epoch, left(), origin, proof);
+    }
+  }
+
+  private async handshakeOnce(mount: string, epoch: number, timeoutMs: number, origin: Buffer | null, proof: string | undefined): Promise<HandshakeResult> {
+    const { result } = await this.call<HandshakeResult>({ op: 'handshake', protocol: PROTOCOL_VERSION, mount, epoch, ...(proof === undefined ? {} : { proof }) }, undefined, timeoutMs, 0, { origin });
     if (result?.protocol !== PROTOCOL_VERSION) {
       throw new MirrorError('MFS_PROTOCOL_MISMATCH', `peer ${this.name} answered the handshake with protocol ${String(result?.protocol)}, this side speaks ${PROTOCOL_VERSION}`, { context: { peer: this.name } });
     }
@@ -184,7 +222,7 @@ export class PeerClient {
   }
 
   /** Have this peer copy `path` (default: the whole tree) from another peer; answers when done. */
-  async pull(mount: string, epoch: number, from: { url: string; token: string }, timeoutMs: number): Promise<PullProgress> {
+  async pull(mount: string, epoch: number, from: { url: string; token?: string; ticket?: string }, timeoutMs: number): Promise<PullProgress> {
     return (await this.call<PullProgress>({ op: 'pull', mount, epoch, from, path: '' }, undefined, timeoutMs)).result;
   }
 
@@ -200,12 +238,12 @@ export class PeerClient {
    * The peer's tree manifest, in path order; without content hashes when
    * content is false. Allowed 30 times the call timeout: it walks the whole tree.
    */
-  async manifest(opts: { content?: boolean; path?: string } = {}): Promise<ManifestEntry[]> {
+  async manifest(opts: { content?: boolean; path?: string; origin?: Buffer | null } = {}): Promise<ManifestEntry[]> {
     const query: string[] = [];
     if (opts.content === false) query.push('content=0');
     if (opts.path) query.push(`path=${queryValueOfWire(opts.path)}`); // any bytes (byte-names.ts)
     const route = query.length > 0 ? `${ROUTES.manifest}?${query.join('&')}` : ROUTES.manifest;
-    const text = joined(await this.send('GET', route, undefined, 'manifest', this.timeoutMs * 30)).toString('utf8');
+    const text = joined(await this.send('GET', route, undefined, 'manifest', this.timeoutMs * 30, 0, undefined, originHeader(opts.origin))).toString('utf8');
     return text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as ManifestEntry);
   }
 
@@ -275,18 +313,23 @@ export class PeerClient {
     return connecting;
   }
 
+  /** The identity this client presents (null in cleartext): what a mount signs pull tickets with. */
+  get identity(): Identity | null {
+    return this.transport.kind === 'tls' ? this.transport.identity : null;
+  }
+
   /** The route in use now. */
   get currentRoute(): string {
     return this.routes[this.route]!;
   }
 
   /** Resolves with the answer's body as the chunks it arrived in (joined, or decoded into a caller's buffer, by the caller). */
-  private async send(method: 'GET' | 'POST', path: string, body: Buffer[] | undefined, what: string, timeoutMs = this.timeoutMs, waitMs = 0, hold?: BodyHold): Promise<Buffer[]> {
-    if (this.routes.length === 1) return this.sendOnce(method, path, body, what, timeoutMs + waitMs, hold);
+  private async send(method: 'GET' | 'POST', path: string, body: Buffer[] | undefined, what: string, timeoutMs = this.timeoutMs, waitMs = 0, hold?: BodyHold, extra?: Record<string, string>): Promise<Buffer[]> {
+    if (this.routes.length === 1) return this.sendOnce(method, path, body, what, timeoutMs + waitMs, hold, extra);
     // Held across the attempts too: the caller may let go of the payload once this call is answered.
     hold?.hold();
     try {
-      return await this.sendOnRoutes(method, path, body, what, timeoutMs, waitMs, hold);
+      return await this.sendOnRoutes(method, path, body, what, timeoutMs, waitMs, hold, extra);
     } finally {
       hold?.release();
     }
@@ -299,14 +342,14 @@ export class PeerClient {
    * from its record: nothing is applied twice. With several routes each
    * attempt gets an equal share of the bound, so the whole call stays bounded.
    */
-  private async sendOnRoutes(method: 'GET' | 'POST', path: string, body: Buffer[] | undefined, what: string, timeoutMs: number, waitMs: number, hold?: BodyHold): Promise<Buffer[]> {
+  private async sendOnRoutes(method: 'GET' | 'POST', path: string, body: Buffer[] | undefined, what: string, timeoutMs: number, waitMs: number, hold?: BodyHold, extra?: Record<string, string>): Promise<Buffer[]> {
     const perAttempt = Math.max(100, Math.floor(timeoutMs / this.routes.length)) + waitMs;
     let last: unknown;
     for (let attempt = 0; attempt < this.routes.length; attempt++) {
       const route = this.route;
       const session = this.session;
       try {
-        return await this.sendOnce(method, path, body, what, perAttempt, hold);
+        return await this.sendOnce(method, path, body, what, perAttempt, hold, extra);
       } catch (err) {
         // An untrusted certificate on one route is switched away from like a dead route (nothing was sent on it), loudly.
         if (!(isNoAnswer(err) || (err instanceof MirrorError && err.code === 'MFS_UNTRUSTED')) || this.closed) throw err;
@@ -330,7 +373,7 @@ export class PeerClient {
     this.onFailover?.(this.routes[route]!, this.currentRoute, reason);
   }
 
-  private sendOnce(method: 'GET' | 'POST', path: string, body: Buffer[] | undefined, what: string, timeoutMs: number, hold?: BodyHold): Promise<Buffer[]> {
+  private sendOnce(method: 'GET' | 'POST', path: string, body: Buffer[] | undefined, what: string, timeoutMs: number, hold?: BodyHold, extra?: Record<string, string>): Promise<Buffer[]> {
     const context = { peer: this.name, op: what };
     // The body may be written from where it lies until the stream is closed, whenever
     // this call's answer is given (a timed-out stream is still closing): held until then.
@@ -385,7 +428,7 @@ export class PeerClient {
         }
         let stream: http2.ClientHttp2Stream;
         try {
-          stream = session.request({ ':method': method, ':path': path, ...this.headers }, { endStream: body === undefined });
+          stream = session.request({ ':method': method, ':path': path, ...this.headers, ...extra }, { endStream: body === undefined });
         } catch (err) {
           letGo(false);
           return fail(new MirrorError('MFS_UNREACHABLE', `peer ${this.name} unreachable for ${what}: ${(err as Error).message}`, { context, cause: err }));
@@ -447,6 +490,14 @@ export class PeerClient {
     return new MirrorError('MFS_BAD_RESPONSE', `peer ${this.name} answered ${what} with HTTP ${status}`, { context });
   }
 }
+
+/** A per-request origin header (a relay passing on one client's request). */
+function originHeader(origin: Buffer | null | undefined): Record<string, string> | undefined {
+  return origin ? { [ORIGIN_HEADER]: origin.toString('base64') } : undefined;
+}
+
+/** A peer this many epochs behind is not stepped through them (docs/TAKEOVER.md, epochs). */
+const MAX_EPOCH_STEPS = 10_000;
 
 function joined(chunks: Buffer[]): Buffer {
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);

@@ -4,6 +4,8 @@ import { MirrorError, toMirrorError } from '../protocol/errors.js';
 import { isMutation, type Request } from '../protocol/ops.js';
 import { H2_MAX_CONCURRENT_STREAMS, ROUTES } from '../protocol/version.js';
 import { admit, checkTrusted, refuseStream } from './admission.js';
+import { authorize } from './authorization.js';
+import { sessionPrincipal } from './principal.js';
 import { ServedChannel } from './channel.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, type PeerContext } from './context.js';
 import { mutate } from './exactly-once.js';
@@ -61,8 +63,10 @@ async function answerChannelCall(peer: PeerContext, frame: Buffer, channel: Serv
     checkTrusted(peer, session);
     const { req, payload } = decodeCall(frame);
     op = req.op;
+    const principal = sessionPrincipal(peer, session);
+    authorize(peer, principal, req);
     let result: unknown;
-    if (req.op === 'fsync') result = { ok: true, result: await control(peer, req, session) }; // the durability barrier: on the write path
+    if (req.op === 'fsync') result = { ok: true, result: await control(peer, req, session, principal) }; // the durability barrier: on the write path
     else if (!isMutation(req)) throw new MirrorError('MFS_MALFORMED', `only changes and fsync travel on the call channel, not ${req.op}: send it to ${ROUTES.call}`);
     else result = (await mutate(peer, req, payload, session)).result;
     const { parts, failed } = answerParts(result);

@@ -7,6 +7,7 @@ import type { PullProgress } from '../protocol/ops.js';
 import type { Forwarder } from '../relay/forwarder.js';
 import type { TokenAuth } from '../security/token.js';
 import type { SessionVerdict, Transport } from '../security/transport.js';
+import type { TrustVerdict } from '../security/trust.js';
 import type { ApplyContext } from '../store/apply.js';
 import type { NamespaceLock } from '../store/namespace-lock.js';
 import type { Tree } from '../store/tree.js';
@@ -18,7 +19,7 @@ import type { PeerState } from './state.js';
 export interface PeerServerOptions {
   /** Root of the mirrored tree; absent for a pure relay (which keeps no copy). */
   dataDir?: string;
-  /** Where the peer keeps its SQLite state; default DATA/.mirrorfs (hidden from the protocol); required without dataDir. */
+  /** Where the peer keeps its SQLite state; default beside the data directory (state-location.ts); required without dataDir. */
   stateDir?: string;
   /** Make this peer a relay: every accepted change is queued durably and sent on to this next hop. */
   forwardTo?: { url: string; token: string; timeoutMs?: number; maxQueueBytes?: number };
@@ -85,6 +86,10 @@ export interface PeerContext {
   readonly channels: Set<ServedChannel>;
   /** The verdict on each session's client certificate, judged when it opens and again when the trust file changes. */
   readonly verdicts: WeakMap<Http2Session, SessionVerdict>;
+  /** Per epoch: the relays (fingerprints) that passed the owner's signed handshake on to this peer; memory only (a restart asks again: MFS_NO_HANDSHAKE). */
+  readonly provenRelays: Map<number, Set<string>>;
+  /** Certificates named as origins (principal.ts), judged under one trust generation. */
+  readonly origins: { generation: number; verdicts: Map<string, TrustVerdict> };
   /** Sessions refused for their certificate or token: closed once the refusal is answered. */
   readonly refusedSessions: WeakSet<Http2Session>;
   /** Sessions that had a request admitted (certificate, version, token). */

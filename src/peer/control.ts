@@ -7,6 +7,7 @@ import { checkOwnership, handshake } from './ownership.js';
 import { handshakeNextHop } from './relay-proxy.js';
 import { adopt } from './repair.js';
 import { flushEntry } from '../store/apply.js';
+import type { Principal } from './principal.js';
 
 /**
  * The control requests answered with a JSON result: the handshake, the
@@ -15,7 +16,7 @@ import { flushEntry } from '../store/apply.js';
  * (progress, history, committed). Repair and pull,
  * which carry data or run long, are answered by repair.ts.
  */
-export async function control(peer: PeerContext, req: ControlRequest, session?: Http2Session): Promise<unknown> {
+export async function control(peer: PeerContext, req: ControlRequest, session: Http2Session | undefined, asker: Principal): Promise<unknown> {
   if (req.op === 'progress') return peer.state.progress(req.mount);
   if (req.op === 'reconciled') {
     checkOwnership(peer, req);
@@ -89,7 +90,7 @@ export async function control(peer: PeerContext, req: ControlRequest, session?: 
   // owns the peer. A relay passes the handshake down inside the same lock: a
   // change of the old epoch still being queued is then queued before it looks.
   return peer.lock.run(true, async () => {
-    if (peer.forwarder) await handshakeNextHop(peer, req);
-    return handshake(peer, req);
+    if (peer.forwarder) await handshakeNextHop(peer, req, asker.der);
+    return handshake(peer, req, asker);
   });
 }

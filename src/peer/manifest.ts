@@ -8,10 +8,10 @@ import { respondNdjson, writeNdjson } from './http.js';
 /** GET /v1/manifest: every entry of the tree (or a subtree), one JSON line each, for verify and repair. */
 
 /** Answer a manifest request; `rawPath` is the request's :path, whose `path` parameter may hold any bytes. */
-export function answerManifest(peer: PeerContext, stream: ServerHttp2Stream, rawPath: string, url: URL): Promise<void> {
+export function answerManifest(peer: PeerContext, stream: ServerHttp2Stream, rawPath: string, url: URL, origin: Buffer | null): Promise<void> {
   const path = wireQueryParam(rawPath, 'path') ?? ''; // any bytes: not searchParams (byte-names.ts)
   const content = url.searchParams.get('content') !== '0';
-  if (!peer.copy) return manifestViaNextHop(peer, stream, content, path);
+  if (!peer.copy) return manifestViaNextHop(peer, stream, content, path, origin);
   checkExact(peer, stream.session); // a copy that may have lost changes lists nothing, but to its owner repairing it
   return streamManifest(peer, stream, content, manifestRoot(peer, path));
 }
@@ -33,9 +33,10 @@ function manifestRoot(peer: PeerContext, path: string): string | null {
 }
 
 /** A pure relay's manifest is its next hop's, once everything queued here has reached it. */
-async function manifestViaNextHop(peer: PeerContext, stream: ServerHttp2Stream, content: boolean, path: string): Promise<void> {
+async function manifestViaNextHop(peer: PeerContext, stream: ServerHttp2Stream, content: boolean, path: string, origin: Buffer | null): Promise<void> {
   await peer.forwarder!.waitQueuedBeforeNow(NEXT_HOP_TIMEOUT_MS);
-  const entries = await peer.forwarder!.manifest({ content, path });
+  // Named to the next hop as the reader, judged there: the relay's trust does not reach past it.
+  const entries = await peer.forwarder!.manifest({ content, path, origin });
   respondNdjson(stream);
   await writeNdjson(stream, entries);
   stream.end();
@@ -43,7 +44,7 @@ async function manifestViaNextHop(peer: PeerContext, stream: ServerHttp2Stream, 
 
 /**
  * This copy's manifest, walked under the shared lock a batch of entries at a time (store/manifest.ts),
- * never for the whole tree: a reader (any trusted client may ask) must not hold the primary's
+ * never for the whole tree: a reader (any client with a reading role) must not hold the primary's
  * renames and unlinks, and the writes queued behind them, for as long as it takes to hash a tree
  * or to read the answer. So it is not a snapshot: verify checks again what differs, and repairs
  * hold the mount's claims on what they compare.

@@ -17,7 +17,7 @@ import { NEXT_HOP_TIMEOUT_MS, PULL_CALL_TIMEOUT_MS, type PeerContext, type PeerS
  * refuses a mount's epoch for good, `fencedDownstream` records it and this
  * relay refuses that epoch too (ownership.ts).
  */
-export function createForwarder(opts: PeerServerOptions, queue: RelayQueue, fencedDownstream: Map<string, number>): Forwarder | null {
+export function createForwarder(opts: PeerServerOptions, queue: RelayQueue, fencedDownstream: Map<string, number>, ownerCert: (epoch: number) => { der: string; proof: string | null } | null): Forwarder | null {
   const { forwardTo, transport, logger: log } = opts;
   if (!forwardTo) return null;
   for (const route of forwardTo.url.split('|')) checkScheme(route, transport, 'next hop');
@@ -30,6 +30,9 @@ export function createForwarder(opts: PeerServerOptions, queue: RelayQueue, fenc
   }), log, forwardTo.maxQueueBytes, (mount, epoch) => {
     fencedDownstream.set(mount, Math.max(epoch, fencedDownstream.get(mount) ?? 0));
     log.error({ mount, epoch }, 'the next hop refuses this mount\'s epoch (another mount took it over): this relay refuses that epoch too from now on');
+  }, (epoch) => {
+    const owner = ownerCert(epoch);
+    return owner === null ? null : { origin: Buffer.from(owner.der, 'base64'), proof: owner.proof };
   });
 }
 
@@ -38,11 +41,12 @@ export function createForwarder(opts: PeerServerOptions, queue: RelayQueue, fenc
  * a refusal downstream is the relay's refusal. An unreachable next hop does
  * not stop the mount: changes queue here until the link returns.
  */
-export async function handshakeNextHop(peer: PeerContext, req: Extract<ControlRequest, { op: 'handshake' }>): Promise<void> {
+export async function handshakeNextHop(peer: PeerContext, req: Extract<ControlRequest, { op: 'handshake' }>, origin: Buffer | null): Promise<void> {
   const forwarder = peer.forwarder!;
   try {
-    // Not waited for: the mount's own handshake is bounded by its peer timeout.
-    const told = await forwarder.handshakeWhenOlderDrained(req.mount, req.epoch, 0);
+    // Not waited for: the mount's own handshake is bounded by its peer timeout. Passed on for the
+    // certificate that asked here, with the owner's signature (security/handshake-proof.ts).
+    const told = await forwarder.handshakeWhenOlderDrained(req.mount, req.epoch, 0, origin === null ? null : { origin, proof: req.proof ?? null });
     if (!told) peer.log.warn({ to: forwarder.to, epoch: req.epoch }, 'handshake: changes of an older epoch are still queued; the next hop is told the new epoch after they reach it');
   } catch (err) {
     const e = toMirrorError(err, { op: 'handshake' });
@@ -54,12 +58,16 @@ export async function handshakeNextHop(peer: PeerContext, req: Extract<ControlRe
   }
 }
 
-/** A request a pure relay cannot answer itself: sent to the next hop once everything queued here has reached it. */
-export async function viaNextHop(peer: PeerContext, req: Request, payload: Buffer): Promise<{ result?: unknown; payload?: Buffer }> {
+/**
+ * A request a pure relay cannot answer itself: sent to the next hop once
+ * everything queued here has reached it, naming the certificate it came from
+ * (`origin`), which the next hop judges by its own trust.
+ */
+export async function viaNextHop(peer: PeerContext, req: Request, payload: Buffer, origin: Buffer | null): Promise<{ result?: unknown; payload?: Buffer }> {
   const forwarder = peer.forwarder!;
   // Read-your-writes: what this relay acknowledged before the request reaches the next hop first
   // (statfs describes space, not content: it need not wait).
   if (req.op !== 'statfs') await forwarder.waitQueuedBeforeNow(NEXT_HOP_TIMEOUT_MS);
-  const out = await forwarder.call(req, payload, req.op === 'pull' ? PULL_CALL_TIMEOUT_MS * 60 : undefined);
+  const out = await forwarder.call(req, payload, req.op === 'pull' ? PULL_CALL_TIMEOUT_MS * 60 : undefined, origin);
   return { result: out.result, payload: out.payload.length > 0 ? out.payload : undefined };
 }

@@ -47,13 +47,16 @@ function applyRepairAs(peer: PeerContext, owner: { mount: string; epoch: number 
 
 /**
  * Copy another peer's tree here directly (a full resync without the mount in
- * the data path): reads go to the source with its token, changes are repair
+ * the data path): reads go to the source with the owner's ticket (the token in cleartext), changes are repair
  * actions applied here as the owner, one flush at the end. One at a time.
  */
 export async function pull(peer: PeerContext, req: Extract<ControlRequest, { op: 'pull' }>, stream: ServerHttp2Stream): Promise<PullProgress> {
   checkOwnership(peer, req);
   if (peer.pulling) throw new MirrorError('MFS_ERRNO', `a pull from ${peer.pulling.from} is already running`, { errno: 'EBUSY' });
   const from = req.from.url;
+  if (req.from.ticket === undefined && (req.from.token === undefined || peer.opts.transport.kind === 'tls')) {
+    throw new MirrorError('MFS_MALFORMED', 'pull: from.ticket, the owner\'s pull ticket, is needed over TLS (from.token only in cleartext)');
+  }
   peer.pulling = { from, entries: 0, totalEntries: 0, filesCopied: 0, bytesCopied: 0, totalBytes: 0, removed: 0 };
   try {
     for (const route of from.split('|')) checkScheme(route, peer.opts.transport, 'pull source');
@@ -67,7 +70,17 @@ export async function pull(peer: PeerContext, req: Extract<ControlRequest, { op:
     peer.pulling = null;
     throw err;
   }
-  const client = new PeerClient(from, { name: `source ${from}`, token: req.from.token, transport: peer.opts.transport, timeoutMs: PULL_CALL_TIMEOUT_MS });
+  // With the owner's ticket, this peer's own certificate and the owner named as origin: the
+  // source judges both itself, and this peer never holds the source's token (pull-ticket.ts).
+  const ownerCert = peer.state.ownerCertNow;
+  const client = new PeerClient(from, {
+    name: `source ${from}`,
+    token: req.from.ticket === undefined ? req.from.token : undefined,
+    ticket: req.from.ticket,
+    origin: req.from.ticket !== undefined && ownerCert !== null ? Buffer.from(ownerCert, 'base64') : undefined,
+    transport: peer.opts.transport,
+    timeoutMs: PULL_CALL_TIMEOUT_MS,
+  });
   peer.log.warn({ from, path: req.path }, 'pull: making this tree equal to another peer\'s');
   try {
     // The caller gave up (its bound, or it died): stop at the next action, so a later pull is not refused as busy.

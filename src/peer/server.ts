@@ -3,6 +3,7 @@ import http2, { type Http2Session, type Http2SecureServer, type Http2Server, typ
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import { privateDir } from '../security/private-paths.js';
+import { defaultStateDir } from './state-location.js';
 import { PeerMetrics } from '../metrics/peer-metrics.js';
 import { BufferPool } from '../protocol/buffer-pool.js';
 import { MirrorError } from '../protocol/errors.js';
@@ -15,6 +16,8 @@ import { FdCache } from '../store/fd-cache.js';
 import { NamespaceLock } from '../store/namespace-lock.js';
 import { Tree } from '../store/tree.js';
 import { admit, refuseStream, verdictOf } from './admission.js';
+import { authorize, authorizeRead } from './authorization.js';
+import { requestPrincipal, type Principal } from './principal.js';
 import { closeSession, handleCall, openChannel } from './calls.js';
 import { DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_REQUEST_TIMEOUT_MS, checkExact, type PeerContext, type PeerServerOptions } from './context.js';
 import { ConnectionGuard, DEFAULT_ADMIT_TIMEOUT_MS, defaultMaxConnections } from './connection-limits.js';
@@ -32,6 +35,9 @@ import { status, statusWithHops } from './status.js';
 import { Refusal } from '../refusal.js';
 
 export type { PeerServerOptions } from './context.js';
+
+/** A TLS handshake must finish within this long (or the admit timeout, if shorter): a loopback handshake takes milliseconds. */
+const TLS_HANDSHAKE_TIMEOUT_MS = 5_000;
 
 /** A client connection with no traffic this long is closed (mounts renew a lease every second). */
 const SESSION_IDLE_MS = 5 * 60_000;
@@ -66,7 +72,7 @@ export class PeerServer {
     const dataDir = opts.dataDir === undefined ? null : realpathSync(opts.dataDir);
     if (dataDir !== null && !statSync(dataDir).isDirectory()) throw new Refusal('DATA_DIR_INVALID', `data directory ${dataDir} is not a directory`);
     if (dataDir === null && (!opts.stateDir || !opts.forwardTo)) throw new Refusal('DATA_DIR_INVALID', 'a peer without a data directory is a pure relay: it needs a state directory and a next hop');
-    const stateDir = opts.stateDir ?? join(dataDir!, '.mirrorfs');
+    const stateDir = opts.stateDir ?? defaultStateDir(dataDir!).dir;
     privateDir(stateDir);
     const state = new PeerState(join(stateDir, 'peer.db'));
     const unclean = state.beginRun(opts.bootId ?? readBootId(), dataDir !== null);
@@ -87,7 +93,7 @@ export class PeerServer {
       undurable: { flushStarts: () => state.undurableFlushStarts(), flushed: (at) => state.undurableFlushed(at) },
     });
     const fencedDownstream = new Map<string, number>();
-    const forwarder = createForwarder(opts, state.queue, fencedDownstream);
+    const forwarder = createForwarder(opts, state.queue, fencedDownstream, (epoch) => state.ownerCert(epoch));
     const auth = new TokenAuth(opts.token);
     const peer: PeerContext = {
       opts, log: opts.logger, state, tree, copy, durableCopy, flusher, forwarder, auth, fencedDownstream,
@@ -96,7 +102,7 @@ export class PeerServer {
       readBuffers: new BufferPool(READ_BUFFER_BYTES, READ_BUFFERS_KEPT),
       // A 1 MiB write (the largest FUSE sends) with its envelope and header.
       frameBuffers: new BufferPool(READ_BUFFER_BYTES + 64 * 1024, READ_BUFFERS_KEPT),
-      channels: new Set(), verdicts: new WeakMap(), refusedSessions: new WeakSet(), admittedSessions: new WeakSet(), connections: new ConnectionGuard(opts.maxConnections ?? defaultMaxConnections(), opts.admitTimeoutMs ?? DEFAULT_ADMIT_TIMEOUT_MS), running: new Map(),
+      channels: new Set(), verdicts: new WeakMap(), origins: { generation: -1, verdicts: new Map() }, provenRelays: new Map(), refusedSessions: new WeakSet(), admittedSessions: new WeakSet(), connections: new ConnectionGuard(opts.maxConnections ?? defaultMaxConnections(), opts.admitTimeoutMs ?? DEFAULT_ADMIT_TIMEOUT_MS), running: new Map(),
       startedAt: Date.now(), startedMono: performance.now(),
       inFlight: 0, channelCalls: 0, applied: 0, appliedBytes: 0, pulling: null, leaseAt: null, shuttingDown: false, inodeIds: undefined, repairSession: null,
     };
@@ -106,7 +112,7 @@ export class PeerServer {
     this.server = createServer(opts.transport, {
       maxSessionMemory: 256,
       settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, initialWindowSize: H2_STREAM_WINDOW_BYTES, maxFrameSize: H2_MAX_FRAME_BYTES },
-    }, admitTimeoutMs);
+    }, Math.min(admitTimeoutMs, TLS_HANDSHAKE_TIMEOUT_MS));
     // Every TCP connection from its accept (before TLS): the cap, and the admit timeout (connection-limits.ts).
     this.server.on('connection', (socket: Socket) => {
       const dropped = peer.connections.stats.dropped;
@@ -197,18 +203,28 @@ export class PeerServer {
 
   /** The route table: one request per stream (the call channel was taken in onStream). */
   private async handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
-    admit(this.peer, stream, headers);
+    const { ticketed } = admit(this.peer, stream, headers);
+    // Who the request acts as (its certificate, or the one a relay or a pulling peer names), then what that may do.
+    const principal = requestPrincipal(this.peer, stream.session, headers, ticketed);
     const method = headers[':method'];
     const url = new URL(headers[':path'] ?? '/', 'http://peer');
     const route = url.pathname;
-    if (method === 'POST' && route === ROUTES.call) return handleCall(this.peer, stream, headers, (s, req, payload) => this.dispatch(s, req, payload));
+    if (method === 'POST' && route === ROUTES.call) {
+      return handleCall(this.peer, stream, headers, (s, req, payload) => {
+        authorize(this.peer, principal, req);
+        return this.dispatch(s, req, payload, principal);
+      });
+    }
     if (method === 'GET' && route === ROUTES.status) return respondJson(stream, await statusWithHops(this.peer));
-    if (method === 'GET' && route === ROUTES.manifest) return answerManifest(this.peer, stream, headers[':path'] ?? '', url);
+    if (method === 'GET' && route === ROUTES.manifest) {
+      authorizeRead(principal, 'a manifest');
+      return answerManifest(this.peer, stream, headers[':path'] ?? '', url, principal.der);
+    }
     throw new MirrorError('MFS_NOT_FOUND', `no route ${method} ${route}`);
   }
 
   /** The op table: run one decoded operation and answer it; resolves with the errno of an error outcome (null: it succeeded). */
-  private async dispatch(stream: ServerHttp2Stream, req: Request, payload: Buffer): Promise<string | null> {
+  private async dispatch(stream: ServerHttp2Stream, req: Request, payload: Buffer, principal: Principal): Promise<string | null> {
     const peer = this.peer;
     if (isMutation(req)) {
       const { result } = await mutate(peer, req, payload, stream.session);
@@ -217,7 +233,7 @@ export class PeerServer {
     if (!peer.copy && !LOCAL_CONTROL_OPS.has(req.op)) {
       // A pure relay keeps no copy: reads, repairs and pulls are the next hop's, once it has everything queued here.
       if (req.op === 'pull') stream.setTimeout(0);
-      const out = await viaNextHop(peer, req, payload);
+      const out = await viaNextHop(peer, req, payload, principal.der);
       if (req.op === 'adopt') await adopt(peer, req); // and recorded here, so this hop's history has no hole
       return respondFrame(stream, out.result === undefined ? { ok: true } : { ok: true, result: out.result }, out.payload);
     }
@@ -229,7 +245,7 @@ export class PeerServer {
       const result = await repair(peer, req, payload);
       return respondFrame(stream, result === null ? { ok: true } : { ok: true, result });
     }
-    if (CONTROL_OPS.has(req.op)) return respondFrame(stream, { ok: true, result: await control(peer, req as ControlRequest, stream.session) });
+    if (CONTROL_OPS.has(req.op)) return respondFrame(stream, { ok: true, result: await control(peer, req as ControlRequest, stream.session, principal) });
     checkExact(peer, stream.session); // a copy that may have lost changes answers no read until it is repaired
     return answerRead(peer, stream, peer.copy!, req as ReadRequest);
   }

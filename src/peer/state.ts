@@ -36,6 +36,9 @@ const PRUNE_EVERY = 10_000;
 
 export type OutcomeRow = { state: 'intent' | 'done'; result: string | null; op: string; subject: string };
 /** An outcome waiting for the group commit; `forward`: a relay queues the change for its next hop in the same commit. */
+/** Epochs back whose owner certificates are kept (a relay's queue may hold changes of them). */
+const OWNER_CERTS_KEPT = 64;
+
 type PendingOutcome = { mount: string; seq: number; epoch: number; op: string; subject: string; result: string; at: number; forward?: { request: string; payload: Buffer }; durable: boolean };
 
 export class PeerState {
@@ -98,6 +101,8 @@ export class PeerState {
     this.epoch = Number(this.meta('epoch') ?? 0);
     this.owner = this.meta('owner');
     this.ownerSince = this.meta('owner_since');
+    this.ownerKey = this.meta('owner_key');
+    this.ownerCertNow = this.meta(`owner_cert:${this.epoch}`);
   }
 
   private migrate(): void {
@@ -157,11 +162,40 @@ export class PeerState {
     this.durably(() => this.setMeta('unreconciled', JSON.stringify(left)));
   }
 
-  setOwner(epoch: number, owner: string): void {
+  /**
+   * The certificate (SHA-256 fingerprint) that took the current epoch: only it,
+   * or a relay passing on its changes, may act as the owner (authorization.ts).
+   * Null in cleartext, and for an epoch taken before ownership was bound.
+   */
+  ownerKey: string | null = null;
+  /** The current epoch's owner certificate (DER, base64), or null. */
+  ownerCertNow: string | null = null;
+
+  /**
+   * The certificate (DER, base64) that took this epoch and its signed handshake
+   * (security/handshake-proof.ts), which a relay passes on with the epoch; null if none is known.
+   */
+  ownerCert(epoch: number): { der: string; proof: string | null } | null {
+    const der = this.meta(`owner_cert:${epoch}`);
+    return der === null ? null : { der, proof: this.meta(`owner_proof:${epoch}`) };
+  }
+
+  /** Make `owner` the owner at `epoch`, bound to the certificate that asked (fingerprint and DER, base64; null in cleartext). */
+  setOwner(epoch: number, owner: string, key: { fingerprint: string; der: string; proof: string | null } | null = null): void {
     const since = new Date().toISOString();
     const previous = this.owner;
     const previousEpoch = this.epoch;
     this.durably(() => {
+      if (key) {
+        this.setMeta('owner_key', key.fingerprint);
+        this.setMeta(`owner_cert:${epoch}`, key.der);
+        if (key.proof !== null) this.setMeta(`owner_proof:${epoch}`, key.proof);
+      } else this.stmts.forgetMeta.run('owner_key');
+      // A relay passes on the changes it holds of older epochs with their certificates: those are
+      // kept while any is queued, and a few epochs back besides.
+      const lowestQueued = this.db.prepare<[], { e: number | null }>('SELECT MIN(epoch) AS e FROM forward').get()?.e ?? epoch;
+      const keepFrom = Math.min(epoch - OWNER_CERTS_KEPT, lowestQueued);
+      this.db.prepare("DELETE FROM meta WHERE (key LIKE 'owner_cert:%' AND CAST(substr(key, 12) AS INTEGER) < ?) OR (key LIKE 'owner_proof:%' AND CAST(substr(key, 13) AS INTEGER) < ?)").run(keepFrom, keepFrom);
       if (previous !== null && previous !== owner) {
         const list = this.unreconciled.filter((u) => u.owner !== previous);
         list.push({ owner: previous, epoch: previousEpoch });
@@ -174,6 +208,8 @@ export class PeerState {
     this.epoch = epoch;
     this.owner = owner;
     this.ownerSince = since;
+    this.ownerKey = key?.fingerprint ?? null;
+    this.ownerCertNow = key?.der ?? null;
   }
 
   lookup(mount: string, seq: number): OutcomeRow | undefined {

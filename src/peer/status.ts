@@ -10,6 +10,7 @@ export function status(peer: PeerContext): PeerStatus {
   return {
     name: peer.opts.name,
     id: peer.state.peerId,
+    certificate: peer.opts.transport.kind === 'tls' ? peer.opts.transport.identity.fingerprint : null,
     protocol: PROTOCOL_VERSION,
     epoch: peer.state.epoch,
     owner: peer.state.owner,

@@ -18,6 +18,10 @@ export const WIRE_CODES = {
   MFS_AUTH: { errno: 'EACCES', status: 401, message: 'authentication failed' },
   /** The peer does not trust this client's TLS certificate (the session is then closed). */
   MFS_AUTH_CERT: { errno: 'EACCES', status: 401, message: 'client certificate not trusted' },
+  /** The client's certificate is trusted, but its roles do not allow this request (security/roles.ts). */
+  MFS_ROLE: { errno: 'EACCES', status: 403, message: 'the certificate\'s roles do not allow this' },
+  /** A handshake skips epochs: a peer advances one epoch at a time (the client steps through them). */
+  MFS_EPOCH_SKIP: { errno: 'EPROTO', status: 200, message: 'epoch is more than one ahead of this peer' },
   /** Client side: the peer's TLS certificate is not one this node trusts (nothing was sent to it). */
   MFS_UNTRUSTED: { errno: 'EACCES', status: 0, message: 'peer certificate not trusted' },
   MFS_PROTOCOL_MISMATCH: { errno: 'EPROTO', status: 426, message: 'protocol version mismatch' },
@@ -146,7 +150,7 @@ export function toMirrorError(err: unknown, context: ErrorContext = {}): MirrorE
  */
 const TRANSPORT_CODES: ReadonlySet<WireCode> = new Set([
   'MFS_TIMEOUT', 'MFS_UNREACHABLE', 'MFS_BAD_RESPONSE', 'MFS_SHUTTING_DOWN', 'MFS_UNCLEAN', 'MFS_INTERNAL', 'MFS_OUT_OF_STEP',
-  'MFS_AUTH', 'MFS_AUTH_CERT', 'MFS_UNTRUSTED',
+  'MFS_AUTH', 'MFS_AUTH_CERT', 'MFS_UNTRUSTED', 'MFS_ROLE',
 ]);
 
 /** No answer about the operation: anything that is not a MirrorError, or a code in TRANSPORT_CODES. */

@@ -191,7 +191,8 @@ export type RepairActionInput = z.input<typeof repairActionSchema>;
 
 /** Control operations. */
 export const controlSchemas = {
-  handshake: z.object({ op: z.literal('handshake'), protocol: z.number().int(), mount: mountId, epoch: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER) }),
+  // `proof`: the owner's signature (security/handshake-proof.ts), which a relay passes on unchanged.
+  handshake: z.object({ op: z.literal('handshake'), protocol: z.number().int(), mount: mountId, epoch: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER), proof: z.string().min(1).max(2048).optional() }),
   /** How far a mount's operations have been applied here (for catch-up). */
   progress: z.object({ op: z.literal('progress'), mount: mountId }),
   /** The owner reconciled these earlier owners' changes on every peer: forget them (docs/TAKEOVER.md). */
@@ -250,7 +251,8 @@ export const controlSchemas = {
     op: z.literal('pull'),
     mount: mountId,
     epoch: stamp.epoch,
-    from: z.object({ url: z.string().regex(/^https?:\/\/[^\s]{1,2000}$/, 'from.url: an http(s) URL'), token: z.string().min(1).max(1024) }),
+    // Over TLS a ticket signed by the owner (security/pull-ticket.ts); the source's token only in cleartext, where nothing else proves anything.
+    from: z.object({ url: z.string().regex(/^https?:\/\/[^\s]{1,2000}$/, 'from.url: an http(s) URL'), token: z.string().min(1).max(1024).optional(), ticket: z.string().min(1).max(4096).optional() }),
     path: wirePath.default(''),
   }),
 } as const;
@@ -414,6 +416,8 @@ export interface PullProgress {
 export interface PeerStatus {
   name: string;
   id: string;
+  /** The SHA-256 fingerprint of the certificate this node presents (null in cleartext): what a pull ticket names as its target. */
+  certificate: string | null;
   protocol: number;
   epoch: number;
   owner: string | null;

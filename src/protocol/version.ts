@@ -3,10 +3,16 @@
  * shapes or semantics; both sides refuse a peer that speaks another version
  * (see docs/PROTOCOL.md, "Versioning").
  */
-export const PROTOCOL_VERSION = 9;
+export const PROTOCOL_VERSION = 10;
 
 /** Header carried by every request and response. */
 export const PROTOCOL_HEADER = 'mirrorfs-protocol';
+
+/** The certificate (DER, base64) a relay or a pulling peer acts for: judged by the receiving peer's own trust (peer/principal.ts). */
+export const ORIGIN_HEADER = 'mirrorfs-origin';
+
+/** A pull ticket: the owner's signature letting a peer read another for it, instead of the source's token (security/pull-ticket.ts). */
+export const TICKET_HEADER = 'mirrorfs-ticket';
 
 /** URL paths of the API. One place, so client and server cannot drift. */
 export const ROUTES = {

@@ -44,6 +44,12 @@ const IDLE_POLL_MS = 1000;
 
 export type ForwarderStatus = Omit<RelayStatus, 'next'>;
 
+/** What a relay passes on with a handshake: the owner's certificate (DER) and its signature on the handshake. */
+export interface PassOn {
+  origin: Buffer;
+  proof: string | null;
+}
+
 export class Forwarder {
   private readonly order = new Scheduler();
   private readonly running = new Set<Promise<void>>();
@@ -76,6 +82,8 @@ export class Forwarder {
     private readonly maxQueueBytes = DEFAULT_MAX_QUEUE_BYTES,
     /** The next hop refused a mount's epoch for good (it was taken over): the relay stops accepting that epoch. */
     private readonly onFenced: (mount: string, epoch: number) => void = () => undefined,
+    /** The certificate (DER) that took a mount's epoch here and its signed handshake: passed on to the next hop. */
+    private readonly ownerCert: (epoch: number) => PassOn | null = () => null,
   ) {
     const q = queue.stats();
     this.queuedRows = q.depth;
@@ -189,29 +197,40 @@ export class Forwarder {
    * of the new epoch goes out (after the older ones: see run). Returns whether
    * the next hop was told now.
    */
-  async handshakeWhenOlderDrained(mount: string, epoch: number, timeoutMs: number): Promise<boolean> {
+  async handshakeWhenOlderDrained(mount: string, epoch: number, timeoutMs: number, passOn: PassOn | null = null): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (this.queue.queuedBefore(epoch) > 0) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) return false;
       await this.nextDequeue(remaining);
     }
-    await this.handshake(mount, epoch, HANDSHAKE_DOWN_TIMEOUT_MS);
+    await this.handshake(mount, epoch, HANDSHAKE_DOWN_TIMEOUT_MS, passOn);
     return true;
   }
 
-  async handshake(mount: string, epoch: number, timeoutMs?: number): Promise<void> {
-    await this.next.handshake(mount, epoch, timeoutMs);
+  /** Pass a handshake on, for the certificate that took the epoch here (`passOn`, else the one recorded for it). */
+  async handshake(mount: string, epoch: number, timeoutMs?: number, passOn: PassOn | null = null): Promise<void> {
+    await this.next.handshake(mount, epoch, timeoutMs, passOn ?? this.ownerCert(epoch));
     this.handshaken.add(`${mount}@${epoch}`);
     this.connected = true;
   }
 
-  /** A request for the next hop itself (a pure relay's reads and repairs). */
-  call(req: Request, payload?: Buffer, timeoutMs?: number): Promise<CallResult> {
-    return this.next.call(req, payload, timeoutMs);
+  /**
+   * A request for the next hop itself (a pure relay's reads and repairs), for the certificate that
+   * asked here (`origin`). An owner's request the next hop does not take from this relay yet (it
+   * restarted since, or never had the handshake) is sent again after the owner's handshake.
+   */
+  async call(req: Request, payload?: Buffer, timeoutMs?: number, origin: Buffer | null = null): Promise<CallResult> {
+    try {
+      return await this.next.call(req, payload, timeoutMs, 0, { origin });
+    } catch (err) {
+      if (!(err instanceof MirrorError && err.code === 'MFS_NO_HANDSHAKE' && 'mount' in req && 'epoch' in req && typeof req.epoch === 'number')) throw err;
+      await this.handshake(req.mount, req.epoch, timeoutMs);
+      return this.next.call(req, payload, timeoutMs, 0, { origin });
+    }
   }
 
-  manifest(opts: { content?: boolean; path?: string }): Promise<ManifestEntry[]> {
+  manifest(opts: { content?: boolean; path?: string; origin?: Buffer | null }): Promise<ManifestEntry[]> {
     return this.next.manifest(opts);
   }
 

@@ -18,7 +18,7 @@ export interface TransportFlags {
 /** The help texts of those flags, the same for every command. */
 export const TRANSPORT_HELP = {
   tlsIdentity: 'directory holding this node\'s TLS key and certificate (made by init)',
-  trust: 'file of trusted certificate fingerprints, one per line with an optional name (made by init; read again when it changes)',
+  trust: 'file of trusted certificate fingerprints, one per line with an optional name and roles=... (made by init; read again when it changes)',
   trustCa: 'PEM bundle of a CA: certificates it issued are trusted too (a server\'s must also name its host)',
   insecureCleartext: 'INSECURE: talk cleartext HTTP/2 (http://), without TLS or certificates; for tests on one machine only',
 } as const;
@@ -40,11 +40,13 @@ export function transportFromFlags(flags: TransportFlags, initCommand: string): 
 }
 
 const TRUST_TEMPLATE = `# mirrorfs trust file: the nodes this one lets in and talks to.
-# One SHA-256 certificate fingerprint per line, then optionally the node's name.
-# \`mirrorfs init\` (mounts, standbys) and \`mirrorfs-peer init\` (peers, relays) print them.
+# One SHA-256 certificate fingerprint per line, then optionally the node's name and
+# what it may do: roles=mount,standby,relay,peer,reader (docs/SECURITY.md, roles).
+# A line without roles= allows every role, as before roles existed: name them.
+# \`mirrorfs init\` (mounts, standbys) and \`mirrorfs-peer init\` (peers, relays) print the lines.
 # Every node of a deployment can share the same file. Read again whenever it changes.
 # Example:
-# 54:08:4A:28:20:48:7E:BD:64:A3:32:46:4E:0C:D5:D1:8B:B8:D9:FE:FD:A0:26:F8:28:9F:15:FB:4D:C4:79:8D east
+# 54:08:4A:28:20:48:7E:BD:64:A3:32:46:4E:0C:D5:D1:8B:B8:D9:FE:FD:A0:26:F8:28:9F:15:FB:4D:C4:79:8D east roles=peer,relay
 `;
 
 /**
@@ -62,12 +64,12 @@ export async function initNode(identityDir: string, trustFile: string, commonNam
 }
 
 /** What init prints: the fingerprint to give to every other node, and where things are. */
-export function describeInit(who: string, r: { identity: Identity; created: boolean; trustCreated: boolean }, trustFile: string): string {
+export function describeInit(who: string, roles: string, r: { identity: Identity; created: boolean; trustCreated: boolean }, trustFile: string): string {
   return [
     `${r.created ? 'created' : 'kept the existing'} TLS identity in ${r.identity.dir}`,
     `fingerprint: ${r.identity.fingerprint}`,
-    `  add this line to the trust file of every node that talks to this one:`,
-    `  ${r.identity.fingerprint} ${who}`,
+    `  add this line to the trust file of every node that talks to this one (a filer that also forwards, --forward-to, needs roles=peer,relay):`,
+    `  ${r.identity.fingerprint} ${who} roles=${roles}`,
     `trust file: ${trustFile}${r.trustCreated ? ' (created, empty: add the fingerprints of the other nodes)' : ''}`,
     '',
   ].join('\n');

@@ -3,6 +3,7 @@ import tls, { type TLSSocket } from 'node:tls';
 import { MirrorError } from '../protocol/errors.js';
 import type { Identity } from './identity.js';
 import { presentedFingerprint, type Trust, type TrustVerdict } from './trust.js';
+import { ALL_ROLES } from './roles.js';
 import { Refusal } from '../refusal.js';
 
 /**
@@ -122,10 +123,10 @@ export function createServer(t: Transport, options: ServerOptions, handshakeTime
   });
 }
 
-const CLEARTEXT_VERDICT: SessionVerdict = { trusted: true, fingerprint: null, why: 'cleartext', generation: 0 };
+const CLEARTEXT_VERDICT: SessionVerdict = { trusted: true, fingerprint: null, why: 'cleartext', roles: ALL_ROLES, generation: 0, der: null };
 
-/** A verdict on a session's client, and the trust generation it was judged under. */
-export type SessionVerdict = TrustVerdict & { generation: number };
+/** A verdict on a session's client, the trust generation it was judged under, and its certificate (DER; null in cleartext). */
+export type SessionVerdict = TrustVerdict & { generation: number; der: Buffer | null };
 
 /**
  * Judge the client of a server session (always trusted over cleartext: there
@@ -138,10 +139,11 @@ export function sessionVerdict(t: Transport, session: Http2Session, cached: Sess
   try {
     const generation = t.trust.currentGeneration();
     if (cached && cached.generation === generation) return cached;
-    return { ...t.trust.judge(socket), generation: t.trust.generation };
+    const verdict = t.trust.judge(socket);
+    return { ...verdict, generation: t.trust.generation, der: verdict.trusted ? socket.getPeerCertificate().raw : null };
   } catch (err) {
     // Refuse (fail closed) but keep the fingerprint: the client is told its certificate, the reason stays in the peer's log.
-    return { trusted: false, fingerprint: presentedFingerprint(socket), why: `the trust file cannot be read: ${(err as Error).message}`, generation: -1 };
+    return { trusted: false, fingerprint: presentedFingerprint(socket), why: `the trust file cannot be read: ${(err as Error).message}`, roles: new Set(), generation: -1, der: null };
   }
 }
 

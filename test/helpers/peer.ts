@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PeerClient } from '../../src/client/peer-client.js';
 import type { Transport } from '../../src/security/transport.js';
@@ -41,12 +41,14 @@ export interface SpawnPeerOptions {
   port?: number;
   token?: string;
   extraArgs?: string[];
-  /** A pure relay: no --data (its state goes in <dataDir>/.mirrorfs, passed as --state); give --forward-to in extraArgs. */
+  /** A pure relay: no --data (its state goes in <dataDir>.state, passed as --state); give --forward-to in extraArgs. */
   pure?: boolean;
   /** More environment for the peer process (for example libfaketime's LD_PRELOAD and FAKETIME). */
   env?: Record<string, string>;
   /** A command that execs the peer (for example `prlimit --nofile=256:256`): its pid is the peer's. */
   wrapper?: string[];
+  /** Lay the peer out as before issue 22: its state (and token) in <dataDir>/.mirrorfs, with a database already there. */
+  legacyState?: boolean;
 }
 
 /** Start a real mirrorfs-peer process on loopback and wait until it listens. */
@@ -55,8 +57,10 @@ export async function spawnPeer(opts: SpawnPeerOptions = {}): Promise<PeerProces
   const base = opts.dataDir ? undefined : tmpDir(`mirrorfs-${name}-`);
   const dataDir = opts.dataDir ?? join(base!, 'data');
   mkdirSync(dataDir, { recursive: true });
-  const stateDir = join(dataDir, '.mirrorfs');
+  // Where the peer puts its state by default: beside its data directory (a pure relay is given it with --state).
+  const stateDir = opts.legacyState ? join(dataDir, '.mirrorfs') : `${dataDir}.state`;
   mkdirSync(stateDir, { recursive: true });
+  if (opts.legacyState && !existsSync(join(stateDir, 'peer.db'))) writeFileSync(join(stateDir, 'peer.db'), '', { mode: 0o600 }); // an empty file is a new SQLite database
   const tokenFile = join(stateDir, 'token');
   writeFileSync(tokenFile, `${opts.token ?? TEST_TOKEN}\n`, { mode: 0o600 });
   return start(name, dataDir, stateDir, tokenFile, opts.port ?? 0, opts.extraArgs ?? [], opts.pure ?? false, opts.env ?? {}, opts.wrapper ?? []);

@@ -231,8 +231,8 @@ describe('a peer whose machine went down (unclean restart)', () => {
     execFileSync('cp', ['-a', '--preserve=all', from, to]);
   }
 
-  function readMeta(dataDir: string, key: string): string | null {
-    const db = new Database(join(dataDir, '.mirrorfs', 'peer.db')); // not readonly: the killed peer left its WAL to be read
+  function readMeta(stateDir: string, key: string): string | null {
+    const db = new Database(join(stateDir, 'peer.db')); // not readonly: the killed peer left its WAL to be read
     try {
       return db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get(key)?.value ?? null;
     } finally {
@@ -240,8 +240,8 @@ describe('a peer whose machine went down (unclean restart)', () => {
     }
   }
 
-  function writeMeta(dataDir: string, key: string, value: string): void {
-    const db = new Database(join(dataDir, '.mirrorfs', 'peer.db'));
+  function writeMeta(stateDir: string, key: string, value: string): void {
+    const db = new Database(join(stateDir, 'peer.db'));
     try {
       db.prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
     } finally {
@@ -251,10 +251,11 @@ describe('a peer whose machine went down (unclean restart)', () => {
 
   /** Take a copy of a peer's data and state at this moment (the peer stopped meanwhile, so the copy is consistent). */
   function snapshot(p: PeerProcess): string {
-    const dir = join(tmpDir('mirrorfs-snap-'), 'data');
+    const dir = tmpDir('mirrorfs-snap-');
     p.proc.kill('SIGSTOP');
     try {
-      copyAll(p.dataDir, dir);
+      copyAll(p.dataDir, join(dir, 'data'));
+      copyAll(p.stateDir, join(dir, 'state'));
     } finally {
       p.proc.kill('SIGCONT');
     }
@@ -269,10 +270,12 @@ describe('a peer whose machine went down (unclean restart)', () => {
   async function powerLoss(p: PeerProcess, snap: string, bootId: string): Promise<PeerProcess> {
     await p.kill9();
     const token = readFileSync(p.tokenFile);
-    const undurable = readMeta(p.dataDir, 'undurable');
+    const undurable = readMeta(p.stateDir, 'undurable');
     rmSync(p.dataDir, { recursive: true, force: true });
-    copyAll(snap, p.dataDir);
-    if (undurable !== null) writeMeta(p.dataDir, 'undurable', undurable);
+    rmSync(p.stateDir, { recursive: true, force: true });
+    copyAll(join(snap, 'data'), p.dataDir);
+    copyAll(join(snap, 'state'), p.stateDir);
+    if (undurable !== null) writeMeta(p.stateDir, 'undurable', undurable);
     writeFileSync(p.tokenFile, token, { mode: 0o600 });
     return spawnPeer({ name: p.name, dataDir: p.dataDir, port: p.port, extraArgs: QUIET_FLUSH, env: { MIRRORFS_BOOT_ID: bootId } });
   }

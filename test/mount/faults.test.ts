@@ -34,8 +34,11 @@ afterEach(async () => {
 
 /** A new disk: the peer (already killed) comes back with an empty data directory and a new identity. */
 async function replaceDataDir(peer: PeerProcess): Promise<PeerProcess> {
-  const token = readFileSync(peer.tokenFile); // the test keeps its token file beside the peer's state
+  const token = readFileSync(peer.tokenFile); // the test keeps its token file in the peer's state directory
+  // A new disk: the data and the state beside it (a new peer identity) both gone.
   rmSync(peer.dataDir, { recursive: true, force: true });
+  rmSync(peer.stateDir, { recursive: true, force: true });
+  mkdirSync(peer.dataDir, { recursive: true });
   mkdirSync(peer.stateDir, { recursive: true });
   writeFileSync(peer.tokenFile, token, { mode: 0o600 });
   return peer.restart();

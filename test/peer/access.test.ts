@@ -8,6 +8,8 @@ import { cleanupPeers, spawnPeer, TEST_TOKEN, type PeerProcess } from '../helper
 import { rawRequest } from '../helpers/raw.js';
 import { Stamper } from '../helpers/stamp.js';
 import { cleanupTmp } from '../helpers/tmp.js';
+import { issuePullTicket } from '../../src/security/pull-ticket.js';
+import { testMountKeyPair } from '../helpers/tls.js';
 
 /** Authentication, protocol versions and epochs: who may change a peer, and when. */
 
@@ -103,8 +105,12 @@ describe('repair, adopt, settle and pull', () => {
     const p = await spawnPeer({ name: 'south' });
     const src = await spawnPeer({ name: 'north' });
     const c = p.client();
+    const s = src.client();
     await c.handshake('owner-mount', 3);
-    const from = { url: src.url, token: TEST_TOKEN };
+    await s.handshake('owner-mount', 3);
+    // Over TLS a pull reads with a ticket the owner signs (security/pull-ticket.ts), never with the source's token.
+    const ticket = issuePullTicket({ source: (await s.status()).id, mount: 'owner-mount', epoch: 3, target: (await c.status()).certificate! }, testMountKeyPair().key);
+    const from = { url: src.url, ticket };
     for (const [mount, epoch, code] of [['other-mount', 3, 'MFS_NOT_OWNER'], ['owner-mount', 2, 'MFS_FENCED']] as const) {
       await expect(c.repair(mount, epoch, { op: 'mkdir', path: 'r', mode: 0o755 })).rejects.toMatchObject({ code });
       await expect(c.adopt(mount, epoch, 1, '{"op":"mkdir"}', '{"ok":true}')).rejects.toMatchObject({ code });
@@ -114,9 +120,7 @@ describe('repair, adopt, settle and pull', () => {
     expect(existsSync(join(p.dataDir, 'r'))).toBe(false);
     expect((await c.progress('owner-mount')).settledThrough).toBe(0);
     // the owner may: a pull makes this tree equal to the source's
-    const s = src.client();
-    await s.handshake('source-mount', 1);
-    await s.repair('source-mount', 1, { op: 'put-file', path: 'copied', mode: 0o640, uid: 0, gid: 0, mtimeMs: 1_000_000 }, Buffer.from('from north'));
+    await s.repair('owner-mount', 3, { op: 'put-file', path: 'copied', mode: 0o640, uid: 0, gid: 0, mtimeMs: 1_000_000 }, Buffer.from('from north'));
     const done = await c.pull('owner-mount', 3, from, 10_000);
     expect(done).toMatchObject({ filesCopied: 1, bytesCopied: 10 });
     expect(readFileSync(join(p.dataDir, 'copied'), 'utf8')).toBe('from north');

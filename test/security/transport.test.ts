@@ -87,7 +87,8 @@ describe('peers and relays let in only trusted certificates', () => {
     const mount = await newIdentity('mount');
     const stranger = await newIdentity('stranger');
     const relayIdentity = await newIdentity('relay');
-    const { peer: far, identity: farIdentity } = await peerTrusting('far', [relayIdentity]);
+    // The far mirror trusts the mount too: a relay carries nothing the far end would not let in itself (roles.test.ts).
+    const { peer: far, identity: farIdentity } = await peerTrusting('far', [relayIdentity, mount]);
     const relay = await spawnPeer({ name: 'relay', pure: true, extraArgs: ['--tls-identity', relayIdentity.dir, '--trust', trustFileOf(relayIdentity, mount, farIdentity), '--forward-to', far.url] });
     const trustsRelay = trustFileOf(relayIdentity);
     const owner = relay.client({ transport: tlsTransport(mount, trustsRelay) });
@@ -202,7 +203,7 @@ describe('setting up: init, cleartext only when asked for', () => {
     const westFp = await initPeer(westData, 'west');
     // Idempotent: a second init keeps the key that others may already trust.
     expect(await initPeer(eastData, 'east')).toBe(eastFp);
-    const openssl = execFileSync('openssl', ['x509', '-noout', '-fingerprint', '-sha256', '-in', join(eastData, '.mirrorfs', 'tls', 'cert.pem')]).toString();
+    const openssl = execFileSync('openssl', ['x509', '-noout', '-fingerprint', '-sha256', '-in', join(`${eastData}.state`, 'tls', 'cert.pem')]).toString();
     expect(normalizeFingerprint(openssl.split('=')[1]!)).toBe(eastFp);
     const mountInit = await runCollect(process.execPath, [MIRRORFS_BIN, 'init', '--tls-identity', join(base, 'etc', 'tls'), '--trust', join(base, 'etc', 'trust'), '--name', 'primary']);
     expect(mountInit.code, mountInit.stderr).toBe(0);
@@ -214,9 +215,11 @@ describe('setting up: init, cleartext only when asked for', () => {
     expect(empty.stderr).toMatch(/lists no fingerprint, so no other node could connect/);
     // Exchange fingerprints as the docs say: every node's trust file lists the others.
     const all = `${eastFp} east\n${westFp} west\n${mountFp} primary\n`;
-    for (const f of [join(eastData, '.mirrorfs', 'trust'), join(westData, '.mirrorfs', 'trust'), join(base, 'etc', 'trust')]) writeFileSync(f, all, { flag: 'a' });
-    const east = await spawnPeer({ name: 'east', dataDir: eastData, extraArgs: ['--tls-identity', join(eastData, '.mirrorfs', 'tls'), '--trust', join(eastData, '.mirrorfs', 'trust')] });
-    const west = await spawnPeer({ name: 'west', dataDir: westData, extraArgs: ['--tls-identity', join(westData, '.mirrorfs', 'tls'), '--trust', join(westData, '.mirrorfs', 'trust')] });
+    // The peers' state is beside their data (out of the tree a mount controls): init put it there.
+    for (const f of [join(`${eastData}.state`, 'trust'), join(`${westData}.state`, 'trust'), join(base, 'etc', 'trust')]) writeFileSync(f, all, { flag: 'a' });
+    expect(existsSync(join(eastData, '.mirrorfs'))).toBe(false);
+    const east = await spawnPeer({ name: 'east', dataDir: eastData, extraArgs: ['--tls-identity', join(`${eastData}.state`, 'tls'), '--trust', join(`${eastData}.state`, 'trust')] });
+    const west = await spawnPeer({ name: 'west', dataDir: westData, extraArgs: ['--tls-identity', join(`${westData}.state`, 'tls'), '--trust', join(`${westData}.state`, 'trust')] });
     const mount = await startMount({ peers: [east, west], extraArgs: ['--tls-identity', join(base, 'etc', 'tls'), '--trust', join(base, 'etc', 'trust')] });
     execFileSync('sh', ['-c', `echo secure > ${join(mount.mountpoint, 'file')}`]);
     expect(readFileSync(join(eastData, 'file'), 'utf8')).toBe('secure\n');
@@ -249,8 +252,8 @@ describe('trust by CA', () => {
     const dir = tmpDir('mirrorfs-ca-');
     const caFile = join(dir, 'ca.pem');
     writeFileSync(caFile, ca.cert);
-    const issue = async (name: string, altNames: Array<{ type: 2 | 7; value?: string; ip?: string }>) => {
-      const pems = await generate([{ name: 'commonName', value: name }], {
+    const issue = async (name: string, altNames: Array<{ type: 2 | 7; value?: string; ip?: string }>, ou: string[] = []) => {
+      const pems = await generate([{ name: 'commonName', value: name }, ...ou.map((value) => ({ name: 'OU', value }))], {
         keyType: 'ec', curve: 'P-256', algorithm: 'sha256', ca: { key: ca.private, cert: ca.cert },
         extensions: [{ name: 'basicConstraints', cA: false }, { name: 'keyUsage', digitalSignature: true }, { name: 'extKeyUsage', serverAuth: true, clientAuth: true }, { name: 'subjectAltName', altNames }],
       });
@@ -273,6 +276,11 @@ describe('trust by CA', () => {
     // A CA-issued server certificate for another host name is not accepted for 127.0.0.1.
     const impostor = await spawnPeer({ name: 'impostor', extraArgs: ['--tls-identity', wrongHost.dir, '--trust', join(dir, 'no-pins'), '--trust-ca', caFile] });
     await expect(impostor.client({ transport: viaCa }).status()).rejects.toMatchObject({ code: 'MFS_UNTRUSTED' });
+    // A CA-issued certificate names its roles in its subject (OU=mirrorfs:<role>): this one only reads.
+    const readerId = await issue('auditor', [{ type: 2, value: 'auditor.example' }], ['mirrorfs:reader']);
+    const auditor = peer.client({ transport: { kind: 'tls', identity: readerId, trust: new Trust(undefined, caFile) } });
+    expect((await auditor.call<{ names: string[] }>({ op: 'readdir', path: '' })).result.names).toEqual(expect.any(Array));
+    await expect(auditor.handshake('auditor-mount', 99)).rejects.toMatchObject({ code: 'MFS_ROLE' });
   });
 });
 
@@ -281,7 +289,11 @@ describe('trust files', () => {
     const fp = 'ab'.repeat(32);
     const pins = parseTrustFile(`# comment\n\nsha256:${fp} east site\nSHA256 Fingerprint=${'CD:'.repeat(31)}CD\n`, 'f');
     expect([...pins.keys()]).toEqual([`${'AB:'.repeat(31)}AB`, `${'CD:'.repeat(31)}CD`]);
-    expect(pins.get(`${'AB:'.repeat(31)}AB`)).toBe('east site');
+    expect(pins.get(`${'AB:'.repeat(31)}AB`)).toMatchObject({ label: 'east site', rolesUnnamed: true });
+    const withRoles = parseTrustFile(`${fp} east roles=peer,relay site\n`, 'f').get(`${'AB:'.repeat(31)}AB`)!;
+    expect(withRoles.label).toBe('east site');
+    expect([...withRoles.roles].sort()).toEqual(['peer', 'relay']);
+    expect(() => parseTrustFile(`${fp} east roles=peer,owner\n`, 'f')).toThrow(/trust file f line 1: "owner" is not a role/);
     expect(() => parseTrustFile(`${fp}\nnot-a-fingerprint east\n`, 'f')).toThrow(/trust file f line 2: "not-a-fingerprint" is not a SHA-256 fingerprint/);
     expect(normalizeFingerprint('ab:cd')).toBeNull();
   });

@@ -1,6 +1,7 @@
+import { issuePullTicket } from '../../security/pull-ticket.js';
 import type { Logger } from '../../log.js';
-import { toMirrorError } from '../../protocol/errors.js';
-import type { HistoryEntry, Mutation, MutationRequest, ProgressResult, PullProgress, UncleanRestart } from '../../protocol/ops.js';
+import { MirrorError, toMirrorError } from '../../protocol/errors.js';
+import type { HistoryEntry, Mutation, MutationRequest, PeerStatus, ProgressResult, PullProgress, UncleanRestart } from '../../protocol/ops.js';
 import { CatchUp, QUEUED_BY_RELAY, resendWithSeq } from './catch-up.js';
 import { namesOf } from '../../ordering/claims.js';
 import { diffManifests } from './consistency.js';
@@ -216,7 +217,7 @@ async function pullWithProgress(opts: RecoveryOptions, source: Member, target: M
     if (Date.now() - lastProgress > PULL_STALL_MS) stalled(new Error(`full resync of ${target.name} made no progress for ${PULL_STALL_MS / 1000} s`));
   }, PULL_POLL_MS);
   try {
-    const done = await Promise.race([target.client.pull(opts.mountId, opts.epoch, { url: source.spec.url, token: source.spec.token }, PULL_LIMIT_MS), stall]);
+    const done = await Promise.race([target.client.pull(opts.mountId, opts.epoch, await pullSource(opts, source, target), PULL_LIMIT_MS), stall]);
     if (!barStarted) {
       // Finished before the first look at its progress: show where it ended.
       reporter.start(`resync ${source.name} -> ${target.name}`, done.totalBytes, 'bytes');
@@ -228,6 +229,22 @@ async function pullWithProgress(opts: RecoveryOptions, source: Member, target: M
     clearInterval(poll);
     if (barStarted) reporter.stop();
   }
+}
+
+/**
+ * Where a pull reads from, and with what: over TLS a ticket this mount signs
+ * for the target's certificate, the source and this epoch, so the target never
+ * holds the source's token (security/pull-ticket.ts); in cleartext the token.
+ */
+async function pullSource(opts: RecoveryOptions, source: Member, target: Member): Promise<{ url: string; token?: string; ticket?: string }> {
+  const identity = target.client.identity;
+  if (identity === null) return { url: source.spec.url, token: source.spec.token };
+  // A pure relay passes the pull to its next hop, which reads: the ticket names the hop that holds the copy.
+  let st: PeerStatus | { error: string } | null = await target.client.status();
+  while (st !== null && !('error' in st) && st.dataDir === null) st = st.relay?.next ?? null;
+  if (st === null || 'error' in st || st.certificate === null) throw new MirrorError('MFS_UNREACHABLE', `cannot tell which certificate reads for ${target.name} (its next hop does not answer): the pull cannot be ticketed`);
+  const ticket = issuePullTicket({ source: opts.peerIds[opts.members.indexOf(source)]!, mount: opts.mountId, epoch: opts.epoch, target: st.certificate }, identity.key);
+  return { url: source.spec.url, ticket };
 }
 
 async function fullResync(opts: RecoveryOptions, source: Member, target: Member): Promise<void> {
