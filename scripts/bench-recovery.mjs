@@ -165,6 +165,8 @@ async function round(label, write) {
     // against ~50 us per file), which would bill the resync for the benchmark's own rm.
     // Everything is deleted at the end of the round, after every timed copy.
     renameSync(west.dataDir, `${west.dataDir}.replaced`);
+    // A new disk means a new peer: its state (beside the tree) goes too, or the peer refuses the empty tree.
+    renameSync(`${west.dataDir}.state`, `${west.dataDir}.state.replaced`);
     west = await startPeer('west', west.dataDir, west.port);
     // As before each plain copy: the resync ends with a flush of west's file system, which
     // must not be billed for writing out the removal of the old tree.

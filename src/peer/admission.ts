@@ -7,7 +7,7 @@ import { sessionVerdict, type SessionVerdict } from '../security/transport.js';
 import type { PeerContext } from './context.js';
 import { respondError } from './http.js';
 
-/** Who gets in: the client's certificate, the protocol version, the token; and how a refusal is answered. */
+/** Who gets in: the client's certificate, the protocol version, the token (or a pull ticket); and how a refusal is answered. */
 
 /**
  * Let a request (or a channel) in, or throw the refusal: shutting down,
@@ -22,8 +22,9 @@ export function admit(peer: PeerContext, stream: ServerHttp2Stream, headers: Inc
   if (version !== String(PROTOCOL_VERSION)) {
     throw new MirrorError('MFS_PROTOCOL_MISMATCH', `peer speaks mirrorfs protocol ${PROTOCOL_VERSION}, client sent ${version === undefined ? 'no version' : JSON.stringify(version)}; run the same mirrorfs version on both sides`);
   }
-  const ticketed = !peer.auth.check(headers.authorization) && headers.authorization === undefined && ticketAdmits(peer, stream.session, headers);
-  if (!ticketed && !peer.auth.check(headers.authorization)) {
+  const tokenRight = peer.auth.check(headers.authorization);
+  const ticketed = !tokenRight && headers.authorization === undefined && ticketAdmits(peer, stream.session, headers);
+  if (!tokenRight && !ticketed) {
     peer.log.warn({ path: headers[':path'] }, 'refused request with missing or wrong token');
     // Answered, then the connection is closed: it proved nothing, so it holds nothing.
     if (stream.session && !peer.admittedSessions.has(stream.session)) peer.refusedSessions.add(stream.session);

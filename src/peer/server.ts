@@ -3,7 +3,7 @@ import http2, { type Http2Session, type Http2SecureServer, type Http2Server, typ
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import { privateDir } from '../security/private-paths.js';
-import { defaultStateDir } from './state-location.js';
+import { checkTreeMark, defaultStateDir } from './state-location.js';
 import { PeerMetrics } from '../metrics/peer-metrics.js';
 import { BufferPool } from '../protocol/buffer-pool.js';
 import { MirrorError } from '../protocol/errors.js';
@@ -75,6 +75,16 @@ export class PeerServer {
     const stateDir = opts.stateDir ?? defaultStateDir(dataDir!).dir;
     privateDir(stateDir);
     const state = new PeerState(join(stateDir, 'peer.db'));
+    if (dataDir !== null) {
+      try {
+        const mark = checkTreeMark(dataDir, state.peerId, state.isNew, stateDir);
+        if (mark === 'adopted') opts.logger.warn({ dataDir }, 'marked the data tree as this peer\'s (.mirrorfs): a tree from before the mark');
+        if (mark === 'foreign') opts.logger.warn({ dataDir, stateDir }, 'a directory .mirrorfs in the data tree is not this peer\'s state (someone made it): ignored, and the tree cannot be marked');
+      } catch (err) {
+        state.close(false);
+        throw err;
+      }
+    }
     const unclean = state.beginRun(opts.bootId ?? readBootId(), dataDir !== null);
     if (unclean) opts.logger.error({ since: unclean.since, durableThrough: unclean.durableThrough }, 'this peer\'s machine went down while it ran (power loss or a crash): changes applied after the durable points may be lost; serving nothing until the owner repairs this copy');
     const tree = dataDir === null ? null : new Tree(dataDir);

@@ -96,6 +96,7 @@ export class PeerState {
     if (!id) {
       id = randomUUID();
       this.durably(() => this.setMeta('peer_id', id!));
+      this.isNew = true;
     }
     this.peerId = id;
     this.epoch = Number(this.meta('epoch') ?? 0);
@@ -161,6 +162,9 @@ export class PeerState {
     const left = this.unreconciled.filter((u) => !owners.includes(u.owner));
     this.durably(() => this.setMeta('unreconciled', JSON.stringify(left)));
   }
+
+  /** This state was made by this run (a new peer): nothing it says about a data tree yet. */
+  isNew = false;
 
   /**
    * The certificate (SHA-256 fingerprint) that took the current epoch: only it,

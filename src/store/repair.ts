@@ -131,7 +131,7 @@ async function removeTree({ tree, fds, sync }: ApplyContext, path: string): Prom
   // Open descriptors may point into the subtree; none may survive its removal.
   fds.invalidate(path);
   if (path === '') {
-    // The root itself stays, and so does the peer's state directory inside it.
+    // The root itself stays, and so does the reserved `.mirrorfs` in it (the peer's mark of its tree, or its state in the old layout).
     for (const name of listNames(abs, true)) rmSync(fsPath(join(fsPathText(abs), name)), { recursive: true, force: true });
     await sync.dir(abs);
     return;

@@ -1,12 +1,13 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ensureIdentity } from '../../src/security/identity.js';
 import { Trust } from '../../src/security/trust.js';
 import { cleanupMounts, startMount } from '../helpers/mount.js';
-import { cleanupPeers, spawnPeer, type PeerProcess } from '../helpers/peer.js';
-import { testTlsDir } from '../helpers/tls.js';
+import { PEER_BIN, cleanupPeers, spawnPeer, type PeerProcess } from '../helpers/peer.js';
+import { runCollect } from '../helpers/child.js';
+import { peerTlsArgs, testTlsDir } from '../helpers/tls.js';
 import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -29,7 +30,9 @@ describe('a peer\'s state is out of the tree by default', () => {
     const fresh = await spawnPeer({ name: 'fresh' });
     await fresh.client().handshake('state-test', 1);
     expect(existsSync(join(`${fresh.dataDir}.state`, 'peer.db'))).toBe(true);
-    expect(existsSync(join(fresh.dataDir, '.mirrorfs'))).toBe(false);
+    // In the tree only the mark that ties it to that state: a file holding the peer id.
+    expect(statSync(join(fresh.dataDir, '.mirrorfs')).isFile()).toBe(true);
+    expect(readFileSync(join(fresh.dataDir, '.mirrorfs'), 'utf8').trim()).toBe((await fresh.client().status()).id);
     expect(fresh.stderr()).not.toContain('inside its data directory');
     // The layout before issue 22: the state inside the tree, still used (and still hidden from mounts), loudly.
     const dataDir = join(tmpDir('mirrorfs-legacy-'), 'data');
@@ -38,6 +41,36 @@ describe('a peer\'s state is out of the tree by default', () => {
     expect(existsSync(join(dataDir, '.mirrorfs', 'peer.db'))).toBe(true);
     expect(existsSync(join(`${dataDir}.state`, 'peer.db'))).toBe(false);
     expect(legacy.stderr()).toMatch(/this peer's state is inside its data directory .* move it beside the tree/);
+  });
+});
+
+describe('the data tree is marked as its state\'s', () => {
+  it('a peer whose data was replaced under a kept state refuses to start rather than claim its history; so does one given another peer\'s tree', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    const c = east.client();
+    await c.handshake('mark-test', 1);
+    await c.call({ op: 'mkdir', path: 'd', mode: 0o755, mount: 'mark-test', epoch: 1, seq: 1 });
+    const oldId = (await c.status()).id;
+    expect(readFileSync(join(east.dataDir, '.mirrorfs'), 'utf8').trim()).toBe(oldId);
+    await east.kill9();
+    // A new, empty disk where the data was; the state beside it survived.
+    rmSync(east.dataDir, { recursive: true });
+    mkdirSync(east.dataDir);
+    const start = (extra: string[] = []) => runCollect(process.execPath, [PEER_BIN, '--data', east.dataDir, '--listen', '127.0.0.1:0', '--token-file', east.tokenFile, ...peerTlsArgs(), ...extra], 20_000);
+    const refused = await start();
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/is empty and unmarked, but the state in .* has peer .* history: the data was replaced/);
+    expect(existsSync(join(east.dataDir, '.mirrorfs'))).toBe(false);
+    // As the message says: the state moved aside, it starts as a new peer (which the next mount rebuilds).
+    renameSync(east.stateDir, `${east.stateDir}.old`);
+    const fresh = await spawnPeer({ name: 'east', dataDir: east.dataDir });
+    const newId = (await fresh.client().status()).id;
+    expect(newId).not.toBe(oldId);
+    await fresh.stop();
+    // The old state on the new peer's tree: refused, naming both.
+    const mixed = await start(['--state', `${east.stateDir}.old`, '--token-file', east.tokenFile.replace(east.stateDir, `${east.stateDir}.old`)]);
+    expect(mixed.code).toBe(1);
+    expect(mixed.stderr).toContain(`belongs to peer ${newId}, but the state in ${east.stateDir}.old is peer ${oldId}'s`);
   });
 });
 

@@ -217,7 +217,7 @@ describe('setting up: init, cleartext only when asked for', () => {
     const all = `${eastFp} east\n${westFp} west\n${mountFp} primary\n`;
     // The peers' state is beside their data (out of the tree a mount controls): init put it there.
     for (const f of [join(`${eastData}.state`, 'trust'), join(`${westData}.state`, 'trust'), join(base, 'etc', 'trust')]) writeFileSync(f, all, { flag: 'a' });
-    expect(existsSync(join(eastData, '.mirrorfs'))).toBe(false);
+    expect(existsSync(join(eastData, '.mirrorfs'))).toBe(false); // not even the tree's mark yet: init makes no peer state
     const east = await spawnPeer({ name: 'east', dataDir: eastData, extraArgs: ['--tls-identity', join(`${eastData}.state`, 'tls'), '--trust', join(`${eastData}.state`, 'trust')] });
     const west = await spawnPeer({ name: 'west', dataDir: westData, extraArgs: ['--tls-identity', join(`${westData}.state`, 'tls'), '--trust', join(`${westData}.state`, 'trust')] });
     const mount = await startMount({ peers: [east, west], extraArgs: ['--tls-identity', join(base, 'etc', 'tls'), '--trust', join(base, 'etc', 'trust')] });
