@@ -477,12 +477,13 @@ program
   .argument('<mountpoint>')
   .option('--repair', 'make every differing copy equal to the source (the majority, or --source)')
   .option('--source <copy>', 'with --repair: the copy to keep (a peer name, or "local" for the local copy)')
+  .option('--metadata-only', 'compare names, types, sizes, modes, owners, times and links, without content hashes (quicker; misses a changed byte that kept the size and mtime)')
   .option('--json', 'print the report as JSON, for scripts')
   .option('--timeout <s>', 'how long to wait for the comparison', '3600')
   .addHelpText('after', '\nExit status: 0 when the copies are equal (or were all repaired), 1 when differences remain, 2 when verify could not run.')
-  .action(async (mp: string, flags: { repair?: boolean; source?: string; json?: boolean; timeout: string }) => {
+  .action(async (mp: string, flags: { repair?: boolean; source?: string; json?: boolean; timeout: string; metadataOnly?: boolean }) => {
     const mountpoint = realPathIfExists(resolve(mp));
-    const answer = await controlRequest(mountpoint, 'POST', '/verify', Number(flags.timeout) * 1000, { repair: flags.repair === true, source: flags.source });
+    const answer = await controlRequest(mountpoint, 'POST', '/verify', Number(flags.timeout) * 1000, { repair: flags.repair === true, source: flags.source, content: flags.metadataOnly !== true });
     if (!answer) fail(`${mountpoint}: no mirrorfs process answered (not mounted, or the comparison took longer than --timeout)`);
     if (answer.status !== 200) fail(`verify could not run: ${(answer.body as { error?: string }).error ?? JSON.stringify(answer.body)}`, 2);
     const report = answer.body as VerifyReport;

@@ -1,6 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import net from 'node:net';
-import { mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync, existsSync, openSync, writeSync, closeSync, symlinkSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync, existsSync, openSync, writeSync, closeSync, symlinkSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { setAttributeSync } from 'fs-xattr';
@@ -418,10 +418,16 @@ describe.each(['applied', 'sync'] as const)('at the %s commit level', (level) =>
       const clean = await mirrorfsCli(['verify', m.mountpoint]);
       expect(clean.code).toBe(0);
       expect(clean.stdout).toMatch(/the copies are equal/);
-      // flip one byte on east, same size
+      // flip one byte on east, same size and modification time
+      const before = statSync(join(east.dataDir, 'd/f'));
       const fd = openSync(join(east.dataDir, 'd/f'), 'r+');
       writeSync(fd, 'X', 4000);
       closeSync(fd);
+      utimesSync(join(east.dataDir, 'd/f'), before.atime, before.mtime);
+      // Without content hashes it is not seen (what --metadata-only says it misses)...
+      const quick = await mirrorfsCli(['verify', m.mountpoint, '--metadata-only']);
+      expect(quick.code, quick.stderr).toBe(0);
+      expect(quick.stdout).toMatch(/the copies are equal/);
       const found = await mirrorfsCli(['verify', m.mountpoint, '--json']);
       expect(found.code).toBe(1);
       const report = JSON.parse(found.stdout);
@@ -432,6 +438,12 @@ describe.each(['applied', 'sync'] as const)('at the %s commit level', (level) =>
       expect(repaired.stdout).toMatch(/d\/f:[\s\S]*repaired from (west|local copy)/);
       expect(readFileSync(join(east.dataDir, 'd/f'), 'utf8')).toBe('abcdefgh'.repeat(1000));
       expect((await mirrorfsCli(['verify', m.mountpoint])).stdout).toMatch(/the copies are equal/);
+      // ...but a change of size is, also without them.
+      writeFileSync(join(west.dataDir, 'd/f'), 'short');
+      const sized = await mirrorfsCli(['verify', m.mountpoint, '--metadata-only', '--json']);
+      expect(sized.code).toBe(1);
+      expect(JSON.parse(sized.stdout).differences.map((d: { path: string }) => d.path)).toEqual(['d/f']);
+      expect((await mirrorfsCli(['verify', m.mountpoint, '--repair'])).code).toBe(0);
       await expectConverged(m, [east, west]);
     });
 

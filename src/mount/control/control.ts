@@ -23,7 +23,7 @@ export interface ControlHandlers {
   /** `mirrorfs sync`: every change so far durable on the peers (the syncfs the kernel does not pass to FUSE). */
   sync: () => Promise<unknown>;
   /** Compare (and with repair, fix) the copies; answers when done. */
-  verify: (opts: { repair: boolean; source?: string }) => Promise<unknown>;
+  verify: (opts: { repair: boolean; source?: string; content: boolean }) => Promise<unknown>;
 }
 
 const MAX_CONTROL_BODY = 64 * 1024;
@@ -50,14 +50,14 @@ export async function startControlServer(mountpoint: string, handlers: ControlHa
         if (body.length > MAX_CONTROL_BODY) req.destroy();
       });
       req.on('end', () => {
-        let opts: { repair?: unknown; source?: unknown };
+        let opts: { repair?: unknown; source?: unknown; content?: unknown };
         try {
           opts = body ? (JSON.parse(body) as typeof opts) : {};
         } catch {
           return reply(400, { error: 'body is not JSON' });
         }
         const source = typeof opts.source === 'string' ? opts.source : undefined;
-        handlers.verify({ repair: opts.repair === true, source }).then(
+        handlers.verify({ repair: opts.repair === true, source, content: opts.content !== false }).then(
           (report) => reply(200, report),
           (err: Error) => reply(409, { error: err.message }),
         );

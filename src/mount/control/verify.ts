@@ -9,6 +9,8 @@ export interface VerifyOptions {
   repair: boolean;
   /** With repair: the copy every other is made equal to (a peer name, or "local"). Default: the majority. */
   source?: string;
+  /** False: compare names, types, sizes, modes, owners, times and links, not content hashes (a quicker look; `--metadata-only`). */
+  content?: boolean;
 }
 
 export interface VerifyDifference {
@@ -53,7 +55,7 @@ export async function verifyCopies(controller: MirrorController, opts: VerifyOpt
   const report: VerifyReport = { copies: handles.map((h) => h.name), skipped, entries: 0, differences: [], repaired: 0, unresolved: 0, seconds: 0 };
   if (handles.length < 2) throw new Error(`fewer than two copies to compare (${[...report.copies, ...skipped].join('; ')})`);
 
-  const manifests = await Promise.all(handles.map((h) => h.manifest('', true)));
+  const manifests = await Promise.all(handles.map((h) => h.manifest('', opts.content !== false)));
   report.entries = Math.max(...manifests.map((m) => m.length));
   const candidates = candidatePaths(manifests);
   if (await rootDiffers(handles)) candidates.unshift('');
@@ -97,7 +99,7 @@ async function checkAndRepair(all: CopyHandle[], path: string, opts: VerifyOptio
   if (handles.length < 2) return null;
   const subtrees = await Promise.all(
     handles.map(async (h) => {
-      const entries = await h.manifest(path, true);
+      const entries = await h.manifest(path, opts.content !== false);
       const root = path === '' ? await h.stat('') : null;
       return { entries, signature: JSON.stringify([root ? `${root.mode & 0o7777}:${root.uid}:${root.gid}` : null, ...entries.map(entryKey), ...entries.map((e) => e.path)]) };
     }),
