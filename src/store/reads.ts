@@ -157,12 +157,22 @@ export function serveRead({ tree, fds }: ApplyContext, req: ReadRequest): ReadOu
       if (!lstatSync(abs).isDirectory()) throw new MirrorError('MFS_ERRNO', `readdir ${JSON.stringify(req.path)}: not a directory`, { errno: 'ENOTDIR' });
       const names = listNames(abs, req.path === '');
       if (!req.withAttrs) return { result: { names } };
-      const entries: { name: string; stat: WireStat | null }[] = names.map((name) => {
+      const entries: { name: string; stat: WireStat | null; xattrs?: string[] }[] = names.map((name) => {
+        let entry: FsPath;
+        let st: BigIntStats;
         try {
-          const entry = fsPath(join(fsPathText(abs), name));
-          return { name, stat: withInodeId(toWireStat(lstatSync(entry, { bigint: true })), entry) };
+          entry = fsPath(join(fsPathText(abs), name));
+          st = lstatSync(entry, { bigint: true });
         } catch {
           return { name, stat: null }; // vanished between readdir and lstat
+        }
+        const stat = withInodeId(toWireStat(st), entry);
+        // The names of its xattrs too: `ls -l` asks each entry for two the tree almost never has
+        // (security.selinux, system.posix_acl_access), a round trip each without this list.
+        try {
+          return { name, stat, xattrs: xattrNames(entry, st) };
+        } catch {
+          return { name, stat }; // none listed (a file system without xattrs, or the entry went)
         }
       });
       return { result: { names, entries } };

@@ -21,4 +21,24 @@ describe('the cache of absent xattrs', () => {
     c.noteAbsent('f', 'user.x', asked);
     expect(c.isAbsent('f', 'user.x')).toBe(false);
   });
+
+  it('takes a listed entry\'s xattr names as complete: every other name is absent, until a change', () => {
+    const c = new AbsentXattrs();
+    c.noteComplete('d/f', ['user.note'], c.generation);
+    expect(c.isAbsent('d/f', 'security.selinux')).toBe(true);
+    expect(c.isAbsent('d/f', 'user.note')).toBe(false);
+    expect(c.isAbsent('d/g', 'security.selinux')).toBe(false); // not listed: not known
+    c.forgetName('d/f'); // made anew
+    expect(c.isAbsent('d/f', 'security.selinux')).toBe(false);
+    c.noteComplete('d/f', [], c.generation);
+    c.forget('d');
+    expect(c.isAbsent('d/f', 'security.selinux')).toBe(false);
+    c.noteComplete('d/f', [], c.generation);
+    c.clear(); // a setxattr anywhere
+    expect(c.isAbsent('d/f', 'user.x')).toBe(false);
+    const asked = c.generation;
+    c.forgetName('e'); // a change while the listing was on its way
+    c.noteComplete('d/f', [], asked);
+    expect(c.isAbsent('d/f', 'user.x')).toBe(false);
+  });
 });

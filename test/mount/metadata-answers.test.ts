@@ -1,4 +1,4 @@
-import { chmodSync, linkSync, lstatSync, mkdirSync, readdirSync, renameSync, rmdirSync, statSync, truncateSync, unlinkSync, writeFileSync, appendFileSync } from 'node:fs';
+import { chmodSync, linkSync, lstatSync, mkdirSync, readdirSync, renameSync, rmdirSync, statSync, truncateSync, unlinkSync, utimesSync, writeFileSync, appendFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -179,5 +179,33 @@ describe('a large directory without a local copy', () => {
       [mount.mountpoint],
     );
     expect(sumOf(await scrape(`${url}/metrics`), 'mirrorfs_peer_operations_total', { op: 'getattr' }) - before).toBeLessThan(10);
+  });
+
+  it('ls -l of a tree made before the mount asks no peer for an xattr per entry, and shows what ext4 shows (an ACL\'s +, a user xattr)', async () => {
+    const [east, west] = await Promise.all([spawnPeer({ name: 'east' }), spawnPeer({ name: 'west' })]);
+    for (const peer of [east, west]) {
+      mkdirSync(join(peer.dataDir, 'plain'), { mode: 0o755 });
+      for (let i = 0; i < 200; i++) writeFileSync(join(peer.dataDir, 'plain', `f${i}`), `${i}`, { mode: 0o644 });
+      expect(spawnSync('setfacl', ['-m', 'u:1234:r', join(peer.dataDir, 'plain', 'f7')]).status).toBe(0);
+      expect(spawnSync('setfattr', ['-n', 'user.note', '-v', 'kept', join(peer.dataDir, 'plain', 'f9')]).status).toBe(0);
+      for (let i = 0; i < 200; i++) utimesSync(join(peer.dataDir, 'plain', `f${i}`), 1_700_000_000, 1_700_000_000);
+    }
+    const mount = await startMount({ peers: [east, west], extraArgs: ['--control-listen', '127.0.0.1:0'] });
+    const url = await controlUrl(mount);
+    const xattrReads = async () => sumOf(await scrape(`${url}/metrics`), 'mirrorfs_peer_operations_total', { op: 'getxattr' });
+    const before = await xattrReads();
+    // In its own process: ls asks each entry for security.selinux and system.posix_acl_access.
+    const ls = (dir: string) => {
+      const out = spawnSync('ls', ['-ln', '--time-style=+%s', dir], { encoding: 'utf8' });
+      expect(out.status, out.stderr).toBe(0);
+      return out.stdout.split('\n').filter((l) => !l.startsWith('total'));
+    };
+    const onMount = ls(join(mount.mountpoint, 'plain'));
+    // The only xattr a peer was asked for is the one the listing said f7 has (its ACL, for the +).
+    expect((await xattrReads()) - before).toBeLessThan(5);
+    expect(onMount).toEqual(ls(join(east.dataDir, 'plain')));
+    expect(onMount.find((l) => l.endsWith(' f7'))).toMatch(/^-rw-r--r--\+ /);
+    const note = spawnSync('getfattr', ['-n', 'user.note', '--only-values', join(mount.mountpoint, 'plain', 'f9')], { encoding: 'utf8' });
+    expect(note.stdout).toBe('kept');
   });
 });

@@ -9,9 +9,16 @@
  *   rmdir, mkdir, symlink, link) forgets that name, and a rename or rmdir
  *   everything under it too.
  * Bounded: past MAX_PATHS entries the oldest are forgotten.
+ *
+ * A directory listing from a peer also gives each entry's full list of xattr
+ * names (`noteComplete`): every other name is then absent, so `ls -l`, which
+ * asks each entry for security.selinux and system.posix_acl_access, needs no
+ * round trip per entry. The same rules forget these lists.
  */
 export class AbsentXattrs {
   private readonly absent = new Map<string, Set<string>>();
+  /** Paths whose xattr names are all known: any other name is absent. */
+  private readonly complete = new Map<string, Set<string>>();
   private static readonly MAX_PATHS = 16_384;
   /**
    * Bumped by every change: an answer is only cached if no change began while
@@ -20,21 +27,23 @@ export class AbsentXattrs {
   generation = 0;
 
   isAbsent(path: string, name: string): boolean {
-    return this.absent.get(path)?.has(name) ?? false;
+    if (this.absent.get(path)?.has(name)) return true;
+    const present = this.complete.get(path);
+    return present !== undefined && !present.has(name);
+  }
+
+  /** Every xattr name `path` has, as a listing fetched at `askedAtGeneration` said. */
+  noteComplete(path: string, names: string[], askedAtGeneration: number): void {
+    if (askedAtGeneration !== this.generation) return;
+    if (!this.complete.has(path)) evictOldest(this.complete, AbsentXattrs.MAX_PATHS);
+    this.complete.set(path, new Set(names));
   }
 
   noteAbsent(path: string, name: string, askedAtGeneration: number): void {
     if (askedAtGeneration !== this.generation) return;
     let names = this.absent.get(path);
     if (!names) {
-      if (this.absent.size >= AbsentXattrs.MAX_PATHS) {
-        // The oldest tenth in one pass (deleting the front one by one is quadratic in a Map).
-        let evict = AbsentXattrs.MAX_PATHS / 10;
-        for (const old of this.absent.keys()) {
-          if (evict-- <= 0) break;
-          this.absent.delete(old);
-        }
-      }
+      evictOldest(this.absent, AbsentXattrs.MAX_PATHS);
       names = new Set();
       this.absent.set(path, names);
     }
@@ -44,12 +53,14 @@ export class AbsentXattrs {
   clear(): void {
     this.generation++;
     this.absent.clear();
+    this.complete.clear();
   }
 
   /** Forget one path (a change that makes or removes a file, not a directory's contents). */
   forgetName(path: string): void {
     this.generation++;
     this.absent.delete(path);
+    this.complete.delete(path);
   }
 
   /** Forget a path and everything below it (a scan of every entry: for renames and rmdir). */
@@ -57,6 +68,16 @@ export class AbsentXattrs {
     if (path === '') return this.clear();
     this.generation++;
     const prefix = `${path}/`;
-    for (const key of [...this.absent.keys()]) if (key === path || key.startsWith(prefix)) this.absent.delete(key);
+    for (const map of [this.absent, this.complete]) for (const key of [...map.keys()]) if (key === path || key.startsWith(prefix)) map.delete(key);
+  }
+}
+
+/** Make room for one more: at the bound, the oldest tenth goes in one pass (deleting the front one by one is quadratic in a Map). */
+function evictOldest(map: Map<string, unknown>, max: number): void {
+  if (map.size < max) return;
+  let evict = max / 10;
+  for (const old of map.keys()) {
+    if (evict-- <= 0) break;
+    map.delete(old);
   }
 }

@@ -177,6 +177,7 @@ export class MirrorController {
       } finally {
         if (token) this.names.end(token, { ok: false });
         else this.names.clear();
+        for (const name of names) this.absentXattrs.forget(name); // a repair may have set or removed xattrs there
       }
     });
   }

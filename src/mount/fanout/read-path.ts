@@ -110,8 +110,12 @@ export class ReadPath {
       const known = names.listed(req.path);
       if (known) return { result: { names: known.map((e) => e.name), entries: known } as T, payload: EMPTY };
       const generation = names.generation;
-      const out = await this.readFromPeers<{ entries: Array<{ name: string; stat: WireStat | null }> }>(req, undefined, this.identityOrder());
+      const xattrGeneration = this.opts.absentXattrs.generation;
+      const out = await this.readFromPeers<{ entries: Array<{ name: string; stat: WireStat | null; xattrs?: string[] }> }>(req, undefined, this.identityOrder());
       names.noteListing(req.path, out.result.entries, generation);
+      for (const e of out.result.entries) {
+        if (e.xattrs) this.opts.absentXattrs.noteComplete(req.path === '' ? e.name : `${req.path}/${e.name}`, e.xattrs, xattrGeneration);
+      }
       return out as CallResult<T>;
     }
     return this.readFromPeers<T>(req, undefined, req.op === 'getattr' ? this.identityOrder() : undefined);
