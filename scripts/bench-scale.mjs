@@ -161,7 +161,7 @@ async function step(size, name, pids, fn, extra = {}) {
   resetPeaks(Object.values(pids));
   const t0 = performance.now();
   const result = await fn();
-  const seconds = (performance.now() - t0) / 1000;
+  const seconds = (performance.now() - t0) / 1000; // the step's own figure, if it gives one, wins (a resync's from the mount's log)
   const count = result?.count ?? size.files;
   const row = { files: size.files, bytes: size.bytes, step: name, seconds: Number((result?.seconds ?? seconds).toFixed(3)), rate: Math.round(count / (result?.seconds ?? seconds)), peakRssMiB: Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, pid ? peakMiB(pid) : null])), ...extra };
   rows.push(row);
@@ -211,9 +211,12 @@ async function runSize(n) {
   cli(['unmount', mnt]);
   west = await startPeer('west', join(dir, 'west'), west.port);
   dropCaches();
+  // From here the tree also holds the catch-up's files and the one west missed.
+  const treeFiles = n + changes + 1;
   await step(size, 'mount-compare', { mount: null, east: east.proc.pid, west: west.proc.pid }, () => {
     mountPid = mount(mnt, [east, west], state);
-  });
+    return { count: treeFiles };
+  }, { treeFiles });
   rows.at(-1).peakRssMiB.mount = peakMiB(mountPid);
   cli(['unmount', mnt]);
   // Full resync: west's disk replaced (its data and its state).
@@ -225,8 +228,8 @@ async function runSize(n) {
   await step(size, 'resync', { mount: null, east: east.proc.pid, west: west.proc.pid }, () => {
     mountPid = mount(mnt, [east, west], state);
     const line = readFileSync(join(state, 'mount.log'), 'utf8').split('\n').filter((l) => l.includes('full resync finished')).pop();
-    return { seconds: JSON.parse(line).seconds, count: n };
-  });
+    return { seconds: JSON.parse(line).seconds, count: treeFiles };
+  }, { treeFiles });
   rows.at(-1).peakRssMiB.mount = peakMiB(mountPid);
   cli(['unmount', mnt]);
   await kill9(east);
@@ -250,7 +253,7 @@ console.log('| files | GiB | step | seconds | files/s | peak RSS MiB (mount / ea
 console.log('| ---: | ---: | --- | ---: | ---: | --- |');
 for (const r of rows) {
   const rss = ['mount', 'east', 'west'].map((k) => r.peakRssMiB[k] ?? '-').join(' / ');
-  console.log(`| ${r.files.toLocaleString('en-US')} | ${(r.bytes / 2 ** 30).toFixed(2)} | ${r.step}${r.via ? ` (${r.via})` : ''}${r.changes ? ` (${r.changes} changes)` : ''} | ${r.seconds} | ${r.rate.toLocaleString('en-US')} | ${rss} |`);
+  console.log(`| ${r.files.toLocaleString('en-US')} | ${(r.bytes / 2 ** 30).toFixed(2)} | ${r.step}${r.via ? ` (${r.via})` : ''}${r.changes ? ` (${r.changes} changes)` : ''}${r.treeFiles ? ` (${r.treeFiles.toLocaleString('en-US')} files by then)` : ''} | ${r.seconds} | ${r.rate.toLocaleString('en-US')} | ${rss} |`);
 }
 const out = resolve(root, values.out);
 writeFileSync(out, `${JSON.stringify({ measured: when, transport: transport.label, rows }, null, 2)}\n`);

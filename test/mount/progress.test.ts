@@ -21,4 +21,15 @@ describe('progress lines', () => {
       null,
     ]);
   });
+
+  it('are written under --log-level warn too: a background mount\'s waiting parent sees a long resync alive by them', () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _enc, done) => { lines.push(...chunk.toString().split('\n').filter(Boolean)); done(); } });
+    const log = pino({ level: 'warn' }, sink);
+    const reporter = progressReporter(log, { isTTY: false } as NodeJS.WriteStream);
+    reporter.start('resync east -> west', 100, 'bytes');
+    reporter.stop();
+    log.info('an ordinary info line stays out');
+    expect(lines.map((l) => progressEventOf(JSON.parse(l) as Record<string, unknown>)?.kind)).toEqual(['started', 'finished']);
+  });
 });

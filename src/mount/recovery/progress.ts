@@ -33,7 +33,7 @@ export function progressEventOf(rec: { msg?: unknown; job?: unknown; total?: unk
   return null;
 }
 
-export function progressReporter(log: Logger, stream: NodeJS.WriteStream = process.stderr): ProgressReporter {
+export function progressReporter(parent: Logger, stream: NodeJS.WriteStream = process.stderr): ProgressReporter {
   if (stream.isTTY) {
     let bar: cliProgress.SingleBar | null = null;
     return {
@@ -49,6 +49,9 @@ export function progressReporter(log: Logger, stream: NodeJS.WriteStream = proce
     };
   }
   let job = { label: '', total: 0, unit: '', startedAt: 0, lastLog: 0, done: 0 };
+  // Whatever --log-level says: these lines are how `mirrorfs mount` in the background sees
+  // that a long resync is alive (it stops a mount whose log stays silent) and draws its bar.
+  const log = parent.level === 'info' || parent.level === 'debug' || parent.level === 'trace' ? parent : parent.child({}, { level: 'info' });
   return {
     start(label, total, unit) {
       job = { label, total, unit, startedAt: Date.now(), lastLog: Date.now(), done: 0 };
