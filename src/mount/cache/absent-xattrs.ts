@@ -21,6 +21,12 @@ export class AbsentXattrs {
   private readonly complete = new Map<string, Set<string>>();
   private static readonly MAX_PATHS = 16_384;
   /**
+   * Complete lists kept: as many as the name cache keeps attributes (NameCache.MAX_STATS), since a
+   * listing it answers later brings no xattr names, and each entry missing here costs `ls -l` two
+   * round trips (about 150 bytes each: 7.5 MB at the bound).
+   */
+  private static readonly MAX_COMPLETE = 50_000;
+  /**
    * Bumped by every change: an answer is only cached if no change began while
    * it was being fetched (it may describe the state before that change).
    */
@@ -35,7 +41,7 @@ export class AbsentXattrs {
   /** Every xattr name `path` has, as a listing fetched at `askedAtGeneration` said. */
   noteComplete(path: string, names: string[], askedAtGeneration: number): void {
     if (askedAtGeneration !== this.generation) return;
-    if (!this.complete.has(path)) evictOldest(this.complete, AbsentXattrs.MAX_PATHS);
+    if (!this.complete.has(path)) evictOldest(this.complete, AbsentXattrs.MAX_COMPLETE);
     this.complete.set(path, new Set(names));
   }
 
