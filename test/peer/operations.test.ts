@@ -228,8 +228,9 @@ describe('every read the mount needs', () => {
     const root = (await client.call<{ names: string[] }>({ op: 'readdir', path: '' })).result;
     expect(root.names).toContain('r');
     expect(root.names).not.toContain('.mirrorfs');
-    const withAttrs = (await client.call<{ entries: { name: string; stat: WireStat }[] }>({ op: 'readdir', path: 'r', withAttrs: true })).result;
-    expect(withAttrs.entries).toEqual([{ name: 'f', stat: expect.objectContaining({ size: 10, type: 'file' }) }]);
+    const withAttrs = (await client.call<{ entries: { name: string; stat: WireStat; xattrs?: string[] }[] }>({ op: 'readdir', path: 'r', withAttrs: true })).result;
+    // Each entry's xattr names come too: the mount answers the absent ones itself (ls -l).
+    expect(withAttrs.entries).toEqual([{ name: 'f', stat: expect.objectContaining({ size: 10, type: 'file' }), xattrs: [] }]);
     const read = await client.call({ op: 'read', path: 'r/f', offset: 2, length: 100 });
     expect(read.payload.toString()).toBe('cdefghij');
     expect((await client.call({ op: 'readlink', path: 'ln' })).result).toEqual({ target: '/etc/passwd' });
