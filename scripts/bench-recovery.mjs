@@ -18,11 +18,11 @@
 // killed by design; the mount's files are named CPU.*, beside its launcher's small ones).
 import { execFileSync, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchTransport } from './lib/bench-tls.mjs';
+import { startBenchPeer, tarOverTcp } from './lib/bench-peer.mjs';
 
 const { values } = parseArgs({
   options: { 'large-mib': { type: 'string', default: '1024' }, 'large-files': { type: 'string', default: '8' }, 'small-files': { type: 'string', default: '20000' }, only: { type: 'string' }, profile: { type: 'string' } },
@@ -32,7 +32,6 @@ const LARGE_FILES = Number(values['large-files']);
 const SMALL_FILES = Number(values['small-files']);
 const root = resolve(import.meta.dirname, '..');
 const CLI = join(root, 'dist/cli/mirrorfs.js');
-const PEER = join(root, 'dist/cli/mirrorfs-peer.js');
 const base = mkdtempSync(join(tmpdir(), 'mirrorfs-recovery-'));
 const transport = await benchTransport(base);
 const token = join(base, 'token');
@@ -41,20 +40,8 @@ const children = new Set();
 const mib = (b) => b / 1024 / 1024;
 
 function startPeer(name, dataDir, port = 0) {
-  mkdirSync(dataDir, { recursive: true });
-  const profiling = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(values.profile)}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : [];
-  const p = spawn(process.execPath, [...profiling, PEER, '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--name', name, '--token-file', token, ...transport.peerArgs, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.add(p);
-  p.on('exit', () => children.delete(p));
-  return new Promise((resolvePeer, reject) => {
-    let out = '';
-    p.stdout.on('data', (d) => {
-      out += d;
-      const m = /listening on [^ ]+:(\d+)/.exec(out);
-      if (m) resolvePeer({ name, dataDir, port: Number(m[1]), proc: p, url: `${transport.scheme}://127.0.0.1:${m[1]}` });
-    });
-    p.once('exit', (code) => reject(new Error(`peer ${name} exited ${code}`)));
-  });
+  const nodeArgs = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(values.profile)}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : [];
+  return startBenchPeer({ name, dataDir, port, token, transport, children, nodeArgs });
 }
 
 async function stopPeer(peer, signal) {
@@ -198,31 +185,6 @@ function plainCopySeconds(src, dst) {
   execFileSync('sync');
   const started = Date.now();
   cpSync(src, dst, { recursive: true, filter: (path) => !path.endsWith('/.mirrorfs') });
-  execFileSync('sync');
-  return (Date.now() - started) / 1000;
-}
-
-/** tar -c | loopback TCP socket | tar -x, then sync; seconds. */
-async function tarOverTcp(src, dst) {
-  mkdirSync(dst);
-  execFileSync('sync');
-  const started = Date.now();
-  await new Promise((resolveCopy, reject) => {
-    const server = net.createServer((socket) => {
-      const unpack = spawn('tar', ['-C', dst, '-xf', '-'], { stdio: ['pipe', 'ignore', 'inherit'] });
-      socket.pipe(unpack.stdin);
-      unpack.on('exit', (code) => {
-        server.close();
-        if (code === 0) resolveCopy();
-        else reject(new Error(`tar -x exited ${code}`));
-      });
-    });
-    server.listen(0, '127.0.0.1', () => {
-      const socket = net.connect(server.address().port, '127.0.0.1');
-      const pack = spawn('tar', ['-C', src, '--exclude', './.mirrorfs', '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
-      pack.stdout.pipe(socket);
-    });
-  });
   execFileSync('sync');
   return (Date.now() - started) / 1000;
 }

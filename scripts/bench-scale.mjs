@@ -16,13 +16,13 @@
 // (log-log: seconds against files, one line per step).
 //   node scripts/bench-scale.mjs [--sizes 10000,100000] [--changes 10000] [--large-mib 256] [--out docs/scale.json]
 // Needs root (drop_caches, FUSE) and a build (npm run build).
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchTransport } from './lib/bench-tls.mjs';
+import { startBenchPeer, tarOverTcp } from './lib/bench-peer.mjs';
 
 const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10000,100000' }, changes: { type: 'string', default: '10000' }, 'large-mib': { type: 'string', default: '256' }, out: { type: 'string', default: 'docs/scale.json' } } });
 const SIZES = values.sizes.split(',').map(Number);
@@ -30,7 +30,6 @@ const CHANGES = Number(values.changes);
 const LARGE_MIB = Number(values['large-mib']);
 const root = resolve(import.meta.dirname, '..');
 const CLI = join(root, 'dist/cli/mirrorfs.js');
-const PEER = join(root, 'dist/cli/mirrorfs-peer.js');
 const base = mkdtempSync(join(tmpdir(), 'mirrorfs-scale-'));
 const transport = await benchTransport(base);
 const token = join(base, 'token');
@@ -43,19 +42,7 @@ function cli(args, timeoutMs = 3_600_000) {
 }
 
 function startPeer(name, dataDir, port = 0) {
-  mkdirSync(dataDir, { recursive: true });
-  const p = spawn(process.execPath, [PEER, '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--name', name, '--token-file', token, ...transport.peerArgs, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.add(p);
-  p.on('exit', () => children.delete(p));
-  return new Promise((resolvePeer, reject) => {
-    let out = '';
-    p.stdout.on('data', (d) => {
-      out += d;
-      const m = /listening on [^ ]+:(\d+)/.exec(out);
-      if (m) resolvePeer({ name, dataDir, port: Number(m[1]), proc: p, url: `${transport.scheme}://127.0.0.1:${m[1]}` });
-    });
-    p.once('exit', (code) => reject(new Error(`peer ${name} exited ${code}`)));
-  });
+  return startBenchPeer({ name, dataDir, port, token, transport, children });
 }
 
 async function kill9(peer) {
@@ -136,27 +123,6 @@ function makeTree(dir, n) {
   return bytes;
 }
 
-/** tar of src into dst through a loopback TCP socket, then sync: a copy that crosses a network. */
-async function tarOverSocket(src, dst) {
-  mkdirSync(dst, { recursive: true });
-  const server = net.createServer();
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  const port = server.address().port;
-  const unpack = new Promise((resolveDone, reject) => {
-    server.once('connection', (sock) => {
-      const x = spawn('tar', ['-C', dst, '-xf', '-'], { stdio: ['pipe', 'ignore', 'inherit'] });
-      sock.pipe(x.stdin);
-      x.once('exit', (code) => (code === 0 ? resolveDone() : reject(new Error(`tar -x exited ${code}`))));
-    });
-  });
-  const sock = net.connect(port, '127.0.0.1');
-  const pack = spawn('tar', ['-C', src, '--exclude', './.mirrorfs', '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  pack.stdout.pipe(sock);
-  await unpack;
-  server.close();
-  execFileSync('sync');
-}
-
 async function step(size, name, pids, fn, extra = {}) {
   resetPeaks(Object.values(pids));
   const t0 = performance.now();
@@ -181,7 +147,7 @@ async function runSize(n) {
   dropCaches();
   await step(size, 'copy', none, () => void execFileSync('cp', ['-a', join(dir, 'east'), join(dir, 'west')]), { via: 'cp -a' });
   dropCaches();
-  await step(size, 'copy', none, () => tarOverSocket(join(dir, 'east'), join(dir, 'copy-tar')), { via: 'tar over TCP' });
+  await step(size, 'copy', none, () => tarOverTcp(join(dir, 'east'), join(dir, 'copy-tar')).then((seconds) => ({ seconds })), { via: 'tar over TCP' });
   rmSync(join(dir, 'copy-tar'), { recursive: true, force: true });
   let east = await startPeer('east', join(dir, 'east'));
   let west = await startPeer('west', join(dir, 'west'));

@@ -1,4 +1,4 @@
-import { closeSync, constants, existsSync, fstatSync, lstatSync, openSync, readFileSync, readdirSync, realpathSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, lstatSync, openSync, readFileSync, readdirSync, realpathSync, writeSync } from 'node:fs';
 import { Refusal } from '../refusal.js';
 import { join } from 'node:path';
 
@@ -71,7 +71,6 @@ export function checkTreeMark(dataDir: string, peerId: string, stateIsNew: boole
   const fd = openSync(mark, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   try {
     writeSync(fd, `${peerId}\n`);
-    fstatSync(fd);
   } finally {
     closeSync(fd);
   }

@@ -1,7 +1,9 @@
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadIdentity } from '../../src/security/identity.js';
+import { ensureIdentity, loadIdentity, type Identity } from '../../src/security/identity.js';
 import type { Transport } from '../../src/security/transport.js';
 import { Trust } from '../../src/security/trust.js';
+import { tmpDir } from './tmp.js';
 
 /** Where global-tls.ts put the shared test identities. */
 export function testTlsDir(): string {
@@ -38,4 +40,21 @@ export function testPeerKeyPair(): { key: string; cert: string } {
 export function testMountKeyPair(): { key: string; cert: string } {
   const { key, cert } = loadIdentity(join(testTlsDir(), 'mount'), 'globalSetup');
   return { key, cert };
+}
+
+/** A new TLS identity of a test's own, made by the product's init code (security tests). */
+export async function newIdentity(name: string): Promise<Identity> {
+  return (await ensureIdentity(join(tmpDir(`mirrorfs-id-${name}-`), 'tls'), name)).identity;
+}
+
+/** A trust file: each identity with its roles (null: a line without roles, the format before roles). */
+export function writeTrustFile(entries: Array<[Identity, string | null]>): string {
+  const file = join(tmpDir('mirrorfs-trust-'), 'trust');
+  writeFileSync(file, entries.map(([id, roles]) => `${id.fingerprint} ${id.dir}${roles === null ? '' : ` roles=${roles}`}`).join('\n') + '\n', { mode: 0o600 });
+  return file;
+}
+
+/** A transport presenting `identity` and trusting what `trustFile` lists. */
+export function tlsTransport(identity: Identity, trustFile: string): Transport {
+  return { kind: 'tls', identity, trust: new Trust(trustFile) };
 }

@@ -7,12 +7,11 @@ import { MAX_FIRST_EPOCH } from '../../src/peer/ownership.js';
 import { issuePullTicket } from '../../src/security/pull-ticket.js';
 import { signHandshake } from '../../src/security/handshake-proof.js';
 import { X509Certificate } from 'node:crypto';
-import { ensureIdentity, type Identity } from '../../src/security/identity.js';
-import type { Transport } from '../../src/security/transport.js';
-import { Trust } from '../../src/security/trust.js';
+import type { Identity } from '../../src/security/identity.js';
 import { cleanupMounts, startMount } from '../helpers/mount.js';
-import { cleanupPeers, spawnPeer, type PeerProcess } from '../helpers/peer.js';
-import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
+import { cleanupPeers, spawnPeer } from '../helpers/peer.js';
+import { cleanupTmp } from '../helpers/tmp.js';
+import { newIdentity, tlsTransport, writeTrustFile } from '../helpers/tls.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -28,21 +27,6 @@ afterEach(async () => {
   await cleanupPeers();
   cleanupTmp();
 });
-
-async function newIdentity(name: string): Promise<Identity> {
-  return (await ensureIdentity(join(tmpDir(`mirrorfs-id-${name}-`), 'tls'), name)).identity;
-}
-
-/** A trust file: each identity with its roles (null: a line without roles, the format before roles). */
-function trustFile(entries: Array<[Identity, string | null]>): string {
-  const file = join(tmpDir('mirrorfs-trust-'), 'trust');
-  writeFileSync(file, entries.map(([id, roles]) => `${id.fingerprint} ${id.dir}${roles === null ? '' : ` roles=${roles}`}`).join('\n') + '\n', { mode: 0o600 });
-  return file;
-}
-
-function tls(identity: Identity, trust: string): Transport {
-  return { kind: 'tls', identity, trust: new Trust(trust) };
-}
 
 function tlsArgs(identity: Identity, trust: string): string[] {
   return ['--tls-identity', identity.dir, '--trust', trust];
@@ -60,14 +44,14 @@ describe('roles bound to certificates', () => {
     const relayId = await newIdentity('relay');
     const otherMountId = await newIdentity('other-mount');
     const readerId = await newIdentity('reader');
-    const trust = trustFile([[peerId, 'peer'], [relayId, 'relay'], [mountId, 'mount,standby'], [otherMountId, 'mount'], [readerId, 'reader']]);
+    const trust = writeTrustFile([[peerId, 'peer'], [relayId, 'relay'], [mountId, 'mount,standby'], [otherMountId, 'mount'], [readerId, 'reader']]);
     const east = await spawnPeer({ name: 'east', extraArgs: tlsArgs(peerId, trust) });
     const west = await spawnPeer({ name: 'west', extraArgs: tlsArgs(peerId, trust) });
     const mount = await startMount({ peers: [east, west], extraArgs: tlsArgs(mountId, trust) });
     writeFileSync(join(mount.mountpoint, 'a'), 'one');
 
     // The peer's own key and the token (finding 1): the owner's stamp is public in the status, but it is not the owner's certificate.
-    const impostor = east.client({ transport: tls(peerId, trust) });
+    const impostor = east.client({ transport: tlsTransport(peerId, trust) });
     const st = await impostor.status();
     const asOwner = { op: 'mkdir' as const, path: 'planted', mode: 0o755, mount: st.owner!, epoch: st.epoch, seq: 900_000_001 };
     await expect(impostor.call(asOwner)).rejects.toMatchObject({ code: 'MFS_ROLE', errno: 'EACCES' });
@@ -82,19 +66,19 @@ describe('roles bound to certificates', () => {
 
     // A relay's key: naming the mount as origin, it cannot take the peer without the mount's signature
     // on the handshake, nor pass on changes for an owner whose signed handshake it never carried here.
-    const relay = east.client({ transport: tls(relayId, trust) });
+    const relay = east.client({ transport: tlsTransport(relayId, trust) });
     await expect(relay.handshake(st.owner!, st.epoch, undefined, { origin: mountDer, proof: null })).rejects.toMatchObject({ code: 'MFS_ROLE' });
     await expect(relay.handshake(st.owner!, st.epoch + 1, undefined, { origin: mountDer, proof: signHandshake(st.owner!, st.epoch + 1, relayId.key) })).rejects.toThrow(/not signed by certificate/);
     await expect(relay.call({ ...asOwner, seq: 900_000_004 })).rejects.toMatchObject({ code: 'MFS_NO_HANDSHAKE' });
     await expect(relay.call({ op: 'repair', mount: st.owner!, epoch: st.epoch, action: { op: 'mkdir', path: 'planted', mode: 0o755 } }, undefined, undefined, 0, { origin: mountDer })).rejects.toMatchObject({ code: 'MFS_NO_HANDSHAKE' });
 
     // Another mount's key may take over at the next epoch (that is what the role is for), but not act as the owner at this one.
-    const other = east.client({ transport: tls(otherMountId, trust) });
+    const other = east.client({ transport: tlsTransport(otherMountId, trust) });
     await expect(other.call({ ...asOwner, seq: 900_000_002 })).rejects.toMatchObject({ code: 'MFS_NOT_OWNER' });
     await expect(rawHandshake(other, st.owner!, st.epoch)).rejects.toMatchObject({ code: 'MFS_NOT_OWNER' });
 
     // A reader reads and changes nothing.
-    const reader = east.client({ transport: tls(readerId, trust) });
+    const reader = east.client({ transport: tlsTransport(readerId, trust) });
     const { payload } = await reader.call({ op: 'read', path: 'a', offset: 0, length: 100 });
     expect(payload.toString()).toBe('one');
     await expect(reader.call({ ...asOwner, seq: 900_000_003 })).rejects.toMatchObject({ code: 'MFS_ROLE' });
@@ -112,9 +96,9 @@ describe('roles bound to certificates', () => {
   it('the owner whose trust line loses its mount role stops changing the peer once the file is read again, within its epoch', async () => {
     const mountId = await newIdentity('mount');
     const peerId = await newIdentity('peer');
-    const trust = trustFile([[peerId, 'peer'], [mountId, 'mount']]);
+    const trust = writeTrustFile([[peerId, 'peer'], [mountId, 'mount']]);
     const east = await spawnPeer({ name: 'east', extraArgs: tlsArgs(peerId, trust) });
-    const c = east.client({ transport: tls(mountId, trust) });
+    const c = east.client({ transport: tlsTransport(mountId, trust) });
     await c.handshake('demoted', 1);
     await c.call({ op: 'mkdir', path: 'before', mode: 0o755, mount: 'demoted', epoch: 1, seq: 1 });
     writeFileSync(trust, `${peerId.fingerprint} peer roles=peer\n${mountId.fingerprint} demoted roles=reader\n`);
@@ -130,9 +114,9 @@ describe('roles bound to certificates', () => {
   it('a trust line without roles still allows every role, and the peer says so in its log', async () => {
     const mountId = await newIdentity('mount');
     const peerId = await newIdentity('peer');
-    const trust = trustFile([[peerId, 'peer'], [mountId, null]]);
+    const trust = writeTrustFile([[peerId, 'peer'], [mountId, null]]);
     const east = await spawnPeer({ name: 'east', extraArgs: tlsArgs(peerId, trust) });
-    const c = east.client({ transport: tls(mountId, trust) });
+    const c = east.client({ transport: tlsTransport(mountId, trust) });
     await c.handshake('legacy-mount', 1);
     await c.call({ op: 'mkdir', path: 'd', mode: 0o755, mount: 'legacy-mount', epoch: 1, seq: 1 });
     expect(existsSync(join(east.dataDir, 'd'))).toBe(true);
@@ -169,13 +153,13 @@ describe('no trust through a relay or a pull', () => {
     const relayId = await newIdentity('relay');
     const farId = await newIdentity('far');
     const stranger = await newIdentity('relay-only');
-    const far = await spawnPeer({ name: 'far', extraArgs: tlsArgs(farId, trustFile([[farId, 'peer'], [relayId, 'relay'], [mountId, 'mount']])) });
-    const relayTrust = trustFile([[farId, 'peer'], [mountId, 'mount'], [stranger, 'mount']]);
+    const far = await spawnPeer({ name: 'far', extraArgs: tlsArgs(farId, writeTrustFile([[farId, 'peer'], [relayId, 'relay'], [mountId, 'mount']])) });
+    const relayTrust = writeTrustFile([[farId, 'peer'], [mountId, 'mount'], [stranger, 'mount']]);
     const relay = await spawnPeer({ name: 'relay', pure: true, extraArgs: [...tlsArgs(relayId, relayTrust), '--forward-to', far.url] });
-    const trustsRelay = trustFile([[relayId, 'relay']]);
+    const trustsRelay = writeTrustFile([[relayId, 'relay']]);
 
     // Finding 5: the relay trusts the stranger, the far mirror does not; its handshake is refused there, so here.
-    const s = relay.client({ transport: tls(stranger, trustsRelay) });
+    const s = relay.client({ transport: tlsTransport(stranger, trustsRelay) });
     await expect(s.handshake('stranger-mount', 1)).rejects.toMatchObject({ code: 'MFS_ROLE' });
     await expect(s.handshake('stranger-mount', 1)).rejects.toThrow(/which this peer does not trust/);
     await expect(s.call({ op: 'mkdir', path: 'from-stranger', mode: 0o755, mount: 'stranger-mount', epoch: 1, seq: 1 })).rejects.toMatchObject({ code: 'MFS_NO_HANDSHAKE' });
@@ -184,7 +168,7 @@ describe('no trust through a relay or a pull', () => {
     await expect(s.manifest()).rejects.toMatchObject({ code: 'MFS_ROLE' });
 
     // The mount the far end trusts goes through, and its epoch is bound to its own certificate at both hops.
-    const m = relay.client({ transport: tls(mountId, trustsRelay) });
+    const m = relay.client({ transport: tlsTransport(mountId, trustsRelay) });
     await m.handshake('real-mount', 1);
     await m.call({ op: 'mkdir', path: 'from-mount', mode: 0o755, mount: 'real-mount', epoch: 1, seq: 1 });
     await waitFor(() => existsSync(join(far.dataDir, 'from-mount')), 'the mount\'s change at the far mirror');
@@ -202,14 +186,14 @@ describe('no trust through a relay or a pull', () => {
     const northId = await newIdentity('north');
     const stranger = await newIdentity('stranger-mount');
     // east lets the stranger own it; the source (north) does not trust the stranger at all.
-    const east = await spawnPeer({ name: 'east', extraArgs: tlsArgs(eastId, trustFile([[eastId, 'peer'], [northId, 'peer'], [mountId, 'mount'], [stranger, 'mount']])) });
-    const north = await spawnPeer({ name: 'north', extraArgs: tlsArgs(northId, trustFile([[eastId, 'peer'], [northId, 'peer'], [mountId, 'mount']])) });
-    const trustsPeers = trustFile([[eastId, 'peer'], [northId, 'peer']]);
-    const owner = north.client({ transport: tls(mountId, trustsPeers) });
+    const east = await spawnPeer({ name: 'east', extraArgs: tlsArgs(eastId, writeTrustFile([[eastId, 'peer'], [northId, 'peer'], [mountId, 'mount'], [stranger, 'mount']])) });
+    const north = await spawnPeer({ name: 'north', extraArgs: tlsArgs(northId, writeTrustFile([[eastId, 'peer'], [northId, 'peer'], [mountId, 'mount']])) });
+    const trustsPeers = writeTrustFile([[eastId, 'peer'], [northId, 'peer']]);
+    const owner = north.client({ transport: tlsTransport(mountId, trustsPeers) });
     await owner.handshake('real-mount', 1);
     await owner.repair('real-mount', 1, { op: 'put-file', path: 'secret', mode: 0o600, uid: 0, gid: 0, mtimeMs: 1_000_000 }, Buffer.from('north only'));
 
-    const s = east.client({ transport: tls(stranger, trustsPeers) });
+    const s = east.client({ transport: tlsTransport(stranger, trustsPeers) });
     await s.handshake('stranger-mount', 1);
     // The source's token is not accepted for a pull over TLS: east would have to hold it.
     const token = readFileSync(north.tokenFile, 'utf8').trim();
@@ -224,14 +208,14 @@ describe('no trust through a relay or a pull', () => {
     await waitFor(() => north.stderr().includes('refused a pull ticket'), 'the source logging the refused ticket');
 
     // The owner of both, with its own ticket, pulls.
-    const o = east.client({ transport: tls(mountId, trustsPeers) });
+    const o = east.client({ transport: tlsTransport(mountId, trustsPeers) });
     await o.handshake('real-mount', 2);
     await owner.handshake('real-mount', 2);
     const ticket = issuePullTicket({ source: northPeerId, mount: 'real-mount', epoch: 2, target: eastCert }, mountId.key);
     await o.pull('real-mount', 2, { url: north.url, ticket }, 10_000);
     expect(readFileSync(join(east.dataDir, 'secret'), 'utf8')).toBe('north only');
     // The ticket opens reads for east's certificate only, and nothing but reads.
-    const ticketed = (identity: Identity) => new PeerClient(north.url, { name: 'north', ticket, origin: new X509Certificate(mountId.cert).raw, transport: tls(identity, trustsPeers) });
+    const ticketed = (identity: Identity) => new PeerClient(north.url, { name: 'north', ticket, origin: new X509Certificate(mountId.cert).raw, transport: tlsTransport(identity, trustsPeers) });
     const asEast = ticketed(eastId);
     expect((await asEast.call<{ names: string[] }>({ op: 'readdir', path: '' })).result.names).toContain('secret');
     await expect(asEast.call({ op: 'settle', mount: 'real-mount', epoch: 2, seq: 9 })).rejects.toMatchObject({ code: 'MFS_ROLE' });

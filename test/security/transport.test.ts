@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { generate } from 'selfsigned';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ensureIdentity, fingerprintOf, normalizeFingerprint, type Identity } from '../../src/security/identity.js';
+import { fingerprintOf, normalizeFingerprint, type Identity } from '../../src/security/identity.js';
 import type { Transport } from '../../src/security/transport.js';
 import { Trust, parseTrustFile } from '../../src/security/trust.js';
 import { runCollect } from '../helpers/child.js';
@@ -15,7 +15,7 @@ import { PEER_BIN, TEST_TOKEN, cleanupPeers, spawnPeer, type PeerProcess } from 
 import { PeerClient } from '../../src/client/peer-client.js';
 import { Stamper } from '../helpers/stamp.js';
 import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
-import { testTransport } from '../helpers/tls.js';
+import { newIdentity, testTransport, tlsTransport, writeTrustFile } from '../helpers/tls.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -30,18 +30,9 @@ afterEach(async () => {
   cleanupTmp();
 });
 
-async function newIdentity(name: string): Promise<Identity> {
-  return (await ensureIdentity(join(tmpDir(`mirrorfs-id-${name}-`), 'tls'), name)).identity;
-}
-
+/** A trust file listing these identities, with no roles (every role: what these tests are about is trust itself). */
 function trustFileOf(...identities: Identity[]): string {
-  const file = join(tmpDir('mirrorfs-trust-'), 'trust');
-  writeFileSync(file, identities.map((i) => `${i.fingerprint} ${i.dir}`).join('\n') + '\n');
-  return file;
-}
-
-function tlsTransport(identity: Identity, trustFile: string): Transport {
-  return { kind: 'tls', identity, trust: new Trust(trustFile) };
+  return writeTrustFile(identities.map((i) => [i, null]));
 }
 
 /** A peer (or relay) that trusts exactly these client identities. */
