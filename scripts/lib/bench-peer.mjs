@@ -7,15 +7,17 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 const PEER = resolve(import.meta.dirname, '../../dist/cli/mirrorfs-peer.js');
+// The node flags the installed mirrorfs-peer command runs with (a mount's background process adds its own).
+const { withServiceFlags } = await import(resolve(import.meta.dirname, '../../dist/cli/node-flags.js'));
 
 /**
  * Resolves with { name, dataDir, port, proc, url } once the peer listens.
  * `children`: a Set the process is kept in while it runs (for the caller's cleanup);
- * `nodeArgs`: flags for node itself (a CPU profile, say).
+ * `nodeArgs`: flags for node itself (a CPU profile, say), besides the service flags users' peers run with.
  */
 export function startBenchPeer({ name, dataDir, port = 0, token, transport, children, nodeArgs = [] }) {
   mkdirSync(dataDir, { recursive: true });
-  const p = spawn(process.execPath, [...nodeArgs, PEER, '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--name', name, '--token-file', token, ...transport.peerArgs, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const p = spawn(process.execPath, [...withServiceFlags(nodeArgs, ''), PEER, '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--name', name, '--token-file', token, ...transport.peerArgs, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.add(p);
   p.on('exit', () => children.delete(p));
   return new Promise((resolvePeer, reject) => {

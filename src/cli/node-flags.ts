@@ -12,16 +12,25 @@
  * 154-165 with 8 MiB and 149-160 with 4 MiB; a peer's 165-181, 157-168 and
  * 143-148; throughput differed by no more than this machine's noise
  * (docs/PERFORMANCE.md, session 7).
+ *
+ * --heap-growing-percent: after each full collection V8 lets the old
+ * generation grow to several times what survived before it collects again.
+ * Walking a tree of 100,000 files through the mount promotes many short-lived
+ * listings; the mount's peak went to 310-323 MiB with 62-97 MiB live. With
+ * growth held to 20% it peaked at 197-201 MiB for 3-7% more CPU time
+ * (--optimize-for-size: 189-194 MiB for 22% more CPU; docs/PERFORMANCE.md,
+ * session 19).
  */
-export const SERVICE_V8_FLAGS: readonly string[] = ['--max-semi-space-size=4'];
+export const SERVICE_V8_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--heap-growing-percent=20'];
 
 /**
  * `execArgv` with the service flags added, each unless the same flag is
  * already given there or in NODE_OPTIONS (a user's own choice wins; V8 reads
  * `_` and `-` alike).
  */
-export function withServiceFlags(execArgv: readonly string[], nodeOptions = process.env.NODE_OPTIONS ?? ''): string[] {
-  const named = (flag: string) => flag.split('=')[0]!.replace(/_/g, '-');
+export function withServiceFlags(execArgv: readonly string[], nodeOptions = process.env.NODE_OPTIONS ?? '', flags: readonly string[] = SERVICE_V8_FLAGS): string[] {
+  // `--no-x` names the same flag as `--x` (a user who turns one off is not overruled).
+  const named = (flag: string) => flag.split('=')[0]!.replace(/_/g, '-').replace(/^--no-/, '--');
   const given = new Set([...execArgv, ...nodeOptions.split(/\s+/).filter(Boolean)].map(named));
-  return [...execArgv, ...SERVICE_V8_FLAGS.filter((f) => !given.has(named(f)))];
+  return [...execArgv, ...flags.filter((f) => !given.has(named(f)))];
 }

@@ -178,6 +178,11 @@ describe('running a mount', () => {
       expect(json.peers[0].latencyUsP50).toBeGreaterThan(0);
       // The background process runs with the service's V8 flags (src/cli/node-flags.ts).
       expect(readFileSync(`/proc/${json.pid}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining([...SERVICE_V8_FLAGS]));
+      // Its memory, as the process itself counts it (an operator tells a leak from an uncollected heap).
+      expect(json.memory.rss).toBeGreaterThan(json.memory.heapUsed);
+      expect(json.memory.heapTotal).toBeGreaterThanOrEqual(json.memory.heapUsed);
+      expect(json.memory.external).toBeGreaterThanOrEqual(json.memory.arrayBuffers);
+      expect(json.memory.heapUsed).toBeGreaterThan(1024 * 1024);
       const u = await cli(['unmount', mountpoint]);
       expect(u.stdout).toMatch(/unmounted/);
       expect(isMounted(mountpoint)).toBe(false);

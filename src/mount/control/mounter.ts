@@ -190,7 +190,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     let stopping: Promise<void> | null = null;
     // The control socket opens before the mount, so a failure here leaves no mount behind.
     const control = await startControlServer(mountpoint, {
-      status: async () => ({ mountpoint, pid: process.pid, ...controller.status(), routes: await controller.routes() }),
+      status: async () => ({ mountpoint, pid: process.pid, memory: memoryNow(), ...controller.status(), routes: await controller.routes() }),
       unmount: () => stop('mirrorfs unmount'),
       sync: async () => {
         await controller.barrier(null);
@@ -259,4 +259,10 @@ function unmountFuse(fuse: FuseInstance, log: Logger): Promise<boolean> {
       resolve(!err);
     }),
   );
+}
+
+/** The mount's memory in bytes (status): resident, the JS heap in use, and what Buffers and other native objects hold outside it. */
+function memoryNow(): { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number } {
+  const { rss, heapUsed, heapTotal, external, arrayBuffers } = process.memoryUsage();
+  return { rss, heapUsed, heapTotal, external, arrayBuffers };
 }
