@@ -7,6 +7,7 @@ import { decodeFrame, decodeFrameInto, encodeFrameParts, responseResult, wireErr
 import { MirrorError, isCredentialRefusal, isNoAnswer } from '../protocol/errors.js';
 import { isMutation, pathOf, type HandshakeResult, type MountDurability, type HistoryEntry, type PullProgress, type RepairActionInput, type ManifestEntry, type PeerStatus, type ProgressResult, type RequestInput } from '../protocol/ops.js';
 import { CallChannel } from './call-channel.js';
+import { readNdjson } from './ndjson-stream.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, ORIGIN_HEADER, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES, TICKET_HEADER } from '../protocol/version.js';
 
 export interface PeerClientOptions {
@@ -239,12 +240,26 @@ export class PeerClient {
    * content is false. Allowed 30 times the call timeout: it walks the whole tree.
    */
   async manifest(opts: { content?: boolean; path?: string; origin?: Buffer | null } = {}): Promise<ManifestEntry[]> {
-    const query: string[] = [];
-    if (opts.content === false) query.push('content=0');
-    if (opts.path) query.push(`path=${queryValueOfWire(opts.path)}`); // any bytes (byte-names.ts)
-    const route = query.length > 0 ? `${ROUTES.manifest}?${query.join('&')}` : ROUTES.manifest;
-    const text = joined(await this.send('GET', route, undefined, 'manifest', this.timeoutMs * 30, 0, undefined, originHeader(opts.origin))).toString('utf8');
+    const text = joined(await this.send('GET', manifestRoute(opts), undefined, 'manifest', this.timeoutMs * 30, 0, undefined, originHeader(opts.origin))).toString('utf8');
     return text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as ManifestEntry);
+  }
+
+  /**
+   * The peer's tree manifest as it is read, one entry at a time (memory holds a piece of
+   * the answer, not the answer: a tree of millions of entries). Bounded per wait for the peer
+   * (30 times the call timeout, as `manifest` is in all), not in all. On the route in use:
+   * a failure ends the stream, and the caller starts over.
+   */
+  async *manifestStream(opts: { content?: boolean; path?: string; origin?: Buffer | null } = {}): AsyncGenerator<ManifestEntry> {
+    const idleMs = this.timeoutMs * 30;
+    const session = await withBound(this.connection(idleMs), idleMs, () => new MirrorError('MFS_TIMEOUT', `peer ${this.name} did not connect for the manifest within ${idleMs} ms`, { context: { peer: this.name, op: 'manifest' } }));
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.request({ ':method': 'GET', ':path': manifestRoute(opts), ...this.headers, ...originHeader(opts.origin) }, { endStream: true });
+    } catch (err) {
+      throw new MirrorError('MFS_UNREACHABLE', `peer ${this.name} unreachable for manifest: ${(err as Error).message}`, { context: { peer: this.name, op: 'manifest' }, cause: err });
+    }
+    yield* readNdjson<ManifestEntry>(stream, { peer: this.name, what: 'manifest', idleMs, refusal: (body, status) => this.refusal(body, status, 'manifest') });
   }
 
   async close(): Promise<void> {
@@ -489,6 +504,21 @@ export class PeerClient {
     if (wire) return MirrorError.fromWire(wire, context);
     return new MirrorError('MFS_BAD_RESPONSE', `peer ${this.name} answered ${what} with HTTP ${status}`, { context });
   }
+}
+
+/** The manifest's route: the whole tree or a subtree, with or without content hashes. */
+function manifestRoute(opts: { content?: boolean; path?: string }): string {
+  const query: string[] = [];
+  if (opts.content === false) query.push('content=0');
+  if (opts.path) query.push(`path=${queryValueOfWire(opts.path)}`); // any bytes (byte-names.ts)
+  return query.length > 0 ? `${ROUTES.manifest}?${query.join('&')}` : ROUTES.manifest;
+}
+
+/** `promise`, or the error `late()` makes if it takes longer than ms. */
+function withBound<T>(promise: Promise<T>, ms: number, late: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(late()), ms)));
+  return Promise.race([promise, bound]).finally(() => clearTimeout(timer));
 }
 
 /** A per-request origin header (a relay passing on one client's request). */

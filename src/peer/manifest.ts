@@ -36,10 +36,20 @@ function manifestRoot(peer: PeerContext, path: string): string | null {
 async function manifestViaNextHop(peer: PeerContext, stream: ServerHttp2Stream, content: boolean, path: string, origin: Buffer | null): Promise<void> {
   await peer.forwarder!.waitQueuedBeforeNow(NEXT_HOP_TIMEOUT_MS);
   // Named to the next hop as the reader, judged there: the relay's trust does not reach past it.
-  const entries = await peer.forwarder!.manifest({ content, path, origin });
+  const entries = peer.forwarder!.manifestStream({ content, path, origin });
+  // The first entry before the answer starts: a refusal or failure there is answered as one (a status);
+  // a failure later resets the stream, so a reader never takes a cut-short manifest for a whole one.
+  const first = await entries.next();
   respondNdjson(stream);
-  await writeNdjson(stream, entries);
+  await writeNdjson(stream, continued(first, entries));
   stream.end();
+}
+
+/** A generator's entries again, from one already taken. */
+async function* continued<T>(first: IteratorResult<T>, rest: AsyncGenerator<T>): AsyncGenerator<T> {
+  if (first.done) return;
+  yield first.value;
+  yield* rest;
 }
 
 /**

@@ -230,8 +230,9 @@ export class Forwarder {
     }
   }
 
-  manifest(opts: { content?: boolean; path?: string; origin?: Buffer | null }): Promise<ManifestEntry[]> {
-    return this.next.manifest(opts);
+  /** The next hop's manifest, read as it comes (a relay passes it on without holding it). */
+  manifestStream(opts: { content?: boolean; path?: string; origin?: Buffer | null }): AsyncGenerator<ManifestEntry> {
+    return this.next.manifestStream(opts);
   }
 
   /** The next hop's own status (and so on down the chain), bounded: an unreachable hop is reported, not waited for. */

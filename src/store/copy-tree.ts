@@ -1,6 +1,7 @@
 import { repairActionSchema, type ManifestEntry, type RepairAction, type RepairActionInput, type WireStat } from '../protocol/ops.js';
 import type { ApplyContext } from './context.js';
 import { walkManifest } from './manifest.js';
+import { mergeManifests } from './manifest-merge.js';
 import { serveRead } from './reads.js';
 import { applyRepair } from './repair.js';
 
@@ -15,6 +16,8 @@ export interface CopyHandle {
   usable(): boolean;
   /** Manifest of `path` and everything under it ('' = the whole tree, root excluded). */
   manifest(path: string, content: boolean): Promise<ManifestEntry[]>;
+  /** The same manifest read as it comes, in walk order (manifest-merge.ts): what a comparison of a whole tree uses. */
+  entries(path: string, content: boolean): AsyncIterable<ManifestEntry>;
   stat(path: string): Promise<WireStat>;
   read(path: string, offset: number, length: number): Promise<Buffer>;
   /** Several whole small files in one round trip (contents in the order asked). */
@@ -33,6 +36,7 @@ export function storeCopy(name: string, ctx: ApplyContext, opts: { usable?: () =
       for await (const e of walkManifest(ctx.tree.fsRoot, { path, content })) out.push(e);
       return out;
     },
+    entries: (path, content) => walkManifest(ctx.tree.fsRoot, { path, content }),
     stat: async (path) => serveRead(ctx, { op: 'getattr', path }).result as WireStat,
     read: async (path, offset, length) => serveRead(ctx, { op: 'read', path, offset, length }).payload ?? Buffer.alloc(0),
     readMany: async (paths) => {
@@ -92,51 +96,43 @@ const BATCH_MAX_BYTES = 1024 * 1024;
 const DEFAULT_PARALLEL = 8;
 
 export async function makeEqual(source: CopyHandle, target: CopyHandle, path: string, opts: RepairOptions = {}): Promise<RepairProgress> {
-  const dst = await target.manifest(path, true);
-  // Content hashes of the source only matter where the target has something to compare.
-  const src = await source.manifest(path, dst.length > 0);
-  const progress: RepairProgress = { entries: 0, filesCopied: 0, bytesCopied: 0, removed: 0, totalEntries: src.length, totalBytes: src.reduce((n, e) => n + (e.type === 'file' ? e.size : 0), 0) };
+  const progress: RepairProgress = { entries: 0, filesCopied: 0, bytesCopied: 0, removed: 0, totalEntries: 0, totalBytes: 0 };
   const report = () => opts.onProgress?.(progress);
-  if (path !== '' && src.length > 0) await ensureParents(source, target, path);
-  const srcByPath = new Map(src.map((e) => [e.path, e]));
-  const dstByPath = new Map(dst.map((e) => [e.path, e]));
+  // What there is to copy, for a progress bar's total: a walk without content hashes first.
+  if (opts.onProgress) await countSource(source, path, progress);
+  // Content hashes of the source only matter where the target has something to compare.
+  const targetHolds = await holdsAny(target, path);
 
-  // 1. Remove what is wrong on the target (topmost only: remove-tree takes the rest).
-  const removed: string[] = [];
-  for (const d of dst) {
-    if (removed.some((r) => isUnder(d.path, r))) {
-      dstByPath.delete(d.path);
-      continue;
-    }
-    const s = srcByPath.get(d.path);
-    if (!s || s.type !== d.type || (s.type === 'symlink' && s.target !== d.target) || s.rdev !== d.rdev) {
-      await target.apply({ op: 'remove-tree', path: d.path });
-      removed.push(d.path);
-      dstByPath.delete(d.path);
-      progress.removed++;
-    }
-  }
-
-  // 2. Create and fill, several entries at once; each waits only for its own directory.
+  // The two manifests are read side by side as they come (manifest-merge.ts): memory holds what
+  // is in flight, the directories on the way to the current entry and the files with several
+  // names, never a whole tree. In walk order a name's whole subtree follows it, so a removal
+  // covers what comes next under it, and a directory is made before what goes in it.
   const pool = new Pool(opts.parallel ?? DEFAULT_PARALLEL);
   const flush = opts.flushAtEnd !== true;
-  const dirReady = new Map<string, Promise<void>>();
-  const firstNameOfInode = new Map<number, string>();
+  /** The directories of this pass from the top down to the current entry's parent, each ready once made. */
+  const openDirs: Array<{ path: string; ready: Promise<void> }> = [];
+  const parentReadyOf = (p: string): Promise<void> => {
+    while (openDirs.length > 0 && !isUnder(p, openDirs.at(-1)!.path)) openDirs.pop();
+    const top = openDirs.at(-1);
+    return top && top.path === parentOf(p) ? top.ready : Promise.resolve();
+  };
+  /** Per inode number of a file with several names on the source: its first name, and the target's inode there. */
+  const firstNameOfInode = new Map<number, { path: string; targetInode: number | undefined }>();
   /** Target names removed and created again in this pass (their old inode is gone). */
   const recreated = new Set<string>();
-  const laterNames: Array<{ entry: ManifestEntry; first: string }> = [];
+  const laterNames: Array<{ entry: ManifestEntry; first: string; firstTargetInode: number | undefined; d: ManifestEntry | undefined }> = [];
   const modes: ManifestEntry[] = [];
   const done = () => {
     progress.entries++;
     report();
   };
   // Small files to create or rewrite whole, read from the source together.
-  let batch: Array<{ s: ManifestEntry; d: ManifestEntry | undefined }> = [];
+  let batch: Array<{ s: ManifestEntry; d: ManifestEntry | undefined; parentReady: Promise<void> }> = [];
   let batchBytes = 0;
   const submitBatch = async () => {
     if (batch.length === 0) return;
     const files = batch;
-    const parentsReady = Promise.all([...new Set(files.map(({ s }) => parentOf(s.path)))].map((dir) => dirReady.get(dir)));
+    const parentsReady = Promise.all([...new Set(files.map((f) => f.parentReady))]);
     batch = [];
     batchBytes = 0;
     await pool.run(async () => {
@@ -150,27 +146,46 @@ export async function makeEqual(source: CopyHandle, target: CopyHandle, path: st
       }
     });
   };
+  /** The last subtree removed from the target: what follows under it there is gone. */
+  let removedSubtree: string | null = null;
+  let parentsEnsured = path === '';
   try {
-    for (const s of src) {
-      const d = dstByPath.get(s.path);
+    const merged = mergeManifests([source.entries(path, targetHolds), target.entries(path, true)], [source.name, target.name]);
+    for await (const { path: name, entries: [src, dst] } of merged) {
+      let d = dst ?? undefined;
+      if (d && removedSubtree !== null && isUnder(name, removedSubtree)) d = undefined;
+      // 1. Remove what is wrong on the target (topmost only: remove-tree takes the rest).
+      if (d && (!src || src.type !== d.type || (src.type === 'symlink' && src.target !== d.target) || src.rdev !== d.rdev)) {
+        await target.apply({ op: 'remove-tree', path: name });
+        removedSubtree = name;
+        progress.removed++;
+        d = undefined;
+      }
+      if (!src) continue;
+      const s = src;
+      // 2. Create and fill, several entries at once; each waits only for its own directory.
+      if (!parentsEnsured) {
+        await ensureParents(source, target, path);
+        parentsEnsured = true;
+      }
       if (s.type === 'file' && s.inode !== undefined) {
         const first = firstNameOfInode.get(s.inode);
         if (first !== undefined) {
-          laterNames.push({ entry: s, first });
+          laterNames.push({ entry: s, first: first.path, firstTargetInode: first.targetInode, d });
           continue;
         }
-        firstNameOfInode.set(s.inode, s.path);
+        firstNameOfInode.set(s.inode, { path: s.path, targetInode: d?.inode });
       }
       if (s.type === 'other') continue; // a type this side cannot make
+      const parentReady = parentReadyOf(s.path);
       if (s.type === 'file' && s.size <= BATCH_FILE_BYTES && isPlainCopy(s, d)) {
-        batch.push({ s, d });
+        batch.push({ s, d, parentReady });
         batchBytes += s.size;
         if (batch.length >= BATCH_MAX_FILES || batchBytes >= BATCH_MAX_BYTES) await submitBatch();
         continue;
       }
-      const parentReady = dirReady.get(parentOf(s.path)) ?? Promise.resolve();
       let finished!: () => void;
-      if (s.type === 'dir') dirReady.set(s.path, new Promise<void>((r) => (finished = r)));
+      if (s.type === 'dir') openDirs.push({ path: s.path, ready: new Promise<void>((r) => (finished = r)) });
       await pool.run(async () => {
         try {
           await parentReady;
@@ -208,11 +223,9 @@ export async function makeEqual(source: CopyHandle, target: CopyHandle, path: st
     throw err;
   }
   await pool.drain();
-  for (const { entry, first } of laterNames) {
-    const d = dstByPath.get(entry.path);
+  for (const { entry, first, firstTargetInode, d } of laterNames) {
     // Already a further name of the same target file? (Inode numbers are only comparable within one copy.)
-    const firstOnTarget = dstByPath.get(first);
-    if (d && d.inode !== undefined && !recreated.has(first) && firstOnTarget?.inode === d.inode) continue;
+    if (d && d.inode !== undefined && !recreated.has(first) && firstTargetInode === d.inode) continue;
     if (d) await target.apply({ op: 'remove-tree', path: entry.path });
     await target.apply({ op: 'link', from: first, path: entry.path });
     progress.entries++;
@@ -231,6 +244,20 @@ export async function makeEqual(source: CopyHandle, target: CopyHandle, path: st
   if (!flush) await target.apply({ op: 'flush' });
   report();
   return progress;
+}
+
+/** The entries and file bytes below `path` on the source (a walk without content hashes): the totals progress is shown against. */
+async function countSource(source: CopyHandle, path: string, progress: RepairProgress): Promise<void> {
+  for await (const e of source.entries(path, false)) {
+    progress.totalEntries++;
+    if (e.type === 'file') progress.totalBytes += e.size;
+  }
+}
+
+/** Whether the copy holds anything at `path` (its manifest's first entry answers it; the rest is not read). */
+async function holdsAny(copy: CopyHandle, path: string): Promise<boolean> {
+  for await (const _entry of copy.entries(path, false)) return true;
+  return false;
 }
 
 /**

@@ -4,6 +4,7 @@ import { localCopyHandle, peerCopy } from '../peers/copies.js';
 import type { CopyHandle } from '../../store/copy-tree.js';
 import type { MirrorController } from '../fanout/mirror.js';
 import { makeEqual } from '../../store/copy-tree.js';
+import { mergeManifests } from '../../store/manifest-merge.js';
 
 export interface VerifyOptions {
   repair: boolean;
@@ -55,9 +56,8 @@ export async function verifyCopies(controller: MirrorController, opts: VerifyOpt
   const report: VerifyReport = { copies: handles.map((h) => h.name), skipped, entries: 0, differences: [], repaired: 0, unresolved: 0, seconds: 0 };
   if (handles.length < 2) throw new Error(`fewer than two copies to compare (${[...report.copies, ...skipped].join('; ')})`);
 
-  const manifests = await Promise.all(handles.map((h) => h.manifest('', opts.content !== false)));
-  report.entries = Math.max(...manifests.map((m) => m.length));
-  const candidates = candidatePaths(manifests);
+  const { candidates, entries } = await candidatePaths(handles, opts.content !== false);
+  report.entries = entries;
   if (await rootDiffers(handles)) candidates.unshift('');
   const done: string[] = [];
   for (const path of candidates) {
@@ -79,11 +79,23 @@ function sourceName(source: string): string {
   return source === 'local' ? 'local copy' : source;
 }
 
-/** Paths where the manifests disagree (an entry missing from one, or different). */
-function candidatePaths(manifests: ManifestEntry[][]): string[] {
-  const byPath = manifests.map((m) => new Map(m.map((e) => [e.path, entryKey(e)])));
-  const all = new Set(manifests.flatMap((m) => m.map((e) => e.path)));
-  return [...all].filter((p) => new Set(byPath.map((m) => m.get(p) ?? 'absent')).size > 1).sort();
+/**
+ * Paths where the copies' manifests disagree (an entry missing from one, or different), in walk
+ * order (a directory before what is under it), and the most entries one copy holds. The
+ * manifests are compared as they stream in: memory holds the differences, not the trees.
+ */
+async function candidatePaths(handles: CopyHandle[], content: boolean): Promise<{ candidates: string[]; entries: number }> {
+  const candidates: string[] = [];
+  const counts = handles.map(() => 0);
+  for await (const { path, entries } of mergeManifests(handles.map((h) => h.entries('', content)), handles.map((h) => h.name))) {
+    const keys = entries.map((e, i) => {
+      if (e === null) return 'absent';
+      counts[i]!++;
+      return entryKey(e);
+    });
+    if (keys.some((k) => k !== keys[0])) candidates.push(path);
+  }
+  return { candidates, entries: Math.max(...counts) };
 }
 
 async function rootDiffers(handles: CopyHandle[]): Promise<boolean> {
@@ -99,7 +111,8 @@ async function checkAndRepair(all: CopyHandle[], path: string, opts: VerifyOptio
   if (handles.length < 2) return null;
   const subtrees = await Promise.all(
     handles.map(async (h) => {
-      const entries = await h.manifest(path, opts.content !== false);
+      // The root's own attributes only: what is below it was compared path by path, and is checked (and repaired) as such.
+      const entries = path === '' ? [] : await h.manifest(path, opts.content !== false);
       const root = path === '' ? await h.stat('') : null;
       return { entries, signature: JSON.stringify([root ? `${root.mode & 0o7777}:${root.uid}:${root.gid}` : null, ...entries.map(entryKey), ...entries.map((e) => e.path)]) };
     }),

@@ -3,6 +3,7 @@ import type { ManifestEntry, WireStat } from '../../protocol/ops.js';
 import { clientCopy } from '../../client/remote-copy.js';
 import { makeEqual } from '../../store/copy-tree.js';
 import { walkManifest } from '../../store/manifest.js';
+import { mergeManifests } from '../../store/manifest-merge.js';
 import { localCopyHandle } from '../peers/copies.js';
 import type { LocalCopy } from '../peers/local-copy.js';
 import type { Member } from '../peers/member.js';
@@ -17,22 +18,24 @@ import { Refusal } from '../../refusal.js';
  * the message names `--resync-from`.
  */
 
-/** Up to `limit` human-readable differences between two manifests. */
-export function diffManifests(a: ManifestEntry[], b: ManifestEntry[], labels: [string, string], limit = 10): string[] {
+/**
+ * Up to `limit` human-readable differences between two manifests, in walk order, read as
+ * they stream in (memory holds the differences, not the trees; reading stops at the limit).
+ */
+export async function diffManifests(a: AsyncIterable<ManifestEntry>, b: AsyncIterable<ManifestEntry>, labels: [string, string], limit = 10): Promise<string[]> {
   const diffs: string[] = [];
-  const mb = new Map(b.map((e) => [e.path, e]));
-  const ma = new Map(a.map((e) => [e.path, e]));
-  for (const ea of a) {
-    if (diffs.length >= limit) return diffs;
-    const eb = mb.get(ea.path);
-    if (!eb) diffs.push(`${ea.path}: only on ${labels[0]}`);
-    else if (key(ea) !== key(eb)) diffs.push(`${ea.path}: ${labels[0]} ${key(ea)} vs ${labels[1]} ${key(eb)}`);
-  }
-  for (const eb of b) {
-    if (diffs.length >= limit) return diffs;
-    if (!ma.has(eb.path)) diffs.push(`${eb.path}: only on ${labels[1]}`);
+  for await (const { path, entries: [ea, eb] } of mergeManifests([a, b], labels)) {
+    const difference = describeDifference(path, ea ?? null, eb ?? null, labels);
+    if (difference !== null && diffs.push(difference) >= limit) break;
   }
   return diffs;
+}
+
+/** One path's difference between two copies, or null when they agree there. */
+function describeDifference(path: string, ea: ManifestEntry | null, eb: ManifestEntry | null, labels: [string, string]): string | null {
+  if (!eb) return `${path}: only on ${labels[0]}`;
+  if (!ea) return `${path}: only on ${labels[1]}`;
+  return key(ea) === key(eb) ? null : `${path}: ${labels[0]} ${key(ea)} vs ${labels[1]} ${key(eb)}`;
 }
 
 /** What two copies of an entry must agree on (times and inode numbers excluded). */
@@ -46,16 +49,24 @@ function key(e: ManifestEntry): string {
 }
 
 /**
- * Fetch every peer's manifest and refuse when any differs from the first.
+ * Compare every peer's manifest with the first's and refuse when any differs.
  * With content, file hashes are compared too (used when the peers' progress
  * differs: one missed changes, and only equal contents prove it was repaired).
- * Returns the common manifest.
+ * The manifests are read side by side as they stream in.
  */
-export async function checkPeersAgree(members: Member[], opts: { content: boolean }): Promise<ManifestEntry[]> {
-  const manifests = await Promise.all(members.map((m) => m.client.manifest({ content: opts.content })));
-  const [first, ...rest] = manifests;
-  for (let i = 0; i < rest.length; i++) {
-    const diffs = diffManifests(first!, rest[i]!, [members[0]!.name, members[i + 1]!.name]);
+export async function checkPeersAgree(members: Member[], opts: { content: boolean }, limit = 10): Promise<void> {
+  if (members.length < 2) return;
+  const names = members.map((m) => m.name);
+  const found: string[][] = members.slice(1).map(() => []);
+  for await (const { path, entries } of mergeManifests(members.map((m) => m.client.manifestStream({ content: opts.content })), names)) {
+    for (let i = 1; i < members.length; i++) {
+      const difference = describeDifference(path, entries[0] ?? null, entries[i] ?? null, [names[0]!, names[i]!]);
+      if (difference !== null) found[i - 1]!.push(difference);
+    }
+    if (found.some((d) => d.length >= limit)) break;
+  }
+  for (let i = 0; i < found.length; i++) {
+    const diffs = found[i]!;
     if (diffs.length > 0) {
       throw new Refusal(
         'COPIES_DIFFER',
@@ -65,14 +76,13 @@ export async function checkPeersAgree(members: Member[], opts: { content: boolea
       );
     }
   }
-  return first!;
 }
 
 /**
  * Make the local copy match the peers: fill an empty one from a peer, accept
  * an equal one, refuse one that differs.
  */
-export async function prepareLocalCopy(local: LocalCopy, manifest: ManifestEntry[], source: Member, log: Logger, opts: { trusted: boolean }): Promise<void> {
+export async function prepareLocalCopy(local: LocalCopy, source: Member, log: Logger, opts: { trusted: boolean }): Promise<void> {
   // The root's own attributes are mirrored like any directory's.
   const { result: root } = await source.client.call<WireStat>({ op: 'getattr', path: '' });
   const stamp = { mount: 'local-fill', epoch: 1, seq: 1 };
@@ -82,10 +92,7 @@ export async function prepareLocalCopy(local: LocalCopy, manifest: ManifestEntry
     // A copy left by a clean unmount is compared by structure; any other (a crash,
     // a copy switched off for disagreeing) by content too, since it is never flushed.
     const content = !opts.trusted;
-    const theirs = content ? await source.client.manifest({ content: true }) : manifest;
-    const mine: ManifestEntry[] = [];
-    for await (const e of walkManifest(local.root, { content })) mine.push(e);
-    const diffs = diffManifests(theirs, mine, [source.name, 'local copy']);
+    const diffs = await diffManifests(source.client.manifestStream({ content }), walkManifest(local.root, { content }), [source.name, 'local copy']);
     if (diffs.length > 0) {
       throw new Refusal(
         'COPIES_DIFFER',
@@ -94,7 +101,6 @@ export async function prepareLocalCopy(local: LocalCopy, manifest: ManifestEntry
     }
     return;
   }
-  if (manifest.length === 0) return;
-  log.info({ entries: manifest.length, from: source.name }, 'filling the empty local copy from a peer');
+  log.info({ from: source.name }, 'filling the empty local copy from a peer');
   await makeEqual(clientCopy(source.client), localCopyHandle(local), '');
 }

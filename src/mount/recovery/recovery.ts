@@ -145,7 +145,7 @@ async function choosePeersToResync(opts: RecoveryOptions): Promise<Member[]> {
       out.push(m);
     } else if (uncleanOf(opts, m)) {
       out.push(m);
-    } else if (anyHistory && opts.progress[i]!.maxSeq === 0 && (await m.client.manifest({ content: false })).length === 0) {
+    } else if (anyHistory && opts.progress[i]!.maxSeq === 0 && (await isEmptyTree(m))) {
       log.warn({ peer: m.name }, 'peer is empty and has no history of this mount: full resync');
       out.push(m);
     }
@@ -247,6 +247,12 @@ async function pullSource(opts: RecoveryOptions, source: Member, target: Member)
   return { url: source.spec.url, ticket };
 }
 
+/** Whether a peer's tree holds nothing (the first entry of its manifest answers it). */
+async function isEmptyTree(m: Member): Promise<boolean> {
+  for await (const _entry of m.client.manifestStream({ content: false })) return false;
+  return true;
+}
+
 async function fullResync(opts: RecoveryOptions, source: Member, target: Member): Promise<void> {
   const { log } = opts;
   const started = Date.now();
@@ -256,8 +262,7 @@ async function fullResync(opts: RecoveryOptions, source: Member, target: Member)
   const result = await pullWithProgress(opts, source, target);
   const copySeconds = (Date.now() - started) / 1000;
   // Verified: the target's content hashes must now equal the source's.
-  const [a, b] = await Promise.all([source.client.manifest({ content: true }), target.client.manifest({ content: true })]);
-  const diffs = diffManifests(a, b, [source.name, target.name]);
+  const diffs = await diffManifests(source.client.manifestStream({ content: true }), target.client.manifestStream({ content: true }), [source.name, target.name]);
   if (diffs.length > 0) throw new Refusal('RECOVERY_FAILED', `full resync of ${target.name} from ${source.name} did not verify:\n  ${diffs.join('\n  ')}`);
   opts.journal.forgetPeer(target.name);
   // Exact again: a peer that restarted uncleanly may serve and count from now on.

@@ -1,0 +1,91 @@
+import http2, { type ClientHttp2Stream } from 'node:http2';
+import { StringDecoder } from 'node:string_decoder';
+import { MirrorError } from '../protocol/errors.js';
+
+export interface NdjsonReadOptions {
+  peer: string;
+  what: string;
+  /** Bound on each wait for the peer (its answer's start, then each piece), not on the whole answer: a manifest of a large tree takes minutes. */
+  idleMs: number;
+  /** The error an answer other than 200 stands for (its body holds the peer's error frame). */
+  refusal: (body: Buffer, status: number) => Error;
+}
+
+/** A refusal's body is one error frame: more than this is not read. */
+const MAX_REFUSAL_BYTES = 64 * 1024;
+
+/**
+ * Read an answer of JSON lines (a manifest) one line at a time as it
+ * arrives, with HTTP/2 flow control holding the peer back while the caller
+ * is busy: memory holds one piece of the answer, not the answer. Stopping
+ * early (break, return) cancels the stream.
+ */
+export async function* readNdjson<T>(stream: ClientHttp2Stream, opts: NdjsonReadOptions): AsyncGenerator<T> {
+  const context = { peer: opts.peer, op: opts.what };
+  // An error while the caller works between two lines has no reader yet: the next read reports it (the stream keeps it).
+  stream.on('error', () => undefined);
+  const unreachable = (err: Error & { code?: string }) =>
+    new MirrorError('MFS_UNREACHABLE', `peer ${opts.peer} unreachable for ${opts.what}: ${err.code ?? ''} ${err.message}`.replace(/\s+/g, ' '), { context, cause: err });
+  const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const next = async (): Promise<IteratorResult<Buffer>> => {
+    let timer: NodeJS.Timeout | undefined;
+    const idle = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new MirrorError('MFS_TIMEOUT', `peer ${opts.peer} sent nothing of ${opts.what} for ${opts.idleMs} ms`, { context })), opts.idleMs);
+    });
+    try {
+      return await Promise.race([iterator.next(), idle]);
+    } catch (err) {
+      throw err instanceof MirrorError ? err : unreachable(err as Error);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  try {
+    const status = await responseStatus(stream, opts.idleMs, context, unreachable);
+    if (status !== 200) {
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      for (let piece = await next(); !piece.done && bytes < MAX_REFUSAL_BYTES; piece = await next()) {
+        chunks.push(piece.value);
+        bytes += piece.value.length;
+      }
+      throw opts.refusal(Buffer.concat(chunks), status);
+    }
+    const decoder = new StringDecoder('utf8');
+    let partial = '';
+    for (let piece = await next(); !piece.done; piece = await next()) {
+      const text = partial + decoder.write(piece.value);
+      let start = 0;
+      for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+        if (nl > start) yield JSON.parse(text.slice(start, nl)) as T;
+        start = nl + 1;
+      }
+      partial = text.slice(start);
+    }
+    partial += decoder.end();
+    if (partial.trim() !== '') yield JSON.parse(partial) as T;
+  } finally {
+    if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+  }
+}
+
+/** The answer's status, once its headers come (bounded). */
+function responseStatus(stream: ClientHttp2Stream, idleMs: number, context: Record<string, string>, unreachable: (err: Error) => Error): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done(new MirrorError('MFS_TIMEOUT', `peer ${context.peer} did not answer ${context.op} within ${idleMs} ms`, { context })), idleMs);
+    const onResponse = (headers: http2.IncomingHttpHeaders) => done(null, Number(headers[':status']));
+    const onError = (err: Error) => done(unreachable(err));
+    const onClose = () => done(new MirrorError('MFS_UNREACHABLE', `peer ${context.peer} closed the stream for ${context.op} without answering (code ${stream.rstCode})`, { context }));
+    function done(err: Error | null, status = 0) {
+      clearTimeout(timer);
+      stream.off('response', onResponse);
+      stream.off('error', onError);
+      stream.off('close', onClose);
+      if (err) reject(err);
+      else resolve(status);
+    }
+    stream.once('response', onResponse);
+    stream.once('error', onError);
+    stream.once('close', onClose);
+  });
+}
