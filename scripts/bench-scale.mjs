@@ -14,7 +14,11 @@
 // Peak resident memory of the mount and of each peer per step (VmHWM, reset before each step
 // through /proc/PID/clear_refs). Prints a table, writes docs/scale.json and docs/scale.svg
 // (log-log: seconds against files, one line per step).
-//   node scripts/bench-scale.mjs [--sizes 10000,100000] [--changes 10000] [--large-mib 256] [--out docs/scale.json]
+// After each step the mount's own account of its memory (status --json: the JavaScript heap,
+// buffers outside it) and its malloc arena are kept too, to tell what holds the peak.
+//   node scripts/bench-scale.mjs [--sizes 10000,100000] [--changes 10000] [--large-mib 256] [--out docs/scale.json] [--keep]
+// --keep: rows of other sizes already in --out are kept (a size measured in another sitting;
+// each row says when it was measured).
 // Needs root (drop_caches, FUSE) and a build (npm run build).
 import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
@@ -24,7 +28,7 @@ import { parseArgs } from 'node:util';
 import { benchTransport } from './lib/bench-tls.mjs';
 import { startBenchPeer, tarOverTcp } from './lib/bench-peer.mjs';
 
-const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10000,100000' }, changes: { type: 'string', default: '10000' }, 'large-mib': { type: 'string', default: '256' }, out: { type: 'string', default: 'docs/scale.json' } } });
+const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10000,100000' }, changes: { type: 'string', default: '10000' }, 'large-mib': { type: 'string', default: '256' }, out: { type: 'string', default: 'docs/scale.json' }, keep: { type: 'boolean', default: false } } });
 const SIZES = values.sizes.split(',').map(Number);
 const CHANGES = Number(values.changes);
 const LARGE_MIB = Number(values['large-mib']);
@@ -36,6 +40,8 @@ const token = join(base, 'token');
 writeFileSync(token, 'scale-bench-token-0123456789', { mode: 0o600 });
 const children = new Set();
 const rows = [];
+/** The mount point while a mount runs (its memory is read after each step). */
+let mountedAt = null;
 
 function cli(args, timeoutMs = 3_600_000) {
   return execFileSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
@@ -60,6 +66,18 @@ function mount(mnt, peers, state) {
 
 function resetPeaks(pids) {
   for (const pid of pids) if (pid) try { writeFileSync(`/proc/${pid}/clear_refs`, '5'); } catch { /* gone */ }
+}
+
+/** The mount's memory after a step, MiB: its own account (status --json) and its malloc arena ([heap] in smaps: libfuse, SQLite, freed buffers). */
+function mountMemoryMiB(mnt, pid) {
+  try {
+    const m = JSON.parse(cli(['status', mnt, '--json'])).memory;
+    const arena = /\[heap\]\n(?:.*\n)*?Rss:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
+    const mib = (b) => Math.round(b / 2 ** 20);
+    return { rss: mib(m.rss), heapUsed: mib(m.heapUsed), heapTotal: mib(m.heapTotal), external: mib(m.external), mallocArena: arena ? Math.round(Number(arena[1]) / 1024) : null };
+  } catch {
+    return null;
+  }
 }
 
 function peakMiB(pid) {
@@ -130,6 +148,7 @@ async function step(size, name, pids, fn, extra = {}) {
   const seconds = (performance.now() - t0) / 1000; // the step's own figure, if it gives one, wins (a resync's from the mount's log)
   const count = result?.count ?? size.files;
   const row = { files: size.files, bytes: size.bytes, step: name, seconds: Number((result?.seconds ?? seconds).toFixed(3)), rate: Math.round(count / (result?.seconds ?? seconds)), peakRssMiB: Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, pid ? peakMiB(pid) : null])), ...extra };
+  if (mountedAt && pids.mount) row.mountMemoryMiB = mountMemoryMiB(mountedAt, pids.mount);
   rows.push(row);
   console.error(`  ${name}: ${row.seconds} s, ${row.rate} files/s, peak RSS ${JSON.stringify(row.peakRssMiB)}`);
   return result;
@@ -140,6 +159,7 @@ async function runSize(n) {
   const mnt = join(dir, 'mnt');
   const state = join(dir, 'state');
   mkdirSync(mnt, { recursive: true });
+  mountedAt = mnt;
   console.error(`${n.toLocaleString('en-US')} files: making the tree`);
   const bytes = makeTree(join(dir, 'east'), n);
   const size = { files: n, bytes };
@@ -158,6 +178,7 @@ async function runSize(n) {
     mountPid = mount(mnt, [east, west], state);
   });
   rows.at(-1).peakRssMiB.mount = peakMiB(mountPid);
+  rows.at(-1).mountMemoryMiB = mountMemoryMiB(mnt, mountPid);
   dropCaches();
   await step(size, 'find', pids(), () => void execFileSync('sh', ['-c', `find ${mnt} | wc -l`]));
   dropCaches();
@@ -184,6 +205,7 @@ async function runSize(n) {
     return { count: treeFiles };
   }, { treeFiles });
   rows.at(-1).peakRssMiB.mount = peakMiB(mountPid);
+  rows.at(-1).mountMemoryMiB = mountMemoryMiB(mnt, mountPid);
   cli(['unmount', mnt]);
   // Full resync: west's disk replaced (its data and its state).
   await kill9(west);
@@ -197,6 +219,7 @@ async function runSize(n) {
     return { seconds: JSON.parse(line).seconds, count: treeFiles };
   }, { treeFiles });
   rows.at(-1).peakRssMiB.mount = peakMiB(mountPid);
+  rows.at(-1).mountMemoryMiB = mountMemoryMiB(mnt, mountPid);
   cli(['unmount', mnt]);
   await kill9(east);
   await kill9(west);
@@ -222,6 +245,13 @@ for (const r of rows) {
   console.log(`| ${r.files.toLocaleString('en-US')} | ${(r.bytes / 2 ** 30).toFixed(2)} | ${r.step}${r.via ? ` (${r.via})` : ''}${r.changes ? ` (${r.changes} changes)` : ''}${r.treeFiles ? ` (${r.treeFiles.toLocaleString('en-US')} files by then)` : ''} | ${r.seconds} | ${r.rate.toLocaleString('en-US')} | ${rss} |`);
 }
 const out = resolve(root, values.out);
+if (values.keep && existsSync(out)) {
+  // Rows of sizes not measured now stay, each with when it was measured; the table above shows this sitting's only.
+  const before = JSON.parse(readFileSync(out, 'utf8'));
+  const kept = before.rows.filter((r) => !SIZES.includes(r.files)).map((r) => ({ measured: before.measured, ...r }));
+  rows.unshift(...kept);
+  rows.sort((a, b) => a.files - b.files);
+}
 writeFileSync(out, `${JSON.stringify({ measured: when, transport: transport.label, rows }, null, 2)}\n`);
 writeFileSync(out.replace(/\.json$/, '.svg'), chart(rows));
 console.log(`\nwrote ${out} and ${out.replace(/\.json$/, '.svg')}`);
