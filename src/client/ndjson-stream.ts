@@ -57,15 +57,23 @@ export async function* readNdjson<T>(stream: ClientHttp2Stream, opts: NdjsonRead
       const text = partial + decoder.write(piece.value);
       let start = 0;
       for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
-        if (nl > start) yield JSON.parse(text.slice(start, nl)) as T;
+        if (nl > start) yield parseLine<T>(text.slice(start, nl), context);
         start = nl + 1;
       }
       partial = text.slice(start);
     }
     partial += decoder.end();
-    if (partial.trim() !== '') yield JSON.parse(partial) as T;
+    if (partial.trim() !== '') yield parseLine<T>(partial, context);
   } finally {
     if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+  }
+}
+
+function parseLine<T>(line: string, context: { peer: string; op: string }): T {
+  try {
+    return JSON.parse(line) as T;
+  } catch (err) {
+    throw new MirrorError('MFS_BAD_RESPONSE', `peer ${context.peer} sent a line of ${context.op} that is not JSON: ${(err as Error).message}`, { context });
   }
 }
 

@@ -1,4 +1,4 @@
-import type { ServerHttp2Stream } from 'node:http2';
+import http2, { type ServerHttp2Stream } from 'node:http2';
 import { wireQueryParam } from '../protocol/byte-names.js';
 import { MirrorError } from '../protocol/errors.js';
 import { walkManifest, type Hold } from '../store/manifest.js';
@@ -7,8 +7,15 @@ import { respondNdjson, writeNdjson } from './http.js';
 
 /** GET /v1/manifest: every entry of the tree (or a subtree), one JSON line each, for verify and repair. */
 
+/** How long a manifest's stream may send nothing (answerManifest). */
+const MANIFEST_QUIET_MS = 10 * 60_000;
+
 /** Answer a manifest request; `rawPath` is the request's :path, whose `path` parameter may hold any bytes. */
 export function answerManifest(peer: PeerContext, stream: ServerHttp2Stream, rawPath: string, url: URL, origin: Buffer | null): Promise<void> {
+  // Quiet for longer than a call may be: while a large file is hashed, or while the reader compares
+  // this manifest with a slower one (it reads as it compares, and flow control holds the walk).
+  // A reader that stops reading loses the stream after this, and the walk's slot with it.
+  stream.setTimeout(MANIFEST_QUIET_MS, () => stream.close(http2.constants.NGHTTP2_CANCEL));
   const path = wireQueryParam(rawPath, 'path') ?? ''; // any bytes: not searchParams (byte-names.ts)
   const content = url.searchParams.get('content') !== '0';
   if (!peer.copy) return manifestViaNextHop(peer, stream, content, path, origin);
@@ -39,10 +46,15 @@ async function manifestViaNextHop(peer: PeerContext, stream: ServerHttp2Stream, 
   const entries = peer.forwarder!.manifestStream({ content, path, origin });
   // The first entry before the answer starts: a refusal or failure there is answered as one (a status);
   // a failure later resets the stream, so a reader never takes a cut-short manifest for a whole one.
-  const first = await entries.next();
-  respondNdjson(stream);
-  await writeNdjson(stream, continued(first, entries));
-  stream.end();
+  try {
+    const first = await entries.next();
+    respondNdjson(stream);
+    await writeNdjson(stream, continued(first, entries));
+    stream.end();
+  } finally {
+    // However this ends (the reader gone, this stream timed out), the next hop's stream ends too: its walk holds a slot.
+    await entries.return(undefined);
+  }
 }
 
 /** A generator's entries again, from one already taken. */

@@ -48,8 +48,11 @@ export async function* mergeManifests(streams: Array<AsyncIterable<ManifestEntry
   const iterators = streams.map((s) => s[Symbol.asyncIterator]());
   const heads: Array<ManifestEntry | null> = [];
   const last: Array<string | null> = streams.map(() => null);
+  /** Streams whose next entry is being waited for (a peer's: up to its bound). */
+  const waiting = new Set<number>();
   const advance = async (i: number): Promise<void> => {
-    const next = await iterators[i]!.next();
+    waiting.add(i);
+    const next = await iterators[i]!.next().finally(() => waiting.delete(i));
     const entry = next.done ? null : next.value;
     if (entry !== null) {
       const before = last[i] ?? null;
@@ -71,7 +74,10 @@ export async function* mergeManifests(streams: Array<AsyncIterable<ManifestEntry
       await Promise.all(entries.map((e, i) => (e !== null ? advance(i) : undefined)));
     }
   } finally {
-    // Ends the streams not read to the end (a peer's answer is cancelled, a walk stops).
-    await Promise.allSettled(iterators.map((it) => it.return?.()));
+    // Ends the streams not read to the end (a peer's answer is cancelled, a walk stops). One still
+    // being waited for (another failed meanwhile) ends once that wait does: not waited for here, so
+    // the failure is reported now.
+    const ending = iterators.map((it, i) => Promise.resolve(it.return?.()).catch(() => undefined).then(() => i));
+    await Promise.all(ending.filter((_, i) => !waiting.has(i)));
   }
 }

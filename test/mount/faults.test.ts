@@ -1,6 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import net from 'node:net';
-import { mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync, existsSync, openSync, writeSync, closeSync, symlinkSync, statSync, utimesSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync, existsSync, openSync, writeSync, closeSync, symlinkSync, statSync, utimesSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { setAttributeSync } from 'fs-xattr';
@@ -444,6 +444,30 @@ describe.each(['applied', 'sync'] as const)('at the %s commit level', (level) =>
       expect(sized.code).toBe(1);
       expect(JSON.parse(sized.stdout).differences.map((d: { path: string }) => d.path)).toEqual(['d/f']);
       expect((await mirrorfsCli(['verify', m.mountpoint, '--repair'])).code).toBe(0);
+      await expectConverged(m, [east, west]);
+    });
+
+    it('a root that differs on one copy is repaired alone, and differences below it are still found and repaired', async () => {
+      const east = await spawnPeer({ name: 'east' });
+      const west = await spawnPeer({ name: 'west' });
+      const m = await startMount({ peers: [east, west], localCopy: true });
+      writeFileSync(join(m.mountpoint, 'g'), 'abcdefgh'.repeat(100));
+      // Behind the peers' backs: west's root mode, and one byte of g on east (same size and time).
+      chmodSync(west.dataDir, 0o750);
+      const before = statSync(join(east.dataDir, 'g'));
+      const fd = openSync(join(east.dataDir, 'g'), 'r+');
+      writeSync(fd, 'X', 10);
+      closeSync(fd);
+      utimesSync(join(east.dataDir, 'g'), before.atime, before.mtime);
+      const found = await mirrorfsCli(['verify', m.mountpoint, '--json']);
+      expect(found.code).toBe(1);
+      expect(JSON.parse(found.stdout).differences.map((d: { path: string }) => d.path)).toEqual(['', 'g']);
+      // Each from its own majority: the root from east and the local copy, g from west and the local copy.
+      const repaired = await mirrorfsCli(['verify', m.mountpoint, '--repair', '--json']);
+      expect(repaired.code, repaired.stdout).toBe(0);
+      expect(JSON.parse(repaired.stdout).repaired).toBe(2);
+      expect(statSync(west.dataDir).mode & 0o7777).toBe(statSync(east.dataDir).mode & 0o7777);
+      expect(readFileSync(join(east.dataDir, 'g'), 'utf8')).toBe('abcdefgh'.repeat(100));
       await expectConverged(m, [east, west]);
     });
 

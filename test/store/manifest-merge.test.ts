@@ -67,6 +67,21 @@ describe('manifest merge', () => {
     await expect(read()).rejects.toThrow(/west: manifest out of order \("a\/x" after "a-b"\)/);
   });
 
+  it('reports a stream\'s failure at once, not after another stream\'s wait ends', async () => {
+    async function* failing(): AsyncGenerator<ManifestEntry> {
+      yield entry('a');
+      throw new Error('east went away');
+    }
+    async function* stalled(): AsyncGenerator<ManifestEntry> {
+      yield entry('a');
+      await new Promise(() => undefined); // a peer that sends nothing more (its own bound is long)
+    }
+    const read = async () => {
+      for await (const _ of mergeManifests([failing(), stalled()])) void _;
+    };
+    await expect(read()).rejects.toThrow('east went away');
+  });
+
   it('ends every stream when the reader stops early', async () => {
     const closed = { count: 0 };
     const many = Array.from({ length: 100 }, (_, i) => entry(`f${String(i).padStart(3, '0')}`));

@@ -67,7 +67,7 @@ export async function verifyCopies(controller: MirrorController, opts: VerifyOpt
     report.differences.push(diff);
     if (diff.repairedFrom) {
       report.repaired++;
-      done.push(path);
+      if (path !== '') done.push(path); // the root's own attributes only: what is below it is checked path by path
     }
     if (diff.unresolved) report.unresolved++;
   }
@@ -143,10 +143,18 @@ async function checkAndRepair(all: CopyHandle[], path: string, opts: VerifyOptio
   }
   for (const [i, h] of handles.entries()) {
     if (h === source || subtrees[i]!.signature === subtrees[handles.indexOf(source!)]!.signature) continue;
-    await makeEqual(source!, h, path);
+    if (path === '') await repairRoot(source!, h);
+    else await makeEqual(source!, h, path);
   }
   diff.repairedFrom = source!.name;
   return diff;
+}
+
+/** The tree root's own owner and mode, as the source's (the root is never removed or copied whole). */
+async function repairRoot(source: CopyHandle, target: CopyHandle): Promise<void> {
+  const [rs, rt] = await Promise.all([source.stat(''), target.stat('')]);
+  if (rs.uid !== rt.uid || rs.gid !== rt.gid) await target.apply({ op: 'chown', path: '', uid: rs.uid, gid: rs.gid });
+  if ((rs.mode & 0o7777) !== (rt.mode & 0o7777)) await target.apply({ op: 'chmod', path: '', mode: rs.mode & 0o7777 });
 }
 
 function describeEntry(e: ManifestEntry): string {

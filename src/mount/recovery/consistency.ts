@@ -33,6 +33,7 @@ export async function diffManifests(a: AsyncIterable<ManifestEntry>, b: AsyncIte
 
 /** One path's difference between two copies, or null when they agree there. */
 function describeDifference(path: string, ea: ManifestEntry | null, eb: ManifestEntry | null, labels: [string, string]): string | null {
+  if (!ea && !eb) return null; // held by a third copy only: its own pair reports it
   if (!eb) return `${path}: only on ${labels[0]}`;
   if (!ea) return `${path}: only on ${labels[1]}`;
   return key(ea) === key(eb) ? null : `${path}: ${labels[0]} ${key(ea)} vs ${labels[1]} ${key(eb)}`;
