@@ -76,7 +76,7 @@ function bytes(n: number): string {
 
 /** `mirrorfs verify` for people. */
 export function formatVerify(r: VerifyReport): string {
-  const lines = [`compared ${r.copies.join(', ')}: ${r.entries} entries in ${r.seconds.toFixed(1)} s`];
+  const lines = [`compared ${r.copies.join(', ')}: ${r.entries} entries${r.from !== undefined ? ` after ${printable(r.from)} (resumed)` : ''} in ${r.seconds.toFixed(1)} s`];
   for (const s of r.skipped) lines.push(`skipped ${s}`);
   for (const d of r.differences) {
     // Names that are not UTF-8 show their odd bytes as \xNN (--json keeps the wire form).

@@ -8,11 +8,12 @@ import { privateDir, privateFile } from '../security/private-paths.js';
 import { createLogger, flushLogger } from '../log.js';
 import { loadConfig, resolvePeers, type ConfigFile, DEFAULT_CONFIG_FILE, DEFAULT_TLS_IDENTITY_DIR, DEFAULT_TRUST_FILE } from '../mount/peers/config.js';
 import { TRANSPORT_HELP, describeInit, initNode, transportFromFlags } from '../security/setup.js';
-import { controlRequest, controlSocketPath } from '../mount/control/control.js';
+import { controlRequest, controlSocketPath, verifyRequest } from '../mount/control/control.js';
 import type { AckPolicy } from '../mount/fanout/ack-policy.js';
 import { parseMaxLag, type MaxLag } from '../mount/fanout/lag.js';
 import type { ControllerStatus } from '../mount/fanout/mirror.js';
-import type { VerifyReport } from '../mount/control/verify.js';
+import type { VerifyProgress, VerifyReport } from '../mount/control/verify.js';
+import { verifyProgressView } from './verify-progress.js';
 import { defaultStateDir } from '../mount/control/identity.js';
 import { forceUnmount, isDeadMount, isMounted } from '../mount/control/mountpoint.js';
 import { startMount, type MountOptions, type RunningMount } from '../mount/control/mounter.js';
@@ -478,15 +479,27 @@ program
   .option('--repair', 'make every differing copy equal to the source (the majority, or --source)')
   .option('--source <copy>', 'with --repair: the copy to keep (a peer name, or "local" for the local copy)')
   .option('--metadata-only', 'compare names, types, sizes, modes, owners, times and links, without content hashes (quicker; misses a changed byte that kept the size and mtime)')
-  .option('--json', 'print the report as JSON, for scripts')
-  .option('--timeout <s>', 'how long to wait for the comparison', '3600')
-  .addHelpText('after', '\nExit status: 0 when the copies are equal (or were all repaired), 1 when differences remain, 2 when verify could not run.')
-  .action(async (mp: string, flags: { repair?: boolean; source?: string; json?: boolean; timeout: string; metadataOnly?: boolean }) => {
+  .option('--from <path>', 'resume: compare only what comes after this path (relative to the mount point) in the walk\'s order, as an interrupted verify prints it')
+  .option('--json', 'print the report as JSON, for scripts (and progress as a JSON line on stderr about once a second)')
+  .option('--timeout <s>', 'how long to wait without hearing from the mount (it reports progress about once a second)', '3600')
+  .addHelpText('after', '\nProgress goes to stderr: a bar with rate and ETA on a terminal. Interrupted (Ctrl-C), verify stops in the mount too and prints the --from that resumes it.\nExit status: 0 when the copies are equal (or were all repaired), 1 when differences remain, 2 when verify could not run, 130 when interrupted.')
+  .action(async (mp: string, flags: { repair?: boolean; source?: string; json?: boolean; timeout: string; metadataOnly?: boolean; from?: string }) => {
     const mountpoint = realPathIfExists(resolve(mp));
-    const answer = await controlRequest(mountpoint, 'POST', '/verify', Number(flags.timeout) * 1000, { repair: flags.repair === true, source: flags.source, content: flags.metadataOnly !== true });
-    if (!answer) fail(`${mountpoint}: no mirrorfs process answered (not mounted, or the comparison took longer than --timeout)`);
-    if (answer.status !== 200) fail(`verify could not run: ${(answer.body as { error?: string }).error ?? JSON.stringify(answer.body)}`, 2);
-    const report = answer.body as VerifyReport;
+    const view = verifyProgressView({ json: flags.json === true });
+    const request = verifyRequest(mountpoint, { repair: flags.repair === true, source: flags.source, content: flags.metadataOnly !== true, from: flags.from }, Number(flags.timeout) * 1000, (line) => view.show(line.progress as VerifyProgress));
+    process.once('SIGINT', () => {
+      view.stop();
+      request.cancel();
+      const at = view.at;
+      process.stderr.write(at === null ? 'verify interrupted before it reported progress: run it again\n' : `verify interrupted; resume with: mirrorfs verify ${shellQuote(mp)} --from ${shellQuote(at)}${flags.metadataOnly ? ' --metadata-only' : ''}${flags.repair ? ' --repair' : ''}\n`);
+      process.exit(130);
+    });
+    const answer = await request.answer;
+    view.stop();
+    if (!answer) fail(`${mountpoint}: no mirrorfs process answered (not mounted, or nothing came for --timeout)`);
+    const body = answer.body as { report?: VerifyReport; error?: string } | undefined;
+    if (answer.status !== 200 || !body?.report) fail(`verify could not run: ${body?.error ?? JSON.stringify(answer.body)}`, 2);
+    const report = body.report;
     process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatVerify(report));
     const remaining = report.differences.filter((d) => !d.repairedFrom).length;
     process.exit(remaining === 0 ? 0 : 1);

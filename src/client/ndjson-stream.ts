@@ -9,6 +9,8 @@ export interface NdjsonReadOptions {
   idleMs: number;
   /** The error an answer other than 200 stands for (its body holds the peer's error frame). */
   refusal: (body: Buffer, status: number) => Error;
+  /** Stops the reading at once: the stream is cancelled and the read throws (it never looks like the end of the answer). */
+  signal?: AbortSignal;
 }
 
 /** A refusal's body is one error frame: more than this is not read. */
@@ -27,14 +29,24 @@ export async function* readNdjson<T>(stream: ClientHttp2Stream, opts: NdjsonRead
   const unreachable = (err: Error & { code?: string }) =>
     new MirrorError('MFS_UNREACHABLE', `peer ${opts.peer} unreachable for ${opts.what}: ${err.code ?? ''} ${err.message}`.replace(/\s+/g, ' '), { context, cause: err });
   const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const cancel = () => {
+    if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+  };
+  opts.signal?.addEventListener('abort', cancel, { once: true });
+  // Not a MirrorError: nothing went wrong with the peer, the reader asked to stop.
+  const stopped = () => Object.assign(new Error(`reading ${opts.what} from peer ${opts.peer} was stopped`), { name: 'AbortError' });
   const next = async (): Promise<IteratorResult<Buffer>> => {
+    if (opts.signal?.aborted) throw stopped();
     let timer: NodeJS.Timeout | undefined;
     const idle = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new MirrorError('MFS_TIMEOUT', `peer ${opts.peer} sent nothing of ${opts.what} for ${opts.idleMs} ms`, { context })), opts.idleMs);
     });
     try {
-      return await Promise.race([iterator.next(), idle]);
+      const piece = await Promise.race([iterator.next(), idle]);
+      if (opts.signal?.aborted) throw stopped(); // a cancelled stream ends: that is not the end of the answer
+      return piece;
     } catch (err) {
+      if (opts.signal?.aborted) throw stopped();
       throw err instanceof MirrorError ? err : unreachable(err as Error);
     } finally {
       clearTimeout(timer);
@@ -65,7 +77,8 @@ export async function* readNdjson<T>(stream: ClientHttp2Stream, opts: NdjsonRead
     partial += decoder.end();
     if (partial.trim() !== '') yield parseLine<T>(partial, context);
   } finally {
-    if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+    opts.signal?.removeEventListener('abort', cancel);
+    cancel();
   }
 }
 

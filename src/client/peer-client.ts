@@ -8,6 +8,7 @@ import { MirrorError, isCredentialRefusal, isNoAnswer } from '../protocol/errors
 import { isMutation, pathOf, type HandshakeResult, type MountDurability, type HistoryEntry, type PullProgress, type RepairActionInput, type ManifestEntry, type PeerStatus, type ProgressResult, type RequestInput } from '../protocol/ops.js';
 import { CallChannel } from './call-channel.js';
 import { readNdjson } from './ndjson-stream.js';
+import { compareWalkOrder } from '../store/manifest-merge.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, ORIGIN_HEADER, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES, TICKET_HEADER } from '../protocol/version.js';
 
 export interface PeerClientOptions {
@@ -250,7 +251,7 @@ export class PeerClient {
    * (30 times the call timeout, as `manifest` is in all), not in all. On the route in use:
    * a failure ends the stream, and the caller starts over.
    */
-  async *manifestStream(opts: { content?: boolean; path?: string; origin?: Buffer | null } = {}): AsyncGenerator<ManifestEntry> {
+  async *manifestStream(opts: { content?: boolean; path?: string; origin?: Buffer | null; after?: string; signal?: AbortSignal } = {}): AsyncGenerator<ManifestEntry> {
     const idleMs = this.timeoutMs * 30;
     const session = await withBound(this.connection(idleMs), idleMs, () => new MirrorError('MFS_TIMEOUT', `peer ${this.name} did not connect for the manifest within ${idleMs} ms`, { context: { peer: this.name, op: 'manifest' } }));
     let stream: http2.ClientHttp2Stream;
@@ -259,7 +260,10 @@ export class PeerClient {
     } catch (err) {
       throw new MirrorError('MFS_UNREACHABLE', `peer ${this.name} unreachable for manifest: ${(err as Error).message}`, { context: { peer: this.name, op: 'manifest' }, cause: err });
     }
-    yield* readNdjson<ManifestEntry>(stream, { peer: this.name, what: 'manifest', idleMs, refusal: (body, status) => this.refusal(body, status, 'manifest') });
+    const entries = readNdjson<ManifestEntry>(stream, { peer: this.name, what: 'manifest', idleMs, refusal: (body, status) => this.refusal(body, status, 'manifest'), signal: opts.signal });
+    if (opts.after === undefined) return yield* entries;
+    // A peer before `after` lists everything: what it should have skipped is skipped here.
+    for await (const e of entries) if (compareWalkOrder(e.path, opts.after) > 0) yield e;
   }
 
   async close(): Promise<void> {
@@ -507,10 +511,11 @@ export class PeerClient {
 }
 
 /** The manifest's route: the whole tree or a subtree, with or without content hashes. */
-function manifestRoute(opts: { content?: boolean; path?: string }): string {
+function manifestRoute(opts: { content?: boolean; path?: string; after?: string }): string {
   const query: string[] = [];
   if (opts.content === false) query.push('content=0');
   if (opts.path) query.push(`path=${queryValueOfWire(opts.path)}`); // any bytes (byte-names.ts)
+  if (opts.after !== undefined) query.push(`after=${queryValueOfWire(opts.after)}`);
   return query.length > 0 ? `${ROUTES.manifest}?${query.join('&')}` : ROUTES.manifest;
 }
 

@@ -18,9 +18,10 @@ export function answerManifest(peer: PeerContext, stream: ServerHttp2Stream, raw
   stream.setTimeout(MANIFEST_QUIET_MS, () => stream.close(http2.constants.NGHTTP2_CANCEL));
   const path = wireQueryParam(rawPath, 'path') ?? ''; // any bytes: not searchParams (byte-names.ts)
   const content = url.searchParams.get('content') !== '0';
-  if (!peer.copy) return manifestViaNextHop(peer, stream, content, path, origin);
+  const after = wireQueryParam(rawPath, 'after') ?? undefined; // resumed: only what comes after it in the walk
+  if (!peer.copy) return manifestViaNextHop(peer, stream, content, path, origin, after);
   checkExact(peer, stream.session); // a copy that may have lost changes lists nothing, but to its owner repairing it
-  return streamManifest(peer, stream, content, manifestRoot(peer, path));
+  return streamManifest(peer, stream, content, manifestRoot(peer, path), after);
 }
 
 /**
@@ -40,10 +41,10 @@ function manifestRoot(peer: PeerContext, path: string): string | null {
 }
 
 /** A pure relay's manifest is its next hop's, once everything queued here has reached it. */
-async function manifestViaNextHop(peer: PeerContext, stream: ServerHttp2Stream, content: boolean, path: string, origin: Buffer | null): Promise<void> {
+async function manifestViaNextHop(peer: PeerContext, stream: ServerHttp2Stream, content: boolean, path: string, origin: Buffer | null, after: string | undefined): Promise<void> {
   await peer.forwarder!.waitQueuedBeforeNow(NEXT_HOP_TIMEOUT_MS);
   // Named to the next hop as the reader, judged there: the relay's trust does not reach past it.
-  const entries = peer.forwarder!.manifestStream({ content, path, origin });
+  const entries = peer.forwarder!.manifestStream({ content, path, origin, after });
   // The first entry before the answer starts: a refusal or failure there is answered as one (a status);
   // a failure later resets the stream, so a reader never takes a cut-short manifest for a whole one.
   try {
@@ -71,13 +72,13 @@ async function* continued<T>(first: IteratorResult<T>, rest: AsyncGenerator<T>):
  * or to read the answer. So it is not a snapshot: verify checks again what differs, and repairs
  * hold the mount's claims on what they compare.
  */
-async function streamManifest(peer: PeerContext, stream: ServerHttp2Stream, content: boolean, path: string | null): Promise<void> {
+async function streamManifest(peer: PeerContext, stream: ServerHttp2Stream, content: boolean, path: string | null, after: string | undefined): Promise<void> {
   respondNdjson(stream);
   if (path === null) return void stream.end();
   const hold: Hold = (fn) => peer.lock.run(false, async () => fn());
   const release = await walkSlot(peer);
   try {
-    await writeNdjson(stream, walkManifest(requireCopy(peer).tree.fsRoot, { content, path, hold }));
+    await writeNdjson(stream, walkManifest(requireCopy(peer).tree.fsRoot, { content, path, hold, after }));
   } finally {
     release();
   }

@@ -231,7 +231,7 @@ export class Forwarder {
   }
 
   /** The next hop's manifest, read as it comes (a relay passes it on without holding it). */
-  manifestStream(opts: { content?: boolean; path?: string; origin?: Buffer | null }): AsyncGenerator<ManifestEntry> {
+  manifestStream(opts: { content?: boolean; path?: string; origin?: Buffer | null; after?: string }): AsyncGenerator<ManifestEntry> {
     return this.next.manifestStream(opts);
   }
 

@@ -16,8 +16,8 @@ export interface CopyHandle {
   usable(): boolean;
   /** Manifest of `path` and everything under it ('' = the whole tree, root excluded). */
   manifest(path: string, content: boolean): Promise<ManifestEntry[]>;
-  /** The same manifest read as it comes, in walk order (manifest-merge.ts): what a comparison of a whole tree uses. */
-  entries(path: string, content: boolean): AsyncIterable<ManifestEntry>;
+  /** The same manifest read as it comes, in walk order (manifest-merge.ts): what a comparison of a whole tree uses; `after`: only what comes after that path. */
+  entries(path: string, content: boolean, after?: string, signal?: AbortSignal): AsyncIterable<ManifestEntry>;
   stat(path: string): Promise<WireStat>;
   read(path: string, offset: number, length: number): Promise<Buffer>;
   /** Several whole small files in one round trip (contents in the order asked). */
@@ -36,7 +36,7 @@ export function storeCopy(name: string, ctx: ApplyContext, opts: { usable?: () =
       for await (const e of walkManifest(ctx.tree.fsRoot, { path, content })) out.push(e);
       return out;
     },
-    entries: (path, content) => walkManifest(ctx.tree.fsRoot, { path, content }),
+    entries: (path, content, after) => walkManifest(ctx.tree.fsRoot, { path, content, after }),
     stat: async (path) => serveRead(ctx, { op: 'getattr', path }).result as WireStat,
     read: async (path, offset, length) => serveRead(ctx, { op: 'read', path, offset, length }).payload ?? Buffer.alloc(0),
     readMany: async (paths) => {

@@ -5,6 +5,7 @@ import { fsPath, type FsPath } from '../protocol/byte-names.js';
 import type { ManifestEntry } from '../protocol/ops.js';
 import { entryType, listNames, readTarget, xattrNames, xattrValue } from './reads.js';
 import { openNoSpecial } from './open-file.js';
+import { compareWalkOrder } from './manifest-merge.js';
 
 /**
  * A manifest of the tree for verification: every entry in path order with its
@@ -27,12 +28,23 @@ const BATCH = 64;
 /** Files opened per batch at most (to hash after the hold): a walk holds few descriptors. */
 export const MAX_OPEN_PER_BATCH = 8;
 
-export async function* walkManifest(root: string, opts: { content?: boolean; path?: string; hold?: Hold } = {}): AsyncGenerator<ManifestEntry> {
+/**
+ * `after`: only the entries after this path in the walk's order (a comparison resumed where
+ * it stopped): what comes before it is neither described nor hashed, and a directory above it
+ * is walked into without being listed itself.
+ */
+export async function* walkManifest(root: string, opts: { content?: boolean; path?: string; hold?: Hold; after?: string } = {}): AsyncGenerator<ManifestEntry> {
   const content = opts.content ?? true;
   const path = opts.path ?? '';
   const hold = opts.hold ?? NO_HOLD;
+  const after = opts.after ?? null;
   if (path === '') {
-    yield* walk(root, '', content, hold);
+    yield* walk(root, '', content, hold, after);
+    return;
+  }
+  if (after !== null) {
+    // A subtree resumed: its entries after `after` (rare: no shortcut).
+    for await (const e of walkManifest(root, { content, path, hold })) if (compareWalkOrder(e.path, after) > 0) yield e;
     return;
   }
   // One entry and, for a directory, everything under it. Nothing there: nothing yielded.
@@ -42,11 +54,26 @@ export async function* walkManifest(root: string, opts: { content?: boolean; pat
   if (entry.type === 'dir') yield* walk(root, path, content, hold);
 }
 
-async function* walk(root: string, rel: string, content: boolean, hold: Hold): AsyncGenerator<ManifestEntry> {
+async function* walk(root: string, rel: string, content: boolean, hold: Hold, after: string | null = null): AsyncGenerator<ManifestEntry> {
   const abs = rel === '' ? root : fsPath(join(root, rel));
   // A directory is listed in one hold (its names, not their attributes).
   const names = await hold(() => (realDirectories(root, rel) ? listNames(abs, rel === '').sort() : []));
-  for (let i = 0; i < names.length; ) {
+  let i = 0;
+  if (after !== null) {
+    // Names sorted: those whose whole subtree comes before `after` are skipped, the one that is
+    // `after` or above it (if any) is walked into without being listed, and every name after
+    // that comes after `after` too.
+    for (; i < names.length; i++) {
+      const name = rel === '' ? names[i]! : `${rel}/${names[i]!}`;
+      if (name === after || after.startsWith(`${name}/`)) {
+        i++;
+        yield* walk(root, name, content, hold, after);
+        break;
+      }
+      if (compareWalkOrder(name, after) > 0) break;
+    }
+  }
+  while (i < names.length) {
     const rels = names.slice(i, i + BATCH).map((name) => (rel === '' ? name : `${rel}/${name}`));
     const entries = await describeBatch(root, rel, rels, content, hold);
     i += entries.length;

@@ -44,6 +44,31 @@ describe('manifest merge', () => {
     for (let i = 1; i < walked.length; i++) expect(compareWalkOrder(walked[i - 1]!, walked[i]!)).toBeLessThan(0);
   });
 
+  it('a walk resumed after a path lists exactly what comes after it, without describing what comes before', async () => {
+    const root = tmpDir('mirrorfs-after-');
+    for (const d of ['a/x/y', 'a-b', 'a!', 'b/c', 'é']) mkdirSync(join(root, d), { recursive: true });
+    for (let i = 0; i < 100; i++) writeFileSync(join(root, 'a/x', `f${String(i).padStart(3, '0')}`), String(i));
+    for (const f of ['a/x/y/z', 'a-b/c', 'a!/d', 'b/c/e', 'é/g', 'a0']) writeFileSync(join(root, f), f);
+    const whole = await paths(root);
+    // After a directory, a file deep down, a name that is not there, the last entry, and the root ('' lists all).
+    for (const after of ['a', 'a/x/f050', 'a/x/f050x', 'a/x/y', 'a-b/c', 'a!', 'b/c/e0', 'é/g', 'zzz']) {
+      const resumed: string[] = [];
+      for await (const e of walkManifest(root, { content: false, after })) resumed.push(e.path);
+      expect(resumed, `after ${after}`).toEqual(whole.filter((p) => compareWalkOrder(p, after) > 0));
+    }
+    // What comes before is skipped, not described: far fewer holds of the lock.
+    let holds = 0;
+    const counting = <T>(fn: () => T) => {
+      holds++;
+      return Promise.resolve(fn());
+    };
+    for await (const _ of walkManifest(root, { content: false, hold: counting })) void _;
+    const wholeHolds = holds;
+    holds = 0;
+    for await (const _ of walkManifest(root, { content: false, hold: counting, after: 'b' })) void _;
+    expect(holds).toBeLessThan(wholeHolds / 2);
+  });
+
   it('yields every path of any copy once, with each copy\'s entry or null', async () => {
     const a = [entry('a'), entry('a/x'), entry('a-b'), entry('c', 1)];
     const b = [entry('a'), entry('a-b'), entry('b'), entry('c', 2)];

@@ -22,9 +22,12 @@ export interface ControlHandlers {
   unmount: () => Promise<void>;
   /** `mirrorfs sync`: every change so far durable on the peers (the syncfs the kernel does not pass to FUSE). */
   sync: () => Promise<unknown>;
-  /** Compare (and with repair, fix) the copies; answers when done. */
-  verify: (opts: { repair: boolean; source?: string; content: boolean }) => Promise<unknown>;
+  /** Compare (and with repair, fix) the copies; answers when done, telling its progress meanwhile; stopped by the signal. */
+  verify: (opts: { repair: boolean; source?: string; content: boolean; from?: string; onProgress: (p: unknown) => void; signal: AbortSignal }) => Promise<unknown>;
 }
+
+/** A verify's progress line at most this often. */
+const VERIFY_PROGRESS_MS = 1000;
 
 const MAX_CONTROL_BODY = 64 * 1024;
 
@@ -50,16 +53,43 @@ export async function startControlServer(mountpoint: string, handlers: ControlHa
         if (body.length > MAX_CONTROL_BODY) req.destroy();
       });
       req.on('end', () => {
-        let opts: { repair?: unknown; source?: unknown; content?: unknown };
+        let opts: { repair?: unknown; source?: unknown; content?: unknown; from?: unknown };
         try {
           opts = body ? (JSON.parse(body) as typeof opts) : {};
         } catch {
           return reply(400, { error: 'body is not JSON' });
         }
         const source = typeof opts.source === 'string' ? opts.source : undefined;
-        handlers.verify({ repair: opts.repair === true, source, content: opts.content !== false }).then(
-          (report) => reply(200, report),
-          (err: Error) => reply(409, { error: err.message }),
+        const from = typeof opts.from === 'string' ? opts.from : undefined;
+        // The answer is JSON lines: {"progress"} about once a second, then {"report"} or {"error"}. A
+        // failure before the first line is a plain 409. The verify stops if its requester goes away.
+        const stop = new AbortController();
+        let finished = false;
+        res.once('close', () => {
+          if (!finished) stop.abort();
+        });
+        let lastProgress = 0; // the first at once: the requester sees the verify has begun
+        const line = (obj: unknown) => {
+          if (!res.headersSent) res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+          res.write(`${JSON.stringify(obj)}\n`);
+        };
+        const onProgress = (progress: unknown) => {
+          if (Date.now() - lastProgress < VERIFY_PROGRESS_MS || res.destroyed) return;
+          lastProgress = Date.now();
+          line({ progress });
+        };
+        handlers.verify({ repair: opts.repair === true, source, content: opts.content !== false, from, onProgress, signal: stop.signal }).then(
+          (report) => {
+            finished = true;
+            line({ report });
+            res.end();
+          },
+          (err: Error) => {
+            finished = true;
+            if (!res.headersSent) return reply(409, { error: err.message });
+            line({ error: err.message });
+            res.end();
+          },
         );
       });
       return;
@@ -90,6 +120,51 @@ export async function startControlServer(mountpoint: string, handlers: ControlHa
         rmSync(path, { force: true });
       }),
   };
+}
+
+/**
+ * Ask a mount to verify its copies: `onLine` gets each progress line as it comes; resolves with
+ * the status and the last line ({report} or {error}), or undefined when no mount process answers
+ * or nothing came for idleMs. Closing the request (`cancel`) stops the verify in the mount.
+ */
+export function verifyRequest(mountpoint: string, body: unknown, idleMs: number, onLine: (line: { progress?: unknown }) => void): { answer: Promise<{ status: number; body: unknown } | undefined>; cancel: () => void } {
+  let req: http.ClientRequest;
+  const answer = new Promise<{ status: number; body: unknown } | undefined>((resolve) => {
+    req = http.request({ socketPath: controlSocketPath(mountpoint), method: 'POST', path: '/verify', timeout: idleMs }, (res) => {
+      let text = '';
+      let last: unknown = undefined;
+      res.on('data', (d: Buffer) => {
+        text += d.toString();
+        for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n')) {
+          const lineText = text.slice(0, nl);
+          text = text.slice(nl + 1);
+          try {
+            last = JSON.parse(lineText);
+          } catch {
+            continue;
+          }
+          if (last && typeof last === 'object' && 'progress' in last) onLine(last as { progress: unknown });
+        }
+      });
+      res.on('end', () => {
+        if (text.trim() !== '') {
+          try {
+            last = JSON.parse(text);
+          } catch {
+            last = text;
+          }
+        }
+        resolve({ status: res.statusCode ?? 0, body: last });
+      });
+    });
+    req.on('timeout', () => {
+      req.destroy();
+      resolve(undefined);
+    });
+    req.on('error', () => resolve(undefined));
+    req.end(JSON.stringify(body));
+  });
+  return { answer, cancel: () => req.destroy() };
 }
 
 /** Ask a mount's control socket; undefined when no mount process answers. Bounded by timeoutMs. */

@@ -12,7 +12,7 @@ import type { MaxLag } from '../fanout/lag.js';
 import { Journal } from '../recovery/journal.js';
 import { progressReporter } from '../recovery/progress.js';
 import { recover } from '../recovery/recovery.js';
-import { verifyCopies } from './verify.js';
+import { VerifyInterrupted, verifyCopies } from './verify.js';
 import { startControlServer } from './control.js';
 import { callerOf, invalidatePath, loadFuse, type FuseInstance } from '../fuse/fuse-binding.js';
 import { buildFuseOps } from '../fuse/fuse-ops.js';
@@ -196,7 +196,11 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
         await controller.barrier(null);
         return { synced: true, peers: controller.status().peers.map((p) => ({ name: p.name, durability: p.durability })) };
       },
-      verify: (v) => verifyCopies(controller, v),
+      verify: (v) =>
+        verifyCopies(controller, v).catch((err: unknown) => {
+          if (err instanceof VerifyInterrupted) log.warn({ at: err.at }, 'verify stopped: whoever asked for it went away (resume it with --from)');
+          throw err;
+        }),
     });
     try {
       await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(new Refusal('FUSE_MOUNT_FAILED', `FUSE mount of ${mountpoint} failed: ${err.message}`, { cause: err })) : resolve())));

@@ -12,6 +12,32 @@ export interface VerifyOptions {
   source?: string;
   /** False: compare names, types, sizes, modes, owners, times and links, not content hashes (a quicker look; `--metadata-only`). */
   content?: boolean;
+  /** Resume: compare only what comes after this path in the walk's order (`--from`, from an interrupted verify's progress). */
+  from?: string;
+  /** Told as the comparison goes (often: the caller throttles). */
+  onProgress?: (p: VerifyProgress) => void;
+  /** Stops the comparison (its requester went away): it throws VerifyInterrupted. */
+  signal?: AbortSignal;
+}
+
+/** How far a verify has come. Everything up to `at` in the walk's order has been compared. */
+export interface VerifyProgress {
+  phase: 'comparing' | 'checking';
+  entries: number;
+  /** File bytes compared (of the first copy's entries). */
+  bytes: number;
+  at: string | null;
+  differences: number;
+  /** What there is to compare (a walk of the first copy without hashes, beside the comparison): null until known, or without content hashes. */
+  totalEntries: number | null;
+  totalBytes: number | null;
+}
+
+/** A verify stopped by its requester; `at` is where a later one resumes (`--from`). */
+export class VerifyInterrupted extends Error {
+  constructor(readonly at: string | null) {
+    super(at === null ? 'verify interrupted before it compared anything' : `verify interrupted after ${JSON.stringify(at)}`);
+  }
 }
 
 export interface VerifyDifference {
@@ -31,6 +57,8 @@ export interface VerifyReport {
   repaired: number;
   unresolved: number;
   seconds: number;
+  /** Where it started (a resumed verify): only what comes after it was compared. */
+  from?: string;
 }
 
 /**
@@ -53,14 +81,19 @@ export async function verifyCopies(controller: MirrorController, opts: VerifyOpt
   if (opts.source !== undefined && !handles.some((h) => h.name === sourceName(opts.source!))) {
     throw new Error(`--source ${opts.source}: not one of the copies being verified (${handles.map((h) => h.name).join(', ')})`);
   }
-  const report: VerifyReport = { copies: handles.map((h) => h.name), skipped, entries: 0, differences: [], repaired: 0, unresolved: 0, seconds: 0 };
+  const report: VerifyReport = { copies: handles.map((h) => h.name), skipped, entries: 0, differences: [], repaired: 0, unresolved: 0, seconds: 0, ...(opts.from !== undefined ? { from: opts.from } : {}) };
   if (handles.length < 2) throw new Error(`fewer than two copies to compare (${[...report.copies, ...skipped].join('; ')})`);
 
-  const { candidates, entries } = await candidatePaths(handles, opts.content !== false);
+  const progress: VerifyProgress = { phase: 'comparing', entries: 0, bytes: 0, at: null, differences: 0, totalEntries: null, totalBytes: null };
+  const { candidates, entries } = await candidatePaths(handles, opts, progress);
   report.entries = entries;
-  if (await rootDiffers(handles)) candidates.unshift('');
+  // The root's own attributes: compared by a whole verify, not by a resumed one (it was, before).
+  if (opts.from === undefined && (await rootDiffers(handles))) candidates.unshift('');
+  progress.phase = 'checking';
   const done: string[] = [];
   for (const path of candidates) {
+    if (opts.signal?.aborted) throw new VerifyInterrupted(progress.at);
+    opts.onProgress?.(progress);
     if (done.some((d) => d === '' || path.startsWith(`${d}/`))) continue; // inside a subtree already handled
     const diff = await controller.withClaims([path], () => checkAndRepair(handles, path, opts));
     if (!diff) continue;
@@ -84,18 +117,57 @@ function sourceName(source: string): string {
  * order (a directory before what is under it), and the most entries one copy holds. The
  * manifests are compared as they stream in: memory holds the differences, not the trees.
  */
-async function candidatePaths(handles: CopyHandle[], content: boolean): Promise<{ candidates: string[]; entries: number }> {
+async function candidatePaths(handles: CopyHandle[], opts: VerifyOptions, progress: VerifyProgress): Promise<{ candidates: string[]; entries: number }> {
+  const content = opts.content !== false;
   const candidates: string[] = [];
   const counts = handles.map(() => 0);
-  for await (const { path, entries } of mergeManifests(handles.map((h) => h.entries('', content)), handles.map((h) => h.name))) {
-    const keys = entries.map((e, i) => {
-      if (e === null) return 'absent';
-      counts[i]!++;
-      return entryKey(e);
-    });
-    if (keys.some((k) => k !== keys[0])) candidates.push(path);
+  // With content hashes the comparison takes long enough to want a total: counted beside it, without hashes.
+  let compared = false;
+  const counting = content ? countEntries(handles[0]!, opts.from, progress, () => compared) : Promise.resolve();
+  try {
+    for await (const { path, entries } of mergeManifests(handles.map((h) => h.entries('', content, opts.from, opts.signal)), handles.map((h) => h.name))) {
+      if (opts.signal?.aborted) throw new VerifyInterrupted(progress.at);
+      const keys = entries.map((e, i) => {
+        if (e === null) return 'absent';
+        counts[i]!++;
+        return entryKey(e);
+      });
+      if (keys.some((k) => k !== keys[0])) {
+        candidates.push(path);
+        progress.differences++;
+      }
+      const first = entries.find((e) => e !== null);
+      progress.entries++;
+      if (first?.type === 'file') progress.bytes += first.size;
+      progress.at = path;
+      opts.onProgress?.(progress);
+    }
+  } catch (err) {
+    // Stopped while a peer's manifest was being waited for: its read was cut short on purpose.
+    if (opts.signal?.aborted) throw new VerifyInterrupted(progress.at);
+    throw err;
+  } finally {
+    compared = true;
+    await counting;
   }
   return { candidates, entries: Math.max(...counts) };
+}
+
+/** The entries and file bytes of one copy (no hashes), for progress totals; stops once the comparison is over. A failure only leaves the totals unknown. */
+async function countEntries(copy: CopyHandle, from: string | undefined, progress: VerifyProgress, over: () => boolean): Promise<void> {
+  let entries = 0;
+  let bytes = 0;
+  try {
+    for await (const e of copy.entries('', false, from)) {
+      if (over()) return;
+      entries++;
+      if (e.type === 'file') bytes += e.size;
+    }
+    progress.totalEntries = entries;
+    progress.totalBytes = bytes;
+  } catch {
+    // Totals stay unknown: the comparison itself reports its own failures.
+  }
 }
 
 async function rootDiffers(handles: CopyHandle[]): Promise<boolean> {
