@@ -183,6 +183,11 @@ describe('running a mount', () => {
       expect(json.memory.heapTotal).toBeGreaterThanOrEqual(json.memory.heapUsed);
       expect(json.memory.external).toBeGreaterThanOrEqual(json.memory.arrayBuffers);
       expect(json.memory.heapUsed).toBeGreaterThan(1024 * 1024);
+      // The comparison of the peers' trees at mount time says it is alive as it goes (at a million
+      // entries it outlasts the launcher's patience for a silent log), whatever the log level.
+      const logLines = readFileSync(join(stateDir, 'mount.log'), 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { job?: string; msg?: string });
+      expect(logLines.some((l) => l.job === "comparing the peers' trees" && l.msg === 'started')).toBe(true);
+      expect(logLines.some((l) => l.job === "comparing the peers' trees" && l.msg === 'finished')).toBe(true);
       const u = await cli(['unmount', mountpoint]);
       expect(u.stdout).toMatch(/unmounted/);
       expect(isMounted(mountpoint)).toBe(false);

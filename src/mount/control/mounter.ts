@@ -130,10 +130,11 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     lease = new LeaseKeeper(mountId, epoch, members, (m, err) => log.error({ peer: m.name, err: err.message }, 'fenced while mounting'), log);
     lease.start();
     if (!progressAgrees) log.warn('the peers applied different amounts of this mount\'s history: reconciling, then comparing their contents');
-    await recover({ mountId, epoch, members, peerIds, progress, unclean, journal, log, resyncFrom: opts.resyncFrom, previousOwners, reporter: metrics.track(progressReporter(log)) });
+    const reporter = metrics.track(progressReporter(log));
+    await recover({ mountId, epoch, members, peerIds, progress, unclean, journal, log, resyncFrom: opts.resyncFrom, previousOwners, reporter });
     const lastSeq = Math.max(peersLastSeq, journal.maxSeq());
     // After a takeover the copies are compared by content: the previous owner's last changes are not this mount's to vouch for.
-    await checkPeersAgree(members, { content: !progressAgrees || previousOwners.length > 0 || unclean.some((u) => u !== null) });
+    await checkPeersAgree(members, { content: !progressAgrees || previousOwners.length > 0 || unclean.some((u) => u !== null), reporter });
     if (previousOwners.length > 0) {
       // Every copy is the same: the earlier owners' changes need no reconciling any more.
       await Promise.all(members.map((m) => m.client.reconciled(mountId, epoch, previousOwners.map((p) => p.owner))));
@@ -143,7 +144,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     const cleanMarker = join(opts.stateDir, 'local-copy.clean');
     if (opts.localCopyDir) {
       local = new LocalCopy(opts.localCopyDir, log);
-      await prepareLocalCopy(local, members[0]!, log, { trusted: existsSync(cleanMarker) });
+      await prepareLocalCopy(local, members[0]!, log, { trusted: existsSync(cleanMarker), reporter });
     }
     // Written again only by a clean unmount with the local copy still in step.
     rmSync(cleanMarker, { force: true });

@@ -7,6 +7,7 @@ import { mergeManifests } from '../../store/manifest-merge.js';
 import { localCopyHandle } from '../peers/copies.js';
 import type { LocalCopy } from '../peers/local-copy.js';
 import type { Member } from '../peers/member.js';
+import type { ProgressReporter } from './progress.js';
 import { Refusal } from '../../refusal.js';
 
 /**
@@ -22,9 +23,11 @@ import { Refusal } from '../../refusal.js';
  * Up to `limit` human-readable differences between two manifests, in walk order, read as
  * they stream in (memory holds the differences, not the trees; reading stops at the limit).
  */
-export async function diffManifests(a: AsyncIterable<ManifestEntry>, b: AsyncIterable<ManifestEntry>, labels: [string, string], limit = 10): Promise<string[]> {
+export async function diffManifests(a: AsyncIterable<ManifestEntry>, b: AsyncIterable<ManifestEntry>, labels: [string, string], limit = 10, onEntry?: (compared: number) => void): Promise<string[]> {
   const diffs: string[] = [];
+  let compared = 0;
   for await (const { path, entries: [ea, eb] } of mergeManifests([a, b], labels)) {
+    onEntry?.(++compared);
     const difference = describeDifference(path, ea ?? null, eb ?? null, labels);
     if (difference !== null && diffs.push(difference) >= limit) break;
   }
@@ -55,17 +58,23 @@ function key(e: ManifestEntry): string {
  * differs: one missed changes, and only equal contents prove it was repaired).
  * The manifests are read side by side as they stream in.
  */
-export async function checkPeersAgree(members: Member[], opts: { content: boolean }, limit = 10): Promise<void> {
+export async function checkPeersAgree(members: Member[], opts: { content: boolean; reporter?: ProgressReporter }, limit = 10): Promise<void> {
   if (members.length < 2) return;
   const names = members.map((m) => m.name);
   const found: string[][] = members.slice(1).map(() => []);
+  // A tree of a million entries takes minutes: said as it goes (the background launcher takes a silent log for a stuck mount).
+  const reporter = opts.reporter;
+  reporter?.start(`comparing the peers' trees${opts.content ? ' by content' : ''}`, 0, 'entries');
+  let compared = 0;
   for await (const { path, entries } of mergeManifests(members.map((m) => m.client.manifestStream({ content: opts.content })), names)) {
+    reporter?.update(++compared);
     for (let i = 1; i < members.length; i++) {
       const difference = describeDifference(path, entries[0] ?? null, entries[i] ?? null, [names[0]!, names[i]!]);
       if (difference !== null) found[i - 1]!.push(difference);
     }
     if (found.some((d) => d.length >= limit)) break;
   }
+  reporter?.stop();
   for (let i = 0; i < found.length; i++) {
     const diffs = found[i]!;
     if (diffs.length > 0) {
@@ -83,7 +92,7 @@ export async function checkPeersAgree(members: Member[], opts: { content: boolea
  * Make the local copy match the peers: fill an empty one from a peer, accept
  * an equal one, refuse one that differs.
  */
-export async function prepareLocalCopy(local: LocalCopy, source: Member, log: Logger, opts: { trusted: boolean }): Promise<void> {
+export async function prepareLocalCopy(local: LocalCopy, source: Member, log: Logger, opts: { trusted: boolean; reporter?: ProgressReporter }): Promise<void> {
   // The root's own attributes are mirrored like any directory's.
   const { result: root } = await source.client.call<WireStat>({ op: 'getattr', path: '' });
   const stamp = { mount: 'local-fill', epoch: 1, seq: 1 };
@@ -93,7 +102,9 @@ export async function prepareLocalCopy(local: LocalCopy, source: Member, log: Lo
     // A copy left by a clean unmount is compared by structure; any other (a crash,
     // a copy switched off for disagreeing) by content too, since it is never flushed.
     const content = !opts.trusted;
-    const diffs = await diffManifests(source.client.manifestStream({ content }), walkManifest(local.root, { content }), [source.name, 'local copy']);
+    opts.reporter?.start(`comparing the local copy with ${source.name}`, 0, 'entries');
+    const diffs = await diffManifests(source.client.manifestStream({ content }), walkManifest(local.root, { content }), [source.name, 'local copy'], 10, (n) => opts.reporter?.update(n));
+    opts.reporter?.stop();
     if (diffs.length > 0) {
       throw new Refusal(
         'COPIES_DIFFER',
@@ -103,5 +114,13 @@ export async function prepareLocalCopy(local: LocalCopy, source: Member, log: Lo
     return;
   }
   log.info({ from: source.name }, 'filling the empty local copy from a peer');
-  await makeEqual(clientCopy(source.client), localCopyHandle(local), '');
+  let started = false;
+  await makeEqual(clientCopy(source.client), localCopyHandle(local), '', {
+    onProgress: (p) => {
+      if (!started) opts.reporter?.start(`filling the local copy from ${source.name}`, p.totalBytes, 'bytes');
+      started = true;
+      opts.reporter?.update(p.bytesCopied);
+    },
+  });
+  if (started) opts.reporter?.stop();
 }

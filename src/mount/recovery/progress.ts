@@ -38,10 +38,9 @@ export function progressReporter(parent: Logger, stream: NodeJS.WriteStream = pr
     let bar: cliProgress.SingleBar | null = null;
     return {
       start(label, total, unit) {
-        bar = new cliProgress.SingleBar(
-          { format: `${label} [{bar}] {percentage}% | {value}/{total} ${unit} | ETA {eta_formatted}`, stream, hideCursor: true, clearOnComplete: false },
-          cliProgress.Presets.shades_classic,
-        );
+        // A total of 0 is not known (a comparison as the trees stream in): a count and a rate, no bar.
+        const format = total > 0 ? `${label} [{bar}] {percentage}% | {value}/{total} ${unit} | ETA {eta_formatted}` : `${label} | {value} ${unit}`;
+        bar = new cliProgress.SingleBar({ format, stream, hideCursor: true, clearOnComplete: false }, cliProgress.Presets.shades_classic);
         bar.start(total, 0);
       },
       update: (done) => bar?.update(done),

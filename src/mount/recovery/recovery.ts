@@ -262,7 +262,9 @@ async function fullResync(opts: RecoveryOptions, source: Member, target: Member)
   const result = await pullWithProgress(opts, source, target);
   const copySeconds = (Date.now() - started) / 1000;
   // Verified: the target's content hashes must now equal the source's.
-  const diffs = await diffManifests(source.client.manifestStream({ content: true }), target.client.manifestStream({ content: true }), [source.name, target.name]);
+  opts.reporter.start(`verifying ${target.name} against ${source.name} by content`, 0, 'entries');
+  const diffs = await diffManifests(source.client.manifestStream({ content: true }), target.client.manifestStream({ content: true }), [source.name, target.name], 10, (n) => opts.reporter.update(n));
+  opts.reporter.stop();
   if (diffs.length > 0) throw new Refusal('RECOVERY_FAILED', `full resync of ${target.name} from ${source.name} did not verify:\n  ${diffs.join('\n  ')}`);
   opts.journal.forgetPeer(target.name);
   // Exact again: a peer that restarted uncleanly may serve and count from now on.
