@@ -16,7 +16,8 @@
 // (log-log: seconds against files, one line per step).
 // After each step the mount's own account of its memory (status --json: the JavaScript heap,
 // buffers outside it) and its malloc arena are kept too, to tell what holds the peak.
-//   node scripts/bench-scale.mjs [--sizes 10000,100000] [--changes 10000] [--large-mib 256] [--out docs/scale.json] [--keep]
+//   node scripts/bench-scale.mjs [--sizes 10000,100000] [--changes 10000] [--large-mib 256] [--out docs/scale.json] [--keep] [--skip-tar]
+// --skip-tar: no copy through tar (cp -a still makes west's tree: it is timed as ever).
 // --keep: rows of other sizes already in --out are kept (a size measured in another sitting;
 // each row says when it was measured).
 // Needs root (drop_caches, FUSE) and a build (npm run build).
@@ -28,7 +29,7 @@ import { parseArgs } from 'node:util';
 import { benchTransport } from './lib/bench-tls.mjs';
 import { startBenchPeer, tarOverTcp } from './lib/bench-peer.mjs';
 
-const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10000,100000' }, changes: { type: 'string', default: '10000' }, 'large-mib': { type: 'string', default: '256' }, out: { type: 'string', default: 'docs/scale.json' }, keep: { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10000,100000' }, changes: { type: 'string', default: '10000' }, 'large-mib': { type: 'string', default: '256' }, out: { type: 'string', default: 'docs/scale.json' }, keep: { type: 'boolean', default: false }, 'skip-tar': { type: 'boolean', default: false } } });
 const SIZES = values.sizes.split(',').map(Number);
 const CHANGES = Number(values.changes);
 const LARGE_MIB = Number(values['large-mib']);
@@ -166,9 +167,11 @@ async function runSize(n) {
   const none = { mount: null, east: null, west: null };
   dropCaches();
   await step(size, 'copy', none, () => void execFileSync('cp', ['-a', join(dir, 'east'), join(dir, 'west')]), { via: 'cp -a' });
-  dropCaches();
-  await step(size, 'copy', none, () => tarOverTcp(join(dir, 'east'), join(dir, 'copy-tar')).then((seconds) => ({ seconds })), { via: 'tar over TCP' });
-  rmSync(join(dir, 'copy-tar'), { recursive: true, force: true });
+  if (!values['skip-tar']) {
+    dropCaches();
+    await step(size, 'copy', none, () => tarOverTcp(join(dir, 'east'), join(dir, 'copy-tar')).then((seconds) => ({ seconds })), { via: 'tar over TCP' });
+    rmSync(join(dir, 'copy-tar'), { recursive: true, force: true });
+  }
   let east = await startPeer('east', join(dir, 'east'));
   let west = await startPeer('west', join(dir, 'west'));
   const pids = () => ({ mount: mountPid, east: east.proc.pid, west: west.proc.pid });
