@@ -13,7 +13,7 @@ import type { AckPolicy } from '../mount/fanout/ack-policy.js';
 import { parseMaxLag, type MaxLag } from '../mount/fanout/lag.js';
 import type { ControllerStatus } from '../mount/fanout/mirror.js';
 import type { VerifyProgress, VerifyReport } from '../mount/control/verify.js';
-import { verifyProgressView } from './verify-progress.js';
+import { parseFromOption, resumeForm, verifyProgressView } from './verify-progress.js';
 import { defaultStateDir } from '../mount/control/identity.js';
 import { forceUnmount, isDeadMount, isMounted } from '../mount/control/mountpoint.js';
 import { startMount, type MountOptions, type RunningMount } from '../mount/control/mounter.js';
@@ -479,24 +479,26 @@ program
   .option('--repair', 'make every differing copy equal to the source (the majority, or --source)')
   .option('--source <copy>', 'with --repair: the copy to keep (a peer name, or "local" for the local copy)')
   .option('--metadata-only', 'compare names, types, sizes, modes, owners, times and links, without content hashes (quicker; misses a changed byte that kept the size and mtime)')
-  .option('--from <path>', 'resume: compare only what comes after this path (relative to the mount point) in the walk\'s order, as an interrupted verify prints it')
+  .option('--from <path>', 'resume: compare only what comes after this path (relative to the mount point) in the walk\'s order, as an interrupted verify prints it (\\xNN is a byte, \\\\ a backslash)')
   .option('--json', 'print the report as JSON, for scripts (and progress as a JSON line on stderr about once a second)')
   .option('--timeout <s>', 'how long to wait without hearing from the mount (it reports progress about once a second)', '3600')
   .addHelpText('after', '\nProgress goes to stderr: a bar with rate and ETA on a terminal. Interrupted (Ctrl-C), verify stops in the mount too and prints the --from that resumes it.\nExit status: 0 when the copies are equal (or were all repaired), 1 when differences remain, 2 when verify could not run, 130 when interrupted.')
   .action(async (mp: string, flags: { repair?: boolean; source?: string; json?: boolean; timeout: string; metadataOnly?: boolean; from?: string }) => {
     const mountpoint = realPathIfExists(resolve(mp));
     const view = verifyProgressView({ json: flags.json === true });
-    const request = verifyRequest(mountpoint, { repair: flags.repair === true, source: flags.source, content: flags.metadataOnly !== true, from: flags.from }, Number(flags.timeout) * 1000, (line) => view.show(line.progress as VerifyProgress));
+    const from = flags.from === undefined ? undefined : parseFromOption(flags.from);
+    const request = verifyRequest(mountpoint, { repair: flags.repair === true, source: flags.source, content: flags.metadataOnly !== true, from }, Number(flags.timeout) * 1000, (line) => view.show(line.progress as VerifyProgress));
     process.once('SIGINT', () => {
       view.stop();
       request.cancel();
-      const at = view.at;
-      process.stderr.write(at === null ? 'verify interrupted before it reported progress: run it again\n' : `verify interrupted; resume with: mirrorfs verify ${shellQuote(mp)} --from ${shellQuote(at)}${flags.metadataOnly ? ' --metadata-only' : ''}${flags.repair ? ' --repair' : ''}\n`);
+      const at = view.at ?? from ?? null;
+      const same = `${flags.metadataOnly ? ' --metadata-only' : ''}${flags.repair ? ' --repair' : ''}${flags.source !== undefined ? ` --source ${shellQuote(flags.source)}` : ''}`;
+      process.stderr.write(at === null ? 'verify interrupted before it compared anything: run it again\n' : `verify interrupted; resume with: mirrorfs verify ${shellQuote(mp)} --from ${shellQuote(resumeForm(at))}${same}\n`);
       process.exit(130);
     });
     const answer = await request.answer;
     view.stop();
-    if (!answer) fail(`${mountpoint}: no mirrorfs process answered (not mounted, or nothing came for --timeout)`);
+    if (!answer) fail(`${mountpoint}: no mirrorfs process answered, or it stopped answering (not mounted, the mount went away, or nothing came for --timeout)`, 2);
     const body = answer.body as { report?: VerifyReport; error?: string } | undefined;
     if (answer.status !== 200 || !body?.report) fail(`verify could not run: ${body?.error ?? JSON.stringify(answer.body)}`, 2);
     const report = body.report;

@@ -55,3 +55,30 @@ function payload(p: VerifyProgress): Record<string, string | number> {
   const mib = (b: number) => (b / 2 ** 20).toFixed(0);
   return { value_mib: mib(p.bytes), total_mib: mib(p.totalBytes ?? 0), entries: p.entries.toLocaleString('en-US'), differences: p.differences };
 }
+
+/**
+ * A wire path as `--from` takes it back: a byte that is not UTF-8 (an escaped byte of the wire
+ * form) and a control character as \xNN, a backslash as \\. Printed as it is, a name's odd
+ * bytes would come back from the command line as U+FFFD and resume at the wrong place, and its
+ * control characters would reach the terminal.
+ */
+export function resumeForm(wire: string): string {
+  let out = '';
+  for (const ch of wire) {
+    const c = ch.charCodeAt(0);
+    if (ch === '\\') out += '\\\\';
+    else if (c >= 0xdc80 && c <= 0xdcff) out += `\\x${(c - 0xdc00).toString(16)}`;
+    else if (c < 0x20 || c === 0x7f) out += `\\x${c.toString(16).padStart(2, '0')}`;
+    else out += ch;
+  }
+  return out;
+}
+
+/** `--from` as given: \xNN is a byte (80-ff: a byte that is not UTF-8), \\ a backslash, the rest as it is. */
+export function parseFromOption(text: string): string {
+  return text.replace(/\\\\|\\x([0-9a-fA-F]{2})/g, (match, hex: string | undefined) => {
+    if (hex === undefined) return '\\';
+    const byte = parseInt(hex, 16);
+    return String.fromCharCode(byte >= 0x80 ? 0xdc00 + byte : byte);
+  });
+}

@@ -74,6 +74,12 @@ export async function* readNdjson<T>(stream: ClientHttp2Stream, opts: NdjsonRead
       }
       partial = text.slice(start);
     }
+    // A stream the peer reset (its own bound, a failure half way) ends like one it finished:
+    // a manifest cut short must not pass for a whole one (what it lacks would look removed).
+    await closed(stream);
+    if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
+      throw new MirrorError('MFS_UNREACHABLE', `peer ${opts.peer} cut ${opts.what} short (stream reset, code ${stream.rstCode})`, { context });
+    }
     partial += decoder.end();
     if (partial.trim() !== '') yield parseLine<T>(partial, context);
   } finally {
@@ -89,6 +95,21 @@ function parseLine<T>(line: string, context: { peer: string; op: string }): T {
     throw new MirrorError('MFS_BAD_RESPONSE', `peer ${context.peer} sent a line of ${context.op} that is not JSON: ${(err as Error).message}`, { context });
   }
 }
+
+/** Once the stream is closed (its reset code is known then); at once if it is. */
+function closed(stream: ClientHttp2Stream): Promise<void> {
+  if (stream.closed || stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, CLOSE_WAIT_MS);
+    stream.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+/** Bound on the wait for a finished answer's stream to close (it follows its end at once). */
+const CLOSE_WAIT_MS = 5000;
 
 /** The answer's status, once its headers come (bounded). */
 function responseStatus(stream: ClientHttp2Stream, idleMs: number, context: Record<string, string>, unreachable: (err: Error) => Error): Promise<number> {

@@ -199,8 +199,8 @@ export class PeerClient {
    * The owner repairs this unclean peer while it runs: until `clean`, this client's
    * session (and only it) may read and change the copy. True when the peer is unclean.
    */
-  async repairing(mount: string, epoch: number): Promise<boolean> {
-    return (await this.call<{ unclean: boolean }>({ op: 'repairing', mount, epoch })).result.unclean;
+  async repairing(mount: string, epoch: number, opts: { resync?: boolean } = {}): Promise<boolean> {
+    return (await this.call<{ unclean: boolean }>({ op: 'repairing', mount, epoch, ...(opts.resync ? { resync: true } : {}) })).result.unclean;
   }
 
   /** End-to-end commitment of a mount's changes at this hop and after it (a long poll; docs/PROTOCOL.md). */
@@ -467,6 +467,10 @@ export class PeerClient {
           }
           settled = true;
           clearTimeout(timer);
+          if (status === 200 && stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
+            // Reset after it began: what came is not the whole answer (a manifest cut short would look like removals).
+            return reject(new MirrorError('MFS_UNREACHABLE', `peer ${this.name} cut ${what} short (stream reset, code ${stream.rstCode})`, { context }));
+          }
           if (status === 200) {
             answered = true;
             return resolve(chunks);

@@ -51,6 +51,8 @@ export async function control(peer: PeerContext, req: ControlRequest, session: H
   }
   if (req.op === 'repairing') {
     checkOwnership(peer, req);
+    // Nothing here counts as durable for anyone until the resync is verified (`clean`).
+    if (req.resync === true) peer.state.markUnclean('a full resync of this copy began and was not finished and verified', { nothingDurable: true });
     if (!peer.state.unclean) return { unclean: false };
     if (!session) throw new MirrorError('MFS_MALFORMED', 'repairing must come on the session that repairs');
     peer.repairSession = session;

@@ -100,7 +100,9 @@ function drainedOrGone(stream: ServerHttp2Stream): Promise<void> {
 export function respondError(stream: ServerHttp2Stream, err: MirrorError): void {
   if (stream.destroyed || stream.closed) return;
   if (stream.headersSent) {
-    stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    // A reset the reader sees as one (RST_STREAM INTERNAL_ERROR): close(code) would end the
+    // answer first, and a manifest cut short would pass for a whole one.
+    stream.destroy(err);
     return;
   }
   stream.respond({ ':status': err.httpStatus, 'content-type': FRAME_TYPE, [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) });

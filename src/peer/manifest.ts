@@ -1,4 +1,4 @@
-import http2, { type ServerHttp2Stream } from 'node:http2';
+import type { ServerHttp2Stream } from 'node:http2';
 import { wireQueryParam } from '../protocol/byte-names.js';
 import { MirrorError } from '../protocol/errors.js';
 import { walkManifest, type Hold } from '../store/manifest.js';
@@ -15,7 +15,7 @@ export function answerManifest(peer: PeerContext, stream: ServerHttp2Stream, raw
   // Quiet for longer than a call may be: while a large file is hashed, or while the reader compares
   // this manifest with a slower one (it reads as it compares, and flow control holds the walk).
   // A reader that stops reading loses the stream after this, and the walk's slot with it.
-  stream.setTimeout(MANIFEST_QUIET_MS, () => stream.close(http2.constants.NGHTTP2_CANCEL));
+  stream.setTimeout(MANIFEST_QUIET_MS, () => stream.destroy(new MirrorError('MFS_TIMEOUT', `manifest not read for ${MANIFEST_QUIET_MS / 1000} s`))); // a reset, not an end (respondError)
   const path = wireQueryParam(rawPath, 'path') ?? ''; // any bytes: not searchParams (byte-names.ts)
   const content = url.searchParams.get('content') !== '0';
   const after = wireQueryParam(rawPath, 'after') ?? undefined; // resumed: only what comes after it in the walk

@@ -412,10 +412,14 @@ export class PeerState {
     this.undurableMarked = false;
   }
 
-  /** This copy is no longer known exact while running (a flush failed): as after an unclean restart, until the owner repairs it. */
-  markUnclean(reason: string): void {
+  /**
+   * This copy is no longer known exact while running (a flush failed, a full resync of it
+   * begins): as after an unclean restart, until the owner repairs it. `nothingDurable`: none
+   * of what it holds counts as durable for any mount (a copy being rebuilt).
+   */
+  markUnclean(reason: string, opts: { nothingDurable?: boolean } = {}): void {
     if (this.unclean) return;
-    const unclean: UncleanRestart = { since: new Date().toISOString(), durableThrough: Object.fromEntries(this.durablePoints()), reason };
+    const unclean: UncleanRestart = { since: new Date().toISOString(), durableThrough: opts.nothingDurable ? {} : Object.fromEntries(this.durablePoints()), reason };
     this.durably(() => this.setMeta('unclean', JSON.stringify(unclean)));
     this.unclean = unclean;
   }

@@ -224,8 +224,11 @@ export const controlSchemas = {
    * The owner is repairing this unclean copy while it runs (docs/PROTOCOL.md,
    * "Unclean restart"): from now until `clean`, the session that sent this may
    * read and change the copy (the repair); every other client is still refused.
+   * `resync`: a full resync of this copy begins, clean or not: it is marked unclean
+   * (durably) first, so a resync cut short is never taken for a finished one. (A peer
+   * before this field ignores it.)
    */
-  repairing: z.object({ op: z.literal('repairing'), mount: mountId, epoch: stamp.epoch }),
+  repairing: z.object({ op: z.literal('repairing'), mount: mountId, epoch: stamp.epoch, resync: z.boolean().optional() }),
   /** The recorded operations of a mount after a seq, in seq order (what reconciliation compares). */
   history: z.object({ op: z.literal('history'), mount: mountId, after: z.number().int().min(0), limit: z.number().int().min(1).max(10_000).default(10_000) }),
   /** Apply one repair action; only the owner at the current epoch may. */

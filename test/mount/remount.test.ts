@@ -1,8 +1,9 @@
-import { existsSync, lstatSync, readFileSync, writeFileSync, linkSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSync, linkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { run } from '../helpers/child.js';
-import { cleanupMounts, isMounted, lazyUnmount, startMount } from '../helpers/mount.js';
+import { MIRRORFS_BIN, cleanupMounts, isMounted, lazyUnmount, mountArgs, startMount } from '../helpers/mount.js';
 import { cleanupPeers, spawnPeer } from '../helpers/peer.js';
 import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
 import { compareDirs } from '../helpers/tree.js';
@@ -17,6 +18,41 @@ afterEach(async () => {
 });
 
 describe('remount', () => {
+  it('a full resync cut short is taken up again by the next mount, not taken for a copy that merely differs', async () => {
+    const east = await spawnPeer({ name: 'east' });
+    const west = await spawnPeer({ name: 'west' });
+    const first = await startMount({ peers: [east, west] });
+    for (let d = 0; d < 10; d++) {
+      mkdirSync(join(first.mountpoint, `d${d}`));
+      for (let i = 0; i < 100; i++) writeFileSync(join(first.mountpoint, `d${d}`, `f${i}`), `file ${d}/${i}`);
+    }
+    await first.stop();
+    // A new, empty peer takes west's place: the next mount rebuilds it from east. It is stopped
+    // once the copy has begun (east held still, the mount killed).
+    const north = await spawnPeer({ name: 'north' });
+    const proc = spawn(process.execPath, [MIRRORFS_BIN, ...mountArgs(first.mountpoint, [east, north], first.stateDir), '--foreground'], { stdio: ['ignore', 'ignore', 'ignore'] });
+    const exited = new Promise<void>((r) => proc.once('close', () => r()));
+    try {
+      await waitFor(() => readdirSync(north.dataDir).some((n) => n.startsWith('d')), 'the resync to begin copying', 60_000, 5);
+      east.proc.kill('SIGSTOP');
+      proc.kill('SIGKILL');
+      await exited;
+    } finally {
+      east.proc.kill('SIGCONT');
+      proc.kill('SIGKILL');
+      if (isMounted(first.mountpoint)) lazyUnmount(first.mountpoint);
+    }
+    // North says it is not exact (and it has no history of this mount, and is not empty: without
+    // the mark, the next mount would find two copies that differ and refuse).
+    const status = await north.client().status();
+    expect(status.unclean?.reason).toMatch(/full resync .* not finished/);
+    await waitFor(async () => (await north.client().status()).pull === null, 'north\'s own pull to end', 60_000);
+    const again = await startMount({ peers: [east, north], mountpoint: first.mountpoint, stateDir: first.stateDir });
+    expect(again.stderr()).toMatch(/full resync finished and verified/);
+    expect((await north.client().status()).unclean).toBeNull();
+    expect(compareDirs([{ label: 'mount', dir: again.mountpoint }, { label: 'east', dir: east.dataDir }, { label: 'north', dir: north.dataDir }])).toEqual([]);
+  });
+
   it('a peer that missed a change while the mount was up gets it from the journal at the next mount', async () => {
     const east = await spawnPeer({ name: 'east' });
     let west = await spawnPeer({ name: 'west' });

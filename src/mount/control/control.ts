@@ -73,19 +73,27 @@ export async function startControlServer(mountpoint: string, handlers: ControlHa
           if (!res.headersSent) res.writeHead(200, { 'content-type': 'application/x-ndjson' });
           res.write(`${JSON.stringify(obj)}\n`);
         };
+        let latest: unknown = null;
         const onProgress = (progress: unknown) => {
+          latest = progress;
           if (Date.now() - lastProgress < VERIFY_PROGRESS_MS || res.destroyed) return;
           lastProgress = Date.now();
           line({ progress });
         };
+        // Also while nothing moves (a large file hashed, a long repair): the requester's wait is bounded by silence.
+        const heartbeat = setInterval(() => {
+          if (latest !== null && !res.destroyed && Date.now() - lastProgress >= VERIFY_PROGRESS_MS) onProgress(latest);
+        }, VERIFY_PROGRESS_MS);
         handlers.verify({ repair: opts.repair === true, source, content: opts.content !== false, from, onProgress, signal: stop.signal }).then(
           (report) => {
             finished = true;
+            clearInterval(heartbeat);
             line({ report });
             res.end();
           },
           (err: Error) => {
             finished = true;
+            clearInterval(heartbeat);
             if (!res.headersSent) return reply(409, { error: err.message });
             line({ error: err.message });
             res.end();
@@ -131,10 +139,15 @@ export function verifyRequest(mountpoint: string, body: unknown, idleMs: number,
   let req: http.ClientRequest;
   const answer = new Promise<{ status: number; body: unknown } | undefined>((resolve) => {
     req = http.request({ socketPath: controlSocketPath(mountpoint), method: 'POST', path: '/verify', timeout: idleMs }, (res) => {
+      res.setEncoding('utf8'); // a character split between two pieces is put together
+      // The mount gone half way (no end): no answer, said as such, not a wait without end.
+      res.once('close', () => {
+        if (!res.complete) resolve(undefined);
+      });
       let text = '';
       let last: unknown = undefined;
-      res.on('data', (d: Buffer) => {
-        text += d.toString();
+      res.on('data', (d: string) => {
+        text += d;
         for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n')) {
           const lineText = text.slice(0, nl);
           text = text.slice(nl + 1);

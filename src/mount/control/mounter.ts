@@ -130,11 +130,13 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     lease = new LeaseKeeper(mountId, epoch, members, (m, err) => log.error({ peer: m.name, err: err.message }, 'fenced while mounting'), log);
     lease.start();
     if (!progressAgrees) log.warn('the peers applied different amounts of this mount\'s history: reconciling, then comparing their contents');
+    // Catch-ups and resyncs are shown in the metrics; comparisons are only said as they go.
     const reporter = metrics.track(progressReporter(log));
-    await recover({ mountId, epoch, members, peerIds, progress, unclean, journal, log, resyncFrom: opts.resyncFrom, previousOwners, reporter });
+    const checkReporter = progressReporter(log);
+    await recover({ mountId, epoch, members, peerIds, progress, unclean, journal, log, resyncFrom: opts.resyncFrom, previousOwners, reporter, checkReporter });
     const lastSeq = Math.max(peersLastSeq, journal.maxSeq());
     // After a takeover the copies are compared by content: the previous owner's last changes are not this mount's to vouch for.
-    await checkPeersAgree(members, { content: !progressAgrees || previousOwners.length > 0 || unclean.some((u) => u !== null), reporter });
+    await checkPeersAgree(members, { content: !progressAgrees || previousOwners.length > 0 || unclean.some((u) => u !== null), reporter: checkReporter });
     if (previousOwners.length > 0) {
       // Every copy is the same: the earlier owners' changes need no reconciling any more.
       await Promise.all(members.map((m) => m.client.reconciled(mountId, epoch, previousOwners.map((p) => p.owner))));
@@ -144,7 +146,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     const cleanMarker = join(opts.stateDir, 'local-copy.clean');
     if (opts.localCopyDir) {
       local = new LocalCopy(opts.localCopyDir, log);
-      await prepareLocalCopy(local, members[0]!, log, { trusted: existsSync(cleanMarker), reporter });
+      await prepareLocalCopy(local, members[0]!, log, { trusted: existsSync(cleanMarker), reporter: checkReporter });
     }
     // Written again only by a clean unmount with the local copy still in step.
     rmSync(cleanMarker, { force: true });

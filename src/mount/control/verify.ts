@@ -20,12 +20,16 @@ export interface VerifyOptions {
   signal?: AbortSignal;
 }
 
-/** How far a verify has come. Everything up to `at` in the walk's order has been compared. */
+/** How far a verify has come. */
 export interface VerifyProgress {
   phase: 'comparing' | 'checking';
   entries: number;
   /** File bytes compared (of the first copy's entries). */
   bytes: number;
+  /**
+   * Where a verify stopped now resumes (`--from`): everything up to it in the walk's order has
+   * been compared, and every difference there checked (and repaired, if asked). Null: nothing yet.
+   */
   at: string | null;
   differences: number;
   /** What there is to compare (a walk of the first copy without hashes, beside the comparison): null until known, or without content hashes. */
@@ -84,26 +88,29 @@ export async function verifyCopies(controller: MirrorController, opts: VerifyOpt
   const report: VerifyReport = { copies: handles.map((h) => h.name), skipped, entries: 0, differences: [], repaired: 0, unresolved: 0, seconds: 0, ...(opts.from !== undefined ? { from: opts.from } : {}) };
   if (handles.length < 2) throw new Error(`fewer than two copies to compare (${[...report.copies, ...skipped].join('; ')})`);
 
-  const progress: VerifyProgress = { phase: 'comparing', entries: 0, bytes: 0, at: null, differences: 0, totalEntries: null, totalBytes: null };
-  const { candidates, entries } = await candidatePaths(handles, opts, progress);
+  const progress: VerifyProgress = { phase: 'comparing', entries: 0, bytes: 0, at: opts.from ?? null, differences: 0, totalEntries: null, totalBytes: null };
+  const record = (diff: VerifyDifference | null): void => {
+    if (!diff) return;
+    report.differences.push(diff);
+    if (diff.repairedFrom) report.repaired++;
+    if (diff.unresolved) report.unresolved++;
+  };
+  // The root's own attributes first, in every run (a resumed one too): one stat per copy.
+  if (await rootDiffers(handles)) record(await controller.withClaims([''], () => checkAndRepair(handles, '', opts)));
+  const { candidates, entries, lastWalked } = await candidatePaths(handles, opts, progress);
   report.entries = entries;
-  // The root's own attributes: compared by a whole verify, not by a resumed one (it was, before).
-  if (opts.from === undefined && (await rootDiffers(handles))) candidates.unshift('');
   progress.phase = 'checking';
   const done: string[] = [];
-  for (const path of candidates) {
+  for (const { path, before } of candidates) {
+    progress.at = before; // this one is not checked yet: a resume starts just before it
     if (opts.signal?.aborted) throw new VerifyInterrupted(progress.at);
     opts.onProgress?.(progress);
-    if (done.some((d) => d === '' || path.startsWith(`${d}/`))) continue; // inside a subtree already handled
+    if (done.some((d) => path.startsWith(`${d}/`))) continue; // inside a subtree already repaired
     const diff = await controller.withClaims([path], () => checkAndRepair(handles, path, opts));
-    if (!diff) continue;
-    report.differences.push(diff);
-    if (diff.repairedFrom) {
-      report.repaired++;
-      if (path !== '') done.push(path); // the root's own attributes only: what is below it is checked path by path
-    }
-    if (diff.unresolved) report.unresolved++;
+    record(diff);
+    if (diff?.repairedFrom) done.push(path);
   }
+  progress.at = lastWalked;
   report.seconds = (Date.now() - started) / 1000;
   return report;
 }
@@ -117,13 +124,15 @@ function sourceName(source: string): string {
  * order (a directory before what is under it), and the most entries one copy holds. The
  * manifests are compared as they stream in: memory holds the differences, not the trees.
  */
-async function candidatePaths(handles: CopyHandle[], opts: VerifyOptions, progress: VerifyProgress): Promise<{ candidates: string[]; entries: number }> {
+async function candidatePaths(handles: CopyHandle[], opts: VerifyOptions, progress: VerifyProgress): Promise<{ candidates: Array<{ path: string; before: string | null }>; entries: number; lastWalked: string | null }> {
   const content = opts.content !== false;
-  const candidates: string[] = [];
+  /** Each with the path walked just before it: where a verify stopped before checking it resumes. */
+  const candidates: Array<{ path: string; before: string | null }> = [];
+  let lastWalked = progress.at;
   const counts = handles.map(() => 0);
   // With content hashes the comparison takes long enough to want a total: counted beside it, without hashes.
-  let compared = false;
-  const counting = content ? countEntries(handles[0]!, opts.from, progress, () => compared) : Promise.resolve();
+  const countDone = new AbortController();
+  const counting = content ? countEntries(handles[0]!, opts.from, progress, countDone.signal) : Promise.resolve();
   try {
     for await (const { path, entries } of mergeManifests(handles.map((h) => h.entries('', content, opts.from, opts.signal)), handles.map((h) => h.name))) {
       if (opts.signal?.aborted) throw new VerifyInterrupted(progress.at);
@@ -133,13 +142,15 @@ async function candidatePaths(handles: CopyHandle[], opts: VerifyOptions, progre
         return entryKey(e);
       });
       if (keys.some((k) => k !== keys[0])) {
-        candidates.push(path);
+        candidates.push({ path, before: lastWalked });
         progress.differences++;
       }
       const first = entries.find((e) => e !== null);
       progress.entries++;
       if (first?.type === 'file') progress.bytes += first.size;
-      progress.at = path;
+      lastWalked = path;
+      // Differences are checked once the walk is done: a resume point does not pass the first unchecked one.
+      if (candidates.length === 0) progress.at = path;
       opts.onProgress?.(progress);
     }
   } catch (err) {
@@ -147,19 +158,19 @@ async function candidatePaths(handles: CopyHandle[], opts: VerifyOptions, progre
     if (opts.signal?.aborted) throw new VerifyInterrupted(progress.at);
     throw err;
   } finally {
-    compared = true;
+    countDone.abort(); // its stream is cancelled, not waited for to the end
     await counting;
   }
-  return { candidates, entries: Math.max(...counts) };
+  return { candidates, entries: Math.max(...counts), lastWalked };
 }
 
 /** The entries and file bytes of one copy (no hashes), for progress totals; stops once the comparison is over. A failure only leaves the totals unknown. */
-async function countEntries(copy: CopyHandle, from: string | undefined, progress: VerifyProgress, over: () => boolean): Promise<void> {
+async function countEntries(copy: CopyHandle, from: string | undefined, progress: VerifyProgress, over: AbortSignal): Promise<void> {
   let entries = 0;
   let bytes = 0;
   try {
-    for await (const e of copy.entries('', false, from)) {
-      if (over()) return;
+    for await (const e of copy.entries('', false, from, over)) {
+      if (over.aborted) return;
       entries++;
       if (e.type === 'file') bytes += e.size;
     }

@@ -66,15 +66,18 @@ export async function checkPeersAgree(members: Member[], opts: { content: boolea
   const reporter = opts.reporter;
   reporter?.start(`comparing the peers' trees${opts.content ? ' by content' : ''}`, 0, 'entries');
   let compared = 0;
-  for await (const { path, entries } of mergeManifests(members.map((m) => m.client.manifestStream({ content: opts.content })), names)) {
-    reporter?.update(++compared);
-    for (let i = 1; i < members.length; i++) {
-      const difference = describeDifference(path, entries[0] ?? null, entries[i] ?? null, [names[0]!, names[i]!]);
-      if (difference !== null) found[i - 1]!.push(difference);
+  try {
+    for await (const { path, entries } of mergeManifests(members.map((m) => m.client.manifestStream({ content: opts.content })), names)) {
+      reporter?.update(++compared);
+      for (let i = 1; i < members.length; i++) {
+        const difference = describeDifference(path, entries[0] ?? null, entries[i] ?? null, [names[0]!, names[i]!]);
+        if (difference !== null) found[i - 1]!.push(difference);
+      }
+      if (found.some((d) => d.length >= limit)) break;
     }
-    if (found.some((d) => d.length >= limit)) break;
+  } finally {
+    reporter?.stop();
   }
-  reporter?.stop();
   for (let i = 0; i < found.length; i++) {
     const diffs = found[i]!;
     if (diffs.length > 0) {
@@ -103,8 +106,12 @@ export async function prepareLocalCopy(local: LocalCopy, source: Member, log: Lo
     // a copy switched off for disagreeing) by content too, since it is never flushed.
     const content = !opts.trusted;
     opts.reporter?.start(`comparing the local copy with ${source.name}`, 0, 'entries');
-    const diffs = await diffManifests(source.client.manifestStream({ content }), walkManifest(local.root, { content }), [source.name, 'local copy'], 10, (n) => opts.reporter?.update(n));
-    opts.reporter?.stop();
+    let diffs: string[];
+    try {
+      diffs = await diffManifests(source.client.manifestStream({ content }), walkManifest(local.root, { content }), [source.name, 'local copy'], 10, (n) => opts.reporter?.update(n));
+    } finally {
+      opts.reporter?.stop();
+    }
     if (diffs.length > 0) {
       throw new Refusal(
         'COPIES_DIFFER',
@@ -114,13 +121,11 @@ export async function prepareLocalCopy(local: LocalCopy, source: Member, log: Lo
     return;
   }
   log.info({ from: source.name }, 'filling the empty local copy from a peer');
-  let started = false;
-  await makeEqual(clientCopy(source.client), localCopyHandle(local), '', {
-    onProgress: (p) => {
-      if (!started) opts.reporter?.start(`filling the local copy from ${source.name}`, p.totalBytes, 'bytes');
-      started = true;
-      opts.reporter?.update(p.bytesCopied);
-    },
-  });
-  if (started) opts.reporter?.stop();
+  // Started before the copy counts what there is (a silent walk of the whole tree otherwise): no total shown.
+  opts.reporter?.start(`filling the local copy from ${source.name}`, 0, 'bytes');
+  try {
+    await makeEqual(clientCopy(source.client), localCopyHandle(local), '', { onProgress: (p) => opts.reporter?.update(p.bytesCopied) });
+  } finally {
+    opts.reporter?.stop();
+  }
 }

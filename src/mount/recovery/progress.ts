@@ -48,6 +48,12 @@ export function progressReporter(parent: Logger, stream: NodeJS.WriteStream = pr
     };
   }
   let job = { label: '', total: 0, unit: '', startedAt: 0, lastLog: 0, done: 0 };
+  // Also while nothing moves (one large file hashed, one long repair): a job that runs says so each second.
+  let heartbeat: NodeJS.Timeout | null = null;
+  const logProgress = () => {
+    job.lastLog = Date.now();
+    log.info({ job: job.label, done: job.done, total: job.total, unit: job.unit }, PROGRESS_MESSAGES.progress);
+  };
   // Whatever --log-level says: these lines are how `mirrorfs mount` in the background sees
   // that a long resync is alive (it stops a mount whose log stays silent) and draws its bar.
   const log = parent.level === 'info' || parent.level === 'debug' || parent.level === 'trace' ? parent : parent.child({}, { level: 'info' });
@@ -55,14 +61,20 @@ export function progressReporter(parent: Logger, stream: NodeJS.WriteStream = pr
     start(label, total, unit) {
       job = { label, total, unit, startedAt: Date.now(), lastLog: Date.now(), done: 0 };
       log.info({ job: label, total, unit }, PROGRESS_MESSAGES.started);
+      if (heartbeat) clearInterval(heartbeat);
+      heartbeat = setInterval(() => {
+        if (Date.now() - job.lastLog >= LOG_EVERY_MS) logProgress();
+      }, LOG_EVERY_MS);
+      heartbeat.unref();
     },
     update(done) {
       job.done = done;
       if (Date.now() - job.lastLog < LOG_EVERY_MS) return;
-      job.lastLog = Date.now();
-      log.info({ job: job.label, done, total: job.total, unit: job.unit }, PROGRESS_MESSAGES.progress);
+      logProgress();
     },
     stop() {
+      if (heartbeat) clearInterval(heartbeat);
+      heartbeat = null;
       log.info({ job: job.label, done: job.done, total: job.total, unit: job.unit, seconds: (Date.now() - job.startedAt) / 1000 }, PROGRESS_MESSAGES.finished);
     },
   };

@@ -45,7 +45,10 @@ export interface RecoveryOptions {
   resyncFrom?: string;
   /** Earlier owners not yet reconciled (a takeover, or one that failed half way): what they left on some peers only is copied to the others. */
   previousOwners?: Array<{ owner: string; epoch: number }>;
+  /** Catch-ups and resyncs (the mount's metrics show them). */
   reporter: ProgressReporter;
+  /** Comparisons (the check after a resync): said as they go, not shown as a resync. Default: `reporter`. */
+  checkReporter?: ProgressReporter;
 }
 
 const PAYLOAD_OPS: ReadonlySet<string> = new Set(['write', 'setxattr']);
@@ -257,21 +260,27 @@ async function fullResync(opts: RecoveryOptions, source: Member, target: Member)
   const { log } = opts;
   const started = Date.now();
   log.warn({ from: source.name, to: target.name }, 'full resync: the peer copies the other peer\'s tree directly');
-  // An unclean target refuses every other session until it is clean; the verification below reads it.
-  if (uncleanOf(opts, target)) await target.client.repairing(opts.mountId, opts.epoch);
+  // Marked unclean first (durably, on the peer): a resync cut short (this mount stopped, the
+  // machine down) is taken up again by the next mount, which finds it unclean, instead of
+  // looking like a copy that merely differs. An unclean target refuses every other session
+  // until it is clean; the verification below reads it.
+  await target.client.repairing(opts.mountId, opts.epoch, { resync: true });
   const result = await pullWithProgress(opts, source, target);
   const copySeconds = (Date.now() - started) / 1000;
   // Verified: the target's content hashes must now equal the source's.
-  opts.reporter.start(`verifying ${target.name} against ${source.name} by content`, 0, 'entries');
-  const diffs = await diffManifests(source.client.manifestStream({ content: true }), target.client.manifestStream({ content: true }), [source.name, target.name], 10, (n) => opts.reporter.update(n));
-  opts.reporter.stop();
+  const check = opts.checkReporter ?? opts.reporter;
+  check.start(`verifying ${target.name} against ${source.name} by content`, 0, 'entries');
+  let diffs: string[];
+  try {
+    diffs = await diffManifests(source.client.manifestStream({ content: true }), target.client.manifestStream({ content: true }), [source.name, target.name], 10, (n) => check.update(n));
+  } finally {
+    check.stop();
+  }
   if (diffs.length > 0) throw new Refusal('RECOVERY_FAILED', `full resync of ${target.name} from ${source.name} did not verify:\n  ${diffs.join('\n  ')}`);
   opts.journal.forgetPeer(target.name);
-  // Exact again: a peer that restarted uncleanly may serve and count from now on.
-  if (uncleanOf(opts, target)) {
-    await target.client.clean(opts.mountId, opts.epoch);
-    target.repairedAt = performance.now();
-  }
+  // Exact again: it may serve and count from now on.
+  await target.client.clean(opts.mountId, opts.epoch);
+  if (uncleanOf(opts, target)) target.repairedAt = performance.now();
   const seconds = (Date.now() - started) / 1000;
   log.warn(
     {

@@ -1,0 +1,75 @@
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { readNdjson } from '../../src/client/ndjson-stream.js';
+import { parseFromOption, resumeForm } from '../../src/cli/verify-progress.js';
+
+/**
+ * A manifest read as it comes must never pass for a whole one when it was cut
+ * short: what it lacks would look removed (a repair would remove it from the
+ * target). A real HTTP/2 server stands in for a peer that resets its answer half
+ * way, or ends it normally.
+ */
+
+const servers: http2.Http2Server[] = [];
+const sessions: http2.ClientHttp2Session[] = [];
+
+afterEach(async () => {
+  for (const s of sessions.splice(0)) s.destroy();
+  await Promise.all(servers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
+});
+
+async function serve(answer: (stream: http2.ServerHttp2Stream) => void): Promise<http2.ClientHttp2Session> {
+  const server = http2.createServer();
+  server.on('stream', (stream) => answer(stream));
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const session = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  sessions.push(session);
+  return session;
+}
+
+const lines = (n: number) => Array.from({ length: n }, (_, i) => `${JSON.stringify({ path: `f${i}`, note: 'é'.repeat(i % 7) })}\n`).join('');
+
+async function read(session: http2.ClientHttp2Session): Promise<Array<{ path: string }>> {
+  const out: Array<{ path: string }> = [];
+  const stream = session.request({ ':path': '/v1/manifest' }, { endStream: true });
+  for await (const e of readNdjson<{ path: string }>(stream, { peer: 'east', what: 'manifest', idleMs: 10_000, refusal: () => new Error('refused') })) out.push(e);
+  return out;
+}
+
+describe('reading JSON lines as they come', () => {
+  it('an answer ended normally yields every line, characters split between pieces put together', async () => {
+    const session = await serve((stream) => {
+      stream.respond({ ':status': 200 });
+      const text = Buffer.from(lines(500));
+      // Pieces that cut through the two bytes of an é.
+      for (let at = 0; at < text.length; at += 333) stream.write(text.subarray(at, at + 333));
+      stream.end();
+    });
+    const got = await read(session);
+    expect(got.map((e) => e.path)).toEqual(Array.from({ length: 500 }, (_, i) => `f${i}`));
+  });
+
+  it('an answer the peer resets half way is an error, not a shorter manifest', async () => {
+    const session = await serve((stream) => {
+      stream.respond({ ':status': 200 });
+      // As a peer ends an answer that failed half way (respondError): a reset.
+      stream.on('error', () => undefined);
+      stream.write(lines(20), () => stream.destroy(new Error('EIO while hashing')));
+    });
+    await expect(read(session)).rejects.toMatchObject({ code: 'MFS_UNREACHABLE', message: expect.stringMatching(/manifest/) });
+  });
+});
+
+describe('--from, as an interrupted verify prints it', () => {
+  it('comes back as the same wire path, odd bytes, control characters and backslashes included', () => {
+    for (const wire of ['plain/name', 'caf\udce9/x', 'tab\there', 'back\\slash', 'a\\x41b', 'é/ü']) {
+      const printed = resumeForm(wire);
+      expect(printed).not.toMatch(/[\u0000-\u001f\u007f\udc80-\udcff]/);
+      expect(parseFromOption(printed)).toBe(wire);
+    }
+    expect(resumeForm('caf\udce9')).toBe('caf\\xe9');
+    expect(parseFromOption('m/f5')).toBe('m/f5');
+  });
+});
