@@ -16,7 +16,8 @@
 // (log-log: seconds against files, one line per step).
 // After each step the mount's own account of its memory (status --json: the JavaScript heap,
 // buffers outside it) and its malloc arena are kept too, to tell what holds the peak.
-//   node scripts/bench-scale.mjs [--sizes 10000,100000] [--changes 10000] [--large-mib 256] [--out docs/scale.json] [--keep] [--skip-tar]
+//   node scripts/bench-scale.mjs [--sizes 10000,100000] [--changes 10000] [--large-mib 256] [--out docs/scale.json] [--keep] [--skip-tar] [--replot]
+// --replot: no run; the table and the chart again from --out.
 // --skip-tar: no copy through tar (cp -a still makes west's tree: it is timed as ever).
 // --keep: rows of other sizes already in --out are kept (a size measured in another sitting;
 // each row says when it was measured).
@@ -29,11 +30,20 @@ import { parseArgs } from 'node:util';
 import { benchTransport } from './lib/bench-tls.mjs';
 import { startBenchPeer, tarOverTcp } from './lib/bench-peer.mjs';
 
-const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10000,100000' }, changes: { type: 'string', default: '10000' }, 'large-mib': { type: 'string', default: '256' }, out: { type: 'string', default: 'docs/scale.json' }, keep: { type: 'boolean', default: false }, 'skip-tar': { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10000,100000' }, changes: { type: 'string', default: '10000' }, 'large-mib': { type: 'string', default: '256' }, out: { type: 'string', default: 'docs/scale.json' }, keep: { type: 'boolean', default: false }, 'skip-tar': { type: 'boolean', default: false }, replot: { type: 'boolean', default: false } } });
 const SIZES = values.sizes.split(',').map(Number);
+const root0 = resolve(import.meta.dirname, '..');
+if (values.replot) {
+  // The table and the chart again from --out (rows put together from several sittings, say).
+  const out = resolve(root0, values.out);
+  const data = JSON.parse(readFileSync(out, 'utf8'));
+  printTable(data.rows, `${data.transport}, rows measured ${[...new Set(data.rows.map((r) => (r.measured ?? data.measured).slice(0, 16)))].join(', ')}`);
+  writeFileSync(out.replace(/\.json$/, '.svg'), chart(data.rows));
+  process.exit(0);
+}
 const CHANGES = Number(values.changes);
 const LARGE_MIB = Number(values['large-mib']);
-const root = resolve(import.meta.dirname, '..');
+const root = root0;
 const CLI = join(root, 'dist/cli/mirrorfs.js');
 const base = mkdtempSync(join(tmpdir(), 'mirrorfs-scale-'));
 const transport = await benchTransport(base);
@@ -240,13 +250,7 @@ try {
 rmSync(base, { recursive: true, force: true });
 
 const when = new Date().toISOString();
-console.log(`\nscale, ${transport.label}, ${when} (node scripts/bench-scale.mjs --sizes ${SIZES.join(',')} --changes ${CHANGES})\n`);
-console.log('| files | GiB | step | seconds | files/s | peak RSS MiB (mount / east / west) |');
-console.log('| ---: | ---: | --- | ---: | ---: | --- |');
-for (const r of rows) {
-  const rss = ['mount', 'east', 'west'].map((k) => r.peakRssMiB[k] ?? '-').join(' / ');
-  console.log(`| ${r.files.toLocaleString('en-US')} | ${(r.bytes / 2 ** 30).toFixed(2)} | ${r.step}${r.via ? ` (${r.via})` : ''}${r.changes ? ` (${r.changes} changes)` : ''}${r.treeFiles ? ` (${r.treeFiles.toLocaleString('en-US')} files by then)` : ''} | ${r.seconds} | ${r.rate.toLocaleString('en-US')} | ${rss} |`);
-}
+printTable(rows, `${transport.label}, ${when} (node scripts/bench-scale.mjs --sizes ${SIZES.join(',')} --changes ${CHANGES})`);
 const out = resolve(root, values.out);
 if (values.keep && existsSync(out)) {
   // Rows of sizes not measured now stay, each with when it was measured; the table above shows this sitting's only.
@@ -258,6 +262,18 @@ if (values.keep && existsSync(out)) {
 writeFileSync(out, `${JSON.stringify({ measured: when, transport: transport.label, rows }, null, 2)}\n`);
 writeFileSync(out.replace(/\.json$/, '.svg'), chart(rows));
 console.log(`\nwrote ${out} and ${out.replace(/\.json$/, '.svg')}`);
+
+/** The table: per row the step's time and rate, peak RSS of each process, and the mount's heap and malloc arena after it. */
+function printTable(all, title) {
+  console.log(`\nscale, ${title}\n`);
+  console.log('| files | GiB | step | seconds | files/s | peak RSS MiB (mount / east / west) | mount after: heap used / malloc arena MiB |');
+  console.log('| ---: | ---: | --- | ---: | ---: | --- | --- |');
+  for (const r of all) {
+    const rss = ['mount', 'east', 'west'].map((k) => r.peakRssMiB[k] ?? '-').join(' / ');
+    const mem = r.mountMemoryMiB ? `${r.mountMemoryMiB.heapUsed} / ${r.mountMemoryMiB.mallocArena ?? '-'}` : '-';
+    console.log(`| ${r.files.toLocaleString('en-US')} | ${(r.bytes / 2 ** 30).toFixed(2)} | ${r.step}${r.via ? ` (${r.via})` : ''}${r.changes ? ` (${r.changes} changes)` : ''}${r.treeFiles ? ` (${r.treeFiles.toLocaleString('en-US')} files by then)` : ''} | ${r.seconds} | ${r.rate.toLocaleString('en-US')} | ${rss} | ${mem} |`);
+  }
+}
 
 /** Log-log lines of seconds against files, one per step. */
 function chart(all) {
