@@ -51,7 +51,7 @@ has() { case " $TARGETS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 hwm() { awk '/VmHWM/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 start_peers() {
-  rm -rf "$BASE/east" "$BASE/west" && mkdir -p "$BASE/east" "$BASE/west"
+  rm -rf "$BASE/east" "$BASE/west" "$BASE/east.state" "$BASE/west.state" && mkdir -p "$BASE/east" "$BASE/west"
   # shellcheck disable=SC2086
   node $SERVICE_FLAGS dist/cli/mirrorfs-peer.js --data "$BASE/east" --listen 127.0.0.1:27071 --name east --token-file "$TOKEN" $PEER_TLS --log-level warn >>"$OUT/peers.log" 2>&1 &
   PEER_PIDS=($!)

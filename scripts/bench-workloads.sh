@@ -49,7 +49,7 @@ TOKEN="$BASE/token"
 PIDS=()
 
 start_mirrorfs() { # $1 = extra mount args
-  rm -rf "$BASE/east" "$BASE/west" "$BASE/state" && mkdir -p "$BASE/east" "$BASE/west" "$BASE/mnt"
+  rm -rf "$BASE/east" "$BASE/west" "$BASE/east.state" "$BASE/west.state" "$BASE/state" && mkdir -p "$BASE/east" "$BASE/west" "$BASE/mnt"
   # shellcheck disable=SC2086
   node $SERVICE_FLAGS dist/cli/mirrorfs-peer.js --data "$BASE/east" --listen 127.0.0.1:27071 --name east --token-file "$TOKEN" $PEER_TLS --log-level warn >>"$OUT/peers.log" 2>&1 &
   PIDS+=($!)
