@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { runCollect, runNode } from '../helpers/child.js';
 import { cleanupMounts, startMount } from '../helpers/mount.js';
 import { PEER_BIN, cleanupPeers, spawnPeer } from '../helpers/peer.js';
-import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
+import { cleanupTmp, removeAtCleanup, tmpDir } from '../helpers/tmp.js';
 import { peerTlsArgs } from '../helpers/tls.js';
 
 /** Logs: JSON by default, readable lines on a terminal, and error lines that name the peer, the path and the errno. */
@@ -27,6 +27,7 @@ describe('logs', () => {
     // the peer with SIGTERM once it listens (ss shows its socket; at most 30 s), not after a
     // fixed time, which a busy machine can outlast before the peer has started.
     const data = tmpDir('mirrorfs-tty-');
+    removeAtCleanup(`${data}.state`); // where the peer keeps its state
     const peer = [process.execPath, PEER_BIN, '--data', data, '--listen', '127.0.0.1:0', '--token-file', `${data}/token`, ...peerTlsArgs()].join(' ');
     const command = `sh -c '${peer} & p=$!; i=0; while [ $i -lt 300 ] && ! ss -ltnpH | grep -q "pid=$p,"; do sleep 0.1; i=$((i+1)); done; kill -TERM $p; wait $p'`;
     const r = await runCollect('script', ['-qec', command, '/dev/null'], 30_000);

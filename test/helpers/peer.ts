@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { PeerClient } from '../../src/client/peer-client.js';
 import type { Transport } from '../../src/security/transport.js';
 import { killAll } from './child.js';
-import { tmpDir } from './tmp.js';
+import { removeAtCleanup, tmpDir } from './tmp.js';
 import { peerTlsArgs, testTransport } from './tls.js';
 
 export const PEER_BIN = resolve(import.meta.dirname, '../../dist/cli/mirrorfs-peer.js');
@@ -59,6 +59,8 @@ export async function spawnPeer(opts: SpawnPeerOptions = {}): Promise<PeerProces
   mkdirSync(dataDir, { recursive: true });
   // Where the peer puts its state by default: beside its data directory (a pure relay is given it with --state).
   const stateDir = opts.legacyState ? join(dataDir, '.mirrorfs') : `${dataDir}.state`;
+  // Beside a data directory the caller gave, the state directory is outside every tmpDir: removed with them.
+  if (!opts.legacyState && base === undefined && !existsSync(stateDir)) removeAtCleanup(stateDir);
   mkdirSync(stateDir, { recursive: true });
   if (opts.legacyState && !existsSync(join(stateDir, 'peer.db'))) writeFileSync(join(stateDir, 'peer.db'), '', { mode: 0o600 }); // an empty file is a new SQLite database
   const tokenFile = join(stateDir, 'token');

@@ -12,6 +12,11 @@ export function tmpDir(prefix = 'mirrorfs-test-'): string {
   return dir;
 }
 
+/** A directory made elsewhere (beside one from tmpDir, say) that cleanupTmp removes too. */
+export function removeAtCleanup(dir: string): void {
+  if (!made.includes(dir)) made.push(dir);
+}
+
 export function cleanupTmp(): void {
   for (const dir of made.splice(0)) removeTree(dir);
 }

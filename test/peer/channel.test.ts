@@ -13,7 +13,7 @@ import { cleanupPeers, spawnPeer, TEST_TOKEN, type PeerProcess } from '../helper
 import { rawRequest } from '../helpers/raw.js';
 import { testMountKeyPair } from '../helpers/tls.js';
 import { Stamper } from '../helpers/stamp.js';
-import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
+import { cleanupTmp, removeAtCleanup, tmpDir } from '../helpers/tmp.js';
 import { snapshotTree } from '../helpers/tree.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -141,6 +141,7 @@ describe('the call channel', () => {
 describe('a call channel stalled inside a frame', () => {
   it('is ended after the request timeout, with the reason under id 0', async () => {
     const dataDir = tmpDir('mirrorfs-channel-stall-');
+    removeAtCleanup(`${dataDir}.state`); // where the peer keeps its state
     const server = await PeerServer.start({ dataDir, host: '127.0.0.1', port: 0, name: 'stall', token: TEST_TOKEN, transport: CLEARTEXT, logger: silentLogger(), requestTimeoutMs: 300 });
     const session = http2.connect(`http://127.0.0.1:${server.port}`);
     try {
