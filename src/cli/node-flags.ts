@@ -20,8 +20,19 @@
  * growth held to 20% it peaked at 197-201 MiB for 3-7% more CPU time
  * (--optimize-for-size: 189-194 MiB for 22% more CPU; docs/PERFORMANCE.md,
  * session 19).
+ *
+ * --no-incremental-marking-task: V8 starts a full collection's marking from a
+ * background task as soon as the old generation nears a soft limit. Reading
+ * from the peers, every answer's chunks (HTTP/2, TLS) and every FUSE read's
+ * buffer are short-lived memory, and those tasks started a full collection
+ * every 60-150 ms on a 16 MiB heap: the mount spent about 40% of its CPU
+ * marking and sweeping. Without the task, marking starts when allocation
+ * reaches the limit. Three cold 512 MiB reads through a mount over TLS: about
+ * 150 full collections -> 105, the mount's CPU 10.4-11.7 s -> 8.2-10.3 s;
+ * the peak memory of the scale bench at 100,000 files did not move
+ * (docs/PERFORMANCE.md, session 20).
  */
-export const SERVICE_V8_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--heap-growing-percent=20'];
+export const SERVICE_V8_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--heap-growing-percent=20', '--no-incremental-marking-task'];
 
 /**
  * `execArgv` with the service flags added, each unless the same flag is
