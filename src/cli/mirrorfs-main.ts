@@ -486,7 +486,12 @@ program
   .action(async (mp: string, flags: { repair?: boolean; source?: string; json?: boolean; timeout: string; metadataOnly?: boolean; from?: string }) => {
     const mountpoint = realPathIfExists(resolve(mp));
     const view = verifyProgressView({ json: flags.json === true });
-    const from = flags.from === undefined ? undefined : parseFromOption(flags.from);
+    let from: string | undefined;
+    try {
+      from = flags.from === undefined ? undefined : parseFromOption(flags.from, mountpoint);
+    } catch (err) {
+      fail((err as Error).message, 2);
+    }
     const request = verifyRequest(mountpoint, { repair: flags.repair === true, source: flags.source, content: flags.metadataOnly !== true, from }, Number(flags.timeout) * 1000, (line) => view.show(line.progress as VerifyProgress));
     process.once('SIGINT', () => {
       view.stop();

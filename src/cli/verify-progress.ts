@@ -74,11 +74,27 @@ export function resumeForm(wire: string): string {
   return out;
 }
 
-/** `--from` as given: \xNN is a byte (80-ff: a byte that is not UTF-8), \\ a backslash, the rest as it is. */
-export function parseFromOption(text: string): string {
-  return text.replace(/\\\\|\\x([0-9a-fA-F]{2})/g, (match, hex: string | undefined) => {
+/**
+ * `--from` as given, as the wire path the mount compares: \xNN is a byte (80-ff: a byte that is
+ * not UTF-8), \\ a backslash, the rest as it is; relative to the mount point, or absolute under
+ * `mountpoint`; `.` and empty components dropped (a/./b, a//b, a/ are a/b). Throws, saying why,
+ * for a path outside the mount, one with `..` (where it leads is not the walk's business), or the
+ * mount point itself (no `--from` compares everything).
+ */
+export function parseFromOption(text: string, mountpoint?: string): string {
+  const decoded = text.replace(/\\\\|\\x([0-9a-fA-F]{2})/g, (match, hex: string | undefined) => {
     if (hex === undefined) return '\\';
     const byte = parseInt(hex, 16);
     return String.fromCharCode(byte >= 0x80 ? 0xdc00 + byte : byte);
   });
+  let relative = decoded;
+  if (decoded.startsWith('/')) {
+    const root = mountpoint?.replace(/\/+$/, '');
+    if (root === undefined || !(decoded === root || decoded.startsWith(`${root}/`))) throw new Error(`--from ${JSON.stringify(text)}: an absolute path must be inside the mount point${root ? ` ${root}` : ''}; or give it relative to the mount point`);
+    relative = decoded.slice(root.length);
+  }
+  const parts = relative.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) throw new Error(`--from ${JSON.stringify(text)}: ".." is not taken; give the path relative to the mount point as verify prints it`);
+  if (parts.length === 0) throw new Error(`--from ${JSON.stringify(text)} names the mount point itself: leave --from out to compare everything`);
+  return parts.join('/');
 }

@@ -67,6 +67,13 @@ describe('mirrorfs verify, progress and resume', () => {
     for (const p of progressLines(resumed.stderr)) if (p.at !== null) expect(p.at > 'm/f5').toBe(true);
     const text = await mirrorfsCli(['verify', m.mountpoint, '--from', 'm']);
     expect(text.stdout).toMatch(/entries after m \(resumed\)/);
+    // An absolute path inside the mount is the same place; a path with .. is refused before anything is compared.
+    const absolute = await mirrorfsCli(['verify', m.mountpoint, '--from', `${m.mountpoint}/m/./f5`, '--json']);
+    expect(absolute.code, absolute.stderr).toBe(1);
+    expect(JSON.parse(absolute.stdout).from).toBe('m/f5');
+    const refused = await mirrorfsCli(['verify', m.mountpoint, '--from', 'm/../z']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/--from "m\/..\/z": ".." is not taken/);
   });
 
   it('interrupted, stops in the mount and says how to resume; resumed from there, it finishes', async () => {

@@ -72,4 +72,13 @@ describe('--from, as an interrupted verify prints it', () => {
     expect(resumeForm('caf\udce9')).toBe('caf\\xe9');
     expect(parseFromOption('m/f5')).toBe('m/f5');
   });
+
+  it('is taken as the walk names it: relative to the mount point or absolute inside it, without . or empty parts; .., paths outside and the mount point itself are refused', () => {
+    for (const given of ['m/f5', './m/f5', 'm//f5', 'm/./f5/', '/data/m/f5', '/data/./m/f5']) expect(parseFromOption(given, '/data'), given).toBe('m/f5');
+    expect(() => parseFromOption('/elsewhere/m', '/data')).toThrow(/inside the mount point \/data/);
+    expect(() => parseFromOption('/database/m', '/data')).toThrow(/inside the mount point/);
+    expect(() => parseFromOption('m/../n', '/data')).toThrow(/"\.\." is not taken/);
+    expect(() => parseFromOption('/data/', '/data')).toThrow(/the mount point itself/);
+    expect(() => parseFromOption('.', '/data')).toThrow(/the mount point itself/);
+  });
 });
