@@ -74,12 +74,13 @@ export interface PeerContext {
   /** Prometheus metrics (served by --metrics-listen). */
   readonly metrics: PeerMetrics;
   /**
-   * Buffers for answers to data reads of up to 1 MiB (the mount's read-ahead
-   * block), reused instead of one new buffer per read: each new one was
+   * Buffers for answers to data reads of up to 1 MiB, reused instead of one new buffer per read: each new one was
    * external memory that drove V8's full collections, which took a serving
    * peer's CPU per MiB read from ~1 ms to ~3 ms (session 8).
    */
   readonly readBuffers: BufferPool;
+  /** The same for reads of up to 4 MiB (the mount's read-ahead block, mount/read-ahead.ts). */
+  readonly blockReadBuffers: BufferPool;
   /** Buffers that large changes arriving on call channels are put together in (channel.ts), reused. */
   readonly frameBuffers: BufferPool;
   /** Open call channels (protocol/envelope.ts): ended at shutdown and with their idle session. */

@@ -7,10 +7,12 @@ import { respondFrame } from './http.js';
 
 /** Read answers from this peer's copy: data reads from pooled buffers, everything else (stat, lists, links, xattrs) under the shared lock. */
 
-/** Read answers up to this size come from reused buffers: the mount reads 1 MiB blocks (mount/read-ahead.ts). */
+/** Read answers up to this size come from reused buffers (several readers' reads in flight: an idle peer holds at most 8 MiB of them). */
 export const READ_BUFFER_BYTES = 1024 * 1024;
-/** Free read buffers kept: several readers' read-ahead in flight (an idle peer holds at most 8 MiB for this). */
 export const READ_BUFFERS_KEPT = 8;
+/** Larger ones, up to the mount's read-ahead block (mount/read-ahead.ts: 4 MiB), from buffers of that size (at most 8 MiB idle). */
+export const BLOCK_READ_BUFFER_BYTES = 4 * 1024 * 1024;
+export const BLOCK_READ_BUFFERS_KEPT = 2;
 
 /** Answer a read; resolves with the errno of an error answer sent in place of one that could not be encoded, else null. */
 export async function answerRead(peer: PeerContext, stream: ServerHttp2Stream, ctx: ApplyContext, req: ReadRequest): Promise<string | null> {
@@ -36,10 +38,10 @@ export async function answerRead(peer: PeerContext, stream: ServerHttp2Stream, c
  */
 async function answerDataRead(peer: PeerContext, stream: ServerHttp2Stream, ctx: ApplyContext, req: Extract<ReadRequest, { op: 'read' }>): Promise<string | null> {
   const file = await peer.lock.run(false, async () => ctx.fds.acquire(req.path, () => ctx.tree.resolve(req.path)));
-  const pooled = peer.opts.transport.kind === 'tls' && req.length <= READ_BUFFER_BYTES;
-  const buf = pooled ? peer.readBuffers.acquire() : Buffer.allocUnsafe(req.length);
+  const pool = peer.opts.transport.kind !== 'tls' ? null : req.length <= READ_BUFFER_BYTES ? peer.readBuffers : req.length <= BLOCK_READ_BUFFER_BYTES ? peer.blockReadBuffers : null;
+  const buf = pool ? pool.acquire() : Buffer.allocUnsafe(req.length);
   const giveBack = () => {
-    if (pooled) peer.readBuffers.release(buf);
+    if (pool) pool.release(buf);
   };
   let length: number;
   try {
@@ -54,6 +56,6 @@ async function answerDataRead(peer: PeerContext, stream: ServerHttp2Stream, ctx:
     giveBack();
     return null;
   }
-  if (pooled) stream.once('close', () => (stream.rstCode === http2.constants.NGHTTP2_NO_ERROR ? peer.readBuffers.release(buf) : peer.readBuffers.forget(buf)));
+  if (pool) stream.once('close', () => (stream.rstCode === http2.constants.NGHTTP2_NO_ERROR ? pool.release(buf) : pool.forget(buf)));
   return respondFrame(stream, { ok: true }, buf.subarray(0, length));
 }

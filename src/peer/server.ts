@@ -27,12 +27,17 @@ import { control } from './control.js';
 import { mutate } from './exactly-once.js';
 import { CHANNEL_FLUSH_MS, outcomeErrno, respondFrame, respondJson } from './http.js';
 import { answerManifest } from './manifest.js';
-import { READ_BUFFERS_KEPT, READ_BUFFER_BYTES, answerRead } from './reads.js';
+import { BLOCK_READ_BUFFERS_KEPT, BLOCK_READ_BUFFER_BYTES, READ_BUFFERS_KEPT, READ_BUFFER_BYTES, answerRead } from './reads.js';
 import { createForwarder, viaNextHop } from './relay-proxy.js';
 import { adopt, pull, repair } from './repair.js';
 import { PeerState } from './state.js';
 import { status, statusWithHops } from './status.js';
 import { Refusal } from '../refusal.js';
+
+/** Large changes arriving on a call channel are put together in buffers this size: a 1 MiB write (the largest FUSE sends) with its envelope and header. */
+const FRAME_BUFFER_BYTES = 1024 * 1024 + 64 * 1024;
+/** Free frame buffers kept: several writers' 1 MiB writes in flight. */
+const FRAME_BUFFERS_KEPT = 8;
 
 export type { PeerServerOptions } from './context.js';
 
@@ -110,8 +115,9 @@ export class PeerServer {
       lock: new NamespaceLock(),
       metrics: new PeerMetrics(() => status(peer), forwarder !== null, tree !== null),
       readBuffers: new BufferPool(READ_BUFFER_BYTES, READ_BUFFERS_KEPT),
+      blockReadBuffers: new BufferPool(BLOCK_READ_BUFFER_BYTES, BLOCK_READ_BUFFERS_KEPT),
       // A 1 MiB write (the largest FUSE sends) with its envelope and header.
-      frameBuffers: new BufferPool(READ_BUFFER_BYTES + 64 * 1024, READ_BUFFERS_KEPT),
+      frameBuffers: new BufferPool(FRAME_BUFFER_BYTES, FRAME_BUFFERS_KEPT),
       channels: new Set(), verdicts: new WeakMap(), origins: { generation: -1, verdicts: new Map() }, provenRelays: new Map(), refusedSessions: new WeakSet(), admittedSessions: new WeakSet(), connections: new ConnectionGuard(opts.maxConnections ?? defaultMaxConnections(), opts.admitTimeoutMs ?? DEFAULT_ADMIT_TIMEOUT_MS), running: new Map(),
       startedAt: Date.now(), startedMono: performance.now(),
       inFlight: 0, channelCalls: 0, applied: 0, appliedBytes: 0, pulling: null, leaseAt: null, shuttingDown: false, inodeIds: undefined, repairSession: null,

@@ -33,6 +33,7 @@ export function status(peer: PeerContext): PeerStatus {
     // Monotonic: a step of the wall clock does not make a lease look older or younger.
     leaseAgeMs: Math.round(performance.now() - (peer.leaseAt ?? peer.startedMono)),
     readBuffers: { allocated: peer.readBuffers.allocated, inUse: peer.readBuffers.inUse, idle: peer.readBuffers.idle },
+    blockReadBuffers: { allocated: peer.blockReadBuffers.allocated, inUse: peer.blockReadBuffers.inUse, idle: peer.blockReadBuffers.idle },
     channels: { open: peer.channels.size, calls: peer.channelCalls },
     connections: { ...peer.connections.stats },
   };

@@ -459,6 +459,8 @@ export interface PeerStatus {
   leaseAgeMs: number;
   /** Reused buffers for read answers: ever allocated, out now, free (absent from peers before session 8). */
   readBuffers?: { allocated: number; inUse: number; idle: number };
+  /** The same for reads over 1 MiB (the mount's 4 MiB read-ahead blocks). */
+  blockReadBuffers?: { allocated: number; inUse: number; idle: number };
   /** Call channels (POST /v1/channel) open now, and calls answered on them since the peer started. */
   channels?: { open: number; calls: number };
   /**

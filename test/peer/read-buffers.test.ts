@@ -15,7 +15,7 @@ import { waitFor } from '../helpers/wait.js';
 const MiB = 1024 * 1024;
 
 /**
- * A peer answers data reads of up to 1 MiB from reused buffers
+ * A peer answers data reads of up to 4 MiB from reused buffers
  * (peer/reads.ts answerDataRead). Reuse must never let one answer carry another's
  * bytes, and a buffer whose answer was cut off is never reused.
  */
@@ -57,6 +57,28 @@ describe('read answers from reused buffers', () => {
     // 96 reads, 8 at a time: reuse keeps the count near the reads in flight, not the reads done.
     expect(after.allocated).toBeGreaterThan(0);
     expect(after.allocated).toBeLessThanOrEqual(12);
+  });
+
+  it('answers reads of a read-ahead block (up to 4 MiB) from buffers of their own, each with its own bytes', async () => {
+    const blockBuffers = async () => (await client.status()).blockReadBuffers!;
+    const offsets = Array.from({ length: 16 }, (_, i) => (i * 1_777_777) % (file.length + MiB));
+    let next = 0;
+    await Promise.all(Array.from({ length: 2 }, async () => {
+      while (next < offsets.length) {
+        const offset = offsets[next++]!;
+        const length = next % 2 === 0 ? 4 * MiB : 2 * MiB + 5;
+        const { payload } = await client.call({ op: 'read', path: 'big', offset, length });
+        const expected = file.subarray(Math.min(offset, file.length), Math.min(offset + length, file.length));
+        if (!payload.equals(expected)) throw new Error(`read at ${offset}+${length}: wrong bytes`);
+      }
+    }));
+    const after = await waitFor(async () => {
+      const b = await blockBuffers();
+      return b.inUse === 0 ? b : null;
+    }, 'every block read buffer back');
+    // 16 reads, 2 at a time, kept 2: reuse keeps the count at the reads in flight.
+    expect(after.allocated).toBeGreaterThan(0);
+    expect(after.allocated).toBeLessThanOrEqual(4);
   });
 
   it('never reuses the buffer of an answer that was cut off before it was written', async () => {

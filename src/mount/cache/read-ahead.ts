@@ -3,7 +3,7 @@ import { BufferPool } from '../../protocol/buffer-pool.js';
 /**
  * Read-ahead for reads served by a peer (no local copy). A FUSE read is at
  * most 128 KiB, and each would be a round trip; instead the mount fetches
- * aligned 1 MiB blocks and, when a file is read sequentially, the next
+ * aligned 4 MiB blocks and, when a file is read sequentially, the next
  * blocks before they are asked for.
  *
  * The mount is the only writer, so a block stays valid until the mount itself
@@ -11,7 +11,7 @@ import { BufferPool } from '../../protocol/buffer-pool.js';
  * included (through a hard link a write may concern other names); the
  * controller clears before sending a change and again after its outcome, so a
  * block fetched meanwhile is not kept either. Bounded: at most
- * MAX_BLOCKS blocks (16 MiB), least recently used first out.
+ * MAX_BLOCKS blocks (32 MiB), least recently used first out.
  *
  * Blocks live in pooled buffers (buffer-pool.ts): a block dropped from the
  * cache goes back to the pool once its fetch has settled and no read is
@@ -19,10 +19,17 @@ import { BufferPool } from '../../protocol/buffer-pool.js';
  * Reads copy straight into the caller's buffer (the kernel's, for FUSE).
  */
 
-export const BLOCK_BYTES = 1024 * 1024;
-const MAX_BLOCKS = 16;
+/**
+ * Each block is a request, an HTTP/2 stream and its answer's objects: per MiB read, fewer of
+ * them is less work for the collector. Three cold 512 MiB reads over TLS (session 20, three
+ * runs each): 1 MiB blocks 161-240 MB/s and 7.9-10.1 s of the mount's CPU, 4 MiB blocks
+ * 187-281 MB/s and 6.9-8.7 s. 4 MiB is the most a peer answers (protocol/ops.ts).
+ */
+export const BLOCK_BYTES = 4 * 1024 * 1024;
+/** Two sequential readers' blocks (each the one it reads and AHEAD more). */
+const MAX_BLOCKS = 8;
 /** Free block buffers kept for reuse beyond those cached (what one sequential reader cycles through). */
-const SPARE_BLOCKS = 4;
+const SPARE_BLOCKS = 2;
 
 /** Fetch bytes from a peer; with `into`, the bytes are written there and the answer is a view of it. */
 export type Fetch = (path: string, offset: number, length: number, into?: Buffer) => Promise<Buffer>;
