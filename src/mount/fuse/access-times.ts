@@ -90,15 +90,17 @@ export class AccessTimes {
 
   /**
    * A reader's access to `path` (a read, a listing, a symlink followed): resolves once
-   * every copy has stamped it, where a local file system would; at once otherwise.
+   * every copy has stamped it, where a local file system would; null when no stamp is due
+   * (nothing to wait for: a sequential read asks this for every 128 KiB, and a promise
+   * and a timer each time were work for the collector).
    */
-  read(path: string, kind: 'file' | 'directory' = 'file'): Promise<void> {
-    if (this.opts.mode === 'noatime' || (kind === 'directory' && this.opts.noDirectories)) return Promise.resolve();
+  read(path: string, kind: 'file' | 'directory' = 'file'): Promise<void> | null {
+    if (this.opts.mode === 'noatime' || (kind === 'directory' && this.opts.noDirectories)) return null;
     const now = this.now();
     const until = this.freshUntil.get(path) ?? 0;
     if (until > now) {
       this.keepFresh(path, until); // read often: kept longest
-      return Promise.resolve();
+      return null;
     }
     const running = this.inFlight.get(path);
     if (running) return running;

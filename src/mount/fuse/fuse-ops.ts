@@ -121,7 +121,7 @@ export function buildFuseOps(controller: MirrorController, log: Logger, opts: Fu
    */
   const accessed = (wirePath: string, kind: 'file' | 'directory'): Promise<void> | undefined => {
     if (!atimes || !controller.everyPeerInStep) return undefined;
-    return atimes.read(wirePath, kind).catch((err: unknown) => log.debug({ path: wirePath, err: (err as Error).message }, 'atime not stamped'));
+    return atimes.read(wirePath, kind)?.catch((err: unknown) => log.debug({ path: wirePath, err: (err as Error).message }, 'atime not stamped'));
   };
   /**
    * The read-like work `read` does, with atime stamped alongside (see accessed): the
