@@ -12,7 +12,6 @@ export function formatStatus(s: ControllerStatus & { mountpoint: string; pid: nu
     `ack policy ${s.ackPolicy} (${s.requiredAcks} of ${s.peers.length} peers must commit); in flight ${s.inFlight}, waiting for order ${s.queued}`,
     `ack mode   ${s.ackMode}${s.endToEnd ? ` (${s.endToEnd.executing} changes executing, ${s.endToEnd.committed} committed end to end)` : ''}`,
     `commit     ${describeLevel(s)}; fsync barriers ${s.barriers.sent}${s.barriers.failed ? `, ${s.barriers.failed} FAILED` : ''}${s.barriers.waiting ? `, ${s.barriers.waiting} waiting` : ''}`,
-    ...(s.journalCommits && s.journalCommits.all > 0 ? [`journal    ${s.journalCommits.all} commits of changes peers lacked, ${s.journalCommits.durable} of them durable; ${s.journalCommits.flushes} flushes`] : []),
     ...(s.lag ? [`async lag  limit ${s.lag.max.ops} changes, ${bytes(s.lag.max.bytes)}, ${s.lag.max.ageMs / 1000} s; ${s.lag.waiting} changes waiting for the peers`] : []),
     ...(s.fenced ? [`FENCED     ${s.fenced}`] : []),
     `local copy ${s.localCopy ? `${s.localCopy.dir} (${s.localCopy.active ? 'serving reads' : `DISABLED: ${s.localCopy.reason}`})` : 'none (reads from the fastest peer)'}`,

@@ -5,8 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PeerStatus } from '../../src/protocol/ops.js';
 import { run } from '../helpers/child.js';
-import { cleanupMounts, mirrorfsCli, mountArgs, mountStatus, startMount, waitAllInSync, type MountProcess } from '../helpers/mount.js';
-import { expectConverged } from '../helpers/converge.js';
+import { cleanupMounts, mirrorfsCli, mountArgs, mountStatus, startMount, type MountProcess } from '../helpers/mount.js';
 import { cleanupPeers, spawnPeer, type PeerProcess } from '../helpers/peer.js';
 import { cleanupTmp, tmpDir } from '../helpers/tmp.js';
 import { compareDirs } from '../helpers/tree.js';
@@ -50,11 +49,6 @@ async function mountIdOf(m: MountProcess): Promise<string> {
 /** Run a Python snippet as another process (argv[1] is the path). */
 function py(code: string, path: string): Promise<string> {
   return run('python3', ['-c', code, path], 30_000);
-}
-
-/** The mount's journal commits (status): all, durable (FULL) ones, flushes. */
-async function journalCommits(m: MountProcess): Promise<{ all: number; durable: number; flushes: number }> {
-  return ((await mountStatus(m.mountpoint)) as unknown as { journalCommits: { all: number; durable: number; flushes: number } }).journalCommits;
 }
 
 async function twoPeers(env: Record<string, string> = {}): Promise<[PeerProcess, PeerProcess]> {
@@ -125,31 +119,6 @@ describe('the applied level (default)', () => {
       expect(s.flush.mounts[mount]!.durableThrough).toBe(s.flush.mounts[mount]!.appliedThrough);
     }
   });
-  it('what a stopped peer lacks is journaled without a flush per change; an fsync or an O_DSYNC write flushes the journal; the peer gets it all back', async () => {
-    const peers = await twoPeers();
-    const [east] = peers;
-    let west = peers[1];
-    const m = await startMount({ peers, extraArgs: ['--ack', '1'] });
-    await west.stop();
-    await run('sh', ['-c', `for i in 1 2 3 4 5; do printf "while west was away $i" > ${m.mountpoint}/j$i; done`]);
-    let journal = await journalCommits(m);
-    expect(journal.all).toBeGreaterThanOrEqual(5);
-    expect(journal.durable).toBe(0);
-    expect(journal.flushes).toBe(0);
-    await py('import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)', join(m.mountpoint, 'j1'));
-    journal = await journalCommits(m);
-    expect(journal.flushes).toBe(1);
-    expect(journal.durable).toBe(0);
-    // The kernel sends an O_DSYNC write as the write and an fsync of it: the journal is flushed again.
-    await py('import os,sys; fd=os.open(sys.argv[1], os.O_WRONLY|os.O_DSYNC); os.pwrite(fd, b"WEST", 16)', join(m.mountpoint, 'j2'));
-    journal = await journalCommits(m);
-    expect(journal.flushes).toBe(2);
-    expect(journal.durable).toBe(0);
-    west = await west.restart();
-    await waitAllInSync(m.mountpoint);
-    await expectConverged(m, [east, west]);
-    expect(readFileSync(join(west.dataDir, 'j2'), 'utf8')).toBe('while west was aWEST2');
-  });
 });
 
 describe('the sync level (--sync, mount -o sync)', () => {
@@ -171,16 +140,6 @@ describe('the sync level (--sync, mount -o sync)', () => {
     expect((await Promise.all(peers.map(peerStatus))).map(allFlushes)).toEqual(flushes);
     const st = (await mountStatus(m.mountpoint)) as unknown as { commitLevel: string };
     expect(st.commitLevel).toBe('sync');
-  });
-
-  it('what a stopped peer lacks is journaled durably before each change returns', async () => {
-    const peers = await twoPeers();
-    const m = await startMount({ peers, extraArgs: ['--sync', '--ack', '1'] });
-    await peers[1].stop();
-    await run('sh', ['-c', `for i in 1 2 3; do printf "durable $i" > ${m.mountpoint}/s$i; done`]);
-    const journal = await journalCommits(m);
-    expect(journal.all).toBeGreaterThanOrEqual(3);
-    expect(journal.durable).toBe(journal.all);
   });
 });
 

@@ -32,39 +32,6 @@ describe('Journal', () => {
     }
   });
 
-  it('commits a change as durably as its level asks: NORMAL at the applied level until a flush, FULL for a durable one; a flush covers changes still waiting for their commit', async () => {
-    const dir = tmpDir('mirrorfs-journal-');
-    const j = new Journal(dir);
-    const lacking = [{ peer: 'west', kind: 'resend' as const }];
-    try {
-      // Two in one turn of the event loop: one commit, not flushed.
-      await Promise.all([1, 2].map((seq) => j.record(seq, { op: 'write', path: 'f', offset: 0 }, Buffer.from('x'), 'ok', lacking, false)));
-      expect(j.commits).toEqual({ all: 1, durable: 0, flushes: 0 });
-      j.flush();
-      j.flush(); // nothing left to flush
-      expect(j.commits).toEqual({ all: 1, durable: 0, flushes: 1 });
-      await j.record(3, { op: 'write', path: 'f', offset: 1 }, Buffer.from('y'), 'ok', lacking, true);
-      expect(j.commits).toEqual({ all: 2, durable: 1, flushes: 1 });
-      j.flush(); // the durable commit left nothing to flush
-      expect(j.commits.flushes).toBe(1);
-      // A flush while a change waits for its commit: that commit is made durable.
-      const waiting = j.record(4, { op: 'write', path: 'f', offset: 2 }, Buffer.from('z'), 'ok', lacking, false);
-      j.flush();
-      await waiting;
-      expect(j.commits).toEqual({ all: 3, durable: 2, flushes: 1 });
-      expect(j.lackingFor('west').map((e) => e.seq)).toEqual([1, 2, 3, 4]);
-    } finally {
-      j.close();
-    }
-    // What was committed is there after the journal is opened again.
-    const again = new Journal(dir);
-    try {
-      expect(again.lackingFor('west').map((e) => e.seq)).toEqual([1, 2, 3, 4]);
-    } finally {
-      again.close();
-    }
-  });
-
   it('answers "does any peer still lack this change" from an index, not a scan (catch-up of 20,000 files went quadratic)', () => {
     const dir = tmpDir('mirrorfs-journal-');
     new Journal(dir).close();

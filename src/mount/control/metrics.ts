@@ -93,9 +93,6 @@ export class MountMetrics {
     whole('mirrorfs_fenced', '1 once another mount took the peers over', (s) => (s.fenced ? 1 : 0));
     whole('mirrorfs_fsync_barriers', 'fsync, fdatasync, fsyncdir and mirrorfs sync sent to the peers since the mount started', (s) => s.barriers.sent);
     whole('mirrorfs_fsync_barriers_failed', 'Of those, the ones that failed (too few peers flushed, or in the asynchronous mode caught up in time)', (s) => s.barriers.failed);
-    whole('mirrorfs_journal_commits', 'Commits of changes some peer lacked into the journal since the mount started (one per turn of the event loop)', (s) => s.journalCommits.all);
-    whole('mirrorfs_journal_durable_commits', 'Of those, the ones flushed to disk before the answer (a durable change, or the asynchronous mode)', (s) => s.journalCommits.durable);
-    whole('mirrorfs_journal_flushes', 'Flushes that made the journal durable (fsync, sync through the mount)', (s) => s.journalCommits.flushes);
     whole('mirrorfs_async_waiting_changes', 'The asynchronous mode: changes waiting for the peers to come back under --max-lag', (s) => s.lag?.waiting ?? null);
     if (endToEnd) whole('mirrorfs_end_to_end_executing', 'Ack mode end-to-end: changes the far mirrors have not committed yet', (s) => s.endToEnd?.executing ?? null);
     const job = (name: string, help: string, read: (p: JobProgress) => number) =>

@@ -70,8 +70,6 @@ export interface ControllerStatus {
   commitLevel: CommitLevel;
   /** Durability barriers (fsync, fdatasync, fsyncdir) sent to the peers, those that failed, and those waiting now. */
   barriers: { sent: number; failed: number; waiting: number };
-  /** The journal's commits of changes peers lack: all, the durable (FULL) ones, and flushes that made the others durable. */
-  journalCommits: { all: number; durable: number; flushes: number };
   /** The asynchronous mode (`--ack 0`): per peer, the changes it lacks, their bytes and the oldest's age; and the limit. Null otherwise. */
   lag: { max: MaxLag; waiting: number; peers: Record<string, PeerLag> } | null;
   endToEnd: { executing: number; committed: number; fsyncWaiting: number } | null;
@@ -86,8 +84,7 @@ export interface ControllerStatus {
  * quorum or N; ack-policy.ts, straggler.ts). A peer that lacks a change (did
  * not answer in time, ran out of space, answered differently, or was behind
  * already) gets it through the journal and catch-up, and the journal commit
- * happens before the application is answered (flushed as durably as the
- * change's commit level asks: journal.ts). An operation that reached some
+ * happens before the application is answered. An operation that reached some
  * peers but failed is rolled forward the same way: the copies converge on one
  * history. Reads go through read-path.ts.
  */
@@ -313,12 +310,9 @@ export class MirrorController {
    */
   async barrier(path: string | null, datasync = false): Promise<void> {
     const { members, mountId } = this.opts;
-    // On a `-o sync` mount every change was durable on the peers (and in the journal) before it returned: nothing to flush.
+    // On a `-o sync` mount every change was durable on the peers before it returned: nothing to flush.
     if (this.opts.commitLevel === 'sync' && !this.backlog) return;
     this.barriers.sent++;
-    // What the journal holds for peers that are behind, committed at the applied level without a
-    // flush: durable too, so a power loss of this machine after the fsync loses none of it.
-    this.flushJournal();
     if (this.backlog) await this.waitCaughtUp(path, this.seq);
     // The asynchronous mode: every peer, once it has everything up to now. Otherwise those in step.
     const inStep = this.backlog ? [...members] : members.filter((m) => m.inStep);
@@ -339,17 +333,6 @@ export class MirrorController {
     const why = [...failures, ...behind].join('; ');
     this.log.error({ peer: null, op: 'fsync', path, errno: 'EIO', flushed, required, why }, 'fsync failed: too few peers made the changes durable');
     throw new MirrorError('MFS_ERRNO', `fsync ${JSON.stringify(path)}: ${flushed} of ${members.length} peers flushed, ack policy ${describeAckPolicy(this.opts.ackPolicy)} needs ${required} (${why})`, { errno: 'EIO' });
-  }
-
-  /** Flush the journal; a failure fences the mount, as a failed journal write does (nothing could promise those changes reach the peers). */
-  private flushJournal(): void {
-    try {
-      this.opts.journal.flush();
-    } catch (err) {
-      this.fencedReason ??= `the journal could not be flushed (${(err as Error).message}); changes some peers lack could be lost, so no change is taken`;
-      this.log.fatal({ err }, 'journal flush failed: refusing every further change');
-      throw new MirrorError('MFS_ERRNO', `fsync: journal flush failed: ${(err as Error).message}`, { errno: 'EIO' });
-    }
   }
 
   /** The asynchronous mode's fsync: wait (bounded) until every peer has every change up to seq. */
@@ -444,8 +427,8 @@ export class MirrorController {
   }
 
   /**
-   * Journal a change some peers lack before the application hears about it
-   * (durably when its commit level says so: journal.ts); mark those peers behind and start catching them up. If the
+   * Journal a change some peers lack, durably, before the application hears
+   * about it; mark those peers behind and start catching them up. If the
    * journal cannot be written, nothing can promise the change reaches every
    * peer: the mount stops taking changes (loudly).
    */
@@ -459,10 +442,7 @@ export class MirrorController {
     }
     let recorded = false;
     try {
-      // Durably (FULL) when the answer promises durability: a durable change, and every change of the
-      // asynchronous mode (the journal is what it returns on). At the applied level the peers that
-      // committed it hold it unflushed too; a flush through the mount flushes the journal (barrier).
-      await this.opts.journal.record(stamped.seq, req, payload, verdict.authoritative, lacking.map((l) => ({ peer: l.member.name, kind: l.kind })), following || stamped.durable === true);
+      await this.opts.journal.record(stamped.seq, req, payload, verdict.authoritative, lacking.map((l) => ({ peer: l.member.name, kind: l.kind })));
       recorded = true;
     } catch (err) {
       this.fencedReason ??= `the journal could not be written (${(err as Error).message}); changes some peers lack could be lost, so no change is taken`;
@@ -544,7 +524,6 @@ export class MirrorController {
       ackMode: commits ? 'end-to-end' : 'first-hop',
       commitLevel: this.opts.commitLevel ?? 'applied',
       barriers: { ...this.barriers },
-      journalCommits: { ...this.opts.journal.commits },
       lag: this.backlog ? { max: this.backlog.max, waiting: this.lagWaiting, peers: Object.fromEntries(this.opts.members.map((m) => [m.name, this.backlog!.lagOf(m.name)])) } : null,
       endToEnd: commits ? { executing: commits.executingCount, committed: commits.committedCount, fsyncWaiting: commits.fsyncWaiting } : null,
       peers: this.opts.members.map((m) => m.status(m.inStep ? undefined : this.opts.journal.countFor(m.name))),

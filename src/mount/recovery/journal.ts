@@ -7,24 +7,9 @@ import type { MutationRequest } from '../../protocol/ops.js';
  * The primary's journal (docs/ARCHITECTURE.md, "Catch-up and roll-forward"):
  * every change that some peer lacks, with its payload, kept durably until
  * every peer has it. A change enters the journal when a peer did not commit it
- * (it was down, stalled, out of space, or behind already), and the journal
- * commit happens before the application is answered, so an acknowledged change
- * that a peer lacks survives a crash of the mount's process.
- *
- * How durable that commit is follows the change's commit level (issue 21):
- * - a durable change (`-o sync`, an O_SYNC write, dirsync names) and every
- *   change of the asynchronous mode, where the journal is what the answer
- *   promises, commit with synchronous=FULL: they survive a power loss of the
- *   primary;
- * - a change at the applied level, which the peers the ack policy requires
- *   have applied, commits with synchronous=NORMAL (WAL: on the file system,
- *   not flushed), as those peers hold it unflushed too. A flush through the
- *   mount (fsync, sync) makes the journal durable as well (`flush`). If the
- *   primary's machine goes down before, the peers that lack the change are
- *   found behind at the next mount (their histories differ from the others')
- *   and made equal from those that have it.
- * A peer down used to cost every change a FULL commit (an fdatasync of the
- * WAL): small files written while a peer was away went at about 200 a second.
+ * (it was down, stalled, out of space, or behind already) and the journal
+ * commit (synchronous=FULL) happens before the application is answered, so an
+ * acknowledged change that a peer lacks survives a crash of the primary.
  *
  * `lacking` rows say which peer lacks which change and how to bring it:
  * `resend` (send the same operation with the same seq; the peer applies it
@@ -52,14 +37,8 @@ export class Journal {
   private readonly db: Database.Database;
   private readonly stmts;
   private pending: Array<() => void> = [];
-  /** Whether a change in `pending` must commit durably (FULL). */
-  private pendingDurable = false;
   private deliveries: Array<[string, number]> = [];
   private pendingCommit: Promise<void> | null = null;
-  /** Changes committed with NORMAL since the last durable commit: a flush has work to do. */
-  private undurable = false;
-  /** Commits of recorded changes (one per turn of the event loop), those of them durable (FULL), and flushes that made NORMAL ones durable: status and metrics. */
-  readonly commits = { all: 0, durable: 0, flushes: 0 };
 
   /** Told about a failure that is not fatal (a delivery that could not be recorded). */
   onError: ((err: Error) => void) | null = null;
@@ -80,8 +59,6 @@ export class Journal {
       -- A delivery asks whether any peer still lacks the change: by seq alone, which the
       -- primary key (peer, seq) cannot answer without a scan (catch-up went quadratic).
       CREATE INDEX IF NOT EXISTS lacking_by_seq ON lacking(seq);
-      -- Written by a flush: a FULL commit that makes every earlier NORMAL one durable (WAL order).
-      CREATE TABLE IF NOT EXISTS flushes (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
     `);
     this.stmts = {
       insertOp: this.db.prepare('INSERT INTO ops(seq, request, payload, bytes, outcome) VALUES (?, ?, ?, ?, ?) ON CONFLICT(seq) DO NOTHING'),
@@ -96,32 +73,28 @@ export class Journal {
       peersLacking: this.db.prepare<[], { peer: string }>('SELECT DISTINCT peer FROM lacking'),
       getPeer: this.db.prepare<[string], { peer_id: string | null }>('SELECT peer_id FROM peers WHERE name = ?'),
       setPeer: this.db.prepare('INSERT INTO peers(name, peer_id) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET peer_id = excluded.peer_id'),
-      noteFlush: this.db.prepare('INSERT INTO flushes(id, at) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET at = excluded.at'),
     };
   }
 
   /**
    * Record a change and the peers that lack it. Changes recorded in the same
-   * turn of the event loop share one commit (group commit), durable (FULL) when
-   * any of them is `durable`; the promise resolves once this one is committed.
+   * turn of the event loop share one durable commit (group commit); the
+   * promise resolves once this one is on disk.
    */
-  record(seq: number, request: MutationRequest, payload: Buffer, outcome: string | null, lacking: Array<{ peer: string; kind: LackKind }>, durable = true): Promise<void> {
+  record(seq: number, request: MutationRequest, payload: Buffer, outcome: string | null, lacking: Array<{ peer: string; kind: LackKind }>): Promise<void> {
     const json = JSON.stringify(request);
     this.pending.push(() => {
       this.stmts.insertOp.run(seq, json, payload, payload.length, outcome);
       for (const l of lacking) this.stmts.insertLack.run(l.peer, seq, l.kind);
     });
-    if (durable) this.pendingDurable = true;
     if (!this.pendingCommit) {
       this.pendingCommit = new Promise<void>((resolve, reject) => {
         setImmediate(() => {
           const work = this.pending;
-          const mustFlush = this.pendingDurable;
           this.pending = [];
-          this.pendingDurable = false;
           this.pendingCommit = null;
           try {
-            this.commitChanges(work, mustFlush);
+            this.durably(() => work.forEach((w) => w()));
             resolve();
           } catch (err) {
             reject(err);
@@ -130,19 +103,6 @@ export class Journal {
       });
     }
     return this.pendingCommit;
-  }
-
-  /**
-   * Make every change recorded so far durable (fsync or sync through the
-   * mount): one FULL commit, which in WAL mode flushes the NORMAL commits
-   * before it. Changes whose commit is still to come (not yet answered, so no
-   * flush has to cover them) commit durably in their turn.
-   */
-  flush(): void {
-    if (this.pending.length > 0) this.pendingDurable = true;
-    if (!this.undurable) return;
-    this.commit(() => this.stmts.noteFlush.run(Date.now()), true);
-    this.commits.flushes++;
   }
 
   /** Up to `limit` changes a peer lacks after `afterSeq`, in seq order. */
@@ -192,27 +152,14 @@ export class Journal {
     }
   }
 
-  /** Run fn in one transaction, committed with synchronous=FULL (it survives power loss) when `durable`, else NORMAL (it survives the process). */
-  private commit(fn: () => void, durable: boolean): void {
-    if (!durable) {
-      this.db.transaction(fn)();
-      this.undurable = true;
-      return;
-    }
+  /** Run fn in one transaction committed with synchronous=FULL (it survives power loss). */
+  private durably(fn: () => void): void {
     this.db.pragma('synchronous = FULL');
     try {
       this.db.transaction(fn)();
-      this.undurable = false;
     } finally {
       this.db.pragma('synchronous = NORMAL');
     }
-  }
-
-  /** Commit recorded changes (counted for status and metrics). */
-  private commitChanges(work: Array<() => void>, durable: boolean): void {
-    this.commit(() => work.forEach((w) => w()), durable);
-    this.commits.all++;
-    if (durable) this.commits.durable++;
   }
 
   /** Change the way a peer must be brought a change (a resend it answered differently becomes a repair). */
@@ -253,14 +200,12 @@ export class Journal {
     })();
   }
 
-  /** Durable on the way out: what is still to commit, and what was committed NORMAL (a clean unmount leaves nothing to chance). */
   close(): void {
     if (this.pending.length > 0) {
       const work = this.pending;
       this.pending = [];
-      this.commitChanges(work, true);
+      this.durably(() => work.forEach((w) => w()));
     }
-    this.flush();
     this.commitDeliveries();
     this.db.close();
   }
