@@ -32,6 +32,20 @@ describe('Journal', () => {
     }
   });
 
+  it('a change recorded just before close is committed by close, and its record() resolves (not rejected by a commit on the closed database)', async () => {
+    const dir = tmpDir('mirrorfs-journal-');
+    const j = new Journal(dir);
+    const recorded = j.record(1, { op: 'write', path: 'f', offset: 0 }, Buffer.from('x'), 'ok', [{ peer: 'west', kind: 'resend' }]);
+    j.close();
+    await expect(recorded).resolves.toBeUndefined();
+    const again = new Journal(dir);
+    try {
+      expect(again.lackingFor('west').map((e) => e.seq)).toEqual([1]);
+    } finally {
+      again.close();
+    }
+  });
+
   it('answers "does any peer still lack this change" from an index, not a scan (catch-up of 20,000 files went quadratic)', () => {
     const dir = tmpDir('mirrorfs-journal-');
     new Journal(dir).close();

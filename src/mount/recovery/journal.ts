@@ -94,7 +94,8 @@ export class Journal {
           this.pending = [];
           this.pendingCommit = null;
           try {
-            this.durably(() => work.forEach((w) => w()));
+            // close() may have committed them already (and closed the database): nothing is left to do.
+            if (work.length > 0) this.durably(() => work.forEach((w) => w()));
             resolve();
           } catch (err) {
             reject(err);
