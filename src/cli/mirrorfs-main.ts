@@ -488,7 +488,7 @@ program
     const view = verifyProgressView({ json: flags.json === true });
     let from: string | undefined;
     try {
-      from = flags.from === undefined ? undefined : parseFromOption(flags.from, mountpoint);
+      from = flags.from === undefined ? undefined : parseFromOption(flags.from, [resolve(mp), mountpoint]);
     } catch (err) {
       fail((err as Error).message, 2);
     }

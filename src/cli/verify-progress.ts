@@ -77,24 +77,25 @@ export function resumeForm(wire: string): string {
 /**
  * `--from` as given, as the wire path the mount compares: \xNN is a byte (80-ff: a byte that is
  * not UTF-8), \\ a backslash, the rest as it is; relative to the mount point, or absolute under
- * `mountpoint`; `.` and empty components dropped (a/./b, a//b, a/ are a/b). Throws, saying why,
- * for a path outside the mount, one with `..` (where it leads is not the walk's business), or the
- * mount point itself (no `--from` compares everything).
+ * one of `mountpoints` (the path as given and as resolved: a symlink to the mount names it too);
+ * `.` and empty components dropped (a/./b, a//b, a/ are a/b). Throws, saying why, for a path
+ * outside the mount, one with `..` (where it leads is not the walk's business), or the mount
+ * point itself (no `--from` compares everything).
  */
-export function parseFromOption(text: string, mountpoint?: string): string {
+export function parseFromOption(text: string, mountpoints: readonly string[] = []): string {
   const decoded = text.replace(/\\\\|\\x([0-9a-fA-F]{2})/g, (match, hex: string | undefined) => {
     if (hex === undefined) return '\\';
     const byte = parseInt(hex, 16);
     return String.fromCharCode(byte >= 0x80 ? 0xdc00 + byte : byte);
   });
-  let relative = decoded;
-  if (decoded.startsWith('/')) {
-    const root = mountpoint?.replace(/\/+$/, '');
-    if (root === undefined || !(decoded === root || decoded.startsWith(`${root}/`))) throw new Error(`--from ${JSON.stringify(text)}: an absolute path must be inside the mount point${root ? ` ${root}` : ''}; or give it relative to the mount point`);
-    relative = decoded.slice(root.length);
-  }
-  const parts = relative.split('/').filter((p) => p !== '' && p !== '.');
+  const partsOf = (path: string) => path.split('/').filter((p) => p !== '' && p !== '.');
+  let parts = partsOf(decoded);
   if (parts.includes('..')) throw new Error(`--from ${JSON.stringify(text)}: ".." is not taken; give the path relative to the mount point as verify prints it`);
+  if (decoded.startsWith('/')) {
+    const root = mountpoints.map(partsOf).find((r) => r.length <= parts.length && r.every((p, i) => p === parts[i]));
+    if (!root) throw new Error(`--from ${JSON.stringify(text)}: an absolute path must be inside the mount point${mountpoints.length > 0 ? ` ${mountpoints[0]}` : ''}; or give it relative to the mount point`);
+    parts = parts.slice(root.length);
+  }
   if (parts.length === 0) throw new Error(`--from ${JSON.stringify(text)} names the mount point itself: leave --from out to compare everything`);
   return parts.join('/');
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BufferPool } from '../../src/protocol/buffer-pool.js';
 import { BLOCK_BYTES, ReadAhead } from '../../src/mount/cache/read-ahead.js';
+import { dataReadBoundMs } from '../../src/mount/fanout/read-path.js';
 
 /** Unit tests of the read-ahead rules, over an in-memory "file" standing in for a peer's answers. */
 function fileOf(size: number) {
@@ -55,7 +56,7 @@ describe('read-ahead', () => {
     expect([...after]).toEqual(Array(16).fill(9));
   });
 
-  it('serves sequential reads from 1 MiB blocks and fetches the next block ahead', async () => {
+  it('serves sequential reads from blocks and fetches the next block ahead', async () => {
     const f = fileOf(3 * BLOCK_BYTES + 100);
     const ra = new ReadAhead(f.fetch);
     let offset = 0;
@@ -110,6 +111,31 @@ describe('read-ahead', () => {
       const got = await readBytes(wrong, offset, 256 * 1024);
       if (!got.equals(hinted.data.subarray(offset, offset + 256 * 1024))) throw new Error(`wrong bytes at ${offset}`);
     }
+  });
+
+  it('four sequential readers taking turns keep their blocks: each block is fetched once', async () => {
+    const files = new Map(['a', 'b', 'c', 'd'].map((name) => [name, fileOf(3 * BLOCK_BYTES)]));
+    const ra = new ReadAhead(
+      (path, offset, length, into) => files.get(path)!.fetch(path, offset, length, into),
+      (path) => files.get(path)!.data.length,
+    );
+    const step = 128 * 1024;
+    for (let offset = 0; offset < 3 * BLOCK_BYTES; offset += step) {
+      for (const [name, f] of files) {
+        const dest = Buffer.alloc(step);
+        const got = dest.subarray(0, await ra.read(name, offset, step, dest));
+        if (!got.equals(f.data.subarray(offset, offset + step))) throw new Error(`${name}: wrong bytes at ${offset}`);
+      }
+    }
+    // Per file: the first read on its own, then its three blocks, none of them twice (with too
+    // small a cache the readers evict each other's blocks, and every read fetches one again).
+    for (const [name, f] of files) expect(f.fetches.filter(([, length]) => length === BLOCK_BYTES).length, name).toBe(3);
+  });
+
+  it('a data read is bounded by the peer timeout per MiB it asks for, so a block does not fail where a 1 MiB read would not', () => {
+    expect(dataReadBoundMs(4096, 5000)).toBe(5000);
+    expect(dataReadBoundMs(1024 * 1024, 5000)).toBe(5000);
+    expect(dataReadBoundMs(BLOCK_BYTES, 5000)).toBe(5000 * (BLOCK_BYTES / (1024 * 1024)));
   });
 
   it('reads spanning two blocks copy both parts in order', async () => {

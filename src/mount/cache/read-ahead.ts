@@ -11,7 +11,7 @@ import { BufferPool } from '../../protocol/buffer-pool.js';
  * included (through a hard link a write may concern other names); the
  * controller clears before sending a change and again after its outcome, so a
  * block fetched meanwhile is not kept either. Bounded: at most
- * MAX_BLOCKS blocks (32 MiB), least recently used first out.
+ * MAX_BLOCKS blocks (48 MiB), least recently used first out.
  *
  * Blocks live in pooled buffers (buffer-pool.ts): a block dropped from the
  * cache goes back to the pool once its fetch has settled and no read is
@@ -26,8 +26,12 @@ import { BufferPool } from '../../protocol/buffer-pool.js';
  * 187-281 MB/s and 6.9-8.7 s. 4 MiB is the most a peer answers (protocol/ops.ts).
  */
 export const BLOCK_BYTES = 4 * 1024 * 1024;
-/** Two sequential readers' blocks (each the one it reads and AHEAD more). */
-const MAX_BLOCKS = 8;
+/**
+ * Four sequential readers' blocks (each the one it reads and AHEAD more: 3). More readers at
+ * once evict each other's blocks before they are read, and every read then fetches a block
+ * again: a cliff, which 1 MiB blocks met at six readers (16 MiB), these at five (48 MiB).
+ */
+const MAX_BLOCKS = 12;
 /** Free block buffers kept for reuse beyond those cached (what one sequential reader cycles through). */
 const SPARE_BLOCKS = 2;
 

@@ -163,7 +163,7 @@ export class ReadPath {
     let lastError: unknown;
     for (const member of order) {
       try {
-        return await member.call<T>(req, undefined, into && { into });
+        return await member.call<T>(req, undefined, into && { into }, req.op === 'read' ? dataReadBoundMs(req.length, member.timeoutMs) : undefined);
       } catch (err) {
         if (!isTransportFailure(err)) throw err;
         lastError = err;
@@ -199,3 +199,16 @@ export class ReadPath {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+const MiB = 1024 * 1024;
+
+/**
+ * The bound on a data read: the peer timeout for each MiB it asks for. A read-ahead block is
+ * 4 MiB and two more are fetched behind it on the same connection, so on a slow link one
+ * timeout for the whole block would fail reads (EIO) wherever 12 MiB do not arrive within it
+ * (under about 20 Mbit/s with the default 5 s); per MiB, a link that moves 1 MiB in each
+ * timeout still reads, as it did with 1 MiB blocks.
+ */
+export function dataReadBoundMs(length: number, peerTimeoutMs: number): number {
+  return peerTimeoutMs * Math.max(1, Math.ceil(length / MiB));
+}

@@ -80,7 +80,8 @@ export class Member {
   /** When (performance.now()) a repair after an unclean restart last made this copy exact; -1: never. */
   repairedAt = -1;
 
-  constructor(readonly spec: PeerSpec, timeoutMs: number, private readonly log: Logger) {
+  /** `timeoutMs`: the bound on each call to this peer (--peer-timeout), unless a call names its own. */
+  constructor(readonly spec: PeerSpec, readonly timeoutMs: number, private readonly log: Logger) {
     this.client = new PeerClient(spec.url, {
       name: spec.name,
       token: spec.token,
