@@ -74,9 +74,10 @@ export interface PeerContext {
   /** Prometheus metrics (served by --metrics-listen). */
   readonly metrics: PeerMetrics;
   /**
-   * Buffers for answers to data reads of up to 1 MiB, reused instead of one new buffer per read: each new one was
-   * external memory that drove V8's full collections, which took a serving
-   * peer's CPU per MiB read from ~1 ms to ~3 ms (session 8).
+   * Buffers for answers to data reads of up to 1 MiB, reused instead of one
+   * new buffer per read: each new one was external memory that drove V8's
+   * full collections, which took a serving peer's CPU per MiB read from ~1 ms
+   * to ~3 ms (session 8).
    */
   readonly readBuffers: BufferPool;
   /** The same for reads of up to 4 MiB (the mount's read-ahead block, mount/read-ahead.ts). */

@@ -116,7 +116,6 @@ export class PeerServer {
       metrics: new PeerMetrics(() => status(peer), forwarder !== null, tree !== null),
       readBuffers: new BufferPool(READ_BUFFER_BYTES, READ_BUFFERS_KEPT),
       blockReadBuffers: new BufferPool(BLOCK_READ_BUFFER_BYTES, BLOCK_READ_BUFFERS_KEPT),
-      // A 1 MiB write (the largest FUSE sends) with its envelope and header.
       frameBuffers: new BufferPool(FRAME_BUFFER_BYTES, FRAME_BUFFERS_KEPT),
       channels: new Set(), verdicts: new WeakMap(), origins: { generation: -1, verdicts: new Map() }, provenRelays: new Map(), refusedSessions: new WeakSet(), admittedSessions: new WeakSet(), connections: new ConnectionGuard(opts.maxConnections ?? defaultMaxConnections(), opts.admitTimeoutMs ?? DEFAULT_ADMIT_TIMEOUT_MS), running: new Map(),
       startedAt: Date.now(), startedMono: performance.now(),
