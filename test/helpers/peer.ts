@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PeerClient } from '../../src/client/peer-client.js';
@@ -65,7 +66,43 @@ export async function spawnPeer(opts: SpawnPeerOptions = {}): Promise<PeerProces
   if (opts.legacyState && !existsSync(join(stateDir, 'peer.db'))) writeFileSync(join(stateDir, 'peer.db'), '', { mode: 0o600 }); // an empty file is a new SQLite database
   const tokenFile = join(stateDir, 'token');
   writeFileSync(tokenFile, `${opts.token ?? TEST_TOKEN}\n`, { mode: 0o600 });
-  return start(name, dataDir, stateDir, tokenFile, opts.port ?? 0, opts.extraArgs ?? [], opts.pure ?? false, opts.env ?? {}, opts.wrapper ?? []);
+  const launch = (port: number) => start(name, dataDir, stateDir, tokenFile, port, opts.extraArgs ?? [], opts.pure ?? false, opts.env ?? {}, opts.wrapper ?? []);
+  if (opts.port !== undefined) return launch(opts.port);
+  // A port of its own outside the ephemeral range; another picker may take the same one between
+  // the check and the peer's listen: then another.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launch(await peerPort());
+    } catch (err) {
+      if (attempt >= 5 || !/address already in use/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+/**
+ * A free port below the kernel's ephemeral range, for a peer. A test that restarts a peer
+ * starts it on the same port, and in between any outgoing connection (of this test, or of
+ * the other worker's) may take an ephemeral port as its own: a peer on port 0 once found its
+ * port taken on restart (EADDRINUSE in CI). Falls back to 0 (any port) if none is found.
+ */
+async function peerPort(): Promise<number> {
+  const [ephemeralFrom] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  const to = Math.min(ephemeralFrom ?? 32768, 32768);
+  const from = 10_000;
+  if (!(to - from > 1000)) return 0;
+  for (let i = 0; i < 50; i++) {
+    const port = from + Math.floor(Math.random() * (to - from));
+    if (await canListen(port)) return port;
+  }
+  return 0;
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolveFree) => {
+    const server = net.createServer();
+    server.once('error', () => resolveFree(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolveFree(true)));
+  });
 }
 
 async function start(name: string, dataDir: string, stateDir: string, tokenFile: string, port: number, extraArgs: string[], pure: boolean, env: Record<string, string>, wrapper: string[]): Promise<PeerProcess> {
