@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readInodeId } from '../../src/store/inode-ids.js';
 import { linkSync, lstatSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,6 +21,27 @@ describe('where reads go without a local copy', () => {
     await cleanupLinks();
     await cleanupPeers();
     cleanupTmp();
+  });
+
+  it('the kernel reads ahead 1 MiB on the mount (FUSE starts at 128 KiB), and a file read back through it is whole', async () => {
+    const peers = await Promise.all([spawnPeer({ name: 'east' }), spawnPeer({ name: 'west' })]);
+    const mount = await startMount({ peers });
+    const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === mount.mountpoint);
+    expect(line, 'the mount in /proc/self/mountinfo').toBeDefined();
+    const device = line!.split(' ')[2]!;
+    expect(readFileSync(`/sys/class/bdi/${device}/read_ahead_kb`, 'utf8').trim()).toBe('1024');
+    expect(mount.stderr()).toMatch(/"readAheadKb":1024/);
+    const data = Buffer.alloc(9 * 1024 * 1024 + 5);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 13) % 251;
+    writeFileSync(join(mount.mountpoint, 'big'), data);
+    writeFileSync('/proc/sys/vm/drop_caches', '1');
+    const digest = await runNode(
+      `import { readFileSync } from 'node:fs';
+       import { createHash } from 'node:crypto';
+       console.log(createHash('sha256').update(readFileSync(ARGS[0])).digest('hex'));`,
+      [join(mount.mountpoint, 'big')],
+    );
+    expect(digest.trim()).toBe(createHash('sha256').update(data).digest('hex'));
   });
 
   it('reads from the nearer peer, not the one behind a slow link', async () => {

@@ -42,6 +42,11 @@ export class MountWatch {
     this.timer.unref();
   }
 
+  /** This mount's device number ("major:minor"), once started; null when it was not found. */
+  get deviceNumber(): string | null {
+    return this.device;
+  }
+
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;

@@ -10,6 +10,7 @@ import { requiredAcks, type AckPolicy } from '../fanout/ack-policy.js';
 import { MirrorController, type CommitLevel } from '../fanout/mirror.js';
 import type { MaxLag } from '../fanout/lag.js';
 import { Journal } from '../recovery/journal.js';
+import { widenKernelReadAhead } from '../fuse/kernel-read-ahead.js';
 import { progressReporter } from '../recovery/progress.js';
 import { recover } from '../recovery/recovery.js';
 import { VerifyInterrupted, verifyCopies } from './verify.js';
@@ -221,7 +222,8 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
       void stop(reason);
     }, log);
     watch.start();
-    log.info({ mountpoint, mountId, epoch, ackPolicy: opts.ackPolicy, ackMode: opts.ackMode ?? 'first-hop', commitLevel: opts.commitLevel ?? 'applied', peers: members.map((m) => m.name), localCopy: opts.localCopyDir ?? null }, 'mounted');
+    const readAheadKb = watch.deviceNumber === null ? null : widenKernelReadAhead(watch.deviceNumber, log);
+    log.info({ mountpoint, mountId, epoch, readAheadKb, ackPolicy: opts.ackPolicy, ackMode: opts.ackMode ?? 'first-hop', commitLevel: opts.commitLevel ?? 'applied', peers: members.map((m) => m.name), localCopy: opts.localCopyDir ?? null }, 'mounted');
 
     const stop = (reason: string): Promise<void> => {
       stopping ??= (async () => {

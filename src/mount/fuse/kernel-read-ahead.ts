@@ -1,0 +1,32 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { Logger } from '../../log.js';
+
+/**
+ * The kernel's read-ahead for this mount, in KiB. FUSE starts every mount at 128 KiB, so a
+ * sequential reader's pages come as 128 KiB reads, one at a time, each a trip into JavaScript
+ * while the mount's main thread sits mostly idle. At 1 MiB the kernel sends 1 MiB reads, several
+ * at once, which the read-ahead blocks (cache/read-ahead.ts) serve. Three cold 512 MiB reads
+ * over TLS, three runs each (docs/PERFORMANCE.md, session 20): 205-340 MB/s and 5.8-6.3 s of
+ * the mount's CPU at 128 KiB, 226-424 MB/s and 4.7-5.1 s at 1 MiB.
+ */
+export const KERNEL_READ_AHEAD_KB = 1024;
+
+/**
+ * Set the read-ahead of the FUSE mount with device `device` ("major:minor", as
+ * /proc/self/mountinfo names it) through its backing device in sysfs; root only. Never fails
+ * the mount: where sysfs is read-only or the process is not root, the kernel's default stays
+ * (logged). Returns the value in force afterwards, or null when it cannot be read.
+ */
+export function widenKernelReadAhead(device: string, log: Logger, kb = KERNEL_READ_AHEAD_KB, sysfs = '/sys/class/bdi'): number | null {
+  const file = `${sysfs}/${device}/read_ahead_kb`;
+  try {
+    writeFileSync(file, `${kb}\n`);
+  } catch (err) {
+    log.info({ device, err: (err as Error).message }, `kernel read-ahead left at its default (setting ${file} needs root)`);
+  }
+  try {
+    return Number(readFileSync(file, 'utf8').trim());
+  } catch {
+    return null;
+  }
+}
