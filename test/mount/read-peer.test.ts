@@ -9,6 +9,7 @@ import { cleanupMounts, controlUrl, startMount } from '../helpers/mount.js';
 import { cleanupPeers, spawnPeer } from '../helpers/peer.js';
 import { scrape, sumOf } from '../helpers/prom.js';
 import { cleanupTmp } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * Without a local copy, reads go to the in-step peer with the lowest median
@@ -26,11 +27,13 @@ describe('where reads go without a local copy', () => {
   it('the kernel reads ahead 1 MiB on the mount (FUSE starts at 128 KiB), and a file read back through it is whole', async () => {
     const peers = await Promise.all([spawnPeer({ name: 'east' }), spawnPeer({ name: 'west' })]);
     const mount = await startMount({ peers });
+    // Set once the kernel's first request says FUSE's INIT is done (INIT resets it): any request does.
+    lstatSync(mount.mountpoint);
+    await waitFor(() => /"readAheadKb":1024,"msg":"kernel read-ahead for this mount"/.test(mount.stderr()), 'the mount to set its read-ahead', 15_000, 50);
     const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === mount.mountpoint);
     expect(line, 'the mount in /proc/self/mountinfo').toBeDefined();
     const device = line!.split(' ')[2]!;
     expect(readFileSync(`/sys/class/bdi/${device}/read_ahead_kb`, 'utf8').trim()).toBe('1024');
-    expect(mount.stderr()).toMatch(/"readAheadKb":1024/);
     const data = Buffer.alloc(9 * 1024 * 1024 + 5);
     for (let i = 0; i < data.length; i++) data[i] = (i * 13) % 251;
     writeFileSync(join(mount.mountpoint, 'big'), data);

@@ -10,7 +10,7 @@ import { requiredAcks, type AckPolicy } from '../fanout/ack-policy.js';
 import { MirrorController, type CommitLevel } from '../fanout/mirror.js';
 import type { MaxLag } from '../fanout/lag.js';
 import { Journal } from '../recovery/journal.js';
-import { widenKernelReadAhead } from '../fuse/kernel-read-ahead.js';
+import { KernelReadAhead } from '../fuse/kernel-read-ahead.js';
 import { progressReporter } from '../recovery/progress.js';
 import { recover } from '../recovery/recovery.js';
 import { VerifyInterrupted, verifyCopies } from './verify.js';
@@ -170,7 +170,8 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     const inodeIds = withoutInodeIds.length === 0 ? new InodeIds(epoch) : undefined;
     const linkedNames = new LinkedNames({ invalidate: (path) => invalidatePath(fuseInstance, latin1FromWire(path)), waitMs: LINK_REFRESH_WAIT_MS, log });
     const accessTimes = new AccessTimes({ mode: opts.atime ?? 'relatime', noDirectories: opts.noDiratime ?? false, access: async (path) => void (await controller.mutate({ op: 'access', path })) });
-    const fuse = new Fuse(mountpoint, withByteNames(buildFuseOps(controller, log, { fsyncTimeoutMs, onError: (op, errno) => metrics.callFailed(op, errno), caller, linkedNames, accessTimes, inodeIds })), {
+    const readAhead = new KernelReadAhead(log);
+    const fuse = new Fuse(mountpoint, withByteNames(onFirstCall(buildFuseOps(controller, log, { fsyncTimeoutMs, onError: (op, errno) => metrics.callFailed(op, errno), caller, linkedNames, accessTimes, inodeIds }), () => readAhead.requestSeen())), {
       // fuse-native joins options with commas, so options it does not know ride
       // on fsname: negative_timeout (cache "no such name" answers). libfuse 3 needs
       // no big_writes (writes arrive up to 1 MiB), and use_ino (st_ino is the file's
@@ -222,8 +223,8 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
       void stop(reason);
     }, log);
     watch.start();
-    const readAheadKb = watch.deviceNumber === null ? null : widenKernelReadAhead(watch.deviceNumber, log);
-    log.info({ mountpoint, mountId, epoch, readAheadKb, ackPolicy: opts.ackPolicy, ackMode: opts.ackMode ?? 'first-hop', commitLevel: opts.commitLevel ?? 'applied', peers: members.map((m) => m.name), localCopy: opts.localCopyDir ?? null }, 'mounted');
+    readAhead.deviceKnown(watch.deviceNumber);
+    log.info({ mountpoint, mountId, epoch, ackPolicy: opts.ackPolicy, ackMode: opts.ackMode ?? 'first-hop', commitLevel: opts.commitLevel ?? 'applied', peers: members.map((m) => m.name), localCopy: opts.localCopyDir ?? null }, 'mounted');
 
     const stop = (reason: string): Promise<void> => {
       stopping ??= (async () => {
@@ -274,4 +275,12 @@ function unmountFuse(fuse: FuseInstance, log: Logger): Promise<boolean> {
 function memoryNow(): { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number } {
   const { rss, heapUsed, heapTotal, external, arrayBuffers } = process.memoryUsage();
   return { rss, heapUsed, heapTotal, external, arrayBuffers };
+}
+
+/** The operations, each telling `seen` when it is called (the first call is what matters: KernelReadAhead). */
+function onFirstCall<T extends Record<string, (...args: never[]) => void>>(ops: T, seen: () => void): T {
+  return Object.fromEntries(Object.entries(ops).map(([name, op]) => [name, (...args: never[]) => {
+    seen();
+    op(...args);
+  }])) as T;
 }

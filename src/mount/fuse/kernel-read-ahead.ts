@@ -30,3 +30,42 @@ export function widenKernelReadAhead(device: string, log: Logger, kb = KERNEL_RE
     return null;
   }
 }
+
+/**
+ * Sets the read-ahead once both are known: the mount's device number (found in
+ * /proc/self/mountinfo after the mount) and that the kernel has finished FUSE's INIT with this
+ * process. The INIT answer sets the read-ahead to FUSE's default, and the mount(2) call returns
+ * before it is handled: a value written earlier was overwritten under load (seen in a test
+ * beside two busy CPUs). The kernel sends no request before INIT is done, so the first request
+ * of any kind says it is.
+ */
+export class KernelReadAhead {
+  private device: string | null = null;
+  private initialised = false;
+  private done = false;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly widen: (device: string, log: Logger) => number | null = widenKernelReadAhead,
+  ) {}
+
+  /** The mount's device number ("major:minor"), or null when it is not known (then nothing is set). */
+  deviceKnown(device: string | null): void {
+    this.device = device;
+    this.apply();
+  }
+
+  /** A FUSE request arrived: INIT is done. Cheap after the first. */
+  requestSeen(): void {
+    if (this.initialised) return;
+    this.initialised = true;
+    this.apply();
+  }
+
+  private apply(): void {
+    if (this.done || !this.initialised || this.device === null) return;
+    this.done = true;
+    const kb = this.widen(this.device, this.log);
+    this.log.info({ device: this.device, readAheadKb: kb }, 'kernel read-ahead for this mount');
+  }
+}
