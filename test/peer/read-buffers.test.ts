@@ -38,44 +38,41 @@ describe('read answers from reused buffers', () => {
     cleanupTmp();
   });
 
-  it('answers many concurrent reads each with its own bytes, from a handful of buffers', async () => {
-    const offsets = Array.from({ length: 96 }, (_, i) => (i * 1_234_567) % (file.length + MiB)); // some past the end
+  /** `offsets.length` reads, `workers` at a time, each checked against the file's bytes. */
+  async function readConcurrently(offsets: number[], workers: number, lengthOf: (n: number) => number): Promise<void> {
     let next = 0;
-    await Promise.all(Array.from({ length: 8 }, async () => {
+    await Promise.all(Array.from({ length: workers }, async () => {
       while (next < offsets.length) {
         const offset = offsets[next++]!;
-        const length = next % 3 === 0 ? 4096 : MiB;
+        const length = lengthOf(next);
         const { payload } = await client.call({ op: 'read', path: 'big', offset, length });
         const expected = file.subarray(Math.min(offset, file.length), Math.min(offset + length, file.length));
         if (!payload.equals(expected)) throw new Error(`read at ${offset}+${length}: wrong bytes`);
       }
     }));
-    const after = await waitFor(async () => {
-      const b = await readBuffers();
+  }
+
+  /** A pool's figures once every buffer is back. */
+  async function settled(pool: 'readBuffers' | 'blockReadBuffers') {
+    return waitFor(async () => {
+      const b = (await client.status())[pool]!;
       return b.inUse === 0 ? b : null;
-    }, 'every read buffer back');
+    }, `every ${pool} buffer back`);
+  }
+
+  it('answers many concurrent reads each with its own bytes, from a handful of buffers', async () => {
+    const offsets = Array.from({ length: 96 }, (_, i) => (i * 1_234_567) % (file.length + MiB)); // some past the end
+    await readConcurrently(offsets, 8, (n) => (n % 3 === 0 ? 4096 : MiB));
+    const after = await settled('readBuffers');
     // 96 reads, 8 at a time: reuse keeps the count near the reads in flight, not the reads done.
     expect(after.allocated).toBeGreaterThan(0);
     expect(after.allocated).toBeLessThanOrEqual(12);
   });
 
   it('answers reads of a read-ahead block (up to 4 MiB) from buffers of their own, each with its own bytes', async () => {
-    const blockBuffers = async () => (await client.status()).blockReadBuffers!;
     const offsets = Array.from({ length: 16 }, (_, i) => (i * 1_777_777) % (file.length + MiB));
-    let next = 0;
-    await Promise.all(Array.from({ length: 2 }, async () => {
-      while (next < offsets.length) {
-        const offset = offsets[next++]!;
-        const length = next % 2 === 0 ? 4 * MiB : 2 * MiB + 5;
-        const { payload } = await client.call({ op: 'read', path: 'big', offset, length });
-        const expected = file.subarray(Math.min(offset, file.length), Math.min(offset + length, file.length));
-        if (!payload.equals(expected)) throw new Error(`read at ${offset}+${length}: wrong bytes`);
-      }
-    }));
-    const after = await waitFor(async () => {
-      const b = await blockBuffers();
-      return b.inUse === 0 ? b : null;
-    }, 'every block read buffer back');
+    await readConcurrently(offsets, 2, (n) => (n % 2 === 0 ? 4 * MiB : 2 * MiB + 5));
+    const after = await settled('blockReadBuffers');
     // 16 reads, 2 at a time, kept 2: reuse keeps the count at the reads in flight.
     expect(after.allocated).toBeGreaterThan(0);
     expect(after.allocated).toBeLessThanOrEqual(4);
@@ -99,10 +96,7 @@ describe('read answers from reused buffers', () => {
       await answered;
       await waitFor(async () => (await readBuffers()).inUse === 1 || null, 'the cut-off answer holding its buffer');
       req.close(http2.constants.NGHTTP2_CANCEL);
-      const after = await waitFor(async () => {
-        const b = await readBuffers();
-        return b.inUse === 0 ? b : null;
-      }, 'the cut-off answer closed');
+      const after = await settled('readBuffers'); // the cut-off answer closed
       expect(after.idle).toBe(before.idle - 1); // taken from the free ones, and not given back
     } finally {
       session.destroy();
