@@ -83,18 +83,47 @@ export async function spawnPeer(opts: SpawnPeerOptions = {}): Promise<PeerProces
  * A free port below the kernel's ephemeral range, for a peer. A test that restarts a peer
  * starts it on the same port, and in between any outgoing connection (of this test, or of
  * the other worker's) may take an ephemeral port as its own: a peer on port 0 once found its
- * port taken on restart (EADDRINUSE in CI). Falls back to 0 (any port) if none is found.
+ * port taken on restart (EADDRINUSE in CI). Each test worker hands out ports from a range of
+ * its own, in increasing order (never one it gave before to this test file, which runs in a
+ * process of its own), so a stopped peer's port is not given to another peer, of this file or
+ * of the other worker's, before it restarts.
+ * Falls back to 0 (any port, with a warning) where no such range exists.
  */
 async function peerPort(): Promise<number> {
-  const [ephemeralFrom] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
-  const to = Math.min(ephemeralFrom ?? 32768, 32768);
-  const from = 10_000;
-  if (!(to - from > 1000)) return 0;
-  for (let i = 0; i < 50; i++) {
-    const port = from + Math.floor(Math.random() * (to - from));
+  for (let i = 0; i < 200; i++) {
+    const port = nextPeerPort();
+    if (port === 0) return 0;
     if (await canListen(port)) return port;
   }
   return 0;
+}
+
+const FIRST_PEER_PORT = 10_000;
+let portRange: { start: number; next: number; end: number } | null = null;
+
+function nextPeerPort(): number {
+  if (!portRange) {
+    let ephemeralFrom = 32_768;
+    try {
+      ephemeralFrom = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || ephemeralFrom;
+    } catch {
+      // No /proc: Linux's default range.
+    }
+    const workers = 4; // vitest's pool ids for this suite (maxWorkers 2), with room
+    const width = Math.floor((Math.min(ephemeralFrom, 32_768) - FIRST_PEER_PORT) / workers);
+    const worker = (Number(process.env.VITEST_POOL_ID ?? 1) - 1) % workers;
+    if (width < 500) {
+      process.emitWarning(`no room for test peers' ports below the ephemeral range (from ${ephemeralFrom}): peers take any port, and a restarted one may find its port taken`);
+      portRange = { start: 0, next: 0, end: 0 };
+    } else {
+      // A random start within the worker's range, so runs one after another do not meet a port in TIME_WAIT.
+      const start = FIRST_PEER_PORT + worker * width;
+      portRange = { start, next: start + Math.floor(Math.random() * (width / 2)), end: start + width };
+    }
+  }
+  if (portRange.next === 0) return 0;
+  if (portRange.next >= portRange.end) portRange.next = portRange.start; // wrapped: thousands of ports ago, long stopped
+  return portRange.next++;
 }
 
 function canListen(port: number): Promise<boolean> {

@@ -50,6 +50,16 @@ describe('MountWatch', () => {
     w.stop();
   });
 
+  it('takes the newest of two mounts stacked at its point as its own (the one on top)', () => {
+    table = [
+      { device: '0:39', point, type: 'fuse.mirrorfs' },
+      { device: '0:40', point, type: 'fuse.mirrorfs' },
+    ];
+    const w = watch();
+    expect(w.deviceNumber).toBe('0:40');
+    w.stop();
+  });
+
   it('a device number reused by another mount at another point is not taken for this mount', () => {
     watch();
     table = [{ device: '0:40', point: '/srv/other', type: 'fuse.mirrorfs' }];

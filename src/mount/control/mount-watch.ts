@@ -85,7 +85,8 @@ export class MountWatch {
 
   private findDevice(): string | null {
     try {
-      return this.kernel.readMountInfo().find((m) => m.point === this.mountpoint && m.type === 'fuse.mirrorfs')?.device ?? null;
+      // The newest entry at the path is the one on top (ours, unless something was stacked on it since).
+      return this.kernel.readMountInfo().filter((m) => m.point === this.mountpoint && m.type === 'fuse.mirrorfs').at(-1)?.device ?? null;
     } catch {
       return null;
     }

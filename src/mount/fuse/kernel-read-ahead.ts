@@ -22,7 +22,8 @@ export function widenKernelReadAhead(device: string, log: Logger, kb = KERNEL_RE
   try {
     writeFileSync(file, `${kb}\n`);
   } catch (err) {
-    log.info({ device, err: (err as Error).message }, `kernel read-ahead left at its default (setting ${file} needs root)`);
+    const code = (err as NodeJS.ErrnoException).code;
+    log.info({ device, code, err: (err as Error).message }, `kernel read-ahead left at its default (setting ${file} needs root in the initial user namespace and a writable /sys)`);
   }
   try {
     return Number(readFileSync(file, 'utf8').trim());
@@ -52,6 +53,7 @@ export class KernelReadAhead {
   /** The mount's device number ("major:minor"), or null when it is not known (then nothing is set). */
   deviceKnown(device: string | null): void {
     this.device = device;
+    if (device === null) this.log.info('kernel read-ahead left at its default: this mount\'s device was not found in /proc/self/mountinfo');
     this.apply();
   }
 
