@@ -1,4 +1,5 @@
 import http2, { type ClientHttp2Stream } from 'node:http2';
+import { finished, type Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { MirrorError } from '../protocol/errors.js';
 
@@ -17,6 +18,15 @@ export interface NdjsonReadOptions {
 const MAX_REFUSAL_BYTES = 64 * 1024;
 
 /**
+ * The most of an answer taken from the stream at once. A stream's own iterator takes all it
+ * has buffered (`read()`), which for a reader slower than the peer is its whole HTTP/2 window:
+ * a peer pulling a tree of a million files got one 32 MiB Buffer, decoded it into a 32 MiB
+ * string and held both with the next pieces arriving, about 100 MiB above its usual peak
+ * (a heap snapshot, session 21).
+ */
+export const PIECE_BYTES = 256 * 1024;
+
+/**
  * Read an answer of JSON lines (a manifest) one line at a time as it
  * arrives, with HTTP/2 flow control holding the peer back while the caller
  * is busy: memory holds one piece of the answer, not the answer. Stopping
@@ -28,7 +38,7 @@ export async function* readNdjson<T>(stream: ClientHttp2Stream, opts: NdjsonRead
   stream.on('error', () => undefined);
   const unreachable = (err: Error & { code?: string }) =>
     new MirrorError('MFS_UNREACHABLE', `peer ${opts.peer} unreachable for ${opts.what}: ${err.code ?? ''} ${err.message}`.replace(/\s+/g, ' '), { context, cause: err });
-  const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const iterator = boundedPieces(stream, PIECE_BYTES);
   const cancel = () => {
     if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
   };
@@ -85,6 +95,37 @@ export async function* readNdjson<T>(stream: ClientHttp2Stream, opts: NdjsonRead
   } finally {
     opts.signal?.removeEventListener('abort', cancel);
     cancel();
+  }
+}
+
+/**
+ * The stream's bytes in pieces of at most `pieceBytes`, as its own async iterator gives them
+ * otherwise: it ends when the stream ends, and throws what the stream failed with, a close
+ * before its end included (node:stream's finished()).
+ */
+export async function* boundedPieces(stream: Readable, pieceBytes: number): AsyncGenerator<Buffer, void, undefined> {
+  let wake: () => void = () => undefined;
+  /** undefined while the stream runs; null once it ended; the error it failed with. */
+  let outcome: Error | null | undefined;
+  const onReadable = (): void => wake();
+  stream.on('readable', onReadable);
+  const stopWatching = finished(stream, { writable: false }, (err) => {
+    outcome = err ?? null;
+    wake();
+  });
+  try {
+    for (;;) {
+      const buffered = stream.readableLength;
+      // With nothing buffered, read() asks for more (and notices the end); it never takes more than a piece.
+      const piece = stream.destroyed ? null : (stream.read(buffered > 0 ? Math.min(pieceBytes, buffered) : undefined) as Buffer | null);
+      if (piece !== null) yield piece;
+      else if (outcome instanceof Error) throw outcome;
+      else if (outcome === null) return;
+      else await new Promise<void>((resolve) => (wake = resolve));
+    }
+  } finally {
+    stream.off('readable', onReadable);
+    stopWatching();
   }
 }
 

@@ -1,7 +1,8 @@
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readNdjson } from '../../src/client/ndjson-stream.js';
+import { PIECE_BYTES, boundedPieces, readNdjson } from '../../src/client/ndjson-stream.js';
+import { H2_STREAM_WINDOW_BYTES } from '../../src/protocol/version.js';
 import { parseFromOption, resumeForm } from '../../src/cli/verify-progress.js';
 
 /**
@@ -19,12 +20,14 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
 });
 
-async function serve(answer: (stream: http2.ServerHttp2Stream) => void): Promise<http2.ClientHttp2Session> {
+async function serve(answer: (stream: http2.ServerHttp2Stream) => void, windowBytes?: number): Promise<http2.ClientHttp2Session> {
   const server = http2.createServer();
   server.on('stream', (stream) => answer(stream));
   servers.push(server);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const session = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  // The windows peer clients use (peer-client.ts), where a test needs the peer to run ahead as far.
+  const session = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, windowBytes ? { settings: { initialWindowSize: windowBytes } } : {});
+  if (windowBytes) session.on('connect', () => session.setLocalWindowSize(2 * windowBytes));
   sessions.push(session);
   return session;
 }
@@ -59,6 +62,51 @@ describe('reading JSON lines as they come', () => {
       stream.write(lines(20), () => stream.destroy(new Error('EIO while hashing')));
     });
     await expect(read(session)).rejects.toMatchObject({ code: 'MFS_UNREACHABLE', message: expect.stringMatching(/manifest/) });
+  });
+});
+
+describe('a reader slower than the peer', () => {
+  it('takes what the stream buffered a piece at a time, never all of it in one Buffer', async () => {
+    const total = 8 * 1024 * 1024;
+    const session = await serve((stream) => {
+      stream.respond({ ':status': 200 });
+      const chunk = Buffer.alloc(64 * 1024, 7);
+      for (let at = 0; at < total; at += chunk.length) stream.write(chunk);
+      stream.end();
+    }, H2_STREAM_WINDOW_BYTES);
+    const stream = session.request({ ':path': '/v1/manifest' }, { endStream: true });
+    stream.pause();
+    // The peer runs ahead while the reader is busy elsewhere: several pieces' worth waits in the stream.
+    const deadline = Date.now() + 10_000;
+    while (stream.readableLength < 4 * PIECE_BYTES) {
+      if (Date.now() > deadline) throw new Error(`only ${stream.readableLength} bytes buffered`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    let bytes = 0;
+    let largest = 0;
+    for await (const piece of boundedPieces(stream, PIECE_BYTES)) {
+      bytes += piece.length;
+      largest = Math.max(largest, piece.length);
+    }
+    expect(bytes).toBe(total);
+    expect(largest).toBeLessThanOrEqual(PIECE_BYTES);
+  });
+
+  it('a stream reset while pieces wait is an error once they are read', async () => {
+    const session = await serve((stream) => {
+      stream.respond({ ':status': 200 });
+      stream.on('error', () => undefined);
+      stream.write(Buffer.alloc(PIECE_BYTES * 2, 1), () => stream.destroy(new Error('EIO')));
+    });
+    const stream = session.request({ ':path': '/v1/manifest' }, { endStream: true });
+    stream.on('error', () => undefined);
+    let bytes = 0;
+    await expect(
+      (async () => {
+        for await (const piece of boundedPieces(stream, PIECE_BYTES)) bytes += piece.length;
+      })(),
+    ).rejects.toThrow();
+    expect(bytes).toBeLessThanOrEqual(PIECE_BYTES * 2);
   });
 });
 
