@@ -1,7 +1,8 @@
 import http2, { type ClientHttp2Stream } from 'node:http2';
-import { finished, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { MirrorError } from '../protocol/errors.js';
+import { ndjsonEndCount } from '../protocol/ndjson-end.js';
 
 export interface NdjsonReadOptions {
   peer: string;
@@ -75,44 +76,80 @@ export async function* readNdjson<T>(stream: ClientHttp2Stream, opts: NdjsonRead
     }
     const decoder = new StringDecoder('utf8');
     let partial = '';
+    // A manifest cut short must not pass for a whole one (what it lacks would look removed):
+    // only its end line says it is complete (protocol/ndjson-end.ts).
+    let lines = 0;
+    let ended = false;
+    const take = (line: string): { value: T } | null => {
+      const value = parseLine<T>(line, context);
+      if (ended) throw new MirrorError('MFS_BAD_RESPONSE', `peer ${opts.peer} sent more of ${opts.what} after its end line`, { context });
+      const endCount = ndjsonEndCount(value);
+      if (endCount === null) {
+        lines++;
+        return { value };
+      }
+      if (endCount !== lines) throw new MirrorError('MFS_BAD_RESPONSE', `peer ${opts.peer} ended ${opts.what} after ${lines} lines, saying ${endCount}`, { context });
+      ended = true;
+      return null;
+    };
     for (let piece = await next(); !piece.done; piece = await next()) {
       const text = partial + decoder.write(piece.value);
       let start = 0;
       for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
-        if (nl > start) yield parseLine<T>(text.slice(start, nl), context);
+        if (nl > start) {
+          const got = take(text.slice(start, nl));
+          if (got) yield got.value;
+        }
         start = nl + 1;
       }
       partial = text.slice(start);
     }
-    // A stream the peer reset (its own bound, a failure half way) ends like one it finished:
-    // a manifest cut short must not pass for a whole one (what it lacks would look removed).
     await closed(stream);
     if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
       throw new MirrorError('MFS_UNREACHABLE', `peer ${opts.peer} cut ${opts.what} short (stream reset, code ${stream.rstCode})`, { context });
     }
     partial += decoder.end();
-    if (partial.trim() !== '') yield parseLine<T>(partial, context);
+    if (partial.trim() !== '') {
+      const got = take(partial);
+      if (got) yield got.value;
+    }
+    // Ended like a finished answer, without saying so: a session torn down mid-answer resets its streams with NO_ERROR.
+    if (!ended) throw new MirrorError('MFS_UNREACHABLE', `peer ${opts.peer} cut ${opts.what} short (no end line after ${lines} lines)`, { context });
   } finally {
     opts.signal?.removeEventListener('abort', cancel);
     cancel();
+    // The pieces' reader stops listening to the stream (it is cancelled: nothing more comes).
+    void iterator.return(undefined).catch(() => undefined);
   }
 }
 
 /**
  * The stream's bytes in pieces of at most `pieceBytes`, as its own async iterator gives them
- * otherwise: it ends when the stream ends, and throws what the stream failed with, a close
- * before its end included (node:stream's finished()).
+ * otherwise: it ends when the stream ends ('end'), and throws what the stream failed with, a
+ * close before its end included. The caller destroys the stream if it stops early.
  */
 export async function* boundedPieces(stream: Readable, pieceBytes: number): AsyncGenerator<Buffer, void, undefined> {
   let wake: () => void = () => undefined;
   /** undefined while the stream runs; null once it ended; the error it failed with. */
   let outcome: Error | null | undefined;
-  const onReadable = (): void => wake();
-  stream.on('readable', onReadable);
-  const stopWatching = finished(stream, { writable: false }, (err) => {
-    outcome = err ?? null;
+  const settle = (result: Error | null): void => {
+    if (outcome === undefined) outcome = result;
     wake();
-  });
+  };
+  const onReadable = (): void => wake();
+  const onEnd = (): void => settle(null);
+  const onError = (err: Error): void => settle(err);
+  // Not node:stream's finished(): it judges a close by whether the HTTP/2 stream is closed, which
+  // it may be while its last bytes still wait here, unread.
+  const onClose = (): void => settle(stream.readableEnded ? null : (stream.errored ?? Object.assign(new Error('the stream closed before its end'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })));
+  stream.on('readable', onReadable);
+  stream.once('end', onEnd);
+  stream.on('error', onError);
+  stream.once('close', onClose);
+  // Begun on a stream that already ended, failed or closed: those events are gone, their outcome is not.
+  if (stream.readableEnded) settle(null);
+  else if (stream.errored) settle(stream.errored);
+  else if (stream.destroyed) onClose();
   try {
     for (;;) {
       const buffered = stream.readableLength;
@@ -125,7 +162,9 @@ export async function* boundedPieces(stream: Readable, pieceBytes: number): Asyn
     }
   } finally {
     stream.off('readable', onReadable);
-    stopWatching();
+    stream.off('end', onEnd);
+    stream.off('error', onError);
+    stream.off('close', onClose);
   }
 }
 

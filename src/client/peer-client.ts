@@ -8,6 +8,7 @@ import { MirrorError, isCredentialRefusal, isNoAnswer } from '../protocol/errors
 import { isMutation, pathOf, type HandshakeResult, type MountDurability, type HistoryEntry, type PullProgress, type RepairActionInput, type ManifestEntry, type PeerStatus, type ProgressResult, type RequestInput } from '../protocol/ops.js';
 import { CallChannel } from './call-channel.js';
 import { readNdjson } from './ndjson-stream.js';
+import { ndjsonEndCount } from '../protocol/ndjson-end.js';
 import { compareWalkOrder } from '../store/manifest-merge.js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_MAX_CONCURRENT_STREAMS, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES, ORIGIN_HEADER, PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES, TICKET_HEADER } from '../protocol/version.js';
 
@@ -242,7 +243,13 @@ export class PeerClient {
    */
   async manifest(opts: { content?: boolean; path?: string; origin?: Buffer | null } = {}): Promise<ManifestEntry[]> {
     const text = joined(await this.send('GET', manifestRoute(opts), undefined, 'manifest', this.timeoutMs * 30, 0, undefined, originHeader(opts.origin))).toString('utf8');
-    return text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as ManifestEntry);
+    const values = text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as unknown);
+    // Complete only with its end line (protocol/ndjson-end.ts): a cut-short manifest would make a repair remove what it lacks.
+    const endCount = values.length > 0 ? ndjsonEndCount(values[values.length - 1]) : null;
+    if (endCount !== values.length - 1 || values.slice(0, -1).some((v) => ndjsonEndCount(v) !== null)) {
+      throw new MirrorError('MFS_UNREACHABLE', `peer ${this.name} cut the manifest short (no end line, or not last, or a count that differs)`, { context: { peer: this.name, op: 'manifest' } });
+    }
+    return values.slice(0, -1) as ManifestEntry[];
   }
 
   /**

@@ -3,6 +3,7 @@ import { MAX_FRAME_BYTES, decodeFrame, encodeError, encodeFrameParts, encodeResp
 import { MirrorError, toMirrorError } from '../protocol/errors.js';
 import { requestSchema, type Request } from '../protocol/ops.js';
 import { PROTOCOL_HEADER, PROTOCOL_VERSION } from '../protocol/version.js';
+import { ndjsonEndLine } from '../protocol/ndjson-end.js';
 
 /** The peer's HTTP/2 answers and request bodies: how frames, JSON and NDJSON go out, and how a call comes in. */
 
@@ -69,16 +70,20 @@ export function respondNdjson(stream: ServerHttp2Stream): void {
 }
 
 /**
- * One JSON line per entry, at the pace the client reads (a manifest can be
+ * One JSON line per entry, then the end line (protocol/ndjson-end.ts), at the pace the client reads (a manifest can be
  * long: nothing is buffered beyond the stream's window). Stops when the stream
  * is gone, also while it waits for the client to read (a stream closed or reset
  * then never drains, and the walk holds the shared namespace lock); the caller ends it.
  */
 export async function writeNdjson(stream: ServerHttp2Stream, entries: Iterable<unknown> | AsyncIterable<unknown>): Promise<void> {
+  let lines = 0;
   for await (const entry of entries) {
     if (stream.destroyed || stream.closed) return;
+    lines++;
     if (!stream.write(`${JSON.stringify(entry)}\n`)) await drainedOrGone(stream);
   }
+  // Only a complete answer says so (protocol/ndjson-end.ts): one cut short by a failure above has no end line.
+  if (!stream.destroyed && !stream.closed) stream.write(ndjsonEndLine(lines));
 }
 
 /** Resolves when the stream can take more, or is closed: whichever comes first. */

@@ -4,6 +4,7 @@ import { MirrorError } from '../protocol/errors.js';
 import { walkManifest, type Hold } from '../store/manifest.js';
 import { NEXT_HOP_TIMEOUT_MS, checkExact, requireCopy, type PeerContext } from './context.js';
 import { respondNdjson, writeNdjson } from './http.js';
+import { ndjsonEndLine } from '../protocol/ndjson-end.js';
 
 /** GET /v1/manifest: every entry of the tree (or a subtree), one JSON line each, for verify and repair. */
 
@@ -74,7 +75,7 @@ async function* continued<T>(first: IteratorResult<T>, rest: AsyncGenerator<T>):
  */
 async function streamManifest(peer: PeerContext, stream: ServerHttp2Stream, content: boolean, path: string | null, after: string | undefined): Promise<void> {
   respondNdjson(stream);
-  if (path === null) return void stream.end();
+  if (path === null) return void stream.end(ndjsonEndLine(0)); // nothing there: a complete, empty answer
   const hold: Hold = (fn) => peer.lock.run(false, async () => fn());
   const release = await walkSlot(peer);
   try {

@@ -109,11 +109,12 @@ function nextPeerPort(): number {
     } catch {
       // No /proc: Linux's default range.
     }
-    const workers = 4; // vitest's pool ids for this suite (maxWorkers 2), with room
+    const workers = 4; // vitest's pool ids run from 1 to maxWorkers (2 in this suite's config), with room
     const width = Math.floor((Math.min(ephemeralFrom, 32_768) - FIRST_PEER_PORT) / workers);
-    const worker = (Number(process.env.VITEST_POOL_ID ?? 1) - 1) % workers;
-    if (width < 500) {
-      process.emitWarning(`no room for test peers' ports below the ephemeral range (from ${ephemeralFrom}): peers take any port, and a restarted one may find its port taken`);
+    const poolId = Number(process.env.VITEST_POOL_ID ?? 1);
+    const worker = poolId - 1;
+    if (width < 500 || !(worker >= 0 && worker < workers)) {
+      process.emitWarning(`no port range of its own for this test worker's peers (ephemeral range from ${ephemeralFrom}, pool id ${poolId} of at most ${workers}): peers take any port, and a restarted one may find its port taken`);
       portRange = { start: 0, next: 0, end: 0 };
     } else {
       // A random start within the worker's range, so runs one after another do not meet a port in TIME_WAIT.

@@ -2,6 +2,7 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PIECE_BYTES, boundedPieces, readNdjson } from '../../src/client/ndjson-stream.js';
+import { ndjsonEndLine } from '../../src/protocol/ndjson-end.js';
 import { H2_STREAM_WINDOW_BYTES } from '../../src/protocol/version.js';
 import { parseFromOption, resumeForm } from '../../src/cli/verify-progress.js';
 
@@ -45,13 +46,42 @@ describe('reading JSON lines as they come', () => {
   it('an answer ended normally yields every line, characters split between pieces put together', async () => {
     const session = await serve((stream) => {
       stream.respond({ ':status': 200 });
-      const text = Buffer.from(lines(500));
+      const text = Buffer.from(lines(500) + ndjsonEndLine(500));
       // Pieces that cut through the two bytes of an é.
       for (let at = 0; at < text.length; at += 333) stream.write(text.subarray(at, at + 333));
       stream.end();
     });
     const got = await read(session);
     expect(got.map((e) => e.path)).toEqual(Array.from({ length: 500 }, (_, i) => `f${i}`));
+  });
+
+  it('an answer that ends without its end line is an error, not a shorter manifest', async () => {
+    const session = await serve((stream) => {
+      stream.respond({ ':status': 200 });
+      stream.end(lines(20));
+    });
+    await expect(read(session)).rejects.toMatchObject({ code: 'MFS_UNREACHABLE', message: expect.stringMatching(/cut manifest short \(no end line after 20 lines\)/) });
+  });
+
+  it('an end line with another count, or a line after it, is an error', async () => {
+    const miscounted = await serve((stream) => {
+      stream.respond({ ':status': 200 });
+      stream.end(lines(20) + ndjsonEndLine(21));
+    });
+    await expect(read(miscounted)).rejects.toMatchObject({ code: 'MFS_BAD_RESPONSE', message: expect.stringMatching(/after 20 lines, saying 21/) });
+    const more = await serve((stream) => {
+      stream.respond({ ':status': 200 });
+      stream.end(lines(20) + ndjsonEndLine(20) + lines(1));
+    });
+    await expect(read(more)).rejects.toMatchObject({ code: 'MFS_BAD_RESPONSE', message: expect.stringMatching(/after its end line/) });
+  });
+
+  it('an answer cut by a reset with NO_ERROR (what a session torn down sends its streams) is an error', async () => {
+    const session = await serve((stream) => {
+      stream.respond({ ':status': 200 });
+      stream.write(lines(20), () => stream.close(http2.constants.NGHTTP2_NO_ERROR));
+    });
+    await expect(read(session)).rejects.toMatchObject({ code: 'MFS_UNREACHABLE', message: expect.stringMatching(/manifest/) });
   });
 
   it('an answer the peer resets half way is an error, not a shorter manifest', async () => {
@@ -93,13 +123,23 @@ describe('a reader slower than the peer', () => {
   });
 
   it('a stream reset while pieces wait is an error once they are read', async () => {
+    let reset!: () => void;
     const session = await serve((stream) => {
       stream.respond({ ':status': 200 });
       stream.on('error', () => undefined);
-      stream.write(Buffer.alloc(PIECE_BYTES * 2, 1), () => stream.destroy(new Error('EIO')));
-    });
+      stream.write(Buffer.alloc(PIECE_BYTES * 4, 1));
+      reset = () => stream.destroy(new Error('EIO'));
+    }, H2_STREAM_WINDOW_BYTES);
     const stream = session.request({ ':path': '/v1/manifest' }, { endStream: true });
     stream.on('error', () => undefined);
+    stream.pause();
+    const deadline = Date.now() + 10_000;
+    while (stream.readableLength < 2 * PIECE_BYTES) {
+      if (Date.now() > deadline) throw new Error(`only ${stream.readableLength} bytes buffered`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    reset();
+    await new Promise<void>((r) => stream.once('close', () => r()));
     let bytes = 0;
     await expect(
       (async () => {
