@@ -7,7 +7,6 @@ export function clientCopy(client: PeerClient, owner?: { mount: string; epoch: n
   return {
     name: client.name,
     usable,
-    manifest: (path, content) => client.manifest({ path, content }),
     entries: (path, content, after, signal) => client.manifestStream({ path, content, after, signal }),
     stat: async (path) => (await client.call<WireStat>({ op: 'getattr', path })).result,
     read: async (path, offset, length) => (await client.call({ op: 'read', path, offset, length })).payload,

@@ -14,9 +14,11 @@ export interface CopyHandle {
   name: string;
   /** False once the copy may lack changes (a peer fell behind): it is then neither a source nor compared. */
   usable(): boolean;
-  /** Manifest of `path` and everything under it ('' = the whole tree, root excluded). */
-  manifest(path: string, content: boolean): Promise<ManifestEntry[]>;
-  /** The same manifest read as it comes, in walk order (manifest-merge.ts): what a comparison of a whole tree uses; `after`: only what comes after that path. */
+  /**
+   * Manifest of `path` and everything under it ('' = the whole tree, root excluded), read as it
+   * comes, in walk order (manifest-merge.ts); `after`: only what comes after that path. There is
+   * no way to read it whole: a subtree may hold millions of names.
+   */
   entries(path: string, content: boolean, after?: string, signal?: AbortSignal): AsyncIterable<ManifestEntry>;
   stat(path: string): Promise<WireStat>;
   read(path: string, offset: number, length: number): Promise<Buffer>;
@@ -31,11 +33,6 @@ export function storeCopy(name: string, ctx: ApplyContext, opts: { usable?: () =
   return {
     name,
     usable: opts.usable ?? (() => true),
-    manifest: async (path, content) => {
-      const out: ManifestEntry[] = [];
-      for await (const e of walkManifest(ctx.tree.fsRoot, { path, content })) out.push(e);
-      return out;
-    },
     entries: (path, content, after) => walkManifest(ctx.tree.fsRoot, { path, content, after }),
     stat: async (path) => serveRead(ctx, { op: 'getattr', path }).result as WireStat,
     read: async (path, offset, length) => serveRead(ctx, { op: 'read', path, offset, length }).payload ?? Buffer.alloc(0),

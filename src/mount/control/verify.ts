@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { ManifestEntry } from '../../protocol/ops.js';
 import { entryKey } from '../recovery/consistency.js';
 import { localCopyHandle, peerCopy } from '../peers/copies.js';
@@ -194,16 +195,27 @@ async function checkAndRepair(all: CopyHandle[], path: string, opts: VerifyOptio
   if (handles.length < 2) return null;
   const subtrees = await Promise.all(
     handles.map(async (h) => {
-      // The root's own attributes only: what is below it was compared path by path, and is checked (and repaired) as such.
-      const entries = path === '' ? [] : await h.manifest(path, opts.content !== false);
-      const root = path === '' ? await h.stat('') : null;
-      return { entries, signature: JSON.stringify([root ? `${root.mode & 0o7777}:${root.uid}:${root.gid}` : null, ...entries.map(entryKey), ...entries.map((e) => e.path)]) };
+      // A digest of the subtree, read as it comes: below a directory that differs there may be
+      // millions of names, which must not be held at once (issue 23: flat memory).
+      const digest = createHash('sha256');
+      let top: ManifestEntry | undefined;
+      if (path === '') {
+        // The root's own attributes only: what is below it was compared path by path, and is checked (and repaired) as such.
+        const root = await h.stat('');
+        digest.update(`${root.mode & 0o7777}:${root.uid}:${root.gid}`);
+      } else {
+        for await (const e of h.entries(path, opts.content !== false)) {
+          if (e.path === path) top = e;
+          digest.update(JSON.stringify([entryKey(e), e.path]) + '\n');
+        }
+      }
+      return { top, signature: digest.digest('hex') };
     }),
   );
   if (new Set(subtrees.map((s) => s.signature)).size === 1) return null; // it was a change in flight
   const diff: VerifyDifference = { path, copies: {} };
   handles.forEach((h, i) => {
-    const top = subtrees[i]!.entries.find((e) => e.path === path);
+    const top = subtrees[i]!.top;
     diff.copies[h.name] = path === '' ? 'tree root' : top ? describeEntry(top) : 'absent';
   });
   if (!opts.repair) return diff;

@@ -378,7 +378,7 @@ export class CatchUp {
     // pass (makeEqual links the later names to the first); its other names may be anywhere in
     // the tree, so a name among them widens the copy to the whole tree (compared by content).
     for (const name of names.length === 1 && names[0] === '' ? [] : names) {
-      if (!(await source.copy().manifest(name, false)).some((e) => e.inode !== undefined)) continue;
+      if (!(await holdsLinkedFile(source.copy(), name))) continue;
       this.deps.log.warn({ peer: m.name, name }, 'catch-up: a name to copy is a file with several names: comparing the whole tree instead');
       names = [''];
       break;
@@ -401,6 +401,12 @@ export class CatchUp {
   private resend(m: Member, entry: JournalEntry): Promise<string> {
     return resendWithSeq(m, { ...entry.request, mount: this.deps.mountId, epoch: this.deps.epoch, seq: entry.seq } as Mutation, entry.payload);
   }
+}
+
+/** Is a file with several names at or below `name`? Read as it comes, up to the first one: the subtree may be the whole tree. */
+async function holdsLinkedFile(copy: CopyHandle, name: string): Promise<boolean> {
+  for await (const e of copy.entries(name, false)) if (e.inode !== undefined) return true;
+  return false;
 }
 
 /**
