@@ -67,8 +67,8 @@ export interface CallIo {
  * peer keeps its errno; transport failures are EIO with MFS_UNREACHABLE or
  * MFS_TIMEOUT.
  */
-/** Control operations that ride the call channel too: small, frequent and on the write path (an fsync after each O_DSYNC write). */
-export const CHANNEL_CONTROL_OPS: ReadonlySet<string> = new Set(['fsync']);
+/** Control operations that ride the call channel too: small, frequent and on the write path (an fsync after each O_DSYNC write), or changes (catch-up's `resend`). */
+export const CHANNEL_CONTROL_OPS: ReadonlySet<string> = new Set(['fsync', 'resend']);
 
 /** The answer to a lease renewal: where the copy stands for the mount (absent from a relay's next hop's view), and whether it is unclean. */
 export interface LeaseAnswer {

@@ -12,7 +12,7 @@ import { judgeOrigin, type Principal } from './principal.js';
  */
 
 /** Operations stamped with the owner's (mount, epoch): only the owner, or a relay passing on the owner's, may send them. */
-const OWNER_OPS: ReadonlySet<string> = new Set(['lease', 'reconciled', 'settle', 'clean', 'repairing', 'adopt', 'repair', 'pull']);
+const OWNER_OPS: ReadonlySet<string> = new Set(['lease', 'reconciled', 'settle', 'clean', 'repairing', 'adopt', 'repair', 'pull', 'resend']);
 /** Bookkeeping reads a relay makes of its next hop, and a reader may look at. */
 const INFO_OPS: ReadonlySet<string> = new Set(['progress', 'history', 'committed']);
 const INFO_ROLES: readonly Role[] = [...READER_ROLES, 'relay'];

@@ -9,6 +9,7 @@ import { sessionPrincipal } from './principal.js';
 import { ServedChannel } from './channel.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, type PeerContext } from './context.js';
 import { mutate } from './exactly-once.js';
+import { resend } from './resend.js';
 import { control } from './control.js';
 import { answerParts, decodeCall, endSession, outcomeErrno, readBody } from './http.js';
 
@@ -67,7 +68,8 @@ async function answerChannelCall(peer: PeerContext, frame: Buffer, channel: Serv
     authorize(peer, principal, req);
     let result: unknown;
     if (req.op === 'fsync') result = { ok: true, result: await control(peer, req, session, principal) }; // the durability barrier: on the write path
-    else if (!isMutation(req)) throw new MirrorError('MFS_MALFORMED', `only changes and fsync travel on the call channel, not ${req.op}: send it to ${ROUTES.call}`);
+    else if (req.op === 'resend') result = { ok: true, result: await resend(peer, req, payload, session) }; // catch-up's changes, many to a call
+    else if (!isMutation(req)) throw new MirrorError('MFS_MALFORMED', `only changes, resend and fsync travel on the call channel, not ${req.op}: send it to ${ROUTES.call}`);
     else result = (await mutate(peer, req, payload, session)).result;
     const { parts, failed } = answerParts(result);
     const errno = failed ?? outcomeErrno(result);

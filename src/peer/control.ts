@@ -83,7 +83,7 @@ export async function control(peer: PeerContext, req: ControlRequest, session: H
     peer.flusher.noteSettled(req.mount, req.seq);
     return { settledThrough: peer.state.settledThrough(req.mount) };
   }
-  if (req.op === 'repair' || req.op === 'pull') throw new MirrorError('MFS_INTERNAL', `${req.op} is not a control request`);
+  if (req.op === 'repair' || req.op === 'pull' || req.op === 'resend') throw new MirrorError('MFS_INTERNAL', `${req.op} is not a control request`);
   if (req.protocol !== PROTOCOL_VERSION) {
     throw new MirrorError('MFS_PROTOCOL_MISMATCH', `peer speaks mirrorfs protocol ${PROTOCOL_VERSION}, mount speaks ${req.protocol}`);
   }

@@ -25,6 +25,7 @@ import { Flusher } from './durability.js';
 import { readBootId } from './boot-id.js';
 import { control } from './control.js';
 import { mutate } from './exactly-once.js';
+import { resend } from './resend.js';
 import { CHANNEL_FLUSH_MS, outcomeErrno, respondFrame, respondJson } from './http.js';
 import { answerManifest } from './manifest.js';
 import { BLOCK_READ_BUFFERS_KEPT, BLOCK_READ_BUFFER_BYTES, READ_BUFFERS_KEPT, READ_BUFFER_BYTES, answerRead } from './reads.js';
@@ -245,6 +246,7 @@ export class PeerServer {
       const { result } = await mutate(peer, req, payload, stream.session);
       return respondFrame(stream, result) ?? outcomeErrno(result);
     }
+    if (req.op === 'resend') return respondFrame(stream, { ok: true, result: await resend(peer, req, payload, stream.session) });
     if (!peer.copy && !LOCAL_CONTROL_OPS.has(req.op)) {
       // A pure relay keeps no copy: reads, repairs and pulls are the next hop's, once it has everything queued here.
       if (req.op === 'pull') stream.setTimeout(0);

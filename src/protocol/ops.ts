@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { MAX_PAYLOAD_BYTES } from './codec.js';
+import type { WireError } from './errors.js';
 
 /**
  * The operations of the wire protocol, as zod schemas: one definition gives both
@@ -189,10 +191,33 @@ export const repairActionSchema = z.discriminatedUnion('op', [
 export type RepairAction = z.infer<typeof repairActionSchema>;
 export type RepairActionInput = z.input<typeof repairActionSchema>;
 
+/** Any changing operation, stamped (what `resend` carries). */
+const mutationSchema = z.discriminatedUnion('op', Object.values(mutationSchemas) as unknown as [
+  (typeof mutationSchemas)[MutationName],
+  ...(typeof mutationSchemas)[MutationName][],
+]);
+
+/** Changes one `resend` may carry; their payloads together stay within a frame's payload limit. */
+export const RESEND_MAX_CHANGES = 64;
+
 /** Control operations. */
 export const controlSchemas = {
   // `proof`: the owner's signature (security/handshake-proof.ts), which a relay passes on unchanged.
   handshake: z.object({ op: z.literal('handshake'), protocol: z.number().int(), mount: mountId, epoch: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER), proof: z.string().min(1).max(2048).optional() }),
+  /**
+   * Journaled changes sent again in one call (catch-up; docs/PROTOCOL.md, "Resend"). Each is
+   * applied exactly as if it came alone, under its own seq, one after the other in this order.
+   * Their payloads follow one another in the frame's payload, `bytes` each. `expect`: the
+   * outcome the other copies recorded ('ok' or an errno; null: any). The peer stops after the
+   * first change whose outcome differs from it, or that is refused, and leaves the rest
+   * unapplied: the sender decides what to do with them once it knows.
+   */
+  resend: z.object({
+    op: z.literal('resend'),
+    mount: mountId,
+    epoch: stamp.epoch,
+    changes: z.array(z.object({ change: mutationSchema, bytes: z.number().int().min(0).max(MAX_PAYLOAD_BYTES), expect: z.string().min(1).max(64).nullable() })).min(1).max(RESEND_MAX_CHANGES),
+  }),
   /** How far a mount's operations have been applied here (for catch-up). */
   progress: z.object({ op: z.literal('progress'), mount: mountId }),
   /** The owner reconciled these earlier owners' changes on every peer: forget them (docs/TAKEOVER.md). */
@@ -317,6 +342,17 @@ export function logPathOf(req: Mutation | MutationRequest): string {
 export function describePaths(req: Mutation | MutationRequest): string {
   if (req.op === 'rename' || req.op === 'link') return `${JSON.stringify(req.from)} -> ${JSON.stringify(req.op === 'rename' ? req.to : req.path)}`;
   return JSON.stringify(req.path);
+}
+
+/**
+ * What `resend` answers: for each change applied (or answered from its record), in order,
+ * what a call of its own would have answered, without the attributes (`stats`). Shorter
+ * than the changes sent when the peer stopped early (see `resend`); `failure`: why the
+ * change after the last answered one was not applied (a refusal, a transient error).
+ */
+export interface ResendAnswer {
+  outcomes: Array<{ ok: true; provisional?: true } | { ok: false; error: WireError }>;
+  failure?: WireError;
 }
 
 /** File attributes as they cross the wire (a subset of struct stat). */

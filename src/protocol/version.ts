@@ -3,7 +3,7 @@
  * shapes or semantics; both sides refuse a peer that speaks another version
  * (see docs/PROTOCOL.md, "Versioning").
  */
-export const PROTOCOL_VERSION = 11;
+export const PROTOCOL_VERSION = 12;
 
 /** Header carried by every request and response. */
 export const PROTOCOL_HEADER = 'mirrorfs-protocol';

@@ -78,7 +78,7 @@ describe('the call channel', () => {
     const answers = answersIn(res.body);
     expect(answers.get(7)?.ok).toBe(true);
     expect(answers.get(9)?.ok).toBe(true);
-    expect(answers.get(11)).toMatchObject({ ok: false, error: { code: 'MFS_MALFORMED', message: expect.stringMatching(/only changes and fsync travel on the call channel, not getattr/) } });
+    expect(answers.get(11)).toMatchObject({ ok: false, error: { code: 'MFS_MALFORMED', message: expect.stringMatching(/only changes, resend and fsync travel on the call channel, not getattr/) } });
     expect(answers.get(13)).toMatchObject({ ok: false, error: { code: 'MFS_MALFORMED', message: expect.stringMatching(/not JSON/) } });
     expect(snapshotTree(peer.dataDir).has('p1') && snapshotTree(peer.dataDir).has('p2')).toBe(true);
   });

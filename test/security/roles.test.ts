@@ -56,6 +56,8 @@ describe('roles bound to certificates', () => {
     const asOwner = { op: 'mkdir' as const, path: 'planted', mode: 0o755, mount: st.owner!, epoch: st.epoch, seq: 900_000_001 };
     await expect(impostor.call(asOwner)).rejects.toMatchObject({ code: 'MFS_ROLE', errno: 'EACCES' });
     await expect(impostor.call(asOwner)).rejects.toThrow(/\(peer\) may not ask for mkdir/);
+    // Nor as catch-up's many changes to a call.
+    await expect(impostor.call({ op: 'resend', mount: st.owner!, epoch: st.epoch, changes: [{ change: asOwner, bytes: 0, expect: 'ok' }] })).rejects.toMatchObject({ code: 'MFS_ROLE', errno: 'EACCES' });
     // Nor may it fence the primary with the next epoch, or read the tree for itself.
     await expect(rawHandshake(impostor, st.owner!, st.epoch + 1)).rejects.toMatchObject({ code: 'MFS_ROLE', errno: 'EACCES' });
     await expect(impostor.call({ op: 'readdir', path: '' })).rejects.toMatchObject({ code: 'MFS_ROLE' });

@@ -1,5 +1,6 @@
 import { constants } from 'node:os';
 import type { Logger } from '../../log.js';
+import { Limiter } from '../../ordering/limiter.js';
 
 const ENOENT = constants.errno.ENOENT;
 
@@ -169,22 +170,5 @@ export class LinkedNames {
     if (!names) return;
     names.delete(path);
     if (names.size === 0) this.namesOf.delete(ino);
-  }
-}
-
-/** At most `limit` holders at once; the others wait their turn. */
-class Limiter {
-  private held = 0;
-  private readonly waiting: Array<() => void> = [];
-  constructor(private readonly limit: number) {}
-
-  async acquire(): Promise<void> {
-    if (this.held >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.held++;
-  }
-
-  release(): void {
-    this.held--;
-    this.waiting.shift()?.();
   }
 }

@@ -2,7 +2,7 @@ import type { Logger } from '../../log.js';
 import { MirrorError, isTransportFailure } from '../../protocol/errors.js';
 import type { BodyHold, CallIo, CallResult } from '../../client/peer-client.js';
 import { PeerClient } from '../../client/peer-client.js';
-import type { MountDurability, RequestInput } from '../../protocol/ops.js';
+import type { MountDurability, Mutation, RequestInput, ResendAnswer } from '../../protocol/ops.js';
 import type { PeerSpec } from './config.js';
 import { LatencySeries, LatencyWindow } from './latency.js';
 
@@ -171,7 +171,15 @@ export class Member {
 
   noteCaughtUp(ops: number, bytes: number): void {
     const now = Date.now();
-    this.caughtUp.push({ at: now, ops, bytes });
+    // Changes delivered in the same 100 ms share an entry: catch-up delivers thousands a second,
+    // and a window of one entry each made every delivery shift thousands (2.5% of the mount's CPU).
+    const last = this.caughtUp[this.caughtUp.length - 1];
+    if (last !== undefined && this.caughtUp.length > 1 && now - last.at < 100) {
+      last.ops += ops;
+      last.bytes += bytes;
+    } else {
+      this.caughtUp.push({ at: now, ops, bytes });
+    }
     while (this.caughtUp.length > 0 && this.caughtUp[0]!.at < now - 5000) this.caughtUp.shift();
   }
 
@@ -206,6 +214,11 @@ export class Member {
       this.changeLatency.add((performance.now() - started) * 1000);
       return r.result;
     });
+  }
+
+  /** Send journaled changes again, many in one call (catch-up; protocol/ops.ts `resend`): what the peer answered for each it applied. */
+  async resend(mount: string, epoch: number, changes: Array<{ change: Mutation; bytes: number; expect: string | null }>, payload: Buffer): Promise<ResendAnswer> {
+    return (await this.call<ResendAnswer>({ op: 'resend', mount, epoch, changes }, payload)).result;
   }
 
   /** `io`: where a read's bytes go, a hold on a write's payload (PeerClient's CallIo). */

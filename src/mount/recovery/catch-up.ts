@@ -1,15 +1,15 @@
 import type { Logger } from '../../log.js';
 import { AssertionFailure } from '../../assert.js';
 import { MirrorError, isFenced, isRecordedOutcome, isTransportFailure, toMirrorError } from '../../protocol/errors.js';
-import type { Mutation, MutationRequest, UncleanRestart } from '../../protocol/ops.js';
+import type { Mutation, ResendAnswer, UncleanRestart } from '../../protocol/ops.js';
 import { peerCopy } from '../peers/copies.js';
 import type { Journal, JournalEntry } from './journal.js';
 import { FOLLOWING, type Member } from '../peers/member.js';
 import type { CopyHandle } from '../../store/copy-tree.js';
 import { makeEqual } from '../../store/copy-tree.js';
 import { namesOf, resendClaims } from '../../ordering/claims.js';
-import { Scheduler } from '../../ordering/scheduler.js';
-import { H2_MAX_CONCURRENT_STREAMS } from '../../protocol/version.js';
+import { Scheduler, type Claim } from '../../ordering/scheduler.js';
+import { Limiter } from '../../ordering/limiter.js';
 
 export interface CatchUpDeps {
   mountId: string;
@@ -60,12 +60,25 @@ export interface DrainProgress {
 }
 
 /**
- * Journaled changes sent at once during catch-up (conflicting ones still go one after another,
- * in seq order): as many as the peer runs at once on a connection. With 16, catching up 10,000
- * new small files left the peer idle a third of the time and the mount three quarters
- * (625 files/s); with 64, 1,100-1,130 files/s (docs/PERFORMANCE.md, session 19).
+ * Changes go to the peer many to a call (`resend`): one frame, one answer and one round trip
+ * for up to GROUP changes in a row from the journal, instead of one each. Bounded so the call
+ * stays well inside a frame (header and payload) and the peer's bound on a call's time.
  */
-const WINDOW = H2_MAX_CONCURRENT_STREAMS;
+const GROUP = 32;
+const GROUP_BYTES = 1024 * 1024;
+const GROUP_HEADER_BYTES = 32 * 1024;
+/**
+ * Calls sent at once. The peer applies a call's changes one after another; several calls at
+ * once keep it busy (its creates run on the thread pool) and cover a long link's round trip.
+ */
+const SENDING = 16;
+/**
+ * Changes taken from the journal and not finished: sent, or waiting for an earlier
+ * conflicting change (a write waits for its file's create) or for a sending slot. Bounded
+ * in bytes too: payloads of up to 4 MiB wait here.
+ */
+const QUEUED = 512;
+const QUEUED_BYTES = 64 * 1024 * 1024;
 const BATCH = 256;
 const MIN_BACKOFF_MS = 200;
 const MAX_BACKOFF_MS = 1000;
@@ -303,43 +316,91 @@ export class CatchUp {
    */
   async drain(m: Member, onProgress?: (p: DrainProgress) => void): Promise<DrainProgress> {
     const order = new Scheduler();
+    const sending = new Limiter(SENDING);
     const running = new Set<Promise<void>>();
+    let queued = 0;
+    let queuedBytes = 0;
     const done: DrainProgress = { ops: 0, bytes: 0 };
-    const dirty = this.deferredOf(m);
     let failure: unknown = null;
+    const failed = () => failure !== null || this.stopped;
     let after = 0;
-    while (failure === null && !this.stopped) {
+    while (!failed()) {
       const batch = this.deps.journal.lackingFor(m.name, after, BATCH);
       if (batch.length === 0) break;
-      for (const entry of batch) {
-        after = entry.seq;
-        while (running.size >= WINDOW) await Promise.race(running);
-        if (failure !== null || this.stopped) break;
+      after = batch[batch.length - 1]!.seq;
+      for (const group of groupsOf(batch)) {
+        const bytes = group.reduce((n, e) => n + e.payload.length, 0);
+        while (running.size > 0 && (queued + group.length > QUEUED || queuedBytes + bytes > QUEUED_BYTES)) await Promise.race(running);
+        if (failed()) break;
+        queued += group.length;
+        queuedBytes += bytes;
+        // The group's changes are consecutive and the peer applies them in order: ordered against
+        // other groups by the claims of all of them (a write to a file after its create, say).
         const p: Promise<void> = order
-          .run(resendClaims(entry.request, entry.payload.length), async () => {
-            if (failure !== null || dirty.seqs.has(entry.seq)) return; // failed before, or deferred already
-            if (entry.kind === 'repair' || namesOf(entry.request).some((n) => dirty.names.related(n))) return this.defer(m, entry);
-            const outcome = await this.resend(m, entry);
-            if (entry.outcome !== null && outcome !== entry.outcome && outcome !== QUEUED_BY_RELAY) {
-              this.deps.log.warn({ peer: m.name, seq: entry.seq, op: entry.request.op, got: outcome, expected: entry.outcome }, 'catch-up: peer answered differently; its names will be copied from an in-sync peer');
-              return this.defer(m, entry);
-            }
-            this.delivered(m, entry.seq);
+          .run(groupClaims(group), () => this.sendGroup(m, group, sending, failed, (entry) => {
             done.ops++;
             done.bytes += entry.payload.length;
-            m.noteCaughtUp(1, entry.payload.length);
             onProgress?.(done);
-          })
+          }))
           .catch((err: unknown) => {
             failure ??= err;
           })
-          .finally(() => running.delete(p));
+          .finally(() => {
+            running.delete(p);
+            queued -= group.length;
+            queuedBytes -= bytes;
+          });
         running.add(p);
       }
     }
     await Promise.all(running);
     if (failure !== null) throw failure;
     return done;
+  }
+
+  /**
+   * Send one group's changes in a `resend` call, deferring those that touch names the peer
+   * holds differently. The peer stops after a change it answered differently (its names are
+   * deferred now); the rest of the group is judged again and sent in another call.
+   */
+  private async sendGroup(m: Member, group: JournalEntry[], sending: Limiter, failed: () => boolean, onDelivered: (entry: JournalEntry) => void): Promise<void> {
+    const dirty = this.deferredOf(m);
+    let pending = group;
+    while (pending.length > 0 && !failed()) {
+      const toSend: JournalEntry[] = [];
+      for (const entry of pending) {
+        if (dirty.seqs.has(entry.seq)) continue; // deferred already
+        if (entry.kind === 'repair' || namesOf(entry.request).some((n) => dirty.names.related(n))) this.defer(m, entry);
+        else toSend.push(entry);
+      }
+      if (toSend.length === 0) return;
+      const changes = toSend.map((entry) => ({
+        change: { ...entry.request, mount: this.deps.mountId, epoch: this.deps.epoch, seq: entry.seq } as Mutation,
+        bytes: entry.payload.length,
+        expect: entry.outcome,
+      }));
+      const payload = toSend.length === 1 ? toSend[0]!.payload : Buffer.concat(toSend.map((e) => e.payload));
+      // A failure while it waited for a slot: not sent (the next drain starts from the journal again).
+      const answer = await sending.run(async () => (failed() ? null : m.resend(this.deps.mountId, this.deps.epoch, changes, payload)));
+      if (answer === null) return;
+      if (answer.outcomes.length > toSend.length || (answer.outcomes.length === 0 && answer.failure === undefined)) {
+        throw new MirrorError('MFS_BAD_RESPONSE', `peer ${m.name} answered ${answer.outcomes.length} of ${toSend.length} resent changes, without a failure`, { context: { peer: m.name, op: 'resend' } });
+      }
+      for (const [i, answered] of answer.outcomes.entries()) {
+        const entry = toSend[i]!;
+        const outcome = outcomeOf(answered, m.name, entry);
+        if (entry.outcome !== null && outcome !== entry.outcome && outcome !== QUEUED_BY_RELAY) {
+          this.deps.log.warn({ peer: m.name, seq: entry.seq, op: entry.request.op, got: outcome, expected: entry.outcome }, 'catch-up: peer answered differently; its names will be copied from an in-sync peer');
+          this.defer(m, entry);
+          continue;
+        }
+        this.delivered(m, entry.seq);
+        m.noteCaughtUp(1, entry.payload.length);
+        onDelivered(entry);
+      }
+      if (answer.failure !== undefined) throw MirrorError.fromWire(answer.failure, { peer: m.name, op: toSend[answer.outcomes.length]?.request.op });
+      pending = toSend.slice(answer.outcomes.length);
+    }
   }
 
   private deferredOf(m: Member): { names: NameSet; seqs: Set<number> } {
@@ -397,10 +458,43 @@ export class CatchUp {
     this.deps.onDelivered?.(m, seq);
   }
 
-  /** Send the change again with its seq; returns 'ok' or the errno the peer recorded. */
-  private resend(m: Member, entry: JournalEntry): Promise<string> {
-    return resendWithSeq(m, { ...entry.request, mount: this.deps.mountId, epoch: this.deps.epoch, seq: entry.seq } as Mutation, entry.payload);
+}
+
+/** Consecutive journal entries in groups of at most GROUP changes, GROUP_BYTES of payload and about GROUP_HEADER_BYTES of header. */
+function* groupsOf(entries: JournalEntry[]): Generator<JournalEntry[]> {
+  let group: JournalEntry[] = [];
+  let bytes = 0;
+  let header = 0;
+  for (const entry of entries) {
+    const entryHeader = JSON.stringify(entry.request).length + 128; // the stamp, `bytes` and `expect` besides
+    if (group.length > 0 && (group.length >= GROUP || bytes + entry.payload.length > GROUP_BYTES || header + entryHeader > GROUP_HEADER_BYTES)) {
+      yield group;
+      group = [];
+      bytes = 0;
+      header = 0;
+    }
+    group.push(entry);
+    bytes += entry.payload.length;
+    header += entryHeader;
   }
+  if (group.length > 0) yield group;
+}
+
+/** The claims of all a group's changes: a name any of them holds exclusively is held exclusively. */
+function groupClaims(group: JournalEntry[]): Claim[] {
+  const exclusive = new Map<string, boolean>();
+  for (const entry of group) {
+    for (const c of resendClaims(entry.request, entry.payload.length)) exclusive.set(c.path, (exclusive.get(c.path) ?? false) || c.exclusive);
+  }
+  return [...exclusive].map(([path, excl]) => ({ path, exclusive: excl }));
+}
+
+/** 'ok', the errno the peer recorded, or QUEUED_BY_RELAY; anything else (a refusal, a transient error) is thrown: try later. */
+function outcomeOf(answered: ResendAnswer['outcomes'][number], peer: string, entry: JournalEntry): string {
+  if (answered.ok) return answered.provisional === true ? QUEUED_BY_RELAY : 'ok';
+  const e = MirrorError.fromWire(answered.error, { peer, op: entry.request.op });
+  if (!isRecordedOutcome(e)) throw e;
+  return e.errno;
 }
 
 /** Is a file with several names at or below `name`? Read as it comes, up to the first one: the subtree may be the whole tree. */
