@@ -12,7 +12,10 @@
 //      disk's speed drifts by 2-3x within minutes, so a copy timed apart from the resync
 //      says little), and tar through a loopback TCP socket then sync (a copy that crosses
 //      a network, as a resync between two machines must).
-//   node scripts/bench-recovery.mjs [--large-mib 1024] [--large-files 8] [--small-files 20000] [--only large|small] [--profile DIR]
+//   node scripts/bench-recovery.mjs [--large-mib 1024] [--large-files 8] [--small-files 20000] [--only large|small] [--profile DIR] [--west-delay TIME]
+// --west-delay TIME: the mount reaches west through a link emulator (mirrorfs-link) with this
+// one-way delay (250us, 5ms): a far mirror, whose catch-up is bound by round trips, not CPU.
+// The resync's copy is west pulling from east, which does not cross that link.
 // --profile DIR: V8 CPU profiles of the peers and the mount (written when each stops; the
 // peers are stopped with SIGTERM instead of SIGKILL to write them, except the first west,
 // killed by design; the mount's files are named CPU.*, beside its launcher's small ones).
@@ -25,7 +28,7 @@ import { benchTransport } from './lib/bench-tls.mjs';
 import { startBenchPeer, tarOverTcp } from './lib/bench-peer.mjs';
 
 const { values } = parseArgs({
-  options: { 'large-mib': { type: 'string', default: '1024' }, 'large-files': { type: 'string', default: '8' }, 'small-files': { type: 'string', default: '20000' }, only: { type: 'string' }, profile: { type: 'string' } },
+  options: { 'large-mib': { type: 'string', default: '1024' }, 'large-files': { type: 'string', default: '8' }, 'small-files': { type: 'string', default: '20000' }, only: { type: 'string' }, profile: { type: 'string' }, 'west-delay': { type: 'string' } },
 });
 const LARGE_MIB = Number(values['large-mib']);
 const LARGE_FILES = Number(values['large-files']);
@@ -56,6 +59,22 @@ const stopGently = (peer) => stopPeer(peer, 'SIGTERM');
 /** The mount re-runs itself in the background with the same node flags: it writes its profile when it unmounts. */
 function mountProfiling() {
   return values.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(values.profile)}`] : [];
+}
+
+/** A link emulator in front of west (--west-delay): what the mount dials instead of west itself. */
+async function startLink(target) {
+  const p = spawn(process.execPath, [join(root, 'dist/cli/mirrorfs-link.js'), 'run', '--to', `127.0.0.1:${target.port}`, '--delay', values['west-delay']], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.add(p);
+  const port = await new Promise((resolvePort, reject) => {
+    let out = '';
+    p.stdout.on('data', (d) => {
+      out += d;
+      const m = /listening on [\d.]+:(\d+)/.exec(out);
+      if (m) resolvePort(Number(m[1]));
+    });
+    p.once('exit', (code) => reject(new Error(`mirrorfs-link exited (${code}) before it listened`)));
+  });
+  return { name: target.name, url: target.url.replace(`:${target.port}`, `:${port}`) };
 }
 
 function mountArgs(mnt, peers, state) {
@@ -120,10 +139,12 @@ async function round(label, write) {
   const dir = join(base, label);
   let east = await startPeer('east', join(dir, 'east'));
   let west = await startPeer('west', join(dir, 'west'));
+  // west restarts on the same port, so one link serves every round trip of the round.
+  const westAsDialled = values['west-delay'] ? await startLink(west) : west;
   const mnt = join(dir, 'mnt');
   const state = join(dir, 'state');
   mkdirSync(mnt);
-  execFileSync(process.execPath, [...mountProfiling(), CLI, ...mountArgs(mnt, [east, west], state)]);
+  execFileSync(process.execPath, [...mountProfiling(), CLI, ...mountArgs(mnt, [east, westAsDialled], state)]);
   const row = { label };
   try {
     let probe = startProbe(join(mnt, 'probe'));
@@ -159,7 +180,7 @@ async function round(label, write) {
     // must not be billed for writing out the removal of the old tree.
     execFileSync('sync');
     const t2 = Date.now();
-    execFileSync(process.execPath, [...mountProfiling(), CLI, ...mountArgs(mnt, [east, west], state)]);
+    execFileSync(process.execPath, [...mountProfiling(), CLI, ...mountArgs(mnt, [east, westAsDialled], state)]);
     row.resyncWallSeconds = (Date.now() - t2) / 1000;
     const line = readFileSync(join(state, 'mount.log'), 'utf8').split('\n').filter((l) => l.includes('full resync finished')).pop();
     const r = JSON.parse(line);
