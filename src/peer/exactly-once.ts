@@ -49,8 +49,11 @@ export function needsIntent(req: Mutation): boolean {
  */
 export const EXCLUSIVE_OPS: ReadonlySet<Mutation['op']> = new Set(['rename', 'rmdir', 'unlink', 'symlink', 'link', 'setxattr', 'removexattr']);
 
-/** Apply one changing operation exactly once; answers a re-send with the first outcome. */
-export function mutate(peer: PeerContext, req: Mutation, payload: Buffer, session?: Http2Session): Promise<{ result: unknown }> {
+/**
+ * Apply one changing operation exactly once; answers a re-send with the first outcome.
+ * `stats: false`: the answer need not carry the touched names' attributes (resend.ts).
+ */
+export function mutate(peer: PeerContext, req: Mutation, payload: Buffer, session?: Http2Session, opts: { stats?: boolean } = {}): Promise<{ result: unknown }> {
   checkOwnership(peer, req);
   checkExact(peer, session); // not even a re-send's recorded outcome: the record may be older than the tree
   const key = `${req.mount}\0${req.seq}`;
@@ -67,18 +70,19 @@ export function mutate(peer: PeerContext, req: Mutation, payload: Buffer, sessio
     throw new MirrorError('MFS_SEQ_FORGOTTEN', `seq ${req.seq} of mount ${req.mount} is older than the retained history`);
   }
   const inDoubt = prior?.state === 'intent' ? { witness: prior.result } : null;
-  const work = applyOnce(peer, req, payload, subject, inDoubt).finally(() => peer.running.delete(key));
+  const work = applyOnce(peer, req, payload, subject, inDoubt, opts.stats !== false).finally(() => peer.running.delete(key));
   peer.running.set(key, { subject, work });
   return work;
 }
 
 /** `inDoubt`: an intent for this change was found without an outcome (a crash), with its witness. */
-async function applyOnce(peer: PeerContext, req: Mutation, payload: Buffer, subject: string, inDoubt: { witness: string | null } | null): Promise<{ result: unknown }> {
+async function applyOnce(peer: PeerContext, req: Mutation, payload: Buffer, subject: string, inDoubt: { witness: string | null } | null, stats: boolean): Promise<{ result: unknown }> {
   const path = pathOf(req);
   return peer.lock.run(EXCLUSIVE_OPS.has(req.op), async () => {
     checkOwnership(peer, req); // again: a takeover may have completed while this waited for the lock
     const durable = req.durable === true;
-    const ctx = durable ? peer.durableCopy : peer.copy;
+    const copy = durable ? peer.durableCopy : peer.copy;
+    const ctx = copy && !stats ? { ...copy, stats: false } : copy;
     // Queued for the next hop in the same commit as its outcome: both or neither survive a crash.
     const forward = peer.forwarder ? { request: JSON.stringify(req), payload } : undefined;
     peer.forwarder?.checkRoom(payload.length); // before anything is applied

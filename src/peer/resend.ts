@@ -36,10 +36,11 @@ export async function resend(peer: PeerContext, req: Resend, payload: Buffer, se
     let answer: { ok: boolean; result?: unknown; error?: unknown };
     const started = performance.now();
     try {
-      answer = (await mutate(peer, change, own, session)).result as typeof answer;
+      answer = (await mutate(peer, change, own, session, { stats: false })).result as typeof answer; // the answer leaves them out
     } catch (err) {
       const e = toMirrorError(err, { op: change.op });
       peer.metrics.observe(change.op, (performance.now() - started) / 1000, 0, e.errno);
+      if (e.httpStatus !== 200) peer.metrics.refused(e.code, e.errno); // as for a change sent alone (calls.ts)
       return { outcomes, failure: e.toWire() };
     }
     // Each change counts in the metrics as one sent alone does.

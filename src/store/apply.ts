@@ -62,7 +62,7 @@ export type MutationResult = { written?: number; created?: boolean; stats?: Reco
 type Handler<K extends Mutation['op']> = (ctx: ApplyContext, req: Extract<Mutation, { op: K }>, payload: Buffer, redo: boolean, witness: string | null) => Promise<MutationResult>;
 
 const handlers: { [K in Mutation['op']]: Handler<K> } = {
-  async create({ tree, sync }, req, _payload, redo) {
+  async create({ tree, sync, stats: wantStats }, req, _payload, redo) {
     const abs = tree.resolve(req.path);
     const mode = newEntryMode(req, fsDirname(abs));
     let fd: number;
@@ -86,10 +86,10 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     // One flush: on a journaling file system (ext4, xfs) the parent directory's
     // fsync commits the new inode, its mode and the entry together.
     await sync.dir(fsDirname(abs));
-    return { created, stats: statsOf([req.path, abs], parentOf(req.path, abs)) };
+    return { created, stats: statsOf(wantStats, [req.path, abs], parentOf(req.path, abs)) };
   },
 
-  async write({ tree, fds, sync }, req, payload) {
+  async write({ tree, fds, sync, stats: wantStats }, req, payload) {
     const { fd, release, stats } = fds.acquire(req.path, () => tree.resolve(req.path), { write: true });
     try {
       const sizeBefore = (stats ?? fstatSync(fd)).size;
@@ -105,35 +105,35 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
         if (fstatSync(fd).size > sizeBefore) ftruncateSync(fd, sizeBefore);
         throw err;
       }
-      return { written: done, stats: { [req.path]: withInodeId(toWireStat(fstatSync(fd, { bigint: true })), fd) } };
+      return { written: done, stats: openFileStats(wantStats, req.path, fd) };
     } finally {
       release();
     }
   },
 
-  async truncate({ tree, fds, sync }, req) {
+  async truncate({ tree, fds, sync, stats: wantStats }, req) {
     const { fd, release } = fds.acquire(req.path, () => tree.resolve(req.path), { write: true });
     try {
       ftruncateSync(fd, req.size);
       await sync.data(fd);
-      return { stats: { [req.path]: withInodeId(toWireStat(fstatSync(fd, { bigint: true })), fd) } };
+      return { stats: openFileStats(wantStats, req.path, fd) };
     } finally {
       release();
     }
   },
 
-  async fallocate({ tree, fds, sync }, req) {
+  async fallocate({ tree, fds, sync, stats: wantStats }, req) {
     const { fd, release } = fds.acquire(req.path, () => tree.resolve(req.path), { write: true });
     try {
       await fallocate(fd, req.mode, req.offset, req.length);
       await sync.data(fd); // the blocks and, past the end, the new size
-      return { stats: { [req.path]: withInodeId(toWireStat(fstatSync(fd, { bigint: true })), fd) } };
+      return { stats: openFileStats(wantStats, req.path, fd) };
     } finally {
       release();
     }
   },
 
-  async unlink({ tree, fds, sync }, req, _payload, redo) {
+  async unlink({ tree, fds, sync, stats: wantStats }, req, _payload, redo) {
     const abs = tree.resolve(req.path);
     fds.invalidate(req.path);
     try {
@@ -144,10 +144,10 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       if (!(redo && errnoOf(err) === 'ENOENT')) throw err;
     }
     await sync.dir(fsDirname(abs));
-    return { stats: statsOf(parentOf(req.path, abs)) };
+    return { stats: statsOf(wantStats, parentOf(req.path, abs)) };
   },
 
-  async mkdir({ tree, sync }, req, _payload, redo) {
+  async mkdir({ tree, sync, stats: wantStats }, req, _payload, redo) {
     const abs = tree.resolve(req.path);
     let made = true;
     const mode = newEntryMode(req, fsDirname(abs));
@@ -169,10 +169,10 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       else if (made) chmodSync(abs, asCreated);
     });
     await sync.dir(fsDirname(abs)); // commits the new directory with its entry (journaling file system)
-    return { stats: statsOf([req.path, abs], parentOf(req.path, abs)) };
+    return { stats: statsOf(wantStats, [req.path, abs], parentOf(req.path, abs)) };
   },
 
-  async rmdir({ tree, fds, sync }, req, _payload, redo) {
+  async rmdir({ tree, fds, sync, stats: wantStats }, req, _payload, redo) {
     if (req.path === '') throw new MirrorError('MFS_ERRNO', 'cannot remove the root of the tree', { errno: 'EBUSY' });
     const abs = tree.resolve(req.path);
     fds.invalidate(req.path);
@@ -182,10 +182,10 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       if (!(redo && errnoOf(err) === 'ENOENT')) throw err;
     }
     await sync.dir(fsDirname(abs));
-    return { stats: statsOf(parentOf(req.path, abs)) };
+    return { stats: statsOf(wantStats, parentOf(req.path, abs)) };
   },
 
-  async rename({ tree, fds, sync }, req, _payload, redo, witness) {
+  async rename({ tree, fds, sync, stats: wantStats }, req, _payload, redo, witness) {
     if (req.from === '' || req.to === '') throw new MirrorError('MFS_ERRNO', 'cannot rename the root of the tree', { errno: 'EBUSY' });
     if (req.noReplace && req.exchange) throw new MirrorError('MFS_ERRNO', 'rename: RENAME_NOREPLACE and RENAME_EXCHANGE together', { errno: 'EINVAL' });
     const from = tree.resolve(req.from, 'from');
@@ -211,10 +211,10 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     await sync.dir(fsDirname(to));
     if (!fsPathEquals(fsDirname(from), fsDirname(to))) await sync.dir(fsDirname(from));
     // `from` is listed when it still exists: rename(2) onto another link of the same file does nothing.
-    return { stats: statsOf([req.to, to], [req.from, from], parentOf(req.to, to), parentOf(req.from, from)) };
+    return { stats: statsOf(wantStats, [req.to, to], [req.from, from], parentOf(req.to, to), parentOf(req.from, from)) };
   },
 
-  async symlink({ tree, sync }, req, _payload, redo) {
+  async symlink({ tree, sync, stats: wantStats }, req, _payload, redo) {
     const abs = tree.resolve(req.path);
     let made = true;
     try {
@@ -229,10 +229,10 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       chownNew(req, fsDirname(abs), (uid, gid) => lchownSync(abs, uid, gid));
     });
     await sync.dir(fsDirname(abs));
-    return { stats: statsOf([req.path, abs], parentOf(req.path, abs)) };
+    return { stats: statsOf(wantStats, [req.path, abs], parentOf(req.path, abs)) };
   },
 
-  async mknod({ tree, sync }, req, _payload, redo) {
+  async mknod({ tree, sync, stats: wantStats }, req, _payload, redo) {
     const abs = tree.resolve(req.path);
     let made = true;
     const mode = newEntryMode(req, fsDirname(abs));
@@ -253,10 +253,10 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       else if (made) chmodSync(abs, asCreated);
     });
     await sync.dir(fsDirname(abs));
-    return { stats: statsOf([req.path, abs], parentOf(req.path, abs)) };
+    return { stats: statsOf(wantStats, [req.path, abs], parentOf(req.path, abs)) };
   },
 
-  async link({ tree, sync }, req, _payload, redo) {
+  async link({ tree, sync, stats: wantStats }, req, _payload, redo) {
     const from = tree.resolve(req.from, 'from');
     const abs = tree.resolve(req.path);
     try {
@@ -265,43 +265,43 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       if (!(redo && errnoOf(err) === 'EEXIST')) throw err;
     }
     await sync.dir(fsDirname(abs));
-    return { stats: statsOf([req.path, abs], [req.from, from], parentOf(req.path, abs)) };
+    return { stats: statsOf(wantStats, [req.path, abs], [req.from, from], parentOf(req.path, abs)) };
   },
 
-  async chmod({ tree, fds, sync }, req) {
+  async chmod({ tree, fds, sync, stats: wantStats }, req) {
     const { abs } = tree.resolveNoFollow(req.path);
     fds.invalidate(req.path); // a cached read-only fd must not outlive a mode that allows writing
     if (isSpecial(lstatSync(abs))) {
       chmodSync(abs, req.mode); // by path: a special file is never opened (open-file.ts)
       await sync.dir(fsDirname(abs));
-      return { stats: statsOf([req.path, abs]) };
+      return { stats: statsOf(wantStats, [req.path, abs]) };
     }
     const fd = openNoSpecial(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
       fchmodSync(fd, req.mode);
       await sync.all(fd);
-      return { stats: { [req.path]: withInodeId(toWireStat(fstatSync(fd, { bigint: true })), fd) } };
+      return { stats: openFileStats(wantStats, req.path, fd) };
     } finally {
       closeSync(fd);
     }
   },
 
-  async chown({ tree, sync }, req) {
+  async chown({ tree, sync, stats: wantStats }, req) {
     const abs = tree.resolve(req.path);
     lchownSync(abs, req.uid, req.gid);
     await syncInode(sync, abs);
-    return { stats: statsOf([req.path, abs]) };
+    return { stats: statsOf(wantStats, [req.path, abs]) };
   },
 
-  async utimens({ tree, sync }, req) {
+  async utimens({ tree, sync, stats: wantStats }, req) {
     const abs = tree.resolve(req.path);
     // Exact to the nanosecond, a time not given left alone, a symlink's own times (never its target's).
     utimens(abs, requestedTime(req.atimeNs, req.atimeMs), requestedTime(req.mtimeNs, req.mtimeMs), { noFollow: true });
     await syncInode(sync, abs);
-    return { stats: statsOf([req.path, abs]) };
+    return { stats: statsOf(wantStats, [req.path, abs]) };
   },
 
-  async setxattr({ tree, sync }, req, payload, redo) {
+  async setxattr({ tree, sync, stats: wantStats }, req, payload, redo) {
     const { abs } = resolveForXattr(tree, req);
     // On redo the first attempt may have set it already: set the value whatever the flag says.
     if (req.flags !== 'any' && !redo) {
@@ -311,10 +311,10 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     }
     setXattr(abs, fsPath(canonical(req.name, 'xattr name')), payload);
     await syncInode(sync, abs);
-    return { stats: statsOf([req.path, abs]) };
+    return { stats: statsOf(wantStats, [req.path, abs]) };
   },
 
-  async removexattr({ tree, sync }, req, _payload, redo) {
+  async removexattr({ tree, sync, stats: wantStats }, req, _payload, redo) {
     const { abs } = resolveForXattr(tree, req);
     try {
       removeXattr(abs, fsPath(canonical(req.name, 'xattr name')));
@@ -322,10 +322,10 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
       if (!(redo && errnoOf(err) === 'ENODATA')) throw err;
     }
     await syncInode(sync, abs);
-    return { stats: statsOf([req.path, abs]) };
+    return { stats: statsOf(wantStats, [req.path, abs]) };
   },
 
-  async access({ tree }, req) {
+  async access({ tree, stats: wantStats }, req) {
     // Read the entry once as a reader would: this kernel's atime rules (relatime, the
     // peer's noatime) decide. Nothing is flushed: atime never is on its own.
     const abs = tree.resolve(req.path);
@@ -347,7 +347,7 @@ const handlers: { [K in Mutation['op']]: Handler<K> } = {
     } else if (st.isSymbolicLink()) {
       readlinkSync(abs);
     }
-    return { stats: statsOf([req.path, abs]) };
+    return { stats: statsOf(wantStats, [req.path, abs]) };
   },
 };
 
@@ -419,8 +419,14 @@ function parentOf(wirePath: string, abs: FsPath): [string, FsPath] {
   return [slash < 0 ? '' : wirePath.slice(0, slash), fsDirname(abs)];
 }
 
-/** Attributes of the given names that exist now (see MutationResult). */
-function statsOf(...names: Array<[string, FsPath]>): Record<string, WireStat> {
+/** The attributes of an open file, under its wire path (see MutationResult); none when the caller does not want them. */
+function openFileStats(wanted: boolean | undefined, wirePath: string, fd: number): Record<string, WireStat> | undefined {
+  return wanted === false ? undefined : { [wirePath]: withInodeId(toWireStat(fstatSync(fd, { bigint: true })), fd) };
+}
+
+/** Attributes of the given names that exist now (see MutationResult); none when the caller does not want them (ApplyContext.stats). */
+function statsOf(wanted: boolean | undefined, ...names: Array<[string, FsPath]>): Record<string, WireStat> | undefined {
+  if (wanted === false) return undefined;
   const out: Record<string, WireStat> = {};
   for (const [wirePath, abs] of names) {
     try {

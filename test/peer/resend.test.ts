@@ -69,10 +69,12 @@ describe('resend', () => {
   });
 
   it('a refused change ends the call with the refusal as its failure; what came before it stays applied', async () => {
+    const earlier = stamp.next({ op: 'mkdir', path: 'earlier', mode: 0o755 });
+    await client.call(earlier);
     const answer = await resend([
       { change: stamp.next({ op: 'mkdir', path: 'before-refusal', mode: 0o755 }) },
-      // Seq 1 was the mkdir of d: the same seq for another change is refused (a bug in the sender).
-      { change: { ...stamp.next({ op: 'mkdir', path: 'reuses-a-seq', mode: 0o755 }), seq: 1 } },
+      // The seq of an earlier change, for another change: refused (a bug in the sender).
+      { change: { ...stamp.next({ op: 'mkdir', path: 'reuses-a-seq', mode: 0o755 }), seq: (earlier as { seq: number }).seq } },
       { change: stamp.next({ op: 'mkdir', path: 'never', mode: 0o755 }) },
     ]);
     expect(answer.outcomes).toEqual([{ ok: true }]);

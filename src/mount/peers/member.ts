@@ -69,7 +69,7 @@ export class Member {
   private connected = false;
   private lastError: string | null = null;
   private lag: { since: number; reason: string; errno: string | null; catchingUp: boolean } | null = null;
-  private readonly caughtUp: Array<{ at: number; ops: number; bytes: number }> = [];
+  private readonly caughtUp: Array<{ at: number; slot: number; ops: number; bytes: number }> = [];
   private lost = false;
   /** Changes in flight that were not sent here because the peer is behind (they will be journaled for it). */
   skippedInFlight = 0;
@@ -173,12 +173,14 @@ export class Member {
     const now = Date.now();
     // Changes delivered in the same 100 ms share an entry: catch-up delivers thousands a second,
     // and a window of one entry each made every delivery shift thousands (2.5% of the mount's CPU).
+    const slot = Math.floor(now / 100);
     const last = this.caughtUp[this.caughtUp.length - 1];
-    if (last !== undefined && this.caughtUp.length > 1 && now - last.at < 100) {
+    if (last !== undefined && this.caughtUp.length > 1 && last.slot === slot) {
+      last.at = now; // the span the rate is taken over ends at the latest delivery
       last.ops += ops;
       last.bytes += bytes;
     } else {
-      this.caughtUp.push({ at: now, ops, bytes });
+      this.caughtUp.push({ at: now, slot, ops, bytes });
     }
     while (this.caughtUp.length > 0 && this.caughtUp[0]!.at < now - 5000) this.caughtUp.shift();
   }
@@ -218,7 +220,10 @@ export class Member {
 
   /** Send journaled changes again, many in one call (catch-up; protocol/ops.ts `resend`): what the peer answered for each it applied. */
   async resend(mount: string, epoch: number, changes: Array<{ change: Mutation; bytes: number; expect: string | null }>, payload: Buffer): Promise<ResendAnswer> {
-    return (await this.call<ResendAnswer>({ op: 'resend', mount, epoch, changes }, payload)).result;
+    // The peer applies them one after another: a bound for the call that grows with them, or a
+    // slow peer (or a -o sync mount, a flush each) would time out call after call.
+    const timeoutMs = Math.round(this.timeoutMs * (1 + changes.length / 8));
+    return (await this.call<ResendAnswer>({ op: 'resend', mount, epoch, changes }, payload, undefined, timeoutMs)).result;
   }
 
   /** `io`: where a read's bytes go, a hold on a write's payload (PeerClient's CallIo). */

@@ -390,6 +390,10 @@ export class CatchUp {
         const entry = toSend[i]!;
         const outcome = outcomeOf(answered, m.name, entry);
         if (entry.outcome !== null && outcome !== entry.outcome && outcome !== QUEUED_BY_RELAY) {
+          // The peer stops after such a change: one that went on applied changes onto names it holds differently.
+          if (i < answer.outcomes.length - 1) {
+            throw new MirrorError('MFS_BAD_RESPONSE', `peer ${m.name} went on after seq ${entry.seq}, whose outcome differed`, { context: { peer: m.name, op: 'resend' } });
+          }
           this.deps.log.warn({ peer: m.name, seq: entry.seq, op: entry.request.op, got: outcome, expected: entry.outcome }, 'catch-up: peer answered differently; its names will be copied from an in-sync peer');
           this.defer(m, entry);
           continue;
@@ -466,7 +470,8 @@ function* groupsOf(entries: JournalEntry[]): Generator<JournalEntry[]> {
   let bytes = 0;
   let header = 0;
   for (const entry of entries) {
-    const entryHeader = JSON.stringify(entry.request).length + 128; // the stamp, `bytes` and `expect` besides
+    // In bytes, as the frame's limit counts them (a name of CJK characters takes 3 a character).
+    const entryHeader = Buffer.byteLength(JSON.stringify(entry.request)) + 160; // the stamp, `bytes` and `expect` besides
     if (group.length > 0 && (group.length >= GROUP || bytes + entry.payload.length > GROUP_BYTES || header + entryHeader > GROUP_HEADER_BYTES)) {
       yield group;
       group = [];
