@@ -205,7 +205,7 @@ export const controlSchemas = {
   // `proof`: the owner's signature (security/handshake-proof.ts), which a relay passes on unchanged.
   handshake: z.object({ op: z.literal('handshake'), protocol: z.number().int(), mount: mountId, epoch: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER), proof: z.string().min(1).max(2048).optional() }),
   /**
-   * Journaled changes sent again in one call (catch-up; docs/PROTOCOL.md, "Resend"). Each is
+   * Journaled changes sent again in one call (catch-up; docs/PROTOCOL.md section 5). Each is
    * applied exactly as if it came alone, under its own seq, one after the other in this order.
    * Their payloads follow one another in the frame's payload, `bytes` each. `expect`: the
    * outcome the other copies recorded ('ok' or an errno; null: any). The peer stops after the
@@ -346,9 +346,10 @@ export function describePaths(req: Mutation | MutationRequest): string {
 
 /**
  * What `resend` answers: for each change applied (or answered from its record), in order,
- * what a call of its own would have answered, without the attributes (`stats`). Shorter
- * than the changes sent when the peer stopped early (see `resend`); `failure`: why the
- * change after the last answered one was not applied (a refusal, a transient error).
+ * whether it succeeded (provisional: a pure relay only queued it) or its error; not its
+ * result (`written`, `stats`). Shorter than the changes sent when the peer stopped early
+ * (see `resend`); `failure`: why the change after the last answered one was not applied
+ * (a refusal, a transient error).
  */
 export interface ResendAnswer {
   outcomes: Array<{ ok: true; provisional?: true } | { ok: false; error: WireError }>;

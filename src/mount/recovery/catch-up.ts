@@ -301,9 +301,10 @@ export class CatchUp {
   }
 
   /**
-   * Send a peer every journaled change it lacks, in seq order (a window of
-   * them at once, conflicting ones in order). Throws on the first failure;
-   * what was delivered stays delivered. Used by the loop and at mount time.
+   * Send a peer every journaled change it lacks, in seq order: consecutive
+   * changes many to a call, several calls at once, calls whose changes
+   * conflict in order. Throws on the first failure; what was delivered stays
+   * delivered. Used by the loop and at mount time.
    *
    * A change the peer answered differently from the peers that committed it
    * (or journaled as a repair) means the peer holds those names differently.
@@ -461,7 +462,6 @@ export class CatchUp {
     this.deps.journal.delivered(m.name, seq);
     this.deps.onDelivered?.(m, seq);
   }
-
 }
 
 /** Consecutive journal entries in groups of at most GROUP changes, GROUP_BYTES of payload and about GROUP_HEADER_BYTES of header. */
