@@ -16,6 +16,8 @@
 // --west-delay TIME: the mount reaches west through a link emulator (mirrorfs-link) with this
 // one-way delay (250us, 5ms): a far mirror, whose catch-up is bound by round trips, not CPU.
 // The resync's copy is west pulling from east, which does not cross that link.
+// --no-probe: no writer during the catch-up (a resync has none): the catch-up alone, as
+// bench-scale times it; the latency columns are then empty.
 // --profile DIR: V8 CPU profiles of the peers and the mount (written when each stops; the
 // peers are stopped with SIGTERM instead of SIGKILL to write them, except the first west,
 // killed by design; the mount's files are named CPU.*, beside its launcher's small ones).
@@ -28,7 +30,7 @@ import { benchTransport } from './lib/bench-tls.mjs';
 import { startBenchPeer, tarOverTcp } from './lib/bench-peer.mjs';
 
 const { values } = parseArgs({
-  options: { 'large-mib': { type: 'string', default: '1024' }, 'large-files': { type: 'string', default: '8' }, 'small-files': { type: 'string', default: '20000' }, only: { type: 'string' }, profile: { type: 'string' }, 'west-delay': { type: 'string' } },
+  options: { 'large-mib': { type: 'string', default: '1024' }, 'large-files': { type: 'string', default: '8' }, 'small-files': { type: 'string', default: '20000' }, only: { type: 'string' }, profile: { type: 'string' }, 'west-delay': { type: 'string' }, 'no-probe': { type: 'boolean', default: false } },
 });
 const LARGE_MIB = Number(values['large-mib']);
 const LARGE_FILES = Number(values['large-files']);
@@ -155,7 +157,7 @@ async function round(label, write) {
     const size = write(mnt);
     row.writeSeconds = (Date.now() - t0) / 1000;
     row.journal = status(mnt).peers.find((p) => p.name === 'west').behind;
-    probe = startProbe(join(mnt, 'probe'));
+    probe = values['no-probe'] ? async () => null : startProbe(join(mnt, 'probe'));
     west = await startPeer('west', west.dataDir, west.port);
     const t1 = Date.now();
     await waitInSync(mnt, 30 * 60_000);
@@ -228,4 +230,4 @@ for (const r of rows) {
 console.log('\nwrite latency of 4 KiB writes through the mount (separate process):\n');
 console.log('| data set | all in sync p50 / p99 µs | during catch-up p50 / p99 µs |');
 console.log('| --- | ---: | ---: |');
-for (const r of rows) console.log(`| ${r.label} | ${Math.round(r.latencyInSync.p50)} / ${Math.round(r.latencyInSync.p99)} | ${Math.round(r.latencyDuringCatchUp.p50)} / ${Math.round(r.latencyDuringCatchUp.p99)} |`);
+for (const r of rows) console.log(`| ${r.label} | ${Math.round(r.latencyInSync.p50)} / ${Math.round(r.latencyInSync.p99)} | ${r.latencyDuringCatchUp ? `${Math.round(r.latencyDuringCatchUp.p50)} / ${Math.round(r.latencyDuringCatchUp.p99)}` : '- (--no-probe)'} |`);
