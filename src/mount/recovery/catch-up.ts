@@ -471,7 +471,7 @@ function* groupsOf(entries: JournalEntry[]): Generator<JournalEntry[]> {
   let header = 0;
   for (const entry of entries) {
     // In bytes, as the frame's limit counts them (a name of CJK characters takes 3 a character).
-    const entryHeader = Buffer.byteLength(JSON.stringify(entry.request)) + 160; // the stamp, `bytes` and `expect` besides
+    const entryHeader = entry.requestBytes + 160; // the stamp, `bytes` and `expect` besides
     if (group.length > 0 && (group.length >= GROUP || bytes + entry.payload.length > GROUP_BYTES || header + entryHeader > GROUP_HEADER_BYTES)) {
       yield group;
       group = [];

@@ -26,6 +26,8 @@ export interface JournalEntry {
   kind: LackKind;
   /** What the peers that committed it answered ('ok' or an errno name); null when none did (in doubt everywhere). */
   outcome: string | null;
+  /** The request's JSON as stored, in UTF-8 bytes (catch-up bounds a call's header with it, without encoding it again). */
+  requestBytes: number;
 }
 
 export interface PeerRecord {
@@ -115,6 +117,7 @@ export class Journal {
       payload: r.payload,
       kind: r.kind,
       outcome: r.outcome,
+      requestBytes: Buffer.byteLength(r.request),
     }));
   }
 
